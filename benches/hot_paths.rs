@@ -1,0 +1,77 @@
+//! Criterion benches of hsbench's own hot paths: none of them may be the bottleneck of a run.
+//! `cargo bench` prints throughput; figures go to the closing notes, never into tests.
+
+use std::hint::black_box;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use hsbench::boot::MarkerMatcher;
+use hsbench::dataset::DatasetPlan;
+use hsbench::metrics::new_latency_histogram;
+use hsbench::scenario::DatasetSpec;
+use hsbench::server::ServerProfile;
+
+fn plan_generation(c: &mut Criterion) {
+    let plan = DatasetPlan::new(DatasetSpec {
+        seed: 1,
+        users: 100_000,
+        rooms: 2_000,
+        big_room_members: 10_000,
+        messages_per_room: 50,
+        max_room_members: 1_000,
+    });
+    let rooms: Vec<_> = plan.rooms().skip(1).take(200).collect();
+    let events: u64 = rooms.iter().map(|r| r.members.len() as u64 + 50).sum();
+    let mut g = c.benchmark_group("dataset");
+    g.throughput(Throughput::Elements(events));
+    g.bench_function("200 rooms: members + messages", |b| {
+        b.iter(|| {
+            let mut n = 0usize;
+            for r in &rooms {
+                let room = plan.room(r.index);
+                n += room.members.len();
+                n += plan.messages(&room).map(|m| m.body.len()).sum::<usize>();
+            }
+            black_box(n)
+        })
+    });
+    g.finish();
+}
+
+fn log_matching(c: &mut Criterion) {
+    let text = include_str!("../tests/data/synapse-1.163.2-boot-fresh-db.log");
+    let lines: Vec<&str> = text.lines().collect();
+    let profile = ServerProfile::synapse();
+    let mut g = c.benchmark_group("boot");
+    g.throughput(Throughput::Elements(lines.len() as u64));
+    g.bench_function("match markers in a recorded Synapse boot log", |b| {
+        b.iter(|| {
+            let mut m = MarkerMatcher::new(profile.clone(), 0.0);
+            for (i, l) in lines.iter().enumerate() {
+                m.observe(l, i as f64);
+            }
+            black_box(m.points().len())
+        })
+    });
+    g.finish();
+}
+
+fn recording(c: &mut Criterion) {
+    let mut g = c.benchmark_group("metrics");
+    g.throughput(Throughput::Elements(10_000));
+    g.bench_function("record 10k latencies into a sync recorder", |b| {
+        let mut h = new_latency_histogram().into_sync();
+        let mut rec = h.recorder();
+        b.iter(|| {
+            for i in 0..10_000u64 {
+                rec.record(1_000 + (i * 7919) % 5_000_000).unwrap();
+            }
+        });
+        drop(rec);
+        h.refresh();
+        black_box(h.len());
+    });
+    g.finish();
+}
+
+criterion_group!(benches, plan_generation, log_matching, recording);
+criterion_main!(benches);

@@ -1,0 +1,596 @@
+//! Booting a server and timing it: spawn in a process group, capture its log line by line, read
+//! each line's own timestamp, match the profile's phase markers, probe readiness from outside
+//! (port, `/versions`, authenticated `/sync`), sample resources, and time the shutdown.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+
+use crate::metrics::{ResourceSample, ResourceSampler, ResourceSummary};
+use crate::server::{LogTail, ServerError, ServerProcess, ServerProfile};
+
+/// What one boot should do.
+pub struct BootSpec<'a> {
+    /// `boot-1`, `seed`, `workload`…: names the log file and error messages.
+    pub label: String,
+    pub profile: &'a ServerProfile,
+    pub command: std::process::Command,
+    pub port: u16,
+    /// Access token for the `/sync` probe; without one, ready means `/versions` answered 200.
+    pub sync_token: Option<String>,
+    pub timeout: Duration,
+    pub log_path: PathBuf,
+}
+
+/// Where a phase's times came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimestampSource {
+    /// The timestamp written inside the server's log line.
+    LogLine,
+    /// The time hsbench read the line (the profile has no timestamp format).
+    Arrival,
+}
+
+/// One timed phase of one boot, in milliseconds since spawn.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PhaseTiming {
+    pub name: String,
+    pub from: String,
+    pub to: String,
+    pub start_ms: Option<f64>,
+    pub end_ms: Option<f64>,
+    /// `None` when an end point was never seen.
+    pub duration_ms: Option<f64>,
+}
+
+/// Everything measured about one boot.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct BootRecord {
+    pub label: String,
+    /// Wall-clock spawn time, Unix milliseconds.
+    pub spawn_unix_ms: f64,
+    pub timestamp_source: TimestampSource,
+    /// Every point seen (markers and milestones), ms since spawn.
+    pub points: BTreeMap<String, f64>,
+    pub phases: Vec<PhaseTiming>,
+    /// Markers of the profile that never appeared in the log.
+    pub missing_markers: Vec<String>,
+    /// Spawn until the server answered an authenticated `/sync` (or `/versions` without a token).
+    pub time_to_ready_ms: f64,
+    /// SIGTERM until the process exited.
+    pub shutdown_ms: Option<f64>,
+    /// The server did not exit within the shutdown limit and was killed.
+    pub shutdown_hung: bool,
+    pub exit_status: Option<String>,
+    /// Resources from spawn to ready, and over the whole life of the process.
+    pub resources_to_ready: ResourceSummary,
+    pub resources_total: ResourceSummary,
+    /// Log file, relative to the run directory.
+    pub log_file: String,
+    pub log_lines: u64,
+}
+
+/// Matches a profile's markers against log lines (the first occurrence of each counts) and
+/// places each hit in ms since spawn: from the line's own stamp when the profile can read it,
+/// else from the arrival time.
+#[derive(Debug, Clone)]
+pub struct MarkerMatcher {
+    profile: ServerProfile,
+    spawn_unix_ms: f64,
+    seen: Vec<bool>,
+    hits: Vec<Option<f64>>,
+}
+
+impl MarkerMatcher {
+    pub fn new(profile: ServerProfile, spawn_unix_ms: f64) -> Self {
+        let n = profile.markers.len();
+        Self {
+            profile,
+            spawn_unix_ms,
+            seen: vec![false; n],
+            hits: vec![None; n],
+        }
+    }
+
+    pub fn observe(&mut self, line: &str, arrival_ms: f64) {
+        if let Some(i) = self.profile.match_marker(line, &self.seen) {
+            self.seen[i] = true;
+            self.hits[i] = Some(match self.profile.line_timestamp_ms(line) {
+                Some(unix_ms) => unix_ms - self.spawn_unix_ms,
+                None => arrival_ms,
+            });
+        }
+    }
+
+    /// Markers seen, ms since spawn.
+    pub fn points(&self) -> BTreeMap<String, f64> {
+        self.profile
+            .markers
+            .iter()
+            .zip(&self.hits)
+            .filter_map(|(m, h)| h.map(|ms| (m.name.clone(), ms)))
+            .collect()
+    }
+
+    /// Markers of the profile never seen.
+    pub fn missing(&self) -> Vec<String> {
+        self.profile
+            .markers
+            .iter()
+            .zip(&self.hits)
+            .filter(|(_, h)| h.is_none())
+            .map(|(m, _)| m.name.clone())
+            .collect()
+    }
+}
+
+/// The profile's phases over a set of points (markers and milestones, ms since spawn).
+pub fn phases(profile: &ServerProfile, points: &BTreeMap<String, f64>) -> Vec<PhaseTiming> {
+    profile
+        .phases
+        .iter()
+        .map(|p| {
+            let start_ms = points.get(&p.from).copied();
+            let end_ms = points.get(&p.to).copied();
+            PhaseTiming {
+                name: p.name.clone(),
+                from: p.from.clone(),
+                to: p.to.clone(),
+                start_ms,
+                end_ms,
+                duration_ms: start_ms.zip(end_ms).map(|(a, b)| b - a),
+            }
+        })
+        .collect()
+}
+
+struct LogState {
+    tail: LogTail,
+    lines: u64,
+    first_line_ms: Option<f64>,
+    matcher: MarkerMatcher,
+}
+
+struct LogSink {
+    profile: ServerProfile,
+    spawn_instant: Instant,
+    spawn_unix_ms: f64,
+    state: Mutex<LogState>,
+    file: Mutex<std::io::BufWriter<std::fs::File>>,
+}
+
+impl LogSink {
+    fn line(&self, line: &str) {
+        let arrival_ms = self.spawn_instant.elapsed().as_secs_f64() * 1000.0;
+        {
+            let mut st = self.state.lock().expect("log state");
+            st.lines += 1;
+            st.first_line_ms.get_or_insert(arrival_ms);
+            st.tail.push(line);
+            st.matcher.observe(line, arrival_ms);
+        }
+        let mut f = self.file.lock().expect("log file");
+        let _ = writeln!(f, "{line}");
+    }
+}
+
+async fn pump(stream: impl AsyncRead + Unpin, sink: Arc<LogSink>) {
+    let mut reader = BufReader::new(stream);
+    let mut buf = Vec::with_capacity(512);
+    loop {
+        buf.clear();
+        match reader.read_until(b'\n', &mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {
+                let text = String::from_utf8_lossy(&buf);
+                sink.line(text.trim_end_matches(['\n', '\r']));
+            }
+        }
+    }
+}
+
+/// A server that has booted and is ready.
+pub struct RunningServer {
+    pub label: String,
+    pub port: u16,
+    process: ServerProcess,
+    sink: Arc<LogSink>,
+    pumps: Vec<tokio::task::JoinHandle<()>>,
+    sampler: Option<ResourceSampler>,
+    milestones: BTreeMap<String, f64>,
+    time_to_ready_ms: f64,
+    resources_to_ready: ResourceSummary,
+    log_path: PathBuf,
+    sync_token: Option<String>,
+}
+
+fn ms_since(t0: Instant) -> f64 {
+    t0.elapsed().as_secs_f64() * 1000.0
+}
+
+impl RunningServer {
+    pub fn base_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn log_tail(&self) -> Vec<String> {
+        self.sink.state.lock().expect("log state").tail.lines()
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.process.pid
+    }
+
+    /// Fail if the server has exited since it became ready.
+    pub fn check_alive(&mut self) -> Result<(), ServerError> {
+        match self.process.try_exited() {
+            Some(status) => Err(ServerError::Crashed {
+                label: self.label.clone(),
+                status: status.to_string(),
+                log_tail: self.log_tail(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// SIGTERM, time the exit (SIGKILL the group after `limit`), and assemble the record.
+    pub async fn stop(mut self, limit: Duration, run_dir: &Path) -> BootRecord {
+        let t = Instant::now();
+        self.process.terminate();
+        let (status, shutdown_ms, hung) = match self.process.wait_for(limit).await {
+            Some(s) => (Some(s), Some(t.elapsed().as_secs_f64() * 1000.0), false),
+            None => (self.process.kill_and_reap().await, None, true),
+        };
+        self.process.kill_group();
+        for p in self.pumps.drain(..) {
+            let _ = tokio::time::timeout(Duration::from_secs(5), p).await;
+        }
+        let samples = self.sampler.take().map(|s| s.finish()).unwrap_or_default();
+        let _ = self.sink.file.lock().expect("log file").flush();
+        let _ = write_samples_csv(&self.log_path.with_extension("resources.csv"), &samples);
+        self.record(
+            run_dir,
+            status.map(|s| s.to_string()),
+            shutdown_ms,
+            hung,
+            &samples,
+        )
+    }
+
+    fn record(
+        &self,
+        run_dir: &Path,
+        exit_status: Option<String>,
+        shutdown_ms: Option<f64>,
+        shutdown_hung: bool,
+        samples: &[ResourceSample],
+    ) -> BootRecord {
+        let st = self.sink.state.lock().expect("log state");
+        let profile = &self.sink.profile;
+        let mut points = self.milestones.clone();
+        if let Some(ms) = st.first_line_ms {
+            points.insert("first_log_line".into(), ms);
+        }
+        points.extend(st.matcher.points());
+        let phases = phases(profile, &points);
+        BootRecord {
+            label: self.label.clone(),
+            spawn_unix_ms: self.sink.spawn_unix_ms,
+            timestamp_source: if profile.has_log_timestamps() {
+                TimestampSource::LogLine
+            } else {
+                TimestampSource::Arrival
+            },
+            points,
+            phases,
+            missing_markers: st.matcher.missing(),
+            time_to_ready_ms: self.time_to_ready_ms,
+            shutdown_ms,
+            shutdown_hung,
+            exit_status,
+            resources_to_ready: self.resources_to_ready,
+            resources_total: ResourceSummary::of(samples),
+            log_file: self
+                .log_path
+                .strip_prefix(run_dir)
+                .unwrap_or(&self.log_path)
+                .display()
+                .to_string(),
+            log_lines: st.lines,
+        }
+    }
+
+    pub fn sync_token(&self) -> Option<&str> {
+        self.sync_token.as_deref()
+    }
+}
+
+fn write_samples_csv(path: &Path, samples: &[ResourceSample]) -> std::io::Result<()> {
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
+    writeln!(
+        f,
+        "t_ms,processes,cpu_user_s,cpu_sys_s,rss_bytes,fds,threads,read_bytes,write_bytes"
+    )?;
+    for s in samples {
+        writeln!(
+            f,
+            "{:.1},{},{:.2},{:.2},{},{},{},{},{}",
+            s.t_ms,
+            s.processes,
+            s.cpu_user_s,
+            s.cpu_sys_s,
+            s.rss_bytes,
+            s.fds,
+            s.threads,
+            s.read_bytes,
+            s.write_bytes
+        )?;
+    }
+    f.flush()
+}
+
+/// Spawn the server and wait until it is ready. On any failure the process group is killed
+/// (the [`ServerProcess`] guard) and the error carries the log's tail.
+pub async fn boot(spec: BootSpec<'_>) -> Result<RunningServer, ServerError> {
+    let file =
+        std::fs::File::create(&spec.log_path).map_err(|e| ServerError::io(&spec.log_path, e))?;
+    let spawn_unix_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs_f64()
+        * 1000.0;
+    let spawn_instant = Instant::now();
+    let mut process = ServerProcess::spawn(spec.command)?;
+    let sink = Arc::new(LogSink {
+        profile: spec.profile.clone(),
+        spawn_instant,
+        spawn_unix_ms,
+        state: Mutex::new(LogState {
+            tail: LogTail::default(),
+            lines: 0,
+            first_line_ms: None,
+            matcher: MarkerMatcher::new(spec.profile.clone(), spawn_unix_ms),
+        }),
+        file: Mutex::new(std::io::BufWriter::new(file)),
+    });
+    let mut pumps = Vec::new();
+    if let Some(out) = process.child.stdout.take() {
+        pumps.push(tokio::spawn(pump(out, sink.clone())));
+    }
+    if let Some(err) = process.child.stderr.take() {
+        pumps.push(tokio::spawn(pump(err, sink.clone())));
+    }
+    let sampler = ResourceSampler::start(
+        process.pid,
+        spawn_instant,
+        Duration::from_millis(100),
+        36_000,
+    );
+
+    let mut server = RunningServer {
+        label: spec.label.clone(),
+        port: spec.port,
+        process,
+        sink,
+        pumps,
+        sampler: Some(sampler),
+        milestones: BTreeMap::from([("spawn".to_string(), 0.0)]),
+        time_to_ready_ms: 0.0,
+        resources_to_ready: ResourceSummary::default(),
+        log_path: spec.log_path.clone(),
+        sync_token: spec.sync_token.clone(),
+    };
+    let deadline = spawn_instant + spec.timeout;
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(spec.timeout)
+        .build()
+        .map_err(|e| ServerError::Spawn {
+            command: "http client".into(),
+            source: std::io::Error::other(e),
+        })?;
+
+    // Each probe polls until it succeeds, the server dies, or the deadline passes.
+    macro_rules! poll_until {
+        ($what:expr, $interval_ms:expr, $attempt:expr) => {{
+            loop {
+                server.check_alive()?;
+                if Instant::now() >= deadline {
+                    return Err(ServerError::Timeout {
+                        label: spec.label.clone(),
+                        what: $what.to_string(),
+                        after: spec.timeout,
+                        log_tail: server.log_tail(),
+                    });
+                }
+                if $attempt {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis($interval_ms)).await;
+            }
+            server
+                .milestones
+                .insert($what.to_string(), ms_since(spawn_instant));
+        }};
+    }
+
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], spec.port));
+    poll_until!(
+        "port_open",
+        5,
+        tokio::net::TcpStream::connect(addr).await.is_ok()
+    );
+    let base = format!("http://127.0.0.1:{}", spec.port);
+    let versions = format!("{base}/_matrix/client/versions");
+    poll_until!(
+        "versions_200",
+        10,
+        http.get(&versions)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().as_u16() == 200)
+    );
+    if let Some(token) = &spec.sync_token {
+        let sync = format!("{base}/_matrix/client/v3/sync?timeout=0");
+        poll_until!("sync_200", 10, {
+            match http.get(&sync).bearer_auth(token).send().await {
+                Ok(r) if r.status().as_u16() == 200 => r.bytes().await.is_ok(),
+                _ => false,
+            }
+        });
+    }
+    server.time_to_ready_ms = ms_since(spawn_instant);
+    if let Some(s) = &server.sampler {
+        server.resources_to_ready = ResourceSummary::of(&s.snapshot());
+    }
+    Ok(server)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn replay(file: &str) -> (BTreeMap<String, f64>, Vec<String>, ServerProfile) {
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/data")
+                .join(file),
+        )
+        .unwrap();
+        let profile = ServerProfile::synapse();
+        let first = profile
+            .line_timestamp_ms(text.lines().next().unwrap())
+            .unwrap();
+        // Pretend the process was spawned 1.5 s before its first log line.
+        let mut m = MarkerMatcher::new(profile.clone(), first - 1500.0);
+        for (i, line) in text.lines().enumerate() {
+            m.observe(line, 99_999.0 + i as f64);
+        }
+        (m.points(), m.missing(), profile)
+    }
+
+    #[test]
+    fn recorded_synapse_boots_yield_every_phase_in_order() {
+        for file in [
+            "synapse-1.163.2-boot-existing-db.log",
+            "synapse-1.163.2-boot-fresh-db.log",
+        ] {
+            let (points, missing, profile) = replay(file);
+            assert!(missing.is_empty(), "{file}: missing {missing:?}");
+            // Markers in the profile's order, each at or after the previous one.
+            let times: Vec<f64> = profile.markers.iter().map(|m| points[&m.name]).collect();
+            assert!(times.windows(2).all(|w| w[0] <= w[1]), "{file}: {times:?}");
+            assert_eq!(
+                points["starting_server"], 1500.0,
+                "{file}: stamp, not arrival"
+            );
+            let mut all = points.clone();
+            all.insert("spawn".into(), 0.0);
+            let ph = phases(&profile, &all);
+            let get = |n: &str| ph.iter().find(|p| p.name == n).unwrap().duration_ms;
+            assert_eq!(get("import_config"), Some(1500.0));
+            assert_eq!(
+                get("db_prepare"),
+                Some(points["schema_up_to_date"] - points["preparing_databases"])
+            );
+            // Harness milestones were not observed in a replay: those phases are missing.
+            assert_eq!(get("first_sync"), None);
+        }
+    }
+
+    #[test]
+    fn recorded_existing_db_boot_has_known_stamps() {
+        let (points, _, _) = replay("synapse-1.163.2-boot-existing-db.log");
+        // 04:20:18,781 → 04:20:18,783 and 04:20:18,784 → 04:20:18,802 in the file.
+        assert_eq!(
+            points["schema_up_to_date"] - points["preparing_databases"],
+            2.0
+        );
+        assert_eq!(
+            points["finished_setting_up"] - points["starting_main_database"],
+            18.0
+        );
+        assert_eq!(points["listening"] - points["starting_server"], 69.0);
+    }
+
+    /// A stand-in server: a shell script that logs Synapse-like lines with real stamps, then
+    /// listens on the port through python's http.server (versions probe), then ignores nothing.
+    #[tokio::test]
+    async fn crash_during_boot_reports_log_tail_and_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = std::process::Command::new("sh");
+        cmd.args([
+            "-c",
+            "echo '2026-11-23 04:10:04,254 - x - 1 - WARNING - main - ***** STARTING SERVER *****'; \
+             echo 'boom: database is locked' >&2; sleep 0.2; exit 3",
+        ]);
+        let profile = ServerProfile::synapse();
+        let err = boot(BootSpec {
+            label: "boot-1".into(),
+            profile: &profile,
+            command: cmd,
+            port: crate::server::free_port().unwrap(),
+            sync_token: None,
+            timeout: Duration::from_secs(20),
+            log_path: dir.path().join("boot-1.log"),
+        })
+        .await
+        .err()
+        .expect("the stand-in exits");
+        let shown = err.to_string();
+        assert!(shown.contains("exited during boot-1"), "{shown}");
+        assert!(shown.contains("boom: database is locked"), "{shown}");
+        assert!(shown.contains("exit status: 3"), "{shown}");
+    }
+
+    #[tokio::test]
+    async fn hang_times_out_and_the_group_is_killed() {
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("child.pid");
+        let mut cmd = std::process::Command::new("sh");
+        // The leader ignores SIGTERM and starts a grandchild that does too.
+        cmd.arg("-c").arg(format!(
+            "trap '' TERM; (trap '' TERM; sleep 300) & echo $! > {}; echo started; sleep 300",
+            pidfile.display()
+        ));
+        let profile = ServerProfile::synapse();
+        let err = boot(BootSpec {
+            label: "boot-1".into(),
+            profile: &profile,
+            command: cmd,
+            port: crate::server::free_port().unwrap(),
+            sync_token: None,
+            timeout: Duration::from_millis(800),
+            log_path: dir.path().join("boot-1.log"),
+        })
+        .await
+        .err()
+        .expect("nothing listens");
+        assert!(
+            err.to_string().contains("port_open did not happen"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("started"), "{err}");
+        let grandchild: i32 = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        // The guard's SIGKILL reaches the grandchild too (it is reparented and reaped by init).
+        let mut gone = false;
+        for _ in 0..100 {
+            let stat = std::fs::read_to_string(format!("/proc/{grandchild}/stat"));
+            if stat.map_or(true, |s| s.contains(") Z ")) {
+                gone = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(gone, "grandchild {grandchild} survived");
+    }
+}

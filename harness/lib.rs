@@ -1,0 +1,20 @@
+//! hsbench: a benchmark and load-test harness for Matrix homeservers.
+//!
+//! The library is the product; `main.rs` only parses arguments and maps errors to exit codes.
+//! A run flows: [`scenario`] → [`dataset`] plan → [`seed`] (load through the API) →
+//! [`boot`] (timed boots of a [`server`]) → [`load`] (workloads) → [`analysis`] → [`report`].
+
+pub mod analysis;
+pub mod boot;
+pub mod cli;
+pub mod dataset;
+pub mod load;
+pub mod machine;
+pub mod matrix;
+pub mod metrics;
+pub mod report;
+pub mod result;
+pub mod run;
+pub mod scenario;
+pub mod seed;
+pub mod server;

@@ -1,0 +1,277 @@
+//! Workloads. The thundering herd: N distinct users fire `/sync` at one instant.
+//!
+//! Every client waits at a start line; hsbench releases them together and takes that instant as
+//! every request's *intended* start. Latency is recorded twice, in separate histograms: from the
+//! intended start (`corrected`: includes any wait for a connection or a runtime slot, i.e. what a
+//! user of the herd experiences) and from the moment the request was actually sent (`raw`).
+//! Each client records into its own HDR recorder; nothing grows with the response sizes (bodies
+//! are counted chunk by chunk, never held).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use hdrhistogram::sync::SyncHistogram;
+use ruma::api::client::sync::sync_events;
+
+use crate::matrix::{MatrixClient, error_fields};
+use crate::metrics::{LatencySummary, new_latency_histogram};
+use crate::scenario::{HerdSpec, SyncKind};
+
+/// A herd's measured outcome.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct HerdResult {
+    pub endpoint: String,
+    pub sync: SyncKind,
+    pub clients: u64,
+    /// Closed model: each client sends exactly one request, all released at one instant.
+    pub model: String,
+    /// Latency from the common intended start (coordinated-omission corrected).
+    pub corrected: LatencySummary,
+    /// Latency from each request's actual send.
+    pub raw: LatencySummary,
+    pub ok: u64,
+    /// Errors by kind: `http_<status>[_<errcode>]`, `timeout`, `connect`, `transport`.
+    pub errors: BTreeMap<String, u64>,
+    pub bytes_received: u64,
+    /// Release of the herd until its last response ended.
+    pub wall_ms: f64,
+    /// Preparation (since tokens for `full_state`), not part of the herd's timing.
+    pub prepare_ms: f64,
+}
+
+/// The herd's histograms (kept out of the JSON; written as .hgrm/.hist files).
+pub struct HerdHistograms {
+    pub corrected: Histogram<u64>,
+    pub raw: Histogram<u64>,
+}
+
+enum Outcome {
+    Ok,
+    Error(String),
+}
+
+fn classify(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "timeout".into()
+    } else if e.is_connect() {
+        "connect".into()
+    } else if e.is_decode() || e.is_body() {
+        "body".into()
+    } else {
+        "transport".into()
+    }
+}
+
+/// A filter that leaves a sync almost empty: used only to obtain `since` tokens cheaply.
+const EMPTY_FILTER: &str =
+    r#"{"room":{"rooms":[]},"presence":{"types":[]},"account_data":{"types":[]}}"#;
+
+async fn since_token(client: &MatrixClient, token: &str) -> Result<String, String> {
+    #[derive(serde::Deserialize)]
+    struct NextBatch {
+        next_batch: String,
+    }
+    let url = format!(
+        "{}/_matrix/client/v3/sync?timeout=0&filter={}",
+        client.base_url(),
+        urlencode(EMPTY_FILTER)
+    );
+    let resp = client
+        .http()
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = resp.status();
+    let body = resp.bytes().await.map_err(|e| e.to_string())?;
+    if !status.is_success() {
+        return Err(format!("HTTP {status}: {}", String::from_utf8_lossy(&body)));
+    }
+    serde_json::from_slice::<NextBatch>(&body)
+        .map(|n| n.next_batch)
+        .map_err(|e| e.to_string())
+}
+
+fn urlencode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 3);
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Run a herd against `base_url` with the given users' access tokens (one client each).
+pub async fn run_herd(
+    base_url: &str,
+    tokens: &[String],
+    spec: &HerdSpec,
+) -> Result<(HerdResult, HerdHistograms), crate::matrix::CallError> {
+    let n = spec.clients as usize;
+    assert!(tokens.len() >= n, "validated: clients <= users");
+    // One connection pool big enough for every client to hold its own connection.
+    let client = MatrixClient::new(base_url, spec.request_timeout).map_err(|source| {
+        crate::matrix::CallError::Transport {
+            endpoint: "client".into(),
+            source,
+        }
+    })?;
+
+    // Preparation: `since` tokens for full-state re-syncs, a few at a time.
+    let prep = Instant::now();
+    let mut since: Vec<Option<String>> = vec![None; n];
+    if spec.sync == SyncKind::FullState {
+        use futures::StreamExt;
+        let got: Vec<(usize, Result<String, String>)> =
+            futures::stream::iter(tokens[..n].iter().enumerate())
+                .map(|(i, t)| {
+                    let c = &client;
+                    async move { (i, since_token(c, t).await) }
+                })
+                .buffer_unordered(8)
+                .collect()
+                .await;
+        for (i, r) in got {
+            since[i] = Some(r.map_err(|message| crate::matrix::CallError::Decode {
+                endpoint: "GET /_matrix/client/v3/sync (since token)".into(),
+                message,
+            })?);
+        }
+    }
+    let prepare_ms = prep.elapsed().as_secs_f64() * 1000.0;
+
+    // Build every request before the start line, so that release costs nothing.
+    let mut requests = Vec::with_capacity(n);
+    for (i, token) in tokens[..n].iter().enumerate() {
+        let mut req = sync_events::v3::Request::new();
+        req.timeout = Some(Duration::ZERO);
+        if let Some(s) = since[i].take() {
+            req.since = Some(s);
+            req.full_state = true;
+        }
+        requests.push(client.build(req, Some(token))?);
+    }
+
+    let mut corrected: SyncHistogram<u64> = new_latency_histogram().into_sync();
+    let mut raw: SyncHistogram<u64> = new_latency_histogram().into_sync();
+    let bytes = Arc::new(AtomicU64::new(0));
+    let (start_tx, start_rx) = tokio::sync::watch::channel::<Option<Instant>>(None);
+    let mut set = tokio::task::JoinSet::new();
+    for request in requests {
+        let mut rx = start_rx.clone();
+        let http = client.http().clone();
+        let mut rec_c = corrected.recorder();
+        let mut rec_r = raw.recorder();
+        let bytes = bytes.clone();
+        set.spawn(async move {
+            let intended = loop {
+                if let Some(t) = *rx.borrow_and_update() {
+                    break t;
+                }
+                if rx.changed().await.is_err() {
+                    return (Outcome::Error("cancelled".into()), Instant::now());
+                }
+            };
+            let sent = Instant::now();
+            let outcome = match http.execute(request).await {
+                Err(e) => Outcome::Error(classify(&e)),
+                Ok(mut resp) => {
+                    let status = resp.status().as_u16();
+                    let mut n_bytes = 0u64;
+                    let mut first_chunk: Vec<u8> = Vec::new();
+                    let mut failed = None;
+                    loop {
+                        match resp.chunk().await {
+                            Ok(Some(c)) => {
+                                n_bytes += c.len() as u64;
+                                if status >= 400 && first_chunk.len() < 4096 {
+                                    first_chunk.extend_from_slice(&c[..c.len().min(4096)]);
+                                }
+                            }
+                            Ok(None) => break,
+                            Err(e) => {
+                                failed = Some(classify(&e));
+                                break;
+                            }
+                        }
+                    }
+                    bytes.fetch_add(n_bytes, Ordering::Relaxed);
+                    match (failed, status) {
+                        (Some(kind), _) => Outcome::Error(kind),
+                        (None, 200) => Outcome::Ok,
+                        (None, s) => {
+                            let (errcode, _) = error_fields(&first_chunk);
+                            Outcome::Error(match errcode {
+                                Some(c) => format!("http_{s}_{c}"),
+                                None => format!("http_{s}"),
+                            })
+                        }
+                    }
+                }
+            };
+            let end = Instant::now();
+            let us = |d: Duration| (d.as_micros() as u64).max(1);
+            let _ = rec_c.record(us(end - intended));
+            let _ = rec_r.record(us(end - sent));
+            (outcome, end)
+        });
+    }
+    drop(start_rx);
+    // Let every task reach the start line before the release.
+    tokio::task::yield_now().await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let t0 = Instant::now();
+    let _ = start_tx.send(Some(t0));
+
+    let mut ok = 0u64;
+    let mut errors: BTreeMap<String, u64> = BTreeMap::new();
+    let mut last_end = t0;
+    while let Some(joined) = set.join_next().await {
+        let (outcome, end) = joined.unwrap_or((Outcome::Error("panic".into()), Instant::now()));
+        last_end = last_end.max(end);
+        match outcome {
+            Outcome::Ok => ok += 1,
+            Outcome::Error(kind) => *errors.entry(kind).or_default() += 1,
+        }
+    }
+    corrected.refresh();
+    raw.refresh();
+    let corrected_h: Histogram<u64> = (*corrected).clone();
+    let raw_h: Histogram<u64> = (*raw).clone();
+    Ok((
+        HerdResult {
+            endpoint: "GET /_matrix/client/v3/sync".into(),
+            sync: spec.sync,
+            clients: spec.clients,
+            model: "closed: one request per client, all released at one instant".into(),
+            corrected: LatencySummary::of(&corrected_h),
+            raw: LatencySummary::of(&raw_h),
+            ok,
+            errors,
+            bytes_received: bytes.load(Ordering::Relaxed),
+            wall_ms: (last_end - t0).as_secs_f64() * 1000.0,
+            prepare_ms,
+        },
+        HerdHistograms {
+            corrected: corrected_h,
+            raw: raw_h,
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urlencode_encodes_json() {
+        assert_eq!(urlencode("{\"a\":[]}"), "%7B%22a%22%3A%5B%5D%7D");
+    }
+}

@@ -1,0 +1,288 @@
+//! Output formats, all behind one [`Exporter`] trait. Files are written atomically (temporary
+//! file, then rename) and rewritten after every stage, so a crash leaves the last good partial.
+
+use std::path::Path;
+
+use crate::analysis::{NamedStat, Stat};
+use crate::result::{RunResult, RunStatus};
+
+/// One output format.
+pub trait Exporter {
+    /// File name inside the run directory.
+    fn file_name(&self) -> &'static str;
+    fn render(&self, result: &RunResult) -> Vec<u8>;
+}
+
+pub struct JsonExporter;
+
+impl Exporter for JsonExporter {
+    fn file_name(&self) -> &'static str {
+        "result.json"
+    }
+    fn render(&self, result: &RunResult) -> Vec<u8> {
+        let mut v = serde_json::to_vec_pretty(result).expect("a result serializes");
+        v.push(b'\n');
+        v
+    }
+}
+
+/// A Markdown summary fit for a pull-request comment; also printed to the terminal.
+pub struct MarkdownExporter;
+
+impl Exporter for MarkdownExporter {
+    fn file_name(&self) -> &'static str {
+        "summary.md"
+    }
+    fn render(&self, result: &RunResult) -> Vec<u8> {
+        markdown(result).into_bytes()
+    }
+}
+
+pub fn exporters() -> Vec<Box<dyn Exporter>> {
+    vec![Box::new(JsonExporter), Box::new(MarkdownExporter)]
+}
+
+/// Write every format into `dir`.
+pub fn write_all(dir: &Path, result: &RunResult) -> std::io::Result<()> {
+    for e in exporters() {
+        write_atomic(&dir.join(e.file_name()), &e.render(result))?;
+    }
+    Ok(())
+}
+
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Milliseconds as a short human figure.
+pub fn fmt_ms(ms: f64) -> String {
+    if ms >= 10_000.0 {
+        format!("{:.1} s", ms / 1000.0)
+    } else if ms >= 1000.0 {
+        format!("{:.2} s", ms / 1000.0)
+    } else if ms >= 10.0 {
+        format!("{ms:.0} ms")
+    } else {
+        format!("{ms:.1} ms")
+    }
+}
+
+fn fmt_bytes(b: f64) -> String {
+    const U: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b;
+    let mut i = 0;
+    while v >= 1024.0 && i + 1 < U.len() {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{v:.0} {}", U[i])
+    } else {
+        format!("{v:.1} {}", U[i])
+    }
+}
+
+fn stat_row(label: &str, s: Option<Stat>, missing: u32, fmt: &dyn Fn(f64) -> String) -> String {
+    match s {
+        Some(s) => format!(
+            "| {label} | {} | {} | {} | {}{} |\n",
+            fmt(s.median),
+            fmt(s.min),
+            fmt(s.max),
+            s.n,
+            if missing > 0 {
+                format!(" (missing in {missing})")
+            } else {
+                String::new()
+            }
+        ),
+        None => format!("| {label} | — | — | — | missing in {missing} |\n"),
+    }
+}
+
+fn named_row(s: &NamedStat) -> String {
+    stat_row(&s.name, s.stat, s.missing_in, &fmt_ms)
+}
+
+pub fn markdown(r: &RunResult) -> String {
+    let mut md = String::new();
+    let scenario = r.scenario["name"].as_str().unwrap_or("scenario");
+    let server = r
+        .server
+        .as_ref()
+        .map(|s| format!("{} {} ({})", s.kind, s.version, s.database))
+        .unwrap_or_else(|| "server not installed".into());
+    md.push_str(&format!("## hsbench · {scenario} · {server}\n\n"));
+    let status = match r.status {
+        RunStatus::Complete => "complete".to_string(),
+        RunStatus::Running => "partial (run in progress or killed)".to_string(),
+        RunStatus::Failed => format!(
+            "**failed**: {}",
+            r.error
+                .as_deref()
+                .unwrap_or("")
+                .lines()
+                .next()
+                .unwrap_or("")
+        ),
+        RunStatus::Interrupted => "**interrupted**".to_string(),
+    };
+    md.push_str(&format!(
+        "Run `{}` · {status} · {:.0} s · hsbench {}{}\n\n",
+        r.run_id,
+        r.duration_s,
+        r.harness.version,
+        r.harness
+            .git_revision
+            .as_deref()
+            .map(|g| format!(" ({})", &g[..g.len().min(10)]))
+            .unwrap_or_default()
+    ));
+    md.push_str(&format!("Machine: {}\n\n", r.machine.one_line()));
+    if let Some(d) = &r.dataset {
+        md.push_str(&format!(
+            "Dataset: seed {} · spec `{}` · {} users · {} rooms (largest {}) · {} memberships · {} messages\n\n",
+            d.spec.seed,
+            d.spec_hash,
+            d.totals.users,
+            d.totals.rooms,
+            d.totals.largest_room,
+            d.totals.memberships,
+            d.totals.messages
+        ));
+    }
+
+    if let Some(b) = &r.boot_summary {
+        let source = match r.boots.first().map(|b| b.timestamp_source) {
+            Some(crate::boot::TimestampSource::LogLine) => "the server's own log stamps",
+            _ => "log line arrival",
+        };
+        md.push_str(&format!(
+            "### Boot: {} boots (phases from {source})\n\n",
+            b.boots
+        ));
+        md.push_str("| phase | median | min | max | n |\n|---|---:|---:|---:|---|\n");
+        for p in &b.phases {
+            md.push_str(&named_row(p));
+        }
+        md.push_str(&stat_row(
+            "**time to ready** (spawn → first /sync 200)",
+            b.time_to_ready_ms,
+            0,
+            &fmt_ms,
+        ));
+        md.push_str(&named_row(&NamedStat {
+            name: "shutdown (SIGTERM → exit)".into(),
+            ..b.shutdown_ms.clone()
+        }));
+        md.push_str(&stat_row("peak RSS", b.peak_rss_bytes, 0, &|v| {
+            fmt_bytes(v)
+        }));
+        md.push_str(&stat_row(
+            "CPU to ready (user+sys)",
+            b.cpu_seconds_to_ready,
+            0,
+            &|v| format!("{v:.2} s"),
+        ));
+        md.push_str(&stat_row(
+            "disk read to ready",
+            b.read_bytes_to_ready,
+            0,
+            &|v| fmt_bytes(v),
+        ));
+        let missing: Vec<&str> = r
+            .boots
+            .iter()
+            .flat_map(|b| b.missing_markers.iter().map(String::as_str))
+            .collect();
+        if !missing.is_empty() {
+            let mut m = missing.clone();
+            m.sort_unstable();
+            m.dedup();
+            md.push_str(&format!(
+                "\nMarkers never seen in some boots: {}\n",
+                m.join(", ")
+            ));
+        }
+        md.push('\n');
+    }
+
+    if let Some(h) = &r.herd {
+        md.push_str(&format!(
+            "### Herd: {} clients, {} /sync at one instant\n\n",
+            h.clients,
+            match h.sync {
+                crate::scenario::SyncKind::Initial => "initial",
+                crate::scenario::SyncKind::FullState => "full-state",
+            }
+        ));
+        md.push_str("| latency | p50 | p90 | p99 | p99.9 | max | count |\n|---|---:|---:|---:|---:|---:|---:|\n");
+        for (label, s) in [
+            ("corrected (from intended start)", &h.corrected),
+            ("raw (from send)", &h.raw),
+        ] {
+            md.push_str(&format!(
+                "| {label} | {} | {} | {} | {} | {} | {} |\n",
+                fmt_ms(s.p50_ms),
+                fmt_ms(s.p90_ms),
+                fmt_ms(s.p99_ms),
+                fmt_ms(s.p999_ms),
+                fmt_ms(s.max_ms),
+                s.count
+            ));
+        }
+        let errors = if h.errors.is_empty() {
+            "none".to_string()
+        } else {
+            h.errors
+                .iter()
+                .map(|(k, v)| format!("{k} × {v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        md.push_str(&format!(
+            "\n{} ok of {} · errors: {errors} · wall {} · {} received\n\n",
+            h.ok,
+            h.clients,
+            fmt_ms(h.wall_ms),
+            fmt_bytes(h.bytes_received as f64)
+        ));
+    }
+
+    if let Some(load) = r.dataset.as_ref().and_then(|d| d.load.as_ref()) {
+        md.push_str(&format!(
+            "### Dataset load ({:.1} s, {} concurrent requests)\n\n| step | count | seconds | rate |\n|---|---:|---:|---:|\n",
+            load.total_seconds, load.concurrency
+        ));
+        for s in &load.steps {
+            md.push_str(&format!(
+                "| {} | {} | {:.1} | {:.1}/s |\n",
+                s.name, s.count, s.seconds, s.rate_per_s
+            ));
+        }
+        md.push('\n');
+    }
+    let u = &r.harness.self_usage;
+    md.push_str(&format!(
+        "hsbench itself: {:.2} s CPU (user+sys), peak RSS {}\n",
+        u.cpu_user_s + u.cpu_sys_s,
+        fmt_bytes(u.max_rss_bytes as f64)
+    ));
+    md
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ms_formatting() {
+        assert_eq!(fmt_ms(1.234), "1.2 ms");
+        assert_eq!(fmt_ms(123.4), "123 ms");
+        assert_eq!(fmt_ms(1234.0), "1.23 s");
+        assert_eq!(fmt_ms(12345.0), "12.3 s");
+        assert_eq!(fmt_bytes(2048.0), "2.0 KiB");
+    }
+}

@@ -1,0 +1,109 @@
+//! The result of a run: what `result.json` holds. `schema_version` bumps on a breaking change.
+
+use crate::analysis::BootSummary;
+use crate::boot::BootRecord;
+use crate::dataset::PlanTotals;
+use crate::load::HerdResult;
+use crate::machine::Fingerprint;
+use crate::metrics::SelfUsage;
+use crate::scenario::{DatasetSpec, Scenario};
+use crate::seed::LoadReport;
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Still running: a file with this status is a partial result of a run in progress (or of
+    /// one that was killed without a chance to write more).
+    Running,
+    Complete,
+    Failed,
+    Interrupted,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct HarnessInfo {
+    pub name: String,
+    pub version: String,
+    pub git_revision: Option<String>,
+    /// hsbench's own CPU and memory over the whole run.
+    pub self_usage: SelfUsage,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ServerInfo {
+    pub kind: String,
+    pub version: String,
+    pub database: String,
+    pub install_dir: String,
+    pub installed_now: bool,
+    pub install_seconds: f64,
+    /// What hsbench changed in the server's generated config, and why: see README.
+    pub config_overrides: serde_json::Value,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DatasetInfo {
+    pub spec: DatasetSpec,
+    pub spec_hash: String,
+    pub totals: PlanTotals,
+    pub load: Option<LoadReport>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RunResult {
+    pub schema_version: u32,
+    pub run_id: String,
+    pub status: RunStatus,
+    pub error: Option<String>,
+    /// RFC 3339, UTC.
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub duration_s: f64,
+    pub harness: HarnessInfo,
+    pub machine: Fingerprint,
+    pub scenario: serde_json::Value,
+    pub server: Option<ServerInfo>,
+    pub dataset: Option<DatasetInfo>,
+    /// The measured boots, in order.
+    pub boots: Vec<BootRecord>,
+    pub boot_summary: Option<BootSummary>,
+    /// The boot that loaded the dataset and the boot that ran the workloads: recorded for
+    /// completeness, not part of the boot statistics.
+    pub seed_boot: Option<BootRecord>,
+    pub workload_boot: Option<BootRecord>,
+    pub herd: Option<HerdResult>,
+    /// Files of this run directory besides result.json, relative to it.
+    pub files: Vec<String>,
+}
+
+impl RunResult {
+    pub fn new(run_id: &str, scenario: &Scenario) -> Self {
+        Self {
+            schema_version: SCHEMA_VERSION,
+            run_id: run_id.to_string(),
+            status: RunStatus::Running,
+            error: None,
+            started_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            finished_at: None,
+            duration_s: 0.0,
+            harness: HarnessInfo {
+                name: "hsbench".into(),
+                version: env!("CARGO_PKG_VERSION").into(),
+                git_revision: crate::machine::git_revision(),
+                self_usage: SelfUsage::default(),
+            },
+            machine: Fingerprint::current(),
+            scenario: serde_json::to_value(scenario).expect("a scenario serializes"),
+            server: None,
+            dataset: None,
+            boots: Vec::new(),
+            boot_summary: None,
+            seed_boot: None,
+            workload_boot: None,
+            herd: None,
+            files: Vec::new(),
+        }
+    }
+}

@@ -1,0 +1,368 @@
+//! One run of a scenario, end to end: install → dataset → measured boots → workloads → results.
+//!
+//! The run directory is created first (a bad output path fails before any work) and the result
+//! files are rewritten after every stage. On an error or an interrupt the servers are killed
+//! (their guards drop with the stage's future) and the result is written with its status.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::analysis::summarize_boots;
+use crate::boot::{BootRecord, BootSpec, boot};
+use crate::dataset::DatasetPlan;
+use crate::load::run_herd;
+use crate::matrix::MatrixClient;
+use crate::metrics::{self_usage, write_histogram};
+use crate::report::write_all;
+use crate::result::{DatasetInfo, RunResult, RunStatus, ServerInfo};
+use crate::scenario::Scenario;
+use crate::seed::{Credentials, SeedError, load};
+use crate::server::synapse::{SynapseInstall, SynapseInstance};
+use crate::server::{ServerError, ServerProfile, free_port};
+
+/// Why a run failed. [`RunError::exit_code`] maps each kind to the CLI's documented exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Scenario(#[from] crate::scenario::LoadError),
+    #[error("results directory {}: {source}", path.display())]
+    Output {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Server(#[from] ServerError),
+    #[error(transparent)]
+    Seed(#[from] Box<SeedError>),
+    #[error("workload `{workload}` failed: {message}")]
+    Workload { workload: String, message: String },
+    #[error("interrupted (Ctrl+C); servers stopped, partial results written")]
+    Interrupted,
+}
+
+impl RunError {
+    /// 2 bad input, 3 server failed (install, crash, hang), 4 load or workload failed,
+    /// 5 output not writable, 130 interrupted.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            RunError::Scenario(_) => 2,
+            RunError::Server(_) => 3,
+            RunError::Seed(_) | RunError::Workload { .. } => 4,
+            RunError::Output { .. } => 5,
+            RunError::Interrupted => 130,
+        }
+    }
+}
+
+/// How to run (from the CLI or a test), beside the scenario itself.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Parent of run directories (`results/` by default).
+    pub results_dir: PathBuf,
+    /// Overrides `[server] version`.
+    pub server_version: Option<String>,
+    /// No progress bars, no stage lines, no summary on stderr.
+    pub quiet: bool,
+    /// Concurrent requests while loading the dataset.
+    pub load_concurrency: usize,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            results_dir: PathBuf::from("results"),
+            server_version: None,
+            quiet: false,
+            load_concurrency: 8,
+        }
+    }
+}
+
+/// What a finished run hands back.
+#[derive(Debug)]
+pub struct RunOutcome {
+    pub run_dir: PathBuf,
+    pub result: RunResult,
+}
+
+struct Ctx<'a> {
+    scenario: &'a Scenario,
+    opts: &'a RunOptions,
+    run_dir: PathBuf,
+    result: RunResult,
+    started: Instant,
+}
+
+impl Ctx<'_> {
+    fn say(&self, msg: &str) {
+        if !self.opts.quiet {
+            eprintln!("==> {msg}");
+        }
+    }
+
+    /// Rewrite the result files (partial results survive a crash).
+    fn save(&mut self) -> Result<(), RunError> {
+        self.result.duration_s = self.started.elapsed().as_secs_f64();
+        self.result.harness.self_usage = self_usage();
+        write_all(&self.run_dir, &self.result).map_err(|source| RunError::Output {
+            path: self.run_dir.clone(),
+            source,
+        })
+    }
+}
+
+fn run_id(scenario: &Scenario) -> String {
+    let safe: String = scenario
+        .name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{}-{safe}", chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ"))
+}
+
+/// Run `scenario`. Ctrl+C interrupts cleanly: the running stage is dropped (its servers are
+/// killed by their guards) and the result is written with status `interrupted`.
+pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, RunError> {
+    let id = run_id(scenario);
+    let run_dir = opts.results_dir.join(&id);
+    std::fs::create_dir_all(&run_dir).map_err(|source| RunError::Output {
+        path: run_dir.clone(),
+        source,
+    })?;
+    let mut ctx = Ctx {
+        scenario,
+        opts,
+        run_dir: run_dir.clone(),
+        result: RunResult::new(&id, scenario),
+        started: Instant::now(),
+    };
+    ctx.save()?;
+    let work = tempfile::Builder::new()
+        .prefix("hsbench-work-")
+        .tempdir()
+        .map_err(|source| RunError::Output {
+            path: std::env::temp_dir(),
+            source,
+        })?;
+
+    let outcome = tokio::select! {
+        r = stages(&mut ctx, work.path()) => r,
+        _ = tokio::signal::ctrl_c() => Err(RunError::Interrupted),
+    };
+    ctx.result.finished_at =
+        Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+    match &outcome {
+        Ok(()) => ctx.result.status = RunStatus::Complete,
+        Err(RunError::Interrupted) => {
+            ctx.result.status = RunStatus::Interrupted;
+            ctx.result.error = Some(RunError::Interrupted.to_string());
+        }
+        Err(e) => {
+            ctx.result.status = RunStatus::Failed;
+            ctx.result.error = Some(e.to_string());
+        }
+    }
+    ctx.save()?;
+    outcome?;
+    Ok(RunOutcome {
+        run_dir,
+        result: ctx.result,
+    })
+}
+
+async fn stages(ctx: &mut Ctx<'_>, work: &Path) -> Result<(), RunError> {
+    let scenario = ctx.scenario;
+    let version = ctx
+        .opts
+        .server_version
+        .clone()
+        .unwrap_or_else(|| scenario.server.version.clone());
+
+    // 1. Install (cached).
+    ctx.say(&format!("Synapse {version}: checking the install cache"));
+    let v = version.clone();
+    let install = tokio::task::spawn_blocking(move || SynapseInstall::ensure(&v))
+        .await
+        .expect("install task")?;
+    if install.installed_now {
+        ctx.say(&format!(
+            "installed Synapse {version} in {:.0} s into {}",
+            install.install_seconds,
+            install.venv.display()
+        ));
+    }
+    let data_dir = work.join("synapse-data");
+    let inst = {
+        let (i, d) = (install.clone(), data_dir.clone());
+        tokio::task::spawn_blocking(move || SynapseInstance::generate(&i, &d))
+            .await
+            .expect("config task")?
+    };
+    ctx.result.server = Some(ServerInfo {
+        kind: "synapse".into(),
+        version: version.clone(),
+        database: "sqlite".into(),
+        install_dir: install.venv.display().to_string(),
+        installed_now: install.installed_now,
+        install_seconds: install.install_seconds,
+        config_overrides: inst.overrides(0),
+    });
+    let plan = DatasetPlan::new(scenario.dataset.clone());
+    ctx.result.dataset = Some(DatasetInfo {
+        spec: scenario.dataset.clone(),
+        spec_hash: scenario.dataset.spec_hash(),
+        totals: plan.totals(),
+        load: None,
+    });
+    ctx.save()?;
+
+    let profile = ServerProfile::synapse();
+    let run_dir = ctx.run_dir.clone();
+    let start = |label: &str, token: Option<String>| -> Result<BootSpec<'_>, RunError> {
+        let port = free_port().map_err(|e| ServerError::io(Path::new("127.0.0.1:0"), e))?;
+        inst.write_config(port)?;
+        Ok(BootSpec {
+            label: label.to_string(),
+            profile: &profile,
+            command: inst.command(),
+            port,
+            sync_token: token,
+            timeout: scenario.boot.timeout,
+            log_path: run_dir.join(format!("{label}.log")),
+        })
+    };
+    let shutdown = scenario.boot.shutdown_timeout;
+
+    // 2. Dataset: boot a fresh server, load the plan through the API, stop.
+    ctx.say(&format!(
+        "dataset: {} users, {} rooms, {} memberships, {} messages (seed {})",
+        plan.totals().users,
+        plan.totals().rooms,
+        plan.totals().memberships,
+        plan.totals().messages,
+        scenario.dataset.seed
+    ));
+    let server = boot(start("seed", None)?).await?;
+    let client = MatrixClient::new(&server.base_url(), Duration::from_secs(120)).map_err(|e| {
+        RunError::Workload {
+            workload: "client".into(),
+            message: e.to_string(),
+        }
+    })?;
+    let loaded = load(&client, &plan, ctx.opts.load_concurrency, !ctx.opts.quiet).await;
+    let (creds, report) = match loaded {
+        Ok(x) => x,
+        Err(e) => {
+            ctx.result.seed_boot = Some(server.stop(shutdown, &run_dir).await);
+            return Err(Box::new(e).into());
+        }
+    };
+    ctx.say(&format!(
+        "dataset loaded in {:.1} s ({})",
+        report.total_seconds,
+        report
+            .steps
+            .iter()
+            .map(|s| format!("{} {:.1}/s", s.name, s.rate_per_s))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    save_credentials(work, &creds)?;
+    if let Some(d) = ctx.result.dataset.as_mut() {
+        d.load = Some(report);
+    }
+    ctx.result.seed_boot = Some(server.stop(shutdown, &run_dir).await);
+    ctx.save()?;
+
+    // 3. Measured boots.
+    let probe_token = creds.tokens[0].clone();
+    for i in 1..=scenario.boot.repeats {
+        let label = format!("boot-{i}");
+        ctx.say(&format!("{label}/{}", scenario.boot.repeats));
+        let server = boot(start(&label, Some(probe_token.clone()))?).await?;
+        let rec = server.stop(shutdown, &run_dir).await;
+        report_boot(ctx, &rec);
+        ctx.result.boots.push(rec);
+        ctx.result.boot_summary = Some(summarize_boots(&ctx.result.boots));
+        ctx.save()?;
+    }
+
+    // 4. Workloads, on a boot of their own.
+    if let Some(herd) = &scenario.herd {
+        ctx.say(&format!(
+            "herd: {} clients, {:?} sync",
+            herd.clients, herd.sync
+        ));
+        let mut server = boot(start("workload", Some(probe_token.clone()))?).await?;
+        let outcome = run_herd(&server.base_url(), &creds.tokens, herd).await;
+        let alive = server.check_alive();
+        ctx.result.workload_boot = Some(server.stop(shutdown, &run_dir).await);
+        alive?;
+        let (result, hists) = outcome.map_err(|e| RunError::Workload {
+            workload: "herd".into(),
+            message: e.to_string(),
+        })?;
+        for (stem, h) in [
+            ("herd-sync", &hists.corrected),
+            ("herd-sync-raw", &hists.raw),
+        ] {
+            write_histogram(&run_dir, stem, h).map_err(|source| RunError::Output {
+                path: run_dir.join(stem),
+                source,
+            })?;
+            ctx.result.files.push(format!("{stem}.hgrm"));
+            ctx.result.files.push(format!("{stem}.hist"));
+        }
+        ctx.result.herd = Some(result);
+        ctx.save()?;
+    }
+    let mut logs: Vec<String> = ctx
+        .result
+        .seed_boot
+        .iter()
+        .chain(&ctx.result.boots)
+        .chain(&ctx.result.workload_boot)
+        .map(|b| b.log_file.clone())
+        .collect();
+    ctx.result.files.append(&mut logs);
+    Ok(())
+}
+
+fn report_boot(ctx: &Ctx<'_>, rec: &BootRecord) {
+    let phases: Vec<String> = rec
+        .phases
+        .iter()
+        .map(|p| {
+            format!(
+                "{} {}",
+                p.name,
+                p.duration_ms
+                    .map_or("missing".into(), crate::report::fmt_ms)
+            )
+        })
+        .collect();
+    ctx.say(&format!(
+        "  ready in {} ({}); shutdown {}",
+        crate::report::fmt_ms(rec.time_to_ready_ms),
+        phases.join(", "),
+        rec.shutdown_ms
+            .map_or("HUNG (killed)".into(), crate::report::fmt_ms)
+    ));
+}
+
+/// Tokens stay in the run's working directory (a private temp dir), never in results.
+fn save_credentials(work: &Path, creds: &Credentials) -> Result<(), RunError> {
+    let path = work.join("credentials.json");
+    std::fs::write(
+        &path,
+        serde_json::to_vec(creds).expect("credentials serialize"),
+    )
+    .map_err(|source| RunError::Output { path, source })
+}

@@ -1,0 +1,605 @@
+//! Scenario files: the TOML schema, its defaults, and validation into typed values.
+//!
+//! Parsing happens once, at the edge. Every error names the file, the line and column, and the
+//! dotted path of the field that failed, so a user can jump straight to it. The rest of the
+//! crate works on [`Scenario`] and never re-checks what validation has established.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use toml::Spanned;
+
+/// The schema version this build reads. A scenario may state it as `schema = 1`.
+pub const SCENARIO_SCHEMA: u32 = 1;
+
+/// The Synapse version installed when a scenario does not pin one.
+pub const DEFAULT_SYNAPSE_VERSION: &str = "1.163.2";
+
+/// A scenario that failed to parse or validate, located in its file.
+#[derive(Debug, thiserror::Error)]
+#[error("{}:{line}:{column}: `{field}`: {message}", path.display())]
+pub struct ScenarioError {
+    pub path: PathBuf,
+    /// 1-based line of the offending value (or of the table, for a missing field).
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// Dotted path of the field, e.g. `workload.herd.clients`.
+    pub field: String,
+    pub message: String,
+}
+
+/// Reading a scenario file from disk failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read scenario {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Invalid(#[from] ScenarioError),
+}
+
+// ---------------------------------------------------------------------------------------------
+// Raw schema (what the file says). `deny_unknown_fields` everywhere: a typo is an error.
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScenario {
+    schema: Option<Spanned<u32>>,
+    name: Option<String>,
+    description: Option<String>,
+    dataset: RawDataset,
+    server: Option<RawServer>,
+    boot: Option<RawBoot>,
+    workload: Option<RawWorkload>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDataset {
+    seed: u64,
+    users: Spanned<u64>,
+    rooms: Spanned<u64>,
+    big_room_members: Spanned<u64>,
+    messages_per_room: Spanned<u64>,
+    #[serde(default)]
+    max_room_members: Option<Spanned<u64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    kind: Option<Spanned<String>>,
+    version: Option<Spanned<String>>,
+    database: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBoot {
+    repeats: Option<Spanned<u64>>,
+    timeout: Option<Spanned<String>>,
+    shutdown_timeout: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWorkload {
+    herd: Option<RawHerd>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHerd {
+    clients: Spanned<u64>,
+    sync: Option<Spanned<String>>,
+    request_timeout: Option<Spanned<String>>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validated scenario (what the rest of the crate uses).
+// ---------------------------------------------------------------------------------------------
+
+/// A validated scenario.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Scenario {
+    pub name: String,
+    pub description: Option<String>,
+    /// Path the scenario was read from.
+    pub path: PathBuf,
+    /// sha256 of the file's bytes: two results with the same hash ran the same scenario.
+    pub sha256: String,
+    pub dataset: DatasetSpec,
+    pub server: ServerSpec,
+    pub boot: BootPlan,
+    pub herd: Option<HerdSpec>,
+}
+
+/// The synthetic dataset to build. Deterministic from `seed`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct DatasetSpec {
+    pub seed: u64,
+    pub users: u64,
+    /// Rooms besides the big room.
+    pub rooms: u64,
+    /// Members of the one big room (the first `big_room_members` users).
+    pub big_room_members: u64,
+    pub messages_per_room: u64,
+    /// Upper bound of an ordinary room's size (sizes follow a power law between 2 and this).
+    pub max_room_members: u64,
+}
+
+impl DatasetSpec {
+    /// A stable hash of the spec: part of every fixture key and printed in every result.
+    pub fn spec_hash(&self) -> String {
+        let json = serde_json::to_vec(self).expect("a DatasetSpec always serializes");
+        hex::encode(&Sha256::digest(&json)[..8])
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServerKind {
+    Synapse,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DatabaseKind {
+    Sqlite,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ServerSpec {
+    pub kind: ServerKind,
+    pub version: String,
+    pub database: DatabaseKind,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BootPlan {
+    pub repeats: u32,
+    #[serde(with = "humantime_serde_secs")]
+    pub timeout: Duration,
+    #[serde(with = "humantime_serde_secs")]
+    pub shutdown_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncKind {
+    /// `/sync` with no `since` token: the first sync of a new login.
+    Initial,
+    /// `/sync?since=<token>&full_state=true`: what naive clients do after a state change.
+    FullState,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct HerdSpec {
+    pub clients: u64,
+    pub sync: SyncKind,
+    #[serde(with = "humantime_serde_secs")]
+    pub request_timeout: Duration,
+}
+
+mod humantime_serde_secs {
+    use std::time::Duration;
+    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parsing and validation
+// ---------------------------------------------------------------------------------------------
+
+/// Read and validate a scenario file.
+pub fn load(path: &Path) -> Result<Scenario, LoadError> {
+    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(parse(path, &text)?)
+}
+
+/// Parse and validate scenario text; `path` is used for error messages and the default name.
+pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
+    let loc = Locator { path, text };
+    let de = toml::de::Deserializer::parse(text).map_err(|e| loc.toml_error("", &e))?;
+    let raw: RawScenario = serde_path_to_error::deserialize(de).map_err(|e| {
+        let field = clean_path(&e.path().to_string());
+        loc.toml_error(&field, e.inner())
+    })?;
+    validate(&loc, raw)
+}
+
+struct Locator<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl Locator<'_> {
+    fn at(&self, span: Range<usize>, field: &str, message: impl Into<String>) -> ScenarioError {
+        let (line, column) = line_col(self.text, span.start);
+        ScenarioError {
+            path: self.path.to_path_buf(),
+            line,
+            column,
+            field: field.to_string(),
+            message: message.into(),
+        }
+    }
+
+    fn toml_error(&self, field: &str, e: &toml::de::Error) -> ScenarioError {
+        let span = e.span().unwrap_or(0..0);
+        let field = if field.is_empty() || field == "." {
+            "(document)"
+        } else {
+            field
+        };
+        self.at(span, field, e.message().trim())
+    }
+}
+
+/// serde_path_to_error's path without the private field `toml::Spanned` deserializes through.
+pub fn clean_path(path: &str) -> String {
+    path.replace(".$__serde_spanned_private_value", "")
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = text[line_start..offset].chars().count() + 1;
+    (line, column)
+}
+
+fn positive(loc: &Locator, v: &Spanned<u64>, field: &str) -> Result<u64, ScenarioError> {
+    if *v.get_ref() == 0 {
+        return Err(loc.at(v.span(), field, "must be at least 1"));
+    }
+    Ok(*v.get_ref())
+}
+
+fn duration(
+    loc: &Locator,
+    v: &Option<Spanned<String>>,
+    field: &str,
+    default: Duration,
+) -> Result<Duration, ScenarioError> {
+    let Some(v) = v else { return Ok(default) };
+    let d = humantime::parse_duration(v.get_ref()).map_err(|e| {
+        loc.at(
+            v.span(),
+            field,
+            format!(
+                "{:?} is not a duration ({e}); write e.g. \"90s\", \"2m\" or \"500ms\"",
+                v.get_ref()
+            ),
+        )
+    })?;
+    if d.is_zero() {
+        return Err(loc.at(v.span(), field, "must be longer than zero"));
+    }
+    Ok(d)
+}
+
+fn validate(loc: &Locator, raw: RawScenario) -> Result<Scenario, ScenarioError> {
+    if let Some(schema) = &raw.schema
+        && *schema.get_ref() != SCENARIO_SCHEMA
+    {
+        return Err(loc.at(
+            schema.span(),
+            "schema",
+            format!(
+                "this hsbench reads scenario schema {SCENARIO_SCHEMA}, the file says {}",
+                schema.get_ref()
+            ),
+        ));
+    }
+
+    let d = &raw.dataset;
+    let users = positive(loc, &d.users, "dataset.users")?;
+    let big = positive(loc, &d.big_room_members, "dataset.big_room_members")?;
+    if big > users {
+        return Err(loc.at(
+            d.big_room_members.span(),
+            "dataset.big_room_members",
+            format!("{big} members cannot come from {users} users"),
+        ));
+    }
+    let max_room_members = match &d.max_room_members {
+        Some(m) => {
+            let v = *m.get_ref();
+            if v < 2 || v > users {
+                return Err(loc.at(
+                    m.span(),
+                    "dataset.max_room_members",
+                    format!("must be between 2 and dataset.users ({users}), not {v}"),
+                ));
+            }
+            v
+        }
+        None => users.clamp(2, 50),
+    };
+    if users < 2 && *d.rooms.get_ref() > 0 {
+        return Err(loc.at(
+            d.users.span(),
+            "dataset.users",
+            "rooms need at least 2 users",
+        ));
+    }
+    let dataset = DatasetSpec {
+        seed: d.seed,
+        users,
+        rooms: *d.rooms.get_ref(),
+        big_room_members: big,
+        messages_per_room: *d.messages_per_room.get_ref(),
+        max_room_members,
+    };
+
+    let server = match &raw.server {
+        None => ServerSpec {
+            kind: ServerKind::Synapse,
+            version: DEFAULT_SYNAPSE_VERSION.to_string(),
+            database: DatabaseKind::Sqlite,
+        },
+        Some(s) => {
+            if let Some(kind) = &s.kind
+                && kind.get_ref() != "synapse"
+            {
+                return Err(loc.at(
+                    kind.span(),
+                    "server.kind",
+                    format!(
+                        "unknown server kind {:?}; this version supports \"synapse\"",
+                        kind.get_ref()
+                    ),
+                ));
+            }
+            let version = match &s.version {
+                Some(v) => {
+                    let ok = !v.get_ref().is_empty()
+                        && v.get_ref()
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || ".-+_".contains(c));
+                    if !ok {
+                        return Err(loc.at(
+                            v.span(),
+                            "server.version",
+                            format!("{:?} is not a version (e.g. \"1.163.2\")", v.get_ref()),
+                        ));
+                    }
+                    v.get_ref().clone()
+                }
+                None => DEFAULT_SYNAPSE_VERSION.to_string(),
+            };
+            if let Some(db) = &s.database
+                && db.get_ref() != "sqlite"
+            {
+                return Err(loc.at(
+                    db.span(),
+                    "server.database",
+                    format!(
+                        "unknown database {:?}; this version supports \"sqlite\"",
+                        db.get_ref()
+                    ),
+                ));
+            }
+            ServerSpec {
+                kind: ServerKind::Synapse,
+                version,
+                database: DatabaseKind::Sqlite,
+            }
+        }
+    };
+
+    let boot = match &raw.boot {
+        None => BootPlan {
+            repeats: 3,
+            timeout: Duration::from_secs(300),
+            shutdown_timeout: Duration::from_secs(30),
+        },
+        Some(b) => {
+            let repeats = match &b.repeats {
+                Some(r) => {
+                    let v = positive(loc, r, "boot.repeats")?;
+                    if v > 1000 {
+                        return Err(loc.at(r.span(), "boot.repeats", "at most 1000"));
+                    }
+                    v as u32
+                }
+                None => 3,
+            };
+            BootPlan {
+                repeats,
+                timeout: duration(loc, &b.timeout, "boot.timeout", Duration::from_secs(300))?,
+                shutdown_timeout: duration(
+                    loc,
+                    &b.shutdown_timeout,
+                    "boot.shutdown_timeout",
+                    Duration::from_secs(30),
+                )?,
+            }
+        }
+    };
+
+    let herd = match raw.workload.as_ref().and_then(|w| w.herd.as_ref()) {
+        None => None,
+        Some(h) => {
+            let clients = positive(loc, &h.clients, "workload.herd.clients")?;
+            if clients > users {
+                return Err(loc.at(
+                    h.clients.span(),
+                    "workload.herd.clients",
+                    format!(
+                        "{clients} distinct clients need as many users, the dataset has {users}"
+                    ),
+                ));
+            }
+            let sync = match &h.sync {
+                None => SyncKind::Initial,
+                Some(s) => match s.get_ref().as_str() {
+                    "initial" => SyncKind::Initial,
+                    "full_state" => SyncKind::FullState,
+                    other => {
+                        return Err(loc.at(
+                            s.span(),
+                            "workload.herd.sync",
+                            format!("{other:?} is not a sync kind: \"initial\" or \"full_state\""),
+                        ));
+                    }
+                },
+            };
+            Some(HerdSpec {
+                clients,
+                sync,
+                request_timeout: duration(
+                    loc,
+                    &h.request_timeout,
+                    "workload.herd.request_timeout",
+                    Duration::from_secs(120),
+                )?,
+            })
+        }
+    };
+
+    let name = raw.name.unwrap_or_else(|| {
+        loc.path
+            .file_stem()
+            .map_or_else(|| "scenario".into(), |s| s.to_string_lossy().into_owned())
+    });
+    Ok(Scenario {
+        name,
+        description: raw.description,
+        path: loc.path.to_path_buf(),
+        sha256: hex::encode(Sha256::digest(loc.text.as_bytes())),
+        dataset,
+        server,
+        boot,
+        herd,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+name = "t"
+[dataset]
+seed = 7
+users = 10
+rooms = 2
+big_room_members = 5
+messages_per_room = 3
+
+[server]
+version = "1.163.2"
+
+[boot]
+repeats = 2
+timeout = "90s"
+
+[workload.herd]
+clients = 4
+sync = "full_state"
+"#;
+
+    fn err(text: &str) -> ScenarioError {
+        parse(Path::new("s.toml"), text).expect_err("must fail")
+    }
+
+    #[test]
+    fn good_file_parses_with_defaults() {
+        let s = parse(Path::new("s.toml"), GOOD).unwrap();
+        assert_eq!(s.name, "t");
+        assert_eq!(s.dataset.users, 10);
+        assert_eq!(s.dataset.max_room_members, 10);
+        assert_eq!(s.server.version, "1.163.2");
+        assert_eq!(s.boot.repeats, 2);
+        assert_eq!(s.boot.timeout, Duration::from_secs(90));
+        assert_eq!(s.boot.shutdown_timeout, Duration::from_secs(30));
+        let h = s.herd.unwrap();
+        assert_eq!((h.clients, h.sync), (4, SyncKind::FullState));
+        assert_eq!(h.request_timeout, Duration::from_secs(120));
+    }
+
+    #[test]
+    fn unknown_field_is_located() {
+        let e = err(&GOOD.replace("rooms = 2", "rooms = 2\nromos = 3"));
+        assert_eq!((e.line, e.column), (7, 1), "{e}");
+        assert_eq!(e.field, "dataset.romos");
+        assert!(e.message.contains("unknown field `romos`"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_is_located() {
+        let e = err(&GOOD.replace("users = 10", "users = \"ten\""));
+        assert_eq!((e.line, e.column), (5, 9), "{e}");
+        assert_eq!(e.field, "dataset.users");
+    }
+
+    #[test]
+    fn too_many_clients_is_located() {
+        let e = err(&GOOD.replace("clients = 4", "clients = 11"));
+        assert_eq!(e.field, "workload.herd.clients");
+        assert_eq!((e.line, e.column), (18, 11), "{e}");
+        assert!(e.message.contains("need as many users"), "{e}");
+        let shown = e.to_string();
+        assert!(
+            shown.starts_with("s.toml:18:11: `workload.herd.clients`:"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn bad_duration_and_enum_are_located() {
+        let e = err(&GOOD.replace("\"90s\"", "\"soon\""));
+        assert_eq!(
+            (e.field.as_str(), e.line, e.column),
+            ("boot.timeout", 15, 11)
+        );
+        let e = err(&GOOD.replace("\"full_state\"", "\"partial\""));
+        assert_eq!(
+            (e.field.as_str(), e.line, e.column),
+            ("workload.herd.sync", 19, 8)
+        );
+    }
+
+    #[test]
+    fn missing_field_and_syntax_error_are_reported() {
+        let e = err(&GOOD.replace("seed = 7\n", ""));
+        assert_eq!(e.field, "dataset");
+        assert!(e.message.contains("missing field `seed`"), "{e}");
+        let e = err("[dataset\nseed = 1");
+        assert_eq!(e.line, 1, "{e}");
+    }
+
+    #[test]
+    fn zero_and_big_room_checks() {
+        let e = err(&GOOD.replace("repeats = 2", "repeats = 0"));
+        assert_eq!(e.field, "boot.repeats");
+        let e = err(&GOOD.replace("big_room_members = 5", "big_room_members = 50"));
+        assert_eq!(e.field, "dataset.big_room_members");
+        let e = err(&GOOD.replace("[server]", "[server]\ndatabase = \"mysql\""));
+        assert_eq!((e.field.as_str(), e.line), ("server.database", 11));
+    }
+
+    #[test]
+    fn spec_hash_is_stable_and_sensitive() {
+        let a = parse(Path::new("a.toml"), GOOD).unwrap().dataset;
+        let mut b = a.clone();
+        assert_eq!(a.spec_hash(), b.spec_hash());
+        b.seed += 1;
+        assert_ne!(a.spec_hash(), b.spec_hash());
+    }
+}

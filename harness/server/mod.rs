@@ -1,0 +1,192 @@
+//! Servers under test: install, configure, and own their processes.
+//!
+//! Every server runs in a process group of its own. [`ServerProcess`] kills the whole group when
+//! it is dropped, so an error, a panic or a Ctrl+C (which drops the run's future) never leaves a
+//! server behind; `PR_SET_PDEATHSIG` covers hsbench itself being killed.
+
+pub mod profile;
+pub mod synapse;
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use profile::ServerProfile;
+
+/// Errors of installing, starting or stopping a server.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("installing the server failed at {step}: {message}")]
+    Install { step: String, message: String },
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot start the server ({command}): {source}")]
+    Spawn {
+        command: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the server exited during {label} ({status}); last {} log lines:\n{}", log_tail.len(), log_tail.join("\n"))]
+    Crashed {
+        label: String,
+        status: String,
+        log_tail: Vec<String>,
+    },
+    #[error("{label}: {what} did not happen within {}s; last {} log lines:\n{}", after.as_secs_f64(), log_tail.len(), log_tail.join("\n"))]
+    Timeout {
+        label: String,
+        what: String,
+        after: Duration,
+        log_tail: Vec<String>,
+    },
+}
+
+impl ServerError {
+    pub fn io(path: &Path, source: std::io::Error) -> Self {
+        Self::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// hsbench's cache: `$HSBENCH_CACHE_DIR`, else `$XDG_CACHE_HOME/hsbench`, else `~/.cache/hsbench`.
+pub fn cache_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("HSBENCH_CACHE_DIR") {
+        return PathBuf::from(d);
+    }
+    if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
+        return PathBuf::from(d).join("hsbench");
+    }
+    let home = std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into());
+    PathBuf::from(home).join(".cache/hsbench")
+}
+
+/// A free TCP port on 127.0.0.1 (bound, then released for the server to take).
+pub fn free_port() -> std::io::Result<u16> {
+    let l = std::net::TcpListener::bind(("127.0.0.1", 0))?;
+    Ok(l.local_addr()?.port())
+}
+
+/// The last lines of a server's log, kept for error messages.
+#[derive(Debug, Default)]
+pub struct LogTail {
+    lines: VecDeque<String>,
+}
+
+impl LogTail {
+    pub const KEEP: usize = 30;
+
+    pub fn push(&mut self, line: &str) {
+        if self.lines.len() == Self::KEEP {
+            self.lines.pop_front();
+        }
+        let mut l = line.to_string();
+        if l.len() > 400 {
+            let mut cut = 400;
+            while !l.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            l.truncate(cut);
+            l.push('…');
+        }
+        self.lines.push_back(l);
+    }
+
+    pub fn lines(&self) -> Vec<String> {
+        self.lines.iter().cloned().collect()
+    }
+}
+
+/// A server process, leader of its own process group. Dropping it kills the group.
+pub struct ServerProcess {
+    pub child: tokio::process::Child,
+    pub pid: i32,
+    reaped: bool,
+}
+
+impl ServerProcess {
+    /// Spawn `cmd` in a new process group with piped stdout/stderr.
+    pub fn spawn(mut cmd: std::process::Command) -> Result<Self, ServerError> {
+        use std::os::unix::process::CommandExt;
+        let command = format!("{:?}", cmd);
+        cmd.process_group(0)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        // SAFETY: prctl is async-signal-safe; it only sets this child's parent-death signal.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let child = tokio::process::Command::from(cmd)
+            .spawn()
+            .map_err(|source| ServerError::Spawn { command, source })?;
+        let pid = child.id().expect("a just-spawned child has a pid") as i32;
+        Ok(Self {
+            child,
+            pid,
+            reaped: false,
+        })
+    }
+
+    /// Exit status if the process has exited (non-blocking).
+    pub fn try_exited(&mut self) -> Option<std::process::ExitStatus> {
+        match self.child.try_wait() {
+            Ok(Some(s)) => {
+                self.reaped = true;
+                Some(s)
+            }
+            _ => None,
+        }
+    }
+
+    /// Send SIGTERM to the server (the group leader).
+    pub fn terminate(&self) {
+        // SAFETY: plain kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(self.pid, libc::SIGTERM);
+        }
+    }
+
+    /// SIGKILL the whole process group.
+    pub fn kill_group(&self) {
+        // SAFETY: killpg(2) on the group our child leads; ESRCH (already gone) is fine.
+        unsafe {
+            libc::killpg(self.pid, libc::SIGKILL);
+        }
+    }
+
+    /// Wait for exit at most `limit`. `None` when it did not exit in time.
+    pub async fn wait_for(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        match tokio::time::timeout(limit, self.child.wait()).await {
+            Ok(Ok(s)) => {
+                self.reaped = true;
+                Some(s)
+            }
+            _ => None,
+        }
+    }
+
+    /// Kill the group and reap the leader.
+    pub async fn kill_and_reap(&mut self) -> Option<std::process::ExitStatus> {
+        self.kill_group();
+        self.wait_for(Duration::from_secs(10)).await
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        // Even after the leader exited, members of its group may live on: kill them all.
+        self.kill_group();
+        if !self.reaped {
+            let _ = self.child.start_kill();
+        }
+    }
+}

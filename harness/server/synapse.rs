@@ -1,0 +1,277 @@
+//! Synapse as the server under test: installed from PyPI into a cached virtualenv, configured by
+//! its own `--generate-config` plus hsbench's benchmark overrides.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use serde_json::json;
+
+use super::{ServerError, cache_dir};
+
+/// Server name of every hsbench dataset (never resolvable: nothing federates).
+pub const SERVER_NAME: &str = "hsbench.local";
+
+/// A Synapse installed in a virtualenv.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SynapseInstall {
+    pub version: String,
+    pub venv: PathBuf,
+    pub python: PathBuf,
+    /// Whether this run installed it (false: reused from the cache).
+    pub installed_now: bool,
+    /// Seconds the install took (0 when reused).
+    pub install_seconds: f64,
+}
+
+fn run_checked(cmd: &mut std::process::Command, what: &str) -> Result<String, ServerError> {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| ServerError::Install {
+            step: what.to_string(),
+            message: format!("cannot start {:?}: {e}", cmd.get_program()),
+        })?;
+    if !out.status.success() {
+        let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.push_str(&String::from_utf8_lossy(&out.stderr));
+        let tail: Vec<&str> = text.lines().rev().take(30).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        return Err(ServerError::Install {
+            step: what.to_string(),
+            message: format!("{} failed:\n{}", what, tail.join("\n")),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+impl SynapseInstall {
+    /// Install `matrix-synapse==version` into `<cache>/synapse-<version>/venv` unless a
+    /// complete install is already there. Concurrent callers (tests, parallel runs) serialize
+    /// on a lock file. Blocking: call from `spawn_blocking`.
+    pub fn ensure(version: &str) -> Result<Self, ServerError> {
+        let root = cache_dir().join(format!("synapse-{version}"));
+        std::fs::create_dir_all(&root).map_err(|e| ServerError::io(&root, e))?;
+        let lock_path = root.join(".lock");
+        let lock = std::fs::File::create(&lock_path).map_err(|e| ServerError::io(&lock_path, e))?;
+        lock.lock().map_err(|e| ServerError::io(&lock_path, e))?;
+
+        let venv = root.join("venv");
+        let python = venv.join("bin/python");
+        let marker = root.join(".complete");
+        if std::fs::read_to_string(&marker).is_ok_and(|v| v.trim() == version) {
+            return Ok(Self {
+                version: version.to_string(),
+                venv,
+                python,
+                installed_now: false,
+                install_seconds: 0.0,
+            });
+        }
+        let started = std::time::Instant::now();
+        let _ = std::fs::remove_dir_all(&venv);
+        let base_python = std::env::var_os("HSBENCH_PYTHON").unwrap_or_else(|| "python3".into());
+        run_checked(
+            std::process::Command::new(&base_python)
+                .args(["-m", "venv"])
+                .arg(&venv),
+            "python3 -m venv (on Debian: apt-get install python3-venv)",
+        )?;
+        run_checked(
+            std::process::Command::new(&python).args([
+                "-m",
+                "pip",
+                "install",
+                "--disable-pip-version-check",
+                "--quiet",
+                &format!("matrix-synapse=={version}"),
+            ]),
+            &format!("pip install matrix-synapse=={version}"),
+        )?;
+        let got = run_checked(
+            std::process::Command::new(&python)
+                .args(["-c", "import synapse; print(synapse.__version__)"]),
+            "import synapse",
+        )?;
+        if got != version {
+            return Err(ServerError::Install {
+                step: "version check".into(),
+                message: format!("asked for Synapse {version}, the venv has {got}"),
+            });
+        }
+        std::fs::write(&marker, version).map_err(|e| ServerError::io(&marker, e))?;
+        Ok(Self {
+            version: version.to_string(),
+            venv,
+            python,
+            installed_now: true,
+            install_seconds: started.elapsed().as_secs_f64(),
+        })
+    }
+}
+
+/// One Synapse data directory with its configuration.
+#[derive(Debug, Clone)]
+pub struct SynapseInstance {
+    pub install: SynapseInstall,
+    pub data_dir: PathBuf,
+}
+
+/// Rate limits raised far beyond any load hsbench makes: otherwise a load test measures the
+/// limiter (defaults are e.g. 0.2 messages/s and 0.17 registrations/s per client).
+fn rate_limits() -> serde_json::Value {
+    let unlimited = json!({"per_second": 1_000_000, "burst_count": 1_000_000});
+    let mut o = serde_json::Map::new();
+    for key in [
+        "rc_message",
+        "rc_registration",
+        "rc_registration_token_validity",
+        "rc_admin_redaction",
+        "rc_joins_per_room",
+        "rc_key_requests",
+        "rc_3pid_validation",
+        "rc_third_party_invite",
+        "rc_media_create",
+        "rc_delayed_event_mgmt",
+        "rc_room_creation",
+        "rc_reports",
+        "rc_user_directory",
+        "rc_profile",
+    ] {
+        o.insert(key.into(), unlimited.clone());
+    }
+    o.insert(
+        "rc_login".into(),
+        json!({"address": unlimited, "account": unlimited, "failed_attempts": unlimited}),
+    );
+    o.insert(
+        "rc_joins".into(),
+        json!({"local": unlimited, "remote": unlimited}),
+    );
+    o.insert(
+        "rc_invites".into(),
+        json!({"per_room": unlimited, "per_user": unlimited, "per_issuer": unlimited}),
+    );
+    o.insert("rc_presence".into(), json!({"per_user": unlimited}));
+    serde_json::Value::Object(o)
+}
+
+impl SynapseInstance {
+    /// Generate Synapse's own config (signing key, secrets) in a fresh data directory.
+    pub fn generate(install: &SynapseInstall, data_dir: &Path) -> Result<Self, ServerError> {
+        std::fs::create_dir_all(data_dir).map_err(|e| ServerError::io(data_dir, e))?;
+        let config = data_dir.join("homeserver.yaml");
+        run_checked(
+            std::process::Command::new(&install.python)
+                .args(["-m", "synapse.app.homeserver", "--server-name", SERVER_NAME])
+                .arg("--config-path")
+                .arg(&config)
+                .args(["--generate-config", "--report-stats=no"])
+                .arg("--data-directory")
+                .arg(data_dir)
+                .current_dir(data_dir),
+            "synapse --generate-config",
+        )?;
+        Ok(Self {
+            install: install.clone(),
+            data_dir: data_dir.to_path_buf(),
+        })
+    }
+
+    /// The benchmark overrides, merged over the generated config (Synapse merges the top-level
+    /// keys of several `--config-path` files, later files winning). JSON is valid YAML.
+    pub fn overrides(&self, port: u16) -> serde_json::Value {
+        let mut v = json!({
+            // Loopback only, one plain-HTTP client listener.
+            "listeners": [{
+                "port": port, "bind_addresses": ["127.0.0.1"], "type": "http", "tls": false,
+                "x_forwarded": false, "resources": [{"names": ["client"], "compress": false}]
+            }],
+            // Console logging without the buffered handler (it holds INFO lines for ~5 s).
+            "log_config": self.log_config_path(),
+            "no_redirect_stdio": true,
+            // Nothing leaves the machine.
+            "trusted_key_servers": [],
+            "suppress_key_server_warning": true,
+            "report_stats": false,
+            "enable_metrics": false,
+            // Open registration without verification: the loader registers users through the API.
+            "enable_registration": true,
+            "enable_registration_without_verification": true,
+            // Password hashing at the minimum cost: registration measures Synapse, not bcrypt.
+            "bcrypt_rounds": 4,
+            // Background updates back to back: a fresh database is not busy for a minute.
+            "background_updates": {"sleep_enabled": false, "background_update_duration_ms": 500},
+        });
+        if let (Some(o), serde_json::Value::Object(rc)) = (v.as_object_mut(), rate_limits()) {
+            o.extend(rc);
+        }
+        v
+    }
+
+    pub fn log_config_path(&self) -> PathBuf {
+        self.data_dir.join("hsbench-log.yaml")
+    }
+
+    pub fn overrides_path(&self) -> PathBuf {
+        self.data_dir.join("hsbench-overrides.yaml")
+    }
+
+    /// Write the log config and the overrides for a boot on `port`.
+    pub fn write_config(&self, port: u16) -> Result<(), ServerError> {
+        let log = json!({
+            "version": 1,
+            "formatters": {"precise": {"format":
+                "%(asctime)s - %(name)s - %(lineno)d - %(levelname)s - %(request)s - %(message)s"}},
+            "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "precise",
+                                     "stream": "ext://sys.stderr"}},
+            "loggers": {"synapse.storage.SQL": {"level": "INFO"}},
+            "root": {"level": "INFO", "handlers": ["console"]},
+            "disable_existing_loggers": false
+        });
+        let write = |path: PathBuf, v: &serde_json::Value| {
+            std::fs::write(&path, serde_json::to_vec_pretty(v).expect("json"))
+                .map_err(|e| ServerError::io(&path, e))
+        };
+        write(self.log_config_path(), &log)?;
+        write(self.overrides_path(), &self.overrides(port))
+    }
+
+    /// The command that starts this instance (config must have been written).
+    pub fn command(&self) -> std::process::Command {
+        let mut cmd = std::process::Command::new(&self.install.python);
+        cmd.args(["-m", "synapse.app.homeserver", "--config-path"])
+            .arg(self.data_dir.join("homeserver.yaml"))
+            .arg("--config-path")
+            .arg(self.overrides_path())
+            .current_dir(&self.data_dir)
+            .env("TZ", "UTC")
+            .env("PYTHONUNBUFFERED", "1");
+        cmd
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overrides_keep_everything_on_loopback_and_unlimited() {
+        let inst = SynapseInstance {
+            install: SynapseInstall {
+                version: "0".into(),
+                venv: "/v".into(),
+                python: "/v/bin/python".into(),
+                installed_now: false,
+                install_seconds: 0.0,
+            },
+            data_dir: "/d".into(),
+        };
+        let v = inst.overrides(18008);
+        assert_eq!(v["listeners"][0]["bind_addresses"], json!(["127.0.0.1"]));
+        assert_eq!(v["listeners"][0]["port"], 18008);
+        assert_eq!(v["trusted_key_servers"], json!([]));
+        assert_eq!(v["rc_message"]["per_second"], 1_000_000);
+        assert_eq!(v["rc_login"]["failed_attempts"]["burst_count"], 1_000_000);
+        assert_eq!(v["bcrypt_rounds"], 4);
+    }
+}

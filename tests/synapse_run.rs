@@ -1,0 +1,130 @@
+//! A real run against a real Synapse (installed from PyPI into hsbench's cache on first use):
+//! the tiny scenario end to end, in-process through the library, with the numbers checked.
+
+use std::path::Path;
+
+use hsbench::result::{RunResult, RunStatus};
+use hsbench::run::{RunOptions, run};
+use hsbench::scenario;
+
+/// Milestones are read on hsbench's clock and markers from Synapse's millisecond stamps: allow
+/// the stamps' truncation when comparing across the two.
+const CLOCKS_MS: f64 = 5.0;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tiny_scenario_against_real_synapse() {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let sc = scenario::load(&manifest.join("tests/scenarios/tiny.toml")).expect("valid scenario");
+    let out = tempfile::tempdir().unwrap();
+    let opts = RunOptions {
+        results_dir: out.path().to_path_buf(),
+        quiet: true,
+        ..RunOptions::default()
+    };
+    let outcome = run(&sc, &opts)
+        .await
+        .unwrap_or_else(|e| panic!("run failed: {e}"));
+    let r = &outcome.result;
+    assert_eq!(r.status, RunStatus::Complete);
+    assert_eq!(r.schema_version, 1);
+
+    // The dataset was loaded, every step counted.
+    let d = r.dataset.as_ref().unwrap();
+    let load = d.load.as_ref().unwrap();
+    let count = |name: &str| load.steps.iter().find(|s| s.name == name).unwrap().count;
+    assert_eq!(count("register"), 40);
+    assert_eq!(count("rooms"), 7);
+    assert_eq!(count("joins"), d.totals.memberships - 7);
+    assert_eq!(count("messages"), 7 * 4);
+    assert!(load.steps.iter().all(|s| s.rate_per_s > 0.0));
+
+    // Boots: every phase of the profile measured, markers in order, milestones monotonic.
+    assert_eq!(r.boots.len(), 2);
+    let profile = hsbench::server::ServerProfile::synapse();
+    for b in &r.boots {
+        assert!(
+            b.phases.iter().all(|p| p.duration_ms.is_some()),
+            "{}: missing phases {:?}",
+            b.label,
+            b.phases
+                .iter()
+                .filter(|p| p.duration_ms.is_none())
+                .collect::<Vec<_>>()
+        );
+        assert!(
+            b.phases.iter().all(|p| p.duration_ms.unwrap() >= 0.0),
+            "{b:?}"
+        );
+        let markers: Vec<f64> = profile
+            .markers
+            .iter()
+            .filter_map(|m| b.points.get(&m.name).copied())
+            .collect();
+        // All but possibly the last marker (background updates may start after shutdown began).
+        assert!(
+            markers.len() + 1 >= profile.markers.len(),
+            "{:?}",
+            b.missing_markers
+        );
+        assert!(markers.windows(2).all(|w| w[0] <= w[1]), "{markers:?}");
+        let p = |n: &str| b.points[n];
+        assert!(p("spawn") == 0.0 && p("spawn") < p("first_log_line"));
+        assert!(p("port_open") <= p("versions_200") && p("versions_200") <= p("sync_200"));
+        assert!(p("starting_server") > 0.0);
+        assert!(
+            p("listening") <= p("port_open") + CLOCKS_MS,
+            "{:?}",
+            b.points
+        );
+        assert!((b.time_to_ready_ms - p("sync_200")).abs() < 1.0);
+        // Import/config is where a Python server spends its first second: a real, positive time.
+        assert!(b.phases[0].duration_ms.unwrap() > 50.0, "{:?}", b.phases[0]);
+        assert!(!b.shutdown_hung && b.shutdown_ms.unwrap() > 0.0);
+        assert!(b.exit_status.is_some());
+        assert!(
+            b.resources_total.peak_rss_bytes > 20 << 20,
+            "{:?}",
+            b.resources_total
+        );
+        assert!(b.resources_to_ready.cpu_user_s > 0.0);
+        assert!(b.log_lines > 10);
+        assert!(outcome.run_dir.join(&b.log_file).is_file());
+    }
+    let summary = r.boot_summary.as_ref().unwrap();
+    assert_eq!(summary.boots, 2);
+    let ttr = summary.time_to_ready_ms.unwrap();
+    assert!(ttr.min <= ttr.median && ttr.median <= ttr.max);
+
+    // Herd: as many samples as clients, no errors, corrected never below raw.
+    let h = r.herd.as_ref().unwrap();
+    assert_eq!((h.clients, h.ok), (25, 25));
+    assert!(h.errors.is_empty(), "{:?}", h.errors);
+    assert_eq!(h.corrected.count, 25);
+    assert_eq!(h.raw.count, 25);
+    assert!(h.corrected.p50_ms >= h.raw.p50_ms && h.corrected.max_ms >= h.raw.max_ms);
+    assert!(h.raw.min_ms > 0.0 && h.wall_ms >= h.raw.max_ms * 0.99);
+    // Every client is in the 30-member big room: each initial sync carries its state.
+    assert!(h.bytes_received > 25 * 10_000, "{}", h.bytes_received);
+
+    // Files: result.json parses into the documented schema and matches; histograms are there.
+    let dir = &outcome.run_dir;
+    let json = std::fs::read_to_string(dir.join("result.json")).unwrap();
+    let back: RunResult = serde_json::from_str(&json).unwrap();
+    assert!(back == *r, "result.json does not round-trip into RunResult");
+    let hgrm = std::fs::read_to_string(dir.join("herd-sync.hgrm")).unwrap();
+    assert!(hgrm.contains("Total count    =           25"), "{hgrm}");
+    assert!(dir.join("herd-sync.hist").is_file() && dir.join("herd-sync-raw.hgrm").is_file());
+    let md = std::fs::read_to_string(dir.join("summary.md")).unwrap();
+    assert!(
+        md.contains("| db_prepare |") && md.contains("25 ok of 25"),
+        "{md}"
+    );
+    // Access tokens never reach results.
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let text = std::fs::read(entry.unwrap().path()).unwrap();
+        assert!(
+            !String::from_utf8_lossy(&text).contains("syt_"),
+            "token leaked"
+        );
+    }
+}
