@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+use crate::fixture::FixtureStore;
 use crate::run::RunOptions;
 
 const EXAMPLES: &str = "\
@@ -12,6 +13,9 @@ Examples:
   hsbench run scenarios/smoke.toml
   hsbench run scenarios/smoke.toml --server-version 1.163.2 --out /tmp/results
   hsbench check scenarios/smoke.toml
+  hsbench seed scenarios/smoke.toml          # build the dataset fixture only
+  hsbench fixtures list
+  hsbench fixtures rm 3fa5                   # by key prefix; --all for every fixture
 
 Exit codes: 0 ok · 2 bad input · 3 server failed (install, crash, boot timeout)
             4 dataset load or workload failed · 5 results not writable · 130 interrupted";
@@ -28,10 +32,32 @@ pub struct Cli {
 pub enum Command {
     /// Run a scenario: install the server, build the dataset, time boots, run workloads.
     Run(RunArgs),
+    /// Build (or find) the scenario's dataset fixture without timing boots or running workloads.
+    Seed(RunArgs),
     /// Parse and validate a scenario without running it.
     Check {
         /// Scenario file (TOML).
         scenario: PathBuf,
+    },
+    /// Manage the fixture cache.
+    Fixtures {
+        #[command(subcommand)]
+        action: FixturesAction,
+        /// Fixture cache directory (default: <cache>/fixtures).
+        #[arg(long, global = true, value_name = "DIR")]
+        fixtures_dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FixturesAction {
+    /// List cached fixtures: key, scenario, server, database, totals, size.
+    List,
+    /// Remove fixtures whose key starts with KEY, or all with --all.
+    Rm {
+        key: Option<String>,
+        #[arg(long, conflicts_with = "key")]
+        all: bool,
     },
 }
 
@@ -51,6 +77,15 @@ pub struct RunArgs {
     /// Concurrent requests while loading the dataset.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub load_concurrency: u16,
+    /// Build the dataset again even when its fixture is cached (replaces the fixture).
+    #[arg(long)]
+    pub rebuild_fixture: bool,
+    /// Check a sample of users and rooms through the server's API against the plan.
+    #[arg(long)]
+    pub verify: bool,
+    /// Fixture cache directory (default: <cache>/fixtures).
+    #[arg(long, value_name = "DIR")]
+    pub fixtures_dir: Option<PathBuf>,
 }
 
 impl From<&RunArgs> for RunOptions {
@@ -60,6 +95,13 @@ impl From<&RunArgs> for RunOptions {
             server_version: a.server_version.clone(),
             quiet: a.quiet,
             load_concurrency: a.load_concurrency as usize,
+            fixtures: a
+                .fixtures_dir
+                .as_ref()
+                .map_or_else(FixtureStore::default, FixtureStore::new),
+            rebuild_fixture: a.rebuild_fixture,
+            verify: a.verify,
+            seed_only: false,
         }
     }
 }

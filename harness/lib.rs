@@ -8,6 +8,7 @@ pub mod analysis;
 pub mod boot;
 pub mod cli;
 pub mod dataset;
+pub mod fixture;
 pub mod load;
 pub mod machine;
 pub mod matrix;

@@ -1,7 +1,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use hsbench::cli::{Cli, Command};
+use hsbench::cli::{Cli, Command, FixturesAction, RunArgs};
+use hsbench::fixture::FixtureStore;
 use hsbench::run::{RunError, RunOptions, run};
 use hsbench::{report, scenario};
 
@@ -20,26 +21,83 @@ fn main() -> ExitCode {
                 }
                 Err(e) => fail(&RunError::from(e)),
             },
-            Command::Run(args) => {
-                let scenario = match scenario::load(&args.scenario) {
-                    Ok(s) => s,
-                    Err(e) => return fail(&RunError::from(e)),
-                };
-                match run(&scenario, &RunOptions::from(&args)).await {
-                    Ok(out) => {
-                        println!("{}", report::markdown(&out.result));
-                        println!("results: {}", out.run_dir.display());
-                        0
-                    }
-                    Err(e) => fail(&e),
-                }
-            }
+            Command::Run(args) => run_cmd(&args, false).await,
+            Command::Seed(args) => run_cmd(&args, true).await,
+            Command::Fixtures {
+                action,
+                fixtures_dir,
+            } => fixtures(
+                action,
+                fixtures_dir.map_or_else(FixtureStore::default, FixtureStore::new),
+            ),
         }
     });
     ExitCode::from(code as u8)
 }
 
+async fn run_cmd(args: &RunArgs, seed_only: bool) -> i32 {
+    let scenario = match scenario::load(&args.scenario) {
+        Ok(s) => s,
+        Err(e) => return fail(&RunError::from(e)),
+    };
+    let opts = RunOptions {
+        seed_only,
+        ..RunOptions::from(args)
+    };
+    match run(&scenario, &opts).await {
+        Ok(out) => {
+            println!("{}", report::markdown(&out.result));
+            println!("results: {}", out.run_dir.display());
+            0
+        }
+        Err(e) => fail(&e),
+    }
+}
+
+fn fixtures(action: FixturesAction, store: FixtureStore) -> i32 {
+    match action {
+        FixturesAction::List => {
+            let all = store.list();
+            if all.is_empty() {
+                println!("no fixtures in {}", store.root.display());
+            }
+            for fx in all {
+                let m = &fx.manifest;
+                println!(
+                    "{}  {:<12} {} {} {:<12} {:>7} users {:>6} rooms {:>8} memberships {:>9} messages {:>9.1} MiB  built {} in {:.0} s",
+                    m.key,
+                    m.scenario,
+                    m.identity.server_kind,
+                    m.identity.server_version,
+                    m.identity.database,
+                    m.totals.users,
+                    m.totals.rooms,
+                    m.totals.memberships,
+                    m.totals.messages,
+                    m.size_bytes as f64 / (1 << 20) as f64,
+                    m.created_at,
+                    m.build_seconds
+                );
+            }
+            0
+        }
+        FixturesAction::Rm { key, all } => {
+            if key.is_none() && !all {
+                eprintln!("error: name a key (prefix) or --all");
+                return 2;
+            }
+            match store.remove(key.as_deref()) {
+                Ok(n) => {
+                    println!("removed {n} fixture(s)");
+                    0
+                }
+                Err(e) => fail(&RunError::from(e)),
+            }
+        }
+    }
+}
+
 fn fail(e: &RunError) -> i32 {
-    eprintln!("error: {:#}", anyhow::Error::msg(e.to_string()));
+    eprintln!("error: {e}");
     e.exit_code()
 }

@@ -48,7 +48,11 @@ pub struct DatasetInfo {
     pub spec: DatasetSpec,
     pub spec_hash: String,
     pub totals: PlanTotals,
+    /// How the dataset was loaded (for a reused fixture: when it was built).
     pub load: Option<LoadReport>,
+    pub fixture: Option<crate::fixture::FixtureUse>,
+    /// The dataset checked through the server's own API (`--verify`).
+    pub verify: Option<crate::seed::VerifyReport>,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]

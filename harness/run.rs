@@ -10,14 +10,17 @@ use std::time::{Duration, Instant};
 use crate::analysis::summarize_boots;
 use crate::boot::{BootRecord, BootSpec, boot};
 use crate::dataset::DatasetPlan;
+use crate::fixture::{
+    FixtureError, FixtureIdentity, FixtureManifest, FixtureStore, FixtureUse, MODEL_VERSION,
+};
 use crate::load::run_herd;
 use crate::matrix::MatrixClient;
 use crate::metrics::{self_usage, write_histogram};
 use crate::report::write_all;
 use crate::result::{DatasetInfo, RunResult, RunStatus, ServerInfo};
 use crate::scenario::Scenario;
-use crate::seed::{Credentials, SeedError, load};
-use crate::server::synapse::{SynapseInstall, SynapseInstance};
+use crate::seed::{Credentials, SeedError, load, verify};
+use crate::server::synapse::{DbTarget, SynapseInstall, SynapseInstance};
 use crate::server::{ServerError, ServerProfile, free_port};
 
 /// Why a run failed. [`RunError::exit_code`] maps each kind to the CLI's documented exit code.
@@ -37,6 +40,8 @@ pub enum RunError {
     Seed(#[from] Box<SeedError>),
     #[error("workload `{workload}` failed: {message}")]
     Workload { workload: String, message: String },
+    #[error(transparent)]
+    Fixture(#[from] FixtureError),
     #[error("interrupted (Ctrl+C); servers stopped, partial results written")]
     Interrupted,
 }
@@ -49,7 +54,8 @@ impl RunError {
             RunError::Scenario(_) => 2,
             RunError::Server(_) => 3,
             RunError::Seed(_) | RunError::Workload { .. } => 4,
-            RunError::Output { .. } => 5,
+            RunError::Fixture(FixtureError::NotFound(_)) => 2,
+            RunError::Output { .. } | RunError::Fixture(_) => 5,
             RunError::Interrupted => 130,
         }
     }
@@ -66,6 +72,14 @@ pub struct RunOptions {
     pub quiet: bool,
     /// Concurrent requests while loading the dataset.
     pub load_concurrency: usize,
+    /// The fixture cache.
+    pub fixtures: FixtureStore,
+    /// Build the dataset again even when its fixture is cached.
+    pub rebuild_fixture: bool,
+    /// Check a sample of the dataset through the server's API before the workloads.
+    pub verify: bool,
+    /// Stop once the dataset fixture exists (`hsbench seed`).
+    pub seed_only: bool,
 }
 
 impl Default for RunOptions {
@@ -75,6 +89,10 @@ impl Default for RunOptions {
             server_version: None,
             quiet: false,
             load_concurrency: 8,
+            fixtures: FixtureStore::default(),
+            rebuild_fixture: false,
+            verify: false,
+            seed_only: false,
         }
     }
 }
@@ -198,12 +216,73 @@ async fn stages(ctx: &mut Ctx<'_>, work: &Path) -> Result<(), RunError> {
             install.venv.display()
         ));
     }
+    let plan = DatasetPlan::new(scenario.dataset.clone());
+    let identity = FixtureIdentity {
+        model_version: MODEL_VERSION,
+        spec: scenario.dataset.clone(),
+        server_kind: "synapse".into(),
+        server_version: version.clone(),
+        database: "sqlite".into(),
+    };
+    let key = identity.key();
+    let store = ctx.opts.fixtures.clone();
+    if ctx.opts.rebuild_fixture {
+        let _ = store.remove(Some(&key));
+    }
+    ctx.result.dataset = Some(DatasetInfo {
+        spec: scenario.dataset.clone(),
+        spec_hash: scenario.dataset.spec_hash(),
+        totals: plan.totals(),
+        load: None,
+        fixture: None,
+        verify: None,
+    });
+
+    let profile = ServerProfile::synapse();
+    let run_dir = ctx.run_dir.clone();
     let data_dir = work.join("synapse-data");
-    let inst = {
-        let (i, d) = (install.clone(), data_dir.clone());
-        tokio::task::spawn_blocking(move || SynapseInstance::generate(&i, &d))
+    let shutdown = scenario.boot.shutdown_timeout;
+
+    // 2. Dataset: restore the fixture, or build it (boot fresh, load through the API, stop,
+    //    snapshot).
+    let (inst, creds) = if let Some(fx) = store.get(&key) {
+        ctx.say(&format!("dataset: fixture {key} from {}", fx.dir.display()));
+        let (fx2, store2, dd) = (fx.clone(), store.clone(), data_dir.clone());
+        let (secs, bytes) = tokio::task::spawn_blocking(move || store2.restore(&fx2, &dd, None))
             .await
-            .expect("config task")?
+            .expect("restore task")?;
+        let creds = fx.credentials()?;
+        if let Some(d) = ctx.result.dataset.as_mut() {
+            d.load = Some(fx.manifest.load.clone());
+            d.fixture = Some(FixtureUse {
+                key: key.clone(),
+                path: fx.dir.display().to_string(),
+                reused: true,
+                size_bytes: bytes,
+                snapshot_seconds: None,
+                restore_seconds: Some(secs),
+                restore_mib_per_s: Some(bytes as f64 / (1 << 20) as f64 / secs.max(1e-9)),
+                table_counts: fx.manifest.table_counts.clone(),
+            });
+        }
+        ctx.say(&format!(
+            "restored {:.1} MiB in {:.2} s",
+            bytes as f64 / (1 << 20) as f64,
+            secs
+        ));
+        (
+            SynapseInstance::existing(&install, &data_dir, DbTarget::Sqlite),
+            creds,
+        )
+    } else {
+        let inst = {
+            let (i, d) = (install.clone(), data_dir.clone());
+            tokio::task::spawn_blocking(move || SynapseInstance::generate(&i, &d, DbTarget::Sqlite))
+                .await
+                .expect("config task")?
+        };
+        let creds = build_dataset(ctx, &inst, &plan, &profile, &identity).await?;
+        (inst, creds)
     };
     ctx.result.server = Some(ServerInfo {
         kind: "synapse".into(),
@@ -214,79 +293,27 @@ async fn stages(ctx: &mut Ctx<'_>, work: &Path) -> Result<(), RunError> {
         install_seconds: install.install_seconds,
         config_overrides: inst.overrides(0),
     });
-    let plan = DatasetPlan::new(scenario.dataset.clone());
-    ctx.result.dataset = Some(DatasetInfo {
-        spec: scenario.dataset.clone(),
-        spec_hash: scenario.dataset.spec_hash(),
-        totals: plan.totals(),
-        load: None,
-    });
-    ctx.save()?;
-
-    let profile = ServerProfile::synapse();
-    let run_dir = ctx.run_dir.clone();
-    let start = |label: &str, token: Option<String>| -> Result<BootSpec<'_>, RunError> {
-        let port = free_port().map_err(|e| ServerError::io(Path::new("127.0.0.1:0"), e))?;
-        inst.write_config(port)?;
-        Ok(BootSpec {
-            label: label.to_string(),
-            profile: &profile,
-            command: inst.command(),
-            port,
-            sync_token: token,
-            timeout: scenario.boot.timeout,
-            log_path: run_dir.join(format!("{label}.log")),
-        })
-    };
-    let shutdown = scenario.boot.shutdown_timeout;
-
-    // 2. Dataset: boot a fresh server, load the plan through the API, stop.
-    ctx.say(&format!(
-        "dataset: {} users, {} rooms, {} memberships, {} messages (seed {})",
-        plan.totals().users,
-        plan.totals().rooms,
-        plan.totals().memberships,
-        plan.totals().messages,
-        scenario.dataset.seed
-    ));
-    let server = boot(start("seed", None)?).await?;
-    let client = MatrixClient::new(&server.base_url(), Duration::from_secs(120)).map_err(|e| {
-        RunError::Workload {
-            workload: "client".into(),
-            message: e.to_string(),
-        }
-    })?;
-    let loaded = load(&client, &plan, ctx.opts.load_concurrency, !ctx.opts.quiet).await;
-    let (creds, report) = match loaded {
-        Ok(x) => x,
-        Err(e) => {
-            ctx.result.seed_boot = Some(server.stop(shutdown, &run_dir).await);
-            return Err(Box::new(e).into());
-        }
-    };
-    ctx.say(&format!(
-        "dataset loaded in {:.1} s ({})",
-        report.total_seconds,
-        report
-            .steps
-            .iter()
-            .map(|s| format!("{} {:.1}/s", s.name, s.rate_per_s))
-            .collect::<Vec<_>>()
-            .join(", ")
-    ));
     save_credentials(work, &creds)?;
-    if let Some(d) = ctx.result.dataset.as_mut() {
-        d.load = Some(report);
-    }
-    ctx.result.seed_boot = Some(server.stop(shutdown, &run_dir).await);
     ctx.save()?;
+
+    if ctx.opts.seed_only {
+        return finish_files(ctx);
+    }
 
     // 3. Measured boots.
     let probe_token = creds.tokens[0].clone();
     for i in 1..=scenario.boot.repeats {
         let label = format!("boot-{i}");
         ctx.say(&format!("{label}/{}", scenario.boot.repeats));
-        let server = boot(start(&label, Some(probe_token.clone()))?).await?;
+        let spec = boot_spec(
+            &inst,
+            &profile,
+            &run_dir,
+            &label,
+            Some(probe_token.clone()),
+            scenario,
+        )?;
+        let server = boot(spec).await?;
         let rec = server.stop(shutdown, &run_dir).await;
         report_boot(ctx, &rec);
         ctx.result.boots.push(rec);
@@ -294,13 +321,63 @@ async fn stages(ctx: &mut Ctx<'_>, work: &Path) -> Result<(), RunError> {
         ctx.save()?;
     }
 
-    // 4. Workloads, on a boot of their own.
+    // 4. Verification and workloads, on a boot of their own.
+    if scenario.herd.is_none() && !ctx.opts.verify {
+        return finish_files(ctx);
+    }
+    let spec = boot_spec(
+        &inst,
+        &profile,
+        &run_dir,
+        "workload",
+        Some(probe_token),
+        scenario,
+    )?;
+    let mut server = boot(spec).await?;
+    if ctx.opts.verify {
+        let client =
+            MatrixClient::new(&server.base_url(), Duration::from_secs(120)).map_err(|e| {
+                RunError::Workload {
+                    workload: "verify".into(),
+                    message: e.to_string(),
+                }
+            })?;
+        let report = verify(&client, &plan, &creds, 8, 8).await;
+        let report = match report {
+            Ok(r) => r,
+            Err(e) => {
+                ctx.result.workload_boot = Some(server.stop(shutdown, &run_dir).await);
+                return Err(Box::new(e).into());
+            }
+        };
+        ctx.say(&format!(
+            "verified {} users and {} rooms against the plan: {}",
+            report.users_checked,
+            report.rooms_checked,
+            if report.mismatches.is_empty() {
+                "exact".to_string()
+            } else {
+                format!("{} MISMATCHES", report.mismatches.len())
+            }
+        ));
+        let mismatches = report.mismatches.clone();
+        if let Some(d) = ctx.result.dataset.as_mut() {
+            d.verify = Some(report);
+        }
+        if !mismatches.is_empty() {
+            ctx.result.workload_boot = Some(server.stop(shutdown, &run_dir).await);
+            return Err(RunError::Workload {
+                workload: "verify".into(),
+                message: mismatches.join("; "),
+            });
+        }
+        ctx.save()?;
+    }
     if let Some(herd) = &scenario.herd {
         ctx.say(&format!(
             "herd: {} clients, {:?} sync",
             herd.clients, herd.sync
         ));
-        let mut server = boot(start("workload", Some(probe_token.clone()))?).await?;
         let outcome = run_herd(&server.base_url(), &creds.tokens, herd).await;
         let alive = server.check_alive();
         ctx.result.workload_boot = Some(server.stop(shutdown, &run_dir).await);
@@ -321,8 +398,130 @@ async fn stages(ctx: &mut Ctx<'_>, work: &Path) -> Result<(), RunError> {
             ctx.result.files.push(format!("{stem}.hist"));
         }
         ctx.result.herd = Some(result);
-        ctx.save()?;
+    } else {
+        ctx.result.workload_boot = Some(server.stop(shutdown, &run_dir).await);
     }
+    ctx.save()?;
+    finish_files(ctx)
+}
+
+fn boot_spec<'p>(
+    inst: &SynapseInstance,
+    profile: &'p ServerProfile,
+    run_dir: &Path,
+    label: &str,
+    token: Option<String>,
+    scenario: &Scenario,
+) -> Result<BootSpec<'p>, RunError> {
+    let port = free_port().map_err(|e| ServerError::io(Path::new("127.0.0.1:0"), e))?;
+    inst.write_config(port)?;
+    Ok(BootSpec {
+        label: label.to_string(),
+        profile,
+        command: inst.command(),
+        port,
+        sync_token: token,
+        timeout: scenario.boot.timeout,
+        log_path: run_dir.join(format!("{label}.log")),
+    })
+}
+
+/// Boot a fresh server, load the plan through the API, stop it, and snapshot it as a fixture.
+async fn build_dataset(
+    ctx: &mut Ctx<'_>,
+    inst: &SynapseInstance,
+    plan: &DatasetPlan,
+    profile: &ServerProfile,
+    identity: &FixtureIdentity,
+) -> Result<Credentials, RunError> {
+    let scenario = ctx.scenario;
+    let run_dir = ctx.run_dir.clone();
+    let t = plan.totals();
+    ctx.say(&format!(
+        "dataset: building fixture {} — {} users, {} rooms, {} memberships, {} messages (seed {})",
+        identity.key(),
+        t.users,
+        t.rooms,
+        t.memberships,
+        t.messages,
+        scenario.dataset.seed
+    ));
+    let built = Instant::now();
+    let server = boot(boot_spec(inst, profile, &run_dir, "seed", None, scenario)?).await?;
+    let client = MatrixClient::new(&server.base_url(), Duration::from_secs(120)).map_err(|e| {
+        RunError::Workload {
+            workload: "client".into(),
+            message: e.to_string(),
+        }
+    })?;
+    let loaded = load(&client, plan, ctx.opts.load_concurrency, !ctx.opts.quiet).await;
+    let shutdown = scenario.boot.shutdown_timeout;
+    let (creds, report) = match loaded {
+        Ok(x) => x,
+        Err(e) => {
+            ctx.result.seed_boot = Some(server.stop(shutdown, &run_dir).await);
+            return Err(Box::new(e).into());
+        }
+    };
+    ctx.say(&format!(
+        "dataset loaded in {:.1} s ({})",
+        report.total_seconds,
+        report
+            .steps
+            .iter()
+            .map(|s| format!("{} {:.1}/s", s.name, s.rate_per_s))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    ctx.result.seed_boot = Some(server.stop(shutdown, &run_dir).await);
+    let i2 = inst.clone();
+    let counts = tokio::task::spawn_blocking(move || i2.table_counts())
+        .await
+        .expect("count task")?;
+    let manifest = FixtureManifest {
+        key: identity.key(),
+        identity: identity.clone(),
+        created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        scenario: scenario.name.clone(),
+        totals: t,
+        load: report.clone(),
+        table_counts: counts.clone(),
+        size_bytes: 0,
+        build_seconds: built.elapsed().as_secs_f64(),
+    };
+    let (store, dd, c2) = (
+        ctx.opts.fixtures.clone(),
+        inst.data_dir.clone(),
+        creds.clone(),
+    );
+    let (fx, snapshot_seconds) =
+        tokio::task::spawn_blocking(move || store.save(manifest, &dd, None, &c2))
+            .await
+            .expect("snapshot task")?;
+    ctx.say(&format!(
+        "fixture {} saved: {:.1} MiB in {:.2} s",
+        fx.manifest.key,
+        fx.manifest.size_bytes as f64 / (1 << 20) as f64,
+        snapshot_seconds
+    ));
+    if let Some(d) = ctx.result.dataset.as_mut() {
+        d.load = Some(report);
+        d.fixture = Some(FixtureUse {
+            key: fx.manifest.key.clone(),
+            path: fx.dir.display().to_string(),
+            reused: false,
+            size_bytes: fx.manifest.size_bytes,
+            snapshot_seconds: Some(snapshot_seconds),
+            restore_seconds: None,
+            restore_mib_per_s: None,
+            table_counts: counts,
+        });
+    }
+    ctx.save()?;
+    Ok(creds)
+}
+
+fn finish_files(ctx: &mut Ctx<'_>) -> Result<(), RunError> {
     let mut logs: Vec<String> = ctx
         .result
         .seed_boot

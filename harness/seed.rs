@@ -272,3 +272,140 @@ fn step(name: &str, count: u64, t: Instant) -> LoadStep {
         },
     }
 }
+
+/// What checking a loaded dataset through the server's own API found.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct VerifyReport {
+    pub users_checked: u64,
+    pub rooms_checked: u64,
+    /// Individual comparisons made (joined rooms per user, members and messages per room).
+    pub checks: u64,
+    /// Every difference from the plan; empty when the server holds exactly the plan.
+    pub mismatches: Vec<String>,
+}
+
+/// A deterministic sample of `n` indices out of `0..total`: first, last and evenly spaced.
+fn sample(total: u64, n: u64) -> Vec<u64> {
+    if total <= n {
+        return (0..total).collect();
+    }
+    let mut v: Vec<u64> = (0..n).map(|i| i * (total - 1) / (n - 1).max(1)).collect();
+    v.dedup();
+    v
+}
+
+/// Compare the server's answers with the plan for a sample of users and rooms: each sampled
+/// user's joined rooms (exact set), each sampled room's joined members (exact set) and its
+/// message count.
+pub async fn verify(
+    client: &MatrixClient,
+    plan: &DatasetPlan,
+    creds: &Credentials,
+    users: u64,
+    rooms: u64,
+) -> Result<VerifyReport, SeedError> {
+    use ruma::api::Direction;
+    use ruma::api::client::filter::RoomEventFilter;
+    use ruma::api::client::membership::{joined_members, joined_rooms};
+    use ruma::api::client::message::get_message_events;
+    use std::collections::{BTreeMap, BTreeSet};
+
+    let err = |request: String| {
+        move |source| SeedError {
+            step: "verify",
+            request,
+            source,
+        }
+    };
+    let mut report = VerifyReport::default();
+    let user_sample = sample(plan.spec().users, users);
+    let room_sample = sample(plan.room_count(), rooms);
+    let mut expected_rooms: BTreeMap<u64, BTreeSet<OwnedRoomId>> =
+        user_sample.iter().map(|&u| (u, BTreeSet::new())).collect();
+    for room in plan.rooms() {
+        for m in &room.members {
+            if let Some(set) = expected_rooms.get_mut(m) {
+                set.insert(creds.room_ids[room.index as usize].clone());
+            }
+        }
+    }
+    for (&u, expected) in &expected_rooms {
+        let resp = client
+            .send(
+                joined_rooms::v3::Request::new(),
+                Some(&creds.tokens[u as usize]),
+            )
+            .await
+            .map_err(err(format!(
+                "joined_rooms as {}",
+                DatasetPlan::localpart(u)
+            )))?;
+        let got: BTreeSet<OwnedRoomId> = resp.joined_rooms.into_iter().collect();
+        report.users_checked += 1;
+        report.checks += 1;
+        if &got != expected {
+            report.mismatches.push(format!(
+                "{}: joined {} rooms, the plan says {}",
+                DatasetPlan::localpart(u),
+                got.len(),
+                expected.len()
+            ));
+        }
+    }
+    for &r in &room_sample {
+        let room = plan.room(r);
+        let room_id = creds.room_ids[r as usize].clone();
+        let token = &creds.tokens[room.creator() as usize];
+        let resp = client
+            .send(
+                joined_members::v3::Request::new(room_id.clone()),
+                Some(token),
+            )
+            .await
+            .map_err(err(format!("joined_members of {}", room.name)))?;
+        let got: BTreeSet<&OwnedUserId> = resp.joined.keys().collect();
+        let expected: BTreeSet<&OwnedUserId> = room
+            .members
+            .iter()
+            .map(|&m| &creds.user_ids[m as usize])
+            .collect();
+        report.rooms_checked += 1;
+        report.checks += 2;
+        if got != expected {
+            report.mismatches.push(format!(
+                "{}: {} joined members, the plan says {}",
+                room.name,
+                got.len(),
+                expected.len()
+            ));
+        }
+        let mut req = get_message_events::v3::Request::new(room_id, Direction::Backward);
+        let want = plan.spec().messages_per_room;
+        req.limit = ruma::UInt::try_from(want + 10).unwrap_or(ruma::UInt::MAX);
+        let mut filter = RoomEventFilter::default();
+        filter.types = Some(vec!["m.room.message".into()]);
+        req.filter = filter;
+        let resp = client
+            .send(req, Some(token))
+            .await
+            .map_err(err(format!("messages of {}", room.name)))?;
+        if resp.chunk.len() as u64 != want {
+            report.mismatches.push(format!(
+                "{}: {} messages, the plan says {want}",
+                room.name,
+                resp.chunk.len()
+            ));
+        }
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sample_is_deterministic_and_covers_ends() {
+        assert_eq!(super::sample(5, 10), vec![0, 1, 2, 3, 4]);
+        assert_eq!(super::sample(100, 3), vec![0, 49, 99]);
+        assert_eq!(super::sample(1000, 5), vec![0, 249, 499, 749, 999]);
+    }
+}

@@ -53,8 +53,11 @@ fn shipped_scenarios_are_valid() {
 fn full_state_herd_through_the_binary() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let out_dir = tempfile::tempdir().unwrap();
+    let fixtures = tempfile::tempdir().unwrap();
     let out = hsbench()
         .arg("run")
+        .arg("--fixtures-dir")
+        .arg(fixtures.path())
         .arg(root.join("tests/scenarios/tiny-full-state.toml"))
         .arg("--quiet")
         .arg("--out")
@@ -85,4 +88,25 @@ fn full_state_herd_through_the_binary() {
     assert_eq!(v["herd"]["corrected"]["count"], 25);
     assert!(v["herd"]["prepare_ms"].as_f64().unwrap() > 0.0);
     assert_eq!(v["boots"].as_array().unwrap().len(), 1);
+
+    // The fixture it built is listed, and removed by key prefix.
+    let list = hsbench()
+        .args(["fixtures", "list", "--fixtures-dir"])
+        .arg(fixtures.path())
+        .output()
+        .unwrap();
+    let key = v["dataset"]["fixture"]["key"].as_str().unwrap();
+    assert!(String::from_utf8_lossy(&list.stdout).contains(key));
+    let rm = hsbench()
+        .args(["fixtures", "rm", &key[..6], "--fixtures-dir"])
+        .arg(fixtures.path())
+        .output()
+        .unwrap();
+    assert!(rm.status.success());
+    let rm_again = hsbench()
+        .args(["fixtures", "rm", &key[..6], "--fixtures-dir"])
+        .arg(fixtures.path())
+        .output()
+        .unwrap();
+    assert_eq!(rm_again.status.code(), Some(2));
 }

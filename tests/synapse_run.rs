@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use hsbench::fixture::FixtureStore;
 use hsbench::result::{RunResult, RunStatus};
 use hsbench::run::{RunOptions, run};
 use hsbench::scenario;
@@ -16,15 +17,29 @@ async fn tiny_scenario_against_real_synapse() {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     let sc = scenario::load(&manifest.join("tests/scenarios/tiny.toml")).expect("valid scenario");
     let out = tempfile::tempdir().unwrap();
+    let fixtures = tempfile::tempdir().unwrap();
     let opts = RunOptions {
         results_dir: out.path().to_path_buf(),
         quiet: true,
+        verify: true,
+        fixtures: FixtureStore::new(fixtures.path()),
         ..RunOptions::default()
     };
     let outcome = run(&sc, &opts)
         .await
         .unwrap_or_else(|e| panic!("run failed: {e}"));
     let r = &outcome.result;
+
+    // The dataset was built by this run, snapshotted, and checked through the API: exact.
+    let fx = r.dataset.as_ref().unwrap().fixture.as_ref().unwrap();
+    assert!(!fx.reused);
+    assert!(fx.size_bytes > 100_000);
+    assert_eq!(fx.table_counts["users"], Some(40));
+    assert_eq!(fx.table_counts["rooms"], Some(7));
+    assert_eq!(fx.table_counts["local_current_membership"], Some(63));
+    let v = r.dataset.as_ref().unwrap().verify.as_ref().unwrap();
+    assert!(v.mismatches.is_empty(), "{:?}", v.mismatches);
+    assert_eq!((v.users_checked, v.rooms_checked), (8, 7));
     assert_eq!(r.status, RunStatus::Complete);
     assert_eq!(r.schema_version, 1);
 
@@ -119,6 +134,24 @@ async fn tiny_scenario_against_real_synapse() {
         md.contains("| db_prepare |") && md.contains("25 ok of 25"),
         "{md}"
     );
+    // A second run restores the fixture instead of loading, and the server holds the same data.
+    let again = run(&sc, &opts)
+        .await
+        .unwrap_or_else(|e| panic!("second run failed: {e}"));
+    let d2 = again.result.dataset.as_ref().unwrap();
+    let fx2 = d2.fixture.as_ref().unwrap();
+    assert!(fx2.reused && fx2.restore_seconds.is_some());
+    assert_eq!(fx2.key, fx.key);
+    assert_eq!(fx2.size_bytes, fx.size_bytes);
+    assert_eq!(fx2.table_counts, fx.table_counts);
+    assert!(
+        again.result.seed_boot.is_none(),
+        "no loading boot when restoring"
+    );
+    let v2 = d2.verify.as_ref().unwrap();
+    assert!(v2.mismatches.is_empty() && v2.checks == v.checks, "{v2:?}");
+    assert_eq!(again.result.herd.as_ref().unwrap().ok, 25);
+
     // Access tokens never reach results.
     for entry in std::fs::read_dir(dir).unwrap() {
         let text = std::fs::read(entry.unwrap().path()).unwrap();

@@ -109,11 +109,26 @@ impl SynapseInstall {
     }
 }
 
+/// Where Synapse keeps its database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DbTarget {
+    /// `homeserver.db` inside the data directory.
+    Sqlite,
+    /// A PostgreSQL database reached over TCP on loopback.
+    Postgres {
+        host: String,
+        port: u16,
+        user: String,
+        database: String,
+    },
+}
+
 /// One Synapse data directory with its configuration.
 #[derive(Debug, Clone)]
 pub struct SynapseInstance {
     pub install: SynapseInstall,
     pub data_dir: PathBuf,
+    pub db: DbTarget,
 }
 
 /// Rate limits raised far beyond any load hsbench makes: otherwise a load test measures the
@@ -157,7 +172,11 @@ fn rate_limits() -> serde_json::Value {
 
 impl SynapseInstance {
     /// Generate Synapse's own config (signing key, secrets) in a fresh data directory.
-    pub fn generate(install: &SynapseInstall, data_dir: &Path) -> Result<Self, ServerError> {
+    pub fn generate(
+        install: &SynapseInstall,
+        data_dir: &Path,
+        db: DbTarget,
+    ) -> Result<Self, ServerError> {
         std::fs::create_dir_all(data_dir).map_err(|e| ServerError::io(data_dir, e))?;
         let config = data_dir.join("homeserver.yaml");
         run_checked(
@@ -174,7 +193,37 @@ impl SynapseInstance {
         Ok(Self {
             install: install.clone(),
             data_dir: data_dir.to_path_buf(),
+            db,
         })
+    }
+
+    /// An instance over an existing data directory (a restored fixture).
+    pub fn existing(install: &SynapseInstall, data_dir: &Path, db: DbTarget) -> Self {
+        Self {
+            install: install.clone(),
+            data_dir: data_dir.to_path_buf(),
+            db,
+        }
+    }
+
+    fn database_config(&self) -> serde_json::Value {
+        match &self.db {
+            DbTarget::Sqlite => json!({
+                "name": "sqlite3",
+                "args": {"database": self.data_dir.join("homeserver.db")}
+            }),
+            DbTarget::Postgres {
+                host,
+                port,
+                user,
+                database,
+            } => json!({
+                "name": "psycopg2",
+                "args": {"user": user, "host": host, "port": port, "dbname": database,
+                         "cp_min": 5, "cp_max": 10},
+                "allow_unsafe_locale": false
+            }),
+        }
     }
 
     /// The benchmark overrides, merged over the generated config (Synapse merges the top-level
@@ -186,6 +235,11 @@ impl SynapseInstance {
                 "port": port, "bind_addresses": ["127.0.0.1"], "type": "http", "tls": false,
                 "x_forwarded": false, "resources": [{"names": ["client"], "compress": false}]
             }],
+            // Every path points into this data directory, so a restored fixture works anywhere.
+            "database": self.database_config(),
+            "media_store_path": self.data_dir.join("media_store"),
+            "signing_key_path": self.data_dir.join(format!("{SERVER_NAME}.signing.key")),
+            "pid_file": self.data_dir.join("homeserver.pid"),
             // Console logging without the buffered handler (it holds INFO lines for ~5 s).
             "log_config": self.log_config_path(),
             "no_redirect_stdio": true,
@@ -250,6 +304,65 @@ impl SynapseInstance {
     }
 }
 
+/// Counts rows of the tables that describe a dataset; run by the venv's Python so that no
+/// database driver is needed in hsbench itself.
+const COUNT_TABLES: &str = r#"
+import json, sys
+cfg = json.loads(sys.argv[1])
+tables = ["users", "profiles", "devices", "access_tokens", "rooms", "events", "event_json",
+          "room_memberships", "local_current_membership", "current_state_events", "state_groups",
+          "state_groups_state", "receipts_linearized", "presence_stream", "event_push_actions",
+          "event_push_summary", "stream_ordering_to_exterm"]
+if cfg["kind"] == "sqlite":
+    import sqlite3
+    conn = sqlite3.connect(cfg["path"])
+else:
+    import psycopg2
+    conn = psycopg2.connect(host=cfg["host"], port=cfg["port"], user=cfg["user"], dbname=cfg["database"])
+out = {}
+for t in tables:
+    try:
+        cur = conn.cursor()
+        cur.execute("SELECT COUNT(*) FROM " + t)
+        out[t] = cur.fetchone()[0]
+    except Exception:
+        conn.rollback()
+        out[t] = None
+print(json.dumps(out))
+"#;
+
+impl SynapseInstance {
+    /// Rows per table of this instance's database (the server may be running or stopped).
+    /// Blocking: call from `spawn_blocking`.
+    pub fn table_counts(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, Option<u64>>, ServerError> {
+        let cfg = match &self.db {
+            DbTarget::Sqlite => {
+                json!({"kind": "sqlite", "path": self.data_dir.join("homeserver.db")})
+            }
+            DbTarget::Postgres {
+                host,
+                port,
+                user,
+                database,
+            } => json!({
+                "kind": "postgres", "host": host, "port": port, "user": user, "database": database
+            }),
+        };
+        let out = run_checked(
+            std::process::Command::new(&self.install.python)
+                .args(["-c", COUNT_TABLES])
+                .arg(cfg.to_string()),
+            "count the database's rows",
+        )?;
+        serde_json::from_str(&out).map_err(|e| ServerError::Install {
+            step: "count the database's rows".into(),
+            message: format!("unexpected output {out:?}: {e}"),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -265,6 +378,7 @@ mod tests {
                 install_seconds: 0.0,
             },
             data_dir: "/d".into(),
+            db: DbTarget::Sqlite,
         };
         let v = inst.overrides(18008);
         assert_eq!(v["listeners"][0]["bind_addresses"], json!(["127.0.0.1"]));
@@ -273,5 +387,7 @@ mod tests {
         assert_eq!(v["rc_message"]["per_second"], 1_000_000);
         assert_eq!(v["rc_login"]["failed_attempts"]["burst_count"], 1_000_000);
         assert_eq!(v["bcrypt_rounds"], 4);
+        assert_eq!(v["database"]["args"]["database"], "/d/homeserver.db");
+        assert_eq!(v["media_store_path"], "/d/media_store");
     }
 }
