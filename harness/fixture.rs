@@ -133,6 +133,9 @@ pub fn copy_tree(from: &Path, to: &Path) -> Result<u64, FixtureError> {
         let ft = entry.file_type().map_err(io(&src))?;
         if ft.is_dir() {
             bytes += copy_tree(&src, &dst)?;
+            // Modes matter: PostgreSQL refuses a data directory that is not 0700/0750.
+            let perm = std::fs::metadata(&src).map_err(io(&src))?.permissions();
+            std::fs::set_permissions(&dst, perm).map_err(io(&dst))?;
         } else if ft.is_symlink() {
             let target = std::fs::read_link(&src).map_err(io(&src))?;
             std::os::unix::fs::symlink(target, &dst).map_err(io(&dst))?;
@@ -240,6 +243,8 @@ impl FixtureStore {
         let mut size = copy_tree(data_dir, &tmp.join("synapse-data"))?;
         if let Some(pg) = pgdata {
             size += copy_tree(pg, &tmp.join("pgdata"))?;
+            let perm = std::fs::metadata(pg).map_err(io(pg))?.permissions();
+            std::fs::set_permissions(tmp.join("pgdata"), perm).map_err(io(pg))?;
         }
         let cp = tmp.join("credentials.json");
         std::fs::write(
@@ -279,6 +284,10 @@ impl FixtureStore {
         let mut bytes = copy_tree(&fx.data_dir(), data_dir)?;
         if let Some(pg) = pgdata {
             bytes += copy_tree(&fx.pgdata(), pg)?;
+            let perm = std::fs::metadata(fx.pgdata())
+                .map_err(io(&fx.pgdata()))?
+                .permissions();
+            std::fs::set_permissions(pg, perm).map_err(io(pg))?;
         }
         Ok((t.elapsed().as_secs_f64(), bytes))
     }

@@ -35,7 +35,9 @@ pub struct HarnessInfo {
 pub struct ServerInfo {
     pub kind: String,
     pub version: String,
+    /// `sqlite`, `postgres-<major>` (private cluster) or `postgres-external`.
     pub database: String,
+    pub database_detail: Option<String>,
     pub install_dir: String,
     pub installed_now: bool,
     pub install_seconds: f64,

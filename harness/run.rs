@@ -18,8 +18,10 @@ use crate::matrix::MatrixClient;
 use crate::metrics::{self_usage, write_histogram};
 use crate::report::write_all;
 use crate::result::{DatasetInfo, RunResult, RunStatus, ServerInfo};
+use crate::scenario::DatabaseKind;
 use crate::scenario::Scenario;
 use crate::seed::{Credentials, SeedError, load, verify};
+use crate::server::postgres::{PG_DATABASE, PG_USER, PgBinaries, PgCluster};
 use crate::server::synapse::{DbTarget, SynapseInstall, SynapseInstance};
 use crate::server::{ServerError, ServerProfile, free_port};
 
@@ -216,13 +218,79 @@ async fn stages(ctx: &mut Ctx<'_>, work: &Path) -> Result<(), RunError> {
             install.venv.display()
         ));
     }
+    // The database: SQLite in the data directory, a private PostgreSQL cluster, or an existing
+    // PostgreSQL database on this machine.
+    let mut pg: Option<PgCluster> = None;
+    let mut pg_root: Option<tempfile::TempDir> = None;
+    let (db_label, db_target, db_desc) = match scenario.server.database {
+        DatabaseKind::Sqlite => ("sqlite".to_string(), DbTarget::Sqlite, None),
+        DatabaseKind::Postgres => {
+            let i = install.clone();
+            tokio::task::spawn_blocking(move || i.ensure_postgres_driver())
+                .await
+                .expect("driver task")?;
+            match &scenario.server.postgres_url {
+                Some(u) => (
+                    "postgres-external".to_string(),
+                    DbTarget::Postgres {
+                        host: u.host.clone(),
+                        port: u.port,
+                        user: u.user.clone(),
+                        password: u.password.clone(),
+                        database: u.database.clone(),
+                    },
+                    Some(format!(
+                        "external PostgreSQL {}:{}/{}",
+                        u.host, u.port, u.database
+                    )),
+                ),
+                None => {
+                    let bins = PgBinaries::find()?;
+                    let root = tempfile::Builder::new()
+                        .prefix("hsbench-pg-")
+                        .tempdir()
+                        .map_err(|source| RunError::Output {
+                            path: std::env::temp_dir(),
+                            source,
+                        })?;
+                    let port =
+                        free_port().map_err(|e| ServerError::io(Path::new("127.0.0.1:0"), e))?;
+                    let desc = format!(
+                        "PostgreSQL {} private cluster on 127.0.0.1:{port} ({})",
+                        bins.version,
+                        bins.bin_dir.display()
+                    );
+                    let label = format!("postgres-{}", bins.major);
+                    pg = Some(PgCluster::new(bins, root.path())?);
+                    pg_root = Some(root);
+                    (
+                        label,
+                        DbTarget::Postgres {
+                            host: "127.0.0.1".into(),
+                            port,
+                            user: PG_USER.into(),
+                            password: None,
+                            database: PG_DATABASE.into(),
+                        },
+                        Some(desc),
+                    )
+                }
+            }
+        }
+    };
+    let pg_port = match &db_target {
+        DbTarget::Postgres { port, .. } => *port,
+        DbTarget::Sqlite => 0,
+    };
+    // An external database is the user's: hsbench never snapshots or restores it.
+    let use_fixtures = scenario.server.postgres_url.is_none();
     let plan = DatasetPlan::new(scenario.dataset.clone());
     let identity = FixtureIdentity {
         model_version: MODEL_VERSION,
         spec: scenario.dataset.clone(),
         server_kind: "synapse".into(),
         server_version: version.clone(),
-        database: "sqlite".into(),
+        database: db_label.clone(),
     };
     let key = identity.key();
     let store = ctx.opts.fixtures.clone();
@@ -241,16 +309,22 @@ async fn stages(ctx: &mut Ctx<'_>, work: &Path) -> Result<(), RunError> {
     let profile = ServerProfile::synapse();
     let run_dir = ctx.run_dir.clone();
     let data_dir = work.join("synapse-data");
-    let shutdown = scenario.boot.shutdown_timeout;
 
     // 2. Dataset: restore the fixture, or build it (boot fresh, load through the API, stop,
     //    snapshot).
-    let (inst, creds) = if let Some(fx) = store.get(&key) {
+    let cached = if use_fixtures { store.get(&key) } else { None };
+    let (inst, creds) = if let Some(fx) = cached {
         ctx.say(&format!("dataset: fixture {key} from {}", fx.dir.display()));
         let (fx2, store2, dd) = (fx.clone(), store.clone(), data_dir.clone());
-        let (secs, bytes) = tokio::task::spawn_blocking(move || store2.restore(&fx2, &dd, None))
-            .await
-            .expect("restore task")?;
+        let pgdata = pg.as_ref().map(|c| c.pgdata.clone());
+        let (secs, bytes) =
+            tokio::task::spawn_blocking(move || store2.restore(&fx2, &dd, pgdata.as_deref()))
+                .await
+                .expect("restore task")?;
+        if let Some(c) = pg.as_mut() {
+            c.fix_ownership()?;
+            c.start(pg_port, &run_dir.join("postgres.log")).await?;
+        }
         let creds = fx.credentials()?;
         if let Some(d) = ctx.result.dataset.as_mut() {
             d.load = Some(fx.manifest.load.clone());
@@ -271,23 +345,38 @@ async fn stages(ctx: &mut Ctx<'_>, work: &Path) -> Result<(), RunError> {
             secs
         ));
         (
-            SynapseInstance::existing(&install, &data_dir, DbTarget::Sqlite),
+            SynapseInstance::existing(&install, &data_dir, db_target.clone()),
             creds,
         )
     } else {
+        if let Some(c) = pg.as_mut() {
+            c.init()?;
+            c.start(pg_port, &run_dir.join("postgres.log")).await?;
+            c.create_synapse_database()?;
+        }
         let inst = {
-            let (i, d) = (install.clone(), data_dir.clone());
-            tokio::task::spawn_blocking(move || SynapseInstance::generate(&i, &d, DbTarget::Sqlite))
+            let (i, d, t) = (install.clone(), data_dir.clone(), db_target.clone());
+            tokio::task::spawn_blocking(move || SynapseInstance::generate(&i, &d, t))
                 .await
                 .expect("config task")?
         };
-        let creds = build_dataset(ctx, &inst, &plan, &profile, &identity).await?;
+        let creds = build_dataset(
+            ctx,
+            &inst,
+            &plan,
+            &profile,
+            &identity,
+            pg.as_mut(),
+            use_fixtures,
+        )
+        .await?;
         (inst, creds)
     };
     ctx.result.server = Some(ServerInfo {
         kind: "synapse".into(),
         version: version.clone(),
-        database: "sqlite".into(),
+        database: db_label.clone(),
+        database_detail: db_desc,
         install_dir: install.venv.display().to_string(),
         installed_now: install.installed_now,
         install_seconds: install.install_seconds,
@@ -296,9 +385,29 @@ async fn stages(ctx: &mut Ctx<'_>, work: &Path) -> Result<(), RunError> {
     save_credentials(work, &creds)?;
     ctx.save()?;
 
-    if ctx.opts.seed_only {
-        return finish_files(ctx);
+    let measured = if ctx.opts.seed_only {
+        finish_files(ctx)
+    } else {
+        measure(ctx, &inst, &creds, &plan, &profile).await
+    };
+    if let Some(c) = pg.as_mut() {
+        c.stop().await;
     }
+    drop(pg_root);
+    measured
+}
+
+/// Timed boots, then verification and workloads, over a ready dataset.
+async fn measure(
+    ctx: &mut Ctx<'_>,
+    inst: &SynapseInstance,
+    creds: &Credentials,
+    plan: &DatasetPlan,
+    profile: &ServerProfile,
+) -> Result<(), RunError> {
+    let scenario = ctx.scenario;
+    let run_dir = ctx.run_dir.clone();
+    let shutdown = scenario.boot.shutdown_timeout;
 
     // 3. Measured boots.
     let probe_token = creds.tokens[0].clone();
@@ -306,8 +415,8 @@ async fn stages(ctx: &mut Ctx<'_>, work: &Path) -> Result<(), RunError> {
         let label = format!("boot-{i}");
         ctx.say(&format!("{label}/{}", scenario.boot.repeats));
         let spec = boot_spec(
-            &inst,
-            &profile,
+            inst,
+            profile,
             &run_dir,
             &label,
             Some(probe_token.clone()),
@@ -326,8 +435,8 @@ async fn stages(ctx: &mut Ctx<'_>, work: &Path) -> Result<(), RunError> {
         return finish_files(ctx);
     }
     let spec = boot_spec(
-        &inst,
-        &profile,
+        inst,
+        profile,
         &run_dir,
         "workload",
         Some(probe_token),
@@ -342,7 +451,7 @@ async fn stages(ctx: &mut Ctx<'_>, work: &Path) -> Result<(), RunError> {
                     message: e.to_string(),
                 }
             })?;
-        let report = verify(&client, &plan, &creds, 8, 8).await;
+        let report = verify(&client, plan, creds, 8, 8).await;
         let report = match report {
             Ok(r) => r,
             Err(e) => {
@@ -433,6 +542,8 @@ async fn build_dataset(
     plan: &DatasetPlan,
     profile: &ServerProfile,
     identity: &FixtureIdentity,
+    mut pg: Option<&mut PgCluster>,
+    snapshot: bool,
 ) -> Result<Credentials, RunError> {
     let scenario = ctx.scenario;
     let run_dir = ctx.run_dir.clone();
@@ -489,15 +600,32 @@ async fn build_dataset(
         size_bytes: 0,
         build_seconds: built.elapsed().as_secs_f64(),
     };
+    if !snapshot {
+        if let Some(d) = ctx.result.dataset.as_mut() {
+            d.load = Some(report);
+        }
+        ctx.save()?;
+        return Ok(creds);
+    }
+    // PostgreSQL's data directory is copied with the cluster stopped, then it starts again.
+    let pgdata = pg.as_ref().map(|c| c.pgdata.clone());
+    if let Some(c) = pg.as_mut() {
+        c.stop().await;
+    }
     let (store, dd, c2) = (
         ctx.opts.fixtures.clone(),
         inst.data_dir.clone(),
         creds.clone(),
     );
     let (fx, snapshot_seconds) =
-        tokio::task::spawn_blocking(move || store.save(manifest, &dd, None, &c2))
+        tokio::task::spawn_blocking(move || store.save(manifest, &dd, pgdata.as_deref(), &c2))
             .await
             .expect("snapshot task")?;
+    if let Some(c) = pg {
+        let port = c.port;
+        c.start(port, &run_dir.join("postgres-after-snapshot.log"))
+            .await?;
+    }
     ctx.say(&format!(
         "fixture {} saved: {:.1} MiB in {:.2} s",
         fx.manifest.key,

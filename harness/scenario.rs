@@ -78,6 +78,7 @@ struct RawServer {
     kind: Option<Spanned<String>>,
     version: Option<Spanned<String>>,
     database: Option<Spanned<String>>,
+    postgres_url: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -153,6 +154,18 @@ pub enum ServerKind {
 #[serde(rename_all = "snake_case")]
 pub enum DatabaseKind {
     Sqlite,
+    Postgres,
+}
+
+/// An existing PostgreSQL database on this machine (`[server] postgres_url`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PgUrl {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    #[serde(skip)]
+    pub password: Option<String>,
+    pub database: String,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -160,6 +173,40 @@ pub struct ServerSpec {
     pub kind: ServerKind,
     pub version: String,
     pub database: DatabaseKind,
+    /// `None` with `Postgres`: hsbench starts a private cluster.
+    pub postgres_url: Option<PgUrl>,
+}
+
+/// Parse `postgresql://user[:password]@host[:port]/database`; the host must be loopback.
+fn parse_pg_url(s: &str) -> Result<PgUrl, String> {
+    let url = reqwest::Url::parse(s).map_err(|e| format!("{s:?} is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "postgres" | "postgresql") {
+        return Err(format!(
+            "scheme must be postgresql://, not {}://",
+            url.scheme()
+        ));
+    }
+    let host = url
+        .host_str()
+        .unwrap_or("")
+        .trim_matches(['[', ']'])
+        .to_string();
+    if !matches!(host.as_str(), "127.0.0.1" | "localhost" | "::1") {
+        return Err(format!(
+            "host {host:?} is not loopback: hsbench only talks to 127.0.0.1, localhost or ::1"
+        ));
+    }
+    let database = url.path().trim_start_matches('/').to_string();
+    if database.is_empty() || url.username().is_empty() {
+        return Err("name the user and the database: postgresql://USER@127.0.0.1:5432/DB".into());
+    }
+    Ok(PgUrl {
+        host,
+        port: url.port().unwrap_or(5432),
+        user: url.username().to_string(),
+        password: url.password().map(str::to_string),
+        database,
+    })
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -351,6 +398,7 @@ fn validate(loc: &Locator, raw: RawScenario) -> Result<Scenario, ScenarioError> 
             kind: ServerKind::Synapse,
             version: DEFAULT_SYNAPSE_VERSION.to_string(),
             database: DatabaseKind::Sqlite,
+            postgres_url: None,
         },
         Some(s) => {
             if let Some(kind) = &s.kind
@@ -382,22 +430,39 @@ fn validate(loc: &Locator, raw: RawScenario) -> Result<Scenario, ScenarioError> 
                 }
                 None => DEFAULT_SYNAPSE_VERSION.to_string(),
             };
-            if let Some(db) = &s.database
-                && db.get_ref() != "sqlite"
-            {
-                return Err(loc.at(
-                    db.span(),
-                    "server.database",
-                    format!(
-                        "unknown database {:?}; this version supports \"sqlite\"",
-                        db.get_ref()
-                    ),
-                ));
-            }
+            let database = match s.database.as_ref().map(|d| d.get_ref().as_str()) {
+                None | Some("sqlite") => DatabaseKind::Sqlite,
+                Some("postgres") => DatabaseKind::Postgres,
+                Some(other) => {
+                    let db = s.database.as_ref().expect("matched Some");
+                    return Err(loc.at(
+                        db.span(),
+                        "server.database",
+                        format!("unknown database {other:?}: \"sqlite\" or \"postgres\""),
+                    ));
+                }
+            };
+            let postgres_url = match &s.postgres_url {
+                None => None,
+                Some(u) => {
+                    if database != DatabaseKind::Postgres {
+                        return Err(loc.at(
+                            u.span(),
+                            "server.postgres_url",
+                            "needs database = \"postgres\"",
+                        ));
+                    }
+                    Some(
+                        parse_pg_url(u.get_ref())
+                            .map_err(|m| loc.at(u.span(), "server.postgres_url", m))?,
+                    )
+                }
+            };
             ServerSpec {
                 kind: ServerKind::Synapse,
                 version,
-                database: DatabaseKind::Sqlite,
+                database,
+                postgres_url,
             }
         }
     };
@@ -592,6 +657,37 @@ sync = "full_state"
         assert_eq!(e.field, "dataset.big_room_members");
         let e = err(&GOOD.replace("[server]", "[server]\ndatabase = \"mysql\""));
         assert_eq!((e.field.as_str(), e.line), ("server.database", 11));
+    }
+
+    #[test]
+    fn postgres_url_must_be_loopback() {
+        let pg = |url: &str| {
+            GOOD.replace(
+                "[server]",
+                &format!("[server]\ndatabase = \"postgres\"\npostgres_url = \"{url}\""),
+            )
+        };
+        let s = parse(
+            Path::new("s.toml"),
+            &pg("postgresql://syn:pw@127.0.0.1:5433/syn"),
+        )
+        .unwrap();
+        let u = s.server.postgres_url.unwrap();
+        assert_eq!(
+            (u.host.as_str(), u.port, u.user.as_str()),
+            ("127.0.0.1", 5433, "syn")
+        );
+        assert_eq!(u.password.as_deref(), Some("pw"));
+        let e = err(&pg("postgresql://syn@db.example.org/syn"));
+        assert_eq!((e.field.as_str(), e.line), ("server.postgres_url", 12));
+        assert!(e.message.contains("not loopback"), "{e}");
+        let s = parse(
+            Path::new("s.toml"),
+            &GOOD.replace("[server]", "[server]\ndatabase = \"postgres\""),
+        )
+        .unwrap();
+        assert_eq!(s.server.database, DatabaseKind::Postgres);
+        assert!(s.server.postgres_url.is_none());
     }
 
     #[test]

@@ -119,8 +119,42 @@ pub enum DbTarget {
         host: String,
         port: u16,
         user: String,
+        password: Option<String>,
         database: String,
     },
+}
+
+impl SynapseInstall {
+    /// Make sure the venv can talk to PostgreSQL: Synapse's `postgres` extra is psycopg2,
+    /// installed here as the `psycopg2-binary` wheel (no compiler or libpq headers needed).
+    /// Blocking.
+    pub fn ensure_postgres_driver(&self) -> Result<(), ServerError> {
+        let probe = std::process::Command::new(&self.python)
+            .args(["-c", "import psycopg2"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        if probe.is_ok_and(|s| s.success()) {
+            return Ok(());
+        }
+        let root = self.venv.parent().unwrap_or(&self.venv);
+        let lock_path = root.join(".lock");
+        let lock = std::fs::File::create(&lock_path).map_err(|e| ServerError::io(&lock_path, e))?;
+        lock.lock().map_err(|e| ServerError::io(&lock_path, e))?;
+        run_checked(
+            std::process::Command::new(&self.python).args([
+                "-m",
+                "pip",
+                "install",
+                "--disable-pip-version-check",
+                "--quiet",
+                "psycopg2-binary",
+            ]),
+            "pip install psycopg2-binary",
+        )
+        .map(|_| ())
+    }
 }
 
 /// One Synapse data directory with its configuration.
@@ -216,13 +250,16 @@ impl SynapseInstance {
                 host,
                 port,
                 user,
+                password,
                 database,
-            } => json!({
-                "name": "psycopg2",
-                "args": {"user": user, "host": host, "port": port, "dbname": database,
-                         "cp_min": 5, "cp_max": 10},
-                "allow_unsafe_locale": false
-            }),
+            } => {
+                let mut args = json!({"user": user, "host": host, "port": port,
+                                      "dbname": database, "cp_min": 5, "cp_max": 10});
+                if let Some(p) = password {
+                    args["password"] = json!(p);
+                }
+                json!({"name": "psycopg2", "args": args, "allow_unsafe_locale": false})
+            }
         }
     }
 
@@ -318,7 +355,8 @@ if cfg["kind"] == "sqlite":
     conn = sqlite3.connect(cfg["path"])
 else:
     import psycopg2
-    conn = psycopg2.connect(host=cfg["host"], port=cfg["port"], user=cfg["user"], dbname=cfg["database"])
+    conn = psycopg2.connect(host=cfg["host"], port=cfg["port"], user=cfg["user"],
+                            password=cfg.get("password"), dbname=cfg["database"])
 out = {}
 for t in tables:
     try:
@@ -345,9 +383,11 @@ impl SynapseInstance {
                 host,
                 port,
                 user,
+                password,
                 database,
             } => json!({
-                "kind": "postgres", "host": host, "port": port, "user": user, "database": database
+                "kind": "postgres", "host": host, "port": port, "user": user,
+                "password": password, "database": database
             }),
         };
         let out = run_checked(

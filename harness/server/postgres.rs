@@ -1,0 +1,399 @@
+//! A private PostgreSQL cluster from the system's binaries: `initdb` into the run's working
+//! directory, `postgres` on 127.0.0.1 and a free port with a private socket directory, a database
+//! created the way Synapse requires (UTF8, C collation, from template0), and a clean stop. When
+//! hsbench runs as root the cluster runs as the `postgres` user (initdb refuses root).
+//!
+//! The postmaster is a [`ServerProcess`]: its whole process group is killed if the cluster is
+//! dropped without a clean stop (error, panic, Ctrl+C).
+
+use std::ffi::CString;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{ServerError, ServerProcess};
+
+/// The database and role Synapse uses in a private cluster.
+pub const PG_USER: &str = "synapse";
+pub const PG_DATABASE: &str = "synapse";
+
+/// The PostgreSQL binaries to use.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PgBinaries {
+    pub bin_dir: PathBuf,
+    /// Full version, e.g. `15.18`.
+    pub version: String,
+    pub major: String,
+}
+
+impl PgBinaries {
+    /// `$HSBENCH_PG_BINDIR`, else `pg_config --bindir` when it has `postgres`, else the newest
+    /// `/usr/lib/postgresql/*/bin` (Debian's layout).
+    pub fn find() -> Result<Self, ServerError> {
+        let mut candidates: Vec<PathBuf> = Vec::new();
+        if let Some(d) = std::env::var_os("HSBENCH_PG_BINDIR") {
+            candidates.push(d.into());
+        }
+        if let Ok(out) = Command::new("pg_config").arg("--bindir").output()
+            && out.status.success()
+        {
+            candidates.push(String::from_utf8_lossy(&out.stdout).trim().into());
+        }
+        if let Ok(rd) = std::fs::read_dir("/usr/lib/postgresql") {
+            let mut versions: Vec<(u32, PathBuf)> = rd
+                .flatten()
+                .filter_map(|e| {
+                    let v = e.file_name().to_string_lossy().parse::<u32>().ok()?;
+                    Some((v, e.path().join("bin")))
+                })
+                .collect();
+            versions.sort();
+            candidates.extend(versions.into_iter().rev().map(|(_, p)| p));
+        }
+        for dir in candidates {
+            let postgres = dir.join("postgres");
+            if !postgres.is_file() || !dir.join("initdb").is_file() {
+                continue;
+            }
+            let out = Command::new(&postgres)
+                .arg("--version")
+                .output()
+                .map_err(|e| ServerError::io(&postgres, e))?;
+            // "postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"
+            let text = String::from_utf8_lossy(&out.stdout);
+            let version = text
+                .split_whitespace()
+                .nth(2)
+                .unwrap_or("unknown")
+                .to_string();
+            let major = version.split('.').next().unwrap_or("0").to_string();
+            return Ok(Self {
+                bin_dir: dir,
+                version,
+                major,
+            });
+        }
+        Err(ServerError::Install {
+            step: "find PostgreSQL".into(),
+            message: "no PostgreSQL server binaries (postgres, initdb) found: install Debian's \
+                      `postgresql` package or set HSBENCH_PG_BINDIR"
+                .into(),
+        })
+    }
+
+    pub fn bin(&self, name: &str) -> PathBuf {
+        self.bin_dir.join(name)
+    }
+}
+
+/// The user the cluster runs as: `postgres` when hsbench is root, else hsbench's own user.
+#[derive(Debug, Clone, Copy)]
+struct RunAs {
+    uid: u32,
+    gid: u32,
+}
+
+fn run_as() -> Result<Option<RunAs>, ServerError> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Ok(None);
+    }
+    let name = CString::new("postgres").expect("no NUL");
+    // SAFETY: getpwnam returns a pointer to static storage or NULL; we copy the ids at once.
+    let pw = unsafe { libc::getpwnam(name.as_ptr()) };
+    if pw.is_null() {
+        return Err(ServerError::Install {
+            step: "PostgreSQL user".into(),
+            message: "hsbench runs as root and PostgreSQL refuses root, but there is no \
+                      `postgres` user (install Debian's `postgresql` package)"
+                .into(),
+        });
+    }
+    // SAFETY: pw is non-null and points to a valid passwd struct.
+    let (uid, gid) = unsafe { ((*pw).pw_uid, (*pw).pw_gid) };
+    Ok(Some(RunAs { uid, gid }))
+}
+
+fn chown_tree(path: &Path, who: RunAs) -> Result<(), ServerError> {
+    std::os::unix::fs::chown(path, Some(who.uid), Some(who.gid))
+        .map_err(|e| ServerError::io(path, e))?;
+    if path.is_dir() && !path.is_symlink() {
+        for e in std::fs::read_dir(path).map_err(|e| ServerError::io(path, e))? {
+            let e = e.map_err(|e| ServerError::io(path, e))?;
+            chown_tree(&e.path(), who)?;
+        }
+    }
+    Ok(())
+}
+
+fn checked(mut cmd: Command, step: &str) -> Result<String, ServerError> {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| ServerError::Spawn {
+            command: format!("{cmd:?}"),
+            source: e,
+        })?;
+    if !out.status.success() {
+        return Err(ServerError::Install {
+            step: step.into(),
+            message: format!(
+                "{}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// A private PostgreSQL cluster.
+pub struct PgCluster {
+    pub bins: PgBinaries,
+    pub pgdata: PathBuf,
+    pub socket_dir: PathBuf,
+    pub port: u16,
+    run_as: Option<RunAs>,
+    process: Option<ServerProcess>,
+    pumps: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl PgCluster {
+    /// A cluster whose data directory is `root/data` (created by [`init`](Self::init) or
+    /// restored from a fixture by the caller), with its socket in `root/socket`.
+    pub fn new(bins: PgBinaries, root: &Path) -> Result<Self, ServerError> {
+        let run_as = run_as()?;
+        let socket_dir = root.join("socket");
+        std::fs::create_dir_all(&socket_dir).map_err(|e| ServerError::io(&socket_dir, e))?;
+        if let Some(who) = run_as {
+            // The cluster's user must be able to reach its directory: hsbench changes no
+            // permissions outside it, so say which ancestor is in the way.
+            use std::os::unix::fs::PermissionsExt;
+            for parent in root.ancestors().skip(1) {
+                if let Ok(meta) = std::fs::metadata(parent)
+                    && meta.permissions().mode() & 0o001 == 0
+                {
+                    return Err(ServerError::Install {
+                        step: "PostgreSQL directory".into(),
+                        message: format!(
+                            "the `postgres` user cannot reach {} ({} is not searchable by \
+                             others); use a cluster directory directly under /tmp",
+                            root.display(),
+                            parent.display()
+                        ),
+                    });
+                }
+            }
+            chown_tree(root, who)?;
+        }
+        Ok(Self {
+            bins,
+            pgdata: root.join("data"),
+            socket_dir,
+            port: 0,
+            run_as,
+            process: None,
+            pumps: Vec::new(),
+        })
+    }
+
+    fn command(&self, bin: &str) -> Command {
+        use std::os::unix::process::CommandExt;
+        let mut cmd = Command::new(self.bins.bin(bin));
+        if let Some(who) = self.run_as {
+            cmd.uid(who.uid).gid(who.gid);
+        }
+        cmd.env("LC_ALL", "C").env("TZ", "UTC");
+        cmd
+    }
+
+    /// Make the data directory's files the cluster user's (after a restore).
+    pub fn fix_ownership(&self) -> Result<(), ServerError> {
+        if let Some(who) = self.run_as {
+            chown_tree(&self.pgdata, who)?;
+        }
+        Ok(())
+    }
+
+    /// `initdb` a new cluster (trust auth on loopback, UTF8, C locale).
+    pub fn init(&self) -> Result<(), ServerError> {
+        let mut cmd = self.command("initdb");
+        cmd.arg("-D").arg(&self.pgdata).args([
+            "-U",
+            PG_USER,
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
+        ]);
+        checked(cmd, "initdb").map(|_| ())
+    }
+
+    /// Start the postmaster on 127.0.0.1:`port`, logging into `log_path`, and wait until it
+    /// accepts connections.
+    pub async fn start(&mut self, port: u16, log_path: &Path) -> Result<(), ServerError> {
+        self.port = port;
+        let mut cmd = self.command("postgres");
+        cmd.arg("-D")
+            .arg(&self.pgdata)
+            .arg("-p")
+            .arg(port.to_string())
+            .arg("-k")
+            .arg(&self.socket_dir)
+            .args(["-c", "listen_addresses=127.0.0.1"]);
+        let mut process = ServerProcess::spawn(cmd)?;
+        let file = std::fs::File::create(log_path).map_err(|e| ServerError::io(log_path, e))?;
+        let file = std::sync::Arc::new(std::sync::Mutex::new(file));
+        for stream in [
+            process
+                .child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+            process
+                .child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let file = file.clone();
+            self.pumps.push(tokio::spawn(async move {
+                use std::io::Write;
+                use tokio::io::AsyncBufReadExt;
+                let mut lines = tokio::io::BufReader::new(stream).lines();
+                while let Ok(Some(l)) = lines.next_line().await {
+                    let _ = writeln!(file.lock().expect("pg log"), "{l}");
+                }
+            }));
+        }
+        self.process = Some(process);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.process.as_mut().and_then(|p| p.try_exited()) {
+                for h in self.pumps.drain(..) {
+                    let _ = tokio::time::timeout(Duration::from_secs(2), h).await;
+                }
+                return Err(ServerError::Crashed {
+                    label: "PostgreSQL start".into(),
+                    status: status.to_string(),
+                    log_tail: tail(log_path),
+                });
+            }
+            let ready = Command::new(self.bins.bin("pg_isready"))
+                .args(["-q", "-h", "127.0.0.1", "-p", &port.to_string()])
+                .status()
+                .is_ok_and(|s| s.success());
+            if ready {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(ServerError::Timeout {
+                    label: "PostgreSQL start".into(),
+                    what: "accepting connections".into(),
+                    after: Duration::from_secs(60),
+                    log_tail: tail(log_path),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Run SQL as the cluster's superuser against `database`.
+    pub fn psql(&self, database: &str, sql: &str) -> Result<String, ServerError> {
+        let mut cmd = Command::new(self.bins.bin("psql"));
+        cmd.args([
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-h",
+            "127.0.0.1",
+        ])
+        .arg("-p")
+        .arg(self.port.to_string())
+        .args(["-U", PG_USER, "-d", database, "-c", sql]);
+        checked(cmd, &format!("psql: {sql}"))
+    }
+
+    /// Create Synapse's database: UTF8, C collation, from template0 (Synapse refuses others).
+    pub fn create_synapse_database(&self) -> Result<(), ServerError> {
+        self.psql(
+            "postgres",
+            &format!(
+                "CREATE DATABASE {PG_DATABASE} ENCODING 'UTF8' LC_COLLATE='C' LC_CTYPE='C' \
+                 TEMPLATE template0"
+            ),
+        )
+        .map(|_| ())
+    }
+
+    /// Fast shutdown (SIGINT) and wait; SIGKILL the group after 60 s.
+    pub async fn stop(&mut self) {
+        if let Some(mut p) = self.process.take() {
+            // SAFETY: kill(2) on our own child.
+            unsafe {
+                libc::kill(p.pid, libc::SIGINT);
+            }
+            if p.wait_for(Duration::from_secs(60)).await.is_none() {
+                p.kill_and_reap().await;
+            }
+        }
+        for h in self.pumps.drain(..) {
+            let _ = tokio::time::timeout(Duration::from_secs(5), h).await;
+        }
+    }
+
+    /// Process group id of the postmaster while it runs.
+    pub fn pid(&self) -> Option<i32> {
+        self.process.as_ref().map(|p| p.pid)
+    }
+}
+
+fn tail(path: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<String> = text.lines().map(String::from).collect();
+    lines[lines.len().saturating_sub(30)..].to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A real cluster: init, start, create Synapse's database with the required collation,
+    /// stop; nothing left running.
+    #[tokio::test]
+    async fn private_cluster_lifecycle() {
+        let Ok(bins) = PgBinaries::find() else {
+            panic!("PostgreSQL binaries are required (.ci/run installs them)");
+        };
+        let root = tempfile::tempdir().unwrap();
+        let logs = tempfile::tempdir().unwrap();
+        let mut pg = PgCluster::new(bins, root.path()).unwrap();
+        pg.init().unwrap();
+        let port = crate::server::free_port().unwrap();
+        pg.start(port, &logs.path().join("pg.log")).await.unwrap();
+        pg.create_synapse_database().unwrap();
+        let coll = pg
+            .psql(
+                "postgres",
+                "SELECT datcollate || ',' || pg_encoding_to_char(encoding) FROM pg_database \
+                 WHERE datname = 'synapse'",
+            )
+            .unwrap();
+        assert_eq!(coll.trim(), "C,UTF8");
+        let pid = pg.pid().unwrap();
+        pg.stop().await;
+        assert!(
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_err(),
+            "postmaster still there"
+        );
+        let log = std::fs::read_to_string(logs.path().join("pg.log")).unwrap();
+        assert!(log.contains("database system is shut down"), "{log}");
+    }
+}

@@ -1,0 +1,74 @@
+//! The tiny scenario on a private PostgreSQL cluster that hsbench starts from the system's
+//! binaries: built, verified through the API, snapshotted, restored, verified again.
+
+use std::path::Path;
+
+use hsbench::fixture::FixtureStore;
+use hsbench::result::RunStatus;
+use hsbench::run::{RunOptions, run};
+use hsbench::scenario;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tiny_scenario_on_private_postgres() {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let sc = scenario::load(&manifest.join("tests/scenarios/tiny-postgres.toml")).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let fixtures = tempfile::tempdir().unwrap();
+    let opts = RunOptions {
+        results_dir: out.path().to_path_buf(),
+        quiet: true,
+        verify: true,
+        fixtures: FixtureStore::new(fixtures.path()),
+        ..RunOptions::default()
+    };
+
+    let first = run(&sc, &opts)
+        .await
+        .unwrap_or_else(|e| panic!("run failed: {e}"));
+    let r = &first.result;
+    assert_eq!(r.status, RunStatus::Complete);
+    let server = r.server.as_ref().unwrap();
+    assert!(
+        server.database.starts_with("postgres-"),
+        "{}",
+        server.database
+    );
+    assert!(
+        server
+            .database_detail
+            .as_ref()
+            .unwrap()
+            .contains("private cluster")
+    );
+    assert_eq!(server.config_overrides["database"]["name"], "psycopg2");
+    let d = r.dataset.as_ref().unwrap();
+    let fx = d.fixture.as_ref().unwrap();
+    assert!(!fx.reused);
+    assert_eq!(fx.table_counts["users"], Some(40));
+    assert_eq!(fx.table_counts["local_current_membership"], Some(63));
+    let v = d.verify.as_ref().unwrap();
+    assert!(v.mismatches.is_empty(), "{:?}", v.mismatches);
+    assert_eq!(r.boots.len(), 2);
+    for b in &r.boots {
+        assert!(
+            b.phases.iter().all(|p| p.duration_ms.is_some()),
+            "{:?}",
+            b.phases
+        );
+        assert!(!b.shutdown_hung);
+    }
+    let h = r.herd.as_ref().unwrap();
+    assert_eq!((h.ok, h.corrected.count, h.raw.count), (25, 25, 25));
+    assert!(first.run_dir.join("postgres.log").is_file());
+
+    // Restored from the fixture (Synapse data + PostgreSQL data directory): same rows, exact.
+    let second = run(&sc, &opts)
+        .await
+        .unwrap_or_else(|e| panic!("second run failed: {e}"));
+    let d2 = second.result.dataset.as_ref().unwrap();
+    let fx2 = d2.fixture.as_ref().unwrap();
+    assert!(fx2.reused);
+    assert_eq!(fx2.table_counts, fx.table_counts);
+    assert!(d2.verify.as_ref().unwrap().mismatches.is_empty());
+    assert_eq!(second.result.herd.as_ref().unwrap().ok, 25);
+}
