@@ -12,27 +12,40 @@ use hsbench::server::ServerProfile;
 
 fn plan_generation(c: &mut Criterion) {
     let plan = DatasetPlan::new(DatasetSpec {
-        seed: 1,
-        users: 100_000,
-        rooms: 2_000,
-        big_room_members: 10_000,
-        messages_per_room: 50,
         max_room_members: 1_000,
+        dm_pairs: 5_000,
+        state_rooms: 20,
+        state_events_per_room: 500,
+        ..DatasetSpec::new(1, 100_000, 2_000, 10_000, 50)
     });
+    // 200 ordinary rooms of the 100k-user spec: membership draws, timelines, receipts.
     let rooms: Vec<_> = plan.rooms().skip(1).take(200).collect();
-    let events: u64 = rooms.iter().map(|r| r.members.len() as u64 + 50).sum();
+    let events: u64 = rooms
+        .iter()
+        .map(|r| r.members.len() as u64 + r.timeline_len)
+        .sum();
     let mut g = c.benchmark_group("dataset");
     g.throughput(Throughput::Elements(events));
-    g.bench_function("200 rooms: members + messages", |b| {
-        b.iter(|| {
-            let mut n = 0usize;
-            for r in &rooms {
-                let room = plan.room(r.index);
-                n += room.members.len();
-                n += plan.messages(&room).map(|m| m.body.len()).sum::<usize>();
-            }
-            black_box(n)
-        })
+    g.bench_function(
+        "200 rooms of startup-100k: members + timeline + receipts",
+        |b| {
+            b.iter(|| {
+                let mut n = 0usize;
+                for r in &rooms {
+                    let room = plan.room(r.index);
+                    n += room.members.len();
+                    n += plan.timeline(&room).len();
+                    n += plan.receipts(&room).len();
+                }
+                black_box(n)
+            })
+        },
+    );
+    g.sample_size(10);
+    let users: Vec<u64> = (0..10_000).collect();
+    g.throughput(Throughput::Elements(users.len() as u64));
+    g.bench_function("10k users of startup-100k", |b| {
+        b.iter(|| black_box(users.iter().map(|&u| plan.user(u).devices).sum::<u32>()))
     });
     g.finish();
 }

@@ -1,9 +1,9 @@
 //! The synthetic dataset: a deterministic model built from a seed.
 //!
-//! Nothing here talks to a server. The plan is computed lazily: each room draws its members and
-//! messages from its own ChaCha stream (`seed`, stream = room index), so any room can be produced
-//! on its own, in any order, without holding the whole plan in memory, and the same spec always
-//! yields the same plan.
+//! Nothing here talks to a server. The plan is computed lazily: users, rooms and timelines each
+//! draw from their own ChaCha stream (`seed`, stream = a tag and an index), so any user or room can
+//! be produced on its own, in any order, without holding the whole plan in memory, and the same
+//! spec always yields the same plan.
 
 use rand::seq::index;
 use rand::{Rng, SeedableRng};
@@ -15,45 +15,130 @@ use crate::scenario::DatasetSpec;
 /// ordinary room has 4 members and one room in ten has 20 or more (capped at the spec's maximum).
 pub const ROOM_SIZE_ALPHA: f64 = 2.0;
 
+/// σ of the log-normal spread of timeline lengths around `messages_per_room`.
+pub const TIMELINE_SIGMA: f64 = 0.75;
+
 /// A user of the plan. Users are numbered `0..users`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserPlan {
     pub index: u64,
     pub localpart: String,
-    pub display_name: String,
+    pub display_name: Option<String>,
+    pub presence_online: bool,
+    /// Devices (logins); the first comes with registration.
+    pub devices: u32,
 }
 
-/// A room of the plan. Room 0 is the big room; rooms `1..=rooms` are ordinary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoomKind {
+    /// The one big room: public, the first `big_room_members` users.
+    Big,
+    /// Anyone may join.
+    Public,
+    /// Members are invited by the creator, then join.
+    Private,
+    /// A direct-message room of two users (the other is invited).
+    Direct,
+}
+
+/// A room of the plan: 0 is the big room, `1..=rooms` ordinary, then the DM rooms.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoomPlan {
     pub index: u64,
     pub name: String,
+    pub kind: RoomKind,
     /// Member user indices, the creator first; distinct.
     pub members: Vec<u64>,
+    /// Custom state events (`org.hsbench.state`) the creator sends.
+    pub state_events: u64,
+    /// Timeline events (messages, replies, reactions, edits, redactions).
+    pub timeline_len: u64,
 }
 
 impl RoomPlan {
     pub fn creator(&self) -> u64 {
         self.members[0]
     }
+    /// Members who need an invite before they can join.
+    pub fn invited(&self) -> &[u64] {
+        match self.kind {
+            RoomKind::Private | RoomKind::Direct => &self.members[1..],
+            _ => &[],
+        }
+    }
 }
 
-/// One message of a room.
+/// What one timeline event is; `to` is the index of an earlier event of the same room.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MessagePlan {
+pub enum EventKind {
+    Message {
+        body: String,
+    },
+    Reply {
+        to: usize,
+        body: String,
+    },
+    Reaction {
+        to: usize,
+        key: String,
+    },
+    /// Always by the sender of the edited message.
+    Edit {
+        to: usize,
+        body: String,
+    },
+    /// Always by the sender of the redacted message.
+    Redaction {
+        to: usize,
+    },
+}
+
+/// One timeline event of a room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimelineEvent {
     pub sender: u64,
-    pub body: String,
+    pub kind: EventKind,
+}
+
+impl TimelineEvent {
+    /// The Matrix event type it becomes.
+    pub fn event_type(&self) -> &'static str {
+        match self.kind {
+            EventKind::Message { .. } | EventKind::Reply { .. } | EventKind::Edit { .. } => {
+                "m.room.message"
+            }
+            EventKind::Reaction { .. } => "m.reaction",
+            EventKind::Redaction { .. } => "m.room.redaction",
+        }
+    }
 }
 
 /// Counts of everything the plan contains.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PlanTotals {
     pub users: u64,
+    pub display_names: u64,
+    pub presence_online: u64,
+    /// Devices beyond each user's first.
+    pub extra_devices: u64,
+    /// Rooms, the big room and DM rooms included.
     pub rooms: u64,
+    pub private_rooms: u64,
+    pub dm_rooms: u64,
     /// Joins, creators included.
     pub memberships: u64,
-    pub messages: u64,
+    pub invites: u64,
     pub largest_room: u64,
+    pub state_events: u64,
+    /// All timeline events, and by type.
+    pub timeline_events: u64,
+    pub messages: u64,
+    pub replies: u64,
+    pub reactions: u64,
+    pub edits: u64,
+    pub redactions: u64,
+    pub receipts: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -105,6 +190,14 @@ const WORDS: &[&str] = &[
     "patch",
 ];
 
+const REACTIONS: &[&str] = &["👍", "❤️", "😂", "🎉", "👀", "🚀"];
+
+// Stream tags: every kind of draw has its own stream space.
+const USERS: u64 = 1 << 60;
+const ROOMS: u64 = 2 << 60;
+const TIMELINE: u64 = 3 << 60;
+const RECEIPTS: u64 = 4 << 60;
+
 impl DatasetPlan {
     pub fn new(spec: DatasetSpec) -> Self {
         Self { spec }
@@ -119,11 +212,27 @@ impl DatasetPlan {
         format!("hsb{i:07}")
     }
 
+    fn rng(&self, stream: u64) -> ChaCha8Rng {
+        let mut rng = ChaCha8Rng::seed_from_u64(self.spec.seed);
+        rng.set_stream(stream);
+        rng
+    }
+
     pub fn user(&self, i: u64) -> UserPlan {
+        let mut rng = self.rng(USERS | i);
+        let named = rng.random::<f64>() < self.spec.display_name_share;
+        let presence_online = rng.random::<f64>() < self.spec.presence_share;
+        let devices = if rng.random::<f64>() < self.spec.multi_device_share {
+            2
+        } else {
+            1
+        };
         UserPlan {
             index: i,
             localpart: Self::localpart(i),
-            display_name: format!("Bench User {i}"),
+            display_name: named.then(|| format!("Bench User {i}")),
+            presence_online,
+            devices,
         }
     }
 
@@ -131,36 +240,52 @@ impl DatasetPlan {
         (0..self.spec.users).map(|i| self.user(i))
     }
 
-    /// Number of rooms, the big room included.
+    /// Number of rooms: the big room, the ordinary rooms and the DM rooms.
     pub fn room_count(&self) -> u64 {
-        self.spec.rooms + 1
+        1 + self.spec.rooms + self.spec.dm_pairs
     }
 
-    fn rng(&self, stream: u64) -> ChaCha8Rng {
-        let mut rng = ChaCha8Rng::seed_from_u64(self.spec.seed);
-        rng.set_stream(stream);
-        rng
-    }
-
-    /// Room `i`: 0 is the big room (users `0..big_room_members`), others draw a power-law size.
+    /// Room `i`: 0 is the big room (users `0..big_room_members`), `1..=rooms` ordinary rooms of a
+    /// power-law size, then DM rooms of two random users.
     pub fn room(&self, i: u64) -> RoomPlan {
-        if i == 0 {
-            return RoomPlan {
-                index: 0,
-                name: "hq".into(),
-                members: (0..self.spec.big_room_members).collect(),
+        let mut rng = self.rng(ROOMS | i);
+        let (kind, name, members) = if i == 0 {
+            (
+                RoomKind::Big,
+                "hq".to_string(),
+                (0..self.spec.big_room_members).collect(),
+            )
+        } else if i <= self.spec.rooms {
+            let size = power_law_size(&mut rng, 2, self.spec.max_room_members);
+            let members = index::sample(&mut rng, self.spec.users as usize, size as usize)
+                .into_iter()
+                .map(|u| u as u64)
+                .collect();
+            let kind = if rng.random::<f64>() < self.spec.private_room_share {
+                RoomKind::Private
+            } else {
+                RoomKind::Public
             };
-        }
-        let mut rng = self.rng(i);
-        let size = power_law_size(&mut rng, 2, self.spec.max_room_members);
-        let members = index::sample(&mut rng, self.spec.users as usize, size as usize)
-            .into_iter()
-            .map(|u| u as u64)
-            .collect();
+            (kind, format!("room-{i}"), members)
+        } else {
+            let members = index::sample(&mut rng, self.spec.users as usize, 2)
+                .into_iter()
+                .map(|u| u as u64)
+                .collect();
+            (RoomKind::Direct, format!("dm-{i}"), members)
+        };
+        let state_events = if (1..=self.spec.state_rooms).contains(&i) {
+            self.spec.state_events_per_room
+        } else {
+            0
+        };
         RoomPlan {
             index: i,
-            name: format!("room-{i}"),
+            name,
+            kind,
             members,
+            state_events,
+            timeline_len: timeline_len(&mut rng, self.spec.messages_per_room),
         }
     }
 
@@ -168,31 +293,120 @@ impl DatasetPlan {
         (0..self.room_count()).map(|i| self.room(i))
     }
 
-    /// The messages of a room, in sending order. Senders are members of the room.
-    pub fn messages<'a>(&self, room: &'a RoomPlan) -> impl Iterator<Item = MessagePlan> + 'a {
-        // A stream distinct from the room's membership stream.
-        let mut rng = self.rng(room.index | (1 << 63));
-        (0..self.spec.messages_per_room).map(move |_| {
+    /// The timeline of a room, in sending order. Senders are members; edits and redactions are
+    /// by the target's sender; reactions and replies point at earlier messages.
+    pub fn timeline(&self, room: &RoomPlan) -> Vec<TimelineEvent> {
+        let mut rng = self.rng(TIMELINE | room.index);
+        let s = &self.spec;
+        let mut out: Vec<TimelineEvent> = Vec::with_capacity(room.timeline_len as usize);
+        // Indices of (non-redacted) messages and replies, the targets of everything else.
+        let mut targets: Vec<usize> = Vec::new();
+        // A server refuses the same reaction twice (sender, target, key).
+        let mut reacted: std::collections::HashSet<(u64, usize, usize)> = Default::default();
+        for _ in 0..room.timeline_len {
             let sender = room.members[rng.random_range(0..room.members.len())];
-            MessagePlan {
-                sender,
-                body: message_body(&mut rng),
+            let roll: f64 = rng.random();
+            let pick = |rng: &mut ChaCha8Rng, targets: &[usize]| {
+                (!targets.is_empty()).then(|| targets[rng.random_range(0..targets.len())])
+            };
+            let kind_and_sender = if roll < s.reply_share {
+                pick(&mut rng, &targets).map(|to| {
+                    (
+                        EventKind::Reply {
+                            to,
+                            body: message_body(&mut rng),
+                        },
+                        sender,
+                    )
+                })
+            } else if roll < s.reply_share + s.reaction_share {
+                pick(&mut rng, &targets).and_then(|to| {
+                    let k = rng.random_range(0..REACTIONS.len());
+                    reacted.insert((sender, to, k)).then(|| {
+                        let key = REACTIONS[k].to_string();
+                        (EventKind::Reaction { to, key }, sender)
+                    })
+                })
+            } else if roll < s.reply_share + s.reaction_share + s.edit_share {
+                pick(&mut rng, &targets).map(|to| {
+                    (
+                        EventKind::Edit {
+                            to,
+                            body: message_body(&mut rng),
+                        },
+                        out[to].sender,
+                    )
+                })
+            } else if roll < s.reply_share + s.reaction_share + s.edit_share + s.redaction_share {
+                pick(&mut rng, &targets).map(|to| (EventKind::Redaction { to }, out[to].sender))
+            } else {
+                None
+            };
+            let (kind, sender) = kind_and_sender.unwrap_or_else(|| {
+                (
+                    EventKind::Message {
+                        body: message_body(&mut rng),
+                    },
+                    sender,
+                )
+            });
+            match &kind {
+                EventKind::Message { .. } | EventKind::Reply { .. } => targets.push(out.len()),
+                EventKind::Redaction { to } => targets.retain(|t| t != to),
+                _ => {}
             }
-        })
+            out.push(TimelineEvent { sender, kind });
+        }
+        out
     }
 
+    /// Read receipts of a room: (member, index of the timeline event read).
+    pub fn receipts(&self, room: &RoomPlan) -> Vec<(u64, usize)> {
+        if room.timeline_len == 0 {
+            return Vec::new();
+        }
+        let mut rng = self.rng(RECEIPTS | room.index);
+        let mut out = Vec::new();
+        for &m in &room.members {
+            if rng.random::<f64>() < self.spec.receipt_share {
+                out.push((m, rng.random_range(0..room.timeline_len as usize)));
+            }
+        }
+        out
+    }
+
+    /// Everything counted, by walking the plan once (rooms one at a time).
     pub fn totals(&self) -> PlanTotals {
         let mut t = PlanTotals {
             users: self.spec.users,
             rooms: self.room_count(),
             ..Default::default()
         };
+        for u in self.users() {
+            t.display_names += u64::from(u.display_name.is_some());
+            t.presence_online += u64::from(u.presence_online);
+            t.extra_devices += u64::from(u.devices - 1);
+        }
         for room in self.rooms() {
             let n = room.members.len() as u64;
             t.memberships += n;
+            t.invites += room.invited().len() as u64;
             t.largest_room = t.largest_room.max(n);
+            t.private_rooms += u64::from(room.kind == RoomKind::Private);
+            t.dm_rooms += u64::from(room.kind == RoomKind::Direct);
+            t.state_events += room.state_events;
+            for e in self.timeline(&room) {
+                t.timeline_events += 1;
+                match e.kind {
+                    EventKind::Message { .. } => t.messages += 1,
+                    EventKind::Reply { .. } => t.replies += 1,
+                    EventKind::Reaction { .. } => t.reactions += 1,
+                    EventKind::Edit { .. } => t.edits += 1,
+                    EventKind::Redaction { .. } => t.redactions += 1,
+                }
+            }
+            t.receipts += self.receipts(&room).len() as u64;
         }
-        t.messages = self.room_count() * self.spec.messages_per_room;
         t
     }
 }
@@ -204,12 +418,26 @@ fn power_law_size(rng: &mut impl Rng, min: u64, max: u64) -> u64 {
     (s as u64).clamp(min, max.max(min))
 }
 
-/// A chat-like body: log-normal word count (median ~7 words, long tail).
-fn message_body(rng: &mut impl Rng) -> String {
-    // Box-Muller for a standard normal.
+fn standard_normal(rng: &mut impl Rng) -> f64 {
+    // Box-Muller.
     let u1: f64 = 1.0 - rng.random::<f64>();
     let u2: f64 = rng.random();
-    let z = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
+    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+}
+
+/// Log-normal around `mean` (the mean is preserved: `exp(σz - σ²/2)`).
+fn timeline_len(rng: &mut impl Rng, mean: u64) -> u64 {
+    if mean == 0 {
+        return 0;
+    }
+    let z = standard_normal(rng);
+    let f = (TIMELINE_SIGMA * z - TIMELINE_SIGMA * TIMELINE_SIGMA / 2.0).exp();
+    (mean as f64 * f).round() as u64
+}
+
+/// A chat-like body: log-normal word count (median ~7 words, long tail).
+fn message_body(rng: &mut impl Rng) -> String {
+    let z = standard_normal(rng);
     let words = ((2.0 + 0.8 * z).exp().round() as usize).clamp(1, 400);
     let mut body = String::with_capacity(words * 6);
     for w in 0..words {
@@ -227,12 +455,11 @@ mod tests {
 
     fn spec(seed: u64) -> DatasetSpec {
         DatasetSpec {
-            seed,
-            users: 500,
-            rooms: 200,
-            big_room_members: 300,
-            messages_per_room: 5,
             max_room_members: 100,
+            dm_pairs: 20,
+            state_rooms: 3,
+            state_events_per_room: 40,
+            ..DatasetSpec::new(seed, 500, 200, 300, 30)
         }
     }
 
@@ -244,26 +471,27 @@ mod tests {
         let rooms_a: Vec<_> = a.rooms().collect();
         assert_eq!(rooms_a, b.rooms().collect::<Vec<_>>());
         assert_ne!(rooms_a, c.rooms().collect::<Vec<_>>());
-        let msgs_a: Vec<_> = a.messages(&rooms_a[7]).collect();
-        assert_eq!(msgs_a, b.messages(&rooms_a[7]).collect::<Vec<_>>());
+        assert_eq!(a.timeline(&rooms_a[7]), b.timeline(&rooms_a[7]));
+        assert_eq!(a.receipts(&rooms_a[7]), b.receipts(&rooms_a[7]));
+        assert_eq!(a.users().collect::<Vec<_>>(), b.users().collect::<Vec<_>>());
         assert_eq!(a.totals(), b.totals());
+        assert_ne!(a.totals(), c.totals());
+        // Rooms can be produced on their own, in any order.
+        assert_eq!(a.room(150), rooms_a[150]);
     }
 
     #[test]
     fn rooms_are_well_formed_and_skewed() {
         let p = DatasetPlan::new(spec(9));
         let mut sizes = Vec::new();
-        for room in p.rooms().skip(1) {
+        for room in p.rooms().skip(1).take(200) {
             let mut m = room.members.clone();
             m.sort_unstable();
             m.dedup();
             assert_eq!(m.len(), room.members.len(), "members distinct");
             assert!(room.members.len() >= 2 && room.members.len() <= 100);
             assert!(room.members.iter().all(|&u| u < 500));
-            for msg in p.messages(&room) {
-                assert!(room.members.contains(&msg.sender));
-                assert!(!msg.body.is_empty());
-            }
+            assert!(matches!(room.kind, RoomKind::Public | RoomKind::Private));
             sizes.push(room.members.len());
         }
         sizes.sort_unstable();
@@ -271,14 +499,65 @@ mod tests {
         assert!((2..=8).contains(&median), "median room size {median}");
         assert!(*sizes.last().unwrap() >= 20, "a tail of large rooms");
         let big = p.room(0);
-        assert_eq!(big.members.len(), 300);
+        assert_eq!((big.kind, big.members.len()), (RoomKind::Big, 300));
+        let dm = p.room(201);
+        assert_eq!(
+            (dm.kind, dm.members.len(), dm.invited().len()),
+            (RoomKind::Direct, 2, 1)
+        );
+        assert_eq!(p.room(2).state_events, 40);
+        assert_eq!(p.room(4).state_events, 0);
         let t = p.totals();
-        assert_eq!(t.rooms, 201);
-        assert_eq!(t.messages, 201 * 5);
+        assert_eq!(t.rooms, 221);
+        assert_eq!(t.dm_rooms, 20);
+        assert_eq!(t.state_events, 120);
+        assert!(t.private_rooms > 30 && t.private_rooms < 90, "{t:?}");
         assert_eq!(t.largest_room, 300);
         assert_eq!(
-            t.memberships,
-            300 + sizes.iter().map(|&s| s as u64).sum::<u64>()
+            t.timeline_events,
+            t.messages + t.replies + t.reactions + t.edits + t.redactions
         );
+        // The mix is roughly what the spec asks for.
+        let share = |n: u64| n as f64 / t.timeline_events as f64;
+        assert!((share(t.replies) - 0.1).abs() < 0.03, "{t:?}");
+        assert!((share(t.reactions) - 0.1).abs() < 0.03, "{t:?}");
+        assert!(t.edits > 0 && t.redactions > 0 && t.receipts > 0);
+        // Timeline lengths keep their mean.
+        let mean = t.timeline_events as f64 / t.rooms as f64;
+        assert!((mean - 30.0).abs() < 5.0, "mean timeline {mean}");
+        assert!(t.display_names > 350 && t.display_names < 450, "{t:?}");
+    }
+
+    #[test]
+    fn timelines_respect_ownership_and_order() {
+        let p = DatasetPlan::new(spec(3));
+        for room in p.rooms().take(60) {
+            let tl = p.timeline(&room);
+            assert_eq!(tl.len() as u64, room.timeline_len);
+            let mut redacted = std::collections::HashSet::new();
+            for (i, e) in tl.iter().enumerate() {
+                assert!(room.members.contains(&e.sender));
+                match &e.kind {
+                    EventKind::Reply { to, .. } | EventKind::Reaction { to, .. } => {
+                        assert!(*to < i && !redacted.contains(to));
+                        assert!(matches!(
+                            tl[*to].kind,
+                            EventKind::Message { .. } | EventKind::Reply { .. }
+                        ));
+                    }
+                    EventKind::Edit { to, .. } => {
+                        assert!(*to < i && tl[*to].sender == e.sender);
+                    }
+                    EventKind::Redaction { to } => {
+                        assert!(*to < i && tl[*to].sender == e.sender);
+                        assert!(redacted.insert(*to), "redacted twice");
+                    }
+                    EventKind::Message { body } => assert!(!body.is_empty()),
+                }
+            }
+            for (m, at) in p.receipts(&room) {
+                assert!(room.members.contains(&m) && at < tl.len());
+            }
+        }
     }
 }

@@ -83,17 +83,31 @@ impl MatrixClient {
         &self.http
     }
 
-    /// Build the `http::Request` for a ruma request.
+    /// Build the `http::Request` for a ruma request, with a user's access token if given.
     pub fn build<R>(&self, req: R, token: Option<&str>) -> Result<reqwest::Request, CallError>
     where
         R: OutgoingRequest<PathBuilder = VersionHistory>,
         R::Authentication: for<'a> AuthScheme<Input<'a> = SendAccessToken<'a>>,
     {
-        let endpoint = endpoint_name::<R>();
         let access = match token {
             Some(t) => SendAccessToken::IfRequired(t),
             None => SendAccessToken::None,
         };
+        self.build_with(req, access)
+    }
+
+    /// Build the `http::Request` for a ruma request with explicit authentication (e.g. an
+    /// application service's token).
+    pub fn build_with<R>(
+        &self,
+        req: R,
+        access: SendAccessToken<'_>,
+    ) -> Result<reqwest::Request, CallError>
+    where
+        R: OutgoingRequest<PathBuilder = VersionHistory>,
+        R::Authentication: for<'a> AuthScheme<Input<'a> = SendAccessToken<'a>>,
+    {
+        let endpoint = endpoint_name::<R>();
         let http_req: http::Request<Vec<u8>> = req
             .try_into_http_request(&self.base_url, access, Cow::Borrowed(&self.versions))
             .map_err(|e| CallError::Build {
@@ -116,8 +130,25 @@ impl MatrixClient {
         R: OutgoingRequest<PathBuilder = VersionHistory>,
         R::Authentication: for<'a> AuthScheme<Input<'a> = SendAccessToken<'a>>,
     {
+        let access = match token {
+            Some(t) => SendAccessToken::IfRequired(t),
+            None => SendAccessToken::None,
+        };
+        self.send_with(req, access).await
+    }
+
+    /// Send a ruma request with explicit authentication and decode its response.
+    pub async fn send_with<R>(
+        &self,
+        req: R,
+        access: SendAccessToken<'_>,
+    ) -> Result<R::IncomingResponse, CallError>
+    where
+        R: OutgoingRequest<PathBuilder = VersionHistory>,
+        R::Authentication: for<'a> AuthScheme<Input<'a> = SendAccessToken<'a>>,
+    {
         let endpoint = endpoint_name::<R>();
-        let request = self.build(req, token)?;
+        let request = self.build_with(req, access)?;
         let transport = |source| CallError::Transport {
             endpoint: endpoint.clone(),
             source,

@@ -143,14 +143,28 @@ pub fn markdown(r: &RunResult) -> String {
     md.push_str(&format!("Machine: {}\n\n", r.machine.one_line()));
     if let Some(d) = &r.dataset {
         md.push_str(&format!(
-            "Dataset: seed {} · spec `{}` · {} users · {} rooms (largest {}) · {} memberships · {} messages\n\n",
+            "Dataset: seed {} · spec `{}` · {} users ({} devices) · {} rooms (largest {}, {} private, {} DMs) · {} memberships · {} timeline events · {} state events · {} receipts{}\n\n",
             d.spec.seed,
             d.spec_hash,
             d.totals.users,
+            d.totals.users + d.totals.extra_devices,
             d.totals.rooms,
             d.totals.largest_room,
+            d.totals.private_rooms,
+            d.totals.dm_rooms,
             d.totals.memberships,
-            d.totals.messages
+            d.totals.timeline_events,
+            d.totals.state_events,
+            d.totals.receipts,
+            d.fixture
+                .as_ref()
+                .map(|f| format!(
+                    " · fixture `{}` ({}, {})",
+                    f.key,
+                    if f.reused { "restored" } else { "built by this run" },
+                    fmt_bytes(f.size_bytes as f64)
+                ))
+                .unwrap_or_default()
         ));
     }
 

@@ -18,9 +18,9 @@ use crate::matrix::MatrixClient;
 use crate::metrics::{self_usage, write_histogram};
 use crate::report::write_all;
 use crate::result::{DatasetInfo, RunResult, RunStatus, ServerInfo};
-use crate::scenario::DatabaseKind;
 use crate::scenario::Scenario;
-use crate::seed::{Credentials, SeedError, load, verify};
+use crate::scenario::{DatabaseKind, Registration};
+use crate::seed::{Credentials, Registrar, SeedError, load, verify};
 use crate::server::postgres::{PG_DATABASE, PG_USER, PgBinaries, PgCluster};
 use crate::server::synapse::{DbTarget, SynapseInstall, SynapseInstance};
 use crate::server::{ServerError, ServerProfile, free_port};
@@ -549,12 +549,12 @@ async fn build_dataset(
     let run_dir = ctx.run_dir.clone();
     let t = plan.totals();
     ctx.say(&format!(
-        "dataset: building fixture {} — {} users, {} rooms, {} memberships, {} messages (seed {})",
+        "dataset: building fixture {} — {} users, {} rooms, {} memberships, {} timeline events (seed {})",
         identity.key(),
         t.users,
         t.rooms,
         t.memberships,
-        t.messages,
+        t.timeline_events,
         scenario.dataset.seed
     ));
     let built = Instant::now();
@@ -565,7 +565,19 @@ async fn build_dataset(
             message: e.to_string(),
         }
     })?;
-    let loaded = load(&client, plan, ctx.opts.load_concurrency, !ctx.opts.quiet).await;
+    let as_token = inst.appservice_token();
+    let registrar = match (scenario.dataset.registration, as_token.as_deref()) {
+        (Registration::Appservice, Some(t)) => Registrar::Appservice(t),
+        _ => Registrar::Password,
+    };
+    let loaded = load(
+        &client,
+        plan,
+        ctx.opts.load_concurrency,
+        !ctx.opts.quiet,
+        registrar,
+    )
+    .await;
     let shutdown = scenario.boot.shutdown_timeout;
     let (creds, report) = match loaded {
         Ok(x) => x,

@@ -70,6 +70,19 @@ struct RawDataset {
     messages_per_room: Spanned<u64>,
     #[serde(default)]
     max_room_members: Option<Spanned<u64>>,
+    display_name_share: Option<Spanned<f64>>,
+    presence_share: Option<Spanned<f64>>,
+    multi_device_share: Option<Spanned<f64>>,
+    private_room_share: Option<Spanned<f64>>,
+    dm_pairs: Option<u64>,
+    state_rooms: Option<Spanned<u64>>,
+    state_events_per_room: Option<u64>,
+    reply_share: Option<Spanned<f64>>,
+    reaction_share: Option<Spanned<f64>>,
+    edit_share: Option<Spanned<f64>>,
+    redaction_share: Option<Spanned<f64>>,
+    receipt_share: Option<Spanned<f64>>,
+    registration: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -123,7 +136,7 @@ pub struct Scenario {
 }
 
 /// The synthetic dataset to build. Deterministic from `seed`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DatasetSpec {
     pub seed: u64,
     pub users: u64,
@@ -131,9 +144,71 @@ pub struct DatasetSpec {
     pub rooms: u64,
     /// Members of the one big room (the first `big_room_members` users).
     pub big_room_members: u64,
+    /// Mean timeline events per room (messages, replies, reactions, edits, redactions);
+    /// each room's count is drawn from a log-normal around it.
     pub messages_per_room: u64,
     /// Upper bound of an ordinary room's size (sizes follow a power law between 2 and this).
     pub max_room_members: u64,
+    /// Share of users with a display name (set before they join rooms).
+    pub display_name_share: f64,
+    /// Share of users who set their presence online.
+    pub presence_share: f64,
+    /// Share of users with a second device (a second login).
+    pub multi_device_share: f64,
+    /// Share of ordinary rooms that are private (members are invited, then join).
+    pub private_room_share: f64,
+    /// Direct-message rooms between two users.
+    pub dm_pairs: u64,
+    /// Ordinary rooms (the first ones) that carry large state.
+    pub state_rooms: u64,
+    /// Custom state events in each of those rooms.
+    pub state_events_per_room: u64,
+    /// Shares of timeline events that are replies, reactions, edits and redactions (the rest
+    /// are plain messages).
+    pub reply_share: f64,
+    pub reaction_share: f64,
+    pub edit_share: f64,
+    pub redaction_share: f64,
+    /// Share of memberships that send a read receipt (at a random point of the timeline).
+    pub receipt_share: f64,
+    /// `appservice`: users are registered by an application service (no password hashing);
+    /// `password`: through `/register` with a password and `m.login.dummy`.
+    pub registration: Registration,
+}
+
+/// How the loader registers users.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Registration {
+    Appservice,
+    Password,
+}
+
+impl DatasetSpec {
+    /// A spec with the model's default shares (what a scenario gets for keys it leaves out).
+    pub fn new(seed: u64, users: u64, rooms: u64, big_room_members: u64, messages: u64) -> Self {
+        Self {
+            seed,
+            users,
+            rooms,
+            big_room_members,
+            messages_per_room: messages,
+            max_room_members: users.clamp(2, 50),
+            display_name_share: 0.8,
+            presence_share: 0.2,
+            multi_device_share: 0.1,
+            private_room_share: 0.3,
+            dm_pairs: 0,
+            state_rooms: 0,
+            state_events_per_room: 0,
+            reply_share: 0.1,
+            reaction_share: 0.1,
+            edit_share: 0.03,
+            redaction_share: 0.02,
+            receipt_share: 0.5,
+            registration: Registration::Appservice,
+        }
+    }
 }
 
 impl DatasetSpec {
@@ -384,14 +459,105 @@ fn validate(loc: &Locator, raw: RawScenario) -> Result<Scenario, ScenarioError> 
             "rooms need at least 2 users",
         ));
     }
-    let dataset = DatasetSpec {
-        seed: d.seed,
+    let mut dataset = DatasetSpec::new(
+        d.seed,
         users,
-        rooms: *d.rooms.get_ref(),
-        big_room_members: big,
-        messages_per_room: *d.messages_per_room.get_ref(),
-        max_room_members,
+        *d.rooms.get_ref(),
+        big,
+        *d.messages_per_room.get_ref(),
+    );
+    dataset.max_room_members = max_room_members;
+    let share = |v: &Option<Spanned<f64>>, field: &str, default: f64| match v {
+        None => Ok(default),
+        Some(x) if (0.0..=1.0).contains(x.get_ref()) => Ok(*x.get_ref()),
+        Some(x) => Err(loc.at(
+            x.span(),
+            field,
+            format!("a share is between 0 and 1, not {}", x.get_ref()),
+        )),
     };
+    dataset.display_name_share = share(
+        &d.display_name_share,
+        "dataset.display_name_share",
+        dataset.display_name_share,
+    )?;
+    dataset.presence_share = share(
+        &d.presence_share,
+        "dataset.presence_share",
+        dataset.presence_share,
+    )?;
+    dataset.multi_device_share = share(
+        &d.multi_device_share,
+        "dataset.multi_device_share",
+        dataset.multi_device_share,
+    )?;
+    dataset.private_room_share = share(
+        &d.private_room_share,
+        "dataset.private_room_share",
+        dataset.private_room_share,
+    )?;
+    dataset.reply_share = share(&d.reply_share, "dataset.reply_share", dataset.reply_share)?;
+    dataset.reaction_share = share(
+        &d.reaction_share,
+        "dataset.reaction_share",
+        dataset.reaction_share,
+    )?;
+    dataset.edit_share = share(&d.edit_share, "dataset.edit_share", dataset.edit_share)?;
+    dataset.redaction_share = share(
+        &d.redaction_share,
+        "dataset.redaction_share",
+        dataset.redaction_share,
+    )?;
+    dataset.receipt_share = share(
+        &d.receipt_share,
+        "dataset.receipt_share",
+        dataset.receipt_share,
+    )?;
+    let mix =
+        dataset.reply_share + dataset.reaction_share + dataset.edit_share + dataset.redaction_share;
+    if mix > 1.0 {
+        let span = d
+            .reply_share
+            .as_ref()
+            .map_or(d.messages_per_room.span(), |x| x.span());
+        return Err(loc.at(
+            span,
+            "dataset.reply_share",
+            format!("reply + reaction + edit + redaction shares add up to {mix:.2}, more than 1"),
+        ));
+    }
+    if users < 2 && d.dm_pairs.unwrap_or(0) > 0 {
+        return Err(loc.at(
+            d.users.span(),
+            "dataset.users",
+            "DM pairs need at least 2 users",
+        ));
+    }
+    dataset.dm_pairs = d.dm_pairs.unwrap_or(0);
+    if let Some(sr) = &d.state_rooms {
+        if *sr.get_ref() > dataset.rooms {
+            return Err(loc.at(
+                sr.span(),
+                "dataset.state_rooms",
+                format!("at most dataset.rooms ({})", dataset.rooms),
+            ));
+        }
+        dataset.state_rooms = *sr.get_ref();
+    }
+    dataset.state_events_per_room = d.state_events_per_room.unwrap_or(0);
+    if let Some(r) = &d.registration {
+        dataset.registration = match r.get_ref().as_str() {
+            "appservice" => Registration::Appservice,
+            "password" => Registration::Password,
+            other => {
+                return Err(loc.at(
+                    r.span(),
+                    "dataset.registration",
+                    format!("{other:?}: \"appservice\" or \"password\""),
+                ));
+            }
+        }
+    }
 
     let server = match &raw.server {
         None => ServerSpec {

@@ -5,15 +5,15 @@ use std::time::Instant;
 
 use futures::{StreamExt, TryStreamExt};
 use indicatif::{ProgressBar, ProgressStyle};
+use ruma::api::auth_scheme::SendAccessToken;
 use ruma::api::client::account::register;
 use ruma::api::client::membership::join_room_by_id;
 use ruma::api::client::message::send_message_event;
 use ruma::api::client::room::{Visibility, create_room};
 use ruma::api::client::uiaa::{AuthData, Dummy};
-use ruma::events::room::message::RoomMessageEventContent;
-use ruma::{OwnedRoomId, OwnedUserId};
+use ruma::{OwnedEventId, OwnedRoomId, OwnedUserId};
 
-use crate::dataset::{DatasetPlan, PlanTotals};
+use crate::dataset::{DatasetPlan, EventKind, PlanTotals, RoomKind};
 use crate::matrix::{CallError, MatrixClient};
 
 /// A loading step failed: which step, which request, and what the server answered.
@@ -73,29 +73,52 @@ fn password(localpart: &str) -> String {
     format!("hsbench-{localpart}")
 }
 
+/// How users are registered and log in.
+#[derive(Clone, Copy)]
+pub enum Registrar<'a> {
+    /// Through the application service with this token: no password hashing, no rate limits.
+    Appservice(&'a str),
+    /// `/register` with a password and `m.login.dummy`.
+    Password,
+}
+
 async fn register_user(
     client: &MatrixClient,
     localpart: &str,
+    registrar: Registrar<'_>,
 ) -> Result<(OwnedUserId, String), CallError> {
-    let make = |session: Option<String>| {
-        let mut req = register::v3::Request::new();
-        req.username = Some(localpart.to_string());
-        req.password = Some(password(localpart));
-        req.initial_device_display_name = Some("hsbench".into());
-        let mut dummy = Dummy::new();
-        dummy.session = session;
-        req.auth = Some(AuthData::Dummy(dummy));
-        req
-    };
-    let resp = match client.send(make(None), None).await {
-        Ok(r) => r,
-        // Servers that insist on a UIA session first: answer with it.
-        Err(CallError::Status {
-            status: 401,
-            uia_session: Some(s),
-            ..
-        }) => client.send(make(Some(s)), None).await?,
-        Err(e) => return Err(e),
+    let resp = match registrar {
+        Registrar::Appservice(token) => {
+            let mut req = register::v3::Request::new();
+            req.username = Some(localpart.to_string());
+            req.login_type = Some(register::LoginType::ApplicationService);
+            req.initial_device_display_name = Some("hsbench".into());
+            client
+                .send_with(req, SendAccessToken::Appservice(token))
+                .await?
+        }
+        Registrar::Password => {
+            let make = |session: Option<String>| {
+                let mut req = register::v3::Request::new();
+                req.username = Some(localpart.to_string());
+                req.password = Some(password(localpart));
+                req.initial_device_display_name = Some("hsbench".into());
+                let mut dummy = Dummy::new();
+                dummy.session = session;
+                req.auth = Some(AuthData::Dummy(dummy));
+                req
+            };
+            match client.send(make(None), None).await {
+                Ok(r) => r,
+                // Servers that insist on a UIA session first: answer with it.
+                Err(CallError::Status {
+                    status: 401,
+                    uia_session: Some(s),
+                    ..
+                }) => client.send(make(Some(s)), None).await?,
+                Err(e) => return Err(e),
+            }
+        }
     };
     let token = resp.access_token.ok_or_else(|| CallError::Decode {
         endpoint: "POST /_matrix/client/v3/register".into(),
@@ -104,87 +127,271 @@ async fn register_user(
     Ok((resp.user_id, token))
 }
 
+/// A second login of a user: a new device with its own token.
+async fn login_again(
+    client: &MatrixClient,
+    localpart: &str,
+    registrar: Registrar<'_>,
+) -> Result<(), CallError> {
+    use ruma::api::client::session::login;
+    use ruma::api::client::uiaa::{MatrixUserIdentifier, UserIdentifier};
+    let id = UserIdentifier::Matrix(MatrixUserIdentifier::new(localpart.to_string()));
+    let (info, access) = match registrar {
+        Registrar::Appservice(token) => (
+            login::v3::LoginInfo::ApplicationService(login::v3::ApplicationService::new(id)),
+            SendAccessToken::Appservice(token),
+        ),
+        Registrar::Password => (
+            login::v3::LoginInfo::Password(login::v3::Password::new(id, password(localpart))),
+            SendAccessToken::None,
+        ),
+    };
+    let mut req = login::v3::Request::new(info);
+    req.initial_device_display_name = Some("hsbench second device".into());
+    client.send_with(req, access).await.map(|_| ())
+}
+
+fn raw_json<T>(v: serde_json::Value) -> ruma::serde::Raw<T> {
+    ruma::serde::Raw::from_json(
+        serde_json::value::to_raw_value(&v).expect("a JSON value serializes"),
+    )
+}
+
+/// Runs one loading step: `items` through `f`, `concurrency` at a time, with a progress bar and
+/// the step's rate recorded. The first failure stops the step.
+async fn run_step<I, F, Fut>(
+    steps: &mut Vec<LoadStep>,
+    name: &'static str,
+    len: u64,
+    show: bool,
+    concurrency: usize,
+    items: I,
+    f: F,
+) -> Result<(), SeedError>
+where
+    I: Iterator,
+    F: Fn(I::Item) -> Fut,
+    Fut: std::future::Future<Output = Result<u64, SeedError>>,
+{
+    let t = Instant::now();
+    let pb = bar(name, len, show);
+    let done = futures::stream::iter(items)
+        .map(|item| {
+            let fut = f(item);
+            let pb = &pb;
+            async move {
+                let n = fut.await?;
+                pb.inc(n);
+                Ok::<u64, SeedError>(n)
+            }
+        })
+        .buffer_unordered(concurrency)
+        .try_fold(0u64, |acc, n| async move { Ok(acc + n) })
+        .await;
+    pb.finish_and_clear();
+    let count = done?;
+    if len > 0 {
+        steps.push(step(name, count, t));
+    }
+    Ok(())
+}
+
 /// Load `plan` into the server behind `client`.
 pub async fn load(
     client: &MatrixClient,
     plan: &DatasetPlan,
     concurrency: usize,
     show_progress: bool,
+    registrar: Registrar<'_>,
 ) -> Result<(Credentials, LoadReport), SeedError> {
+    use ruma::api::client::membership::invite_user;
+    use ruma::api::client::membership::invite_user::v3::{InvitationRecipient, InviteUserId};
+    use ruma::api::client::presence::set_presence;
+    use ruma::api::client::receipt::create_receipt;
+    use ruma::api::client::redact::redact_event;
+    use ruma::api::client::state::send_state_event;
+    use ruma::presence::PresenceState;
+
     let started = Instant::now();
     let totals = plan.totals();
     let mut steps = Vec::new();
+    let (show, conc) = (show_progress, concurrency);
+    let fail = |step: &'static str, request: String| {
+        move |source| SeedError {
+            step,
+            request,
+            source,
+        }
+    };
 
     // 1. Users.
     let t = Instant::now();
-    let pb = bar("register", totals.users, show_progress);
+    let pb = bar("register", totals.users, show);
     let mut users: Vec<(u64, OwnedUserId, String)> = futures::stream::iter(plan.users())
         .map(|u| {
             let pb = &pb;
             async move {
-                let r = register_user(client, &u.localpart)
+                let r = register_user(client, &u.localpart, registrar)
                     .await
-                    .map_err(|source| SeedError {
-                        step: "register",
-                        request: format!("register {}", u.localpart),
-                        source,
-                    })?;
+                    .map_err(fail("register", format!("register {}", u.localpart)))?;
                 pb.inc(1);
                 Ok::<_, SeedError>((u.index, r.0, r.1))
             }
         })
-        .buffer_unordered(concurrency)
+        .buffer_unordered(conc)
         .try_collect()
         .await?;
     pb.finish_and_clear();
     users.sort_by_key(|u| u.0);
     let (user_ids, tokens): (Vec<_>, Vec<_>) = users.into_iter().map(|(_, id, t)| (id, t)).unzip();
     steps.push(step("register", totals.users, t));
+    let (user_ids, tokens) = (&user_ids, &tokens);
 
-    // 2. Rooms, created by their first member.
+    // 2. Profiles, devices and presence (display names before any join, so that membership
+    //    events carry them and no room needs updating afterwards).
+    run_step(
+        &mut steps,
+        "display names",
+        totals.display_names,
+        show,
+        conc,
+        plan.users().filter(|u| u.display_name.is_some()),
+        |u| async move {
+            #[allow(deprecated)]
+            let req = ruma::api::client::profile::set_display_name::v3::Request::new(
+                user_ids[u.index as usize].clone(),
+                u.display_name.clone(),
+            );
+            client
+                .send(req, Some(&tokens[u.index as usize]))
+                .await
+                .map_err(fail(
+                    "display names",
+                    format!("display name of {}", u.localpart),
+                ))?;
+            Ok(1)
+        },
+    )
+    .await?;
+    run_step(
+        &mut steps,
+        "devices",
+        totals.extra_devices,
+        show,
+        conc,
+        plan.users().filter(|u| u.devices > 1),
+        |u| async move {
+            login_again(client, &u.localpart, registrar)
+                .await
+                .map_err(fail("devices", format!("second login of {}", u.localpart)))?;
+            Ok(1)
+        },
+    )
+    .await?;
+    run_step(
+        &mut steps,
+        "presence",
+        totals.presence_online,
+        show,
+        conc,
+        plan.users().filter(|u| u.presence_online),
+        |u| async move {
+            let req = set_presence::v3::Request::new(
+                user_ids[u.index as usize].clone(),
+                PresenceState::Online,
+            );
+            client
+                .send(req, Some(&tokens[u.index as usize]))
+                .await
+                .map_err(fail("presence", format!("presence of {}", u.localpart)))?;
+            Ok(1)
+        },
+    )
+    .await?;
+
+    // 3. Rooms, created by their first member; DMs invite the other user.
     let t = Instant::now();
-    let pb = bar("rooms", totals.rooms, show_progress);
+    let pb = bar("rooms", totals.rooms, show);
     let mut rooms: Vec<(u64, OwnedRoomId)> = futures::stream::iter(plan.rooms())
         .map(|room| {
-            let (pb, tokens) = (&pb, &tokens);
+            let pb = &pb;
             async move {
                 let mut req = create_room::v3::Request::new();
-                req.name = Some(room.name.clone());
-                req.preset = Some(create_room::v3::RoomPreset::PublicChat);
                 req.visibility = Visibility::Private;
+                req.preset = Some(match room.kind {
+                    RoomKind::Big | RoomKind::Public => create_room::v3::RoomPreset::PublicChat,
+                    RoomKind::Private => create_room::v3::RoomPreset::PrivateChat,
+                    RoomKind::Direct => create_room::v3::RoomPreset::TrustedPrivateChat,
+                });
+                if room.kind == RoomKind::Direct {
+                    req.is_direct = true;
+                    req.invite = vec![user_ids[room.members[1] as usize].clone()];
+                } else {
+                    req.name = Some(room.name.clone());
+                }
                 let resp = client
                     .send(req, Some(&tokens[room.creator() as usize]))
                     .await
-                    .map_err(|source| SeedError {
-                        step: "rooms",
-                        request: format!("createRoom {}", room.name),
-                        source,
-                    })?;
+                    .map_err(fail("rooms", format!("createRoom {}", room.name)))?;
                 pb.inc(1);
                 Ok::<_, SeedError>((room.index, resp.room_id))
             }
         })
-        .buffer_unordered(concurrency)
+        .buffer_unordered(conc)
         .try_collect()
         .await?;
     pb.finish_and_clear();
     rooms.sort_by_key(|r| r.0);
     let room_ids: Vec<OwnedRoomId> = rooms.into_iter().map(|r| r.1).collect();
     steps.push(step("rooms", totals.rooms, t));
+    let room_ids = &room_ids;
 
-    // 3. Joins (the creator is already in).
-    let t = Instant::now();
-    let joins = totals.memberships - totals.rooms;
-    let pb = bar("joins", joins, show_progress);
-    futures::stream::iter(plan.rooms().flat_map(|r| {
-        r.members[1..]
-            .iter()
-            .map(|&u| (r.index, u))
-            .collect::<Vec<_>>()
-    }))
-    .map(|(room, user)| {
-        let (pb, tokens, room_ids) = (&pb, &tokens, &room_ids);
-        async move {
+    // 4. Invites into private rooms (DM invites came with createRoom).
+    let dm_invites = totals.dm_rooms;
+    run_step(
+        &mut steps,
+        "invites",
+        totals.invites - dm_invites,
+        show,
+        conc,
+        plan.rooms()
+            .filter(|r| r.kind == RoomKind::Private)
+            .flat_map(|r| {
+                r.members[1..]
+                    .iter()
+                    .map(|&u| (r.index, r.creator(), u))
+                    .collect::<Vec<_>>()
+            }),
+        |(room, creator, user)| async move {
+            let recipient =
+                InvitationRecipient::UserId(InviteUserId::new(user_ids[user as usize].clone()));
+            let req = invite_user::v3::Request::new(room_ids[room as usize].clone(), recipient);
+            client
+                .send(req, Some(&tokens[creator as usize]))
+                .await
+                .map_err(fail(
+                    "invites",
+                    format!("invite {} into room {room}", DatasetPlan::localpart(user)),
+                ))?;
+            Ok(1)
+        },
+    )
+    .await?;
+
+    // 5. Joins (the creator is already in).
+    run_step(
+        &mut steps,
+        "joins",
+        totals.memberships - totals.rooms,
+        show,
+        conc,
+        plan.rooms().flat_map(|r| {
+            r.members[1..]
+                .iter()
+                .map(|&u| (r.index, u))
+                .collect::<Vec<_>>()
+        }),
+        |(room, user)| async move {
             let room_id = room_ids[room as usize].clone();
             client
                 .send(
@@ -192,65 +399,151 @@ pub async fn load(
                     Some(&tokens[user as usize]),
                 )
                 .await
-                .map_err(|source| SeedError {
-                    step: "joins",
-                    request: format!("join {} as {}", room_id, DatasetPlan::localpart(user)),
-                    source,
-                })?;
-            pb.inc(1);
-            Ok::<_, SeedError>(())
-        }
-    })
-    .buffer_unordered(concurrency)
-    .try_collect::<Vec<()>>()
+                .map_err(fail(
+                    "joins",
+                    format!("join {room_id} as {}", DatasetPlan::localpart(user)),
+                ))?;
+            Ok(1)
+        },
+    )
     .await?;
-    pb.finish_and_clear();
-    steps.push(step("joins", joins, t));
 
-    // 4. Messages.
-    let t = Instant::now();
-    let pb = bar("messages", totals.messages, show_progress);
-    futures::stream::iter(plan.rooms().flat_map(|r| {
-        plan.messages(&r)
-            .enumerate()
-            .map(|(i, m)| (r.index, i, m))
-            .collect::<Vec<_>>()
-    }))
-    .map(|(room, i, msg)| {
-        let (pb, tokens, room_ids) = (&pb, &tokens, &room_ids);
-        async move {
-            let room_id = room_ids[room as usize].clone();
-            let txn = ruma::OwnedTransactionId::from(format!("hsb-{room}-{i}"));
-            let content = RoomMessageEventContent::text_plain(msg.body);
-            let req = send_message_event::v3::Request::new(room_id.clone(), txn, &content)
-                .expect("a text message serializes");
+    // 6. Large state: custom state events from the creator.
+    run_step(
+        &mut steps,
+        "state events",
+        totals.state_events,
+        show,
+        conc,
+        plan.rooms().filter(|r| r.state_events > 0).flat_map(|r| {
+            (0..r.state_events)
+                .map(|k| (r.index, r.creator(), k))
+                .collect::<Vec<_>>()
+        }),
+        |(room, creator, k)| async move {
+            let req = send_state_event::v3::Request::new_raw(
+                room_ids[room as usize].clone(),
+                "org.hsbench.state".into(),
+                format!("k{k}"),
+                raw_json(serde_json::json!({"value": k, "note": "hsbench large-state room"})),
+            );
             client
-                .send(req, Some(&tokens[msg.sender as usize]))
+                .send(req, Some(&tokens[creator as usize]))
                 .await
-                .map_err(|source| SeedError {
-                    step: "messages",
-                    request: format!("message {i} into {room_id}"),
-                    source,
-                })?;
-            pb.inc(1);
-            Ok::<_, SeedError>(())
-        }
-    })
-    .buffer_unordered(concurrency)
-    .try_collect::<Vec<()>>()
+                .map_err(fail("state events", format!("state k{k} in room {room}")))?;
+            Ok(1)
+        },
+    )
     .await?;
+
+    // 7. Timelines: each room in order (replies, reactions, edits and redactions point at
+    //    earlier events), rooms side by side. Only the event ids that receipts need are kept.
+    let receipts_len = totals.receipts;
+    let t = Instant::now();
+    let pb = bar("timeline", totals.timeline_events, show);
+    let receipt_targets: Vec<Vec<(u64, OwnedEventId)>> = futures::stream::iter(plan.rooms())
+        .map(|room| {
+            let pb = &pb;
+            async move {
+                let room_id = room_ids[room.index as usize].clone();
+                let timeline = plan.timeline(&room);
+                let receipts = plan.receipts(&room);
+                let mut ids: Vec<Option<OwnedEventId>> = vec![None; timeline.len()];
+                for (i, e) in timeline.iter().enumerate() {
+                    let txn = ruma::OwnedTransactionId::from(format!("hsb-{}-{i}", room.index));
+                    let token = &tokens[e.sender as usize];
+                    let target = |to: &usize| ids[*to].clone().expect("targets are earlier events");
+                    let request = format!("event {i} ({}) into {}", e.event_type(), room.name);
+                    let event_id = match &e.kind {
+                        EventKind::Redaction { to } => {
+                            let req = redact_event::v3::Request::new(room_id.clone(), target(to), txn);
+                            client.send(req, Some(token)).await.map(|r| r.event_id)
+                        }
+                        kind => {
+                            let content = match kind {
+                                EventKind::Message { body } => serde_json::json!({"msgtype": "m.text", "body": body}),
+                                EventKind::Reply { to, body } => serde_json::json!({
+                                    "msgtype": "m.text", "body": body,
+                                    "m.relates_to": {"m.in_reply_to": {"event_id": target(to)}}}),
+                                EventKind::Reaction { to, key } => serde_json::json!({
+                                    "m.relates_to": {"rel_type": "m.annotation", "event_id": target(to), "key": key}}),
+                                EventKind::Edit { to, body } => serde_json::json!({
+                                    "msgtype": "m.text", "body": format!("* {body}"),
+                                    "m.new_content": {"msgtype": "m.text", "body": body},
+                                    "m.relates_to": {"rel_type": "m.replace", "event_id": target(to)}}),
+                                EventKind::Redaction { .. } => unreachable!(),
+                            };
+                            let req = send_message_event::v3::Request::new_raw(
+                                room_id.clone(), txn, e.event_type().into(), raw_json(content));
+                            client.send(req, Some(token)).await.map(|r| r.event_id)
+                        }
+                    }
+                    .map_err(fail("timeline", request))?;
+                    ids[i] = Some(event_id);
+                    pb.inc(1);
+                }
+                Ok::<_, SeedError>(
+                    receipts
+                        .into_iter()
+                        .map(|(m, at)| (m, ids[at].clone().expect("sent")))
+                        .collect::<Vec<_>>(),
+                )
+            }
+        })
+        .buffered(conc)
+        .try_collect()
+        .await?;
     pb.finish_and_clear();
-    steps.push(step("messages", totals.messages, t));
+    steps.push(step("timeline", totals.timeline_events, t));
+
+    // 8. Read receipts.
+    run_step(
+        &mut steps,
+        "receipts",
+        receipts_len,
+        show,
+        conc,
+        receipt_targets
+            .iter()
+            .enumerate()
+            .flat_map(|(room, v)| v.iter().map(move |(m, id)| (room, *m, id.clone()))),
+        |(room, member, event_id)| async move {
+            let req = create_receipt::v3::Request::new(
+                room_ids[room].clone(),
+                create_receipt::v3::ReceiptType::Read,
+                event_id,
+            );
+            client
+                .send(req, Some(&tokens[member as usize]))
+                .await
+                .map_err(fail(
+                    "receipts",
+                    format!(
+                        "receipt of {} in room {room}",
+                        DatasetPlan::localpart(member)
+                    ),
+                ))?;
+            Ok(1)
+        },
+    )
+    .await?;
 
     Ok((
         Credentials {
-            user_ids,
-            tokens,
-            room_ids,
+            user_ids: user_ids.clone(),
+            tokens: tokens.clone(),
+            room_ids: room_ids.clone(),
         },
         LoadReport {
-            method: "client-server API (register with m.login.dummy, createRoom, join, send)"
-                .into(),
+            method: match registrar {
+                Registrar::Appservice(_) => {
+                    "client-server API; users registered by an application service"
+                }
+                Registrar::Password => {
+                    "client-server API; users registered with a password and m.login.dummy"
+                }
+            }
+            .into(),
             concurrency,
             totals,
             steps,
@@ -370,7 +663,7 @@ pub async fn verify(
             .map(|&m| &creds.user_ids[m as usize])
             .collect();
         report.rooms_checked += 1;
-        report.checks += 2;
+        report.checks += 1;
         if got != expected {
             report.mismatches.push(format!(
                 "{}: {} joined members, the plan says {}",
@@ -379,21 +672,80 @@ pub async fn verify(
                 expected.len()
             ));
         }
-        let mut req = get_message_events::v3::Request::new(room_id, Direction::Backward);
-        let want = plan.spec().messages_per_room;
-        req.limit = ruma::UInt::try_from(want + 10).unwrap_or(ruma::UInt::MAX);
-        let mut filter = RoomEventFilter::default();
-        filter.types = Some(vec!["m.room.message".into()]);
-        req.filter = filter;
+        // Timeline events by type, exactly as planned (redacted messages keep their type).
+        let timeline = plan.timeline(&room);
+        for event_type in ["m.room.message", "m.reaction", "m.room.redaction"] {
+            let want = timeline
+                .iter()
+                .filter(|e| e.event_type() == event_type)
+                .count();
+            let mut req =
+                get_message_events::v3::Request::new(room_id.clone(), Direction::Backward);
+            req.limit = ruma::UInt::try_from(want as u64 + 10).unwrap_or(ruma::UInt::MAX);
+            let mut filter = RoomEventFilter::default();
+            filter.types = Some(vec![event_type.into()]);
+            req.filter = filter;
+            let resp = client
+                .send(req, Some(token))
+                .await
+                .map_err(err(format!("{event_type} events of {}", room.name)))?;
+            report.checks += 1;
+            if resp.chunk.len() != want {
+                report.mismatches.push(format!(
+                    "{}: {} {event_type} events, the plan says {want}",
+                    room.name,
+                    resp.chunk.len()
+                ));
+            }
+        }
+        if room.state_events > 0 {
+            use ruma::api::client::state::get_state_events;
+            let resp = client
+                .send(
+                    get_state_events::v3::Request::new(room_id.clone()),
+                    Some(token),
+                )
+                .await
+                .map_err(err(format!("state of {}", room.name)))?;
+            let got = resp
+                .room_state
+                .iter()
+                .filter(|e| {
+                    e.get_field::<String>("type").ok().flatten().as_deref()
+                        == Some("org.hsbench.state")
+                })
+                .count() as u64;
+            report.checks += 1;
+            if got != room.state_events {
+                report.mismatches.push(format!(
+                    "{}: {got} org.hsbench.state events, the plan says {}",
+                    room.name, room.state_events
+                ));
+            }
+        }
+    }
+    // Display names, as the profile API answers them.
+    for &u in &user_sample {
+        #[allow(deprecated)]
+        let req = ruma::api::client::profile::get_display_name::v3::Request::new(
+            creds.user_ids[u as usize].clone(),
+        );
         let resp = client
-            .send(req, Some(token))
+            .send(req, Some(&creds.tokens[u as usize]))
             .await
-            .map_err(err(format!("messages of {}", room.name)))?;
-        if resp.chunk.len() as u64 != want {
+            .map_err(err(format!(
+                "display name of {}",
+                DatasetPlan::localpart(u)
+            )))?;
+        report.checks += 1;
+        let want = plan.user(u).display_name;
+        // Synapse gives every new user their localpart as display name.
+        let default = Some(DatasetPlan::localpart(u));
+        if resp.displayname != want && !(want.is_none() && resp.displayname == default) {
             report.mismatches.push(format!(
-                "{}: {} messages, the plan says {want}",
-                room.name,
-                resp.chunk.len()
+                "{}: display name {:?}, the plan says {want:?}",
+                DatasetPlan::localpart(u),
+                resp.displayname
             ));
         }
     }

@@ -44,8 +44,14 @@ async fn tiny_scenario_on_private_postgres() {
     let d = r.dataset.as_ref().unwrap();
     let fx = d.fixture.as_ref().unwrap();
     assert!(!fx.reused);
-    assert_eq!(fx.table_counts["users"], Some(40));
-    assert_eq!(fx.table_counts["local_current_membership"], Some(63));
+    let t = hsbench::dataset::DatasetPlan::new(sc.dataset.clone()).totals();
+    assert_eq!(fx.table_counts["users"], Some(t.users));
+    assert_eq!(fx.table_counts["devices"], Some(t.users + t.extra_devices));
+    assert_eq!(
+        fx.table_counts["local_current_membership"],
+        Some(t.memberships)
+    );
+    assert_eq!(fx.table_counts["receipts_linearized"], Some(t.receipts));
     let v = d.verify.as_ref().unwrap();
     assert!(v.mismatches.is_empty(), "{:?}", v.mismatches);
     assert_eq!(r.boots.len(), 2);

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use hsbench::dataset::DatasetPlan;
 use hsbench::fixture::FixtureStore;
 use hsbench::result::{RunResult, RunStatus};
 use hsbench::run::{RunOptions, run};
@@ -34,12 +35,23 @@ async fn tiny_scenario_against_real_synapse() {
     let fx = r.dataset.as_ref().unwrap().fixture.as_ref().unwrap();
     assert!(!fx.reused);
     assert!(fx.size_bytes > 100_000);
-    assert_eq!(fx.table_counts["users"], Some(40));
-    assert_eq!(fx.table_counts["rooms"], Some(7));
-    assert_eq!(fx.table_counts["local_current_membership"], Some(63));
+    // The database holds exactly the plan: users, devices, rooms, memberships, receipts.
+    let t = DatasetPlan::new(sc.dataset.clone()).totals();
+    assert_eq!(r.dataset.as_ref().unwrap().totals, t);
+    assert!(
+        t.dm_rooms == 3 && t.state_events == 20 && t.private_rooms > 0,
+        "{t:?}"
+    );
+    let rows = |table: &str| fx.table_counts[table].unwrap();
+    assert_eq!(rows("users"), t.users);
+    assert_eq!(rows("devices"), t.users + t.extra_devices);
+    assert_eq!(rows("rooms"), t.rooms);
+    assert_eq!(rows("local_current_membership"), t.memberships);
+    assert_eq!(rows("receipts_linearized"), t.receipts);
     let v = r.dataset.as_ref().unwrap().verify.as_ref().unwrap();
     assert!(v.mismatches.is_empty(), "{:?}", v.mismatches);
-    assert_eq!((v.users_checked, v.rooms_checked), (8, 7));
+    assert_eq!((v.users_checked, v.rooms_checked), (8, 8));
+    assert!(v.checks >= 8 + 8 * 4 + 8, "{v:?}");
     assert_eq!(r.status, RunStatus::Complete);
     assert_eq!(r.schema_version, 1);
 
@@ -48,9 +60,15 @@ async fn tiny_scenario_against_real_synapse() {
     let load = d.load.as_ref().unwrap();
     let count = |name: &str| load.steps.iter().find(|s| s.name == name).unwrap().count;
     assert_eq!(count("register"), 40);
-    assert_eq!(count("rooms"), 7);
-    assert_eq!(count("joins"), d.totals.memberships - 7);
-    assert_eq!(count("messages"), 7 * 4);
+    assert_eq!(count("rooms"), d.totals.rooms);
+    assert_eq!(count("joins"), d.totals.memberships - d.totals.rooms);
+    assert_eq!(count("timeline"), d.totals.timeline_events);
+    assert_eq!(count("receipts"), d.totals.receipts);
+    assert!(
+        load.method.contains("application service"),
+        "{}",
+        load.method
+    );
     assert!(load.steps.iter().all(|s| s.rate_per_s > 0.0));
 
     // Boots: every phase of the profile measured, markers in order, milestones monotonic.

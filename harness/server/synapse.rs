@@ -11,6 +11,9 @@ use super::{ServerError, cache_dir};
 /// Server name of every hsbench dataset (never resolvable: nothing federates).
 pub const SERVER_NAME: &str = "hsbench.local";
 
+/// hsbench's application-service registration, inside the data directory.
+pub const APPSERVICE_FILE: &str = "appservice-hsbench.yaml";
+
 /// A Synapse installed in a virtualenv.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct SynapseInstall {
@@ -224,11 +227,47 @@ impl SynapseInstance {
                 .current_dir(data_dir),
             "synapse --generate-config",
         )?;
+        // An application service whose namespace covers the dataset's users: registering
+        // through it skips password hashing and every rate limit.
+        let token = |rng: &mut rand_chacha::ChaCha20Rng| -> String {
+            use rand::Rng;
+            (0..32)
+                .map(|_| {
+                    char::from(b"abcdefghijklmnopqrstuvwxyz0123456789"[rng.random_range(0..36)])
+                })
+                .collect()
+        };
+        let mut rng = <rand_chacha::ChaCha20Rng as rand::SeedableRng>::from_os_rng();
+        let registration = json!({
+            "id": "hsbench",
+            "url": null,
+            "as_token": token(&mut rng),
+            "hs_token": token(&mut rng),
+            "sender_localpart": "hsbench-appservice",
+            "rate_limited": false,
+            "namespaces": {
+                "users": [{"exclusive": false, "regex": format!("@hsb[0-9]+:{SERVER_NAME}")}],
+                "rooms": [], "aliases": []
+            }
+        });
+        let path = data_dir.join(APPSERVICE_FILE);
+        std::fs::write(
+            &path,
+            serde_json::to_vec_pretty(&registration).expect("json"),
+        )
+        .map_err(|e| ServerError::io(&path, e))?;
         Ok(Self {
             install: install.clone(),
             data_dir: data_dir.to_path_buf(),
             db,
         })
+    }
+
+    /// The application service token, when the data directory has hsbench's registration.
+    pub fn appservice_token(&self) -> Option<String> {
+        let bytes = std::fs::read(self.data_dir.join(APPSERVICE_FILE)).ok()?;
+        let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+        v["as_token"].as_str().map(str::to_string)
     }
 
     /// An instance over an existing data directory (a restored fixture).
@@ -295,6 +334,10 @@ impl SynapseInstance {
         });
         if let (Some(o), serde_json::Value::Object(rc)) = (v.as_object_mut(), rate_limits()) {
             o.extend(rc);
+        }
+        let appservice = self.data_dir.join(APPSERVICE_FILE);
+        if appservice.is_file() {
+            v["app_service_config_files"] = json!([appservice]);
         }
         v
     }
