@@ -204,12 +204,9 @@ pub async fn load(
     show_progress: bool,
     registrar: Registrar<'_>,
 ) -> Result<(Credentials, LoadReport), SeedError> {
-    use ruma::api::client::membership::invite_user;
-    use ruma::api::client::membership::invite_user::v3::{InvitationRecipient, InviteUserId};
     use ruma::api::client::presence::set_presence;
     use ruma::api::client::receipt::create_receipt;
     use ruma::api::client::redact::redact_event;
-    use ruma::api::client::state::send_state_event;
     use ruma::presence::PresenceState;
 
     let started = Instant::now();
@@ -309,7 +306,7 @@ pub async fn load(
     )
     .await?;
 
-    // 3. Rooms, created by their first member; DMs invite the other user.
+    // 3. Rooms, created by their first member, with their invites and initial state.
     let t = Instant::now();
     let pb = bar("rooms", totals.rooms, show);
     let mut rooms: Vec<(u64, OwnedRoomId)> = futures::stream::iter(plan.rooms())
@@ -323,12 +320,25 @@ pub async fn load(
                     RoomKind::Private => create_room::v3::RoomPreset::PrivateChat,
                     RoomKind::Direct => create_room::v3::RoomPreset::TrustedPrivateChat,
                 });
-                if room.kind == RoomKind::Direct {
-                    req.is_direct = true;
-                    req.invite = vec![user_ids[room.members[1] as usize].clone()];
-                } else {
-                    req.name = Some(room.name.clone());
+                // Batched where the API allows: invites and large initial state ride on the
+                // createRoom request itself.
+                match room.kind {
+                    RoomKind::Direct => req.is_direct = true,
+                    _ => req.name = Some(room.name.clone()),
                 }
+                req.invite = room
+                    .invited()
+                    .iter()
+                    .map(|&u| user_ids[u as usize].clone())
+                    .collect();
+                req.initial_state = (0..room.state_events)
+                    .map(|k| {
+                        raw_json(serde_json::json!({
+                            "type": "org.hsbench.state", "state_key": format!("k{k}"),
+                            "content": {"value": k, "note": "hsbench large-state room"}
+                        }))
+                    })
+                    .collect();
                 let resp = client
                     .send(req, Some(&tokens[room.creator() as usize]))
                     .await
@@ -346,39 +356,7 @@ pub async fn load(
     steps.push(step("rooms", totals.rooms, t));
     let room_ids = &room_ids;
 
-    // 4. Invites into private rooms (DM invites came with createRoom).
-    let dm_invites = totals.dm_rooms;
-    run_step(
-        &mut steps,
-        "invites",
-        totals.invites - dm_invites,
-        show,
-        conc,
-        plan.rooms()
-            .filter(|r| r.kind == RoomKind::Private)
-            .flat_map(|r| {
-                r.members[1..]
-                    .iter()
-                    .map(|&u| (r.index, r.creator(), u))
-                    .collect::<Vec<_>>()
-            }),
-        |(room, creator, user)| async move {
-            let recipient =
-                InvitationRecipient::UserId(InviteUserId::new(user_ids[user as usize].clone()));
-            let req = invite_user::v3::Request::new(room_ids[room as usize].clone(), recipient);
-            client
-                .send(req, Some(&tokens[creator as usize]))
-                .await
-                .map_err(fail(
-                    "invites",
-                    format!("invite {} into room {room}", DatasetPlan::localpart(user)),
-                ))?;
-            Ok(1)
-        },
-    )
-    .await?;
-
-    // 5. Joins (the creator is already in).
+    // 4. Joins (the creator is already in; invited members accept).
     run_step(
         &mut steps,
         "joins",
@@ -408,35 +386,7 @@ pub async fn load(
     )
     .await?;
 
-    // 6. Large state: custom state events from the creator.
-    run_step(
-        &mut steps,
-        "state events",
-        totals.state_events,
-        show,
-        conc,
-        plan.rooms().filter(|r| r.state_events > 0).flat_map(|r| {
-            (0..r.state_events)
-                .map(|k| (r.index, r.creator(), k))
-                .collect::<Vec<_>>()
-        }),
-        |(room, creator, k)| async move {
-            let req = send_state_event::v3::Request::new_raw(
-                room_ids[room as usize].clone(),
-                "org.hsbench.state".into(),
-                format!("k{k}"),
-                raw_json(serde_json::json!({"value": k, "note": "hsbench large-state room"})),
-            );
-            client
-                .send(req, Some(&tokens[creator as usize]))
-                .await
-                .map_err(fail("state events", format!("state k{k} in room {room}")))?;
-            Ok(1)
-        },
-    )
-    .await?;
-
-    // 7. Timelines: each room in order (replies, reactions, edits and redactions point at
+    // 5. Timelines: each room in order (replies, reactions, edits and redactions point at
     //    earlier events), rooms side by side. Only the event ids that receipts need are kept.
     let receipts_len = totals.receipts;
     let t = Instant::now();
@@ -496,7 +446,7 @@ pub async fn load(
     pb.finish_and_clear();
     steps.push(step("timeline", totals.timeline_events, t));
 
-    // 8. Read receipts.
+    // 6. Read receipts.
     run_step(
         &mut steps,
         "receipts",

@@ -78,3 +78,53 @@ async fn tiny_scenario_on_private_postgres() {
     assert!(d2.verify.as_ref().unwrap().mismatches.is_empty());
     assert_eq!(second.result.herd.as_ref().unwrap().ok, 25);
 }
+
+/// `postgres_url`: Synapse on a database the user runs (here a cluster this test starts);
+/// hsbench loads into it, never snapshots it, and leaves the cluster alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn external_postgres_database() {
+    use hsbench::server::postgres::{PgBinaries, PgCluster};
+    let root = tempfile::tempdir().unwrap();
+    let logs = tempfile::tempdir().unwrap();
+    let mut pg = PgCluster::new(PgBinaries::find().unwrap(), root.path()).unwrap();
+    pg.init().unwrap();
+    let port = hsbench::server::free_port().unwrap();
+    pg.start(port, &logs.path().join("pg.log")).await.unwrap();
+    pg.create_synapse_database().unwrap();
+
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let path = manifest.join("tests/scenarios/tiny-postgres.toml");
+    let text = std::fs::read_to_string(&path).unwrap().replace(
+        "database = \"postgres\"",
+        &format!(
+            "database = \"postgres\"\npostgres_url = \"postgresql://synapse@127.0.0.1:{port}/synapse\""
+        ),
+    );
+    let sc = scenario::parse(&path, &text).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let fixtures = tempfile::tempdir().unwrap();
+    let opts = RunOptions {
+        results_dir: out.path().to_path_buf(),
+        quiet: true,
+        verify: true,
+        fixtures: FixtureStore::new(fixtures.path()),
+        ..RunOptions::default()
+    };
+    let r = run(&sc, &opts)
+        .await
+        .unwrap_or_else(|e| panic!("run failed: {e}"))
+        .result;
+    assert_eq!(r.status, RunStatus::Complete);
+    assert_eq!(r.server.as_ref().unwrap().database, "postgres-external");
+    let d = r.dataset.as_ref().unwrap();
+    assert!(
+        d.fixture.is_none(),
+        "an external database is never snapshotted"
+    );
+    assert!(d.verify.as_ref().unwrap().mismatches.is_empty());
+    assert_eq!(std::fs::read_dir(fixtures.path()).unwrap().count(), 0);
+    // The user's cluster is still up and holds the dataset.
+    let users = pg.psql("synapse", "SELECT COUNT(*) FROM users").unwrap();
+    assert_eq!(users.trim(), "40");
+    pg.stop().await;
+}
