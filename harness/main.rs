@@ -16,7 +16,22 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Check { scenario } => match scenario::load(&scenario) {
                 Ok(s) => {
-                    println!("{}: ok ({})", scenario.display(), s.name);
+                    let t = hsbench::dataset::DatasetPlan::new(s.dataset.clone()).totals();
+                    println!(
+                        "{}: ok ({}): {} users ({} devices), {} rooms ({} DMs, largest {}), \
+                         {} memberships, {} timeline events, {} state events, {} receipts",
+                        scenario.display(),
+                        s.name,
+                        t.users,
+                        t.users + t.extra_devices,
+                        t.rooms,
+                        t.dm_rooms,
+                        t.largest_room,
+                        t.memberships,
+                        t.timeline_events,
+                        t.state_events,
+                        t.receipts
+                    );
                     0
                 }
                 Err(e) => fail(&RunError::from(e)),

@@ -87,8 +87,15 @@ fn fmt_bytes(b: f64) -> String {
 fn stat_row(label: &str, s: Option<Stat>, missing: u32, fmt: &dyn Fn(f64) -> String) -> String {
     match s {
         Some(s) => format!(
-            "| {label} | {} | {} | {} | {}{} |\n",
+            "| {label} | {} | {} – {}{} | {} | {} | {}{} |\n",
             fmt(s.median),
+            fmt(s.median_ci_low),
+            fmt(s.median_ci_high),
+            if s.median_ci_level < 0.95 {
+                format!(" ({:.0}%)", s.median_ci_level * 100.0)
+            } else {
+                String::new()
+            },
             fmt(s.min),
             fmt(s.max),
             s.n,
@@ -98,7 +105,7 @@ fn stat_row(label: &str, s: Option<Stat>, missing: u32, fmt: &dyn Fn(f64) -> Str
                 String::new()
             }
         ),
-        None => format!("| {label} | — | — | — | missing in {missing} |\n"),
+        None => format!("| {label} | — | — | — | — | missing in {missing} |\n"),
     }
 }
 
@@ -177,7 +184,9 @@ pub fn markdown(r: &RunResult) -> String {
             "### Boot: {} boots (phases from {source})\n\n",
             b.boots
         ));
-        md.push_str("| phase | median | min | max | n |\n|---|---:|---:|---:|---|\n");
+        md.push_str(
+            "| phase | median | 95% CI of median | min | max | n |\n|---|---:|---:|---:|---:|---|\n",
+        );
         for p in &b.phases {
             md.push_str(&named_row(p));
         }
@@ -211,6 +220,17 @@ pub fn markdown(r: &RunResult) -> String {
             .iter()
             .flat_map(|b| b.missing_markers.iter().map(String::as_str))
             .collect();
+        for w in &b.outliers {
+            md.push_str(&format!(
+                "\n⚠ outlier: {} of {} = {} (median {}, modified z {:.1}): {}\n",
+                w.metric,
+                w.boot,
+                fmt_ms(w.value),
+                fmt_ms(w.median),
+                w.modified_z,
+                w.advice
+            ));
+        }
         if !missing.is_empty() {
             let mut m = missing.clone();
             m.sort_unstable();

@@ -305,6 +305,7 @@ async fn stages(ctx: &mut Ctx<'_>, work: &Path) -> Result<(), RunError> {
         fixture: None,
         verify: None,
     });
+    ctx.save()?;
 
     let profile = ServerProfile::synapse();
     let run_dir = ctx.run_dir.clone();
