@@ -52,6 +52,14 @@ pub struct PhaseTiming {
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct BootRecord {
     pub label: String,
+    /// Left out of the statistics.
+    #[serde(default)]
+    pub warmup: bool,
+    /// Whether the server's files were evicted from the page cache before this boot.
+    #[serde(default)]
+    pub cold: bool,
+    #[serde(default)]
+    pub eviction: Option<crate::cache::Eviction>,
     /// Wall-clock spawn time, Unix milliseconds.
     pub spawn_unix_ms: f64,
     pub timestamp_source: TimestampSource,
@@ -280,6 +288,9 @@ impl RunningServer {
         let phases = phases(profile, &points);
         BootRecord {
             label: self.label.clone(),
+            warmup: false,
+            cold: false,
+            eviction: None,
             spawn_unix_ms: self.sink.spawn_unix_ms,
             timestamp_source: if profile.has_log_timestamps() {
                 TimestampSource::LogLine

@@ -6,6 +6,7 @@
 
 pub mod analysis;
 pub mod boot;
+pub mod cache;
 pub mod cli;
 pub mod dataset;
 pub mod fixture;

@@ -79,7 +79,7 @@ fn fixtures(action: FixturesAction, store: FixtureStore) -> i32 {
             for fx in all {
                 let m = &fx.manifest;
                 println!(
-                    "{}  {:<12} {} {} {:<12} {:>7} users {:>6} rooms {:>8} memberships {:>9} messages {:>9.1} MiB  built {} in {:.0} s",
+                    "{}  {:<12} {} {} {:<12} {:>7} users {:>6} rooms {:>8} memberships {:>9} timeline events {:>9.1} MiB  built {} in {:.0} s",
                     m.key,
                     m.scenario,
                     m.identity.server_kind,
@@ -88,7 +88,7 @@ fn fixtures(action: FixturesAction, store: FixtureStore) -> i32 {
                     m.totals.users,
                     m.totals.rooms,
                     m.totals.memberships,
-                    m.totals.messages,
+                    m.totals.timeline_events,
                     m.size_bytes as f64 / (1 << 20) as f64,
                     m.created_at,
                     m.build_seconds

@@ -74,7 +74,11 @@ pub struct RunResult {
     pub dataset: Option<DatasetInfo>,
     /// The measured boots, in order.
     pub boots: Vec<BootRecord>,
+    /// Statistics of the warm timed boots (warm-up boots left out).
     pub boot_summary: Option<BootSummary>,
+    /// Statistics of the cold timed boots (`[boot] cache = "cold"` or `"both"`).
+    #[serde(default)]
+    pub cold_boot_summary: Option<BootSummary>,
     /// The boot that loaded the dataset and the boot that ran the workloads: recorded for
     /// completeness, not part of the boot statistics.
     pub seed_boot: Option<BootRecord>,
@@ -106,6 +110,7 @@ impl RunResult {
             dataset: None,
             boots: Vec::new(),
             boot_summary: None,
+            cold_boot_summary: None,
             seed_boot: None,
             workload_boot: None,
             herd: None,

@@ -19,7 +19,7 @@ use crate::metrics::{self_usage, write_histogram};
 use crate::report::write_all;
 use crate::result::{DatasetInfo, RunResult, RunStatus, ServerInfo};
 use crate::scenario::Scenario;
-use crate::scenario::{DatabaseKind, Registration};
+use crate::scenario::{CacheMode, DatabaseKind, Registration};
 use crate::seed::{Credentials, Registrar, SeedError, load, verify};
 use crate::server::postgres::{PG_DATABASE, PG_USER, PgBinaries, PgCluster};
 use crate::server::synapse::{DbTarget, SynapseInstall, SynapseInstance};
@@ -389,7 +389,8 @@ async fn stages(ctx: &mut Ctx<'_>, work: &Path) -> Result<(), RunError> {
     let measured = if ctx.opts.seed_only {
         finish_files(ctx)
     } else {
-        measure(ctx, &inst, &creds, &plan, &profile).await
+        let pgdata: Vec<PathBuf> = pg.iter().map(|c| c.pgdata.clone()).collect();
+        measure(ctx, &inst, &creds, &plan, &profile, &pgdata).await
     };
     if let Some(c) = pg.as_mut() {
         c.stop().await;
@@ -405,16 +406,42 @@ async fn measure(
     creds: &Credentials,
     plan: &DatasetPlan,
     profile: &ServerProfile,
+    extra_cache_roots: &[PathBuf],
 ) -> Result<(), RunError> {
     let scenario = ctx.scenario;
     let run_dir = ctx.run_dir.clone();
     let shutdown = scenario.boot.shutdown_timeout;
 
-    // 3. Measured boots.
+    // 3. Measured boots: warm-up boots first, then the timed ones (cold, warm, or each
+    //    repeat cold then warm).
     let probe_token = creds.tokens[0].clone();
+    let mut sequence: Vec<(String, bool, bool)> = (1..=scenario.boot.warmup)
+        .map(|w| (format!("warmup-{w}"), false, true))
+        .collect();
     for i in 1..=scenario.boot.repeats {
-        let label = format!("boot-{i}");
-        ctx.say(&format!("{label}/{}", scenario.boot.repeats));
+        match scenario.boot.cache {
+            CacheMode::Warm => sequence.push((format!("boot-{i}"), false, false)),
+            CacheMode::Cold => sequence.push((format!("cold-{i}"), true, false)),
+            CacheMode::Both => {
+                sequence.push((format!("cold-{i}"), true, false));
+                sequence.push((format!("boot-{i}"), false, false));
+            }
+        }
+    }
+    let total = sequence.len();
+    for (n, (label, cold, warmup)) in sequence.into_iter().enumerate() {
+        ctx.say(&format!("{label} ({}/{total})", n + 1));
+        let eviction = if cold {
+            let mut roots = inst.cache_roots();
+            roots.extend_from_slice(extra_cache_roots);
+            Some(
+                tokio::task::spawn_blocking(move || crate::cache::evict(&roots))
+                    .await
+                    .expect("eviction task"),
+            )
+        } else {
+            None
+        };
         let spec = boot_spec(
             inst,
             profile,
@@ -424,10 +451,24 @@ async fn measure(
             scenario,
         )?;
         let server = boot(spec).await?;
-        let rec = server.stop(shutdown, &run_dir).await;
+        let mut rec = server.stop(shutdown, &run_dir).await;
+        rec.cold = cold;
+        rec.warmup = warmup;
+        rec.eviction = eviction;
         report_boot(ctx, &rec);
         ctx.result.boots.push(rec);
-        ctx.result.boot_summary = Some(summarize_boots(&ctx.result.boots));
+        let pick = |cold: bool| -> Vec<BootRecord> {
+            ctx.result
+                .boots
+                .iter()
+                .filter(|b| !b.warmup && b.cold == cold)
+                .cloned()
+                .collect()
+        };
+        let (warm, cold_boots) = (pick(false), pick(true));
+        ctx.result.boot_summary = (!warm.is_empty()).then(|| summarize_boots(&warm));
+        ctx.result.cold_boot_summary =
+            (!cold_boots.is_empty()).then(|| summarize_boots(&cold_boots));
         ctx.save()?;
     }
 

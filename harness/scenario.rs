@@ -98,6 +98,8 @@ struct RawServer {
 #[serde(deny_unknown_fields)]
 struct RawBoot {
     repeats: Option<Spanned<u64>>,
+    warmup: Option<Spanned<u64>>,
+    cache: Option<Spanned<String>>,
     timeout: Option<Spanned<String>>,
     shutdown_timeout: Option<Spanned<String>>,
 }
@@ -284,9 +286,24 @@ fn parse_pg_url(s: &str) -> Result<PgUrl, String> {
     })
 }
 
+/// Page-cache state of the timed boots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CacheMode {
+    /// Boots follow each other: the server's files stay in the page cache.
+    Warm,
+    /// Before each boot the server's files are evicted from the page cache.
+    Cold,
+    /// Each repeat is a cold boot followed by a warm one; reported separately.
+    Both,
+}
+
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct BootPlan {
     pub repeats: u32,
+    /// Boots before the timed ones, recorded but left out of the statistics.
+    pub warmup: u32,
+    pub cache: CacheMode,
     #[serde(with = "humantime_serde_secs")]
     pub timeout: Duration,
     #[serde(with = "humantime_serde_secs")]
@@ -636,6 +653,8 @@ fn validate(loc: &Locator, raw: RawScenario) -> Result<Scenario, ScenarioError> 
     let boot = match &raw.boot {
         None => BootPlan {
             repeats: 3,
+            warmup: 0,
+            cache: CacheMode::Warm,
             timeout: Duration::from_secs(300),
             shutdown_timeout: Duration::from_secs(30),
         },
@@ -650,8 +669,29 @@ fn validate(loc: &Locator, raw: RawScenario) -> Result<Scenario, ScenarioError> 
                 }
                 None => 3,
             };
+            let warmup = match &b.warmup {
+                Some(w) if *w.get_ref() > 100 => {
+                    return Err(loc.at(w.span(), "boot.warmup", "at most 100"));
+                }
+                Some(w) => *w.get_ref() as u32,
+                None => 0,
+            };
+            let cache = match b.cache.as_ref().map(|c| (c.get_ref().as_str(), c.span())) {
+                None | Some(("warm", _)) => CacheMode::Warm,
+                Some(("cold", _)) => CacheMode::Cold,
+                Some(("both", _)) => CacheMode::Both,
+                Some((other, span)) => {
+                    return Err(loc.at(
+                        span,
+                        "boot.cache",
+                        format!("{other:?}: \"warm\", \"cold\" or \"both\""),
+                    ));
+                }
+            };
             BootPlan {
                 repeats,
+                warmup,
+                cache,
                 timeout: duration(loc, &b.timeout, "boot.timeout", Duration::from_secs(300))?,
                 shutdown_timeout: duration(
                     loc,

@@ -72,7 +72,21 @@ async fn tiny_scenario_against_real_synapse() {
     assert!(load.steps.iter().all(|s| s.rate_per_s > 0.0));
 
     // Boots: every phase of the profile measured, markers in order, milestones monotonic.
-    assert_eq!(r.boots.len(), 2);
+    // One warm-up, then two cold and two warm boots, interleaved.
+    let labels: Vec<&str> = r.boots.iter().map(|b| b.label.as_str()).collect();
+    assert_eq!(labels, ["warmup-1", "cold-1", "boot-1", "cold-2", "boot-2"]);
+    for b in &r.boots {
+        assert_eq!(b.cold, b.label.starts_with("cold"));
+        assert_eq!(b.warmup, b.label.starts_with("warmup"));
+        assert_eq!(b.eviction.is_some(), b.cold);
+        if let Some(e) = &b.eviction {
+            // The data directory, the venv and the interpreter's library: thousands of files.
+            assert!(e.files > 1000 && e.bytes > 10 << 20, "{e:?}");
+            assert!(e.roots.iter().any(|r| r.ends_with("venv")), "{e:?}");
+        }
+    }
+    let cold = r.cold_boot_summary.as_ref().unwrap();
+    assert_eq!(cold.boots, 2);
     let profile = hsbench::server::ServerProfile::synapse();
     for b in &r.boots {
         assert!(

@@ -270,6 +270,21 @@ impl SynapseInstance {
         v["as_token"].as_str().map(str::to_string)
     }
 
+    /// What a cold boot evicts from the page cache: the data directory, the virtualenv and the
+    /// base interpreter's standard library (read from the venv's `pyvenv.cfg`).
+    pub fn cache_roots(&self) -> Vec<PathBuf> {
+        let mut roots = vec![self.data_dir.clone(), self.install.venv.clone()];
+        if let Ok(cfg) = std::fs::read_to_string(self.install.venv.join("pyvenv.cfg"))
+            && let Some(home) = cfg
+                .lines()
+                .find_map(|l| l.strip_prefix("home = ").map(str::trim))
+            && let Some(base) = Path::new(home).parent()
+        {
+            roots.push(base.join("lib"));
+        }
+        roots
+    }
+
     /// An instance over an existing data directory (a restored fixture).
     pub fn existing(install: &SynapseInstall, data_dir: &Path, db: DbTarget) -> Self {
         Self {
