@@ -167,6 +167,19 @@ pub struct BootSummary {
     pub read_bytes_to_ready: Option<Stat>,
     /// Boots whose phase or time to ready stands out (modified z-score above 3.5).
     pub outliers: Vec<OutlierWarning>,
+    /// What each phase used, over the boots.
+    #[serde(default)]
+    pub phase_resources: Vec<PhaseResourceStat>,
+}
+
+/// Resources used during one phase, over the boots.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PhaseResourceStat {
+    pub name: String,
+    pub cpu_s: Option<Stat>,
+    pub read_bytes: Option<Stat>,
+    pub write_bytes: Option<Stat>,
+    pub peak_rss_bytes: Option<Stat>,
 }
 
 fn named(name: &str, values: impl Iterator<Item = Option<f64>>) -> NamedStat {
@@ -246,6 +259,26 @@ pub fn summarize_boots(boots: &[BootRecord]) -> BootSummary {
         }),
         read_bytes_to_ready: col(&|b| b.resources_to_ready.read_bytes as f64),
         outliers: warnings,
+        phase_resources: phase_names
+            .iter()
+            .map(|name| {
+                let of = |f: &dyn Fn(&crate::metrics::WindowResources) -> f64| {
+                    let v: Vec<f64> = boots
+                        .iter()
+                        .filter_map(|b| b.phases.iter().find(|p| &p.name == name))
+                        .filter_map(|p| p.resources.as_ref().map(f))
+                        .collect();
+                    Stat::of(&v)
+                };
+                PhaseResourceStat {
+                    name: name.clone(),
+                    cpu_s: of(&|r| r.cpu_s),
+                    read_bytes: of(&|r| r.read_bytes as f64),
+                    write_bytes: of(&|r| r.write_bytes as f64),
+                    peak_rss_bytes: of(&|r| r.peak_rss_bytes as f64),
+                }
+            })
+            .collect(),
     }
 }
 

@@ -24,6 +24,8 @@ pub struct BootSpec<'a> {
     pub sync_token: Option<String>,
     pub timeout: Duration,
     pub log_path: PathBuf,
+    /// Other process groups sampled with the server's (a private PostgreSQL cluster).
+    pub extra_pgids: Vec<i32>,
 }
 
 /// Where a phase's times came from.
@@ -46,6 +48,9 @@ pub struct PhaseTiming {
     pub end_ms: Option<f64>,
     /// `None` when an end point was never seen.
     pub duration_ms: Option<f64>,
+    /// CPU, disk and memory of the sampled processes during the phase.
+    #[serde(default)]
+    pub resources: Option<crate::metrics::WindowResources>,
 }
 
 /// Everything measured about one boot.
@@ -152,6 +157,7 @@ pub fn phases(profile: &ServerProfile, points: &BTreeMap<String, f64>) -> Vec<Ph
                 start_ms,
                 end_ms,
                 duration_ms: start_ms.zip(end_ms).map(|(a, b)| b - a),
+                resources: None,
             }
         })
         .collect()
@@ -247,7 +253,16 @@ impl RunningServer {
     }
 
     /// SIGTERM, time the exit (SIGKILL the group after `limit`), and assemble the record.
-    pub async fn stop(mut self, limit: Duration, run_dir: &Path) -> BootRecord {
+    pub async fn stop(self, limit: Duration, run_dir: &Path) -> BootRecord {
+        self.stop_with_samples(limit, run_dir).await.0
+    }
+
+    /// [`stop`](Self::stop), also handing back the resource samples.
+    pub async fn stop_with_samples(
+        mut self,
+        limit: Duration,
+        run_dir: &Path,
+    ) -> (BootRecord, Vec<ResourceSample>) {
         let t = Instant::now();
         self.process.terminate();
         let (status, shutdown_ms, hung) = match self.process.wait_for(limit).await {
@@ -261,13 +276,14 @@ impl RunningServer {
         let samples = self.sampler.take().map(|s| s.finish()).unwrap_or_default();
         let _ = self.sink.file.lock().expect("log file").flush();
         let _ = write_samples_csv(&self.log_path.with_extension("resources.csv"), &samples);
-        self.record(
+        let rec = self.record(
             run_dir,
             status.map(|s| s.to_string()),
             shutdown_ms,
             hung,
             &samples,
-        )
+        );
+        (rec, samples)
     }
 
     fn record(
@@ -285,7 +301,12 @@ impl RunningServer {
             points.insert("first_log_line".into(), ms);
         }
         points.extend(st.matcher.points());
-        let phases = phases(profile, &points);
+        let mut phases = phases(profile, &points);
+        for p in &mut phases {
+            if let (Some(a), Some(b)) = (p.start_ms, p.end_ms) {
+                p.resources = Some(crate::metrics::WindowResources::of(samples, a, b));
+            }
+        }
         BootRecord {
             label: self.label.clone(),
             warmup: false,
@@ -376,12 +397,9 @@ pub async fn boot(spec: BootSpec<'_>) -> Result<RunningServer, ServerError> {
     if let Some(err) = process.child.stderr.take() {
         pumps.push(tokio::spawn(pump(err, sink.clone())));
     }
-    let sampler = ResourceSampler::start(
-        process.pid,
-        spawn_instant,
-        Duration::from_millis(100),
-        36_000,
-    );
+    let mut pgids = vec![process.pid];
+    pgids.extend(&spec.extra_pgids);
+    let sampler = ResourceSampler::start(pgids, spawn_instant, Duration::from_millis(100), 36_000);
 
     let mut server = RunningServer {
         label: spec.label.clone(),
@@ -549,6 +567,7 @@ mod tests {
             sync_token: None,
             timeout: Duration::from_secs(20),
             log_path: dir.path().join("boot-1.log"),
+            extra_pgids: vec![],
         })
         .await
         .err()
@@ -557,6 +576,48 @@ mod tests {
         assert!(shown.contains("exited during boot-1"), "{shown}");
         assert!(shown.contains("boom: database is locked"), "{shown}");
         assert!(shown.contains("exit status: 3"), "{shown}");
+    }
+
+    /// A stand-in server: logs a Synapse-like line, answers 200 to everything, ignores SIGTERM.
+    const STAND_IN: &str = r#"
+import http.server, signal, sys, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+port = int(sys.argv[1])
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200); self.send_header("Content-Type", "application/json")
+        self.end_headers(); self.wfile.write(b"{}")
+    def log_message(self, *a): pass
+stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()) + ",000"
+print(stamp + " - x - 1 - WARNING - main - ***** STARTING SERVER *****", flush=True)
+http.server.HTTPServer(("127.0.0.1", port), H).serve_forever()
+"#;
+
+    #[tokio::test]
+    async fn shutdown_hang_is_reported_and_the_group_killed() {
+        let dir = tempfile::tempdir().unwrap();
+        let port = crate::server::free_port().unwrap();
+        let mut cmd = std::process::Command::new("python3");
+        cmd.args(["-c", STAND_IN, &port.to_string()]);
+        let profile = ServerProfile::synapse();
+        let server = boot(BootSpec {
+            label: "boot-1".into(),
+            profile: &profile,
+            command: cmd,
+            port,
+            sync_token: Some("t".into()),
+            timeout: Duration::from_secs(30),
+            log_path: dir.path().join("boot-1.log"),
+            extra_pgids: vec![],
+        })
+        .await
+        .unwrap();
+        let pid = server.pid();
+        let rec = server.stop(Duration::from_millis(500), dir.path()).await;
+        assert!(rec.shutdown_hung && rec.shutdown_ms.is_none(), "{rec:?}");
+        assert!(rec.exit_status.unwrap().contains("signal: 9"));
+        assert!(rec.points.contains_key("starting_server") && rec.points.contains_key("sync_200"));
+        assert!(std::fs::read_to_string(format!("/proc/{pid}/stat")).is_err());
     }
 
     #[tokio::test]
@@ -578,6 +639,7 @@ mod tests {
             sync_token: None,
             timeout: Duration::from_millis(800),
             log_path: dir.path().join("boot-1.log"),
+            extra_pgids: vec![],
         })
         .await
         .err()

@@ -20,3 +20,4 @@ pub mod run;
 pub mod scenario;
 pub mod seed;
 pub mod server;
+pub mod svg;

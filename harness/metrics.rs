@@ -118,6 +118,9 @@ pub struct ResourceSample {
 #[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize, PartialEq)]
 pub struct ResourceSummary {
     pub samples: u64,
+    /// Most processes seen at once (the server's, plus a private database's).
+    #[serde(default)]
+    pub peak_processes: u32,
     pub peak_rss_bytes: u64,
     pub peak_fds: u64,
     pub peak_threads: u64,
@@ -136,6 +139,7 @@ impl ResourceSummary {
             ..Self::default()
         };
         for x in samples {
+            s.peak_processes = s.peak_processes.max(x.processes);
             s.peak_rss_bytes = s.peak_rss_bytes.max(x.rss_bytes);
             s.peak_fds = s.peak_fds.max(x.fds);
             s.peak_threads = s.peak_threads.max(x.threads);
@@ -145,6 +149,39 @@ impl ResourceSummary {
             s.write_bytes = s.write_bytes.max(x.write_bytes);
         }
         s
+    }
+}
+
+/// Resources used during one window `[from_ms, to_ms]` of a boot, from the samples around it
+/// (10 Hz: windows shorter than the interval are approximate).
+#[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct WindowResources {
+    pub cpu_s: f64,
+    pub read_bytes: u64,
+    pub write_bytes: u64,
+    pub peak_rss_bytes: u64,
+}
+
+impl WindowResources {
+    pub fn of(samples: &[ResourceSample], from_ms: f64, to_ms: f64) -> Self {
+        // The last sample at or before the window's start, and the first at or after its end.
+        let before = samples.iter().rev().find(|s| s.t_ms <= from_ms);
+        let after = samples.iter().find(|s| s.t_ms >= to_ms).or(samples.last());
+        let zero = ResourceSample::default();
+        let (a, b) = (before.unwrap_or(&zero), after.unwrap_or(&zero));
+        let peak = samples
+            .iter()
+            .filter(|s| s.t_ms >= from_ms && s.t_ms <= to_ms)
+            .chain(after)
+            .map(|s| s.rss_bytes)
+            .max()
+            .unwrap_or(0);
+        Self {
+            cpu_s: ((b.cpu_user_s + b.cpu_sys_s) - (a.cpu_user_s + a.cpu_sys_s)).max(0.0),
+            read_bytes: b.read_bytes.saturating_sub(a.read_bytes),
+            write_bytes: b.write_bytes.saturating_sub(a.write_bytes),
+            peak_rss_bytes: peak,
+        }
     }
 }
 
@@ -160,6 +197,12 @@ fn page_size() -> u64 {
 
 /// Sum the resources of every process whose process group is `pgid`.
 pub fn sample_group(pgid: i32, t_ms: f64) -> ResourceSample {
+    sample_groups(&[pgid], t_ms)
+}
+
+/// Sum the resources of every process in any of these process groups (the server's, and its
+/// private database's).
+pub fn sample_groups(pgids: &[i32], t_ms: f64) -> ResourceSample {
     let tck = clk_tck();
     let page = page_size();
     let mut s = ResourceSample {
@@ -182,7 +225,7 @@ pub fn sample_group(pgid: i32, t_ms: f64) -> ResourceSample {
         };
         let f: Vec<&str> = rest.split_whitespace().collect();
         // Fields counted from `state` (field 3 of proc(5)).
-        if f.len() < 22 || f[2].parse::<i32>().ok() != Some(pgid) {
+        if f.len() < 22 || !f[2].parse::<i32>().is_ok_and(|g| pgids.contains(&g)) {
             continue;
         }
         let num = |i: usize| f[i].parse::<u64>().unwrap_or(0);
@@ -217,7 +260,7 @@ pub struct ResourceSampler {
 impl ResourceSampler {
     /// Start sampling `pgid`; `t0` is the spawn instant; at most `max_samples` are kept
     /// (bounded: at 10 Hz, an hour is 36,000 samples).
-    pub fn start(pgid: i32, t0: Instant, interval: Duration, max_samples: usize) -> Self {
+    pub fn start(pgids: Vec<i32>, t0: Instant, interval: Duration, max_samples: usize) -> Self {
         let samples = Arc::new(Mutex::new(Vec::with_capacity(1024)));
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (s2, stop2) = (samples.clone(), stop.clone());
@@ -226,7 +269,7 @@ impl ResourceSampler {
             .spawn(move || {
                 let mut next = Instant::now();
                 while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
-                    let x = sample_group(pgid, t0.elapsed().as_secs_f64() * 1000.0);
+                    let x = sample_groups(&pgids, t0.elapsed().as_secs_f64() * 1000.0);
                     {
                         let mut v = s2.lock().expect("sampler lock");
                         if x.processes > 0 && v.len() < max_samples {
@@ -332,6 +375,29 @@ mod tests {
         merged.add(&back).unwrap();
         merged.add(&back).unwrap();
         assert_eq!(merged.len(), 4);
+    }
+
+    #[test]
+    fn window_resources_take_deltas_around_the_window() {
+        let at = |t_ms: f64, cpu: f64, read: u64, rss: u64| ResourceSample {
+            t_ms,
+            cpu_user_s: cpu,
+            read_bytes: read,
+            rss_bytes: rss,
+            processes: 1,
+            ..Default::default()
+        };
+        let s = [
+            at(0.0, 0.0, 0, 10),
+            at(100.0, 0.1, 100, 50),
+            at(200.0, 0.3, 400, 40),
+            at(300.0, 0.3, 400, 20),
+        ];
+        let w = WindowResources::of(&s, 100.0, 200.0);
+        assert!((w.cpu_s - 0.2).abs() < 1e-9);
+        assert_eq!((w.read_bytes, w.peak_rss_bytes), (300, 50));
+        let w = WindowResources::of(&s, 150.0, 1000.0);
+        assert!((w.cpu_s - 0.2).abs() < 1e-9, "{w:?}");
     }
 
     #[test]

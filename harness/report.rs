@@ -174,6 +174,25 @@ fn boot_section(md: &mut String, r: &RunResult, b: &crate::analysis::BootSummary
             .filter(|x| x.cold == (cache == "cold"))
             .flat_map(|b| b.missing_markers.iter().map(String::as_str))
             .collect();
+        if b.phase_resources.iter().any(|p| p.cpu_s.is_some()) {
+            md.push_str(
+                "\n| phase resources (median) | CPU | disk read | disk written | peak RSS |\n|---|---:|---:|---:|---:|\n",
+            );
+            let med = |s: &Option<Stat>, f: &dyn Fn(f64) -> String| {
+                s.map_or("—".to_string(), |s| f(s.median))
+            };
+            for p in &b.phase_resources {
+                md.push_str(&format!(
+                    "| {} | {} | {} | {} | {} |\n",
+                    p.name,
+                    med(&p.cpu_s, &|v| format!("{v:.2} s")),
+                    med(&p.read_bytes, &fmt_bytes),
+                    med(&p.write_bytes, &fmt_bytes),
+                    med(&p.peak_rss_bytes, &fmt_bytes)
+                ));
+            }
+            md.push_str("\n(sampled at 10 Hz: phases shorter than 100 ms are approximate)\n");
+        }
         for w in &b.outliers {
             md.push_str(&format!(
                 "\n⚠ outlier: {} of {} = {} (median {}, modified z {:.1}): {}\n",
@@ -265,6 +284,21 @@ pub fn markdown(r: &RunResult) -> String {
     }
     if let Some(b) = &r.cold_boot_summary {
         boot_section(&mut md, r, b, "cold");
+    }
+
+    let svgs: Vec<&String> = r
+        .files
+        .iter()
+        .filter(|f| f.ends_with("-waterfall.svg"))
+        .collect();
+    if !svgs.is_empty() {
+        md.push_str("Boot waterfalls (phases, milestones, RSS and CPU): ");
+        let links: Vec<String> = svgs
+            .iter()
+            .map(|f| format!("[{}]({f})", f.trim_end_matches("-waterfall.svg")))
+            .collect();
+        md.push_str(&links.join(" · "));
+        md.push_str("\n\n");
     }
 
     if let Some(h) = &r.herd {

@@ -16,7 +16,7 @@ use crate::fixture::{
 use crate::load::run_herd;
 use crate::matrix::MatrixClient;
 use crate::metrics::{self_usage, write_histogram};
-use crate::report::write_all;
+use crate::report::{write_all, write_atomic};
 use crate::result::{DatasetInfo, RunResult, RunStatus, ServerInfo};
 use crate::scenario::Scenario;
 use crate::scenario::{CacheMode, DatabaseKind, Registration};
@@ -389,14 +389,24 @@ async fn stages(ctx: &mut Ctx<'_>, work: &Path) -> Result<(), RunError> {
     let measured = if ctx.opts.seed_only {
         finish_files(ctx)
     } else {
-        let pgdata: Vec<PathBuf> = pg.iter().map(|c| c.pgdata.clone()).collect();
-        measure(ctx, &inst, &creds, &plan, &profile, &pgdata).await
+        let db = DbProcesses {
+            cache_roots: pg.iter().map(|c| c.pgdata.clone()).collect(),
+            pgids: pg.iter().filter_map(|c| c.pid()).collect(),
+        };
+        measure(ctx, &inst, &creds, &plan, &profile, &db).await
     };
     if let Some(c) = pg.as_mut() {
         c.stop().await;
     }
     drop(pg_root);
     measured
+}
+
+/// A private database's part in the measurements: its files are evicted for cold boots and its
+/// processes are sampled with the server's.
+struct DbProcesses {
+    cache_roots: Vec<PathBuf>,
+    pgids: Vec<i32>,
 }
 
 /// Timed boots, then verification and workloads, over a ready dataset.
@@ -406,7 +416,7 @@ async fn measure(
     creds: &Credentials,
     plan: &DatasetPlan,
     profile: &ServerProfile,
-    extra_cache_roots: &[PathBuf],
+    db: &DbProcesses,
 ) -> Result<(), RunError> {
     let scenario = ctx.scenario;
     let run_dir = ctx.run_dir.clone();
@@ -433,7 +443,7 @@ async fn measure(
         ctx.say(&format!("{label} ({}/{total})", n + 1));
         let eviction = if cold {
             let mut roots = inst.cache_roots();
-            roots.extend_from_slice(extra_cache_roots);
+            roots.extend_from_slice(&db.cache_roots);
             Some(
                 tokio::task::spawn_blocking(move || crate::cache::evict(&roots))
                     .await
@@ -442,7 +452,7 @@ async fn measure(
         } else {
             None
         };
-        let spec = boot_spec(
+        let mut spec = boot_spec(
             inst,
             profile,
             &run_dir,
@@ -450,11 +460,28 @@ async fn measure(
             Some(probe_token.clone()),
             scenario,
         )?;
+        spec.extra_pgids = db.pgids.clone();
         let server = boot(spec).await?;
-        let mut rec = server.stop(shutdown, &run_dir).await;
+        let (mut rec, samples) = server.stop_with_samples(shutdown, &run_dir).await;
         rec.cold = cold;
         rec.warmup = warmup;
         rec.eviction = eviction;
+        let svg_name = format!("{label}-waterfall.svg");
+        let title = format!(
+            "{} · Synapse {} · {label}{}",
+            scenario.name,
+            inst.install.version,
+            if cold { " (cold cache)" } else { "" }
+        );
+        write_atomic(
+            &run_dir.join(&svg_name),
+            crate::svg::waterfall(&rec, &samples, &title).as_bytes(),
+        )
+        .map_err(|source| RunError::Output {
+            path: run_dir.join(&svg_name),
+            source,
+        })?;
+        ctx.result.files.push(svg_name);
         report_boot(ctx, &rec);
         ctx.result.boots.push(rec);
         let pick = |cold: bool| -> Vec<BootRecord> {
@@ -476,7 +503,7 @@ async fn measure(
     if scenario.herd.is_none() && !ctx.opts.verify {
         return finish_files(ctx);
     }
-    let spec = boot_spec(
+    let mut spec = boot_spec(
         inst,
         profile,
         &run_dir,
@@ -484,6 +511,7 @@ async fn measure(
         Some(probe_token),
         scenario,
     )?;
+    spec.extra_pgids = db.pgids.clone();
     let mut server = boot(spec).await?;
     if ctx.opts.verify {
         let client =
@@ -574,6 +602,7 @@ fn boot_spec<'p>(
         sync_token: token,
         timeout: scenario.boot.timeout,
         log_path: run_dir.join(format!("{label}.log")),
+        extra_pgids: Vec::new(),
     })
 }
 

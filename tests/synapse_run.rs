@@ -136,7 +136,21 @@ async fn tiny_scenario_against_real_synapse() {
         assert!(b.resources_to_ready.cpu_user_s > 0.0);
         assert!(b.log_lines > 10);
         assert!(outcome.run_dir.join(&b.log_file).is_file());
+        assert_eq!(b.resources_total.peak_processes, 1, "SQLite: Synapse alone");
+        // Each timed boot has its waterfall; import_config burns CPU.
+        let svg =
+            std::fs::read_to_string(outcome.run_dir.join(format!("{}-waterfall.svg", b.label)))
+                .unwrap();
+        assert_eq!(svg.matches(r#"class="phase""#).count(), b.phases.len());
+        let import = b.phases[0].resources.unwrap();
+        assert!(
+            import.cpu_s > 0.05 && import.peak_rss_bytes > 10 << 20,
+            "{import:?}"
+        );
     }
+    let pr = &r.boot_summary.as_ref().unwrap().phase_resources;
+    assert_eq!(pr.len(), profile.phases.len());
+    assert!(pr[0].cpu_s.unwrap().median > 0.0);
     let summary = r.boot_summary.as_ref().unwrap();
     assert_eq!(summary.boots, 2);
     let ttr = summary.time_to_ready_ms.unwrap();

@@ -1,0 +1,250 @@
+//! Self-contained SVG plots (no scripts, no external resources).
+//!
+//! The boot waterfall: each phase a bar on a time axis from spawn, the milestones hsbench
+//! observed as dashed lines, and under it the sampled process set's RSS and CPU use over the
+//! same axis, like `systemd-analyze plot`.
+
+use std::fmt::Write;
+
+use crate::boot::BootRecord;
+use crate::metrics::ResourceSample;
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn fmt_ms(ms: f64) -> String {
+    crate::report::fmt_ms(ms)
+}
+
+const MILESTONES: &[(&str, &str)] = &[
+    ("port_open", "#7f7f7f"),
+    ("versions_200", "#2ca02c"),
+    ("sync_200", "#d62728"),
+];
+
+/// The waterfall of one boot.
+pub fn waterfall(rec: &BootRecord, samples: &[ResourceSample], title: &str) -> String {
+    let (left, right, width) = (170.0, 20.0, 960.0);
+    let row = 22.0;
+    let top = 48.0;
+    let phases: Vec<_> = rec.phases.iter().collect();
+    let bars_h = row * phases.len() as f64;
+    let chart_top = top + bars_h + 40.0;
+    let chart_h = 120.0;
+    let height = chart_top + 2.0 * (chart_h + 30.0) + 20.0;
+    let end = phases
+        .iter()
+        .filter_map(|p| p.end_ms)
+        .fold(rec.time_to_ready_ms, f64::max)
+        .max(1.0)
+        * 1.04;
+    let x = |ms: f64| left + (ms.clamp(0.0, end) / end) * (width - left - right);
+
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height:.0}" viewBox="0 0 {width} {height:.0}" font-family="sans-serif" font-size="12">
+<rect width="100%" height="100%" fill="#fff"/>
+<text x="10" y="20" font-size="15" font-weight="bold">{}</text>
+<text x="10" y="38" fill="#555">ready (first /sync 200) at {} · shutdown {} · times from {}</text>
+"##,
+        esc(title),
+        fmt_ms(rec.time_to_ready_ms),
+        rec.shutdown_ms.map_or("hung".to_string(), fmt_ms),
+        match rec.timestamp_source {
+            crate::boot::TimestampSource::LogLine => "the server's log stamps",
+            crate::boot::TimestampSource::Arrival => "log line arrival",
+        }
+    );
+    // Time grid.
+    let step = nice_step(end / 8.0);
+    let mut t = 0.0;
+    while t <= end {
+        let _ = writeln!(
+            s,
+            r##"<line x1="{0:.1}" y1="{1}" x2="{0:.1}" y2="{2:.0}" stroke="#eee"/><text x="{0:.1}" y="{3:.0}" text-anchor="middle" fill="#777" font-size="10">{4}</text>"##,
+            x(t),
+            top - 4.0,
+            height - 20.0,
+            height - 6.0,
+            fmt_ms(t)
+        );
+        t += step;
+    }
+    // Phase bars.
+    let palette = [
+        "#1f77b4", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#2ca02c",
+    ];
+    for (i, p) in phases.iter().enumerate() {
+        let y = top + i as f64 * row;
+        let _ = writeln!(
+            s,
+            r##"<text x="{:.0}" y="{:.1}" text-anchor="end">{}</text>"##,
+            left - 8.0,
+            y + 15.0,
+            esc(&p.name)
+        );
+        match (p.start_ms, p.end_ms) {
+            (Some(a), Some(b)) => {
+                let w = (x(b) - x(a)).max(1.5);
+                let _ = writeln!(
+                    s,
+                    r##"<rect class="phase" x="{:.1}" y="{:.1}" width="{w:.1}" height="{:.1}" fill="{}"><title>{}: {} ({} → {})</title></rect><text x="{:.1}" y="{:.1}" font-size="11" fill="#333">{}</text>"##,
+                    x(a),
+                    y + 3.0,
+                    row - 6.0,
+                    palette[i % palette.len()],
+                    esc(&p.name),
+                    fmt_ms(b - a),
+                    esc(&p.from),
+                    esc(&p.to),
+                    x(a) + w + 4.0,
+                    y + 15.0,
+                    fmt_ms(b - a)
+                );
+            }
+            _ => {
+                let _ = writeln!(
+                    s,
+                    r##"<text x="{:.0}" y="{:.1}" fill="#c00" font-size="11">missing</text>"##,
+                    left + 4.0,
+                    y + 15.0
+                );
+            }
+        }
+    }
+    for (name, color) in MILESTONES {
+        if let Some(ms) = rec.points.get(*name) {
+            let _ = writeln!(
+                s,
+                r##"<line x1="{0:.1}" y1="{1}" x2="{0:.1}" y2="{2:.0}" stroke="{color}" stroke-dasharray="4 3"><title>{name} at {3}</title></line>"##,
+                x(*ms),
+                top,
+                height - 20.0,
+                fmt_ms(*ms)
+            );
+        }
+    }
+    // Resource charts.
+    let window: Vec<&ResourceSample> = samples.iter().filter(|p| p.t_ms <= end).collect();
+    let rss: Vec<(f64, f64)> = window
+        .iter()
+        .map(|p| (p.t_ms, p.rss_bytes as f64 / (1 << 20) as f64))
+        .collect();
+    let cpu: Vec<(f64, f64)> = window
+        .windows(2)
+        .map(|w| {
+            let dt = (w[1].t_ms - w[0].t_ms) / 1000.0;
+            let used = (w[1].cpu_user_s + w[1].cpu_sys_s) - (w[0].cpu_user_s + w[0].cpu_sys_s);
+            (w[1].t_ms, if dt > 0.0 { 100.0 * used / dt } else { 0.0 })
+        })
+        .collect();
+    for (k, (label, unit, series, color)) in [
+        ("RSS", "MiB", &rss, "#1f77b4"),
+        ("CPU", "% of a core", &cpu, "#ff7f0e"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let y0 = chart_top + k as f64 * (chart_h + 30.0);
+        let max = series.iter().map(|p| p.1).fold(0.0, f64::max).max(1.0);
+        let y = |v: f64| y0 + chart_h - v / max * chart_h;
+        let _ = writeln!(
+            s,
+            r##"<text x="{:.0}" y="{:.1}" text-anchor="end">{label}</text><text x="{:.0}" y="{:.1}" text-anchor="end" fill="#777" font-size="10">max {max:.0} {unit}</text><rect x="{left}" y="{y0:.1}" width="{:.1}" height="{chart_h}" fill="none" stroke="#ccc"/>"##,
+            left - 8.0,
+            y0 + 14.0,
+            left - 8.0,
+            y0 + 28.0,
+            width - left - right
+        );
+        if !series.is_empty() {
+            let pts: Vec<String> = series
+                .iter()
+                .map(|(t, v)| format!("{:.1},{:.1}", x(*t), y(*v)))
+                .collect();
+            let _ = writeln!(
+                s,
+                r##"<polyline class="series" points="{}" fill="none" stroke="{color}" stroke-width="1.5"/>"##,
+                pts.join(" ")
+            );
+        }
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+/// 1, 2 or 5 times a power of ten, at least `raw`.
+fn nice_step(raw: f64) -> f64 {
+    let raw = raw.max(1e-3);
+    let p = 10f64.powf(raw.log10().floor());
+    [1.0, 2.0, 5.0, 10.0]
+        .iter()
+        .map(|m| m * p)
+        .find(|v| *v >= raw)
+        .unwrap_or(10.0 * p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::boot::{PhaseTiming, TimestampSource};
+    use crate::metrics::ResourceSummary;
+
+    #[test]
+    fn waterfall_draws_every_phase_and_both_charts() {
+        let phase = |name: &str, a: Option<f64>, b: Option<f64>| PhaseTiming {
+            name: name.into(),
+            from: "x".into(),
+            to: "y".into(),
+            start_ms: a,
+            end_ms: b,
+            duration_ms: a.zip(b).map(|(a, b)| b - a),
+            resources: None,
+        };
+        let rec = BootRecord {
+            label: "boot-1".into(),
+            warmup: false,
+            cold: false,
+            eviction: None,
+            spawn_unix_ms: 0.0,
+            timestamp_source: TimestampSource::LogLine,
+            points: [("sync_200".to_string(), 1900.0)].into(),
+            phases: vec![
+                phase("import_config", Some(0.0), Some(1500.0)),
+                phase("db_prepare", Some(1500.0), Some(1510.0)),
+                phase("listen", None, None),
+            ],
+            missing_markers: vec![],
+            time_to_ready_ms: 1900.0,
+            shutdown_ms: Some(40.0),
+            shutdown_hung: false,
+            exit_status: None,
+            resources_to_ready: ResourceSummary::default(),
+            resources_total: ResourceSummary::default(),
+            log_file: "boot-1.log".into(),
+            log_lines: 1,
+        };
+        let samples: Vec<ResourceSample> = (0..20)
+            .map(|i| ResourceSample {
+                t_ms: i as f64 * 100.0,
+                cpu_user_s: i as f64 * 0.09,
+                rss_bytes: (i + 1) << 20,
+                processes: 1,
+                ..Default::default()
+            })
+            .collect();
+        let svg = waterfall(&rec, &samples, "Synapse <1.163.2> boot-1");
+        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+        assert_eq!(svg.matches(r#"class="phase""#).count(), 2);
+        assert!(svg.contains("missing"));
+        assert_eq!(svg.matches(r#"class="series""#).count(), 2);
+        assert!(svg.contains("Synapse &lt;1.163.2&gt;"), "title escaped");
+        assert!(svg.contains("sync_200 at 1.90 s"));
+        assert!((nice_step(237.0) - 500.0).abs() < 1e-9);
+    }
+}
