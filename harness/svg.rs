@@ -50,7 +50,7 @@ pub fn waterfall(rec: &BootRecord, samples: &[ResourceSample], title: &str) -> S
         r##"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height:.0}" viewBox="0 0 {width} {height:.0}" font-family="sans-serif" font-size="12">
 <rect width="100%" height="100%" fill="#fff"/>
 <text x="10" y="20" font-size="15" font-weight="bold">{}</text>
-<text x="10" y="38" fill="#555">ready (first /sync 200) at {} · shutdown {} · times from {}</text>
+<text x="10" y="38" fill="#555">ready (first /sync 200) at {} · shutdown {} · times from {} · dashed: grey port open, green /versions 200, red /sync 200</text>
 "##,
         esc(title),
         fmt_ms(rec.time_to_ready_ms),
