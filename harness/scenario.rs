@@ -493,43 +493,51 @@ fn validate(loc: &Locator, raw: RawScenario) -> Result<Scenario, ScenarioError> 
             format!("a share is between 0 and 1, not {}", x.get_ref()),
         )),
     };
-    dataset.display_name_share = share(
-        &d.display_name_share,
-        "dataset.display_name_share",
-        dataset.display_name_share,
-    )?;
-    dataset.presence_share = share(
-        &d.presence_share,
-        "dataset.presence_share",
-        dataset.presence_share,
-    )?;
-    dataset.multi_device_share = share(
-        &d.multi_device_share,
-        "dataset.multi_device_share",
-        dataset.multi_device_share,
-    )?;
-    dataset.private_room_share = share(
-        &d.private_room_share,
-        "dataset.private_room_share",
-        dataset.private_room_share,
-    )?;
-    dataset.reply_share = share(&d.reply_share, "dataset.reply_share", dataset.reply_share)?;
-    dataset.reaction_share = share(
-        &d.reaction_share,
-        "dataset.reaction_share",
-        dataset.reaction_share,
-    )?;
-    dataset.edit_share = share(&d.edit_share, "dataset.edit_share", dataset.edit_share)?;
-    dataset.redaction_share = share(
-        &d.redaction_share,
-        "dataset.redaction_share",
-        dataset.redaction_share,
-    )?;
-    dataset.receipt_share = share(
-        &d.receipt_share,
-        "dataset.receipt_share",
-        dataset.receipt_share,
-    )?;
+    for (raw, field, slot) in [
+        (
+            &d.display_name_share,
+            "dataset.display_name_share",
+            &mut dataset.display_name_share,
+        ),
+        (
+            &d.presence_share,
+            "dataset.presence_share",
+            &mut dataset.presence_share,
+        ),
+        (
+            &d.multi_device_share,
+            "dataset.multi_device_share",
+            &mut dataset.multi_device_share,
+        ),
+        (
+            &d.private_room_share,
+            "dataset.private_room_share",
+            &mut dataset.private_room_share,
+        ),
+        (
+            &d.reply_share,
+            "dataset.reply_share",
+            &mut dataset.reply_share,
+        ),
+        (
+            &d.reaction_share,
+            "dataset.reaction_share",
+            &mut dataset.reaction_share,
+        ),
+        (&d.edit_share, "dataset.edit_share", &mut dataset.edit_share),
+        (
+            &d.redaction_share,
+            "dataset.redaction_share",
+            &mut dataset.redaction_share,
+        ),
+        (
+            &d.receipt_share,
+            "dataset.receipt_share",
+            &mut dataset.receipt_share,
+        ),
+    ] {
+        *slot = share(raw, field, *slot)?;
+    }
     let mix =
         dataset.reply_share + dataset.reaction_share + dataset.edit_share + dataset.redaction_share;
     if mix > 1.0 {

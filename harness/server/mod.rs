@@ -67,8 +67,20 @@ pub fn cache_dir() -> PathBuf {
     PathBuf::from(home).join(".cache/hsbench")
 }
 
-/// A free TCP port on 127.0.0.1 (bound, then released for the server to take).
+/// A free TCP port on 127.0.0.1 for a server to take.
+///
+/// Chosen below Linux's ephemeral range (32768–60999): a port from `bind(0)` is ephemeral, and
+/// between its release and the server's bind an outgoing connection (hundreds during a herd)
+/// may take it as its local port. A random port in 20000–32767 is checked by binding it.
 pub fn free_port() -> std::io::Result<u16> {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    for _ in 0..200 {
+        let port = rng.random_range(20_000..32_768);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
     let l = std::net::TcpListener::bind(("127.0.0.1", 0))?;
     Ok(l.local_addr()?.port())
 }

@@ -404,17 +404,18 @@ impl SynapseInstance {
 const COUNT_TABLES: &str = r#"
 import json, sys
 cfg = json.loads(sys.argv[1])
+args = cfg["args"]
 tables = ["users", "profiles", "devices", "access_tokens", "rooms", "events", "event_json",
           "room_memberships", "local_current_membership", "current_state_events", "state_groups",
           "state_groups_state", "receipts_linearized", "presence_stream", "event_push_actions",
           "event_push_summary", "stream_ordering_to_exterm"]
-if cfg["kind"] == "sqlite":
+if cfg["name"] == "sqlite3":
     import sqlite3
-    conn = sqlite3.connect(cfg["path"])
+    conn = sqlite3.connect(args["database"])
 else:
     import psycopg2
-    conn = psycopg2.connect(host=cfg["host"], port=cfg["port"], user=cfg["user"],
-                            password=cfg.get("password"), dbname=cfg["database"])
+    conn = psycopg2.connect(**{k: v for k, v in args.items()
+                               if k in ("host", "port", "user", "password", "dbname")})
 out = {}
 for t in tables:
     try:
@@ -433,21 +434,8 @@ impl SynapseInstance {
     pub fn table_counts(
         &self,
     ) -> Result<std::collections::BTreeMap<String, Option<u64>>, ServerError> {
-        let cfg = match &self.db {
-            DbTarget::Sqlite => {
-                json!({"kind": "sqlite", "path": self.data_dir.join("homeserver.db")})
-            }
-            DbTarget::Postgres {
-                host,
-                port,
-                user,
-                password,
-                database,
-            } => json!({
-                "kind": "postgres", "host": host, "port": port, "user": user,
-                "password": password, "database": database
-            }),
-        };
+        // The same database settings Synapse is given.
+        let cfg = self.database_config();
         let out = run_checked(
             std::process::Command::new(&self.install.python)
                 .args(["-c", COUNT_TABLES])
