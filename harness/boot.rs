@@ -220,7 +220,6 @@ pub struct RunningServer {
     time_to_ready_ms: f64,
     resources_to_ready: ResourceSummary,
     log_path: PathBuf,
-    sync_token: Option<String>,
 }
 
 fn ms_since(t0: Instant) -> f64 {
@@ -336,10 +335,6 @@ impl RunningServer {
             log_lines: st.lines,
         }
     }
-
-    pub fn sync_token(&self) -> Option<&str> {
-        self.sync_token.as_deref()
-    }
 }
 
 fn write_samples_csv(path: &Path, samples: &[ResourceSample]) -> std::io::Result<()> {
@@ -412,7 +407,6 @@ pub async fn boot(spec: BootSpec<'_>) -> Result<RunningServer, ServerError> {
         time_to_ready_ms: 0.0,
         resources_to_ready: ResourceSummary::default(),
         log_path: spec.log_path.clone(),
-        sync_token: spec.sync_token.clone(),
     };
     let deadline = spawn_instant + spec.timeout;
     let http = reqwest::Client::builder()

@@ -48,6 +48,11 @@ pub fn error_fields(body: &[u8]) -> (Option<String>, Option<String>) {
     }
 }
 
+/// A user's access token (added where the endpoint asks for one), or none.
+fn user_token(token: Option<&str>) -> SendAccessToken<'_> {
+    token.map_or(SendAccessToken::None, SendAccessToken::IfRequired)
+}
+
 /// Client for one homeserver base URL (always a loopback address in hsbench).
 #[derive(Clone)]
 pub struct MatrixClient {
@@ -89,10 +94,7 @@ impl MatrixClient {
         R: OutgoingRequest<PathBuilder = VersionHistory>,
         R::Authentication: for<'a> AuthScheme<Input<'a> = SendAccessToken<'a>>,
     {
-        let access = match token {
-            Some(t) => SendAccessToken::IfRequired(t),
-            None => SendAccessToken::None,
-        };
+        let access = user_token(token);
         self.build_with(req, access)
     }
 
@@ -130,10 +132,7 @@ impl MatrixClient {
         R: OutgoingRequest<PathBuilder = VersionHistory>,
         R::Authentication: for<'a> AuthScheme<Input<'a> = SendAccessToken<'a>>,
     {
-        let access = match token {
-            Some(t) => SendAccessToken::IfRequired(t),
-            None => SendAccessToken::None,
-        };
+        let access = user_token(token);
         self.send_with(req, access).await
     }
 

@@ -114,107 +114,105 @@ fn named_row(s: &NamedStat) -> String {
 }
 
 fn boot_section(md: &mut String, r: &RunResult, b: &crate::analysis::BootSummary, cache: &str) {
-    {
-        let source = match r.boots.first().map(|b| b.timestamp_source) {
-            Some(crate::boot::TimestampSource::LogLine) => "the server's own log stamps",
-            _ => "log line arrival",
-        };
-        let how = if cache == "cold" {
-            let ev = r.boots.iter().find_map(|b| b.eviction.as_ref());
-            format!(
-                ", page cache evicted before each boot: {}",
-                ev.map_or("?".to_string(), |e| format!(
-                    "{} files, {} ({})",
-                    e.files,
-                    fmt_bytes(e.bytes as f64),
-                    e.method
-                ))
-            )
-        } else {
-            String::new()
-        };
-        md.push_str(&format!(
-            "### Boot, {cache} cache: {} boots (phases from {source}{how})\n\n",
-            b.boots
-        ));
-        md.push_str(
-            "| phase | median | 95% CI of median | min | max | n |\n|---|---:|---:|---:|---:|---|\n",
-        );
-        for p in &b.phases {
-            md.push_str(&named_row(p));
-        }
-        md.push_str(&stat_row(
-            "**time to ready** (spawn → first /sync 200)",
-            b.time_to_ready_ms,
-            0,
-            &fmt_ms,
-        ));
-        md.push_str(&named_row(&NamedStat {
-            name: "shutdown (SIGTERM → exit)".into(),
-            ..b.shutdown_ms.clone()
-        }));
-        md.push_str(&stat_row("peak RSS", b.peak_rss_bytes, 0, &|v| {
-            fmt_bytes(v)
-        }));
-        md.push_str(&stat_row(
-            "CPU to ready (user+sys)",
-            b.cpu_seconds_to_ready,
-            0,
-            &|v| format!("{v:.2} s"),
-        ));
-        md.push_str(&stat_row(
-            "disk read to ready",
-            b.read_bytes_to_ready,
-            0,
-            &|v| fmt_bytes(v),
-        ));
-        let missing: Vec<&str> = r
-            .boots
-            .iter()
-            .filter(|x| x.cold == (cache == "cold"))
-            .flat_map(|b| b.missing_markers.iter().map(String::as_str))
-            .collect();
-        if b.phase_resources.iter().any(|p| p.cpu_s.is_some()) {
-            md.push_str(
-                "\n| phase resources (median) | CPU | disk read | disk written | peak RSS |\n|---|---:|---:|---:|---:|\n",
-            );
-            let med = |s: &Option<Stat>, f: &dyn Fn(f64) -> String| {
-                s.map_or("—".to_string(), |s| f(s.median))
-            };
-            for p in &b.phase_resources {
-                md.push_str(&format!(
-                    "| {} | {} | {} | {} | {} |\n",
-                    p.name,
-                    med(&p.cpu_s, &|v| format!("{v:.2} s")),
-                    med(&p.read_bytes, &fmt_bytes),
-                    med(&p.write_bytes, &fmt_bytes),
-                    med(&p.peak_rss_bytes, &fmt_bytes)
-                ));
-            }
-            md.push_str("\n(sampled at 10 Hz: phases shorter than 100 ms are approximate)\n");
-        }
-        for w in &b.outliers {
-            md.push_str(&format!(
-                "\n⚠ outlier: {} of {} = {} (median {}, modified z {:.1}): {}\n",
-                w.metric,
-                w.boot,
-                fmt_ms(w.value),
-                fmt_ms(w.median),
-                w.modified_z,
-                w.advice
-            ));
-        }
-        if !missing.is_empty() {
-            let mut m = missing.clone();
-            m.sort_unstable();
-            m.dedup();
-            md.push_str(&format!(
-                "\nMarkers never seen in some boots: {}\n",
-                m.join(", ")
-            ));
-        }
-        md.push('\n');
+    let source = match r.boots.first().map(|b| b.timestamp_source) {
+        Some(crate::boot::TimestampSource::LogLine) => "the server's own log stamps",
+        _ => "log line arrival",
+    };
+    let how = if cache == "cold" {
+        let ev = r.boots.iter().find_map(|b| b.eviction.as_ref());
+        format!(
+            ", page cache evicted before each boot: {}",
+            ev.map_or("?".to_string(), |e| format!(
+                "{} files, {} ({})",
+                e.files,
+                fmt_bytes(e.bytes as f64),
+                e.method
+            ))
+        )
+    } else {
+        String::new()
+    };
+    md.push_str(&format!(
+        "### Boot, {cache} cache: {} boots (phases from {source}{how})\n\n",
+        b.boots
+    ));
+    md.push_str(
+        "| phase | median | 95% CI of median | min | max | n |\n|---|---:|---:|---:|---:|---|\n",
+    );
+    for p in &b.phases {
+        md.push_str(&named_row(p));
     }
+    md.push_str(&stat_row(
+        "**time to ready** (spawn → first /sync 200)",
+        b.time_to_ready_ms,
+        0,
+        &fmt_ms,
+    ));
+    md.push_str(&named_row(&NamedStat {
+        name: "shutdown (SIGTERM → exit)".into(),
+        ..b.shutdown_ms.clone()
+    }));
+    md.push_str(&stat_row("peak RSS", b.peak_rss_bytes, 0, &|v| {
+        fmt_bytes(v)
+    }));
+    md.push_str(&stat_row(
+        "CPU to ready (user+sys)",
+        b.cpu_seconds_to_ready,
+        0,
+        &|v| format!("{v:.2} s"),
+    ));
+    md.push_str(&stat_row(
+        "disk read to ready",
+        b.read_bytes_to_ready,
+        0,
+        &|v| fmt_bytes(v),
+    ));
+    let missing: Vec<&str> = r
+        .boots
+        .iter()
+        .filter(|x| x.cold == (cache == "cold"))
+        .flat_map(|b| b.missing_markers.iter().map(String::as_str))
+        .collect();
+    if b.phase_resources.iter().any(|p| p.cpu_s.is_some()) {
+        md.push_str(
+            "\n| phase resources (median) | CPU | disk read | disk written | peak RSS |\n|---|---:|---:|---:|---:|\n",
+        );
+        let med = |s: &Option<Stat>, f: &dyn Fn(f64) -> String| {
+            s.map_or("—".to_string(), |s| f(s.median))
+        };
+        for p in &b.phase_resources {
+            md.push_str(&format!(
+                "| {} | {} | {} | {} | {} |\n",
+                p.name,
+                med(&p.cpu_s, &|v| format!("{v:.2} s")),
+                med(&p.read_bytes, &fmt_bytes),
+                med(&p.write_bytes, &fmt_bytes),
+                med(&p.peak_rss_bytes, &fmt_bytes)
+            ));
+        }
+        md.push_str("\n(sampled at 10 Hz: phases shorter than 100 ms are approximate)\n");
+    }
+    for w in &b.outliers {
+        md.push_str(&format!(
+            "\n⚠ outlier: {} of {} = {} (median {}, modified z {:.1}): {}\n",
+            w.metric,
+            w.boot,
+            fmt_ms(w.value),
+            fmt_ms(w.median),
+            w.modified_z,
+            w.advice
+        ));
+    }
+    if !missing.is_empty() {
+        let mut m = missing.clone();
+        m.sort_unstable();
+        m.dedup();
+        md.push_str(&format!(
+            "\nMarkers never seen in some boots: {}\n",
+            m.join(", ")
+        ));
+    }
+    md.push('\n');
 }
 
 pub fn markdown(r: &RunResult) -> String {

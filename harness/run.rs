@@ -13,7 +13,7 @@ use crate::dataset::DatasetPlan;
 use crate::fixture::{
     FixtureError, FixtureIdentity, FixtureManifest, FixtureStore, FixtureUse, MODEL_VERSION,
 };
-use crate::load::run_herd;
+use crate::load::{HerdHistograms, HerdResult, run_herd};
 use crate::matrix::MatrixClient;
 use crate::metrics::{self_usage, write_histogram};
 use crate::report::{write_all, write_atomic};
@@ -513,22 +513,44 @@ async fn measure(
     )?;
     spec.extra_pgids = db.pgids.clone();
     let mut server = boot(spec).await?;
-    if ctx.opts.verify {
-        let client =
-            MatrixClient::new(&server.base_url(), Duration::from_secs(120)).map_err(|e| {
-                RunError::Workload {
-                    workload: "verify".into(),
-                    message: e.to_string(),
-                }
+    // The server is stopped exactly once, whatever the workloads did.
+    let outcome = workloads(ctx, &server.base_url(), plan, creds).await;
+    let alive = server.check_alive();
+    ctx.result.workload_boot = Some(server.stop(shutdown, &run_dir).await);
+    alive?;
+    if let Some((result, hists)) = outcome? {
+        for (stem, h) in [
+            ("herd-sync", &hists.corrected),
+            ("herd-sync-raw", &hists.raw),
+        ] {
+            write_histogram(&run_dir, stem, h).map_err(|source| RunError::Output {
+                path: run_dir.join(stem),
+                source,
             })?;
-        let report = verify(&client, plan, creds, 8, 8).await;
-        let report = match report {
-            Ok(r) => r,
-            Err(e) => {
-                ctx.result.workload_boot = Some(server.stop(shutdown, &run_dir).await);
-                return Err(Box::new(e).into());
+            ctx.result.files.push(format!("{stem}.hgrm"));
+            ctx.result.files.push(format!("{stem}.hist"));
+        }
+        ctx.result.herd = Some(result);
+    }
+    ctx.save()?;
+    finish_files(ctx)
+}
+
+/// Verification (with `--verify`) and the herd, against a running server.
+async fn workloads(
+    ctx: &mut Ctx<'_>,
+    base_url: &str,
+    plan: &DatasetPlan,
+    creds: &Credentials,
+) -> Result<Option<(HerdResult, HerdHistograms)>, RunError> {
+    if ctx.opts.verify {
+        let client = MatrixClient::new(base_url, Duration::from_secs(120)).map_err(|e| {
+            RunError::Workload {
+                workload: "verify".into(),
+                message: e.to_string(),
             }
-        };
+        })?;
+        let report = verify(&client, plan, creds, 8, 8).await.map_err(Box::new)?;
         ctx.say(&format!(
             "verified {} users and {} rooms against the plan: {}",
             report.users_checked,
@@ -544,7 +566,6 @@ async fn measure(
             d.verify = Some(report);
         }
         if !mismatches.is_empty() {
-            ctx.result.workload_boot = Some(server.stop(shutdown, &run_dir).await);
             return Err(RunError::Workload {
                 workload: "verify".into(),
                 message: mismatches.join("; "),
@@ -552,36 +573,20 @@ async fn measure(
         }
         ctx.save()?;
     }
-    if let Some(herd) = &scenario.herd {
-        ctx.say(&format!(
-            "herd: {} clients, {:?} sync",
-            herd.clients, herd.sync
-        ));
-        let outcome = run_herd(&server.base_url(), &creds.tokens, herd).await;
-        let alive = server.check_alive();
-        ctx.result.workload_boot = Some(server.stop(shutdown, &run_dir).await);
-        alive?;
-        let (result, hists) = outcome.map_err(|e| RunError::Workload {
+    let Some(herd) = &ctx.scenario.herd else {
+        return Ok(None);
+    };
+    ctx.say(&format!(
+        "herd: {} clients, {:?} sync",
+        herd.clients, herd.sync
+    ));
+    run_herd(base_url, &creds.tokens, herd)
+        .await
+        .map(Some)
+        .map_err(|e| RunError::Workload {
             workload: "herd".into(),
             message: e.to_string(),
-        })?;
-        for (stem, h) in [
-            ("herd-sync", &hists.corrected),
-            ("herd-sync-raw", &hists.raw),
-        ] {
-            write_histogram(&run_dir, stem, h).map_err(|source| RunError::Output {
-                path: run_dir.join(stem),
-                source,
-            })?;
-            ctx.result.files.push(format!("{stem}.hgrm"));
-            ctx.result.files.push(format!("{stem}.hist"));
-        }
-        ctx.result.herd = Some(result);
-    } else {
-        ctx.result.workload_boot = Some(server.stop(shutdown, &run_dir).await);
-    }
-    ctx.save()?;
-    finish_files(ctx)
+        })
 }
 
 fn boot_spec<'p>(

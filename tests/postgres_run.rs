@@ -1,28 +1,22 @@
 //! The tiny scenario on a private PostgreSQL cluster that hsbench starts from the system's
 //! binaries: built, verified through the API, snapshotted, restored, verified again.
 
+mod common;
+
 use std::path::Path;
 
-use hsbench::fixture::FixtureStore;
 use hsbench::result::RunStatus;
-use hsbench::run::{RunOptions, run};
+use hsbench::run::run;
 use hsbench::scenario;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tiny_scenario_on_private_postgres() {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     let sc = scenario::load(&manifest.join("tests/scenarios/tiny-postgres.toml")).unwrap();
-    let out = tempfile::tempdir().unwrap();
-    let fixtures = tempfile::tempdir().unwrap();
-    let opts = RunOptions {
-        results_dir: out.path().to_path_buf(),
-        quiet: true,
-        verify: true,
-        fixtures: FixtureStore::new(fixtures.path()),
-        ..RunOptions::default()
-    };
+    let sandbox = common::Sandbox::new();
+    let opts = &sandbox.opts;
 
-    let first = run(&sc, &opts)
+    let first = run(&sc, opts)
         .await
         .unwrap_or_else(|e| panic!("run failed: {e}"));
     let r = &first.result;
@@ -68,7 +62,7 @@ async fn tiny_scenario_on_private_postgres() {
     assert!(first.run_dir.join("postgres.log").is_file());
 
     // Restored from the fixture (Synapse data + PostgreSQL data directory): same rows, exact.
-    let second = run(&sc, &opts)
+    let second = run(&sc, opts)
         .await
         .unwrap_or_else(|e| panic!("second run failed: {e}"));
     let d2 = second.result.dataset.as_ref().unwrap();
@@ -101,16 +95,9 @@ async fn external_postgres_database() {
         ),
     );
     let sc = scenario::parse(&path, &text).unwrap();
-    let out = tempfile::tempdir().unwrap();
-    let fixtures = tempfile::tempdir().unwrap();
-    let opts = RunOptions {
-        results_dir: out.path().to_path_buf(),
-        quiet: true,
-        verify: true,
-        fixtures: FixtureStore::new(fixtures.path()),
-        ..RunOptions::default()
-    };
-    let r = run(&sc, &opts)
+    let sandbox = common::Sandbox::new();
+    let opts = &sandbox.opts;
+    let r = run(&sc, opts)
         .await
         .unwrap_or_else(|e| panic!("run failed: {e}"))
         .result;
@@ -122,7 +109,7 @@ async fn external_postgres_database() {
         "an external database is never snapshotted"
     );
     assert!(d.verify.as_ref().unwrap().mismatches.is_empty());
-    assert_eq!(std::fs::read_dir(fixtures.path()).unwrap().count(), 0);
+    assert_eq!(std::fs::read_dir(&opts.fixtures.root).unwrap().count(), 0);
     // The user's cluster is still up and holds the dataset.
     let users = pg.psql("synapse", "SELECT COUNT(*) FROM users").unwrap();
     assert_eq!(users.trim(), "40");
