@@ -1,12 +1,13 @@
 //! A real run against a real Synapse (installed from PyPI into hsbench's cache on first use):
 //! the tiny scenario end to end, in-process through the library, with the numbers checked.
 
+mod common;
+
 use std::path::Path;
 
 use hsbench::dataset::DatasetPlan;
-use hsbench::fixture::FixtureStore;
 use hsbench::result::{RunResult, RunStatus};
-use hsbench::run::{RunOptions, run};
+use hsbench::run::run;
 use hsbench::scenario;
 
 /// Milestones are read on hsbench's clock and markers from Synapse's millisecond stamps: allow
@@ -17,16 +18,9 @@ const CLOCKS_MS: f64 = 5.0;
 async fn tiny_scenario_against_real_synapse() {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     let sc = scenario::load(&manifest.join("tests/scenarios/tiny.toml")).expect("valid scenario");
-    let out = tempfile::tempdir().unwrap();
-    let fixtures = tempfile::tempdir().unwrap();
-    let opts = RunOptions {
-        results_dir: out.path().to_path_buf(),
-        quiet: true,
-        verify: true,
-        fixtures: FixtureStore::new(fixtures.path()),
-        ..RunOptions::default()
-    };
-    let outcome = run(&sc, &opts)
+    let sandbox = common::Sandbox::new();
+    let opts = &sandbox.opts;
+    let outcome = run(&sc, opts)
         .await
         .unwrap_or_else(|e| panic!("run failed: {e}"));
     let r = &outcome.result;
@@ -136,7 +130,13 @@ async fn tiny_scenario_against_real_synapse() {
         assert!(b.resources_to_ready.cpu_user_s > 0.0);
         assert!(b.log_lines > 10);
         assert!(outcome.run_dir.join(&b.log_file).is_file());
-        assert_eq!(b.resources_total.peak_processes, 1, "SQLite: Synapse alone");
+        // SQLite: Synapse alone, plus at most a short-lived helper it runs during imports
+        // (seen ~400 ms after spawn); the PostgreSQL test sees the database's processes.
+        assert!(
+            (1..=2).contains(&b.resources_total.peak_processes),
+            "{:?}",
+            b.resources_total
+        );
         // Each timed boot has its waterfall; import_config burns CPU.
         let svg =
             std::fs::read_to_string(outcome.run_dir.join(format!("{}-waterfall.svg", b.label)))
@@ -181,7 +181,7 @@ async fn tiny_scenario_against_real_synapse() {
         "{md}"
     );
     // A second run restores the fixture instead of loading, and the server holds the same data.
-    let again = run(&sc, &opts)
+    let again = run(&sc, opts)
         .await
         .unwrap_or_else(|e| panic!("second run failed: {e}"));
     let d2 = again.result.dataset.as_ref().unwrap();
