@@ -26,6 +26,16 @@ pub struct BootSpec<'a> {
     pub log_path: PathBuf,
     /// Other process groups sampled with the server's (a private PostgreSQL cluster).
     pub extra_pgids: Vec<i32>,
+    /// The command is a wrapper (a profiler) that starts the server as its child.
+    pub wrapper: Option<Wrapper>,
+}
+
+/// A program that starts the server as its child (a profiler in launch mode). Shutdown signals
+/// go to the child, so the wrapper sees the server exit and writes its output.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Wrapper {
+    /// Prefix of the wrapper's own output lines (not server log lines, not `first_log_line`).
+    pub line_prefix: Option<&'static str>,
 }
 
 /// Where a phase's times came from.
@@ -67,6 +77,9 @@ pub struct BootRecord {
     pub eviction: Option<crate::cache::Eviction>,
     /// Wall-clock spawn time, Unix milliseconds.
     pub spawn_unix_ms: f64,
+    /// CLOCK_MONOTONIC at spawn, seconds (aligns external tools' stamps, e.g. perf's).
+    #[serde(default)]
+    pub spawn_monotonic_s: f64,
     pub timestamp_source: TimestampSource,
     /// Every point seen (markers and milestones), ms since spawn.
     pub points: BTreeMap<String, f64>,
@@ -172,6 +185,7 @@ struct LogState {
 
 struct LogSink {
     profile: ServerProfile,
+    wrapper_prefix: Option<&'static str>,
     spawn_instant: Instant,
     spawn_unix_ms: f64,
     state: Mutex<LogState>,
@@ -184,7 +198,9 @@ impl LogSink {
         {
             let mut st = self.state.lock().expect("log state");
             st.lines += 1;
-            st.first_line_ms.get_or_insert(arrival_ms);
+            if !self.wrapper_prefix.is_some_and(|p| line.starts_with(p)) {
+                st.first_line_ms.get_or_insert(arrival_ms);
+            }
             st.tail.push(line);
             st.matcher.observe(line, arrival_ms);
         }
@@ -220,6 +236,7 @@ pub struct RunningServer {
     time_to_ready_ms: f64,
     resources_to_ready: ResourceSummary,
     log_path: PathBuf,
+    spawn_monotonic_s: f64,
 }
 
 fn ms_since(t0: Instant) -> f64 {
@@ -235,8 +252,14 @@ impl RunningServer {
         self.sink.state.lock().expect("log state").tail.lines()
     }
 
+    /// Pid of the spawned process (the profiler when the server runs under one).
     pub fn pid(&self) -> i32 {
         self.process.pid
+    }
+
+    /// Pid of the server itself: the spawned process, or a wrapper's child.
+    pub fn server_pid(&self) -> i32 {
+        self.process.signal_target()
     }
 
     /// Fail if the server has exited since it became ready.
@@ -312,6 +335,7 @@ impl RunningServer {
             cold: false,
             eviction: None,
             spawn_unix_ms: self.sink.spawn_unix_ms,
+            spawn_monotonic_s: self.spawn_monotonic_s,
             timestamp_source: if profile.has_log_timestamps() {
                 TimestampSource::LogLine
             } else {
@@ -372,9 +396,12 @@ pub async fn boot(spec: BootSpec<'_>) -> Result<RunningServer, ServerError> {
         .as_secs_f64()
         * 1000.0;
     let spawn_instant = Instant::now();
+    let spawn_monotonic_s = crate::profiler::monotonic_s();
     let mut process = ServerProcess::spawn(spec.command)?;
+    process.signal_child = spec.wrapper.is_some();
     let sink = Arc::new(LogSink {
         profile: spec.profile.clone(),
+        wrapper_prefix: spec.wrapper.and_then(|w| w.line_prefix),
         spawn_instant,
         spawn_unix_ms,
         state: Mutex::new(LogState {
@@ -407,6 +434,7 @@ pub async fn boot(spec: BootSpec<'_>) -> Result<RunningServer, ServerError> {
         time_to_ready_ms: 0.0,
         resources_to_ready: ResourceSummary::default(),
         log_path: spec.log_path.clone(),
+        spawn_monotonic_s,
     };
     let deadline = spawn_instant + spec.timeout;
     let http = reqwest::Client::builder()
@@ -562,6 +590,7 @@ mod tests {
             timeout: Duration::from_secs(20),
             log_path: dir.path().join("boot-1.log"),
             extra_pgids: vec![],
+            wrapper: None,
         })
         .await
         .err()
@@ -603,6 +632,7 @@ http.server.HTTPServer(("127.0.0.1", port), H).serve_forever()
             timeout: Duration::from_secs(30),
             log_path: dir.path().join("boot-1.log"),
             extra_pgids: vec![],
+            wrapper: None,
         })
         .await
         .unwrap();
@@ -634,6 +664,7 @@ http.server.HTTPServer(("127.0.0.1", port), H).serve_forever()
             timeout: Duration::from_millis(800),
             log_path: dir.path().join("boot-1.log"),
             extra_pgids: vec![],
+            wrapper: None,
         })
         .await
         .err()

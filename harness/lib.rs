@@ -14,6 +14,7 @@ pub mod load;
 pub mod machine;
 pub mod matrix;
 pub mod metrics;
+pub mod profiler;
 pub mod report;
 pub mod result;
 pub mod run;

@@ -341,6 +341,10 @@ pub fn markdown(r: &RunResult) -> String {
         ));
     }
 
+    if let Some(p) = &r.profile {
+        profile_section(&mut md, p);
+    }
+
     if let Some(load) = r.dataset.as_ref().and_then(|d| d.load.as_ref()) {
         md.push_str(&format!(
             "### Dataset load ({:.1} s, {} concurrent requests)\n\n| step | count | seconds | rate |\n|---|---:|---:|---:|\n",
@@ -361,6 +365,105 @@ pub fn markdown(r: &RunResult) -> String {
         fmt_bytes(u.max_rss_bytes as f64)
     ));
     md
+}
+
+fn pct(c: &crate::profiler::Change) -> String {
+    c.relative()
+        .map_or("–".into(), |r| format!("{:+.0}%", r * 100.0))
+}
+
+fn profile_section(md: &mut String, p: &crate::profiler::ProfileResult) {
+    md.push_str(
+        "### Profiles
+
+",
+    );
+    if let Some(why) = &p.unavailable {
+        md.push_str(&format!(
+            "**No profiles: {why}**
+
+"
+        ));
+        return;
+    }
+    if let Some(t) = &p.tool {
+        md.push_str(&format!(
+            "{:?} {} at {} Hz.\n\n",
+            t.kind, t.version, p.rate_hz
+        ));
+    }
+    for b in &p.boots {
+        md.push_str(&format!(
+            "**{}** ({}; ready in {}): ",
+            b.boot.label,
+            b.mode,
+            fmt_ms(b.boot.time_to_ready_ms)
+        ));
+        let links: Vec<String> = b
+            .flamegraphs
+            .iter()
+            .map(|f| match &f.svg {
+                Some(svg) => format!("[{}]({svg})", f.scope),
+                None => format!("{} ({})", f.scope, f.note.as_deref().unwrap_or("none")),
+            })
+            .collect();
+        md.push_str(&links.join(" · "));
+        if let Some(e) = &b.error {
+            md.push_str(&format!(" **no flamegraphs: {e}**"));
+        }
+        md.push_str("\n\n");
+        if let Some(o) = &b.overhead {
+            md.push_str(&format!(
+                "Profiler overhead against the median of {} unprofiled warm boots: time to ready {} → {} ({})",
+                o.baseline_boots,
+                fmt_ms(o.time_to_ready_ms.without),
+                fmt_ms(o.time_to_ready_ms.with),
+                pct(&o.time_to_ready_ms)
+            ));
+            if let Some(c) = &o.server_cpu_to_ready_s {
+                md.push_str(&format!(
+                    "; server CPU to ready {:.2} s → {:.2} s ({})",
+                    c.without,
+                    c.with,
+                    pct(c)
+                ));
+            }
+            if let Some(cpu) = b.profiler_cpu_s {
+                md.push_str(&format!("; the profiler itself {cpu:.2} s CPU"));
+            }
+            md.push_str("\n\n| phase | without | with | change |\n|---|---:|---:|---:|\n");
+            for ph in &o.phases {
+                md.push_str(&format!(
+                    "| {} | {} | {} | {} |\n",
+                    ph.name,
+                    fmt_ms(ph.change.without),
+                    fmt_ms(ph.change.with),
+                    pct(&ph.change)
+                ));
+            }
+            md.push('\n');
+        }
+    }
+    for l in &p.load {
+        md.push_str(&format!("**load: {}** ({}): ", l.workload, l.mode));
+        match (&l.flamegraph, &l.error) {
+            (_, Some(e)) => md.push_str(&format!("**no profile: {e}**")),
+            (Some(f), None) => match &f.svg {
+                Some(svg) => md.push_str(&format!("[flamegraph]({svg}), {} samples", f.total)),
+                None => md.push_str(f.note.as_deref().unwrap_or("no samples")),
+            },
+            (None, None) => md.push_str("no profile"),
+        }
+        if let (Some(r), Some(server)) = (&l.report, l.server_cpu_s)
+            && let Some(cpu) = r.profiler_cpu_s
+        {
+            md.push_str(&format!(
+                "; profiler CPU {cpu:.2} s vs server CPU {server:.2} s over {:.1} s",
+                r.duration_s
+            ));
+        }
+        md.push_str("\n\n");
+    }
 }
 
 #[cfg(test)]

@@ -84,6 +84,9 @@ pub struct RunResult {
     pub seed_boot: Option<BootRecord>,
     pub workload_boot: Option<BootRecord>,
     pub herd: Option<HerdResult>,
+    /// Flamegraphs of profiled boots and workloads (`[profile]`).
+    #[serde(default)]
+    pub profile: Option<crate::profiler::ProfileResult>,
     /// Files of this run directory besides result.json, relative to it.
     pub files: Vec<String>,
 }
@@ -114,6 +117,7 @@ impl RunResult {
             seed_boot: None,
             workload_boot: None,
             herd: None,
+            profile: None,
             files: Vec::new(),
         }
     }

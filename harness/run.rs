@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::analysis::summarize_boots;
-use crate::boot::{BootRecord, BootSpec, boot};
+use crate::boot::{BootRecord, BootSpec, Wrapper, boot};
 use crate::dataset::DatasetPlan;
 use crate::fixture::{
     FixtureError, FixtureIdentity, FixtureManifest, FixtureStore, FixtureUse, MODEL_VERSION,
@@ -16,10 +16,17 @@ use crate::fixture::{
 use crate::load::{HerdHistograms, HerdResult, run_herd};
 use crate::matrix::MatrixClient;
 use crate::metrics::{self_usage, write_histogram};
+use crate::profiler::{
+    Attached, AttachedSlicing, BootSlicing, LoadProfile, ProfileResult, ProfiledBoot,
+    ProfilerError, Tool, ToolKind, process_cpu_s,
+};
 use crate::report::{write_all, write_atomic};
 use crate::result::{DatasetInfo, RunResult, RunStatus, ServerInfo};
 use crate::scenario::Scenario;
-use crate::scenario::{CacheMode, DatabaseKind, Registration};
+use crate::scenario::{CacheMode, DatabaseKind, ProfilerChoice, Registration};
+
+/// Run subdirectory of the profiles (raw profiler output, folded stacks, flamegraphs).
+pub const PROFILE_DIR: &str = "profile";
 use crate::seed::{Credentials, Registrar, SeedError, load, verify};
 use crate::server::postgres::{PG_DATABASE, PG_USER, PgBinaries, PgCluster};
 use crate::server::synapse::{DbTarget, SynapseInstall, SynapseInstance};
@@ -499,6 +506,16 @@ async fn measure(
         ctx.save()?;
     }
 
+    // 3b. Profiled boots: extra boots under the profiler, compared with the timed ones.
+    let tool = resolve_profiler(ctx).await;
+    if let Some(tool) = &tool
+        && scenario.profile.boot
+    {
+        for i in 1..=scenario.profile.boot_runs {
+            profiled_boot(ctx, inst, profile, db, tool, &probe_token, i).await?;
+        }
+    }
+
     // 4. Verification and workloads, on a boot of their own.
     if scenario.herd.is_none() && !ctx.opts.verify {
         return finish_files(ctx);
@@ -514,7 +531,11 @@ async fn measure(
     spec.extra_pgids = db.pgids.clone();
     let mut server = boot(spec).await?;
     // The server is stopped exactly once, whatever the workloads did.
-    let outcome = workloads(ctx, &server.base_url(), plan, creds).await;
+    let load_profiler = tool
+        .as_ref()
+        .filter(|_| scenario.profile.load)
+        .map(|t| (t, server.server_pid()));
+    let outcome = workloads(ctx, &server.base_url(), plan, creds, load_profiler).await;
     let alive = server.check_alive();
     ctx.result.workload_boot = Some(server.stop(shutdown, &run_dir).await);
     alive?;
@@ -542,6 +563,7 @@ async fn workloads(
     base_url: &str,
     plan: &DatasetPlan,
     creds: &Credentials,
+    profiler: Option<(&Tool, i32)>,
 ) -> Result<Option<(HerdResult, HerdHistograms)>, RunError> {
     if ctx.opts.verify {
         let client = MatrixClient::new(base_url, Duration::from_secs(120)).map_err(|e| {
@@ -580,13 +602,263 @@ async fn workloads(
         "herd: {} clients, {:?} sync",
         herd.clients, herd.sync
     ));
-    run_herd(base_url, &creds.tokens, herd)
+    let attached = match profiler {
+        Some((tool, pid)) => Some(start_load_profile(ctx, tool, pid, "herd").await),
+        None => None,
+    };
+    let outcome = run_herd(base_url, &creds.tokens, herd)
         .await
         .map(Some)
         .map_err(|e| RunError::Workload {
             workload: "herd".into(),
             message: e.to_string(),
-        })
+        });
+    if let Some(a) = attached {
+        finish_load_profile(ctx, a)?;
+    }
+    outcome
+}
+
+/// The profiler the scenario asks for, installed or found; `None` when profiling is off or the
+/// profiler is unavailable (then the result says why, and the run goes on without profiles).
+async fn resolve_profiler(ctx: &mut Ctx<'_>) -> Option<Tool> {
+    let spec = &ctx.scenario.profile;
+    if !spec.enabled() {
+        return None;
+    }
+    let choice = spec.profiler;
+    let found = tokio::task::spawn_blocking(move || match choice {
+        // Synapse is Python: py-spy sees Python frames, perf only the interpreter's.
+        ProfilerChoice::Auto | ProfilerChoice::PySpy => Tool::py_spy(),
+        ProfilerChoice::Perf => Tool::perf(),
+        ProfilerChoice::None => unreachable!("enabled() is false for none"),
+    })
+    .await
+    .expect("profiler lookup task");
+    let mut result = ProfileResult {
+        tool: None,
+        unavailable: None,
+        rate_hz: spec.rate_hz,
+        boots: Vec::new(),
+        load: Vec::new(),
+    };
+    let tool = match found {
+        Ok(t) => {
+            ctx.say(&format!(
+                "profiler: {:?} {} at {} Hz",
+                t.kind, t.version, spec.rate_hz
+            ));
+            result.tool = Some(t.clone());
+            Some(t)
+        }
+        Err(e) => {
+            eprintln!("WARNING: no profiles in this run: {e}");
+            result.unavailable = Some(e.to_string());
+            None
+        }
+    };
+    ctx.result.profile = Some(result);
+    tool
+}
+
+/// A boot under the profiler (warm cache), sliced into one flamegraph per phase, with its
+/// overhead against the unprofiled warm boots.
+async fn profiled_boot(
+    ctx: &mut Ctx<'_>,
+    inst: &SynapseInstance,
+    profile: &ServerProfile,
+    db: &DbProcesses,
+    tool: &Tool,
+    probe_token: &str,
+    i: u32,
+) -> Result<(), RunError> {
+    let scenario = ctx.scenario;
+    let run_dir = ctx.run_dir.clone();
+    let label = format!("profile-{i}");
+    ctx.say(&format!("{label}: boot under {:?}", tool.kind));
+    let dir = run_dir.join(PROFILE_DIR);
+    std::fs::create_dir_all(&dir).map_err(|source| RunError::Output {
+        path: dir.clone(),
+        source,
+    })?;
+    let raw_name = match tool.kind {
+        ToolKind::PySpy => format!("{label}.chrometrace.json"),
+        ToolKind::Perf => format!("{label}.perf.data"),
+    };
+    let raw = dir.join(&raw_name);
+    let mut spec = boot_spec(
+        inst,
+        profile,
+        &run_dir,
+        &label,
+        Some(probe_token.to_string()),
+        scenario,
+    )?;
+    spec.extra_pgids = db.pgids.clone();
+    spec.command = tool.wrap_launch(&spec.command, &raw, scenario.profile.rate_hz);
+    spec.wrapper = Some(Wrapper {
+        line_prefix: tool.own_line_prefix(),
+    });
+    let server = boot(spec).await?;
+    let profiler_cpu_s = process_cpu_s(server.pid());
+    // The profiler exits after the server and writes its output then: stop() waits for it.
+    let rec = server
+        .stop(
+            scenario.boot.shutdown_timeout + Duration::from_secs(60),
+            &run_dir,
+        )
+        .await;
+    report_boot(ctx, &rec);
+    let title = format!("Synapse {} · {}", inst.install.version, scenario.name);
+    let slicing = BootSlicing {
+        tool,
+        rate_hz: scenario.profile.rate_hz,
+        boot: &rec,
+        raw: &raw,
+        run_dir: &run_dir,
+        subdir: PROFILE_DIR,
+        title: &title,
+        idle_frames: &profile.idle_frames,
+    };
+    let (flamegraphs, error) = match slicing.render() {
+        Ok(f) => (f, None),
+        Err(e) => {
+            eprintln!("WARNING: {label}: no flamegraphs: {e}");
+            (Vec::new(), Some(e.to_string()))
+        }
+    };
+    let overhead = ctx
+        .result
+        .boot_summary
+        .as_ref()
+        .and_then(|b| crate::profiler::overhead(&rec, profiler_cpu_s, b));
+    if let Some(o) = &overhead {
+        ctx.say(&format!(
+            "  profiler overhead: time to ready {} → {}",
+            crate::report::fmt_ms(o.time_to_ready_ms.without),
+            crate::report::fmt_ms(o.time_to_ready_ms.with)
+        ));
+    }
+    for f in &flamegraphs {
+        ctx.result.files.extend(f.svg.iter().cloned());
+        ctx.result.files.extend(f.folded.iter().cloned());
+    }
+    ctx.result.files.push(format!("{PROFILE_DIR}/{raw_name}"));
+    ctx.result.files.push(rec.log_file.clone());
+    if let Some(p) = ctx.result.profile.as_mut() {
+        p.boots.push(ProfiledBoot {
+            boot: rec,
+            mode: tool.launch_mode().to_string(),
+            raw: format!("{PROFILE_DIR}/{raw_name}"),
+            flamegraphs,
+            profiler_cpu_s,
+            overhead,
+            error,
+        });
+    }
+    ctx.save()
+}
+
+/// A profiler attached to the server for one workload.
+struct LoadRecording {
+    workload: String,
+    tool: Tool,
+    server_pid: i32,
+    attached: Result<Attached, String>,
+    raw: PathBuf,
+    server_cpu_start: Option<f64>,
+    started_ms: f64,
+}
+
+/// How long an attaching profiler gets to start sampling before the workload starts.
+const ATTACH_SETTLE: Duration = Duration::from_millis(500);
+
+async fn start_load_profile(
+    ctx: &Ctx<'_>,
+    tool: &Tool,
+    server_pid: i32,
+    workload: &str,
+) -> LoadRecording {
+    let dir = ctx.run_dir.join(PROFILE_DIR);
+    let ext = match tool.kind {
+        ToolKind::PySpy => "pyspy.txt",
+        ToolKind::Perf => "perf.data",
+    };
+    let raw = dir.join(format!("load.{workload}.{ext}"));
+    let attached = std::fs::create_dir_all(&dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))
+        .and_then(|()| {
+            tool.attach(server_pid, &raw, ctx.scenario.profile.rate_hz)
+                .map_err(|e| e.to_string())
+        });
+    if attached.is_ok() {
+        tokio::time::sleep(ATTACH_SETTLE).await;
+    }
+    LoadRecording {
+        workload: workload.to_string(),
+        tool: tool.clone(),
+        server_pid,
+        attached,
+        raw,
+        server_cpu_start: process_cpu_s(server_pid),
+        started_ms: ctx.started.elapsed().as_secs_f64() * 1000.0,
+    }
+}
+
+fn finish_load_profile(ctx: &mut Ctx<'_>, rec: LoadRecording) -> Result<(), RunError> {
+    let server_cpu_s = match (rec.server_cpu_start, process_cpu_s(rec.server_pid)) {
+        (Some(a), Some(b)) => Some(b - a),
+        _ => None,
+    };
+    let ended_ms = ctx.started.elapsed().as_secs_f64() * 1000.0;
+    let mut lp = LoadProfile {
+        workload: rec.workload.clone(),
+        mode: rec.tool.attach_mode().to_string(),
+        flamegraph: None,
+        report: None,
+        server_cpu_s,
+        error: None,
+    };
+    match rec.attached.map(|a| a.stop(Duration::from_secs(60))) {
+        Err(e) | Ok(Err(ProfilerError::Data { message: e, .. })) => lp.error = Some(e),
+        Ok(Err(e)) => lp.error = Some(e.to_string()),
+        Ok(Ok(report)) => {
+            lp.report = Some(report);
+            let title = format!(
+                "Synapse {} · {}",
+                ctx.result
+                    .server
+                    .as_ref()
+                    .map_or("?", |s| s.version.as_str()),
+                ctx.scenario.name
+            );
+            let slicing = AttachedSlicing {
+                tool: &rec.tool,
+                rate_hz: ctx.scenario.profile.rate_hz,
+                raw: &rec.raw,
+                run_dir: &ctx.run_dir,
+                subdir: PROFILE_DIR,
+                scope: &rec.workload,
+                title: &title,
+                window_ms: (rec.started_ms, ended_ms),
+            };
+            match slicing.render() {
+                Ok(f) => {
+                    ctx.result.files.extend(f.svg.iter().cloned());
+                    ctx.result.files.extend(f.folded.iter().cloned());
+                    lp.flamegraph = Some(f);
+                }
+                Err(e) => lp.error = Some(e.to_string()),
+            }
+        }
+    }
+    if let Some(e) = &lp.error {
+        eprintln!("WARNING: no load profile of {}: {e}", rec.workload);
+    }
+    if let Some(p) = ctx.result.profile.as_mut() {
+        p.load.push(lp);
+    }
+    ctx.save()
 }
 
 fn boot_spec<'p>(
@@ -608,6 +880,7 @@ fn boot_spec<'p>(
         timeout: scenario.boot.timeout,
         log_path: run_dir.join(format!("{label}.log")),
         extra_pgids: Vec::new(),
+        wrapper: None,
     })
 }
 

@@ -58,6 +58,7 @@ struct RawScenario {
     server: Option<RawServer>,
     boot: Option<RawBoot>,
     workload: Option<RawWorkload>,
+    profile: Option<RawProfile>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -112,6 +113,16 @@ struct RawWorkload {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawProfile {
+    profiler: Option<Spanned<String>>,
+    boot: Option<bool>,
+    load: Option<bool>,
+    rate: Option<Spanned<u64>>,
+    boot_runs: Option<Spanned<u64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawHerd {
     clients: Spanned<u64>,
     sync: Option<Spanned<String>>,
@@ -135,6 +146,7 @@ pub struct Scenario {
     pub server: ServerSpec,
     pub boot: BootPlan,
     pub herd: Option<HerdSpec>,
+    pub profile: ProfileSpec,
 }
 
 /// The synthetic dataset to build. Deterministic from `seed`.
@@ -325,6 +337,48 @@ pub struct HerdSpec {
     pub sync: SyncKind,
     #[serde(with = "humantime_serde_secs")]
     pub request_timeout: Duration,
+}
+
+/// Which profiler samples the server (`[profile] profiler`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProfilerChoice {
+    /// py-spy for Synapse (Python); perf for native servers.
+    Auto,
+    PySpy,
+    Perf,
+    None,
+}
+
+/// `[profile]`: flamegraphs of the server during extra boots and during the workloads.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ProfileSpec {
+    pub profiler: ProfilerChoice,
+    /// Profile extra boots (after the timed ones, never mixed into their statistics).
+    pub boot: bool,
+    /// Profile the server while the workloads run (attached to the running process).
+    pub load: bool,
+    /// Samples per second.
+    pub rate_hz: u32,
+    /// How many profiled boots.
+    pub boot_runs: u32,
+}
+
+impl ProfileSpec {
+    /// Nothing profiled.
+    pub fn off() -> Self {
+        Self {
+            profiler: ProfilerChoice::None,
+            boot: false,
+            load: false,
+            rate_hz: 100,
+            boot_runs: 1,
+        }
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.profiler != ProfilerChoice::None && (self.boot || self.load)
+    }
 }
 
 mod humantime_serde_secs {
@@ -751,6 +805,60 @@ fn validate(loc: &Locator, raw: RawScenario) -> Result<Scenario, ScenarioError> 
         }
     };
 
+    let profile = match &raw.profile {
+        None => ProfileSpec::off(),
+        Some(p) => {
+            let profiler = match p
+                .profiler
+                .as_ref()
+                .map(|c| (c.get_ref().as_str(), c.span()))
+            {
+                None | Some(("auto", _)) => ProfilerChoice::Auto,
+                Some(("py-spy", _)) => ProfilerChoice::PySpy,
+                Some(("perf", _)) => ProfilerChoice::Perf,
+                Some(("none", _)) => ProfilerChoice::None,
+                Some((other, span)) => {
+                    return Err(loc.at(
+                        span,
+                        "profile.profiler",
+                        format!("{other:?}: \"auto\", \"py-spy\", \"perf\" or \"none\""),
+                    ));
+                }
+            };
+            let rate_hz = match &p.rate {
+                None => 100,
+                Some(r) => {
+                    let v = positive(loc, r, "profile.rate")?;
+                    if v > 1000 {
+                        return Err(loc.at(
+                            r.span(),
+                            "profile.rate",
+                            "at most 1000 samples per second (higher rates distort the server)",
+                        ));
+                    }
+                    v as u32
+                }
+            };
+            let boot_runs = match &p.boot_runs {
+                None => 1,
+                Some(r) => {
+                    let v = positive(loc, r, "profile.boot_runs")?;
+                    if v > 100 {
+                        return Err(loc.at(r.span(), "profile.boot_runs", "at most 100"));
+                    }
+                    v as u32
+                }
+            };
+            ProfileSpec {
+                profiler,
+                boot: p.boot.unwrap_or(true),
+                load: p.load.unwrap_or(true),
+                rate_hz,
+                boot_runs,
+            }
+        }
+    };
+
     let name = raw.name.unwrap_or_else(|| {
         loc.path
             .file_stem()
@@ -765,6 +873,7 @@ fn validate(loc: &Locator, raw: RawScenario) -> Result<Scenario, ScenarioError> 
         server,
         boot,
         herd,
+        profile,
     })
 }
 

@@ -9,7 +9,8 @@ use std::fmt::Write;
 use crate::boot::BootRecord;
 use crate::metrics::ResourceSample;
 
-fn esc(s: &str) -> String {
+/// Escape text for SVG/XML content and attributes.
+pub fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -212,6 +213,7 @@ mod tests {
             cold: false,
             eviction: None,
             spawn_unix_ms: 0.0,
+            spawn_monotonic_s: 0.0,
             timestamp_source: TimestampSource::LogLine,
             points: [("sync_200".to_string(), 1900.0)].into(),
             phases: vec![

@@ -119,6 +119,8 @@ impl LogTail {
 pub struct ServerProcess {
     pub child: tokio::process::Child,
     pub pid: i32,
+    /// The spawned process is a wrapper (a profiler): SIGTERM goes to its child.
+    pub signal_child: bool,
     reaped: bool,
 }
 
@@ -145,6 +147,7 @@ impl ServerProcess {
         Ok(Self {
             child,
             pid,
+            signal_child: false,
             reaped: false,
         })
     }
@@ -160,11 +163,23 @@ impl ServerProcess {
         }
     }
 
-    /// Send SIGTERM to the server (the group leader).
+    /// The process that stands for the server: the spawned one, or with `signal_child` its
+    /// first child (the leader itself while it has none yet).
+    pub fn signal_target(&self) -> i32 {
+        if !self.signal_child {
+            return self.pid;
+        }
+        std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", self.pid))
+            .ok()
+            .and_then(|s| s.split_whitespace().next().and_then(|p| p.parse().ok()))
+            .unwrap_or(self.pid)
+    }
+
+    /// Send SIGTERM to the server.
     pub fn terminate(&self) {
-        // SAFETY: plain kill(2) on our own child's pid.
+        // SAFETY: plain kill(2) on our own child (or its child), in our group.
         unsafe {
-            libc::kill(self.pid, libc::SIGTERM);
+            libc::kill(self.signal_target(), libc::SIGTERM);
         }
     }
 

@@ -41,6 +41,15 @@ struct RawProfile {
     markers: Vec<RawMarker>,
     #[serde(default)]
     phases: Vec<RawPhase>,
+    #[serde(default)]
+    profiling: RawProfiling,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawProfiling {
+    #[serde(default)]
+    idle_frames: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -88,6 +97,9 @@ pub struct ServerProfile {
     timestamp: Option<(Regex, String)>,
     pub markers: Vec<Marker>,
     pub phases: Vec<PhaseDef>,
+    /// Frames that mean "this thread is waiting" when they are a stack's leaf: wall-clock
+    /// profiles leave such stacks out of the flamegraphs and count them as idle.
+    pub idle_frames: Vec<String>,
 }
 
 impl ServerProfile {
@@ -185,6 +197,7 @@ impl ServerProfile {
             timestamp,
             markers,
             phases,
+            idle_frames: raw.profiling.idle_frames,
         })
     }
 
