@@ -16,6 +16,7 @@ Examples:
   hsbench seed scenarios/smoke.toml          # build the dataset fixture only
   hsbench fixtures list
   hsbench fixtures rm 3fa5                   # by key prefix; --all for every fixture
+  hsbench flamediff results/<base-run> results/<new-run>   # red = grew
 
 Exit codes: 0 ok · 2 bad input · 3 server failed (install, crash, boot timeout)
             4 dataset load or workload failed · 5 results not writable · 130 interrupted";
@@ -38,6 +39,17 @@ pub enum Command {
     Check {
         /// Scenario file (TOML).
         scenario: PathBuf,
+    },
+    /// Differential flamegraphs of a candidate against a baseline: two run directories (one
+    /// SVG per profile both have: boot, each phase, each workload) or two .folded files.
+    Flamediff {
+        /// Baseline run directory or .folded file.
+        before: PathBuf,
+        /// Candidate run directory or .folded file.
+        after: PathBuf,
+        /// Directory for the SVGs (default: the candidate run directory, else `.`).
+        #[arg(long, short, value_name = "DIR")]
+        out: Option<PathBuf>,
     },
     /// Manage the fixture cache.
     Fixtures {

@@ -38,6 +38,7 @@ fn main() -> ExitCode {
             },
             Command::Run(args) => run_cmd(&args, false).await,
             Command::Seed(args) => run_cmd(&args, true).await,
+            Command::Flamediff { before, after, out } => flamediff(&before, &after, out),
             Command::Fixtures {
                 action,
                 fixtures_dir,
@@ -108,6 +109,48 @@ fn fixtures(action: FixturesAction, store: FixtureStore) -> i32 {
                 }
                 Err(e) => fail(&RunError::from(e)),
             }
+        }
+    }
+}
+
+fn flamediff(
+    before: &std::path::Path,
+    after: &std::path::Path,
+    out: Option<std::path::PathBuf>,
+) -> i32 {
+    let out = out.unwrap_or_else(|| {
+        if after.is_dir() {
+            after.to_path_buf()
+        } else {
+            ".".into()
+        }
+    });
+    match hsbench::profiler::flamediff(before, after, &out) {
+        Ok(diffs) => {
+            for d in diffs {
+                let growth: Vec<String> = d
+                    .top_growth
+                    .iter()
+                    .map(|(f, share)| format!("{f} +{:.1}%", share * 100.0))
+                    .collect();
+                println!(
+                    "{}: {} ({} → {} in the profiles' unit); grew most: {}",
+                    d.scope,
+                    d.svg.display(),
+                    d.before_total,
+                    d.after_total,
+                    if growth.is_empty() {
+                        "nothing".to_string()
+                    } else {
+                        growth.join(", ")
+                    }
+                );
+            }
+            0
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            2
         }
     }
 }

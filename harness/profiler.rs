@@ -764,18 +764,15 @@ pub struct Differential {
 }
 
 impl Differential {
-    /// Frames (function labels) whose inclusive weight grew the most, as a share of the total
-    /// of `after`: the "where" of a regression.
+    /// Frames (function labels) whose self weight (as a stack's leaf) grew the most, as a
+    /// share of the total of `after`: the code that got slower, not its callers, all of which
+    /// grow with it.
     pub fn top_growth(&self, n: usize) -> Vec<(String, f64)> {
         let total: u64 = self.lines.iter().map(|l| l.after).sum::<u64>().max(1);
         let mut by_frame: BTreeMap<&str, i64> = BTreeMap::new();
         for l in &self.lines {
-            let mut seen = std::collections::BTreeSet::new();
-            for f in l.stack.split(';') {
-                if seen.insert(f) {
-                    *by_frame.entry(f).or_default() += l.after as i64 - l.before as i64;
-                }
-            }
+            let leaf = l.stack.rsplit(';').next().unwrap_or(&l.stack);
+            *by_frame.entry(leaf).or_default() += l.after as i64 - l.before as i64;
         }
         let mut v: Vec<(String, f64)> = by_frame
             .into_iter()
@@ -1167,6 +1164,105 @@ impl AttachedSlicing<'_> {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Differential flamegraphs between runs
+// ---------------------------------------------------------------------------------------------
+
+/// Folded profiles of a run directory by scope (`boot`, a phase name, `load.herd`), the
+/// profiled boots of one scope merged (folded stacks add up).
+pub fn run_profiles(run_dir: &Path) -> Result<BTreeMap<String, Folded>, ProfilerError> {
+    let dir = run_dir.join("profile");
+    let entries = std::fs::read_dir(&dir).map_err(io_err(&dir))?;
+    let mut out: BTreeMap<String, Folded> = BTreeMap::new();
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(stem) = name.strip_suffix(".folded") else {
+            continue;
+        };
+        // `profile-<n>.<scope>` → `<scope>`; `load.<workload>` stays as it is.
+        let scope = match stem.split_once('.') {
+            Some((label, scope)) if label.starts_with("profile-") => scope.to_string(),
+            _ => stem.to_string(),
+        };
+        let text = std::fs::read_to_string(e.path()).map_err(io_err(&e.path()))?;
+        out.entry(scope).or_default().merge(&Folded::parse(&text));
+    }
+    Ok(out)
+}
+
+/// One differential flamegraph written by [`flamediff`].
+#[derive(Debug, Clone)]
+pub struct FlameDiff {
+    pub scope: String,
+    pub svg: PathBuf,
+    pub before_total: u64,
+    pub after_total: u64,
+    /// Frames that grew the most, with their growth as a share of the candidate's total.
+    pub top_growth: Vec<(String, f64)>,
+}
+
+/// Differential flamegraphs of `after` against `before`: two folded files (one SVG), or two
+/// run directories (one SVG per scope both have). SVGs go into `out_dir`. Blocking.
+pub fn flamediff(
+    before: &Path,
+    after: &Path,
+    out_dir: &Path,
+) -> Result<Vec<FlameDiff>, ProfilerError> {
+    let load = |p: &Path| -> Result<BTreeMap<String, Folded>, ProfilerError> {
+        if p.is_dir() {
+            run_profiles(p)
+        } else {
+            let text = std::fs::read_to_string(p).map_err(io_err(p))?;
+            let scope = p
+                .file_stem()
+                .map_or("profile".into(), |s| s.to_string_lossy().into_owned());
+            Ok(BTreeMap::from([(scope, Folded::parse(&text))]))
+        }
+    };
+    let (a, b) = (load(before)?, load(after)?);
+    let pairs: Vec<(String, &Folded, &Folded)> = if !before.is_dir() && !after.is_dir() {
+        let (fa, fb) = (a.values().next(), b.values().next());
+        match (fa, fb) {
+            (Some(fa), Some(fb)) => vec![("profile".to_string(), fa, fb)],
+            _ => Vec::new(),
+        }
+    } else {
+        a.iter()
+            .filter_map(|(k, fa)| b.get(k).map(|fb| (k.clone(), fa, fb)))
+            .collect()
+    };
+    if pairs.is_empty() {
+        return Err(ProfilerError::Data {
+            path: after.to_path_buf(),
+            message: format!(
+                "no profile in common with {} (profiles are in <run>/profile/*.folded)",
+                before.display()
+            ),
+        });
+    }
+    std::fs::create_dir_all(out_dir).map_err(io_err(out_dir))?;
+    let mut out = Vec::new();
+    for (scope, fa, fb) in pairs {
+        let d = differential(
+            fa,
+            fb,
+            &format!("{scope}: {} → {}", before.display(), after.display()),
+            "widths: candidate · red grew, blue shrank (totals normalized)",
+            "samples",
+        );
+        let svg = out_dir.join(format!("flamediff-{scope}.svg"));
+        std::fs::write(&svg, d.svg.as_bytes()).map_err(io_err(&svg))?;
+        out.push(FlameDiff {
+            scope,
+            svg,
+            before_total: fa.total(),
+            after_total: fb.total(),
+            top_growth: d.top_growth(5),
+        });
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1290,6 +1386,45 @@ mod tests {
         assert_eq!(top[0].0, "load");
         assert!((top[0].1 - 0.25).abs() < 1e-9, "{top:?}");
         assert!(!top.iter().any(|(f, _)| f == "serve"));
+    }
+
+    #[test]
+    fn flamediff_pairs_run_profiles_by_scope() {
+        let (a, b, out) = (
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+        );
+        for (dir, load) in [(&a, 10), (&b, 30)] {
+            let p = dir.path().join("profile");
+            std::fs::create_dir_all(&p).unwrap();
+            for n in [1, 2] {
+                std::fs::write(
+                    p.join(format!("profile-{n}.boot.folded")),
+                    format!("main;load {load}\nmain;serve 10\n"),
+                )
+                .unwrap();
+            }
+            std::fs::write(p.join("load.herd.folded"), "main;sync 5\n").unwrap();
+        }
+        std::fs::write(a.path().join("profile/profile-1.only_a.folded"), "x 1\n").unwrap();
+        let diffs = flamediff(a.path(), b.path(), out.path()).unwrap();
+        let scopes: Vec<&str> = diffs.iter().map(|d| d.scope.as_str()).collect();
+        assert_eq!(scopes, ["boot", "load.herd"]);
+        // Two boots merged per side.
+        assert_eq!((diffs[0].before_total, diffs[0].after_total), (40, 80));
+        assert_eq!(diffs[0].top_growth[0].0, "load");
+        assert!(diffs[1].top_growth.is_empty());
+        assert!(out.path().join("flamediff-boot.svg").exists());
+        // Folded files directly.
+        let one = flamediff(
+            &a.path().join("profile/load.herd.folded"),
+            &b.path().join("profile/profile-1.boot.folded"),
+            out.path(),
+        )
+        .unwrap();
+        assert_eq!(one.len(), 1);
+        assert!(flamediff(a.path(), &out.path().join("missing"), out.path()).is_err());
     }
 
     #[test]
