@@ -17,6 +17,8 @@ Examples:
   hsbench fixtures list
   hsbench fixtures rm 3fa5                   # by key prefix; --all for every fixture
   hsbench flamediff results/<base-run> results/<new-run>   # red = grew
+  hsbench run scenarios/sweep-users.toml     # a [sweep]: one run per value, fitted exponents
+  hsbench size results/<id>-sweep --users 150000
 
 Exit codes: 0 ok · 2 bad input · 3 server failed (install, crash, boot timeout)
             4 dataset load or workload failed · 5 results not writable · 130 interrupted";
@@ -51,6 +53,9 @@ pub enum Command {
         #[arg(long, short, value_name = "DIR")]
         out: Option<PathBuf>,
     },
+    /// Extrapolate a sizing sweep to a value of its dimension: each phase, time to ready,
+    /// peak RSS, data size and herd p99 with 95% prediction intervals.
+    Size(SizeArgs),
     /// Manage the fixture cache.
     Fixtures {
         #[command(subcommand)]
@@ -71,6 +76,44 @@ pub enum FixturesAction {
         #[arg(long, conflicts_with = "key")]
         all: bool,
     },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SizeArgs {
+    /// Sweep directory (`results/<id>-sweep`) or its sweep.json.
+    pub sweep: PathBuf,
+    #[arg(long, value_name = "N")]
+    pub users: Option<u64>,
+    #[arg(long, value_name = "N")]
+    pub rooms: Option<u64>,
+    #[arg(long, value_name = "N")]
+    pub big_room_members: Option<u64>,
+    #[arg(long, value_name = "N")]
+    pub messages_per_room: Option<u64>,
+    #[arg(long, value_name = "N")]
+    pub dm_pairs: Option<u64>,
+    #[arg(long, value_name = "N")]
+    pub state_events_per_room: Option<u64>,
+    /// Extrapolate beyond 10× of the measured range anyway.
+    #[arg(long)]
+    pub force: bool,
+}
+
+impl SizeArgs {
+    /// The (dimension, value) pairs given.
+    pub fn given(&self) -> Vec<(&'static str, u64)> {
+        [
+            ("users", self.users),
+            ("rooms", self.rooms),
+            ("big_room_members", self.big_room_members),
+            ("messages_per_room", self.messages_per_room),
+            ("dm_pairs", self.dm_pairs),
+            ("state_events_per_room", self.state_events_per_room),
+        ]
+        .into_iter()
+        .filter_map(|(n, v)| v.map(|v| (n, v)))
+        .collect()
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -114,6 +157,7 @@ impl From<&RunArgs> for RunOptions {
             rebuild_fixture: a.rebuild_fixture,
             verify: a.verify,
             seed_only: false,
+            run_id: None,
         }
     }
 }

@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use hsbench::cli::{Cli, Command, FixturesAction, RunArgs};
+use hsbench::cli::{Cli, Command, FixturesAction, RunArgs, SizeArgs};
 use hsbench::fixture::FixtureStore;
 use hsbench::run::{RunError, RunOptions, run};
 use hsbench::{report, scenario};
@@ -32,6 +32,19 @@ fn main() -> ExitCode {
                         t.state_events,
                         t.receipts
                     );
+                    if let Some(sw) = &s.sweep {
+                        println!(
+                            "sweep: {} = {:?} ({} runs{})",
+                            sw.dimension.name(),
+                            sw.values,
+                            sw.values.len(),
+                            if sw.workloads {
+                                ", with workloads"
+                            } else {
+                                ", boots only"
+                            }
+                        );
+                    }
                     0
                 }
                 Err(e) => fail(&RunError::from(e)),
@@ -39,6 +52,7 @@ fn main() -> ExitCode {
             Command::Run(args) => run_cmd(&args, false).await,
             Command::Seed(args) => run_cmd(&args, true).await,
             Command::Flamediff { before, after, out } => flamediff(&before, &after, out),
+            Command::Size(args) => size(&args),
             Command::Fixtures {
                 action,
                 fixtures_dir,
@@ -60,6 +74,16 @@ async fn run_cmd(args: &RunArgs, seed_only: bool) -> i32 {
         seed_only,
         ..RunOptions::from(args)
     };
+    if scenario.sweep.is_some() && !seed_only {
+        return match hsbench::sweep::run_sweep(&scenario, &opts).await {
+            Ok(out) => {
+                println!("{}", hsbench::sweep::markdown(&out.result));
+                println!("results: {}", out.dir.display());
+                0
+            }
+            Err(e) => fail(&e),
+        };
+    }
     match run(&scenario, &opts).await {
         Ok(out) => {
             println!("{}", report::markdown(&out.result));
@@ -146,6 +170,46 @@ fn flamediff(
                     }
                 );
             }
+            0
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            2
+        }
+    }
+}
+
+fn size(args: &SizeArgs) -> i32 {
+    let sweep = match hsbench::sweep::load(&args.sweep) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let given = args.given();
+    let dim = sweep.dimension.name();
+    let value = match given.as_slice() {
+        [(name, v)] if *name == dim => *v,
+        [(name, _)] => {
+            let e = hsbench::sweep::SizeError::WrongDimension {
+                swept: dim.into(),
+                asked: (*name).into(),
+            };
+            eprintln!("error: {e}");
+            return 2;
+        }
+        _ => {
+            eprintln!(
+                "error: give the value of the swept dimension once: --{} N",
+                dim.replace('_', "-")
+            );
+            return 2;
+        }
+    };
+    match hsbench::sweep::extrapolate(&sweep, value, args.force) {
+        Ok(rows) => {
+            print!("{}", hsbench::sweep::size_report(&sweep, value, &rows));
             0
         }
         Err(e) => {

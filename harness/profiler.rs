@@ -1022,8 +1022,18 @@ impl BootSlicing<'_> {
         let source: Box<dyn Fn(f64, f64) -> Folded> = match self.tool.kind {
             ToolKind::PySpy => {
                 let tl = Timeline::from_chrometrace(self.raw)?;
-                // Stamps count from the profiler's start, a few ms after hsbench spawned it.
-                Box::new(move |a: f64, b: f64| tl.window((a * 1000.0) as u64, (b * 1000.0) as u64))
+                // py-spy's stamps count from when it spawned the server (its recorder is made
+                // right after the spawn), which hsbench saw as `server_spawned`.
+                let offset = self
+                    .boot
+                    .points
+                    .get("server_spawned")
+                    .copied()
+                    .unwrap_or(0.0);
+                Box::new(move |a: f64, b: f64| {
+                    let us = |ms: f64| ((ms - offset).max(0.0) * 1000.0) as u64;
+                    tl.window(us(a), us(b))
+                })
             }
             ToolKind::Perf => {
                 let ps = PerfSamples::from_recording(self.tool, self.raw)?;

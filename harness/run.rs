@@ -89,6 +89,8 @@ pub struct RunOptions {
     pub verify: bool,
     /// Stop once the dataset fixture exists (`hsbench seed`).
     pub seed_only: bool,
+    /// Name of the run directory (default: `<UTC time>-<scenario name>`).
+    pub run_id: Option<String>,
 }
 
 impl Default for RunOptions {
@@ -102,6 +104,7 @@ impl Default for RunOptions {
             rebuild_fixture: false,
             verify: false,
             seed_only: false,
+            run_id: None,
         }
     }
 }
@@ -139,7 +142,8 @@ impl Ctx<'_> {
     }
 }
 
-fn run_id(scenario: &Scenario) -> String {
+/// `<UTC time>-<scenario name>`, safe as a directory name.
+pub fn run_id(scenario: &Scenario) -> String {
     let safe: String = scenario
         .name
         .chars()
@@ -157,7 +161,7 @@ fn run_id(scenario: &Scenario) -> String {
 /// Run `scenario`. Ctrl+C interrupts cleanly: the running stage is dropped (its servers are
 /// killed by their guards) and the result is written with status `interrupted`.
 pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, RunError> {
-    let id = run_id(scenario);
+    let id = opts.run_id.clone().unwrap_or_else(|| run_id(scenario));
     let run_dir = opts.results_dir.join(&id);
     std::fs::create_dir_all(&run_dir).map_err(|source| RunError::Output {
         path: run_dir.clone(),

@@ -59,6 +59,15 @@ struct RawScenario {
     boot: Option<RawBoot>,
     workload: Option<RawWorkload>,
     profile: Option<RawProfile>,
+    sweep: Option<RawSweep>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSweep {
+    dimension: Spanned<String>,
+    values: Spanned<Vec<u64>>,
+    workloads: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -147,6 +156,91 @@ pub struct Scenario {
     pub boot: BootPlan,
     pub herd: Option<HerdSpec>,
     pub profile: ProfileSpec,
+    pub sweep: Option<SweepSpec>,
+}
+
+/// The dataset dimension a sweep varies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SweepDimension {
+    Users,
+    Rooms,
+    BigRoomMembers,
+    MessagesPerRoom,
+    DmPairs,
+    StateEventsPerRoom,
+}
+
+impl SweepDimension {
+    pub const ALL: [(&'static str, SweepDimension); 6] = [
+        ("users", SweepDimension::Users),
+        ("rooms", SweepDimension::Rooms),
+        ("big_room_members", SweepDimension::BigRoomMembers),
+        ("messages_per_room", SweepDimension::MessagesPerRoom),
+        ("dm_pairs", SweepDimension::DmPairs),
+        ("state_events_per_room", SweepDimension::StateEventsPerRoom),
+    ];
+
+    pub fn name(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(_, d)| *d == self)
+            .map(|(n, _)| *n)
+            .expect("every dimension is named")
+    }
+}
+
+/// `[sweep]`: run the scenario once per value of one dataset dimension.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SweepSpec {
+    pub dimension: SweepDimension,
+    /// Ascending, at least three (a fitted exponent needs a confidence interval).
+    pub values: Vec<u64>,
+    /// Run the scenario's workloads at every point too (default: boots only).
+    pub workloads: bool,
+}
+
+impl DatasetSpec {
+    /// This spec with `dim` set to `value`; a default that depends on the user count
+    /// (`max_room_members`) follows it. Checked with [`DatasetSpec::check`].
+    pub fn with(&self, dim: SweepDimension, value: u64) -> Self {
+        let mut d = self.clone();
+        match dim {
+            SweepDimension::Users => {
+                d.users = value;
+                d.max_room_members = d.max_room_members.min(value.max(2));
+            }
+            SweepDimension::Rooms => d.rooms = value,
+            SweepDimension::BigRoomMembers => d.big_room_members = value,
+            SweepDimension::MessagesPerRoom => d.messages_per_room = value,
+            SweepDimension::DmPairs => d.dm_pairs = value,
+            SweepDimension::StateEventsPerRoom => d.state_events_per_room = value,
+        }
+        d
+    }
+
+    /// The constraints between fields (each field's own range is checked when parsing).
+    pub fn check(&self) -> Result<(), String> {
+        if self.users == 0 || self.big_room_members == 0 {
+            return Err("users and big_room_members must be at least 1".into());
+        }
+        if self.big_room_members > self.users {
+            return Err(format!(
+                "big_room_members ({}) cannot come from {} users",
+                self.big_room_members, self.users
+            ));
+        }
+        if self.users < 2 && (self.rooms > 0 || self.dm_pairs > 0) {
+            return Err("rooms and DM pairs need at least 2 users".into());
+        }
+        if self.state_rooms > self.rooms {
+            return Err(format!(
+                "state_rooms ({}) exceeds rooms ({})",
+                self.state_rooms, self.rooms
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// The synthetic dataset to build. Deterministic from `seed`.
@@ -859,6 +953,59 @@ fn validate(loc: &Locator, raw: RawScenario) -> Result<Scenario, ScenarioError> 
         }
     };
 
+    let sweep = match &raw.sweep {
+        None => None,
+        Some(sw) => {
+            let dimension = SweepDimension::ALL
+                .iter()
+                .find(|(n, _)| *n == sw.dimension.get_ref())
+                .map(|(_, d)| *d)
+                .ok_or_else(|| {
+                    let names: Vec<&str> = SweepDimension::ALL.iter().map(|(n, _)| *n).collect();
+                    loc.at(
+                        sw.dimension.span(),
+                        "sweep.dimension",
+                        format!(
+                            "{:?} is not a sweepable dimension: {}",
+                            sw.dimension.get_ref(),
+                            names.join(", ")
+                        ),
+                    )
+                })?;
+            let values = sw.values.get_ref().clone();
+            let at = |m: String| loc.at(sw.values.span(), "sweep.values", m);
+            if values.len() < 3 {
+                return Err(at(format!(
+                    "{} value(s): a fitted exponent needs at least 3",
+                    values.len()
+                )));
+            }
+            if values.windows(2).any(|w| w[0] >= w[1]) || values[0] == 0 {
+                return Err(at("values must be positive and strictly ascending".into()));
+            }
+            for v in &values {
+                dataset
+                    .with(dimension, *v)
+                    .check()
+                    .map_err(|m| at(format!("at {} = {v}: {m}", dimension.name())))?;
+                if let Some(h) = &herd
+                    && dimension == SweepDimension::Users
+                    && h.clients > *v
+                {
+                    return Err(at(format!(
+                        "at users = {v}: the herd's {} clients need as many users",
+                        h.clients
+                    )));
+                }
+            }
+            Some(SweepSpec {
+                dimension,
+                values,
+                workloads: sw.workloads.unwrap_or(false),
+            })
+        }
+    };
+
     let name = raw.name.unwrap_or_else(|| {
         loc.path
             .file_stem()
@@ -874,6 +1021,7 @@ fn validate(loc: &Locator, raw: RawScenario) -> Result<Scenario, ScenarioError> 
         boot,
         herd,
         profile,
+        sweep,
     })
 }
 
@@ -1011,6 +1159,38 @@ sync = "full_state"
         .unwrap();
         assert_eq!(s.server.database, DatabaseKind::Postgres);
         assert!(s.server.postgres_url.is_none());
+    }
+
+    #[test]
+    fn sweep_is_validated_at_every_value() {
+        let ok = parse(
+            Path::new("s.toml"),
+            &format!("{GOOD}\n[sweep]\ndimension = \"users\"\nvalues = [5, 10, 40]\n"),
+        )
+        .unwrap();
+        let sw = ok.sweep.unwrap();
+        assert_eq!(
+            (sw.dimension, sw.values.len(), sw.workloads),
+            (SweepDimension::Users, 3, false)
+        );
+        let e = err(&format!(
+            "{GOOD}\n[sweep]\ndimension = \"users\"\nvalues = [2, 10, 40]\n"
+        ));
+        assert_eq!(e.field, "sweep.values");
+        assert!(e.message.contains("at users = 2"), "{e}");
+        let e = err(&format!(
+            "{GOOD}\n[sweep]\ndimension = \"users\"\nvalues = [10, 5, 40]\n"
+        ));
+        assert!(e.message.contains("ascending"), "{e}");
+        let e = err(&format!(
+            "{GOOD}\n[sweep]\ndimension = \"users\"\nvalues = [10, 40]\n"
+        ));
+        assert!(e.message.contains("at least 3"), "{e}");
+        let e = err(&format!(
+            "{GOOD}\n[sweep]\ndimension = \"cats\"\nvalues = [1, 2, 3]\n"
+        ));
+        assert_eq!(e.field, "sweep.dimension");
+        assert!(e.message.contains("big_room_members"), "{e}");
     }
 
     #[test]

@@ -190,11 +190,172 @@ fn nice_step(raw: f64) -> f64 {
         .unwrap_or(10.0 * p)
 }
 
+/// A log–log plot of one metric over a sweep: the measured points, the fitted line (dashed
+/// beyond the measured range, where it is an extrapolation) and the exponent with its interval.
+pub fn loglog(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    points: &[(f64, f64)],
+    fit: Option<&crate::fit::PowerFit>,
+) -> String {
+    let (w, h) = (640.0, 420.0);
+    let (left, right, top, bottom) = (80.0, 20.0, 56.0, 50.0);
+    let pts: Vec<(f64, f64)> = points
+        .iter()
+        .copied()
+        .filter(|(x, y)| *x > 0.0 && *y > 0.0)
+        .collect();
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">
+<rect width="100%" height="100%" fill="#fff"/>
+<text x="10" y="20" font-size="15" font-weight="bold">{}</text>
+"##,
+        esc(title)
+    );
+    if pts.is_empty() {
+        s.push_str(r##"<text x="10" y="44" fill="#555">no positive values to plot</text></svg>"##);
+        return s;
+    }
+    let sub = match fit {
+        Some(f) => format!(
+            "t = {} · n^{:.2} (95% CI of the exponent {:.2} … {:.2}, R² {:.3}, {} points){}",
+            crate::report::fmt_num(f.a),
+            f.b,
+            f.b_low,
+            f.b_high,
+            f.r2,
+            f.n,
+            if f.superlinear() {
+                " · SUPER-LINEAR"
+            } else {
+                ""
+            }
+        ),
+        None => "too few points for a fit".into(),
+    };
+    let _ = writeln!(
+        s,
+        r##"<text x="10" y="40" fill="#555">{}</text>"##,
+        esc(&sub)
+    );
+    let lx = |v: f64| v.log10();
+    let (mut x0, mut x1) = pts
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
+            (a.min(lx(p.0)), b.max(lx(p.0)))
+        });
+    let (mut y0, mut y1) = pts
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
+            (a.min(lx(p.1)), b.max(lx(p.1)))
+        });
+    // At least one decade on each axis, padded.
+    for (lo, hi) in [(&mut x0, &mut x1), (&mut y0, &mut y1)] {
+        let mid = (*lo + *hi) / 2.0;
+        let half = ((*hi - *lo) / 2.0).max(0.5) * 1.1;
+        *lo = mid - half;
+        *hi = mid + half;
+    }
+    let px = |v: f64| left + (lx(v) - x0) / (x1 - x0) * (w - left - right);
+    let py = |v: f64| h - bottom - (lx(v) - y0) / (y1 - y0) * (h - top - bottom);
+    let _ = writeln!(
+        s,
+        r##"<rect x="{left}" y="{top}" width="{}" height="{}" fill="none" stroke="#999"/>"##,
+        w - left - right,
+        h - top - bottom
+    );
+    // Ticks at 1, 2, 5 × powers of ten.
+    for (lo, hi, is_x) in [(x0, x1, true), (y0, y1, false)] {
+        let mut e = lo.floor() as i32;
+        while (e as f64) <= hi {
+            for m in [1.0, 2.0, 5.0] {
+                let v = m * 10f64.powi(e);
+                let l = lx(v);
+                if l < lo || l > hi {
+                    continue;
+                }
+                let label = crate::report::fmt_num(v);
+                if is_x {
+                    let x = px(v);
+                    let _ = writeln!(
+                        s,
+                        r##"<line x1="{x:.1}" y1="{top}" x2="{x:.1}" y2="{}" stroke="#eee"/><text x="{x:.1}" y="{}" text-anchor="middle" fill="#555">{label}</text>"##,
+                        h - bottom,
+                        h - bottom + 16.0
+                    );
+                } else {
+                    let y = py(v);
+                    let _ = writeln!(
+                        s,
+                        r##"<line x1="{left}" y1="{y:.1}" x2="{}" y2="{y:.1}" stroke="#eee"/><text x="{}" y="{:.1}" text-anchor="end" fill="#555">{label}</text>"##,
+                        w - right,
+                        left - 6.0,
+                        y + 4.0
+                    );
+                }
+            }
+            e += 1;
+        }
+    }
+    let _ = writeln!(
+        s,
+        r##"<text x="{}" y="{}" text-anchor="middle">{}</text><text x="16" y="{}" transform="rotate(-90 16 {})" text-anchor="middle">{}</text>"##,
+        (left + w - right) / 2.0,
+        h - 10.0,
+        esc(x_label),
+        (top + h - bottom) / 2.0,
+        (top + h - bottom) / 2.0,
+        esc(y_label)
+    );
+    if let Some(f) = fit {
+        let at = |x: f64| (px(x), py(f.a * x.powf(f.b)));
+        let (a0, a1) = (10f64.powf(x0), 10f64.powf(x1));
+        for (from, to, dash) in [
+            (a0, f.x_min, "5,4"),
+            (f.x_min, f.x_max, "none"),
+            (f.x_max, a1, "5,4"),
+        ] {
+            let ((u0, v0), (u1, v1)) = (at(from), at(to));
+            let _ = writeln!(
+                s,
+                r##"<line x1="{u0:.1}" y1="{v0:.1}" x2="{u1:.1}" y2="{v1:.1}" stroke="#d62728" stroke-width="1.5" stroke-dasharray="{dash}"/>"##
+            );
+        }
+    }
+    for (x, y) in &pts {
+        let _ = writeln!(
+            s,
+            r##"<circle cx="{:.1}" cy="{:.1}" r="4" fill="#1f77b4"><title>{} → {}</title></circle>"##,
+            px(*x),
+            py(*y),
+            crate::report::fmt_num(*x),
+            crate::report::fmt_num(*y)
+        );
+    }
+    // Clip nothing: the frame is drawn last so lines beyond it stay inside the picture's margin.
+    s.push_str("</svg>\n");
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::boot::{PhaseTiming, TimestampSource};
     use crate::metrics::ResourceSummary;
+
+    #[test]
+    fn loglog_plots_points_and_the_fit() {
+        let pts = [(1e3, 10.0), (2e3, 40.0), (4e3, 160.0)];
+        let f = crate::fit::PowerFit::fit(&pts).unwrap();
+        let svg = loglog("db_prepare", "users", "ms", &pts, Some(&f));
+        assert_eq!(svg.matches("<circle").count(), 3);
+        assert!(svg.contains("n^2.00") && svg.contains("SUPER-LINEAR"));
+        assert_eq!(svg.matches("stroke=\"#d62728\"").count(), 3);
+        assert!(loglog("x", "n", "ms", &[], None).contains("no positive values"));
+    }
 
     #[test]
     fn waterfall_draws_every_phase_and_both_charts() {
