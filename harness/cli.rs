@@ -17,6 +17,7 @@ Examples:
   hsbench fixtures list
   hsbench fixtures rm 3fa5                   # by key prefix; --all for every fixture
   hsbench flamediff results/<base-run> results/<new-run>   # red = grew
+  hsbench compare results/<base-run> results/<new-run>     # exit 1 on a regression
   hsbench run scenarios/sweep-users.toml     # a [sweep]: one run per value, fitted exponents
   hsbench size results/<id>-sweep --users 150000
 
@@ -53,6 +54,10 @@ pub enum Command {
         #[arg(long, short, value_name = "DIR")]
         out: Option<PathBuf>,
     },
+    /// Compare a candidate with a baseline: every boot phase, milestone, shutdown, RSS, CPU and
+    /// herd figure gets a verdict (Mann–Whitney significance and a bootstrap interval of the
+    /// ratio of medians beyond the noise threshold). Exit 1 when anything regressed.
+    Compare(CompareArgs),
     /// Extrapolate a sizing sweep to a value of its dimension: each phase, time to ready,
     /// peak RSS, data size and herd p99 with 95% prediction intervals.
     Size(SizeArgs),
@@ -76,6 +81,29 @@ pub enum FixturesAction {
         #[arg(long, conflicts_with = "key")]
         all: bool,
     },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CompareArgs {
+    /// Baseline: a run directory, a result.json, or a directory of runs (samples pooled).
+    pub baseline: PathBuf,
+    /// Candidate: the same kinds.
+    pub candidate: PathBuf,
+    /// Changes within ± this share are noise (e.g. 0.05 = 5%).
+    #[arg(long, default_value_t = crate::compare::DEFAULT_NOISE, value_name = "SHARE")]
+    pub noise: f64,
+    /// Significance level of the rank test.
+    #[arg(long, default_value_t = crate::compare::DEFAULT_ALPHA)]
+    pub alpha: f64,
+    /// Compare runs of different scenarios, datasets or databases anyway.
+    #[arg(long)]
+    pub force: bool,
+    /// Also write the comparison as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Write differential flamegraphs (when both sides have profiles) into this directory.
+    #[arg(long, value_name = "DIR")]
+    pub flamediff: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]

@@ -8,6 +8,7 @@ pub mod analysis;
 pub mod boot;
 pub mod cache;
 pub mod cli;
+pub mod compare;
 pub mod dataset;
 pub mod fit;
 pub mod fixture;

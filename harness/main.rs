@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use hsbench::cli::{Cli, Command, FixturesAction, RunArgs, SizeArgs};
+use hsbench::cli::{Cli, Command, CompareArgs, FixturesAction, RunArgs, SizeArgs};
 use hsbench::fixture::FixtureStore;
 use hsbench::run::{RunError, RunOptions, run};
 use hsbench::{report, scenario};
@@ -53,6 +53,7 @@ fn main() -> ExitCode {
             Command::Seed(args) => run_cmd(&args, true).await,
             Command::Flamediff { before, after, out } => flamediff(&before, &after, out),
             Command::Size(args) => size(&args),
+            Command::Compare(args) => compare(&args),
             Command::Fixtures {
                 action,
                 fixtures_dir,
@@ -177,6 +178,49 @@ fn flamediff(
             2
         }
     }
+}
+
+fn compare(args: &CompareArgs) -> i32 {
+    use hsbench::compare;
+    let load = |p: &std::path::Path| compare::load_runs(p);
+    let (base, cand) = match (load(&args.baseline), load(&args.candidate)) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let gates = compare::Gates {
+        alpha: args.alpha,
+        noise: args.noise,
+        ..compare::Gates::default()
+    };
+    let c = match compare::compare(&base, &cand, &gates, args.force) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    println!("{}", compare::markdown(&c));
+    if let Some(path) = &args.json {
+        let json = serde_json::to_vec_pretty(&c).expect("a comparison serializes");
+        if let Err(e) = std::fs::write(path, json) {
+            eprintln!("error: {}: {e}", path.display());
+            return 5;
+        }
+    }
+    if let Some(dir) = &args.flamediff {
+        match hsbench::profiler::flamediff(&args.baseline, &args.candidate, dir) {
+            Ok(diffs) => {
+                for d in diffs {
+                    println!("flamediff {}: {}", d.scope, d.svg.display());
+                }
+            }
+            Err(e) => eprintln!("no differential flamegraphs: {e}"),
+        }
+    }
+    if c.regressions().is_empty() { 0 } else { 1 }
 }
 
 fn size(args: &SizeArgs) -> i32 {

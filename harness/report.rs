@@ -38,8 +38,143 @@ impl Exporter for MarkdownExporter {
     }
 }
 
+/// One figure of a run for dashboards: a median with its confidence interval.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Figure {
+    /// `time_to_ready`, `phase.db_prepare`, `cold.time_to_ready`, `herd.p99`, …
+    pub metric: String,
+    /// `ms` or `bytes` or `s`.
+    pub unit: &'static str,
+    pub value: f64,
+    pub low: f64,
+    pub high: f64,
+}
+
+/// The headline figures of a run: the warm (and cold) boot summaries' medians with the
+/// confidence interval of the median, and the herd's corrected percentiles (one sample: no
+/// interval).
+pub fn figures(r: &RunResult) -> Vec<Figure> {
+    let mut out = Vec::new();
+    let mut push = |metric: String, unit: &'static str, s: &Stat| {
+        out.push(Figure {
+            metric,
+            unit,
+            value: s.median,
+            low: s.median_ci_low,
+            high: s.median_ci_high,
+        })
+    };
+    for (prefix, summary) in [("", &r.boot_summary), ("cold.", &r.cold_boot_summary)] {
+        let Some(b) = summary else { continue };
+        if let Some(s) = &b.time_to_ready_ms {
+            push(format!("{prefix}time_to_ready"), "ms", s);
+        }
+        for p in &b.phases {
+            if let Some(s) = &p.stat {
+                push(format!("{prefix}phase.{}", p.name), "ms", s);
+            }
+        }
+        if let Some(s) = &b.shutdown_ms.stat {
+            push(format!("{prefix}shutdown"), "ms", s);
+        }
+        if let Some(s) = &b.peak_rss_bytes {
+            push(format!("{prefix}peak_rss"), "bytes", s);
+        }
+    }
+    if let Some(h) = &r.herd {
+        for (m, v) in [
+            ("herd.sync.p50", h.corrected.p50_ms),
+            ("herd.sync.p99", h.corrected.p99_ms),
+            ("herd.sync.max", h.corrected.max_ms),
+            ("herd.wall", h.wall_ms),
+        ] {
+            out.push(Figure {
+                metric: m.into(),
+                unit: "ms",
+                value: v,
+                low: v,
+                high: v,
+            });
+        }
+    }
+    out
+}
+
+fn scenario_name(r: &RunResult) -> String {
+    r.scenario
+        .get("name")
+        .and_then(|v| v.as_str())
+        .unwrap_or("hsbench")
+        .to_string()
+}
+
+/// Bencher Metric Format: `{"<scenario>/<metric>": {"<measure>": {"value", "lower_value",
+/// "upper_value"}}}`, measures `milliseconds` and `bytes` (lower and upper: the interval of
+/// the median).
+pub struct BmfExporter;
+
+impl Exporter for BmfExporter {
+    fn file_name(&self) -> &'static str {
+        "bmf.json"
+    }
+    fn render(&self, result: &RunResult) -> Vec<u8> {
+        let name = scenario_name(result);
+        let mut map = serde_json::Map::new();
+        for f in figures(result) {
+            let measure = match f.unit {
+                "bytes" => "bytes",
+                "s" => "seconds",
+                _ => "milliseconds",
+            };
+            map.insert(
+                format!("{name}/{}", f.metric),
+                serde_json::json!({ measure: {
+                    "value": f.value, "lower_value": f.low, "upper_value": f.high
+                }}),
+            );
+        }
+        let mut v = serde_json::to_vec_pretty(&map).expect("json");
+        v.push(b'\n');
+        v
+    }
+}
+
+/// github-action-benchmark's `customSmallerIsBetter`: `[{"name", "unit", "value", "range"}]`.
+pub struct GithubBenchmarkExporter;
+
+impl Exporter for GithubBenchmarkExporter {
+    fn file_name(&self) -> &'static str {
+        "github-action-benchmark.json"
+    }
+    fn render(&self, result: &RunResult) -> Vec<u8> {
+        let name = scenario_name(result);
+        let list: Vec<serde_json::Value> = figures(result)
+            .into_iter()
+            .map(|f| {
+                let mut o = serde_json::json!({
+                    "name": format!("{name} {}", f.metric),
+                    "unit": f.unit,
+                    "value": f.value,
+                });
+                if f.high > f.low {
+                    o["range"] = format!("{:.3} … {:.3}", f.low, f.high).into();
+                }
+                o
+            })
+            .collect();
+        let mut v = serde_json::to_vec_pretty(&list).expect("json");
+        v.push(b'\n');
+        v
+    }
+}
+
 pub fn exporters() -> Vec<Box<dyn Exporter>> {
-    vec![Box::new(JsonExporter), Box::new(MarkdownExporter)]
+    vec![
+        Box::new(JsonExporter),
+        Box::new(MarkdownExporter),
+        Box::new(BmfExporter),
+        Box::new(GithubBenchmarkExporter),
+    ]
 }
 
 /// Write every format into `dir`.

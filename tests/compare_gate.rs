@@ -1,0 +1,82 @@
+//! The regression gate on real boots: two runs of the same Synapse (A/A) must not differ; a run
+//! with a delay injected into one phase must be reported as a regression of that phase.
+//!
+//! The delay: `tests/data/inject-delay/sitecustomize.py`, put on PYTHONPATH for this test binary
+//! only, wraps Synapse's `prepare_database` with a sleep while the file named by
+//! `HSBENCH_TEST_DELAY_FILE` exists. It falls inside the `db_prepare` phase.
+
+mod common;
+
+use std::path::Path;
+
+use hsbench::compare::{Gates, Verdict, compare, markdown};
+use hsbench::run::{RunOptions, run};
+use hsbench::scenario;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_a_passes_and_an_injected_delay_is_caught() {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let delay = tempfile::tempdir().unwrap();
+    let delay_file = delay.path().join("delay-ms");
+    // SAFETY: set before any thread of this test binary spawns a process; this binary has one
+    // test, so nothing else reads the environment concurrently.
+    unsafe {
+        std::env::set_var("PYTHONPATH", manifest.join("tests/data/inject-delay"));
+        std::env::set_var("HSBENCH_TEST_DELAY_FILE", &delay_file);
+    }
+    let sc = scenario::load(&manifest.join("tests/scenarios/tiny-gate.toml")).unwrap();
+    let sandbox = common::Sandbox::new();
+    let opts = RunOptions {
+        verify: false,
+        ..sandbox.opts.clone()
+    };
+    let a = run(&sc, &opts).await.unwrap().result;
+    let b = run(&sc, &opts).await.unwrap().result;
+    std::fs::write(&delay_file, "250").unwrap();
+    let c = run(&sc, &opts).await.unwrap().result;
+    std::fs::remove_file(&delay_file).unwrap();
+
+    let gates = Gates::default();
+    let aa = compare(
+        std::slice::from_ref(&a),
+        std::slice::from_ref(&b),
+        &gates,
+        false,
+    )
+    .unwrap();
+    assert!(
+        aa.regressions().is_empty(),
+        "A/A reported regressions:\n{}",
+        markdown(&aa)
+    );
+    assert!(
+        aa.metrics
+            .iter()
+            .all(|m| m.baseline_n == 6 && m.candidate_n == 6)
+    );
+
+    let ac = compare(
+        std::slice::from_ref(&a),
+        std::slice::from_ref(&c),
+        &gates,
+        false,
+    )
+    .unwrap();
+    let db = ac
+        .metrics
+        .iter()
+        .find(|m| m.metric == "phase.db_prepare")
+        .unwrap();
+    assert_eq!(db.verdict, Verdict::Regressed, "{}", markdown(&ac));
+    // The delay is 250 ms on a phase of a few ms: the medians say so.
+    assert!(db.candidate_median - db.baseline_median > 200.0, "{db:?}");
+    assert!(db.p_value.unwrap() < 0.01);
+    // Phases the delay does not touch are not blamed.
+    for m in &ac.metrics {
+        if m.metric.starts_with("phase.") && m.metric != "phase.db_prepare" {
+            assert_ne!(m.verdict, Verdict::Regressed, "{}", markdown(&ac));
+        }
+    }
+    let md = markdown(&ac);
+    assert!(md.contains("**Regressed: db_prepare +"), "{md}");
+}
