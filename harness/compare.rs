@@ -463,6 +463,9 @@ fn fmt_value(metric: &str, v: f64) -> String {
 pub fn markdown(c: &Comparison) -> String {
     let regs = c.regressions();
     let mut md = format!("## hsbench compare · {}\n\n", c.scenario);
+    let mut regs = regs;
+    // Largest change first: the phase to look at.
+    regs.sort_by(|a, b| b.ratio.total_cmp(&a.ratio));
     if regs.is_empty() {
         md.push_str("**No regression.**");
     } else {

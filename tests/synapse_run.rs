@@ -180,6 +180,33 @@ async fn tiny_scenario_against_real_synapse() {
         md.contains("| db_prepare |") && md.contains("25 ok of 25"),
         "{md}"
     );
+    // Dashboard exports carry the summary's numbers: Bencher (median within its interval) and
+    // github-action-benchmark.
+    let bmf: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("bmf.json")).unwrap()).unwrap();
+    let ttr = &bmf["tiny/time_to_ready"]["milliseconds"];
+    let warm = r.boot_summary.as_ref().unwrap().time_to_ready_ms.unwrap();
+    assert_eq!(ttr["value"].as_f64().unwrap(), warm.median);
+    assert!(ttr["lower_value"].as_f64().unwrap() <= warm.median);
+    assert!(ttr["upper_value"].as_f64().unwrap() >= warm.median);
+    assert!(bmf["tiny/cold.phase.db_prepare"]["milliseconds"]["value"].is_number());
+    assert_eq!(
+        bmf["tiny/herd.sync.p99"]["milliseconds"]["value"]
+            .as_f64()
+            .unwrap(),
+        h.corrected.p99_ms
+    );
+    let gab: Vec<serde_json::Value> = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("github-action-benchmark.json")).unwrap(),
+    )
+    .unwrap();
+    let entry = gab
+        .iter()
+        .find(|e| e["name"] == "tiny time_to_ready")
+        .unwrap();
+    assert_eq!(entry["unit"], "ms");
+    assert_eq!(entry["value"].as_f64().unwrap(), warm.median);
+
     // A second run restores the fixture instead of loading, and the server holds the same data.
     let again = run(&sc, opts)
         .await
