@@ -1126,16 +1126,16 @@ pub struct AttachedSlicing<'a> {
 impl AttachedSlicing<'_> {
     /// Fold the recording and render it. Blocking.
     pub fn render(&self) -> Result<FlameFile, ProfilerError> {
-        let (tool, raw, run_dir, subdir, scope, title, rate_hz, window_ms) = (
-            self.tool,
-            self.raw,
-            self.run_dir,
-            self.subdir,
-            self.scope,
-            self.title,
-            self.rate_hz,
-            self.window_ms,
-        );
+        let Self {
+            tool,
+            rate_hz,
+            raw,
+            run_dir,
+            subdir,
+            scope,
+            title,
+            window_ms,
+        } = *self;
         let folded = match tool.kind {
             ToolKind::PySpy => Folded::parse(&std::fs::read_to_string(raw).map_err(io_err(raw))?),
             ToolKind::Perf => PerfSamples::from_recording(tool, raw)?.window(f64::MIN, f64::MAX),

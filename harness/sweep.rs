@@ -113,6 +113,15 @@ pub fn metrics_of(r: &RunResult) -> BTreeMap<String, f64> {
     m
 }
 
+/// `(value, metric)` of the completed points that have `metric`.
+fn series(points: &[SweepPoint], metric: &str) -> Vec<(f64, f64)> {
+    points
+        .iter()
+        .filter(|p| p.status == RunStatus::Complete)
+        .filter_map(|p| p.metrics.get(metric).map(|v| (p.value as f64, *v)))
+        .collect()
+}
+
 /// Fit every metric over the points that completed.
 pub fn fit_all(points: &[SweepPoint]) -> Vec<MetricFit> {
     let mut names: Vec<&String> = points.iter().flat_map(|p| p.metrics.keys()).collect();
@@ -121,12 +130,7 @@ pub fn fit_all(points: &[SweepPoint]) -> Vec<MetricFit> {
     names
         .into_iter()
         .map(|name| {
-            let pts: Vec<(f64, f64)> = points
-                .iter()
-                .filter(|p| p.status == RunStatus::Complete)
-                .filter_map(|p| p.metrics.get(name).map(|v| (p.value as f64, *v)))
-                .collect();
-            let fit = PowerFit::fit(&pts);
+            let fit = PowerFit::fit(&series(points, name));
             MetricFit {
                 metric: name.clone(),
                 unit: unit_of(name).into(),
@@ -275,12 +279,7 @@ pub fn write_files(dir: &Path, result: &mut SweepResult) -> Result<(), RunError>
     let dim = result.dimension.name();
     let mut plots = Vec::new();
     for f in &mut result.fits {
-        let pts: Vec<(f64, f64)> = result
-            .points
-            .iter()
-            .filter(|p| p.status == RunStatus::Complete)
-            .filter_map(|p| p.metrics.get(&f.metric).map(|v| (p.value as f64, *v)))
-            .collect();
+        let pts = series(&result.points, &f.metric);
         if pts.is_empty() {
             continue;
         }
@@ -525,6 +524,21 @@ pub fn load(path: &Path) -> Result<SweepResult, SizeError> {
     })
 }
 
+/// Smallest and largest value of the completed points, and how many there are.
+fn measured_range(r: &SweepResult) -> (u64, u64, usize) {
+    let values: Vec<u64> = r
+        .points
+        .iter()
+        .filter(|p| p.status == RunStatus::Complete)
+        .map(|p| p.value)
+        .collect();
+    (
+        values.iter().copied().min().unwrap_or(0),
+        values.iter().copied().max().unwrap_or(0),
+        values.len(),
+    )
+}
+
 /// How far `value` lies outside `[min, max]`, as a factor (1 inside the range).
 pub fn extrapolation_factor(value: f64, min: f64, max: f64) -> f64 {
     if value > max {
@@ -543,16 +557,7 @@ pub fn extrapolate(
     value: u64,
     force: bool,
 ) -> Result<Vec<Extrapolation>, SizeError> {
-    let measured: Vec<u64> = r
-        .points
-        .iter()
-        .filter(|p| p.status == RunStatus::Complete)
-        .map(|p| p.value)
-        .collect();
-    let (min, max) = (
-        measured.iter().copied().min().unwrap_or(0),
-        measured.iter().copied().max().unwrap_or(0),
-    );
+    let (min, max, _) = measured_range(r);
     let factor = extrapolation_factor(value as f64, min as f64, max as f64);
     if factor > MAX_EXTRAPOLATION && !force {
         return Err(SizeError::TooFar {
@@ -580,22 +585,11 @@ pub fn extrapolate(
 /// The `hsbench size` table.
 pub fn size_report(r: &SweepResult, value: u64, rows: &[Extrapolation]) -> String {
     let dim = r.dimension.name();
-    let measured: Vec<u64> = r
-        .points
-        .iter()
-        .filter(|p| p.status == RunStatus::Complete)
-        .map(|p| p.value)
-        .collect();
-    let (min, max) = (
-        measured.iter().copied().min().unwrap_or(0),
-        measured.iter().copied().max().unwrap_or(0),
-    );
+    let (min, max, n) = measured_range(r);
     let factor = extrapolation_factor(value as f64, min as f64, max as f64);
     let mut s = format!(
         "{} at {dim} = {value}, from the sweep {} (fitted over {dim} {min}–{max}, {} points)\n",
-        r.scenario,
-        r.sweep_id,
-        measured.len()
+        r.scenario, r.sweep_id, n
     );
     if factor > 1.0 {
         s.push_str(&format!(
