@@ -89,7 +89,19 @@ async fn run_cmd(args: &RunArgs, seed_only: bool) -> i32 {
         Ok(out) => {
             println!("{}", report::markdown(&out.result));
             println!("results: {}", out.run_dir.display());
-            0
+            let failed: Vec<String> = out
+                .result
+                .thresholds
+                .iter()
+                .filter(|t| !t.passed)
+                .map(|t| format!("{} {}", t.metric, t.condition))
+                .collect();
+            if failed.is_empty() {
+                0
+            } else {
+                eprintln!("thresholds failed: {}", failed.join(", "));
+                1
+            }
         }
         Err(e) => fail(&e),
     }

@@ -84,6 +84,7 @@ pub fn figures(r: &RunResult) -> Vec<Figure> {
     if let Some(h) = &r.herd {
         for (m, v) in [
             ("herd.sync.p50", h.corrected.p50_ms),
+            ("herd.sync.p90", h.corrected.p90_ms),
             ("herd.sync.p99", h.corrected.p99_ms),
             ("herd.sync.max", h.corrected.max_ms),
             ("herd.wall", h.wall_ms),
@@ -98,6 +99,44 @@ pub fn figures(r: &RunResult) -> Vec<Figure> {
         }
     }
     out
+}
+
+/// One `[thresholds]` entry checked against the run's figures.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ThresholdResult {
+    pub metric: String,
+    /// As written: `< 10s`.
+    pub condition: String,
+    /// The run's figure (a median for boot metrics); `None` when the run has no such figure.
+    pub value: Option<f64>,
+    pub passed: bool,
+}
+
+/// Check every threshold against the run's figures; a figure the run lacks fails its threshold.
+pub fn check_thresholds(
+    r: &RunResult,
+    thresholds: &[crate::scenario::Threshold],
+) -> Vec<ThresholdResult> {
+    let figs = figures(r);
+    thresholds
+        .iter()
+        .map(|t| {
+            let value = figs.iter().find(|f| f.metric == t.metric).map(|f| f.value);
+            let passed = value.is_some_and(|v| {
+                if t.inclusive {
+                    v <= t.limit
+                } else {
+                    v < t.limit
+                }
+            });
+            ThresholdResult {
+                metric: t.metric.clone(),
+                condition: t.text.clone(),
+                value,
+                passed,
+            }
+        })
+        .collect()
 }
 
 fn scenario_name(r: &RunResult) -> String {
@@ -504,6 +543,32 @@ pub fn markdown(r: &RunResult) -> String {
             fmt_ms(h.wall_ms),
             fmt_bytes(h.bytes_received as f64)
         ));
+    }
+
+    if !r.thresholds.is_empty() {
+        let failed = r.thresholds.iter().filter(|t| !t.passed).count();
+        md.push_str(&format!(
+            "### Thresholds: {}\n\n| metric | condition | value | |\n|---|---|---:|---|\n",
+            if failed == 0 {
+                "all passed".to_string()
+            } else {
+                format!("**{failed} failed**")
+            }
+        ));
+        for t in &r.thresholds {
+            let value = match t.value {
+                None => "no data".to_string(),
+                Some(v) if t.metric.ends_with("peak_rss") => fmt_bytes(v),
+                Some(v) => fmt_ms(v),
+            };
+            md.push_str(&format!(
+                "| {} | {} | {value} | {} |\n",
+                t.metric,
+                t.condition,
+                if t.passed { "✅" } else { "❌ failed" }
+            ));
+        }
+        md.push('\n');
     }
 
     if let Some(p) = &r.profile {

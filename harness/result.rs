@@ -87,6 +87,9 @@ pub struct RunResult {
     /// Flamegraphs of profiled boots and workloads (`[profile]`).
     #[serde(default)]
     pub profile: Option<crate::profiler::ProfileResult>,
+    /// `[thresholds]` checked against this run (empty without thresholds).
+    #[serde(default)]
+    pub thresholds: Vec<crate::report::ThresholdResult>,
     /// Files of this run directory besides result.json, relative to it.
     pub files: Vec<String>,
 }
@@ -118,6 +121,7 @@ impl RunResult {
             workload_boot: None,
             herd: None,
             profile: None,
+            thresholds: Vec::new(),
             files: Vec::new(),
         }
     }

@@ -190,7 +190,11 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, R
     ctx.result.finished_at =
         Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
     match &outcome {
-        Ok(()) => ctx.result.status = RunStatus::Complete,
+        Ok(()) => {
+            ctx.result.status = RunStatus::Complete;
+            ctx.result.thresholds =
+                crate::report::check_thresholds(&ctx.result, &scenario.thresholds);
+        }
         Err(RunError::Interrupted) => {
             ctx.result.status = RunStatus::Interrupted;
             ctx.result.error = Some(RunError::Interrupted.to_string());

@@ -60,6 +60,7 @@ struct RawScenario {
     workload: Option<RawWorkload>,
     profile: Option<RawProfile>,
     sweep: Option<RawSweep>,
+    thresholds: Option<std::collections::BTreeMap<String, Spanned<String>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -157,6 +158,85 @@ pub struct Scenario {
     pub herd: Option<HerdSpec>,
     pub profile: ProfileSpec,
     pub sweep: Option<SweepSpec>,
+    /// Absolute limits a run must meet (`[thresholds]`); `hsbench run` exits 1 when one fails.
+    pub thresholds: Vec<Threshold>,
+}
+
+/// `metric = "< limit"`: the run's median (or the herd's percentile) must stay below `limit`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Threshold {
+    /// A figure of the run: `time_to_ready`, `phase.<name>`, `shutdown`, `peak_rss`, their
+    /// `cold.` variants, `herd.sync.p50|p90|p99|max`, `herd.wall`.
+    pub metric: String,
+    /// `<` or `<=`.
+    pub inclusive: bool,
+    /// Milliseconds, or bytes for `peak_rss`.
+    pub limit: f64,
+    /// The text as written, for reports.
+    pub text: String,
+}
+
+/// Parse one threshold; `metric` may carry a `boot.` prefix (`boot.shutdown`).
+fn parse_threshold(metric: &str, text: &str, phases: &[String]) -> Result<Threshold, String> {
+    let m = metric.strip_prefix("boot.").unwrap_or(metric);
+    let base = m.strip_prefix("cold.").unwrap_or(m);
+    let known = matches!(
+        base,
+        "time_to_ready"
+            | "shutdown"
+            | "peak_rss"
+            | "herd.sync.p50"
+            | "herd.sync.p90"
+            | "herd.sync.p99"
+            | "herd.sync.max"
+            | "herd.wall"
+    ) || base
+        .strip_prefix("phase.")
+        .is_some_and(|p| phases.iter().any(|q| q == p));
+    if !known || (m.starts_with("cold.") && base.starts_with("herd.")) {
+        return Err(format!(
+            "unknown metric {metric:?}: time_to_ready, shutdown, peak_rss, phase.<{}>, their cold. variants, herd.sync.p50|p90|p99|max, herd.wall",
+            phases.join("|")
+        ));
+    }
+    let t = text.trim();
+    let (inclusive, rest) = if let Some(r) = t.strip_prefix("<=") {
+        (true, r)
+    } else if let Some(r) = t.strip_prefix('<') {
+        (false, r)
+    } else {
+        return Err(format!(
+            "{text:?}: write an upper bound, e.g. \"< 10s\" or \"<= 512MiB\""
+        ));
+    };
+    let rest = rest.trim();
+    let limit = if base == "peak_rss" {
+        let (num, unit) = rest
+            .find(|c: char| c.is_ascii_alphabetic())
+            .map_or((rest, ""), |i| rest.split_at(i));
+        let k: f64 = match unit.trim() {
+            "" | "B" => 1.0,
+            "KiB" => 1024.0,
+            "MiB" => 1024.0 * 1024.0,
+            "GiB" => 1024.0 * 1024.0 * 1024.0,
+            other => return Err(format!("{other:?} is not a size unit: B, KiB, MiB, GiB")),
+        };
+        num.trim()
+            .parse::<f64>()
+            .map_err(|_| format!("{rest:?} is not a size, e.g. \"512MiB\""))?
+            * k
+    } else {
+        humantime::parse_duration(rest)
+            .map_err(|e| format!("{rest:?} is not a duration ({e}); e.g. \"10s\" or \"500ms\""))?
+            .as_secs_f64()
+            * 1000.0
+    };
+    Ok(Threshold {
+        metric: m.to_string(),
+        inclusive,
+        limit,
+        text: t.to_string(),
+    })
 }
 
 /// The dataset dimension a sweep varies.
@@ -1006,6 +1086,19 @@ fn validate(loc: &Locator, raw: RawScenario) -> Result<Scenario, ScenarioError> 
         }
     };
 
+    let phases: Vec<String> = crate::server::ServerProfile::synapse()
+        .phases
+        .iter()
+        .map(|p| p.name.clone())
+        .collect();
+    let mut thresholds = Vec::new();
+    for (metric, text) in raw.thresholds.iter().flatten() {
+        thresholds.push(
+            parse_threshold(metric, text.get_ref(), &phases)
+                .map_err(|m| loc.at(text.span(), &format!("thresholds.{metric}"), m))?,
+        );
+    }
+
     let name = raw.name.unwrap_or_else(|| {
         loc.path
             .file_stem()
@@ -1022,6 +1115,7 @@ fn validate(loc: &Locator, raw: RawScenario) -> Result<Scenario, ScenarioError> 
         herd,
         profile,
         sweep,
+        thresholds,
     })
 }
 
@@ -1191,6 +1285,44 @@ sync = "full_state"
         ));
         assert_eq!(e.field, "sweep.dimension");
         assert!(e.message.contains("big_room_members"), "{e}");
+    }
+
+    #[test]
+    fn thresholds_parse_and_errors_are_located() {
+        let ok = parse(
+            Path::new("t.toml"),
+            &format!(
+                "{GOOD}\n[thresholds]\ntime_to_ready = \"< 10s\"\n\"boot.shutdown\" = \"<= 3s\"\n\"herd.sync.p99\" = \"< 500ms\"\npeak_rss = \"< 512MiB\"\n\"phase.db_prepare\" = \"< 2s\"\n"
+            ),
+        )
+        .unwrap();
+        let t = |m: &str| {
+            ok.thresholds
+                .iter()
+                .find(|t| t.metric == m)
+                .unwrap()
+                .clone()
+        };
+        assert_eq!(t("time_to_ready").limit, 10_000.0);
+        assert!(t("shutdown").inclusive && t("shutdown").limit == 3000.0);
+        assert_eq!(t("herd.sync.p99").limit, 500.0);
+        assert_eq!(t("peak_rss").limit, 512.0 * 1024.0 * 1024.0);
+        let e = err(&format!(
+            "{GOOD}\n[thresholds]\ntime_to_ready = \"> 10s\"\n"
+        ));
+        assert_eq!(e.field, "thresholds.time_to_ready");
+        assert!(e.message.contains("upper bound"), "{e}");
+        let e = err(&format!(
+            "{GOOD}\n[thresholds]\n\"phase.nope\" = \"< 1s\"\n"
+        ));
+        assert!(
+            e.message.contains("unknown metric") && e.message.contains("db_prepare"),
+            "{e}"
+        );
+        let e = err(&format!(
+            "{GOOD}\n[thresholds]\npeak_rss = \"< 5 parsecs\"\n"
+        ));
+        assert!(e.message.contains("size unit"), "{e}");
     }
 
     #[test]

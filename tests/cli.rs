@@ -65,11 +65,14 @@ fn full_state_herd_through_the_binary() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // The run completes, but its impossible threshold fails: exit 1, named on stderr.
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
     assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+        stderr.contains("thresholds failed: herd.sync.p99 < 1ms"),
+        "{stderr}"
     );
+    assert!(stdout.contains("### Thresholds: **1 failed**"), "{stdout}");
     assert!(
         stdout.contains("### Herd: 25 clients, full-state /sync"),
         "{stdout}"

@@ -207,6 +207,18 @@ async fn tiny_scenario_against_real_synapse() {
     assert_eq!(entry["unit"], "ms");
     assert_eq!(entry["value"].as_f64().unwrap(), warm.median);
 
+    // Thresholds are checked against the run's own figures: the generous ones pass, the 1 ms
+    // shutdown fails, and summary.md says so.
+    let th = |m: &str| r.thresholds.iter().find(|t| t.metric == m).unwrap();
+    assert!(th("time_to_ready").passed && th("herd.sync.p99").passed);
+    assert_eq!(th("time_to_ready").value, Some(warm.median));
+    let sd = th("shutdown");
+    assert!(!sd.passed && sd.value.unwrap() >= 1.0, "{sd:?}");
+    assert!(
+        md.contains("**1 failed**") && md.contains("❌ failed"),
+        "{md}"
+    );
+
     // A second run restores the fixture instead of loading, and the server holds the same data.
     let again = run(&sc, opts)
         .await
