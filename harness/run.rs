@@ -467,15 +467,15 @@ async fn measure(
         } else {
             None
         };
-        let mut spec = boot_spec(
+        let spec = boot_spec(
             inst,
             profile,
             &run_dir,
             &label,
             Some(probe_token.clone()),
             scenario,
+            &db.pgids,
         )?;
-        spec.extra_pgids = db.pgids.clone();
         let server = boot(spec).await?;
         let (mut rec, samples) = server.stop_with_samples(shutdown, &run_dir).await;
         rec.cold = cold;
@@ -528,15 +528,15 @@ async fn measure(
     if scenario.herd.is_none() && !ctx.opts.verify {
         return finish_files(ctx);
     }
-    let mut spec = boot_spec(
+    let spec = boot_spec(
         inst,
         profile,
         &run_dir,
         "workload",
         Some(probe_token),
         scenario,
+        &db.pgids,
     )?;
-    spec.extra_pgids = db.pgids.clone();
     let mut server = boot(spec).await?;
     // The server is stopped exactly once, whatever the workloads did.
     let load_profiler = tool
@@ -701,8 +701,8 @@ async fn profiled_boot(
         &label,
         Some(probe_token.to_string()),
         scenario,
+        &db.pgids,
     )?;
-    spec.extra_pgids = db.pgids.clone();
     spec.command = tool.wrap_launch(&spec.command, &raw, scenario.profile.rate_hz);
     spec.wrapper = Some(Wrapper {
         line_prefix: tool.own_line_prefix(),
@@ -876,6 +876,7 @@ fn boot_spec<'p>(
     label: &str,
     token: Option<String>,
     scenario: &Scenario,
+    extra_pgids: &[i32],
 ) -> Result<BootSpec<'p>, RunError> {
     let port = free_port().map_err(|e| ServerError::io(Path::new("127.0.0.1:0"), e))?;
     inst.write_config(port)?;
@@ -887,7 +888,7 @@ fn boot_spec<'p>(
         sync_token: token,
         timeout: scenario.boot.timeout,
         log_path: run_dir.join(format!("{label}.log")),
-        extra_pgids: Vec::new(),
+        extra_pgids: extra_pgids.to_vec(),
         wrapper: None,
     })
 }
@@ -915,7 +916,16 @@ async fn build_dataset(
         scenario.dataset.seed
     ));
     let built = Instant::now();
-    let server = boot(boot_spec(inst, profile, &run_dir, "seed", None, scenario)?).await?;
+    let server = boot(boot_spec(
+        inst,
+        profile,
+        &run_dir,
+        "seed",
+        None,
+        scenario,
+        &[],
+    )?)
+    .await?;
     let client = MatrixClient::new(&server.base_url(), Duration::from_secs(120)).map_err(|e| {
         RunError::Workload {
             workload: "client".into(),
