@@ -4,7 +4,16 @@
 use crate::boot::BootRecord;
 
 /// Order statistics of a set of samples.
-#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    schemars::JsonSchema,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 pub struct Stat {
     pub n: u32,
     pub median: f64,
@@ -100,7 +109,7 @@ pub fn modified_z_scores(samples: &[f64]) -> Option<Vec<f64>> {
 pub const OUTLIER_Z: f64 = 3.5;
 
 /// A sample that stands out from the others: reported, never dropped.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize)]
 pub struct OutlierWarning {
     /// The phase or metric.
     pub metric: String,
@@ -145,7 +154,7 @@ fn outliers(metric: &str, labels: &[String], values: &[Option<f64>]) -> Vec<Outl
         .collect()
 }
 
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize)]
 pub struct NamedStat {
     pub name: String,
     /// Milliseconds (or the unit the field name says).
@@ -154,7 +163,7 @@ pub struct NamedStat {
     pub missing_in: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize)]
 pub struct BootSummary {
     pub boots: u32,
     pub time_to_ready_ms: Option<Stat>,
@@ -173,7 +182,7 @@ pub struct BootSummary {
 }
 
 /// Resources used during one phase, over the boots.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize)]
 pub struct PhaseResourceStat {
     pub name: String,
     pub cpu_s: Option<Stat>,

@@ -39,7 +39,9 @@ pub struct Wrapper {
 }
 
 /// Where a phase's times came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, schemars::JsonSchema, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum TimestampSource {
     /// The timestamp written inside the server's log line.
@@ -49,7 +51,7 @@ pub enum TimestampSource {
 }
 
 /// One timed phase of one boot, in milliseconds since spawn.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize)]
 pub struct PhaseTiming {
     pub name: String,
     pub from: String,
@@ -64,7 +66,7 @@ pub struct PhaseTiming {
 }
 
 /// Everything measured about one boot.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize)]
 pub struct BootRecord {
     pub label: String,
     /// Left out of the statistics.

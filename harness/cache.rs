@@ -9,7 +9,9 @@ use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
 /// What an eviction did.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Default, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize,
+)]
 pub struct Eviction {
     pub files: u64,
     pub bytes: u64,

@@ -61,6 +61,20 @@ pub enum Command {
     /// Extrapolate a sizing sweep to a value of its dimension: each phase, time to ready,
     /// peak RSS, data size and herd p99 with 95% prediction intervals.
     Size(SizeArgs),
+    /// Write summary.md, report.html and the dashboard exports of a run again from its
+    /// result.json and files.
+    Report {
+        /// Run directory or its result.json.
+        run: PathBuf,
+    },
+    /// Print the JSON Schema of result.json (published as schema/result.schema.json).
+    Schema,
+    /// List saved baselines.
+    Baselines {
+        /// Where baselines are kept.
+        #[arg(long, default_value = "results/baselines", value_name = "DIR")]
+        dir: PathBuf,
+    },
     /// Manage the fixture cache.
     Fixtures {
         #[command(subcommand)]
@@ -85,16 +99,23 @@ pub enum FixturesAction {
 
 #[derive(Debug, clap::Args)]
 pub struct CompareArgs {
-    /// Baseline: a run directory, a result.json, or a directory of runs (samples pooled).
-    pub baseline: PathBuf,
-    /// Candidate: the same kinds.
-    pub candidate: PathBuf,
-    /// Changes within ± this share are noise (e.g. 0.05 = 5%).
-    #[arg(long, default_value_t = crate::compare::DEFAULT_NOISE, value_name = "SHARE")]
-    pub noise: f64,
-    /// Significance level of the rank test.
-    #[arg(long, default_value_t = crate::compare::DEFAULT_ALPHA)]
-    pub alpha: f64,
+    /// BASELINE CANDIDATE, each a run directory, a result.json, or a directory of runs
+    /// (samples pooled); with --baseline, only CANDIDATE.
+    #[arg(num_args = 1..=2, required = true, value_name = "RUN")]
+    pub runs: Vec<PathBuf>,
+    /// Compare CANDIDATE with this saved baseline (`hsbench run --save-baseline NAME`).
+    #[arg(long, value_name = "NAME")]
+    pub baseline: Option<String>,
+    /// Where baselines are kept.
+    #[arg(long, default_value = "results/baselines", value_name = "DIR")]
+    pub baselines_dir: PathBuf,
+    /// Changes within ± this share are noise (e.g. 0.05 = 5%); default: the candidate
+    /// scenario's `[compare] noise` and `noise_by_metric`, else 0.05. Overrides both.
+    #[arg(long, value_name = "SHARE")]
+    pub noise: Option<f64>,
+    /// Significance level of the rank test; default: `[compare] alpha`, else 0.05.
+    #[arg(long)]
+    pub alpha: Option<f64>,
     /// Compare runs of different scenarios, datasets or databases anyway.
     #[arg(long)]
     pub force: bool,
@@ -169,6 +190,13 @@ pub struct RunArgs {
     /// Fixture cache directory (default: <cache>/fixtures).
     #[arg(long, value_name = "DIR")]
     pub fixtures_dir: Option<PathBuf>,
+    /// After the run, compare it with this saved baseline (`<out>/baselines/NAME/<scenario>`),
+    /// write compare.md and compare.json into the run directory, and exit 1 on a regression.
+    #[arg(long, value_name = "NAME")]
+    pub baseline: Option<String>,
+    /// Save this run as the named baseline of its scenario (replacing the previous one).
+    #[arg(long, value_name = "NAME")]
+    pub save_baseline: Option<String>,
 }
 
 impl From<&RunArgs> for RunOptions {

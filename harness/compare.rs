@@ -96,6 +96,36 @@ pub fn load_runs(path: &Path) -> Result<Vec<RunResult>, CompareError> {
     Ok(runs)
 }
 
+/// Milestones hsbench observes itself that are compared as points in time (ms since spawn).
+pub const COMPARED_MILESTONES: &[&str] =
+    &["first_log_line", "port_open", "versions_200", "sync_200"];
+
+/// Whether `name` is a metric [`samples`] can produce (for `[compare] noise_by_metric`).
+pub fn is_metric(name: &str, phases: &[String]) -> bool {
+    if let Some(h) = name.strip_prefix("herd.") {
+        return matches!(h, "p50" | "p99" | "max" | "wall");
+    }
+    let base = name.strip_prefix("cold.").unwrap_or(name);
+    matches!(
+        base,
+        "time_to_ready" | "shutdown" | "peak_rss_bytes" | "cpu_to_ready_s"
+    ) || base
+        .strip_prefix("phase.")
+        .is_some_and(|p| phases.iter().any(|q| q == p))
+        || base
+            .strip_prefix("milestone.")
+            .is_some_and(|m| COMPARED_MILESTONES.contains(&m))
+}
+
+/// The metric names, for an error message.
+pub fn metric_names_hint(phases: &[String]) -> String {
+    format!(
+        "time_to_ready, shutdown, peak_rss_bytes, cpu_to_ready_s, phase.<{}>, milestone.<{}>, their cold. variants, herd.p50|p99|max|wall",
+        phases.join("|"),
+        COMPARED_MILESTONES.join("|")
+    )
+}
+
 /// Samples of every metric: one per timed boot for boot metrics, one per run for workload
 /// metrics. Lower is better for all of them.
 pub fn samples(runs: &[RunResult]) -> BTreeMap<String, Vec<f64>> {
@@ -108,6 +138,11 @@ pub fn samples(runs: &[RunResult]) -> BTreeMap<String, Vec<f64>> {
             for ph in &b.phases {
                 if let Some(d) = ph.duration_ms {
                     push(format!("{p}phase.{}", ph.name), d);
+                }
+            }
+            for m in COMPARED_MILESTONES {
+                if let Some(&t) = b.points.get(*m) {
+                    push(format!("{p}milestone.{m}"), t);
                 }
             }
             if let Some(s) = b.shutdown_ms {
@@ -132,7 +167,9 @@ pub fn samples(runs: &[RunResult]) -> BTreeMap<String, Vec<f64>> {
     m
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, schemars::JsonSchema, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     Regressed,
@@ -152,18 +189,28 @@ impl Verdict {
     }
 }
 
+/// JSON has no NaN: serde_json writes it as `null`; read `null` back as NaN.
+fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(<Option<f64> as serde::Deserialize>::deserialize(d)?.unwrap_or(f64::NAN))
+}
+
 /// One metric compared.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize)]
 pub struct MetricComparison {
     pub metric: String,
     pub baseline_n: usize,
     pub candidate_n: usize,
+    #[serde(deserialize_with = "nan_if_null")]
     pub baseline_median: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub candidate_median: f64,
     /// candidate median / baseline median.
+    #[serde(deserialize_with = "nan_if_null")]
     pub ratio: f64,
     /// 95% bootstrap interval of the ratio of medians.
+    #[serde(deserialize_with = "nan_if_null")]
     pub ratio_low: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub ratio_high: f64,
     /// Two-sided Mann–Whitney p-value; `None` when a side has fewer than 2 samples.
     pub p_value: Option<f64>,
@@ -180,6 +227,23 @@ pub struct Gates {
     pub noise: f64,
     /// Per-metric noise thresholds overriding `noise`.
     pub noise_by_metric: BTreeMap<String, f64>,
+}
+
+impl Gates {
+    /// The gates a run's scenario declares (`[compare]`), defaults when it declares none
+    /// (or the result predates `[compare]`).
+    pub fn of_run(run: &RunResult) -> Self {
+        let spec: crate::scenario::CompareSpec = run
+            .scenario
+            .get("compare")
+            .and_then(|c| serde_json::from_value(c.clone()).ok())
+            .unwrap_or_default();
+        Self {
+            alpha: spec.alpha,
+            noise: spec.noise,
+            noise_by_metric: spec.noise_by_metric,
+        }
+    }
 }
 
 impl Default for Gates {
@@ -363,7 +427,7 @@ pub fn compare_metric(metric: &str, a: &[f64], b: &[f64], gates: &Gates) -> Metr
 }
 
 /// The result of `hsbench compare`.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize)]
 pub struct Comparison {
     pub baseline: Vec<String>,
     pub candidate: Vec<String>,
@@ -402,6 +466,35 @@ fn describe(r: &RunResult) -> (String, String, String) {
 
 /// Compare `candidate` runs against `baseline` runs. Refuses different scenarios, datasets or
 /// databases unless `force`; warns when the machines differ.
+/// Gates given on the command line; each overrides the candidate scenario's `[compare]`.
+#[derive(Debug, Clone, Default)]
+pub struct GateOverrides {
+    pub noise: Option<f64>,
+    pub alpha: Option<f64>,
+}
+
+/// Load both sides and compare them with the candidate scenario's gates (`[compare]`), as
+/// overridden.
+pub fn compare_paths(
+    baseline: &Path,
+    candidate: &Path,
+    overrides: &GateOverrides,
+    force: bool,
+) -> Result<Comparison, CompareError> {
+    let base = load_runs(baseline)?;
+    let cand = load_runs(candidate)?;
+    let mut gates = Gates::of_run(&cand[0]);
+    if let Some(n) = overrides.noise {
+        gates.noise = n;
+        // An explicit --noise is a decision about every metric.
+        gates.noise_by_metric.clear();
+    }
+    if let Some(a) = overrides.alpha {
+        gates.alpha = a;
+    }
+    compare(&base, &cand, &gates, force)
+}
+
 pub fn compare(
     baseline: &[RunResult],
     candidate: &[RunResult],
@@ -539,6 +632,41 @@ mod tests {
         let a: Vec<f64> = (0..40).map(|i| i as f64).collect();
         let b: Vec<f64> = (0..40).map(|i| i as f64 + 30.0).collect();
         assert!(mann_whitney(&a, &b) < 0.001);
+    }
+
+    #[test]
+    fn metric_names_are_the_ones_samples_produce() {
+        let phases = vec!["db_prepare".to_string()];
+        for ok in [
+            "time_to_ready",
+            "cold.shutdown",
+            "phase.db_prepare",
+            "milestone.port_open",
+            "cold.milestone.sync_200",
+            "peak_rss_bytes",
+            "cpu_to_ready_s",
+            "herd.p99",
+        ] {
+            assert!(is_metric(ok, &phases), "{ok}");
+        }
+        for bad in [
+            "phase.x",
+            "herd.sync.p99",
+            "cold.herd.p99",
+            "milestone.spawn",
+            "ttr",
+        ] {
+            assert!(!is_metric(bad, &phases), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_comparison_with_undefined_ratios_round_trips_through_json() {
+        let m = compare_metric("time_to_ready", &[1.0], &[2.0], &Gates::default());
+        assert!(m.ratio_low.is_nan());
+        let json = serde_json::to_string(&m).unwrap();
+        let back: MetricComparison = serde_json::from_str(&json).unwrap();
+        assert!(back.ratio_low.is_nan() && back.verdict == Verdict::NotEnoughSamples);
     }
 
     #[test]

@@ -29,7 +29,9 @@ pub struct UserPlan {
     pub devices: u32,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, schemars::JsonSchema, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum RoomKind {
     /// The one big room: public, the first `big_room_members` users.
@@ -115,7 +117,17 @@ impl TimelineEvent {
 }
 
 /// Counts of everything the plan contains.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    schemars::JsonSchema,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 pub struct PlanTotals {
     pub users: u64,
     pub display_names: u64,

@@ -25,7 +25,7 @@ pub fn t975(dof: usize) -> f64 {
 }
 
 /// A fitted `t = a · n^b`.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize)]
 pub struct PowerFit {
     pub a: f64,
     pub b: f64,
@@ -45,7 +45,9 @@ pub struct PowerFit {
 }
 
 /// A value predicted by a fit, with its 95% prediction interval.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize,
+)]
 pub struct Prediction {
     pub value: f64,
     pub low: f64,

@@ -45,7 +45,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> FixtureError + '_ {
 }
 
 /// What identifies a fixture's content.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize)]
 pub struct FixtureIdentity {
     pub model_version: u32,
     pub spec: DatasetSpec,
@@ -62,7 +62,7 @@ impl FixtureIdentity {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize)]
 pub struct FixtureManifest {
     pub key: String,
     pub identity: FixtureIdentity,
@@ -78,7 +78,7 @@ pub struct FixtureManifest {
 }
 
 /// How a run got its dataset, for the results.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize)]
 pub struct FixtureUse {
     pub key: String,
     pub path: String,

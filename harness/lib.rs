@@ -5,6 +5,7 @@
 //! [`boot`] (timed boots of a [`server`]) → [`load`] (workloads) → [`analysis`] → [`report`].
 
 pub mod analysis;
+pub mod baseline;
 pub mod boot;
 pub mod cache;
 pub mod cli;
@@ -12,6 +13,7 @@ pub mod compare;
 pub mod dataset;
 pub mod fit;
 pub mod fixture;
+pub mod html;
 pub mod load;
 pub mod machine;
 pub mod matrix;
@@ -21,6 +23,7 @@ pub mod report;
 pub mod result;
 pub mod run;
 pub mod scenario;
+pub mod schema;
 pub mod seed;
 pub mod server;
 pub mod svg;

@@ -17,11 +17,11 @@ use hdrhistogram::sync::SyncHistogram;
 use ruma::api::client::sync::sync_events;
 
 use crate::matrix::{MatrixClient, error_fields};
-use crate::metrics::{LatencySummary, new_latency_histogram};
+use crate::metrics::{IntervalSeries, LatencySummary, new_latency_histogram};
 use crate::scenario::{HerdSpec, SyncKind};
 
 /// A herd's measured outcome.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
+#[derive(Debug, Clone, schemars::JsonSchema, serde::Serialize, serde::Deserialize, PartialEq)]
 pub struct HerdResult {
     pub endpoint: String,
     pub sync: SyncKind,
@@ -40,13 +40,27 @@ pub struct HerdResult {
     pub wall_ms: f64,
     /// Preparation (since tokens for `full_state`), not part of the herd's timing.
     pub prepare_ms: f64,
+    /// The release instant, Unix milliseconds (places the herd on the server's timelines).
+    #[serde(default)]
+    pub released_unix_ms: Option<f64>,
+    /// Length of one interval of the interval log (`herd-sync.hlog`), ms.
+    #[serde(default)]
+    pub interval_ms: Option<f64>,
 }
 
 /// The herd's histograms (kept out of the JSON; written as .hgrm/.hist files).
 pub struct HerdHistograms {
     pub corrected: Histogram<u64>,
     pub raw: Histogram<u64>,
+    /// Latency over time (by completion, from the release), corrected and raw.
+    pub intervals_corrected: IntervalSeries,
+    pub intervals_raw: IntervalSeries,
+    /// The release instant (the interval log's base time).
+    pub released: std::time::SystemTime,
 }
+
+/// Most intervals an interval log of a herd holds.
+const MAX_INTERVALS: usize = 10_000;
 
 enum Outcome {
     Ok,
@@ -176,7 +190,8 @@ pub async fn run_herd(
                     break t;
                 }
                 if rx.changed().await.is_err() {
-                    return (Outcome::Error("cancelled".into()), Instant::now());
+                    let now = Instant::now();
+                    return (Outcome::Error("cancelled".into()), now, now);
                 }
             };
             let sent = Instant::now();
@@ -220,7 +235,7 @@ pub async fn run_herd(
             let us = |d: Duration| (d.as_micros() as u64).max(1);
             let _ = rec_c.record(us(end - intended));
             let _ = rec_r.record(us(end - sent));
-            (outcome, end)
+            (outcome, sent, end)
         });
     }
     drop(start_rx);
@@ -228,18 +243,36 @@ pub async fn run_herd(
     tokio::task::yield_now().await;
     tokio::time::sleep(Duration::from_millis(50)).await;
     let t0 = Instant::now();
+    let released = std::time::SystemTime::now();
     let _ = start_tx.send(Some(t0));
 
     let mut ok = 0u64;
     let mut errors: BTreeMap<String, u64> = BTreeMap::new();
     let mut last_end = t0;
+    // (sent, ended) per client since the release: one pair per client, bounded by the herd.
+    let mut times: Vec<(Duration, Duration)> = Vec::with_capacity(n);
     while let Some(joined) = set.join_next().await {
-        let (outcome, end) = joined.unwrap_or((Outcome::Error("panic".into()), Instant::now()));
+        let (outcome, sent, end) = joined.unwrap_or_else(|_| {
+            let now = Instant::now();
+            (Outcome::Error("panic".into()), now, now)
+        });
         last_end = last_end.max(end);
+        times.push((
+            sent.saturating_duration_since(t0),
+            end.saturating_duration_since(t0),
+        ));
         match outcome {
             Outcome::Ok => ok += 1,
             Outcome::Error(kind) => *errors.entry(kind).or_default() += 1,
         }
+    }
+    let interval = IntervalSeries::interval_for(last_end - t0, 30);
+    let mut intervals_corrected = IntervalSeries::new(interval, MAX_INTERVALS);
+    let mut intervals_raw = IntervalSeries::new(interval, MAX_INTERVALS);
+    for (sent, end) in times {
+        let us = |d: Duration| (d.as_micros() as u64).max(1);
+        intervals_corrected.record(end, us(end));
+        intervals_raw.record(end, us(end.saturating_sub(sent)));
     }
     corrected.refresh();
     raw.refresh();
@@ -258,10 +291,21 @@ pub async fn run_herd(
             bytes_received: bytes.load(Ordering::Relaxed),
             wall_ms: (last_end - t0).as_secs_f64() * 1000.0,
             prepare_ms,
+            released_unix_ms: Some(
+                released
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_secs_f64()
+                    * 1000.0,
+            ),
+            interval_ms: Some(interval.as_secs_f64() * 1000.0),
         },
         HerdHistograms {
             corrected: corrected_h,
             raw: raw_h,
+            intervals_corrected,
+            intervals_raw,
+            released,
         },
     ))
 }

@@ -1,7 +1,9 @@
 //! The machine a run was measured on: every figure names it.
 
 /// CPU, cores, memory and kernel of this machine.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, schemars::JsonSchema, serde::Serialize, serde::Deserialize,
+)]
 pub struct Fingerprint {
     pub cpu_model: String,
     pub cores: u32,

@@ -54,6 +54,38 @@ fn main() -> ExitCode {
             Command::Flamediff { before, after, out } => flamediff(&before, &after, out),
             Command::Size(args) => size(&args),
             Command::Compare(args) => compare(&args),
+            Command::Report { run } => match report::rerender(&run) {
+                Ok(files) => {
+                    for f in files {
+                        println!("{f}");
+                    }
+                    0
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    2
+                }
+            },
+            Command::Schema => {
+                print!("{}", hsbench::schema::result_schema_text());
+                0
+            }
+            Command::Baselines { dir } => {
+                let all = hsbench::baseline::BaselineStore::new(&dir).list();
+                if all.is_empty() {
+                    println!("no baselines in {}", dir.display());
+                }
+                for b in all {
+                    println!(
+                        "{:<16} {:<24} run {}  {}",
+                        b.name,
+                        b.scenario,
+                        b.run_id,
+                        b.dir.display()
+                    );
+                }
+                0
+            }
             Command::Fixtures {
                 action,
                 fixtures_dir,
@@ -74,6 +106,20 @@ async fn run_cmd(args: &RunArgs, seed_only: bool) -> i32 {
     let opts = RunOptions {
         seed_only,
         ..RunOptions::from(args)
+    };
+    let baselines = hsbench::baseline::BaselineStore::in_results(&opts.results_dir);
+    // A missing baseline fails before the run, not after it.
+    let compare_with = match args
+        .baseline
+        .as_deref()
+        .map(|n| baselines.find(n, &scenario.name))
+    {
+        None => None,
+        Some(Ok(b)) => Some(b),
+        Some(Err(e)) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
     };
     if scenario.sweep.is_some() && !seed_only {
         return match hsbench::sweep::run_sweep(&scenario, &opts).await {
@@ -96,12 +142,34 @@ async fn run_cmd(args: &RunArgs, seed_only: bool) -> i32 {
                 .filter(|t| !t.passed)
                 .map(|t| format!("{} {}", t.metric, t.condition))
                 .collect();
-            if failed.is_empty() {
-                0
-            } else {
+            let mut code = 0;
+            if !failed.is_empty() {
                 eprintln!("thresholds failed: {}", failed.join(", "));
-                1
+                code = 1;
             }
+            match hsbench::baseline::after_run(
+                &baselines,
+                &out.run_dir,
+                compare_with.as_ref(),
+                args.save_baseline.as_deref(),
+            ) {
+                Ok(o) => {
+                    if let Some(c) = &o.comparison {
+                        println!("{}", hsbench::compare::markdown(c));
+                        if !c.regressions().is_empty() {
+                            code = 1;
+                        }
+                    }
+                    if let Some(b) = &o.saved {
+                        println!("saved as baseline {:?}: {}", b.name, b.dir.display());
+                    }
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    code = 2;
+                }
+            }
+            code
         }
         Err(e) => fail(&e),
     }
@@ -194,20 +262,44 @@ fn flamediff(
 
 fn compare(args: &CompareArgs) -> i32 {
     use hsbench::compare;
-    let load = |p: &std::path::Path| compare::load_runs(p);
-    let (base, cand) = match (load(&args.baseline), load(&args.candidate)) {
-        (Ok(a), Ok(b)) => (a, b),
-        (Err(e), _) | (_, Err(e)) => {
-            eprintln!("error: {e}");
+    let (base, cand) = match (&args.baseline, args.runs.as_slice()) {
+        (Some(name), [cand]) => {
+            let store = hsbench::baseline::BaselineStore::new(&args.baselines_dir);
+            let scenario = match compare::load_runs(cand) {
+                Ok(r) => r[0]
+                    .scenario
+                    .get("name")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default()
+                    .to_string(),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return 2;
+                }
+            };
+            match store.find(name, &scenario) {
+                Ok(b) => (b.dir, cand.clone()),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return 2;
+                }
+            }
+        }
+        (None, [base, cand]) => (base.clone(), cand.clone()),
+        (Some(_), _) => {
+            eprintln!("error: with --baseline NAME give only the candidate run");
+            return 2;
+        }
+        (None, _) => {
+            eprintln!("error: give BASELINE and CANDIDATE, or --baseline NAME and CANDIDATE");
             return 2;
         }
     };
-    let gates = compare::Gates {
-        alpha: args.alpha,
+    let overrides = compare::GateOverrides {
         noise: args.noise,
-        ..compare::Gates::default()
+        alpha: args.alpha,
     };
-    let c = match compare::compare(&base, &cand, &gates, args.force) {
+    let c = match compare::compare_paths(&base, &cand, &overrides, args.force) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
@@ -223,7 +315,7 @@ fn compare(args: &CompareArgs) -> i32 {
         }
     }
     if let Some(dir) = &args.flamediff {
-        match hsbench::profiler::flamediff(&args.baseline, &args.candidate, dir) {
+        match hsbench::profiler::flamediff(&base, &cand, dir) {
             Ok(diffs) => {
                 for d in diffs {
                     println!("flamediff {}: {}", d.scope, d.svg.display());

@@ -15,7 +15,9 @@ pub fn new_latency_histogram() -> Histogram<u64> {
 }
 
 /// Percentiles of one histogram, in milliseconds.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Default, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize,
+)]
 pub struct LatencySummary {
     pub count: u64,
     pub min_ms: f64,
@@ -95,12 +97,143 @@ pub fn write_histogram(dir: &Path, stem: &str, h: &Histogram<u64>) -> std::io::R
     std::fs::File::create(dir.join(format!("{stem}.hist")))?.write_all(&buf)
 }
 
+/// Read a histogram written by [`write_histogram`] (`.hist`, HDR V2 with or without DEFLATE).
+pub fn read_histogram(path: &Path) -> std::io::Result<Histogram<u64>> {
+    let bytes = std::fs::read(path)?;
+    hdrhistogram::serialization::Deserializer::new()
+        .deserialize(&mut bytes.as_slice())
+        .map_err(|e| std::io::Error::other(format!("{}: {e:?}", path.display())))
+}
+
+/// Latencies over time: one histogram per fixed interval, by when each request *ended*.
+/// Bounded: at most `max_intervals`; later completions land in the last interval.
+#[derive(Debug, Clone)]
+pub struct IntervalSeries {
+    pub interval: Duration,
+    pub hists: Vec<Histogram<u64>>,
+    max_intervals: usize,
+}
+
+impl IntervalSeries {
+    pub fn new(interval: Duration, max_intervals: usize) -> Self {
+        assert!(!interval.is_zero() && max_intervals > 0);
+        Self {
+            interval,
+            hists: Vec::new(),
+            max_intervals,
+        }
+    }
+
+    /// A round interval that splits `span` into about `target` intervals (10 ms to 10 s).
+    pub fn interval_for(span: Duration, target: u32) -> Duration {
+        let want = span.as_secs_f64() * 1000.0 / target.max(1) as f64;
+        let steps = [10u64, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10_000];
+        let ms = steps
+            .iter()
+            .copied()
+            .find(|&s| s as f64 >= want)
+            .unwrap_or(10_000);
+        Duration::from_millis(ms)
+    }
+
+    /// Record a latency (µs) of a request that ended `at` after the series' start.
+    pub fn record(&mut self, at: Duration, latency_us: u64) {
+        let i = ((at.as_nanos() / self.interval.as_nanos()) as usize).min(self.max_intervals - 1);
+        while self.hists.len() <= i {
+            self.hists.push(new_latency_histogram());
+        }
+        let _ = self.hists[i].record(latency_us.max(1));
+    }
+
+    /// Total count over all intervals.
+    pub fn count(&self) -> u64 {
+        self.hists.iter().map(|h| h.len()).sum()
+    }
+}
+
+/// One interval of an interval log, summarized.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IntervalPoint {
+    pub tag: String,
+    /// Seconds since the log's base time (the workload's start).
+    pub start_s: f64,
+    pub duration_s: f64,
+    pub count: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+/// Write an HdrHistogram interval log (`.hlog`, the format of the Java `HistogramLogWriter`,
+/// readable by HdrHistogram's log processors): one tagged histogram per interval and series,
+/// timestamps in seconds since `base` (the workload's start, also written as StartTime).
+pub fn write_interval_log(
+    path: &Path,
+    base: std::time::SystemTime,
+    comment: &str,
+    series: &[(&str, &IntervalSeries)],
+) -> std::io::Result<()> {
+    use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
+    let mut buf = Vec::new();
+    {
+        let mut ser = V2DeflateSerializer::new();
+        let mut w = IntervalLogWriterBuilder::new()
+            .add_comment(comment)
+            .add_comment("values in microseconds; intervals by completion time")
+            .with_start_time(base)
+            .with_base_time(base)
+            .begin_log_with(&mut buf, &mut ser)?;
+        let n = series.iter().map(|(_, s)| s.hists.len()).max().unwrap_or(0);
+        for i in 0..n {
+            for (tag, s) in series {
+                let Some(h) = s.hists.get(i) else { continue };
+                let start = s.interval * i as u32;
+                w.write_histogram(h, start, s.interval, Tag::new(tag))
+                    .map_err(|e| std::io::Error::other(format!("{e:?}")))?;
+            }
+        }
+    }
+    crate::report::write_atomic(path, &buf)
+}
+
+/// Read an interval log written by [`write_interval_log`].
+pub fn read_interval_log(path: &Path) -> std::io::Result<Vec<IntervalPoint>> {
+    use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
+    let bytes = std::fs::read(path)?;
+    let mut out = Vec::new();
+    let mut de = hdrhistogram::serialization::Deserializer::new();
+    for entry in IntervalLogIterator::new(&bytes) {
+        let entry =
+            entry.map_err(|e| std::io::Error::other(format!("{}: {e:?}", path.display())))?;
+        if let LogEntry::Interval(ih) = entry {
+            use base64::Engine;
+            let raw = base64::engine::general_purpose::STANDARD
+                .decode(ih.encoded_histogram())
+                .map_err(|e| std::io::Error::other(format!("{}: {e}", path.display())))?;
+            let h: Histogram<u64> = de
+                .deserialize(&mut raw.as_slice())
+                .map_err(|e| std::io::Error::other(format!("{}: {e:?}", path.display())))?;
+            let ms = |us: u64| us as f64 / 1000.0;
+            out.push(IntervalPoint {
+                tag: ih.tag().map(|t| t.as_str().to_string()).unwrap_or_default(),
+                start_s: ih.start_timestamp().as_secs_f64(),
+                duration_s: ih.duration().as_secs_f64(),
+                count: h.len(),
+                p50_ms: ms(h.value_at_quantile(0.5)),
+                p99_ms: ms(h.value_at_quantile(0.99)),
+                max_ms: ms(h.max()),
+            });
+        }
+    }
+    Ok(out)
+}
+
 // ---------------------------------------------------------------------------------------------
 // Resources of a process group, from /proc
 // ---------------------------------------------------------------------------------------------
 
 /// One sample of a process group's resources.
-#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, schemars::JsonSchema, serde::Serialize)]
 pub struct ResourceSample {
     /// Milliseconds since the server was spawned.
     pub t_ms: f64,
@@ -114,8 +247,46 @@ pub struct ResourceSample {
     pub write_bytes: u64,
 }
 
+/// Read the samples a boot wrote to `<label>.resources.csv`.
+pub fn read_samples_csv(path: &Path) -> std::io::Result<Vec<ResourceSample>> {
+    let text = std::fs::read_to_string(path)?;
+    let bad = |line: usize| {
+        std::io::Error::other(format!("{}:{line}: not a resource sample", path.display()))
+    };
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        if f.len() != 9 {
+            return Err(bad(i + 1));
+        }
+        let fl = |k: usize| f[k].parse::<f64>().map_err(|_| bad(i + 1));
+        let int = |k: usize| f[k].parse::<u64>().map_err(|_| bad(i + 1));
+        out.push(ResourceSample {
+            t_ms: fl(0)?,
+            processes: int(1)? as u32,
+            cpu_user_s: fl(2)?,
+            cpu_sys_s: fl(3)?,
+            rss_bytes: int(4)?,
+            fds: int(5)?,
+            threads: int(6)?,
+            read_bytes: int(7)?,
+            write_bytes: int(8)?,
+        });
+    }
+    Ok(out)
+}
+
 /// Peaks and totals over a window of samples.
-#[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize, PartialEq)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    schemars::JsonSchema,
+    serde::Serialize,
+    serde::Deserialize,
+    PartialEq,
+)]
 pub struct ResourceSummary {
     pub samples: u64,
     /// Most processes seen at once (the server's, plus a private database's).
@@ -154,7 +325,16 @@ impl ResourceSummary {
 
 /// Resources used during one window `[from_ms, to_ms]` of a boot, from the samples around it
 /// (10 Hz: windows shorter than the interval are approximate).
-#[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize, PartialEq)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    schemars::JsonSchema,
+    serde::Serialize,
+    serde::Deserialize,
+    PartialEq,
+)]
 pub struct WindowResources {
     pub cpu_s: f64,
     pub read_bytes: u64,
@@ -319,7 +499,16 @@ impl Drop for ResourceSampler {
 }
 
 /// hsbench's own CPU seconds (user, system) and peak RSS, from getrusage.
-#[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize, PartialEq)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    schemars::JsonSchema,
+    serde::Serialize,
+    serde::Deserialize,
+    PartialEq,
+)]
 pub struct SelfUsage {
     pub cpu_user_s: f64,
     pub cpu_sys_s: f64,
@@ -341,6 +530,46 @@ pub fn self_usage() -> SelfUsage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn interval_log_round_trips_every_count() {
+        let mut c = IntervalSeries::new(Duration::from_millis(100), 5);
+        for i in 0..50u64 {
+            c.record(Duration::from_millis(i * 13), 1000 + i * 100);
+        }
+        // Past the last interval: kept in the last one, never dropped.
+        c.record(Duration::from_secs(60), 7);
+        assert_eq!(c.hists.len(), 5);
+        assert_eq!(c.count(), 51);
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.hlog");
+        write_interval_log(
+            &p,
+            std::time::SystemTime::now(),
+            "test",
+            &[("corrected", &c)],
+        )
+        .unwrap();
+        let back = read_interval_log(&p).unwrap();
+        assert_eq!(back.len(), 5);
+        assert_eq!(back.iter().map(|p| p.count).sum::<u64>(), 51);
+        assert!(
+            back.iter()
+                .all(|p| p.tag == "corrected" && p.duration_s == 0.1)
+        );
+        assert_eq!(back[1].start_s, 0.1);
+        // 0..99 ms holds i = 0..7 (0, 13, …, 91 ms): max 1.7 ms.
+        assert_eq!(back[0].count, 8);
+        assert!((back[0].max_ms - 1.7).abs() < 0.01, "{}", back[0].max_ms);
+        assert_eq!(
+            IntervalSeries::interval_for(Duration::from_secs(3), 30),
+            Duration::from_millis(100)
+        );
+        assert_eq!(
+            IntervalSeries::interval_for(Duration::from_millis(40), 30),
+            Duration::from_millis(10)
+        );
+    }
 
     #[test]
     fn summary_and_hgrm_agree_with_the_histogram() {

@@ -48,7 +48,9 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ProfilerError + '_ {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, schemars::JsonSchema, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum ToolKind {
     PySpy,
@@ -56,7 +58,7 @@ pub enum ToolKind {
 }
 
 /// A profiler found (or installed) on this machine.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize)]
 pub struct Tool {
     pub kind: ToolKind,
     pub path: PathBuf,
@@ -301,7 +303,7 @@ pub struct Attached {
 }
 
 /// What an attached recording cost and produced.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize)]
 pub struct AttachReport {
     pub duration_s: f64,
     /// CPU seconds the profiler itself used (user + system).
@@ -748,7 +750,7 @@ fn empty_svg(title: &str, note: &str) -> String {
 }
 
 /// One stack's change between two profiles (after normalizing totals).
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize)]
 pub struct StackChange {
     pub stack: String,
     pub before: u64,
@@ -860,7 +862,7 @@ pub fn write_pair(dir: &Path, name: &str, folded: &Folded, svg: &str) -> Result<
 // ---------------------------------------------------------------------------------------------
 
 /// Profiles of one run (`result.json` → `profile`).
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize)]
 pub struct ProfileResult {
     pub tool: Option<Tool>,
     /// Why nothing was profiled (the profiler is missing or refused), said loudly in the summary.
@@ -871,7 +873,7 @@ pub struct ProfileResult {
 }
 
 /// One flamegraph (and its folded stacks) of a window of time.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize)]
 pub struct FlameFile {
     /// `boot` (spawn to ready), a phase name, or a workload name.
     pub scope: String,
@@ -892,7 +894,7 @@ pub struct FlameFile {
 }
 
 /// A boot run under the profiler, beside (never among) the timed boots.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize)]
 pub struct ProfiledBoot {
     pub boot: crate::boot::BootRecord,
     pub mode: String,
@@ -907,7 +909,7 @@ pub struct ProfiledBoot {
 }
 
 /// The same boot with and without the profiler: the cost of looking.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize)]
 pub struct Overhead {
     /// Median of the unprofiled warm timed boots (the baseline).
     pub baseline_boots: u32,
@@ -917,7 +919,9 @@ pub struct Overhead {
     pub phases: Vec<NamedChange>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize,
+)]
 pub struct Change {
     pub without: f64,
     pub with: f64,
@@ -930,14 +934,14 @@ impl Change {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize)]
 pub struct NamedChange {
     pub name: String,
     pub change: Change,
 }
 
 /// The server profiled while a workload ran.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize)]
 pub struct LoadProfile {
     pub workload: String,
     pub mode: String,

@@ -10,7 +10,9 @@ use crate::result::{RunResult, RunStatus};
 pub trait Exporter {
     /// File name inside the run directory.
     fn file_name(&self) -> &'static str;
-    fn render(&self, result: &RunResult) -> Vec<u8>;
+    /// Render the run; `dir` is the run directory, for formats that draw on the files written
+    /// beside result.json (histograms, waterfalls, interval logs).
+    fn render(&self, result: &RunResult, dir: &Path) -> Vec<u8>;
 }
 
 pub struct JsonExporter;
@@ -19,7 +21,7 @@ impl Exporter for JsonExporter {
     fn file_name(&self) -> &'static str {
         "result.json"
     }
-    fn render(&self, result: &RunResult) -> Vec<u8> {
+    fn render(&self, result: &RunResult, _dir: &Path) -> Vec<u8> {
         let mut v = serde_json::to_vec_pretty(result).expect("a result serializes");
         v.push(b'\n');
         v
@@ -33,7 +35,7 @@ impl Exporter for MarkdownExporter {
     fn file_name(&self) -> &'static str {
         "summary.md"
     }
-    fn render(&self, result: &RunResult) -> Vec<u8> {
+    fn render(&self, result: &RunResult, _dir: &Path) -> Vec<u8> {
         markdown(result).into_bytes()
     }
 }
@@ -102,7 +104,7 @@ pub fn figures(r: &RunResult) -> Vec<Figure> {
 }
 
 /// One `[thresholds]` entry checked against the run's figures.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize)]
 pub struct ThresholdResult {
     pub metric: String,
     /// As written: `< 10s`.
@@ -156,7 +158,7 @@ impl Exporter for BmfExporter {
     fn file_name(&self) -> &'static str {
         "bmf.json"
     }
-    fn render(&self, result: &RunResult) -> Vec<u8> {
+    fn render(&self, result: &RunResult, _dir: &Path) -> Vec<u8> {
         let name = scenario_name(result);
         let mut map = serde_json::Map::new();
         for f in figures(result) {
@@ -185,7 +187,7 @@ impl Exporter for GithubBenchmarkExporter {
     fn file_name(&self) -> &'static str {
         "github-action-benchmark.json"
     }
-    fn render(&self, result: &RunResult) -> Vec<u8> {
+    fn render(&self, result: &RunResult, _dir: &Path) -> Vec<u8> {
         let name = scenario_name(result);
         let list: Vec<serde_json::Value> = figures(result)
             .into_iter()
@@ -207,10 +209,23 @@ impl Exporter for GithubBenchmarkExporter {
     }
 }
 
+/// `report.html`: self-contained, for a human (see [`crate::html`]).
+pub struct HtmlExporter;
+
+impl Exporter for HtmlExporter {
+    fn file_name(&self) -> &'static str {
+        "report.html"
+    }
+    fn render(&self, result: &RunResult, dir: &Path) -> Vec<u8> {
+        crate::html::render(result, dir).into_bytes()
+    }
+}
+
 pub fn exporters() -> Vec<Box<dyn Exporter>> {
     vec![
         Box::new(JsonExporter),
         Box::new(MarkdownExporter),
+        Box::new(HtmlExporter),
         Box::new(BmfExporter),
         Box::new(GithubBenchmarkExporter),
     ]
@@ -219,9 +234,45 @@ pub fn exporters() -> Vec<Box<dyn Exporter>> {
 /// Write every format into `dir`.
 pub fn write_all(dir: &Path, result: &RunResult) -> std::io::Result<()> {
     for e in exporters() {
-        write_atomic(&dir.join(e.file_name()), &e.render(result))?;
+        write_atomic(&dir.join(e.file_name()), &e.render(result, dir))?;
     }
     Ok(())
+}
+
+/// Render every format again from a run directory's result.json (after upgrading hsbench, or
+/// after `--baseline` wrote compare.json). Returns the files written.
+pub fn rerender(dir: &Path) -> Result<Vec<String>, crate::compare::CompareError> {
+    let file = if dir.is_file() {
+        dir.to_path_buf()
+    } else {
+        dir.join("result.json")
+    };
+    let dir = file.parent().unwrap_or(Path::new("."));
+    let text = std::fs::read_to_string(&file).map_err(|e| crate::compare::CompareError::Read {
+        path: file.clone(),
+        message: e.to_string(),
+    })?;
+    let result: RunResult =
+        serde_json::from_str(&text).map_err(|e| crate::compare::CompareError::Read {
+            path: file.clone(),
+            message: format!("not an hsbench result: {e}"),
+        })?;
+    let mut out = Vec::new();
+    // result.json itself is left as it is.
+    for e in exporters()
+        .iter()
+        .filter(|e| e.file_name() != "result.json")
+    {
+        let p = dir.join(e.file_name());
+        write_atomic(&p, &e.render(&result, dir)).map_err(|err| {
+            crate::compare::CompareError::Read {
+                path: p.clone(),
+                message: err.to_string(),
+            }
+        })?;
+        out.push(p.display().to_string());
+    }
+    Ok(out)
 }
 
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {

@@ -11,7 +11,9 @@ use crate::seed::LoadReport;
 
 pub const SCHEMA_VERSION: u32 = 1;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, schemars::JsonSchema, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
     /// Still running: a file with this status is a partial result of a run in progress (or of
@@ -22,7 +24,7 @@ pub enum RunStatus {
     Interrupted,
 }
 
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize)]
 pub struct HarnessInfo {
     pub name: String,
     pub version: String,
@@ -31,7 +33,7 @@ pub struct HarnessInfo {
     pub self_usage: SelfUsage,
 }
 
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize)]
 pub struct ServerInfo {
     pub kind: String,
     pub version: String,
@@ -45,7 +47,7 @@ pub struct ServerInfo {
     pub config_overrides: serde_json::Value,
 }
 
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize)]
 pub struct DatasetInfo {
     pub spec: DatasetSpec,
     pub spec_hash: String,
@@ -57,7 +59,7 @@ pub struct DatasetInfo {
     pub verify: Option<crate::seed::VerifyReport>,
 }
 
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize)]
 pub struct RunResult {
     pub schema_version: u32,
     pub run_id: String,

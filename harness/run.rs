@@ -559,6 +559,24 @@ async fn measure(
             ctx.result.files.push(format!("{stem}.hgrm"));
             ctx.result.files.push(format!("{stem}.hist"));
         }
+        let hlog = run_dir.join("herd-sync.hlog");
+        crate::metrics::write_interval_log(
+            &hlog,
+            hists.released,
+            &format!(
+                "hsbench herd: {} clients, {:?} sync",
+                result.clients, result.sync
+            ),
+            &[
+                ("corrected", &hists.intervals_corrected),
+                ("raw", &hists.intervals_raw),
+            ],
+        )
+        .map_err(|source| RunError::Output {
+            path: hlog.clone(),
+            source,
+        })?;
+        ctx.result.files.push("herd-sync.hlog".into());
         ctx.result.herd = Some(result);
     }
     ctx.save()?;

@@ -61,6 +61,15 @@ struct RawScenario {
     profile: Option<RawProfile>,
     sweep: Option<RawSweep>,
     thresholds: Option<std::collections::BTreeMap<String, Spanned<String>>>,
+    compare: Option<RawCompare>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCompare {
+    noise: Option<Spanned<f64>>,
+    alpha: Option<Spanned<f64>>,
+    noise_by_metric: Option<std::collections::BTreeMap<String, Spanned<f64>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -144,7 +153,7 @@ struct RawHerd {
 // ---------------------------------------------------------------------------------------------
 
 /// A validated scenario.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, schemars::JsonSchema, serde::Serialize)]
 pub struct Scenario {
     pub name: String,
     pub description: Option<String>,
@@ -160,10 +169,34 @@ pub struct Scenario {
     pub sweep: Option<SweepSpec>,
     /// Absolute limits a run must meet (`[thresholds]`); `hsbench run` exits 1 when one fails.
     pub thresholds: Vec<Threshold>,
+    /// The gates `hsbench compare` applies to runs of this scenario (`[compare]`).
+    pub compare: CompareSpec,
+}
+
+/// `[compare]`: how large a change must be, and how sure, before `hsbench compare` calls it a
+/// regression. Read from the candidate run's scenario; `--noise`/`--alpha` override.
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize)]
+pub struct CompareSpec {
+    /// Changes whose ratio-of-medians interval stays within ± this share are noise.
+    pub noise: f64,
+    /// Significance level of the rank test.
+    pub alpha: f64,
+    /// Per-metric noise shares (`"phase.db_prepare" = 0.10`), overriding `noise`.
+    pub noise_by_metric: std::collections::BTreeMap<String, f64>,
+}
+
+impl Default for CompareSpec {
+    fn default() -> Self {
+        Self {
+            noise: crate::compare::DEFAULT_NOISE,
+            alpha: crate::compare::DEFAULT_ALPHA,
+            noise_by_metric: Default::default(),
+        }
+    }
 }
 
 /// `metric = "< limit"`: the run's median (or the herd's percentile) must stay below `limit`.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize)]
 pub struct Threshold {
     /// A figure of the run: `time_to_ready`, `phase.<name>`, `shutdown`, `peak_rss`, their
     /// `cold.` variants, `herd.sync.p50|p90|p99|max`, `herd.wall`.
@@ -240,7 +273,9 @@ fn parse_threshold(metric: &str, text: &str, phases: &[String]) -> Result<Thresh
 }
 
 /// The dataset dimension a sweep varies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, schemars::JsonSchema, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum SweepDimension {
     Users,
@@ -271,7 +306,7 @@ impl SweepDimension {
 }
 
 /// `[sweep]`: run the scenario once per value of one dataset dimension.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize)]
 pub struct SweepSpec {
     pub dimension: SweepDimension,
     /// Ascending, at least three (a fitted exponent needs a confidence interval).
@@ -324,7 +359,7 @@ impl DatasetSpec {
 }
 
 /// The synthetic dataset to build. Deterministic from `seed`.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize)]
 pub struct DatasetSpec {
     pub seed: u64,
     pub users: u64,
@@ -365,7 +400,17 @@ pub struct DatasetSpec {
 }
 
 /// How the loader registers users.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    schemars::JsonSchema,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Registration {
     Appservice,
@@ -407,13 +452,13 @@ impl DatasetSpec {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, schemars::JsonSchema, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ServerKind {
     Synapse,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, schemars::JsonSchema, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DatabaseKind {
     Sqlite,
@@ -421,7 +466,7 @@ pub enum DatabaseKind {
 }
 
 /// An existing PostgreSQL database on this machine (`[server] postgres_url`).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, schemars::JsonSchema, serde::Serialize)]
 pub struct PgUrl {
     pub host: String,
     pub port: u16,
@@ -431,7 +476,7 @@ pub struct PgUrl {
     pub database: String,
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, schemars::JsonSchema, serde::Serialize)]
 pub struct ServerSpec {
     pub kind: ServerKind,
     pub version: String,
@@ -473,7 +518,9 @@ fn parse_pg_url(s: &str) -> Result<PgUrl, String> {
 }
 
 /// Page-cache state of the timed boots.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, schemars::JsonSchema, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum CacheMode {
     /// Boots follow each other: the server's files stay in the page cache.
@@ -484,19 +531,23 @@ pub enum CacheMode {
     Both,
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, schemars::JsonSchema, serde::Serialize)]
 pub struct BootPlan {
     pub repeats: u32,
     /// Boots before the timed ones, recorded but left out of the statistics.
     pub warmup: u32,
     pub cache: CacheMode,
     #[serde(with = "humantime_serde_secs")]
+    #[schemars(with = "f64")]
     pub timeout: Duration,
     #[serde(with = "humantime_serde_secs")]
+    #[schemars(with = "f64")]
     pub shutdown_timeout: Duration,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, schemars::JsonSchema, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum SyncKind {
     /// `/sync` with no `since` token: the first sync of a new login.
@@ -505,16 +556,19 @@ pub enum SyncKind {
     FullState,
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, schemars::JsonSchema, serde::Serialize)]
 pub struct HerdSpec {
     pub clients: u64,
     pub sync: SyncKind,
     #[serde(with = "humantime_serde_secs")]
+    #[schemars(with = "f64")]
     pub request_timeout: Duration,
 }
 
 /// Which profiler samples the server (`[profile] profiler`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, schemars::JsonSchema, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum ProfilerChoice {
     /// py-spy for Synapse (Python); perf for native servers.
@@ -525,7 +579,7 @@ pub enum ProfilerChoice {
 }
 
 /// `[profile]`: flamegraphs of the server during extra boots and during the workloads.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize)]
 pub struct ProfileSpec {
     pub profiler: ProfilerChoice,
     /// Profile extra boots (after the timed ones, never mixed into their statistics).
@@ -1099,6 +1153,52 @@ fn validate(loc: &Locator, raw: RawScenario) -> Result<Scenario, ScenarioError> 
         );
     }
 
+    let mut compare = CompareSpec::default();
+    if let Some(c) = &raw.compare {
+        let share = |v: &Spanned<f64>, field: &str| -> Result<f64, ScenarioError> {
+            let x = *v.get_ref();
+            if (0.0..1.0).contains(&x) {
+                Ok(x)
+            } else {
+                Err(loc.at(
+                    v.span(),
+                    field,
+                    format!("{x} is not a share in [0, 1): e.g. 0.05 for 5%"),
+                ))
+            }
+        };
+        if let Some(n) = &c.noise {
+            compare.noise = share(n, "compare.noise")?;
+        }
+        if let Some(a) = &c.alpha {
+            let x = *a.get_ref();
+            if !(x > 0.0 && x <= 0.5) {
+                return Err(loc.at(
+                    a.span(),
+                    "compare.alpha",
+                    format!("{x} is not a significance level in (0, 0.5]: e.g. 0.05"),
+                ));
+            }
+            compare.alpha = x;
+        }
+        for (metric, v) in c.noise_by_metric.iter().flatten() {
+            let field = format!("compare.noise_by_metric.{metric}");
+            if !crate::compare::is_metric(metric, &phases) {
+                return Err(loc.at(
+                    v.span(),
+                    &field,
+                    format!(
+                        "unknown metric {metric:?}: {}",
+                        crate::compare::metric_names_hint(&phases)
+                    ),
+                ));
+            }
+            compare
+                .noise_by_metric
+                .insert(metric.clone(), share(v, &field)?);
+        }
+    }
+
     let name = raw.name.unwrap_or_else(|| {
         loc.path
             .file_stem()
@@ -1116,6 +1216,7 @@ fn validate(loc: &Locator, raw: RawScenario) -> Result<Scenario, ScenarioError> 
         profile,
         sweep,
         thresholds,
+        compare,
     })
 }
 
@@ -1285,6 +1386,34 @@ sync = "full_state"
         ));
         assert_eq!(e.field, "sweep.dimension");
         assert!(e.message.contains("big_room_members"), "{e}");
+    }
+
+    #[test]
+    fn compare_gates_parse_and_errors_are_located() {
+        let ok = parse(
+            Path::new("t.toml"),
+            &format!(
+                "{GOOD}\n[compare]\nnoise = 0.08\nalpha = 0.01\n[compare.noise_by_metric]\n\"phase.db_prepare\" = 0.2\n\"cold.milestone.port_open\" = 0.15\n\"herd.p99\" = 0.3\n"
+            ),
+        )
+        .unwrap();
+        assert_eq!((ok.compare.noise, ok.compare.alpha), (0.08, 0.01));
+        assert_eq!(ok.compare.noise_by_metric["phase.db_prepare"], 0.2);
+        assert_eq!(ok.compare.noise_by_metric.len(), 3);
+        // Defaults without the table.
+        let d = parse(Path::new("t.toml"), GOOD).unwrap();
+        assert_eq!(d.compare, CompareSpec::default());
+        let e = err(&format!("{GOOD}\n[compare]\nnoise = 1.5\n"));
+        assert_eq!(e.field, "compare.noise");
+        assert!(e.message.contains("[0, 1)"), "{e}");
+        let e = err(&format!("{GOOD}\n[compare]\nalpha = 0\n"));
+        assert_eq!(e.field, "compare.alpha");
+        let e = err(&format!(
+            "{GOOD}\n[compare.noise_by_metric]\n\"phase.nope\" = 0.1\n"
+        ));
+        assert_eq!(e.field, "compare.noise_by_metric.phase.nope");
+        assert!(e.message.contains("phase.<"), "{e}");
+        assert!(e.line > 20, "{e}");
     }
 
     #[test]

@@ -36,7 +36,7 @@ pub struct Credentials {
 }
 
 /// One loading step and its measured rate.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize)]
 pub struct LoadStep {
     pub name: String,
     pub count: u64,
@@ -44,7 +44,7 @@ pub struct LoadStep {
     pub rate_per_s: f64,
 }
 
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize)]
 pub struct LoadReport {
     pub method: String,
     pub concurrency: usize,
@@ -517,7 +517,9 @@ fn step(name: &str, count: u64, t: Instant) -> LoadStep {
 }
 
 /// What checking a loaded dataset through the server's own API found.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Default, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize,
+)]
 pub struct VerifyReport {
     pub users_checked: u64,
     pub rooms_checked: u64,

@@ -340,6 +340,324 @@ pub fn loglog(
     s
 }
 
+/// Quartiles (type 7, as numpy's default) of sorted values.
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    let n = sorted.len();
+    if n == 1 {
+        return sorted[0];
+    }
+    let h = (n - 1) as f64 * q;
+    let (lo, hi) = (h.floor() as usize, h.ceil() as usize);
+    sorted[lo] + (h - lo as f64) * (sorted[hi] - sorted[lo])
+}
+
+/// One row of a box plot: a label and up to two sample sets (e.g. warm and cold boots).
+pub struct BoxRow {
+    pub label: String,
+    pub groups: Vec<(String, &'static str, Vec<f64>)>,
+}
+
+/// Horizontal box plots, one row per label (e.g. per boot phase), a box per group: whiskers at
+/// min and max, box from the first to the third quartile, a bar at the median and every sample
+/// as a dot (with few repeats the dots say more than the box). Each row has its own scale,
+/// since phases differ by orders of magnitude; the row's range is written at its right.
+pub fn boxplots(title: &str, rows: &[BoxRow]) -> String {
+    let (width, left, right) = (960.0, 190.0, 150.0);
+    let group_h = 14.0;
+    let groups = rows
+        .iter()
+        .map(|r| r.groups.len())
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let row_h = groups as f64 * (group_h + 4.0) + 10.0;
+    let top = 40.0;
+    let height = top + row_h * rows.len() as f64 + 30.0;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r##"<svg xmlns="http://www.w3.org/2000/svg" class="plot boxplot" width="{width}" height="{height:.0}" viewBox="0 0 {width} {height:.0}" font-family="sans-serif" font-size="12">
+<rect width="100%" height="100%" fill="#fff"/>
+<text x="10" y="20" font-size="15" font-weight="bold">{}</text>
+<text x="10" y="34" fill="#555" font-size="11">whiskers min–max, box quartiles, bar median, dots every boot; each row on its own scale (range at right)</text>"##,
+        esc(title)
+    );
+    let mut legend = Vec::new();
+    for (ri, r) in rows.iter().enumerate() {
+        let y0 = top + ri as f64 * row_h + 6.0;
+        let all: Vec<f64> = r.groups.iter().flat_map(|g| g.2.iter().copied()).collect();
+        if all.is_empty() {
+            continue;
+        }
+        let lo = all.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = all.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let (lo, hi) = if hi - lo < 1e-9 {
+            (lo - 0.5, hi + 0.5)
+        } else {
+            let pad = (hi - lo) * 0.05;
+            (lo - pad, hi + pad)
+        };
+        let x = |v: f64| left + (v - lo) / (hi - lo) * (width - left - right);
+        let _ = writeln!(
+            s,
+            r##"<text x="{:.0}" y="{:.1}" text-anchor="end">{}</text><line x1="{left}" x2="{:.0}" y1="{:.1}" y2="{:.1}" stroke="#eee"/><text x="{:.0}" y="{:.1}" fill="#777" font-size="10">{} – {}</text>"##,
+            left - 8.0,
+            y0 + row_h / 2.0 - 2.0,
+            esc(&r.label),
+            width - right,
+            y0 + row_h - 6.0,
+            y0 + row_h - 6.0,
+            width - right + 8.0,
+            y0 + row_h / 2.0 - 2.0,
+            fmt_ms(lo.max(0.0)),
+            fmt_ms(hi)
+        );
+        for (gi, (name, color, vals)) in r.groups.iter().enumerate() {
+            if !legend.iter().any(|(n, _): &(String, &str)| n == name) {
+                legend.push((name.clone(), *color));
+            }
+            if vals.is_empty() {
+                continue;
+            }
+            let mut v = vals.clone();
+            v.sort_by(f64::total_cmp);
+            let (q1, med, q3) = (quantile(&v, 0.25), quantile(&v, 0.5), quantile(&v, 0.75));
+            let yc = y0 + gi as f64 * (group_h + 4.0) + group_h / 2.0;
+            let _ = writeln!(
+                s,
+                r##"<g class="box" data-label="{label}" data-group="{g}" data-n="{n}" data-median="{med:.3}"><title>{label} ({g}): median {m}, n={n}</title><line x1="{:.1}" x2="{:.1}" y1="{yc:.1}" y2="{yc:.1}" stroke="{color}"/><rect x="{:.1}" y="{:.1}" width="{:.1}" height="{group_h}" fill="{color}" fill-opacity="0.25" stroke="{color}"/><line x1="{:.1}" x2="{:.1}" y1="{:.1}" y2="{:.1}" stroke="{color}" stroke-width="2.5"/>"##,
+                x(v[0]),
+                x(v[v.len() - 1]),
+                x(q1),
+                yc - group_h / 2.0,
+                (x(q3) - x(q1)).max(1.0),
+                x(med),
+                x(med),
+                yc - group_h / 2.0,
+                yc + group_h / 2.0,
+                label = esc(&r.label),
+                g = esc(name),
+                n = v.len(),
+                m = fmt_ms(med),
+            );
+            for p in &v {
+                let _ = write!(
+                    s,
+                    r##"<circle cx="{:.1}" cy="{yc:.1}" r="2.2" fill="{color}"/>"##,
+                    x(*p)
+                );
+            }
+            s.push_str("</g>\n");
+        }
+    }
+    for (i, (name, color)) in legend.iter().enumerate() {
+        let lx = left + i as f64 * 120.0;
+        let _ = writeln!(
+            s,
+            r##"<rect x="{lx:.0}" y="{:.0}" width="12" height="12" fill="{color}" fill-opacity="0.5"/><text x="{:.0}" y="{:.0}">{}</text>"##,
+            height - 22.0,
+            lx + 16.0,
+            height - 12.0,
+            esc(name)
+        );
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+/// A latency percentile-distribution plot as HdrHistogram draws it: percentile on a log axis of
+/// 1/(1−p) (so 90%, 99%, 99.9% are evenly spaced), latency on a linear axis. `series` are
+/// (label, colour, points (percentile in [0,1), ms)).
+pub fn percentiles(title: &str, series: &[Line]) -> String {
+    let (w, h) = (960.0, 380.0);
+    let (left, right, top, bottom) = (80.0, 160.0, 48.0, 44.0);
+    let nines = |p: f64| (1.0 / (1.0 - p.min(0.999_999))).log10();
+    let max_x = series
+        .iter()
+        .flat_map(|s| s.2.iter().map(|(p, _)| nines(*p)))
+        .fold(2.0, f64::max)
+        .ceil();
+    let max_y = series
+        .iter()
+        .flat_map(|s| s.2.iter().map(|(_, v)| *v))
+        .fold(1.0, f64::max)
+        * 1.05;
+    let x = |p: f64| left + nines(p) / max_x * (w - left - right);
+    let y = |v: f64| top + (1.0 - v / max_y) * (h - top - bottom);
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r##"<svg xmlns="http://www.w3.org/2000/svg" class="plot percentiles" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">
+<rect width="100%" height="100%" fill="#fff"/>
+<text x="10" y="20" font-size="15" font-weight="bold">{}</text>
+<text x="10" y="36" fill="#555" font-size="11">latency by percentile; x axis log 1/(1−p)</text>
+<rect x="{left}" y="{top}" width="{:.0}" height="{:.0}" fill="none" stroke="#ccc"/>"##,
+        esc(title),
+        w - left - right,
+        h - top - bottom
+    );
+    for k in 0..=(max_x as u32) {
+        let label = match k {
+            0 => "0%".to_string(),
+            1 => "90%".into(),
+            2 => "99%".into(),
+            k => format!("99.{}%", "9".repeat(k as usize - 2)),
+        };
+        let p = 1.0 - 10f64.powi(-(k as i32));
+        let _ = writeln!(
+            s,
+            r##"<line x1="{0:.1}" x2="{0:.1}" y1="{top}" y2="{1:.0}" stroke="#eee"/><text x="{0:.1}" y="{2:.0}" text-anchor="middle" fill="#555">{label}</text>"##,
+            x(p),
+            h - bottom,
+            h - bottom + 16.0
+        );
+    }
+    let step = nice_step(max_y / 5.0);
+    let mut v = 0.0;
+    while v <= max_y {
+        let _ = writeln!(
+            s,
+            r##"<line x1="{left}" x2="{xr:.0}" y1="{yv:.1}" y2="{yv:.1}" stroke="#eee"/><text x="{xl:.0}" y="{yt:.1}" text-anchor="end" fill="#555">{label}</text>"##,
+            xr = w - right,
+            yv = y(v),
+            xl = left - 6.0,
+            yt = y(v) + 4.0,
+            label = fmt_ms(v)
+        );
+        v += step;
+    }
+    for (i, (label, color, pts)) in series.iter().enumerate() {
+        if pts.is_empty() {
+            continue;
+        }
+        let path: Vec<String> = pts
+            .iter()
+            .map(|(p, v)| format!("{:.1},{:.1}", x(*p), y(*v)))
+            .collect();
+        let _ = writeln!(
+            s,
+            r##"<polyline class="series" data-label="{l}" data-points="{n}" points="{}" fill="none" stroke="{color}" stroke-width="2"/><rect x="{:.0}" y="{:.0}" width="12" height="3" fill="{color}"/><text x="{:.0}" y="{:.0}">{l}</text>"##,
+            path.join(" "),
+            w - right + 10.0,
+            top + 10.0 + 18.0 * i as f64,
+            w - right + 28.0,
+            top + 15.0 + 18.0 * i as f64,
+            l = esc(label),
+            n = pts.len()
+        );
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+/// One line of a [`timeseries`] panel: (label, colour, points (seconds, value)).
+pub type Line = (String, &'static str, Vec<(f64, f64)>);
+
+/// A panel of a [`timeseries`] chart.
+pub struct Panel {
+    pub label: String,
+    pub unit: String,
+    pub lines: Vec<Line>,
+}
+
+/// Stacked panels over one time axis (seconds), with vertical marks (label, seconds, colour),
+/// e.g. a herd's release and its last response, or a trigger and the recovery.
+pub fn timeseries(title: &str, panels: &[Panel], marks: &[(String, f64, &'static str)]) -> String {
+    let (w, left, right) = (960.0, 150.0, 160.0);
+    let (panel_h, gap, top) = (130.0, 26.0, 48.0);
+    let h = top + panels.len() as f64 * (panel_h + gap) + 24.0;
+    let all_t = panels
+        .iter()
+        .flat_map(|p| p.lines.iter().flat_map(|l| l.2.iter().map(|q| q.0)))
+        .chain(marks.iter().map(|m| m.1));
+    let (t0, t1) = all_t.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), t| {
+        (a.min(t), b.max(t))
+    });
+    let (t0, t1) = if t0.is_finite() && t1 > t0 {
+        (t0, t1)
+    } else {
+        (0.0, 1.0)
+    };
+    let x = |t: f64| left + (t - t0) / (t1 - t0) * (w - left - right);
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r##"<svg xmlns="http://www.w3.org/2000/svg" class="plot timeseries" width="{w}" height="{h:.0}" viewBox="0 0 {w} {h:.0}" font-family="sans-serif" font-size="12">
+<rect width="100%" height="100%" fill="#fff"/>
+<text x="10" y="20" font-size="15" font-weight="bold">{}</text>"##,
+        esc(title)
+    );
+    let mut legend_i = 0;
+    for (pi, p) in panels.iter().enumerate() {
+        let y0 = top + pi as f64 * (panel_h + gap);
+        let max = p
+            .lines
+            .iter()
+            .flat_map(|l| l.2.iter().map(|q| q.1))
+            .fold(0.0, f64::max)
+            .max(1e-9)
+            * 1.05;
+        let y = |v: f64| y0 + panel_h - v / max * panel_h;
+        let _ = writeln!(
+            s,
+            r##"<rect x="{left}" y="{y0:.1}" width="{:.0}" height="{panel_h}" fill="none" stroke="#ccc"/><text x="{:.0}" y="{:.1}" text-anchor="end">{}</text><text x="{:.0}" y="{:.1}" text-anchor="end" fill="#777" font-size="10">max {} {}</text>"##,
+            w - left - right,
+            left - 8.0,
+            y0 + 14.0,
+            esc(&p.label),
+            left - 8.0,
+            y0 + 28.0,
+            crate::report::fmt_num(max / 1.05),
+            esc(&p.unit)
+        );
+        for (label, color, pts) in &p.lines {
+            if pts.is_empty() {
+                continue;
+            }
+            let path: Vec<String> = pts
+                .iter()
+                .map(|(t, v)| format!("{:.1},{:.1}", x(*t), y(*v)))
+                .collect();
+            let _ = writeln!(
+                s,
+                r##"<polyline class="series" data-label="{l}" data-points="{n}" points="{}" fill="none" stroke="{color}" stroke-width="1.5"/><rect x="{:.0}" y="{:.0}" width="12" height="3" fill="{color}"/><text x="{:.0}" y="{:.0}" font-size="11">{l}</text>"##,
+                path.join(" "),
+                w - right + 10.0,
+                top + 10.0 + 16.0 * legend_i as f64,
+                w - right + 28.0,
+                top + 15.0 + 16.0 * legend_i as f64,
+                l = esc(label),
+                n = pts.len()
+            );
+            legend_i += 1;
+        }
+    }
+    for (label, t, color) in marks {
+        let _ = writeln!(
+            s,
+            r##"<g class="mark" data-label="{l}"><line x1="{0:.1}" x2="{0:.1}" y1="{top}" y2="{1:.0}" stroke="{color}" stroke-dasharray="5 3"/><text x="{0:.1}" y="{2:.0}" fill="{color}" font-size="11" text-anchor="middle">{l}</text></g>"##,
+            x(*t),
+            h - 30.0,
+            h - 16.0,
+            l = esc(label)
+        );
+    }
+    let step = nice_step((t1 - t0) / 8.0);
+    let mut t = (t0 / step).ceil() * step;
+    while t <= t1 + 1e-9 {
+        let _ = writeln!(
+            s,
+            r##"<text x="{:.1}" y="{:.0}" text-anchor="middle" fill="#555" font-size="10">{}</text>"##,
+            x(t),
+            h - 4.0,
+            crate::report::fmt_num(t) + " s"
+        );
+        t += step;
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

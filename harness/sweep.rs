@@ -23,7 +23,7 @@ pub const SWEEP_SCHEMA_VERSION: u32 = 1;
 pub const MAX_EXTRAPOLATION: f64 = 10.0;
 
 /// One measured value of the swept dimension.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize)]
 pub struct SweepPoint {
     pub value: u64,
     /// The point's run directory, relative to the sweep directory.
@@ -35,7 +35,7 @@ pub struct SweepPoint {
 }
 
 /// The fit of one metric over the sweep.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize)]
 pub struct MetricFit {
     pub metric: String,
     pub unit: String,
@@ -46,7 +46,7 @@ pub struct MetricFit {
     pub plot: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize)]
 pub struct SweepResult {
     pub schema_version: u32,
     pub sweep_id: String,
@@ -481,7 +481,7 @@ fn html(r: &SweepResult, plots: &[(String, String)]) -> String {
 }
 
 /// One metric extrapolated to a value of the swept dimension.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize)]
 pub struct Extrapolation {
     pub metric: String,
     pub unit: String,

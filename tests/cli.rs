@@ -62,6 +62,7 @@ fn full_state_herd_through_the_binary() {
         .arg("--quiet")
         .arg("--out")
         .arg(out_dir.path())
+        .args(["--save-baseline", "main"])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -77,12 +78,93 @@ fn full_state_herd_through_the_binary() {
         stdout.contains("### Herd: 25 clients, full-state /sync"),
         "{stdout}"
     );
+    assert!(stdout.contains("saved as baseline \"main\""), "{stdout}");
     let run_dir = std::fs::read_dir(out_dir.path())
         .unwrap()
-        .next()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.join("result.json").is_file())
+        .unwrap();
+    let baselines = out_dir.path().join("baselines");
+    assert!(baselines.join("main/tiny-full-state/result.json").is_file());
+    let listed = hsbench()
+        .arg("baselines")
+        .arg("--dir")
+        .arg(&baselines)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&listed.stdout).contains("tiny-full-state"),
+        "{listed:?}"
+    );
+
+    // A baseline that does not exist fails before anything runs, saying how to make one.
+    let missing = hsbench()
+        .arg("run")
+        .arg(root.join("tests/scenarios/tiny-full-state.toml"))
+        .args(["--quiet", "--baseline", "nope", "--out"])
+        .arg(out_dir.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert_eq!(missing.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--save-baseline nope") && err.contains("saved: main/tiny-full-state"),
+        "{err}"
+    );
+
+    // A second run compared with the saved baseline (the fixture is reused): compare.md and
+    // compare.json land in the run directory and report.html shows the comparison. One boot a
+    // side is too few for a verdict, and the run says so rather than guessing.
+    let second = hsbench()
+        .arg("run")
+        .arg("--fixtures-dir")
+        .arg(fixtures.path())
+        .arg(root.join("tests/scenarios/tiny-full-state.toml"))
+        .args(["--quiet", "--baseline", "main", "--out"])
+        .arg(out_dir.path())
+        .output()
+        .unwrap();
+    let stdout2 = String::from_utf8_lossy(&second.stdout);
+    assert_eq!(
+        second.status.code(),
+        Some(1),
+        "threshold still fails: {stdout2}"
+    );
+    assert!(
+        stdout2.contains("## hsbench compare · tiny-full-state"),
+        "{stdout2}"
+    );
+    let second_dir = std::fs::read_dir(out_dir.path())
         .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.join("compare.md").is_file())
+        .expect("a run directory with compare.md");
+    let cmp: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(second_dir.join("compare.json")).unwrap()).unwrap();
+    let ttr = cmp["metrics"]
+        .as_array()
         .unwrap()
-        .path();
+        .iter()
+        .find(|m| m["metric"] == "time_to_ready")
+        .unwrap();
+    assert_eq!(ttr["verdict"], "not_enough_samples");
+    assert_eq!(cmp["baseline"][0], v_run_id(&run_dir));
+    let html = std::fs::read_to_string(second_dir.join("report.html")).unwrap();
+    assert!(html.contains("Comparison with the baseline"));
+    // compare --baseline NAME CANDIDATE does the same from the command line.
+    let c = hsbench()
+        .args(["compare", "--baseline", "main", "--baselines-dir"])
+        .arg(&baselines)
+        .arg(&second_dir)
+        .output()
+        .unwrap();
+    assert_eq!(c.status.code(), Some(0), "{c:?}");
+    // `hsbench report` writes the human formats again from result.json.
+    std::fs::remove_file(run_dir.join("report.html")).unwrap();
+    let rep = hsbench().arg("report").arg(&run_dir).output().unwrap();
+    assert!(rep.status.success() && run_dir.join("report.html").is_file());
     let v: serde_json::Value =
         serde_json::from_slice(&std::fs::read(run_dir.join("result.json")).unwrap()).unwrap();
     assert_eq!(v["status"], "complete");
@@ -112,4 +194,10 @@ fn full_state_herd_through_the_binary() {
         .output()
         .unwrap();
     assert_eq!(rm_again.status.code(), Some(2));
+}
+
+fn v_run_id(dir: &Path) -> String {
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("result.json")).unwrap()).unwrap();
+    v["run_id"].as_str().unwrap().to_string()
 }

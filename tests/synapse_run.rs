@@ -1,6 +1,8 @@
 //! A real run against a real Synapse (installed from PyPI into hsbench's cache on first use):
 //! the tiny scenario end to end, in-process through the library, with the numbers checked.
 
+#[path = "common/browser.rs"]
+mod browser;
 mod common;
 
 use std::path::Path;
@@ -206,6 +208,83 @@ async fn tiny_scenario_against_real_synapse() {
         .unwrap();
     assert_eq!(entry["unit"], "ms");
     assert_eq!(entry["value"].as_f64().unwrap(), warm.median);
+
+    // result.json validates against the published schema (an independent validator:
+    // Python's jsonschema from the Synapse virtualenv), and the schema has teeth: a result
+    // with a field missing or mistyped does not validate.
+    let python = Path::new(&r.server.as_ref().unwrap().install_dir).join("bin/python");
+    let schema = manifest.join("schema/result.schema.json");
+    let errors = common::schema_errors(&python, &schema, json.as_bytes());
+    assert!(
+        errors.is_empty(),
+        "result.json does not validate: {errors:?}"
+    );
+    let mut broken: serde_json::Value = serde_json::from_str(&json).unwrap();
+    broken.as_object_mut().unwrap().remove("boots");
+    broken["boots_extra"] = 1.into();
+    broken["herd"]["corrected"]["p99_ms"] = "slow".into();
+    let errors = common::schema_errors(&python, &schema, broken.to_string().as_bytes());
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("'boots' is a required property"))
+            && errors.iter().any(|e| e.starts_with("herd:")),
+        "{errors:?}"
+    );
+
+    // The interval log holds every request of the herd, by completion time.
+    let hlog = hsbench::metrics::read_interval_log(&dir.join("herd-sync.hlog")).unwrap();
+    for tag in ["corrected", "raw"] {
+        let n: u64 = hlog.iter().filter(|p| p.tag == tag).map(|p| p.count).sum();
+        assert_eq!(n, 25, "{tag} intervals");
+    }
+    let last = hlog
+        .iter()
+        .map(|p| p.start_s + p.duration_s)
+        .fold(0.0, f64::max);
+    assert!(
+        last * 1000.0 >= h.wall_ms,
+        "{last} s vs wall {} ms",
+        h.wall_ms
+    );
+
+    // report.html in a real headless Chromium: no console errors, nothing fetched but the
+    // page itself, and the plots in the DOM. The screenshot stays in target/tmp.
+    browser::assert_detects_console_errors();
+    let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("report-tiny.png");
+    let page = browser::load(dir, "report.html", &shot);
+    eprintln!("report.html screenshot: {}", page.screenshot.display());
+    assert!(page.console.is_empty(), "console: {:?}", page.console);
+    assert!(
+        page.requests
+            .iter()
+            .all(|p| p == "/report.html" || p == "/favicon.ico"),
+        "the report fetched more than itself: {:?}",
+        page.requests
+    );
+    let count = |needle: &str| page.dom.matches(needle).count();
+    assert_eq!(
+        count("class=\"plot waterfall\""),
+        r.boots.len(),
+        "one waterfall per boot"
+    );
+    assert!(page.dom.contains("id=\"boxplots\"") && count("class=\"box\"") >= 2 * 8);
+    assert!(page.dom.contains("class=\"plot percentiles\""));
+    assert!(
+        page.dom.contains("data-label=\"corrected\"") && page.dom.contains("data-label=\"raw\"")
+    );
+    assert!(
+        page.dom.contains("id=\"latency-over-time\"")
+            && page.dom.contains("data-label=\"release\"")
+    );
+    assert!(page.dom.contains("id=\"workload-resources\""));
+    assert!(page.dom.contains("id=\"fingerprint\"") && page.dom.contains(&r.machine.cpu_model));
+    assert!(
+        page.dom.contains("✗ failed"),
+        "the failing threshold is shown"
+    );
+    let png = std::fs::metadata(&shot).unwrap().len();
+    assert!(png > 20_000, "screenshot of {png} bytes");
 
     // Thresholds are checked against the run's own figures: the generous ones pass, the 1 ms
     // shutdown fails, and summary.md says so.

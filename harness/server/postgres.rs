@@ -18,7 +18,7 @@ pub const PG_USER: &str = "synapse";
 pub const PG_DATABASE: &str = "synapse";
 
 /// The PostgreSQL binaries to use.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, schemars::JsonSchema, serde::Serialize)]
 pub struct PgBinaries {
     pub bin_dir: PathBuf,
     /// Full version, e.g. `15.18`.

@@ -82,7 +82,7 @@ pub struct Marker {
     pub regex: Regex,
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, schemars::JsonSchema, serde::Serialize)]
 pub struct PhaseDef {
     pub name: String,
     pub from: String,

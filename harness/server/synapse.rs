@@ -15,7 +15,7 @@ pub const SERVER_NAME: &str = "hsbench.local";
 pub const APPSERVICE_FILE: &str = "appservice-hsbench.yaml";
 
 /// A Synapse installed in a virtualenv.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, schemars::JsonSchema, serde::Serialize)]
 pub struct SynapseInstall {
     pub version: String,
     pub venv: PathBuf,

@@ -29,3 +29,43 @@ impl Sandbox {
         }
     }
 }
+
+/// Validate a JSON file against a JSON Schema with an independent validator: Python's
+/// `jsonschema` (a dependency of Synapse, so present in hsbench's Synapse virtualenv), draft
+/// from the schema's `$schema`. Returns the validator's error messages (empty: valid).
+#[allow(dead_code)]
+pub fn schema_errors(
+    python: &std::path::Path,
+    schema: &std::path::Path,
+    doc: &[u8],
+) -> Vec<String> {
+    use std::io::Write;
+    let mut child = std::process::Command::new(python)
+        .args([
+            "-c",
+            "import json,sys,jsonschema\n\
+             s=json.load(open(sys.argv[1]))\n\
+             V=jsonschema.validators.validator_for(s)\n\
+             V.check_schema(s)\n\
+             d=json.load(sys.stdin)\n\
+             errs=sorted(V(s).iter_errors(d), key=lambda e: list(e.path))\n\
+             [print('/'.join(map(str,e.path))+': '+e.message[:300]) for e in errs]\n\
+             print('VALIDATOR', V.__name__)",
+        ])
+        .arg(schema)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python of the Synapse virtualenv");
+    child.stdin.take().unwrap().write_all(doc).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success() && text.contains("VALIDATOR Draft202012Validator"),
+        "validator failed: {text}"
+    );
+    text.lines()
+        .filter(|l| !l.starts_with("VALIDATOR"))
+        .map(str::to_string)
+        .collect()
+}
