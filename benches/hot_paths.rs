@@ -86,5 +86,65 @@ fn recording(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, plan_generation, log_matching, recording);
+fn scheduling(c: &mut Criterion) {
+    use hsbench::schedule::{Arrivals, Timing};
+    use std::time::Duration;
+    let mut g = c.benchmark_group("schedule");
+    g.throughput(Throughput::Elements(10_000));
+    let ramp = Arrivals::Ramp {
+        from: 10.0,
+        to: 5_000.0,
+        over_s: 60.0,
+    };
+    g.bench_function("10k intended start times of a ramp", |b| {
+        b.iter(|| {
+            let mut last = Duration::ZERO;
+            for i in 0..10_000u64 {
+                last = last.max(ramp.intended(black_box(i)));
+            }
+            black_box(last)
+        });
+    });
+    // The per-request work of the open-model path: intended time, corrected and raw latency,
+    // two recorders and an interval series.
+    g.bench_function(
+        "10k requests: schedule + corrected/raw record + interval",
+        |b| {
+            let mut corrected = new_latency_histogram().into_sync();
+            let mut raw = new_latency_histogram().into_sync();
+            let (mut rc, mut rr) = (corrected.recorder(), raw.recorder());
+            let mut series =
+                hsbench::metrics::IntervalSeries::new(Duration::from_millis(1000), 3600);
+            let rate = Arrivals::Constant { rate: 2_000.0 };
+            b.iter(|| {
+                for i in 0..10_000u64 {
+                    let intended = rate.intended(i);
+                    let sent = intended + Duration::from_micros(i % 50);
+                    let t = Timing {
+                        intended,
+                        sent,
+                        done: sent + Duration::from_micros(800 + (i * 7919) % 100_000),
+                    };
+                    let c = t.corrected().as_micros() as u64;
+                    rc.record(c).unwrap();
+                    rr.record(t.raw().as_micros() as u64).unwrap();
+                    series.record(t.done, c);
+                }
+            });
+            drop((rc, rr));
+            corrected.refresh();
+            raw.refresh();
+            black_box((corrected.len(), raw.len(), series.count()));
+        },
+    );
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    plan_generation,
+    log_matching,
+    recording,
+    scheduling
+);
 criterion_main!(benches);

@@ -23,6 +23,7 @@ pub mod report;
 pub mod result;
 pub mod run;
 pub mod scenario;
+pub mod schedule;
 pub mod schema;
 pub mod seed;
 pub mod server;

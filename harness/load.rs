@@ -46,7 +46,18 @@ pub struct HerdResult {
     /// Length of one interval of the interval log (`herd-sync.hlog`), ms.
     #[serde(default)]
     pub interval_ms: Option<f64>,
+    /// hsbench's own CPU seconds (user + system) from the release to the last response.
+    #[serde(default)]
+    pub harness_cpu_s: Option<f64>,
+    /// The same as a share of one core over the herd's wall time; above
+    /// [`HARNESS_CPU_LIMIT`] the harness may have been the bottleneck, and the summary says so.
+    #[serde(default)]
+    pub harness_cpu_share: Option<f64>,
 }
+
+/// The share of a core hsbench may use during a workload before its results warn that the
+/// harness, not the server, may have limited them.
+pub const HARNESS_CPU_LIMIT: f64 = 0.5;
 
 /// The herd's histograms (kept out of the JSON; written as .hgrm/.hist files).
 pub struct HerdHistograms {
@@ -242,6 +253,7 @@ pub async fn run_herd(
     // Let every task reach the start line before the release.
     tokio::task::yield_now().await;
     tokio::time::sleep(Duration::from_millis(50)).await;
+    let cpu_before = crate::metrics::self_usage();
     let t0 = Instant::now();
     let released = std::time::SystemTime::now();
     let _ = start_tx.send(Some(t0));
@@ -266,6 +278,10 @@ pub async fn run_herd(
             Outcome::Error(kind) => *errors.entry(kind).or_default() += 1,
         }
     }
+    let cpu_after = crate::metrics::self_usage();
+    let harness_cpu_s = (cpu_after.cpu_user_s + cpu_after.cpu_sys_s)
+        - (cpu_before.cpu_user_s + cpu_before.cpu_sys_s);
+    let wall_s = (last_end - t0).as_secs_f64();
     let interval = IntervalSeries::interval_for(last_end - t0, 30);
     let mut intervals_corrected = IntervalSeries::new(interval, MAX_INTERVALS);
     let mut intervals_raw = IntervalSeries::new(interval, MAX_INTERVALS);
@@ -299,6 +315,8 @@ pub async fn run_herd(
                     * 1000.0,
             ),
             interval_ms: Some(interval.as_secs_f64() * 1000.0),
+            harness_cpu_s: Some(harness_cpu_s),
+            harness_cpu_share: (wall_s > 0.0).then(|| harness_cpu_s / wall_s),
         },
         HerdHistograms {
             corrected: corrected_h,

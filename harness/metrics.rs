@@ -515,6 +515,24 @@ pub struct SelfUsage {
     pub max_rss_bytes: u64,
 }
 
+/// Raise this process's soft limit on open files to its hard limit (thousands of client
+/// connections need thousands of descriptors). Returns (soft before, soft after).
+pub fn raise_nofile_limit() -> (u64, u64) {
+    // SAFETY: getrlimit/setrlimit read and write the struct we pass.
+    let mut lim: libc::rlimit = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return (0, 0);
+    }
+    let before = lim.rlim_cur as u64;
+    if lim.rlim_cur < lim.rlim_max {
+        lim.rlim_cur = lim.rlim_max;
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } != 0 {
+            return (before, before);
+        }
+    }
+    (before, lim.rlim_cur as u64)
+}
+
 pub fn self_usage() -> SelfUsage {
     // SAFETY: getrusage fills the struct we pass.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
@@ -530,6 +548,15 @@ pub fn self_usage() -> SelfUsage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nofile_limit_is_raised_to_the_hard_limit() {
+        let (_, after) = raise_nofile_limit();
+        let mut lim: libc::rlimit = unsafe { std::mem::zeroed() };
+        assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
+        assert_eq!(after, lim.rlim_max as u64);
+        assert_eq!(lim.rlim_cur, lim.rlim_max);
+    }
 
     #[test]
     fn interval_log_round_trips_every_count() {

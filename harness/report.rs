@@ -594,6 +594,20 @@ pub fn markdown(r: &RunResult) -> String {
             fmt_ms(h.wall_ms),
             fmt_bytes(h.bytes_received as f64)
         ));
+        if let (Some(cpu), Some(share)) = (h.harness_cpu_s, h.harness_cpu_share) {
+            if share > crate::load::HARNESS_CPU_LIMIT {
+                md.push_str(&format!(
+                    "> ⚠️ **hsbench itself used {:.0}% of a core** ({cpu:.2} CPU s) during the herd: above {:.0}%, the harness may have limited these figures. Use fewer clients per process (`--shard`) or a bigger machine.\n\n",
+                    share * 100.0,
+                    crate::load::HARNESS_CPU_LIMIT * 100.0
+                ));
+            } else {
+                md.push_str(&format!(
+                    "hsbench's own CPU during the herd: {cpu:.2} s ({:.0}% of a core).\n\n",
+                    share * 100.0
+                ));
+            }
+        }
     }
 
     if !r.thresholds.is_empty() {

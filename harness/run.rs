@@ -162,6 +162,8 @@ pub fn run_id(scenario: &Scenario) -> String {
 /// killed by their guards) and the result is written with status `interrupted`.
 pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, RunError> {
     let id = opts.run_id.clone().unwrap_or_else(|| run_id(scenario));
+    // Every herd client holds a connection.
+    crate::metrics::raise_nofile_limit();
     let run_dir = opts.results_dir.join(&id);
     std::fs::create_dir_all(&run_dir).map_err(|source| RunError::Output {
         path: run_dir.clone(),

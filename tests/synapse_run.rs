@@ -232,6 +232,14 @@ async fn tiny_scenario_against_real_synapse() {
         "{errors:?}"
     );
 
+    // hsbench measured its own CPU during the herd and says it in the summary.
+    let own = h.harness_cpu_s.unwrap();
+    assert!(own > 0.0 && h.harness_cpu_share.unwrap() > 0.0, "{h:?}");
+    assert!(
+        md.contains("hsbench's own CPU during the herd") || md.contains("hsbench itself used"),
+        "{md}"
+    );
+
     // The interval log holds every request of the herd, by completion time.
     let hlog = hsbench::metrics::read_interval_log(&dir.join("herd-sync.hlog")).unwrap();
     for tag in ["corrected", "raw"] {
