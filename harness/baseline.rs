@@ -100,12 +100,7 @@ impl BaselineStore {
             path: result.clone(),
             message: e.to_string(),
         })?;
-        let scenario = r[0]
-            .scenario
-            .get("name")
-            .and_then(|v| v.as_str())
-            .unwrap_or("scenario")
-            .to_string();
+        let scenario = r[0].scenario_name().to_string();
         let dest = self.dir(name, &scenario);
         let parent = dest.parent().expect("a baseline dir has a parent");
         std::fs::create_dir_all(parent).map_err(|source| BaselineError::Io {

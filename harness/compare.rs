@@ -448,11 +448,7 @@ impl Comparison {
 }
 
 fn describe(r: &RunResult) -> (String, String, String) {
-    let scenario = r
-        .scenario
-        .get("name")
-        .and_then(|v| v.as_str())
-        .unwrap_or("?");
+    let scenario = r.scenario_name();
     let dataset = r
         .dataset
         .as_ref()
@@ -542,7 +538,8 @@ pub fn compare(
     })
 }
 
-fn fmt_value(metric: &str, v: f64) -> String {
+/// A metric's value in its unit (`_bytes`, `_s`, else milliseconds).
+pub fn fmt_value(metric: &str, v: f64) -> String {
     if metric.ends_with("_bytes") {
         crate::report::fmt_bytes(v)
     } else if metric.ends_with("_s") {

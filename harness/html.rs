@@ -36,12 +36,8 @@ nav a{margin-right:12px;font-size:13px}
 
 /// The report of the run in `dir`.
 pub fn render(r: &RunResult, dir: &Path) -> String {
-    let scenario = r.scenario["name"].as_str().unwrap_or("scenario");
-    let server = r
-        .server
-        .as_ref()
-        .map(|s| format!("{} {} ({})", s.kind, s.version, s.database))
-        .unwrap_or_else(|| "server not installed".into());
+    let scenario = r.scenario_name();
+    let server = r.server_label();
     let mut h = String::new();
     let _ = write!(
         h,
@@ -151,15 +147,7 @@ fn comparison(h: &mut String, dir: &Path) {
     let mut rows: Vec<_> = c.metrics.iter().collect();
     rows.sort_by(|a, b| b.ratio.total_cmp(&a.ratio));
     for m in rows {
-        let f = |v: f64| {
-            if m.metric.ends_with("_bytes") {
-                fmt_bytes(v)
-            } else if m.metric.ends_with("_s") {
-                format!("{v:.2} s")
-            } else {
-                fmt_ms(v)
-            }
-        };
+        let f = |v: f64| crate::compare::fmt_value(&m.metric, v);
         let _ = writeln!(
             h,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:+.1}%</td><td>{:+.1}% … {:+.1}%</td><td>{}</td><td class=\"{}\">{}</td></tr>",
@@ -471,16 +459,9 @@ fn resource_panels(samples: &[crate::metrics::ResourceSample]) -> Vec<Panel> {
         .iter()
         .map(|p| (p.t_ms / 1000.0, p.rss_bytes as f64 / (1 << 20) as f64))
         .collect();
-    let cpu: Vec<(f64, f64)> = samples
-        .windows(2)
-        .map(|w| {
-            let dt = (w[1].t_ms - w[0].t_ms) / 1000.0;
-            let used = (w[1].cpu_user_s + w[1].cpu_sys_s) - (w[0].cpu_user_s + w[0].cpu_sys_s);
-            (
-                w[1].t_ms / 1000.0,
-                if dt > 0.0 { 100.0 * used / dt } else { 0.0 },
-            )
-        })
+    let cpu: Vec<(f64, f64)> = crate::metrics::cpu_percent(samples)
+        .into_iter()
+        .map(|(t, c)| (t / 1000.0, c))
         .collect();
     let fds: Vec<(f64, f64)> = samples
         .iter()

@@ -266,12 +266,7 @@ fn compare(args: &CompareArgs) -> i32 {
         (Some(name), [cand]) => {
             let store = hsbench::baseline::BaselineStore::new(&args.baselines_dir);
             let scenario = match compare::load_runs(cand) {
-                Ok(r) => r[0]
-                    .scenario
-                    .get("name")
-                    .and_then(|v| v.as_str())
-                    .unwrap_or_default()
-                    .to_string(),
+                Ok(r) => r[0].scenario_name().to_string(),
                 Err(e) => {
                     eprintln!("error: {e}");
                     return 2;

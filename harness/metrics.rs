@@ -276,6 +276,18 @@ pub fn read_samples_csv(path: &Path) -> std::io::Result<Vec<ResourceSample>> {
     Ok(out)
 }
 
+/// CPU use between consecutive samples, as (ms, % of one core) at each later sample.
+pub fn cpu_percent<'a>(samples: impl IntoIterator<Item = &'a ResourceSample>) -> Vec<(f64, f64)> {
+    let v: Vec<&ResourceSample> = samples.into_iter().collect();
+    v.windows(2)
+        .map(|w| {
+            let dt = (w[1].t_ms - w[0].t_ms) / 1000.0;
+            let used = (w[1].cpu_user_s + w[1].cpu_sys_s) - (w[0].cpu_user_s + w[0].cpu_sys_s);
+            (w[1].t_ms, if dt > 0.0 { 100.0 * used / dt } else { 0.0 })
+        })
+        .collect()
+}
+
 /// Peaks and totals over a window of samples.
 #[derive(
     Debug,

@@ -141,14 +141,6 @@ pub fn check_thresholds(
         .collect()
 }
 
-fn scenario_name(r: &RunResult) -> String {
-    r.scenario
-        .get("name")
-        .and_then(|v| v.as_str())
-        .unwrap_or("hsbench")
-        .to_string()
-}
-
 /// Bencher Metric Format: `{"<scenario>/<metric>": {"<measure>": {"value", "lower_value",
 /// "upper_value"}}}`, measures `milliseconds` and `bytes` (lower and upper: the interval of
 /// the median).
@@ -159,7 +151,7 @@ impl Exporter for BmfExporter {
         "bmf.json"
     }
     fn render(&self, result: &RunResult, _dir: &Path) -> Vec<u8> {
-        let name = scenario_name(result);
+        let name = result.scenario_name();
         let mut map = serde_json::Map::new();
         for f in figures(result) {
             let measure = match f.unit {
@@ -188,7 +180,7 @@ impl Exporter for GithubBenchmarkExporter {
         "github-action-benchmark.json"
     }
     fn render(&self, result: &RunResult, _dir: &Path) -> Vec<u8> {
-        let name = scenario_name(result);
+        let name = result.scenario_name();
         let list: Vec<serde_json::Value> = figures(result)
             .into_iter()
             .map(|f| {
@@ -472,12 +464,8 @@ fn boot_section(md: &mut String, r: &RunResult, b: &crate::analysis::BootSummary
 
 pub fn markdown(r: &RunResult) -> String {
     let mut md = String::new();
-    let scenario = r.scenario["name"].as_str().unwrap_or("scenario");
-    let server = r
-        .server
-        .as_ref()
-        .map(|s| format!("{} {} ({})", s.kind, s.version, s.database))
-        .unwrap_or_else(|| "server not installed".into());
+    let scenario = r.scenario_name();
+    let server = r.server_label();
     md.push_str(&format!("## hsbench · {scenario} · {server}\n\n"));
     let status = match r.status {
         RunStatus::Complete => "complete".to_string(),

@@ -97,6 +97,22 @@ pub struct RunResult {
 }
 
 impl RunResult {
+    /// The scenario's name as recorded in the result (`scenario` when it has none).
+    pub fn scenario_name(&self) -> &str {
+        self.scenario
+            .get("name")
+            .and_then(|v| v.as_str())
+            .unwrap_or("scenario")
+    }
+
+    /// `<kind> <version> (<database>)`, for titles.
+    pub fn server_label(&self) -> String {
+        self.server
+            .as_ref()
+            .map(|s| format!("{} {} ({})", s.kind, s.version, s.database))
+            .unwrap_or_else(|| "server not installed".into())
+    }
+
     pub fn new(run_id: &str, scenario: &Scenario) -> Self {
         Self {
             schema_version: SCHEMA_VERSION,

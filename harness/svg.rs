@@ -136,14 +136,7 @@ pub fn waterfall(rec: &BootRecord, samples: &[ResourceSample], title: &str) -> S
         .iter()
         .map(|p| (p.t_ms, p.rss_bytes as f64 / (1 << 20) as f64))
         .collect();
-    let cpu: Vec<(f64, f64)> = window
-        .windows(2)
-        .map(|w| {
-            let dt = (w[1].t_ms - w[0].t_ms) / 1000.0;
-            let used = (w[1].cpu_user_s + w[1].cpu_sys_s) - (w[0].cpu_user_s + w[0].cpu_sys_s);
-            (w[1].t_ms, if dt > 0.0 { 100.0 * used / dt } else { 0.0 })
-        })
-        .collect();
+    let cpu = crate::metrics::cpu_percent(window.iter().copied());
     for (k, (label, unit, series, color)) in [
         ("RSS", "MiB", &rss, "#1f77b4"),
         ("CPU", "% of a core", &cpu, "#ff7f0e"),
