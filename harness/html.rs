@@ -11,6 +11,7 @@ use std::fmt::Write;
 use std::path::Path;
 
 use crate::analysis::{BootSummary, NamedStat, Stat};
+use crate::compare::Verdict;
 use crate::report::{fmt_bytes, fmt_ms};
 use crate::result::{RunResult, RunStatus};
 use crate::svg::{self, BoxRow, Panel, esc};
@@ -158,12 +159,18 @@ fn comparison(h: &mut String, dir: &Path) {
             (m.ratio_low - 1.0) * 100.0,
             (m.ratio_high - 1.0) * 100.0,
             m.p_value.map_or("—".into(), |p| format!("{p:.3}")),
-            if m.verdict == crate::compare::Verdict::Regressed {
-                "fail"
-            } else {
-                ""
+            match m.verdict {
+                Verdict::Regressed => "fail",
+                Verdict::Improved => "pass",
+                _ => "",
             },
-            m.verdict.arrow()
+            // No emoji: a machine without an emoji font would draw boxes.
+            match m.verdict {
+                Verdict::Regressed => "▲ regressed",
+                Verdict::Improved => "▼ improved",
+                Verdict::NoChange => "no change",
+                Verdict::NotEnoughSamples => "not enough samples",
+            }
         );
     }
     h.push_str("</table>\n");
