@@ -41,7 +41,11 @@ fn serve(dir: &Path) -> (u16, Arc<Mutex<Vec<String>>>) {
                     break;
                 }
             }
-            let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+            // Chromium opens speculative connections and closes some without a request:
+            // those fetch nothing and are not logged.
+            let Some(path) = line.split_whitespace().nth(1).map(str::to_string) else {
+                continue;
+            };
             log.lock().unwrap().push(path.clone());
             let rel = path.trim_start_matches('/').split('?').next().unwrap_or("");
             let file = dir.join(rel);
