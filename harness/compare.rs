@@ -105,6 +105,9 @@ pub fn is_metric(name: &str, phases: &[String]) -> bool {
     if let Some(h) = name.strip_prefix("herd.") {
         return matches!(h, "p50" | "p99" | "max" | "wall");
     }
+    if crate::syncload::WORKLOAD_METRICS.contains(&name) {
+        return true;
+    }
     let base = name.strip_prefix("cold.").unwrap_or(name);
     matches!(
         base,
@@ -120,9 +123,10 @@ pub fn is_metric(name: &str, phases: &[String]) -> bool {
 /// The metric names, for an error message.
 pub fn metric_names_hint(phases: &[String]) -> String {
     format!(
-        "time_to_ready, shutdown, peak_rss_bytes, cpu_to_ready_s, phase.<{}>, milestone.<{}>, their cold. variants, herd.p50|p99|max|wall",
+        "time_to_ready, shutdown, peak_rss_bytes, cpu_to_ready_s, phase.<{}>, milestone.<{}>, their cold. variants, herd.p50|p99|max|wall, {}",
         phases.join("|"),
-        COMPARED_MILESTONES.join("|")
+        COMPARED_MILESTONES.join("|"),
+        crate::syncload::WORKLOAD_METRICS.join(", ")
     )
 }
 
@@ -162,6 +166,9 @@ pub fn samples(runs: &[RunResult]) -> BTreeMap<String, Vec<f64>> {
             push("herd.p99".into(), h.corrected.p99_ms);
             push("herd.max".into(), h.corrected.max_ms);
             push("herd.wall".into(), h.wall_ms);
+        }
+        for (k, v) in crate::syncload::workload_figures(r) {
+            push(k.into(), v);
         }
     }
     m

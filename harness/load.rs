@@ -26,6 +26,12 @@ pub struct HerdResult {
     pub endpoint: String,
     pub sync: SyncKind,
     pub clients: u64,
+    /// Requests were due evenly over this many seconds after the release (0: all at once).
+    #[serde(default)]
+    pub ramp_s: f64,
+    /// The requests carried the lazy-loading filter ([`lazy_loading_filter`]).
+    #[serde(default)]
+    pub lazy_load_members: bool,
     /// Closed model: each client sends exactly one request, all released at one instant.
     pub model: String,
     /// Latency from the common intended start (coordinated-omission corrected).
@@ -90,11 +96,25 @@ fn classify(e: &reqwest::Error) -> String {
     }
 }
 
-/// A filter that leaves a sync almost empty: used only to obtain `since` tokens cheaply.
-const EMPTY_FILTER: &str =
-    r#"{"room":{"rooms":[]},"presence":{"types":[]},"account_data":{"types":[]}}"#;
+/// A filter that leaves a sync almost empty: used only to obtain `since` tokens cheaply. Each
+/// call names a different (nonexistent) account-data type: Synapse answers a repeated identical
+/// /sync from its response cache for minutes (`caches.sync_response_cache_duration`), and a
+/// cached answer carries a stale token, from which a workload's first sync would replay
+/// everything since.
+fn empty_filter() -> String {
+    use std::sync::atomic::AtomicU64;
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_micros();
+    let n = CALLS.fetch_add(1, Ordering::Relaxed);
+    format!(
+        r#"{{"room":{{"rooms":[]}},"presence":{{"types":[]}},"account_data":{{"types":["org.hsbench.fresh.{t}.{n}"]}}}}"#
+    )
+}
 
-async fn since_token(client: &MatrixClient, token: &str) -> Result<String, String> {
+pub(crate) async fn since_token(client: &MatrixClient, token: &str) -> Result<String, String> {
     #[derive(serde::Deserialize)]
     struct NextBatch {
         next_batch: String,
@@ -102,7 +122,7 @@ async fn since_token(client: &MatrixClient, token: &str) -> Result<String, Strin
     let url = format!(
         "{}/_matrix/client/v3/sync?timeout=0&filter={}",
         client.base_url(),
-        urlencode(EMPTY_FILTER)
+        urlencode(&empty_filter())
     );
     let resp = client
         .http()
@@ -131,6 +151,14 @@ fn urlencode(s: &str) -> String {
         }
     }
     out
+}
+
+/// The filter Element-like clients send on their first sync: member lazy-loading (only the
+/// members the returned timeline needs) and a short timeline.
+pub fn lazy_loading_filter() -> ruma::api::client::filter::FilterDefinition {
+    let mut f = ruma::api::client::filter::FilterDefinition::with_lazy_loading();
+    f.room.timeline.limit = Some(ruma::UInt::from(20u32));
+    f
 }
 
 /// Run a herd against `base_url` with the given users' access tokens (one client each).
@@ -181,7 +209,14 @@ pub async fn run_herd(
             req.since = Some(s);
             req.full_state = true;
         }
-        requests.push(client.build(req, Some(token))?);
+        if spec.lazy_load_members {
+            req.filter = Some(sync_events::v3::Filter::FilterDefinition(
+                lazy_loading_filter(),
+            ));
+        }
+        // Client i is due `ramp * i / n` after the release.
+        let offset = spec.ramp.mul_f64(i as f64 / n as f64);
+        requests.push((offset, client.build(req, Some(token))?));
     }
 
     let mut corrected: SyncHistogram<u64> = new_latency_histogram().into_sync();
@@ -189,7 +224,7 @@ pub async fn run_herd(
     let bytes = Arc::new(AtomicU64::new(0));
     let (start_tx, start_rx) = tokio::sync::watch::channel::<Option<Instant>>(None);
     let mut set = tokio::task::JoinSet::new();
-    for request in requests {
+    for (offset, request) in requests {
         let mut rx = start_rx.clone();
         let http = client.http().clone();
         let mut rec_c = corrected.recorder();
@@ -198,13 +233,16 @@ pub async fn run_herd(
         set.spawn(async move {
             let intended = loop {
                 if let Some(t) = *rx.borrow_and_update() {
-                    break t;
+                    break t + offset;
                 }
                 if rx.changed().await.is_err() {
                     let now = Instant::now();
-                    return (Outcome::Error("cancelled".into()), now, now);
+                    return (Outcome::Error("cancelled".into()), now, now, now);
                 }
             };
+            if !offset.is_zero() {
+                tokio::time::sleep_until(intended.into()).await;
+            }
             let sent = Instant::now();
             let outcome = match http.execute(request).await {
                 Err(e) => Outcome::Error(classify(&e)),
@@ -246,7 +284,7 @@ pub async fn run_herd(
             let us = |d: Duration| (d.as_micros() as u64).max(1);
             let _ = rec_c.record(us(end - intended));
             let _ = rec_r.record(us(end - sent));
-            (outcome, sent, end)
+            (outcome, intended, sent, end)
         });
     }
     drop(start_rx);
@@ -261,15 +299,16 @@ pub async fn run_herd(
     let mut ok = 0u64;
     let mut errors: BTreeMap<String, u64> = BTreeMap::new();
     let mut last_end = t0;
-    // (sent, ended) per client since the release: one pair per client, bounded by the herd.
-    let mut times: Vec<(Duration, Duration)> = Vec::with_capacity(n);
+    // (due, sent, ended) per client since the release: one pair per client, bounded by the herd.
+    let mut times: Vec<(Duration, Duration, Duration)> = Vec::with_capacity(n);
     while let Some(joined) = set.join_next().await {
-        let (outcome, sent, end) = joined.unwrap_or_else(|_| {
+        let (outcome, intended, sent, end) = joined.unwrap_or_else(|_| {
             let now = Instant::now();
-            (Outcome::Error("panic".into()), now, now)
+            (Outcome::Error("panic".into()), now, now, now)
         });
         last_end = last_end.max(end);
         times.push((
+            intended.saturating_duration_since(t0),
             sent.saturating_duration_since(t0),
             end.saturating_duration_since(t0),
         ));
@@ -285,9 +324,9 @@ pub async fn run_herd(
     let interval = IntervalSeries::interval_for(last_end - t0, 30);
     let mut intervals_corrected = IntervalSeries::new(interval, MAX_INTERVALS);
     let mut intervals_raw = IntervalSeries::new(interval, MAX_INTERVALS);
-    for (sent, end) in times {
+    for (intended, sent, end) in times {
         let us = |d: Duration| (d.as_micros() as u64).max(1);
-        intervals_corrected.record(end, us(end));
+        intervals_corrected.record(end, us(end.saturating_sub(intended)));
         intervals_raw.record(end, us(end.saturating_sub(sent)));
     }
     corrected.refresh();
@@ -299,7 +338,16 @@ pub async fn run_herd(
             endpoint: "GET /_matrix/client/v3/sync".into(),
             sync: spec.sync,
             clients: spec.clients,
-            model: "closed: one request per client, all released at one instant".into(),
+            ramp_s: spec.ramp.as_secs_f64(),
+            lazy_load_members: spec.lazy_load_members,
+            model: if spec.ramp.is_zero() {
+                "closed: one request per client, all released at one instant".into()
+            } else {
+                format!(
+                    "open: one request per client, due evenly over {:?} (latency corrected from each one's due time)",
+                    spec.ramp
+                )
+            },
             corrected: LatencySummary::of(&corrected_h),
             raw: LatencySummary::of(&raw_h),
             ok,

@@ -63,11 +63,21 @@ pub struct MatrixClient {
 
 impl MatrixClient {
     pub fn new(base_url: &str, timeout: Duration) -> Result<Self, reqwest::Error> {
+        Self::with_pool(base_url, timeout, 64)
+    }
+
+    /// A client that keeps up to `max_idle` idle connections: one per client of a workload,
+    /// so thousands of long polls that answer at once do not reconnect.
+    pub fn with_pool(
+        base_url: &str,
+        timeout: Duration,
+        max_idle: usize,
+    ) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .tcp_nodelay(true)
             .no_proxy()
-            .pool_max_idle_per_host(64)
+            .pool_max_idle_per_host(max_idle)
             .build()?;
         let versions = SupportedVersions::from_parts(
             &["v1.1".to_string(), "v1.11".to_string()],

@@ -100,6 +100,15 @@ pub fn figures(r: &RunResult) -> Vec<Figure> {
             });
         }
     }
+    for (m, v) in crate::syncload::workload_figures(r) {
+        out.push(Figure {
+            metric: m.into(),
+            unit: "ms",
+            value: v,
+            low: v,
+            high: v,
+        });
+    }
     out
 }
 
@@ -124,13 +133,20 @@ pub fn check_thresholds(
         .iter()
         .map(|t| {
             let value = figs.iter().find(|f| f.metric == t.metric).map(|f| f.value);
-            let passed = value.is_some_and(|v| {
-                if t.inclusive {
-                    v <= t.limit
-                } else {
-                    v < t.limit
-                }
-            });
+            // A server that never recovered has only a lower bound (the observation's
+            // length) for its recovery time: no limit is met by it.
+            let unrecovered = t.metric == "triggered.recovery"
+                && r.triggered
+                    .as_ref()
+                    .is_some_and(|t| t.recovery.time_to_recover_s.is_none());
+            let passed = !unrecovered
+                && value.is_some_and(|v| {
+                    if t.inclusive {
+                        v <= t.limit
+                    } else {
+                        v < t.limit
+                    }
+                });
             ThresholdResult {
                 metric: t.metric.clone(),
                 condition: t.text.clone(),
@@ -598,6 +614,56 @@ pub fn markdown(r: &RunResult) -> String {
         }
     }
 
+    if let Some(t) = &r.triggered {
+        md.push_str(&format!(
+            "### Triggered herd: {} long-poll clients, {} re-sync on the trigger, {}/s chatter\n\n",
+            t.clients,
+            match t.reaction {
+                crate::scenario::SyncKind::Initial => "initial",
+                crate::scenario::SyncKind::FullState => "full-state",
+            },
+            t.chatter_rate
+        ));
+        let rc = &t.recovery;
+        md.push_str(&format!(
+            "**Time to recover: {}** · degraded {} after the trigger · worst window delivery p90 {} (baseline {}, limit {}) · lowest {:.0} deliveries/s (baseline {:.0}/s, floor {:.0}/s)\n\n",
+            rc.time_to_recover_s.map_or(
+                format!("not recovered within {:.0} s", rc.observed_s),
+                |s| format!("{s:.1} s")
+            ),
+            rc.degraded_at_s.map_or("never".into(), |s| format!("{s:.1} s")),
+            fmt_ms(rc.worst_p90_ms),
+            fmt_ms(rc.baseline_p90_ms),
+            fmt_ms(rc.latency_limit_ms),
+            rc.lowest_per_s,
+            rc.baseline_per_s,
+            rc.throughput_floor_per_s,
+        ));
+        md.push_str(&format!(
+            "Peak {} re-syncs in flight{} · {} clients re-synced, {} gave up · {} retries · reaction (trigger seen → re-synced) p50 {} p99 {} max {}\n\n",
+            t.peak_concurrent_resyncs,
+            t.time_to_saturation_s
+                .map_or(String::new(), |s| format!(", reached {s:.2} s after the trigger")),
+            t.reacted_ok,
+            t.reacted_gave_up,
+            t.resync_retries,
+            fmt_ms(t.reaction_time.p50_ms),
+            fmt_ms(t.reaction_time.p99_ms),
+            fmt_ms(t.reaction_time.max_ms),
+        ));
+        endpoints_md(&mut md, &t.endpoints, &t.deliveries);
+        harness_md(&mut md, &t.harness, "triggered herd");
+        md.push_str(&format!("Recovery rule: {}.\n\n", rc.definition));
+    }
+    if let Some(t) = &r.steady {
+        md.push_str(&format!(
+            "### Steady: {} long-poll clients, {} senders, {:.1} messages/s intended, {:.1}/s accepted\n\n",
+            t.clients, t.senders, t.intended_per_s, t.achieved_per_s
+        ));
+        endpoints_md(&mut md, &t.endpoints, &t.deliveries);
+        harness_md(&mut md, &t.harness, "steady workload");
+    }
+
     if !r.thresholds.is_empty() {
         let failed = r.thresholds.iter().filter(|t| !t.passed).count();
         md.push_str(&format!(
@@ -746,6 +812,72 @@ fn profile_section(md: &mut String, p: &crate::profiler::ProfileResult) {
             ));
         }
         md.push_str("\n\n");
+    }
+}
+
+/// The endpoint table and the delivery line of a long-running workload.
+fn endpoints_md(
+    md: &mut String,
+    eps: &[crate::engine::EndpointResult],
+    d: &crate::engine::DeliveryResult,
+) {
+    md.push_str("| endpoint | model | ok / done | errors | cut at end | corrected p50 | p99 | max | raw p50 | p99 | max | in / out |\n|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    for e in eps {
+        let errors = if e.errors.is_empty() {
+            "none".to_string()
+        } else {
+            e.errors
+                .iter()
+                .map(|(k, v)| format!("{k} × {v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        md.push_str(&format!(
+            "| `{}` | {} | {} / {} | {errors} | {} | {} | {} | {} | {} | {} | {} | {} / {} |\n",
+            e.name,
+            e.model.split(';').next().unwrap_or(""),
+            e.ok,
+            e.completed,
+            e.cancelled,
+            fmt_ms(e.corrected.p50_ms),
+            fmt_ms(e.corrected.p99_ms),
+            fmt_ms(e.corrected.max_ms),
+            fmt_ms(e.raw.p50_ms),
+            fmt_ms(e.raw.p99_ms),
+            fmt_ms(e.raw.max_ms),
+            fmt_bytes(e.bytes_in as f64),
+            fmt_bytes(e.bytes_out as f64),
+        ));
+    }
+    md.push_str(&format!(
+        "\nDelivery (send's 200 → receiver's /sync answer): {} messages, {} of {} deliveries seen ({} missing), p50 {} p90 {} p99 {} max {}\n\n",
+        d.messages,
+        d.delivered,
+        d.expected,
+        d.missing,
+        fmt_ms(d.latency.p50_ms),
+        fmt_ms(d.latency.p90_ms),
+        fmt_ms(d.latency.p99_ms),
+        fmt_ms(d.latency.max_ms),
+    ));
+}
+
+/// hsbench's own load during a workload, loud when it may have been the bottleneck.
+fn harness_md(md: &mut String, h: &crate::syncload::HarnessLoad, what: &str) {
+    if h.cpu_share > crate::load::HARNESS_CPU_LIMIT {
+        md.push_str(&format!(
+            "> ⚠️ **hsbench itself used {:.0}% of a core** ({:.2} CPU s) during the {what}: above {:.0}%, the harness may have limited these figures.\n\n",
+            h.cpu_share * 100.0,
+            h.cpu_s,
+            crate::load::HARNESS_CPU_LIMIT * 100.0
+        ));
+    } else {
+        md.push_str(&format!(
+            "hsbench's own use during the {what}: {:.2} CPU s ({:.0}% of a core), peak RSS {}.\n\n",
+            h.cpu_s,
+            h.cpu_share * 100.0,
+            fmt_bytes(h.max_rss_bytes as f64)
+        ));
     }
 }
 

@@ -86,6 +86,12 @@ pub struct RunResult {
     pub seed_boot: Option<BootRecord>,
     pub workload_boot: Option<BootRecord>,
     pub herd: Option<HerdResult>,
+    /// `[workload.triggered]`: the re-sync storm and the recovery.
+    #[serde(default)]
+    pub triggered: Option<crate::syncload::TriggeredResult>,
+    /// `[workload.steady]`: send and delivery latency under open-model traffic.
+    #[serde(default)]
+    pub steady: Option<crate::syncload::SteadyResult>,
     /// Flamegraphs of profiled boots and workloads (`[profile]`).
     #[serde(default)]
     pub profile: Option<crate::profiler::ProfileResult>,
@@ -138,6 +144,8 @@ impl RunResult {
             seed_boot: None,
             workload_boot: None,
             herd: None,
+            triggered: None,
+            steady: None,
             profile: None,
             thresholds: Vec::new(),
             files: Vec::new(),

@@ -23,7 +23,7 @@ use crate::profiler::{
 use crate::report::{write_all, write_atomic};
 use crate::result::{DatasetInfo, RunResult, RunStatus, ServerInfo};
 use crate::scenario::Scenario;
-use crate::scenario::{CacheMode, DatabaseKind, ProfilerChoice, Registration};
+use crate::scenario::{CacheMode, DatabaseKind, ProfilerChoice, Registration, WorkloadKind};
 
 /// Run subdirectory of the profiles (raw profiler output, folded stacks, flamegraphs).
 pub const PROFILE_DIR: &str = "profile";
@@ -527,7 +527,7 @@ async fn measure(
     }
 
     // 4. Verification and workloads, on a boot of their own.
-    if scenario.herd.is_none() && !ctx.opts.verify {
+    if scenario.workload_order.is_empty() && !ctx.opts.verify {
         return finish_files(ctx);
     }
     let spec = boot_spec(
@@ -549,50 +549,102 @@ async fn measure(
     let alive = server.check_alive();
     ctx.result.workload_boot = Some(server.stop(shutdown, &run_dir).await);
     alive?;
-    if let Some((result, hists)) = outcome? {
-        for (stem, h) in [
-            ("herd-sync", &hists.corrected),
-            ("herd-sync-raw", &hists.raw),
-        ] {
-            write_histogram(&run_dir, stem, h).map_err(|source| RunError::Output {
-                path: run_dir.join(stem),
-                source,
-            })?;
-            ctx.result.files.push(format!("{stem}.hgrm"));
-            ctx.result.files.push(format!("{stem}.hist"));
-        }
-        let hlog = run_dir.join("herd-sync.hlog");
-        crate::metrics::write_interval_log(
-            &hlog,
-            hists.released,
-            &format!(
-                "hsbench herd: {} clients, {:?} sync",
-                result.clients, result.sync
-            ),
-            &[
-                ("corrected", &hists.intervals_corrected),
-                ("raw", &hists.intervals_raw),
-            ],
-        )
-        .map_err(|source| RunError::Output {
-            path: hlog.clone(),
-            source,
-        })?;
-        ctx.result.files.push("herd-sync.hlog".into());
-        ctx.result.herd = Some(result);
-    }
+    outcome?;
     ctx.save()?;
     finish_files(ctx)
 }
 
-/// Verification (with `--verify`) and the herd, against a running server.
+fn output_error(path: PathBuf) -> impl FnOnce(std::io::Error) -> RunError {
+    move |source| RunError::Output { path, source }
+}
+
+/// Write a herd's histograms and interval log.
+fn write_herd_files(
+    ctx: &mut Ctx<'_>,
+    result: &HerdResult,
+    hists: &HerdHistograms,
+) -> Result<(), RunError> {
+    let run_dir = ctx.run_dir.clone();
+    for (stem, h) in [
+        ("herd-sync", &hists.corrected),
+        ("herd-sync-raw", &hists.raw),
+    ] {
+        write_histogram(&run_dir, stem, h).map_err(output_error(run_dir.join(stem)))?;
+        ctx.result.files.push(format!("{stem}.hgrm"));
+        ctx.result.files.push(format!("{stem}.hist"));
+    }
+    let hlog = run_dir.join("herd-sync.hlog");
+    crate::metrics::write_interval_log(
+        &hlog,
+        hists.released,
+        &format!(
+            "hsbench herd: {} clients, {:?} sync",
+            result.clients, result.sync
+        ),
+        &[
+            ("corrected", &hists.intervals_corrected),
+            ("raw", &hists.intervals_raw),
+        ],
+    )
+    .map_err(output_error(hlog.clone()))?;
+    ctx.result.files.push("herd-sync.hlog".into());
+    Ok(())
+}
+
+/// Write a long-running workload's histograms (`<workload>-<endpoint>.hist|.hgrm`, corrected
+/// and `-raw`, plus `<workload>-delivery`) and its interval log (`<workload>.hlog`).
+fn write_workload_files(
+    ctx: &mut Ctx<'_>,
+    workload: &str,
+    data: &crate::syncload::WorkloadData,
+) -> Result<(), RunError> {
+    let run_dir = ctx.run_dir.clone();
+    let rec = &data.recorded;
+    let mut hists: Vec<(String, &hdrhistogram::Histogram<u64>)> = Vec::new();
+    for ep in crate::engine::Ep::ALL {
+        if rec.started.get(&ep).copied().unwrap_or(0) == 0 {
+            continue;
+        }
+        let s = &rec.eps[&ep];
+        hists.push((format!("{workload}-{}", ep.name()), &s.corrected));
+        hists.push((format!("{workload}-{}-raw", ep.name()), &s.raw));
+    }
+    hists.push((format!("{workload}-delivery"), &rec.deliveries.latency));
+    for (stem, h) in hists {
+        write_histogram(&run_dir, &stem, h).map_err(output_error(run_dir.join(&stem)))?;
+        ctx.result.files.push(format!("{stem}.hgrm"));
+        ctx.result.files.push(format!("{stem}.hist"));
+    }
+    let series = data.interval_series();
+    let refs: Vec<(&str, &crate::metrics::IntervalSeries)> =
+        series.iter().map(|(t, s)| (t.as_str(), *s)).collect();
+    let name = format!("{workload}.hlog");
+    let hlog = run_dir.join(&name);
+    crate::metrics::write_interval_log(
+        &hlog,
+        data.origin,
+        &format!("hsbench {workload} workload"),
+        &refs,
+    )
+    .map_err(output_error(hlog.clone()))?;
+    ctx.result.files.push(name);
+    Ok(())
+}
+
+fn workload_error(workload: &str) -> impl FnOnce(String) -> RunError {
+    let workload = workload.to_string();
+    move |message| RunError::Workload { workload, message }
+}
+
+/// Verification (with `--verify`) and the workloads in the scenario's order, against a running
+/// server. Each workload's results are saved as soon as it ends.
 async fn workloads(
     ctx: &mut Ctx<'_>,
     base_url: &str,
     plan: &DatasetPlan,
     creds: &Credentials,
     profiler: Option<(&Tool, i32)>,
-) -> Result<Option<(HerdResult, HerdHistograms)>, RunError> {
+) -> Result<(), RunError> {
     if ctx.opts.verify {
         let client = MatrixClient::new(base_url, Duration::from_secs(120)).map_err(|e| {
             RunError::Workload {
@@ -623,28 +675,101 @@ async fn workloads(
         }
         ctx.save()?;
     }
-    let Some(herd) = &ctx.scenario.herd else {
-        return Ok(None);
-    };
-    ctx.say(&format!(
-        "herd: {} clients, {:?} sync",
-        herd.clients, herd.sync
-    ));
-    let attached = match profiler {
-        Some((tool, pid)) => Some(start_load_profile(ctx, tool, pid, "herd").await),
-        None => None,
-    };
-    let outcome = run_herd(base_url, &creds.tokens, herd)
-        .await
-        .map(Some)
-        .map_err(|e| RunError::Workload {
-            workload: "herd".into(),
-            message: e.to_string(),
-        });
-    if let Some(a) = attached {
-        finish_load_profile(ctx, a)?;
+    let scenario = ctx.scenario;
+    for kind in scenario.workload_order.iter().copied() {
+        let name = kind.name();
+        let attached = match profiler {
+            Some((tool, pid)) => Some(start_load_profile(ctx, tool, pid, name).await),
+            None => None,
+        };
+        let outcome: Result<(), RunError> = match kind {
+            WorkloadKind::Herd => {
+                let herd = scenario.herd.as_ref().expect("ordered workloads exist");
+                ctx.say(&format!(
+                    "herd: {} clients, {:?} sync",
+                    herd.clients, herd.sync
+                ));
+                match run_herd(base_url, &creds.tokens, herd).await {
+                    Ok((result, hists)) => {
+                        let w = write_herd_files(ctx, &result, &hists);
+                        ctx.result.herd = Some(result);
+                        w
+                    }
+                    Err(e) => Err(workload_error(name)(e.to_string())),
+                }
+            }
+            WorkloadKind::Triggered => {
+                let t = scenario
+                    .triggered
+                    .as_ref()
+                    .expect("ordered workloads exist");
+                ctx.say(&format!(
+                    "triggered herd: {} long-poll clients, {}/s chatter, trigger after {}, {:?} re-sync, watching {}",
+                    t.clients,
+                    t.chatter_rate,
+                    humantime::format_duration(t.baseline),
+                    t.reaction,
+                    humantime::format_duration(t.observe)
+                ));
+                let big = creds
+                    .room_ids
+                    .first()
+                    .ok_or_else(|| workload_error(name)("the dataset has no big room".into()))?;
+                match crate::syncload::run_triggered(base_url, &creds.tokens, big, t).await {
+                    Ok((result, data)) => {
+                        let w = write_workload_files(ctx, name, &data);
+                        ctx.say(&format!(
+                            "  recovery: {}; peak {} re-syncs in flight; {} of {} deliveries",
+                            result
+                                .recovery
+                                .time_to_recover_s
+                                .map_or("not recovered".into(), |s| format!("{s:.1} s")),
+                            result.peak_concurrent_resyncs,
+                            result.deliveries.delivered,
+                            result.deliveries.expected
+                        ));
+                        ctx.result.triggered = Some(result);
+                        w
+                    }
+                    Err(e) => Err(workload_error(name)(e.to_string())),
+                }
+            }
+            WorkloadKind::Steady => {
+                let t = scenario.steady.as_ref().expect("ordered workloads exist");
+                ctx.say(&format!(
+                    "steady: {} long-poll clients, {} senders, {:?} for {}",
+                    t.clients,
+                    t.senders,
+                    t.arrivals,
+                    humantime::format_duration(t.duration)
+                ));
+                match crate::syncload::run_steady(base_url, &creds.tokens, &creds.room_ids, plan, t)
+                    .await
+                {
+                    Ok((result, data)) => {
+                        let w = write_workload_files(ctx, name, &data);
+                        ctx.say(&format!(
+                            "  {} messages, delivery p50 {} p99 {}, {} of {} deliveries",
+                            result.deliveries.messages,
+                            crate::report::fmt_ms(result.deliveries.latency.p50_ms),
+                            crate::report::fmt_ms(result.deliveries.latency.p99_ms),
+                            result.deliveries.delivered,
+                            result.deliveries.expected
+                        ));
+                        ctx.result.steady = Some(result);
+                        w
+                    }
+                    Err(e) => Err(workload_error(name)(e.to_string())),
+                }
+            }
+        };
+        if let Some(a) = attached {
+            finish_load_profile(ctx, a)?;
+        }
+        outcome?;
+        ctx.save()?;
     }
-    outcome
+    Ok(())
 }
 
 /// The profiler the scenario asks for, installed or found; `None` when profiling is off or the

@@ -127,7 +127,41 @@ struct RawBoot {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawWorkload {
-    herd: Option<RawHerd>,
+    herd: Option<Spanned<RawHerd>>,
+    triggered: Option<Spanned<RawTriggered>>,
+    steady: Option<Spanned<RawSteady>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTriggered {
+    clients: Spanned<u64>,
+    poll_timeout: Option<Spanned<String>>,
+    chatter_rate: Option<Spanned<f64>>,
+    baseline: Option<Spanned<String>>,
+    observe: Option<Spanned<String>>,
+    reaction: Option<Spanned<String>>,
+    resync_timeout: Option<Spanned<String>>,
+    retries: Option<Spanned<u64>>,
+    retry_delay: Option<Spanned<String>>,
+    tolerance: Option<Spanned<f64>>,
+    hold: Option<Spanned<String>>,
+    slack: Option<Spanned<String>>,
+    interval: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSteady {
+    clients: Spanned<u64>,
+    senders: Option<Spanned<u64>>,
+    rate: Spanned<f64>,
+    ramp_to: Option<Spanned<f64>>,
+    ramp_over: Option<Spanned<String>>,
+    duration: Option<Spanned<String>>,
+    poll_timeout: Option<Spanned<String>>,
+    drain: Option<Spanned<String>>,
+    interval: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -146,6 +180,8 @@ struct RawHerd {
     clients: Spanned<u64>,
     sync: Option<Spanned<String>>,
     request_timeout: Option<Spanned<String>>,
+    ramp: Option<Spanned<String>>,
+    lazy_load_members: Option<Spanned<bool>>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -165,6 +201,15 @@ pub struct Scenario {
     pub server: ServerSpec,
     pub boot: BootPlan,
     pub herd: Option<HerdSpec>,
+    /// `[workload.triggered]`: long-poll clients, a trigger, a re-sync storm, recovery.
+    #[serde(default)]
+    pub triggered: Option<TriggeredSpec>,
+    /// `[workload.steady]`: long-poll receivers and open-model senders.
+    #[serde(default)]
+    pub steady: Option<SteadySpec>,
+    /// The workloads in the order the file declares them (run in this order).
+    #[serde(default)]
+    pub workload_order: Vec<WorkloadKind>,
     pub profile: ProfileSpec,
     pub sweep: Option<SweepSpec>,
     /// Absolute limits a run must meet (`[thresholds]`); `hsbench run` exits 1 when one fails.
@@ -225,11 +270,14 @@ fn parse_threshold(metric: &str, text: &str, phases: &[String]) -> Result<Thresh
             | "herd.wall"
     ) || base
         .strip_prefix("phase.")
-        .is_some_and(|p| phases.iter().any(|q| q == p));
-    if !known || (m.starts_with("cold.") && base.starts_with("herd.")) {
+        .is_some_and(|p| phases.iter().any(|q| q == p))
+        || crate::syncload::WORKLOAD_METRICS.contains(&base);
+    let workload = base.starts_with("herd.") || crate::syncload::WORKLOAD_METRICS.contains(&base);
+    if !known || (m.starts_with("cold.") && workload) {
         return Err(format!(
-            "unknown metric {metric:?}: time_to_ready, shutdown, peak_rss, phase.<{}>, their cold. variants, herd.sync.p50|p90|p99|max, herd.wall",
-            phases.join("|")
+            "unknown metric {metric:?}: time_to_ready, shutdown, peak_rss, phase.<{}>, their cold. variants, herd.sync.p50|p90|p99|max, herd.wall, {}",
+            phases.join("|"),
+            crate::syncload::WORKLOAD_METRICS.join(", ")
         ));
     }
     let t = text.trim();
@@ -563,6 +611,116 @@ pub struct HerdSpec {
     #[serde(with = "humantime_serde_secs")]
     #[schemars(with = "f64")]
     pub request_timeout: Duration,
+    /// Client i's request is due at `ramp * i / clients` after the release (0: all at once).
+    #[serde(with = "humantime_serde_secs")]
+    #[schemars(with = "f64")]
+    pub ramp: Duration,
+    /// Send the filter real clients send (`lazy_load_members`, a limited timeline) instead of
+    /// none.
+    pub lazy_load_members: bool,
+}
+
+/// A workload table of the scenario.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    schemars::JsonSchema,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkloadKind {
+    Herd,
+    Triggered,
+    Steady,
+}
+
+impl WorkloadKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            WorkloadKind::Herd => "herd",
+            WorkloadKind::Triggered => "triggered",
+            WorkloadKind::Steady => "steady",
+        }
+    }
+}
+
+/// `[workload.triggered]`: the matrix.org outage on demand. `clients` users of the big room sit
+/// in long-poll incremental `/sync` loops while a chatter sender posts into the big room at a
+/// fixed rate; after `baseline` one client sends a state event (the trigger); every client that
+/// sees it re-syncs the way naive SDKs did (`reaction`), with a client timeout and retries.
+/// Recovery is computed from the chatter's deliveries (see `recovery.rs`).
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize)]
+pub struct TriggeredSpec {
+    pub clients: u64,
+    /// Long-poll timeout of the incremental syncs.
+    #[serde(with = "humantime_serde_secs")]
+    #[schemars(with = "f64")]
+    pub poll_timeout: Duration,
+    /// Chatter messages per second into the big room (open model), the whole time.
+    pub chatter_rate: f64,
+    /// Steady state before the trigger (the recovery baseline).
+    #[serde(with = "humantime_serde_secs")]
+    #[schemars(with = "f64")]
+    pub baseline: Duration,
+    /// How long to watch after the trigger.
+    #[serde(with = "humantime_serde_secs")]
+    #[schemars(with = "f64")]
+    pub observe: Duration,
+    /// What a client does on seeing the trigger: a `full_state` re-sync from its token, or an
+    /// `initial` sync without one.
+    pub reaction: SyncKind,
+    /// Client timeout of one re-sync attempt.
+    #[serde(with = "humantime_serde_secs")]
+    #[schemars(with = "f64")]
+    pub resync_timeout: Duration,
+    /// Attempts after a failed or timed-out re-sync.
+    pub retries: u32,
+    #[serde(with = "humantime_serde_secs")]
+    #[schemars(with = "f64")]
+    pub retry_delay: Duration,
+    /// Recovery: allowed relative worsening of delivery p90 and throughput.
+    pub tolerance: f64,
+    /// Recovery: window length that must be healthy.
+    #[serde(with = "humantime_serde_secs")]
+    #[schemars(with = "f64")]
+    pub hold: Duration,
+    /// Recovery: absolute slack added to the latency limit.
+    #[serde(with = "humantime_serde_secs")]
+    #[schemars(with = "f64")]
+    pub slack: Duration,
+    /// Interval of the interval log and the recovery computation.
+    #[serde(with = "humantime_serde_secs")]
+    #[schemars(with = "f64")]
+    pub interval: Duration,
+}
+
+/// `[workload.steady]`: `clients` users in long-poll `/sync` loops; the first `senders` of them
+/// send messages into their own rooms at `rate` per second (open model; ramping to `ramp_to`
+/// over `ramp_over` when given) for `duration`; every syncing member of the room should receive
+/// each message (delivery latency), and hsbench waits up to `drain` for the last deliveries.
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize)]
+pub struct SteadySpec {
+    pub clients: u64,
+    pub senders: u64,
+    pub arrivals: crate::schedule::Arrivals,
+    #[serde(with = "humantime_serde_secs")]
+    #[schemars(with = "f64")]
+    pub duration: Duration,
+    #[serde(with = "humantime_serde_secs")]
+    #[schemars(with = "f64")]
+    pub poll_timeout: Duration,
+    #[serde(with = "humantime_serde_secs")]
+    #[schemars(with = "f64")]
+    pub drain: Duration,
+    #[serde(with = "humantime_serde_secs")]
+    #[schemars(with = "f64")]
+    pub interval: Duration,
 }
 
 /// Which profiler samples the server (`[profile] profiler`).
@@ -688,6 +846,27 @@ fn positive(loc: &Locator, v: &Spanned<u64>, field: &str) -> Result<u64, Scenari
         return Err(loc.at(v.span(), field, "must be at least 1"));
     }
     Ok(*v.get_ref())
+}
+
+/// An optional number in `[lo, hi]`.
+fn share_in(
+    loc: &Locator,
+    v: &Option<Spanned<f64>>,
+    field: &str,
+    default: f64,
+    lo: f64,
+    hi: f64,
+) -> Result<f64, ScenarioError> {
+    let Some(v) = v else { return Ok(default) };
+    let x = *v.get_ref();
+    if !(lo..=hi).contains(&x) {
+        return Err(loc.at(
+            v.span(),
+            field,
+            format!("{x} is out of range: between {lo} and {hi}"),
+        ));
+    }
+    Ok(x)
 }
 
 fn duration(
@@ -993,7 +1172,12 @@ fn validate(loc: &Locator, raw: RawScenario) -> Result<Scenario, ScenarioError> 
         }
     };
 
-    let herd = match raw.workload.as_ref().and_then(|w| w.herd.as_ref()) {
+    let herd = match raw
+        .workload
+        .as_ref()
+        .and_then(|w| w.herd.as_ref())
+        .map(|h| h.get_ref())
+    {
         None => None,
         Some(h) => {
             let clients = positive(loc, &h.clients, "workload.herd.clients")?;
@@ -1029,9 +1213,196 @@ fn validate(loc: &Locator, raw: RawScenario) -> Result<Scenario, ScenarioError> 
                     "workload.herd.request_timeout",
                     Duration::from_secs(120),
                 )?,
+                ramp: duration(loc, &h.ramp, "workload.herd.ramp", Duration::ZERO)?,
+                lazy_load_members: h
+                    .lazy_load_members
+                    .as_ref()
+                    .map(|b| *b.get_ref())
+                    .unwrap_or(false),
             })
         }
     };
+
+    let triggered = match raw.workload.as_ref().and_then(|w| w.triggered.as_ref()) {
+        None => None,
+        Some(t) => {
+            let t = t.get_ref();
+            let f = |name: &str| format!("workload.triggered.{name}");
+            let clients = positive(loc, &t.clients, &f("clients"))?;
+            if clients > big {
+                return Err(loc.at(
+                    t.clients.span(),
+                    &f("clients"),
+                    format!(
+                        "the triggered herd's clients are members of the big room, which has \
+                         {big} (dataset.big_room_members)"
+                    ),
+                ));
+            }
+            let chatter_rate = match &t.chatter_rate {
+                None => 2.0,
+                Some(r) => {
+                    let v = *r.get_ref();
+                    if !(v > 0.0 && v <= 10_000.0) {
+                        return Err(loc.at(
+                            r.span(),
+                            &f("chatter_rate"),
+                            format!("{v} messages/s: must be above 0 (recovery is measured on the chatter's deliveries) and at most 10000"),
+                        ));
+                    }
+                    v
+                }
+            };
+            let tolerance = share_in(loc, &t.tolerance, &f("tolerance"), 0.5, 0.0, 0.99)?;
+            let reaction = match &t.reaction {
+                None => SyncKind::FullState,
+                Some(s) => match s.get_ref().as_str() {
+                    "initial" => SyncKind::Initial,
+                    "full_state" => SyncKind::FullState,
+                    other => {
+                        return Err(loc.at(
+                            s.span(),
+                            &f("reaction"),
+                            format!("{other:?} is not a reaction: \"full_state\" or \"initial\""),
+                        ));
+                    }
+                },
+            };
+            let retries = match &t.retries {
+                None => 3,
+                Some(r) if *r.get_ref() > 100 => {
+                    return Err(loc.at(r.span(), &f("retries"), "at most 100"));
+                }
+                Some(r) => *r.get_ref() as u32,
+            };
+            let interval = duration(loc, &t.interval, &f("interval"), Duration::from_secs(1))?;
+            let baseline = duration(loc, &t.baseline, &f("baseline"), Duration::from_secs(20))?;
+            if baseline < interval * 2 {
+                return Err(loc.at(
+                    t.baseline.as_ref().map(|b| b.span()).unwrap_or(0..0),
+                    &f("baseline"),
+                    format!("must hold at least two intervals ({:?} each)", interval),
+                ));
+            }
+            Some(TriggeredSpec {
+                clients,
+                poll_timeout: duration(
+                    loc,
+                    &t.poll_timeout,
+                    &f("poll_timeout"),
+                    Duration::from_secs(30),
+                )?,
+                chatter_rate,
+                baseline,
+                observe: duration(loc, &t.observe, &f("observe"), Duration::from_secs(120))?,
+                reaction,
+                resync_timeout: duration(
+                    loc,
+                    &t.resync_timeout,
+                    &f("resync_timeout"),
+                    Duration::from_secs(60),
+                )?,
+                retries,
+                retry_delay: duration(
+                    loc,
+                    &t.retry_delay,
+                    &f("retry_delay"),
+                    Duration::from_secs(2),
+                )?,
+                tolerance,
+                hold: duration(loc, &t.hold, &f("hold"), Duration::from_secs(5))?,
+                slack: duration(loc, &t.slack, &f("slack"), Duration::from_millis(50))?,
+                interval,
+            })
+        }
+    };
+    let steady = match raw.workload.as_ref().and_then(|w| w.steady.as_ref()) {
+        None => None,
+        Some(t) => {
+            let t = t.get_ref();
+            let f = |name: &str| format!("workload.steady.{name}");
+            let clients = positive(loc, &t.clients, &f("clients"))?;
+            if clients > users {
+                return Err(loc.at(
+                    t.clients.span(),
+                    &f("clients"),
+                    format!(
+                        "{clients} syncing clients need as many users, the dataset has {users}"
+                    ),
+                ));
+            }
+            let senders = match &t.senders {
+                None => clients.min(10),
+                Some(s) => {
+                    let n = positive(loc, s, &f("senders"))?;
+                    if n > clients {
+                        return Err(loc.at(
+                            s.span(),
+                            &f("senders"),
+                            format!("{n} senders: senders are the first of the {clients} clients"),
+                        ));
+                    }
+                    n
+                }
+            };
+            let rate_of = |v: &Spanned<f64>, name: &str| -> Result<f64, ScenarioError> {
+                let r = *v.get_ref();
+                if !(r > 0.0 && r <= 1_000_000.0) {
+                    return Err(loc.at(
+                        v.span(),
+                        &f(name),
+                        format!("{r}: messages per second, above 0"),
+                    ));
+                }
+                Ok(r)
+            };
+            let rate = rate_of(&t.rate, "rate")?;
+            let arrivals = match (&t.ramp_to, &t.ramp_over) {
+                (None, None) => crate::schedule::Arrivals::Constant { rate },
+                (Some(to), over) => crate::schedule::Arrivals::Ramp {
+                    from: rate,
+                    to: rate_of(to, "ramp_to")?,
+                    over_s: duration(loc, over, &f("ramp_over"), Duration::from_secs(30))?
+                        .as_secs_f64(),
+                },
+                (None, Some(o)) => {
+                    return Err(loc.at(
+                        o.span(),
+                        &f("ramp_over"),
+                        "needs ramp_to (the rate to ramp to)",
+                    ));
+                }
+            };
+            Some(SteadySpec {
+                clients,
+                senders,
+                arrivals,
+                duration: duration(loc, &t.duration, &f("duration"), Duration::from_secs(60))?,
+                poll_timeout: duration(
+                    loc,
+                    &t.poll_timeout,
+                    &f("poll_timeout"),
+                    Duration::from_secs(30),
+                )?,
+                drain: duration(loc, &t.drain, &f("drain"), Duration::from_secs(30))?,
+                interval: duration(loc, &t.interval, &f("interval"), Duration::from_secs(1))?,
+            })
+        }
+    };
+    let mut workload_order: Vec<(usize, WorkloadKind)> = Vec::new();
+    if let Some(w) = &raw.workload {
+        if let Some(x) = &w.herd {
+            workload_order.push((x.span().start, WorkloadKind::Herd));
+        }
+        if let Some(x) = &w.triggered {
+            workload_order.push((x.span().start, WorkloadKind::Triggered));
+        }
+        if let Some(x) = &w.steady {
+            workload_order.push((x.span().start, WorkloadKind::Steady));
+        }
+    }
+    workload_order.sort();
+    let workload_order: Vec<WorkloadKind> = workload_order.into_iter().map(|x| x.1).collect();
 
     let profile = match &raw.profile {
         None => ProfileSpec::off(),
@@ -1213,6 +1584,9 @@ fn validate(loc: &Locator, raw: RawScenario) -> Result<Scenario, ScenarioError> 
         server,
         boot,
         herd,
+        triggered,
+        steady,
+        workload_order,
         profile,
         sweep,
         thresholds,
@@ -1247,6 +1621,77 @@ sync = "full_state"
 
     fn err(text: &str) -> ScenarioError {
         parse(Path::new("s.toml"), text).expect_err("must fail")
+    }
+
+    #[test]
+    fn load_workloads_parse_in_file_order_with_defaults() {
+        let text = GOOD.replace(
+            "[workload.herd]",
+            "[workload.steady]\nclients = 8\nrate = 5\nramp_to = 20\nramp_over = \"10s\"\n\n[workload.triggered]\nclients = 5\nchatter_rate = 1.5\n\n[workload.herd]",
+        );
+        let s = parse(Path::new("s.toml"), &text).unwrap();
+        assert_eq!(
+            s.workload_order,
+            [
+                WorkloadKind::Steady,
+                WorkloadKind::Triggered,
+                WorkloadKind::Herd
+            ]
+        );
+        let t = s.triggered.unwrap();
+        assert_eq!(
+            (t.clients, t.chatter_rate, t.reaction, t.retries),
+            (5, 1.5, SyncKind::FullState, 3)
+        );
+        assert_eq!(t.poll_timeout, Duration::from_secs(30));
+        assert_eq!(t.interval, Duration::from_secs(1));
+        let st = s.steady.unwrap();
+        assert_eq!((st.clients, st.senders), (8, 8));
+        assert_eq!(
+            st.arrivals,
+            crate::schedule::Arrivals::Ramp {
+                from: 5.0,
+                to: 20.0,
+                over_s: 10.0
+            }
+        );
+    }
+
+    #[test]
+    fn load_workload_errors_name_the_field_and_line() {
+        let with =
+            |extra: &str| GOOD.replace("[workload.herd]", &format!("{extra}\n[workload.herd]"));
+        let e = err(&with("[workload.triggered]\nclients = 6"));
+        assert_eq!(e.field, "workload.triggered.clients");
+        assert!(e.message.contains("big room"), "{e}");
+        assert_eq!(e.line, 18);
+        let e = err(&with("[workload.triggered]\nclients = 2\nchatter_rate = 0"));
+        assert_eq!(e.field, "workload.triggered.chatter_rate");
+        let e = err(&with(
+            "[workload.triggered]\nclients = 2\nreaction = \"panic\"",
+        ));
+        assert_eq!(e.field, "workload.triggered.reaction");
+        let e = err(&with("[workload.triggered]\nclients = 2\ntolerance = 1.5"));
+        assert_eq!(e.field, "workload.triggered.tolerance");
+        let e = err(&with(
+            "[workload.triggered]\nclients = 2\nbaseline = \"1s\"",
+        ));
+        assert_eq!(e.field, "workload.triggered.baseline");
+        let e = err(&with(
+            "[workload.steady]\nclients = 4\nsenders = 5\nrate = 1",
+        ));
+        assert_eq!(e.field, "workload.steady.senders");
+        let e = err(&with(
+            "[workload.steady]\nclients = 4\nrate = 1\nramp_over = \"5s\"",
+        ));
+        assert_eq!(e.field, "workload.steady.ramp_over");
+        let e = err(&with("[workload.steady]\nclients = 4\nrate = 1\nbogus = 1"));
+        assert!(e.to_string().contains("bogus"), "{e}");
+        // Thresholds on the new figures are known; cold. variants are not.
+        let ok = GOOD.to_string() + "[thresholds]\n\"triggered.recovery\" = \"< 60s\"\n";
+        assert!(parse(Path::new("s.toml"), &ok).is_ok());
+        let bad = GOOD.to_string() + "[thresholds]\n\"cold.steady.send.p99\" = \"< 60s\"\n";
+        assert!(parse(Path::new("s.toml"), &bad).is_err());
     }
 
     #[test]

@@ -209,6 +209,9 @@ pub async fn run_sweep(scenario: &Scenario, opts: &RunOptions) -> Result<SweepOu
         point.sweep = None;
         if !sweep.workloads {
             point.herd = None;
+            point.triggered = None;
+            point.steady = None;
+            point.workload_order.clear();
         }
         let run_id = format!("{dim}-{value}");
         let point_opts = RunOptions {

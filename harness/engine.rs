@@ -1,0 +1,757 @@
+//! The recording side of the long-running workloads (triggered herd, steady, catch-up).
+//!
+//! Client tasks never touch a histogram. Each finished request becomes one small [`Msg`] on a
+//! bounded channel; one collector task owns every histogram and records it. Memory therefore
+//! stays constant in the number of clients (10k long-poll clients share one set of histograms),
+//! and a slow collector slows the senders of messages, never the timing: every instant is taken
+//! by the client before it sends the message.
+//!
+//! Per endpoint the collector keeps, apart and labelled:
+//! - `corrected`: latency from the request's *intended* start (the open-model schedule for
+//!   senders; the moment the client decided to send for closed-loop clients),
+//! - `raw`: latency from the moment the request was actually sent,
+//! - both again per interval (latency over time, and the recovery computation),
+//! - completions, errors by kind (HTTP status + Matrix `errcode`, timeout, connect, transport,
+//!   body, decode), bytes in and out.
+//!
+//! Deliveries (a sent message seen by a receiver's `/sync`) are matched to the send's 200 and
+//! recorded as delivery latency.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use tokio::sync::mpsc;
+
+use crate::metrics::{IntervalSeries, LatencySummary, new_latency_histogram};
+
+/// Most intervals an interval series holds (later completions land in the last one).
+pub const MAX_INTERVALS: usize = 20_000;
+
+/// Channel capacity between clients and the collector.
+const CHANNEL: usize = 16_384;
+
+/// The endpoints the workloads call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Ep {
+    /// Incremental long-poll `/sync` (closed loop per client).
+    Sync,
+    /// A client's full re-sync after the trigger (closed loop, retried).
+    Resync,
+    /// `PUT …/send/m.room.message` (open model).
+    Send,
+    /// `PUT …/state/<trigger type>` (one request).
+    Trigger,
+    /// `/sync` that a catch-up reader starts with.
+    InitialSync,
+    /// `GET …/messages` back through a backlog.
+    Messages,
+    /// `POST …/receipt/m.read/<event>`.
+    Receipt,
+}
+
+impl Ep {
+    pub const ALL: [Ep; 7] = [
+        Ep::Sync,
+        Ep::Resync,
+        Ep::Send,
+        Ep::Trigger,
+        Ep::InitialSync,
+        Ep::Messages,
+        Ep::Receipt,
+    ];
+
+    fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Short name: the key in results and the file stem.
+    pub fn name(self) -> &'static str {
+        match self {
+            Ep::Sync => "sync",
+            Ep::Resync => "resync",
+            Ep::Send => "send",
+            Ep::Trigger => "trigger",
+            Ep::InitialSync => "initial_sync",
+            Ep::Messages => "messages",
+            Ep::Receipt => "receipt",
+        }
+    }
+
+    /// Method and path.
+    pub fn http(self) -> &'static str {
+        match self {
+            Ep::Sync | Ep::Resync | Ep::InitialSync => "GET /_matrix/client/v3/sync",
+            Ep::Send => "PUT /_matrix/client/v3/rooms/{roomId}/send/m.room.message/{txnId}",
+            Ep::Trigger => "PUT /_matrix/client/v3/rooms/{roomId}/state/{eventType}/{stateKey}",
+            Ep::Messages => "GET /_matrix/client/v3/rooms/{roomId}/messages",
+            Ep::Receipt => "POST /_matrix/client/v3/rooms/{roomId}/receipt/m.read/{eventId}",
+        }
+    }
+}
+
+/// Why a request failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// An HTTP error status with the Matrix `errcode` when the body had one.
+    Status(u16, Option<String>),
+    /// The client's timeout expired.
+    Timeout,
+    /// No connection could be made.
+    Connect,
+    /// The connection failed mid-request (reset, closed).
+    Transport,
+    /// The response body broke off.
+    Body,
+    /// A 200 whose body hsbench could not read (e.g. no `next_batch`).
+    Decode,
+}
+
+impl ErrorKind {
+    pub fn label(&self) -> String {
+        match self {
+            ErrorKind::Status(s, Some(code)) => format!("http_{s}_{code}"),
+            ErrorKind::Status(s, None) => format!("http_{s}"),
+            ErrorKind::Timeout => "timeout".into(),
+            ErrorKind::Connect => "connect".into(),
+            ErrorKind::Transport => "transport".into(),
+            ErrorKind::Body => "body".into(),
+            ErrorKind::Decode => "decode".into(),
+        }
+    }
+
+    pub fn of(e: &reqwest::Error) -> Self {
+        if e.is_timeout() {
+            ErrorKind::Timeout
+        } else if e.is_connect() {
+            ErrorKind::Connect
+        } else if e.is_body() || e.is_decode() {
+            ErrorKind::Body
+        } else {
+            ErrorKind::Transport
+        }
+    }
+}
+
+/// What a client tells the collector.
+#[derive(Debug)]
+pub enum Msg {
+    /// A request ended (successfully or not).
+    Done {
+        ep: Ep,
+        intended: Instant,
+        sent: Instant,
+        done: Instant,
+        error: Option<ErrorKind>,
+        bytes_in: u64,
+        bytes_out: u64,
+    },
+    /// Message `seq` was accepted (its send's 200 arrived at `at`); `receivers` syncing
+    /// clients should see it.
+    Sent {
+        seq: u64,
+        at: Instant,
+        receivers: u32,
+    },
+    /// A receiver's `/sync` returned message `seq` at `at`.
+    Delivered { seq: u64, at: Instant },
+    /// A client finished reacting to the trigger `took` after seeing it (retries included).
+    Reacted { took: Duration, ok: bool },
+}
+
+/// Per-endpoint counters shared with the clients (started requests and requests in flight).
+#[derive(Debug, Default)]
+struct Gauges {
+    started: [AtomicU64; 7],
+    in_flight: [AtomicI64; 7],
+    peak: [AtomicI64; 7],
+}
+
+/// A client's handle to the collector. Cheap to clone.
+#[derive(Clone)]
+pub struct Recorder {
+    tx: mpsc::Sender<Msg>,
+    gauges: Arc<Gauges>,
+}
+
+impl Recorder {
+    /// Count a request as started (call right before sending it).
+    pub fn start(&self, ep: Ep) {
+        let i = ep.index();
+        self.gauges.started[i].fetch_add(1, Ordering::Relaxed);
+        let now = self.gauges.in_flight[i].fetch_add(1, Ordering::Relaxed) + 1;
+        self.gauges.peak[i].fetch_max(now, Ordering::Relaxed);
+    }
+
+    /// Record a request that [`start`](Self::start) counted.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn done(
+        &self,
+        ep: Ep,
+        intended: Instant,
+        sent: Instant,
+        done: Instant,
+        error: Option<ErrorKind>,
+        bytes_in: u64,
+        bytes_out: u64,
+    ) {
+        self.gauges.in_flight[ep.index()].fetch_sub(1, Ordering::Relaxed);
+        let _ = self
+            .tx
+            .send(Msg::Done {
+                ep,
+                intended,
+                sent,
+                done,
+                error,
+                bytes_in,
+                bytes_out,
+            })
+            .await;
+    }
+
+    pub async fn send(&self, msg: Msg) {
+        let _ = self.tx.send(msg).await;
+    }
+
+    /// Requests of `ep` in flight right now.
+    pub fn in_flight(&self, ep: Ep) -> i64 {
+        self.gauges.in_flight[ep.index()].load(Ordering::Relaxed)
+    }
+}
+
+/// One endpoint's histograms and counters.
+pub struct EpStats {
+    pub corrected: Histogram<u64>,
+    pub raw: Histogram<u64>,
+    pub intervals_corrected: IntervalSeries,
+    pub intervals_raw: IntervalSeries,
+    /// Successful completions per interval (by completion time).
+    pub ok_per_interval: Vec<u64>,
+    pub ok: u64,
+    pub errors: BTreeMap<String, u64>,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+}
+
+impl EpStats {
+    fn new(interval: Duration) -> Self {
+        Self {
+            corrected: new_latency_histogram(),
+            raw: new_latency_histogram(),
+            intervals_corrected: IntervalSeries::new(interval, MAX_INTERVALS),
+            intervals_raw: IntervalSeries::new(interval, MAX_INTERVALS),
+            ok_per_interval: Vec::new(),
+            ok: 0,
+            errors: BTreeMap::new(),
+            bytes_in: 0,
+            bytes_out: 0,
+        }
+    }
+    pub fn completed(&self) -> u64 {
+        self.corrected.len()
+    }
+}
+
+/// Deliveries: matched against sends.
+pub struct Deliveries {
+    /// Latency from the send's 200 to the receiver's `/sync` response (0 when the sync
+    /// answered before the send's 200 did).
+    pub latency: Histogram<u64>,
+    /// The same per interval, by delivery time.
+    pub intervals: IntervalSeries,
+    /// Messages accepted by the server.
+    pub messages: u64,
+    /// Receivers those messages should reach.
+    pub expected: u64,
+    pub delivered: u64,
+    /// Deliveries seen before the send's 200 (recorded as 0).
+    pub before_send_ok: u64,
+    /// Deliveries of a message seen twice by one receiver, or of an unknown message.
+    pub duplicates_or_unknown: u64,
+    sent: HashMap<u64, Instant>,
+    early: HashMap<u64, Vec<Instant>>,
+}
+
+/// Reactions to a trigger: from seeing it to a successful re-sync.
+pub struct Reactions {
+    pub took: Histogram<u64>,
+    pub ok: u64,
+    pub gave_up: u64,
+}
+
+/// Everything the collector recorded.
+pub struct Recorded {
+    pub origin: Instant,
+    pub interval: Duration,
+    pub eps: BTreeMap<Ep, EpStats>,
+    pub started: BTreeMap<Ep, u64>,
+    pub peak_in_flight: BTreeMap<Ep, i64>,
+    pub deliveries: Deliveries,
+    pub reactions: Reactions,
+    /// Samples of the re-syncs in flight, every [`GAUGE_STEP`] from the origin.
+    pub resync_gauge: Vec<u32>,
+}
+
+/// Sampling step of the in-flight gauge.
+pub const GAUGE_STEP: Duration = Duration::from_millis(10);
+/// Most gauge samples kept (an hour).
+const MAX_GAUGE: usize = 360_000;
+
+/// The collector: spawn with [`Collector::spawn`], hand [`Recorder`]s to the clients, and
+/// [`CollectorHandle::finish`] once every client is gone.
+pub struct CollectorHandle {
+    recorder: Recorder,
+    task: tokio::task::JoinHandle<Recorded>,
+    gauge_task: tokio::task::JoinHandle<Vec<u32>>,
+    stop_gauge: Arc<std::sync::atomic::AtomicBool>,
+}
+
+pub struct Collector;
+
+impl Collector {
+    /// Start a collector whose intervals count from `origin`.
+    pub fn spawn(origin: Instant, interval: Duration) -> CollectorHandle {
+        let (tx, mut rx) = mpsc::channel::<Msg>(CHANNEL);
+        let gauges = Arc::new(Gauges::default());
+        let recorder = Recorder {
+            tx,
+            gauges: gauges.clone(),
+        };
+        let task = tokio::spawn(async move {
+            let mut r = Recorded {
+                origin,
+                interval,
+                eps: Ep::ALL
+                    .iter()
+                    .map(|&e| (e, EpStats::new(interval)))
+                    .collect(),
+                started: BTreeMap::new(),
+                peak_in_flight: BTreeMap::new(),
+                deliveries: Deliveries {
+                    latency: new_latency_histogram(),
+                    intervals: IntervalSeries::new(interval, MAX_INTERVALS),
+                    messages: 0,
+                    expected: 0,
+                    delivered: 0,
+                    before_send_ok: 0,
+                    duplicates_or_unknown: 0,
+                    sent: HashMap::new(),
+                    early: HashMap::new(),
+                },
+                reactions: Reactions {
+                    took: new_latency_histogram(),
+                    ok: 0,
+                    gave_up: 0,
+                },
+                resync_gauge: Vec::new(),
+            };
+            let mut buf = Vec::with_capacity(256);
+            while rx.recv_many(&mut buf, 256).await > 0 {
+                for m in buf.drain(..) {
+                    r.record(m);
+                }
+            }
+            r
+        });
+        let stop_gauge = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let gauge_task = {
+            let stop = stop_gauge.clone();
+            let gauges = gauges.clone();
+            tokio::spawn(async move {
+                let mut samples = Vec::new();
+                let mut tick = tokio::time::interval_at(origin.into(), GAUGE_STEP);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                while !stop.load(Ordering::Relaxed) && samples.len() < MAX_GAUGE {
+                    tick.tick().await;
+                    let n = gauges.in_flight[Ep::Resync.index()].load(Ordering::Relaxed);
+                    samples.push(n.max(0) as u32);
+                }
+                samples
+            })
+        };
+        CollectorHandle {
+            recorder,
+            task,
+            gauge_task,
+            stop_gauge,
+        }
+    }
+}
+
+impl CollectorHandle {
+    pub fn recorder(&self) -> Recorder {
+        self.recorder.clone()
+    }
+
+    /// Wait for every recorder clone to be dropped and return what was recorded.
+    pub async fn finish(self) -> Recorded {
+        let gauges = self.recorder.gauges.clone();
+        drop(self.recorder);
+        self.stop_gauge.store(true, Ordering::Relaxed);
+        let mut r = self.task.await.expect("collector task");
+        r.resync_gauge = self.gauge_task.await.unwrap_or_default();
+        for ep in Ep::ALL {
+            let i = ep.index();
+            r.started
+                .insert(ep, gauges.started[i].load(Ordering::Relaxed));
+            r.peak_in_flight
+                .insert(ep, gauges.peak[i].load(Ordering::Relaxed));
+        }
+        r
+    }
+}
+
+fn us(d: Duration) -> u64 {
+    (d.as_micros() as u64).max(1)
+}
+
+impl Recorded {
+    fn since_origin(&self, t: Instant) -> Duration {
+        t.saturating_duration_since(self.origin)
+    }
+
+    fn record(&mut self, m: Msg) {
+        match m {
+            Msg::Done {
+                ep,
+                intended,
+                sent,
+                done,
+                error,
+                bytes_in,
+                bytes_out,
+            } => {
+                let at = self.since_origin(done);
+                let interval = self.interval;
+                let s = self.eps.get_mut(&ep).expect("every endpoint has stats");
+                let c = us(done.saturating_duration_since(intended));
+                let r = us(done.saturating_duration_since(sent));
+                let _ = s.corrected.record(c);
+                let _ = s.raw.record(r);
+                s.intervals_corrected.record(at, c);
+                s.intervals_raw.record(at, r);
+                s.bytes_in += bytes_in;
+                s.bytes_out += bytes_out;
+                match error {
+                    None => {
+                        s.ok += 1;
+                        let i =
+                            ((at.as_nanos() / interval.as_nanos()) as usize).min(MAX_INTERVALS - 1);
+                        if s.ok_per_interval.len() <= i {
+                            s.ok_per_interval.resize(i + 1, 0);
+                        }
+                        s.ok_per_interval[i] += 1;
+                    }
+                    Some(e) => *s.errors.entry(e.label()).or_default() += 1,
+                }
+            }
+            Msg::Sent { seq, at, receivers } => {
+                let d = &mut self.deliveries;
+                d.messages += 1;
+                d.expected += receivers as u64;
+                d.sent.insert(seq, at);
+                if let Some(early) = d.early.remove(&seq) {
+                    for seen in early {
+                        self.deliveries.before_send_ok += u64::from(seen < at);
+                        self.deliver(seen, at);
+                    }
+                }
+            }
+            Msg::Delivered { seq, at } => match self.deliveries.sent.get(&seq) {
+                Some(&ok_at) => self.deliver(at, ok_at),
+                None => self.deliveries.early.entry(seq).or_default().push(at),
+            },
+            Msg::Reacted { took, ok } => {
+                let _ = self.reactions.took.record(us(took));
+                if ok {
+                    self.reactions.ok += 1;
+                } else {
+                    self.reactions.gave_up += 1;
+                }
+            }
+        }
+    }
+
+    fn deliver(&mut self, seen: Instant, ok_at: Instant) {
+        let lat = us(seen.saturating_duration_since(ok_at));
+        let at = self.since_origin(seen);
+        let d = &mut self.deliveries;
+        d.delivered += 1;
+        let _ = d.latency.record(lat);
+        d.intervals.record(at, lat);
+    }
+
+    /// Deliveries never matched with a send (the send failed, or its 200 was never seen).
+    pub fn unmatched_deliveries(&self) -> u64 {
+        self.deliveries.early.values().map(|v| v.len() as u64).sum()
+    }
+
+    /// The per-endpoint results of the endpoints that were used.
+    pub fn endpoint_results(&self, model: impl Fn(Ep) -> &'static str) -> Vec<EndpointResult> {
+        Ep::ALL
+            .iter()
+            .filter(|ep| self.started.get(ep).copied().unwrap_or(0) > 0)
+            .map(|&ep| {
+                let s = &self.eps[&ep];
+                let started = self.started.get(&ep).copied().unwrap_or(0);
+                EndpointResult {
+                    name: ep.name().into(),
+                    endpoint: ep.http().into(),
+                    model: model(ep).into(),
+                    started,
+                    completed: s.completed(),
+                    cancelled: started.saturating_sub(s.completed()),
+                    ok: s.ok,
+                    errors: s.errors.clone(),
+                    bytes_in: s.bytes_in,
+                    bytes_out: s.bytes_out,
+                    peak_in_flight: self.peak_in_flight.get(&ep).copied().unwrap_or(0) as u64,
+                    corrected: LatencySummary::of(&s.corrected),
+                    raw: LatencySummary::of(&s.raw),
+                }
+            })
+            .collect()
+    }
+
+    /// The delivery figures.
+    pub fn delivery_result(&self) -> DeliveryResult {
+        let d = &self.deliveries;
+        DeliveryResult {
+            messages: d.messages,
+            expected: d.expected,
+            delivered: d.delivered,
+            missing: d.expected.saturating_sub(d.delivered),
+            before_send_ok: d.before_send_ok,
+            unmatched: self.unmatched_deliveries(),
+            latency: LatencySummary::of(&d.latency),
+        }
+    }
+}
+
+/// One endpoint of a workload, as the result reports it.
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize)]
+pub struct EndpointResult {
+    /// Short name (`sync`, `resync`, `send`, …): the key of the histogram files.
+    pub name: String,
+    pub endpoint: String,
+    /// How requests were issued: `open` (from a schedule; corrected latency counts from the
+    /// schedule) or `closed` (each client sends after its previous answer; corrected equals raw
+    /// unless stated otherwise).
+    pub model: String,
+    /// Requests sent.
+    pub started: u64,
+    /// Requests that ended (ok or error): the count of both histograms.
+    pub completed: u64,
+    /// Requests still in flight when the workload ended (long polls cut at the end).
+    pub cancelled: u64,
+    pub ok: u64,
+    /// Errors by kind: `http_<status>[_<errcode>]`, `timeout`, `connect`, `transport`, `body`,
+    /// `decode`.
+    pub errors: BTreeMap<String, u64>,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// Most requests of this endpoint in flight at once.
+    pub peak_in_flight: u64,
+    /// Latency from the intended start (coordinated-omission corrected).
+    pub corrected: LatencySummary,
+    /// Latency from the actual send.
+    pub raw: LatencySummary,
+}
+
+/// Messages sent and their deliveries to syncing receivers.
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize)]
+pub struct DeliveryResult {
+    /// Messages the server accepted (200).
+    pub messages: u64,
+    /// Deliveries due: for each message, the syncing members of its room.
+    pub expected: u64,
+    /// Deliveries seen (a receiver's `/sync` returned the message).
+    pub delivered: u64,
+    /// Due but never seen by the end of the workload (drain included).
+    pub missing: u64,
+    /// Seen before the send's own 200 arrived (recorded as 0 ms).
+    pub before_send_ok: u64,
+    /// Seen, but of a message whose send never got a 200.
+    pub unmatched: u64,
+    /// From the send's 200 until the receiver's `/sync` response ended.
+    pub latency: LatencySummary,
+}
+
+/// Read a response to its end, counting bytes; keep at most `keep` bytes of it.
+pub async fn read_body(
+    resp: &mut reqwest::Response,
+    keep: usize,
+    scan: Option<&mut Scanner>,
+) -> (u64, Vec<u8>, Option<ErrorKind>) {
+    let mut n = 0u64;
+    let mut kept = Vec::new();
+    let mut scan = scan;
+    loop {
+        match resp.chunk().await {
+            Ok(Some(c)) => {
+                n += c.len() as u64;
+                if kept.len() < keep {
+                    let take = (keep - kept.len()).min(c.len());
+                    kept.extend_from_slice(&c[..take]);
+                }
+                if let Some(s) = scan.as_deref_mut() {
+                    s.feed(&c);
+                }
+            }
+            Ok(None) => return (n, kept, None),
+            Err(e) => return (n, kept, Some(ErrorKind::of(&e))),
+        }
+    }
+}
+
+/// Finds `"next_batch":"<token>"` and every `"org.hsbench.seq":<n>` in a JSON body streamed in
+/// chunks, without holding the body (re-sync answers are megabytes). Bounded: it carries at
+/// most a few dozen bytes between chunks.
+#[derive(Debug, Default)]
+pub struct Scanner {
+    carry: Vec<u8>,
+    pub next_batch: Option<String>,
+    pub seqs: Vec<u64>,
+    pub saw_trigger: bool,
+}
+
+const NEXT_BATCH: &[u8] = b"\"next_batch\":\"";
+const SEQ: &[u8] = b"\"org.hsbench.seq\":";
+/// The longest token a match may need after its key.
+const MAX_TAIL: usize = 256;
+
+impl Scanner {
+    pub fn feed(&mut self, chunk: &[u8]) {
+        let mut buf = std::mem::take(&mut self.carry);
+        buf.extend_from_slice(chunk);
+        let mut consumed = 0;
+        let mut i = 0;
+        while i < buf.len() {
+            if buf[i] == b'"' {
+                let rest = &buf[i..];
+                if rest.starts_with(NEXT_BATCH) {
+                    let v = &rest[NEXT_BATCH.len()..];
+                    match v.iter().position(|&b| b == b'"') {
+                        Some(end) => {
+                            if self.next_batch.is_none() {
+                                self.next_batch = Some(String::from_utf8_lossy(&v[..end]).into());
+                            }
+                            i += NEXT_BATCH.len() + end;
+                            consumed = i;
+                            continue;
+                        }
+                        None if v.len() < MAX_TAIL => break,
+                        None => {}
+                    }
+                } else if rest.starts_with(SEQ) {
+                    let v = &rest[SEQ.len()..];
+                    let digits = v.iter().take_while(|b| b.is_ascii_digit()).count();
+                    if digits == v.len() && v.len() < 24 {
+                        break; // the number may go on in the next chunk
+                    }
+                    if let Ok(n) = std::str::from_utf8(&v[..digits])
+                        .unwrap_or("")
+                        .parse::<u64>()
+                    {
+                        self.seqs.push(n);
+                    }
+                    i += SEQ.len() + digits;
+                    consumed = i;
+                    continue;
+                } else if rest.len() < NEXT_BATCH.len().max(SEQ.len())
+                    && (NEXT_BATCH.starts_with(rest) || SEQ.starts_with(rest))
+                {
+                    break; // a key may be cut at the chunk's end
+                }
+            }
+            i += 1;
+            consumed = i;
+        }
+        self.carry = buf[consumed..].to_vec();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scanner_finds_keys_across_any_chunking() {
+        let body = br#"{"rooms":{"join":{"!a:x":{"timeline":{"events":[{"type":"m.room.message","content":{"body":"b","org.hsbench.seq":12345}},{"content":{"org.hsbench.seq":7}}],"prev_batch":"p"}}}},"next_batch":"s72_19_0_4"}"#;
+        for size in 1..body.len() {
+            let mut s = Scanner::default();
+            for c in body.chunks(size) {
+                s.feed(c);
+            }
+            assert_eq!(s.next_batch.as_deref(), Some("s72_19_0_4"), "chunk {size}");
+            assert_eq!(s.seqs, vec![12345, 7], "chunk {size}");
+            assert!(s.carry.len() <= MAX_TAIL + NEXT_BATCH.len());
+        }
+    }
+
+    #[tokio::test]
+    async fn collector_counts_and_matches_deliveries() {
+        let origin = Instant::now();
+        let c = Collector::spawn(origin, Duration::from_millis(100));
+        let r = c.recorder();
+        let t = |ms: u64| origin + Duration::from_millis(ms);
+        for i in 0..10u64 {
+            r.start(Ep::Send);
+            r.done(
+                Ep::Send,
+                t(i * 10),
+                t(i * 10 + 5),
+                t(i * 10 + 20),
+                None,
+                100,
+                300,
+            )
+            .await;
+        }
+        r.start(Ep::Sync);
+        r.done(
+            Ep::Sync,
+            t(0),
+            t(0),
+            t(250),
+            Some(ErrorKind::Status(429, Some("M_LIMIT_EXCEEDED".into()))),
+            50,
+            0,
+        )
+        .await;
+        r.start(Ep::Sync); // never finished: cancelled
+        // A delivery seen before the send's 200, one after, one of an unknown message.
+        r.send(Msg::Delivered { seq: 1, at: t(30) }).await;
+        r.send(Msg::Sent {
+            seq: 1,
+            at: t(40),
+            receivers: 2,
+        })
+        .await;
+        r.send(Msg::Delivered { seq: 1, at: t(140) }).await;
+        r.send(Msg::Delivered { seq: 9, at: t(150) }).await;
+        drop(r);
+        let rec = c.finish().await;
+        let eps = rec.endpoint_results(|_| "closed");
+        let send = eps.iter().find(|e| e.name == "send").unwrap();
+        assert_eq!((send.started, send.completed, send.ok), (10, 10, 10));
+        assert_eq!(send.corrected.count, 10);
+        assert!((send.corrected.max_ms - 20.0).abs() < 0.1);
+        assert!((send.raw.max_ms - 15.0).abs() < 0.1);
+        assert_eq!((send.bytes_in, send.bytes_out), (1000, 3000));
+        let sync = eps.iter().find(|e| e.name == "sync").unwrap();
+        assert_eq!((sync.started, sync.completed, sync.cancelled), (2, 1, 1));
+        assert_eq!(sync.errors["http_429_M_LIMIT_EXCEEDED"], 1);
+        assert_eq!(sync.peak_in_flight, 1);
+        let d = rec.delivery_result();
+        assert_eq!((d.messages, d.expected, d.delivered), (1, 2, 2));
+        assert_eq!((d.before_send_ok, d.unmatched, d.missing), (1, 1, 0));
+        assert!((d.latency.max_ms - 100.0).abs() < 0.1);
+        assert_eq!(rec.deliveries.intervals.count(), 2);
+        // Completions per interval, by completion time.
+        assert_eq!(rec.eps[&Ep::Send].ok_per_interval, vec![8, 2]);
+    }
+}

@@ -1,0 +1,947 @@
+//! Long-running sync workloads: the triggered herd and steady traffic.
+//!
+//! Both put `clients` users in long-poll incremental `/sync` loops (closed loop per client, as
+//! real clients are) and send messages on an open-model schedule. Every message carries its
+//! sequence number (`org.hsbench.seq`), so each receiver's `/sync` answer says which messages it
+//! delivered; delivery latency runs from the send's 200 to the end of that answer.
+//!
+//! The triggered herd adds the matrix.org failure: after a baseline, one client sends a state
+//! event into the big room; every client that sees it re-syncs (a `full_state` sync from its
+//! token, or an initial sync), with a client timeout and retries, and then resumes long-polling
+//! from the re-sync's token. Re-sync answers can be megabytes: they are streamed and scanned for
+//! the token and the sequence numbers, never held.
+//!
+//! Timing is taken at the HTTP layer: a request's `done` instant is taken when the last byte of
+//! its answer arrived, before anything is decoded.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use ruma::api::IncomingResponseExt;
+use ruma::api::client::message::send_message_event;
+use ruma::api::client::state::send_state_event;
+use ruma::api::client::sync::sync_events;
+use ruma::serde::Raw;
+use ruma::{OwnedRoomId, OwnedTransactionId};
+
+use crate::engine::{Collector, Ep, ErrorKind, Msg, Recorded, Recorder, Scanner, read_body};
+use crate::matrix::{MatrixClient, error_fields};
+use crate::metrics::{IntervalSeries, LatencySummary};
+use crate::recovery::{IntervalObs, Recovery, RecoveryRule};
+use crate::scenario::{SteadySpec, SyncKind, TriggeredSpec};
+use crate::schedule::Arrivals;
+
+/// The trigger's event type.
+pub const TRIGGER_TYPE: &str = "org.hsbench.trigger";
+
+/// What went wrong before a workload could run.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkloadError {
+    #[error("{0}")]
+    Call(#[from] crate::matrix::CallError),
+    #[error("{what}: {message}")]
+    Setup { what: String, message: String },
+}
+
+/// A triggered herd's outcome.
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize)]
+pub struct TriggeredResult {
+    pub clients: u64,
+    pub reaction: SyncKind,
+    pub chatter_rate: f64,
+    pub model: String,
+    /// Every endpoint used: `sync` (long polls), `resync`, `send` (chatter), `trigger`.
+    pub endpoints: Vec<crate::engine::EndpointResult>,
+    /// The chatter's deliveries (the recovery signal).
+    pub deliveries: crate::engine::DeliveryResult,
+    pub recovery: Recovery,
+    /// Clients that saw the trigger and re-synced successfully / gave up after the retries.
+    pub reacted_ok: u64,
+    pub reacted_gave_up: u64,
+    /// From seeing the trigger to the end of the successful re-sync (retries included).
+    pub reaction_time: LatencySummary,
+    /// Re-sync requests beyond one per client: the amplification by retries.
+    pub resync_retries: u64,
+    /// Most re-syncs in flight at once.
+    pub peak_concurrent_resyncs: u64,
+    /// From the trigger until re-syncs in flight first reached 90% of their peak.
+    pub time_to_saturation_s: Option<f64>,
+    /// Length of one interval of the interval log, ms.
+    pub interval_ms: f64,
+    /// Wall time from the origin (start of the baseline) to the end of the observation.
+    pub wall_s: f64,
+    /// Preparation (since tokens), not timed.
+    pub prepare_ms: f64,
+    /// The origin, Unix milliseconds (places the workload on the server's timelines).
+    pub origin_unix_ms: f64,
+    pub harness: HarnessLoad,
+}
+
+/// Steady traffic's outcome.
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize)]
+pub struct SteadyResult {
+    pub clients: u64,
+    pub senders: u64,
+    pub arrivals: Arrivals,
+    pub model: String,
+    /// `sync` (long polls) and `send`.
+    pub endpoints: Vec<crate::engine::EndpointResult>,
+    pub deliveries: crate::engine::DeliveryResult,
+    /// Messages per second the schedule asked for / the server accepted, over the duration.
+    pub intended_per_s: f64,
+    pub achieved_per_s: f64,
+    pub interval_ms: f64,
+    pub wall_s: f64,
+    pub prepare_ms: f64,
+    pub origin_unix_ms: f64,
+    pub harness: HarnessLoad,
+}
+
+/// hsbench's own load during a workload.
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize)]
+pub struct HarnessLoad {
+    pub cpu_s: f64,
+    /// CPU seconds per wall second: above [`crate::load::HARNESS_CPU_LIMIT`] the harness may
+    /// have been the bottleneck, and the summary says so.
+    pub cpu_share: f64,
+    /// hsbench's peak RSS so far (the process's high-water mark), bytes.
+    pub max_rss_bytes: u64,
+}
+
+fn harness_load(before: &crate::metrics::SelfUsage, wall: Duration) -> HarnessLoad {
+    let after = crate::metrics::self_usage();
+    let cpu_s = (after.cpu_user_s + after.cpu_sys_s) - (before.cpu_user_s + before.cpu_sys_s);
+    let w = wall.as_secs_f64();
+    HarnessLoad {
+        cpu_s,
+        cpu_share: if w > 0.0 { cpu_s / w } else { 0.0 },
+        max_rss_bytes: after.max_rss_bytes,
+    }
+}
+
+/// The recorded histograms of a workload, for its files.
+pub struct WorkloadData {
+    pub recorded: Recorded,
+    pub origin: std::time::SystemTime,
+}
+
+impl WorkloadData {
+    /// `(tag, series)` pairs for the interval log: corrected and raw per used endpoint, and
+    /// delivery latency.
+    pub fn interval_series(&self) -> Vec<(String, &IntervalSeries)> {
+        let mut out = Vec::new();
+        for ep in Ep::ALL {
+            if self.recorded.started.get(&ep).copied().unwrap_or(0) == 0 {
+                continue;
+            }
+            let s = &self.recorded.eps[&ep];
+            out.push((format!("{}.corrected", ep.name()), &s.intervals_corrected));
+            out.push((format!("{}.raw", ep.name()), &s.intervals_raw));
+        }
+        out.push(("delivery".into(), &self.recorded.deliveries.intervals));
+        out
+    }
+}
+
+/// Figures of the long-running workloads that thresholds and `compare` use (ms; lower is
+/// better). A triggered herd that did not recover counts as the whole observation.
+pub const WORKLOAD_METRICS: &[&str] = &[
+    "triggered.recovery",
+    "triggered.resync.p50",
+    "triggered.resync.p99",
+    "triggered.delivery.p50",
+    "triggered.delivery.p99",
+    "steady.send.p50",
+    "steady.send.p99",
+    "steady.delivery.p50",
+    "steady.delivery.p99",
+];
+
+/// The values of [`WORKLOAD_METRICS`] a run has.
+pub fn workload_figures(r: &crate::result::RunResult) -> Vec<(&'static str, f64)> {
+    let mut out = Vec::new();
+    let ep = |eps: &[crate::engine::EndpointResult], name: &str| {
+        eps.iter()
+            .find(|e| e.name == name)
+            .map(|e| e.corrected.clone())
+    };
+    if let Some(t) = &r.triggered {
+        out.push((
+            "triggered.recovery",
+            t.recovery
+                .time_to_recover_s
+                .unwrap_or(t.recovery.observed_s)
+                * 1000.0,
+        ));
+        if let Some(s) = ep(&t.endpoints, "resync") {
+            out.push(("triggered.resync.p50", s.p50_ms));
+            out.push(("triggered.resync.p99", s.p99_ms));
+        }
+        out.push(("triggered.delivery.p50", t.deliveries.latency.p50_ms));
+        out.push(("triggered.delivery.p99", t.deliveries.latency.p99_ms));
+    }
+    if let Some(t) = &r.steady {
+        if let Some(s) = ep(&t.endpoints, "send") {
+            out.push(("steady.send.p50", s.p50_ms));
+            out.push(("steady.send.p99", s.p99_ms));
+        }
+        out.push(("steady.delivery.p50", t.deliveries.latency.p50_ms));
+        out.push(("steady.delivery.p99", t.deliveries.latency.p99_ms));
+    }
+    out
+}
+
+/// A message's content: a text with its sequence number.
+fn message_content(seq: u64, nonce: &str) -> Raw<ruma::events::AnyMessageLikeEventContent> {
+    let json = serde_json::json!({
+        "msgtype": "m.text",
+        "body": format!("hsbench {nonce} message {seq}"),
+        "org.hsbench.seq": seq,
+    });
+    Raw::from_json_string(json.to_string()).expect("valid JSON")
+}
+
+/// Everything a sync-loop client shares with the others.
+struct Shared {
+    client: MatrixClient,
+    rec: Recorder,
+    stop: AtomicBool,
+    poll_timeout: Duration,
+    reaction: Option<Reaction>,
+    /// Deliveries seen so far (for the drain; the collector's count is authoritative).
+    delivered: AtomicU64,
+}
+
+#[derive(Clone, Copy)]
+struct Reaction {
+    kind: SyncKind,
+    timeout: Duration,
+    retries: u32,
+    retry_delay: Duration,
+}
+
+/// Just what hsbench reads from a timeline event.
+#[derive(serde::Deserialize)]
+struct Probe {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    content: ProbeContent,
+}
+
+#[derive(serde::Deserialize, Default)]
+struct ProbeContent {
+    #[serde(rename = "org.hsbench.seq")]
+    seq: Option<u64>,
+}
+
+/// Receivers dedupe deliveries over their last few hundred messages (an initial re-sync returns
+/// recent messages again).
+const SEEN: usize = 512;
+
+fn fresh(seen: &mut VecDeque<u64>, seq: u64) -> bool {
+    if seen.contains(&seq) {
+        return false;
+    }
+    if seen.len() == SEEN {
+        seen.pop_front();
+    }
+    seen.push_back(seq);
+    true
+}
+
+fn bytes_out(req: &reqwest::Request) -> u64 {
+    let head: usize = req
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum();
+    let body = req.body().and_then(|b| b.as_bytes()).map_or(0, |b| b.len());
+    (req.url().as_str().len() + head + body + 16) as u64
+}
+
+fn status_error(status: u16, body: &[u8]) -> ErrorKind {
+    ErrorKind::Status(status, error_fields(body).0)
+}
+
+/// One client's long-poll loop, until `stop`.
+async fn sync_loop(shared: Arc<Shared>, token: String, mut since: String) {
+    let mut seen: VecDeque<u64> = VecDeque::with_capacity(SEEN);
+    let rec = &shared.rec;
+    // A client reacts to the trigger once (later answers may mention it again, in state).
+    let mut reacted = false;
+    while !shared.stop.load(Ordering::Relaxed) {
+        let mut req = sync_events::v3::Request::new();
+        req.since = Some(since.clone());
+        req.timeout = Some(shared.poll_timeout);
+        let Ok(mut request) = shared.client.build(req, Some(&token)) else {
+            return;
+        };
+        *request.timeout_mut() = Some(shared.poll_timeout + Duration::from_secs(30));
+        let out = bytes_out(&request);
+        rec.start(Ep::Sync);
+        let sent = Instant::now();
+        let result = shared.client.http().execute(request).await;
+        let (error, n_in, body, done) = match result {
+            Err(e) => (Some(ErrorKind::of(&e)), 0, Vec::new(), Instant::now()),
+            Ok(mut resp) => {
+                let status = resp.status().as_u16();
+                let (n, body, err) = read_body(&mut resp, usize::MAX, None).await;
+                let done = Instant::now();
+                let err = err.or_else(|| (status != 200).then(|| status_error(status, &body)));
+                (err, n, body, done)
+            }
+        };
+        // Decode after the timing: what the client learns from the answer.
+        let mut error = error;
+        let mut trigger = false;
+        let mut seqs = Vec::new();
+        if error.is_none() {
+            match decode_sync(&body) {
+                Some((next, s, t)) => {
+                    since = next;
+                    seqs = s;
+                    trigger = t;
+                }
+                None => error = Some(ErrorKind::Decode),
+            }
+        }
+        let failed = error.is_some();
+        rec.done(Ep::Sync, sent, sent, done, error, n_in, out).await;
+        for seq in seqs {
+            if fresh(&mut seen, seq) {
+                shared.delivered.fetch_add(1, Ordering::Relaxed);
+                rec.send(Msg::Delivered { seq, at: done }).await;
+            }
+        }
+        if failed {
+            // A failing server is not hammered in a tight loop (what SDKs do too).
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
+        if trigger
+            && !reacted
+            && let Some(r) = shared.reaction
+        {
+            reacted = true;
+            if let Some(next) = resync(&shared, &token, &since, r, done, &mut seen).await {
+                since = next;
+            }
+        }
+    }
+}
+
+/// The naive client's reaction to the trigger: re-sync, retrying; the new token on success.
+async fn resync(
+    shared: &Shared,
+    token: &str,
+    since: &str,
+    r: Reaction,
+    seen_at: Instant,
+    seen: &mut VecDeque<u64>,
+) -> Option<String> {
+    let rec = &shared.rec;
+    for attempt in 0..=r.retries {
+        if attempt > 0 {
+            tokio::time::sleep(r.retry_delay).await;
+        }
+        if shared.stop.load(Ordering::Relaxed) {
+            return None;
+        }
+        let mut req = sync_events::v3::Request::new();
+        req.timeout = Some(Duration::ZERO);
+        if r.kind == SyncKind::FullState {
+            req.since = Some(since.to_string());
+            req.full_state = true;
+        }
+        let Ok(mut request) = shared.client.build(req, Some(token)) else {
+            return None;
+        };
+        *request.timeout_mut() = Some(r.timeout);
+        let out = bytes_out(&request);
+        rec.start(Ep::Resync);
+        let sent = Instant::now();
+        let mut scan = Scanner::default();
+        let (error, n_in, done) = match shared.client.http().execute(request).await {
+            Err(e) => (Some(ErrorKind::of(&e)), 0, Instant::now()),
+            Ok(mut resp) => {
+                let status = resp.status().as_u16();
+                let keep = if status == 200 { 0 } else { 4096 };
+                let (n, kept, err) = read_body(&mut resp, keep, Some(&mut scan)).await;
+                let done = Instant::now();
+                let err = err.or_else(|| (status != 200).then(|| status_error(status, &kept)));
+                let err = err.or_else(|| scan.next_batch.is_none().then_some(ErrorKind::Decode));
+                (err, n, done)
+            }
+        };
+        let ok = error.is_none();
+        // Corrected: from the moment the client saw the trigger (retries and waits included).
+        rec.done(Ep::Resync, seen_at, sent, done, error, n_in, out)
+            .await;
+        if ok {
+            for seq in std::mem::take(&mut scan.seqs) {
+                if fresh(seen, seq) {
+                    shared.delivered.fetch_add(1, Ordering::Relaxed);
+                    rec.send(Msg::Delivered { seq, at: done }).await;
+                }
+            }
+            rec.send(Msg::Reacted {
+                took: done - seen_at,
+                ok: true,
+            })
+            .await;
+            return scan.next_batch;
+        }
+    }
+    rec.send(Msg::Reacted {
+        took: seen_at.elapsed(),
+        ok: false,
+    })
+    .await;
+    None
+}
+
+/// `(next_batch, sequence numbers, trigger seen)` of an incremental sync answer, decoded with
+/// ruma's response type.
+fn decode_sync(body: &[u8]) -> Option<(String, Vec<u64>, bool)> {
+    let resp = http::Response::builder().status(200).body(body).ok()?;
+    let sync = sync_events::v3::Response::try_from_http_response(resp).ok()?;
+    let mut seqs = Vec::new();
+    let mut trigger = false;
+    for room in sync.rooms.join.values() {
+        for ev in &room.timeline.events {
+            if let Ok(p) = ev.deserialize_as_unchecked::<Probe>() {
+                if p.kind == TRIGGER_TYPE {
+                    trigger = true;
+                }
+                if let Some(s) = p.content.seq {
+                    seqs.push(s);
+                }
+            }
+        }
+    }
+    // A limited timeline may carry the trigger in the state section only.
+    if !trigger && contains(body, TRIGGER_TYPE.as_bytes()) {
+        trigger = true;
+    }
+    Some((sync.next_batch, seqs, trigger))
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Since tokens for `tokens`, a few at a time.
+async fn since_tokens(
+    client: &MatrixClient,
+    tokens: &[String],
+) -> Result<Vec<String>, WorkloadError> {
+    use futures::StreamExt;
+    let got: Vec<(usize, Result<String, String>)> =
+        futures::stream::iter(tokens.iter().enumerate())
+            .map(|(i, t)| async move { (i, crate::load::since_token(client, t).await) })
+            .buffer_unordered(16)
+            .collect()
+            .await;
+    let mut out = vec![String::new(); tokens.len()];
+    for (i, r) in got {
+        out[i] = r.map_err(|message| WorkloadError::Setup {
+            what: "since token".into(),
+            message,
+        })?;
+    }
+    Ok(out)
+}
+
+/// One message of a schedule: who sends it where, and how many syncing clients should see it.
+#[derive(Clone)]
+struct Route {
+    sender: usize,
+    room: OwnedRoomId,
+    receivers: u32,
+}
+
+/// Send message `seq` by `route` and tell the collector.
+async fn send_message(
+    client: &MatrixClient,
+    rec: &Recorder,
+    token: &str,
+    route: &Route,
+    seq: u64,
+    nonce: &str,
+    intended: Instant,
+) {
+    let txn: OwnedTransactionId = format!("hsb-{nonce}-{seq}").into();
+    let req = send_message_event::v3::Request::new_raw(
+        route.room.clone(),
+        txn,
+        ruma::events::MessageLikeEventType::RoomMessage,
+        message_content(seq, nonce),
+    );
+    let Ok(request) = client.build(req, Some(token)) else {
+        return;
+    };
+    let out = bytes_out(&request);
+    rec.start(Ep::Send);
+    let sent = Instant::now();
+    let (error, n_in, done) = match client.http().execute(request).await {
+        Err(e) => (Some(ErrorKind::of(&e)), 0, Instant::now()),
+        Ok(mut resp) => {
+            let status = resp.status().as_u16();
+            let (n, kept, err) = read_body(&mut resp, 4096, None).await;
+            let done = Instant::now();
+            (
+                err.or_else(|| (status != 200).then(|| status_error(status, &kept))),
+                n,
+                done,
+            )
+        }
+    };
+    let ok = error.is_none();
+    rec.done(Ep::Send, intended, sent, done, error, n_in, out)
+        .await;
+    if ok {
+        rec.send(Msg::Sent {
+            seq,
+            at: done,
+            receivers: route.receivers,
+        })
+        .await;
+    }
+}
+
+/// Run messages on an open-model schedule from `origin` until `end`: message `i` is due at
+/// `origin + arrivals.intended(i)`, sent then whether or not earlier ones have answered.
+#[allow(clippy::too_many_arguments)]
+async fn dispatch(
+    client: MatrixClient,
+    rec: Recorder,
+    tokens: Arc<Vec<String>>,
+    routes: Arc<Vec<Route>>,
+    arrivals: Arrivals,
+    origin: Instant,
+    end: Instant,
+    nonce: Arc<str>,
+) -> u64 {
+    // Sequence numbers unique to this workload run: messages of an earlier workload (or run)
+    // that a client still sees can never be taken for this one's.
+    let seq_base = seq_base();
+    let mut set = tokio::task::JoinSet::new();
+    let mut i = 0u64;
+    loop {
+        let intended = origin + arrivals.intended(i);
+        if intended >= end {
+            break;
+        }
+        tokio::time::sleep_until(intended.into()).await;
+        let route = routes[(i as usize) % routes.len()].clone();
+        let (client, rec, tokens, nonce) =
+            (client.clone(), rec.clone(), tokens.clone(), nonce.clone());
+        set.spawn(async move {
+            send_message(
+                &client,
+                &rec,
+                &tokens[route.sender],
+                &route,
+                seq_base + i,
+                &nonce,
+                intended,
+            )
+            .await;
+        });
+        // Reap finished sends so the set stays as small as the requests in flight.
+        while set.try_join_next().is_some() {}
+        i += 1;
+    }
+    while set.join_next().await.is_some() {}
+    i
+}
+
+/// The first sequence number of a workload's messages: the wall clock in microseconds, so
+/// that two workloads' numbers never meet (JSON integers in events stay below 2^53).
+fn seq_base() -> u64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    t.as_micros() as u64
+}
+
+fn nonce() -> Arc<str> {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    format!("{:x}{:x}", t.as_secs(), t.subsec_nanos()).into()
+}
+
+fn unix_ms(t: std::time::SystemTime) -> f64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
+        * 1000.0
+}
+
+fn spawn_clients(
+    shared: &Arc<Shared>,
+    tokens: &[String],
+    since: Vec<String>,
+) -> tokio::task::JoinSet<()> {
+    let mut set = tokio::task::JoinSet::new();
+    for (t, s) in tokens.iter().zip(since) {
+        set.spawn(sync_loop(shared.clone(), t.clone(), s));
+    }
+    set
+}
+
+fn new_client(base_url: &str, clients: usize) -> Result<MatrixClient, WorkloadError> {
+    MatrixClient::with_pool(base_url, Duration::from_secs(3600), clients + 64).map_err(|e| {
+        WorkloadError::Setup {
+            what: "HTTP client".into(),
+            message: e.to_string(),
+        }
+    })
+}
+
+/// Longest wait for the chatter's last deliveries after a triggered herd's observation.
+const TRIGGERED_DRAIN: Duration = Duration::from_secs(15);
+
+/// How long clients get to park in their first long poll before the origin.
+const SETTLE: Duration = Duration::from_millis(1500);
+
+/// Run a triggered herd: `tokens[..clients]` are big-room members; `tokens[0]` sends the
+/// chatter and the trigger.
+pub async fn run_triggered(
+    base_url: &str,
+    tokens: &[String],
+    big_room: &OwnedRoomId,
+    spec: &TriggeredSpec,
+) -> Result<(TriggeredResult, WorkloadData), WorkloadError> {
+    let m = spec.clients as usize;
+    let client = new_client(base_url, m)?;
+    let prep = Instant::now();
+    let since = since_tokens(&client, &tokens[..m]).await?;
+    let prepare_ms = prep.elapsed().as_secs_f64() * 1000.0;
+
+    let origin = Instant::now() + SETTLE;
+    let origin_wall = std::time::SystemTime::now() + SETTLE;
+    let collector = Collector::spawn(origin, spec.interval);
+    let shared = Arc::new(Shared {
+        client: client.clone(),
+        rec: collector.recorder(),
+        stop: AtomicBool::new(false),
+        poll_timeout: spec.poll_timeout,
+        reaction: Some(Reaction {
+            kind: spec.reaction,
+            timeout: spec.resync_timeout,
+            retries: spec.retries,
+            retry_delay: spec.retry_delay,
+        }),
+        delivered: AtomicU64::new(0),
+    });
+    let mut clients = spawn_clients(&shared, &tokens[..m], since);
+    let cpu_before = crate::metrics::self_usage();
+
+    let end = origin + spec.baseline + spec.observe;
+    let routes = Arc::new(vec![Route {
+        sender: 0,
+        room: big_room.clone(),
+        receivers: m as u32,
+    }]);
+    let chatter = tokio::spawn(dispatch(
+        client.clone(),
+        collector.recorder(),
+        Arc::new(tokens[..1].to_vec()),
+        routes,
+        Arrivals::Constant {
+            rate: spec.chatter_rate,
+        },
+        origin,
+        end,
+        nonce(),
+    ));
+
+    // The trigger.
+    let t_trigger = origin + spec.baseline;
+    tokio::time::sleep_until(t_trigger.into()).await;
+    let trigger_sent = Instant::now();
+    {
+        let rec = collector.recorder();
+        // Integers only: room versions reject floats in events.
+        let content = serde_json::json!({"reason": "hsbench triggered herd", "at_ms": unix_ms(std::time::SystemTime::now()) as u64});
+        let req = send_state_event::v3::Request::new_raw(
+            big_room.clone(),
+            ruma::events::StateEventType::from(TRIGGER_TYPE),
+            String::new(),
+            Raw::from_json_string(content.to_string()).expect("valid JSON"),
+        );
+        let request = client.build(req, Some(&tokens[0]))?;
+        let out = bytes_out(&request);
+        rec.start(Ep::Trigger);
+        let sent = Instant::now();
+        let (error, n_in) = match client.http().execute(request).await {
+            Err(e) => (Some(ErrorKind::of(&e)), 0),
+            Ok(mut resp) => {
+                let status = resp.status().as_u16();
+                let (n, kept, err) = read_body(&mut resp, 4096, None).await;
+                (
+                    err.or_else(|| (status != 200).then(|| status_error(status, &kept))),
+                    n,
+                )
+            }
+        };
+        let done = Instant::now();
+        let failed = error.clone();
+        rec.done(Ep::Trigger, t_trigger, sent, done, error, n_in, out)
+            .await;
+        if let Some(e) = failed {
+            shared.stop.store(true, Ordering::Relaxed);
+            clients.abort_all();
+            return Err(WorkloadError::Setup {
+                what: format!("trigger ({TRIGGER_TYPE} state event in the big room)"),
+                message: e.label(),
+            });
+        }
+    }
+
+    let scheduled = chatter.await.unwrap_or(0);
+    tokio::time::sleep_until(end.into()).await;
+    // Drain: the last chatter messages still reach their receivers (after the observation:
+    // not part of the recovery computation).
+    let due = scheduled * m as u64;
+    let drain_end = Instant::now() + TRIGGERED_DRAIN;
+    while shared.delivered.load(Ordering::Relaxed) < due && Instant::now() < drain_end {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let wall = end - origin;
+    let harness = harness_load(&cpu_before, Instant::now() - origin);
+    shared.stop.store(true, Ordering::Relaxed);
+    clients.abort_all();
+    while clients.join_next().await.is_some() {}
+    drop(shared);
+    let recorded = collector.finish().await;
+
+    let trigger_at = trigger_sent.saturating_duration_since(origin);
+    let n_intervals = ((wall.as_secs_f64() / spec.interval.as_secs_f64()) + 1e-9).floor() as usize;
+    let hists = &recorded.deliveries.intervals.hists;
+    let obs: Vec<IntervalObs<'_>> = (0..n_intervals)
+        .map(|i| IntervalObs {
+            deliveries: hists.get(i).map_or(0, |h| h.len()),
+            latency: hists.get(i),
+        })
+        .collect();
+    let recovery = crate::recovery::compute(
+        &obs,
+        spec.interval,
+        trigger_at,
+        RecoveryRule {
+            tolerance: spec.tolerance,
+            hold: spec.hold,
+            slack: spec.slack,
+        },
+    );
+    let gauge = &recorded.resync_gauge;
+    let peak = recorded
+        .peak_in_flight
+        .get(&Ep::Resync)
+        .copied()
+        .unwrap_or(0)
+        .max(0) as u64;
+    let sampled_peak = gauge.iter().copied().max().unwrap_or(0);
+    let time_to_saturation_s = (sampled_peak > 0).then(|| {
+        let at = gauge
+            .iter()
+            .position(|&n| n as f64 >= 0.9 * sampled_peak as f64)
+            .unwrap_or(0);
+        (at as f64 * crate::engine::GAUGE_STEP.as_secs_f64() - trigger_at.as_secs_f64()).max(0.0)
+    });
+    let reacted = recorded.reactions.ok + recorded.reactions.gave_up;
+    let resync_started = recorded.started.get(&Ep::Resync).copied().unwrap_or(0);
+    let result = TriggeredResult {
+        clients: spec.clients,
+        reaction: spec.reaction,
+        chatter_rate: spec.chatter_rate,
+        model: "closed loop per client (long-poll sync, then re-sync with retries on the trigger); chatter and trigger open (from their schedule)".into(),
+        endpoints: recorded.endpoint_results(|ep| match ep {
+            Ep::Send | Ep::Trigger => "open",
+            Ep::Resync => "closed; corrected from the moment the client saw the trigger",
+            _ => "closed",
+        }),
+        deliveries: recorded.delivery_result(),
+        recovery,
+        reacted_ok: recorded.reactions.ok,
+        reacted_gave_up: recorded.reactions.gave_up,
+        reaction_time: LatencySummary::of(&recorded.reactions.took),
+        resync_retries: resync_started.saturating_sub(reacted),
+        peak_concurrent_resyncs: peak,
+        time_to_saturation_s,
+        interval_ms: spec.interval.as_secs_f64() * 1000.0,
+        wall_s: wall.as_secs_f64(),
+        prepare_ms,
+        origin_unix_ms: unix_ms(origin_wall),
+        harness,
+    };
+    Ok((
+        result,
+        WorkloadData {
+            recorded,
+            origin: origin_wall,
+        },
+    ))
+}
+
+/// Rooms each user of `0..clients` is in, from the dataset plan, as `(room index, members
+/// among the clients)`.
+pub fn rooms_of_clients(
+    plan: &crate::dataset::DatasetPlan,
+    clients: u64,
+) -> BTreeMap<u64, Vec<(u64, u32)>> {
+    let mut by_user: BTreeMap<u64, Vec<(u64, u32)>> = BTreeMap::new();
+    for room in plan.rooms() {
+        let syncing = room.members.iter().filter(|&&u| u < clients).count() as u32;
+        for &u in &room.members {
+            if u < clients {
+                by_user.entry(u).or_default().push((room.index, syncing));
+            }
+        }
+    }
+    by_user
+}
+
+/// Run steady traffic: `tokens[..clients]` long-poll; the first `senders` send into their rooms.
+pub async fn run_steady(
+    base_url: &str,
+    tokens: &[String],
+    room_ids: &[OwnedRoomId],
+    plan: &crate::dataset::DatasetPlan,
+    spec: &SteadySpec,
+) -> Result<(SteadyResult, WorkloadData), WorkloadError> {
+    let k = spec.clients as usize;
+    let by_user = rooms_of_clients(plan, spec.clients);
+    // Round robin over senders, and for each sender over its rooms.
+    let mut routes = Vec::new();
+    let per_sender: Vec<&Vec<(u64, u32)>> =
+        (0..spec.senders).filter_map(|s| by_user.get(&s)).collect();
+    if per_sender.is_empty() {
+        return Err(WorkloadError::Setup {
+            what: "steady senders".into(),
+            message: "no sender is a member of any room".into(),
+        });
+    }
+    let longest = per_sender.iter().map(|r| r.len()).max().unwrap_or(0);
+    for round in 0..longest {
+        for (s, rooms) in (0..spec.senders).filter_map(|s| by_user.get(&s).map(|r| (s, r))) {
+            let (room, receivers) = rooms[round % rooms.len()];
+            routes.push(Route {
+                sender: s as usize,
+                room: room_ids[room as usize].clone(),
+                receivers,
+            });
+        }
+    }
+
+    let client = new_client(base_url, k)?;
+    let prep = Instant::now();
+    let since = since_tokens(&client, &tokens[..k]).await?;
+    let prepare_ms = prep.elapsed().as_secs_f64() * 1000.0;
+
+    let origin = Instant::now() + SETTLE;
+    let origin_wall = std::time::SystemTime::now() + SETTLE;
+    let collector = Collector::spawn(origin, spec.interval);
+    let shared = Arc::new(Shared {
+        client: client.clone(),
+        rec: collector.recorder(),
+        stop: AtomicBool::new(false),
+        poll_timeout: spec.poll_timeout,
+        reaction: None,
+        delivered: AtomicU64::new(0),
+    });
+    let mut clients = spawn_clients(&shared, &tokens[..k], since);
+    let cpu_before = crate::metrics::self_usage();
+    let end = origin + spec.duration;
+    let expected: u64 = {
+        let sends = dispatch(
+            client.clone(),
+            collector.recorder(),
+            Arc::new(tokens[..spec.senders as usize].to_vec()),
+            Arc::new(routes.clone()),
+            spec.arrivals,
+            origin,
+            end,
+            nonce(),
+        )
+        .await;
+        // Deliveries due for the messages scheduled (failed sends are not due; the drain only
+        // waits, the collector counts exactly).
+        (0..sends)
+            .map(|i| routes[(i as usize) % routes.len()].receivers as u64)
+            .sum()
+    };
+    // Drain: wait for the last deliveries.
+    let drain_end = Instant::now() + spec.drain;
+    while shared.delivered.load(Ordering::Relaxed) < expected && Instant::now() < drain_end {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let wall = Instant::now() - origin;
+    let harness = harness_load(&cpu_before, wall);
+    shared.stop.store(true, Ordering::Relaxed);
+    clients.abort_all();
+    while clients.join_next().await.is_some() {}
+    drop(shared);
+    let recorded = collector.finish().await;
+    let accepted = recorded.eps[&Ep::Send].ok;
+    let result = SteadyResult {
+        clients: spec.clients,
+        senders: spec.senders,
+        arrivals: spec.arrivals,
+        model: "senders open (each message due at its scheduled time, latency corrected from it); receivers closed loop (long-poll sync)".into(),
+        endpoints: recorded.endpoint_results(|ep| match ep {
+            Ep::Send => "open",
+            _ => "closed",
+        }),
+        deliveries: recorded.delivery_result(),
+        intended_per_s: spec.arrivals.due_within(spec.duration) as f64 / spec.duration.as_secs_f64(),
+        achieved_per_s: accepted as f64 / spec.duration.as_secs_f64(),
+        interval_ms: spec.interval.as_secs_f64() * 1000.0,
+        wall_s: wall.as_secs_f64(),
+        prepare_ms,
+        origin_unix_ms: unix_ms(origin_wall),
+        harness,
+    };
+    Ok((
+        result,
+        WorkloadData {
+            recorded,
+            origin: origin_wall,
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn receivers_dedupe_a_bounded_window() {
+        let mut seen = VecDeque::new();
+        assert!(fresh(&mut seen, 1));
+        assert!(!fresh(&mut seen, 1));
+        for i in 2..2000 {
+            assert!(fresh(&mut seen, i));
+        }
+        assert_eq!(seen.len(), SEEN);
+    }
+
+    #[test]
+    fn sync_answers_are_decoded_with_ruma() {
+        let body = br#"{"next_batch":"s9","rooms":{"join":{"!r:x":{"timeline":{"events":[
+            {"type":"m.room.message","event_id":"$a","sender":"@u:x","origin_server_ts":1,"content":{"msgtype":"m.text","body":"b","org.hsbench.seq":4}},
+            {"type":"org.hsbench.trigger","state_key":"","event_id":"$b","sender":"@u:x","origin_server_ts":2,"content":{}}
+        ],"limited":false}}}}}"#;
+        let (next, seqs, trigger) = decode_sync(body).unwrap();
+        assert_eq!(next, "s9");
+        assert_eq!(seqs, vec![4]);
+        assert!(trigger);
+        assert!(decode_sync(b"{}").is_none());
+    }
+}
