@@ -562,7 +562,9 @@ pub struct EndpointResult {
 }
 
 /// Messages sent and their deliveries to syncing receivers.
-#[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Default, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize,
+)]
 pub struct DeliveryResult {
     /// Messages the server accepted (200).
     pub messages: u64,

@@ -8,6 +8,7 @@ pub mod analysis;
 pub mod baseline;
 pub mod boot;
 pub mod cache;
+pub mod catchup;
 pub mod cli;
 pub mod compare;
 pub mod dataset;

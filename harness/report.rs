@@ -663,6 +663,33 @@ pub fn markdown(r: &RunResult) -> String {
         endpoints_md(&mut md, &t.endpoints, &t.deliveries);
         harness_md(&mut md, &t.harness, "steady workload");
     }
+    if let Some(c) = &r.catchup {
+        md.push_str(&format!(
+            "### Catch-up: {} readers, {} unread messages each, {} per page\n\n",
+            c.readers, c.backlog, c.page
+        ));
+        md.push_str(&format!(
+            "**Catch-up time** (first request → read receipt accepted): p50 {} · max {} · {} of {} readers read everything · {} pages · unread count before {}–{}, after {}\n\n",
+            fmt_ms(c.catch_up.p50_ms),
+            fmt_ms(c.catch_up.max_ms),
+            c.caught_up,
+            c.readers,
+            c.pages,
+            c.unread_before_min,
+            c.unread_before_max,
+            c.unread_after_max.map_or("not reported".into(), |n| n.to_string()),
+        ));
+        endpoints_md(
+            &mut md,
+            &c.endpoints,
+            &crate::engine::DeliveryResult::default(),
+        );
+        md.push_str(&format!(
+            "Backlog written (setup, not timed) in {:.1} s ({:.0} messages/s).\n\n",
+            c.backlog_write_s, c.backlog_write_per_s
+        ));
+        harness_md(&mut md, &c.harness, "catch-up");
+    }
 
     if !r.thresholds.is_empty() {
         let failed = r.thresholds.iter().filter(|t| !t.passed).count();
@@ -848,6 +875,10 @@ fn endpoints_md(
             fmt_bytes(e.bytes_in as f64),
             fmt_bytes(e.bytes_out as f64),
         ));
+    }
+    if d.messages == 0 {
+        md.push('\n');
+        return;
     }
     md.push_str(&format!(
         "\nDelivery (send's 200 → receiver's /sync answer): {} messages, {} of {} deliveries seen ({} missing), p50 {} p90 {} p99 {} max {}\n\n",

@@ -92,6 +92,9 @@ pub struct RunResult {
     /// `[workload.steady]`: send and delivery latency under open-model traffic.
     #[serde(default)]
     pub steady: Option<crate::syncload::SteadyResult>,
+    /// `[workload.catchup]`: readers paging through an unread backlog.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catchup: Option<crate::catchup::CatchupResult>,
     /// Flamegraphs of profiled boots and workloads (`[profile]`).
     #[serde(default)]
     pub profile: Option<crate::profiler::ProfileResult>,
@@ -146,6 +149,7 @@ impl RunResult {
             herd: None,
             triggered: None,
             steady: None,
+            catchup: None,
             profile: None,
             thresholds: Vec::new(),
             files: Vec::new(),

@@ -609,7 +609,9 @@ fn write_workload_files(
         hists.push((format!("{workload}-{}", ep.name()), &s.corrected));
         hists.push((format!("{workload}-{}-raw", ep.name()), &s.raw));
     }
-    hists.push((format!("{workload}-delivery"), &rec.deliveries.latency));
+    if rec.deliveries.messages > 0 {
+        hists.push((format!("{workload}-delivery"), &rec.deliveries.latency));
+    }
     for (stem, h) in hists {
         write_histogram(&run_dir, &stem, h).map_err(output_error(run_dir.join(&stem)))?;
         ctx.result.files.push(format!("{stem}.hgrm"));
@@ -757,6 +759,32 @@ async fn workloads(
                             result.deliveries.expected
                         ));
                         ctx.result.steady = Some(result);
+                        w
+                    }
+                    Err(e) => Err(workload_error(name)(e.to_string())),
+                }
+            }
+            WorkloadKind::Catchup => {
+                let t = scenario.catchup.as_ref().expect("ordered workloads exist");
+                ctx.say(&format!(
+                    "catch-up: {} readers, {} unread messages each, {} per page",
+                    t.readers, t.backlog, t.page
+                ));
+                let big = creds
+                    .room_ids
+                    .first()
+                    .ok_or_else(|| workload_error(name)("the dataset has no big room".into()))?;
+                match crate::catchup::run_catchup(base_url, &creds.tokens, big, t).await {
+                    Ok((result, data)) => {
+                        let w = write_workload_files(ctx, name, &data);
+                        ctx.say(&format!(
+                            "  {} of {} readers caught up, p50 {} max {}",
+                            result.caught_up,
+                            result.readers,
+                            crate::report::fmt_ms(result.catch_up.p50_ms),
+                            crate::report::fmt_ms(result.catch_up.max_ms)
+                        ));
+                        ctx.result.catchup = Some(result);
                         w
                     }
                     Err(e) => Err(workload_error(name)(e.to_string())),

@@ -130,6 +130,18 @@ struct RawWorkload {
     herd: Option<Spanned<RawHerd>>,
     triggered: Option<Spanned<RawTriggered>>,
     steady: Option<Spanned<RawSteady>>,
+    catchup: Option<Spanned<RawCatchup>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCatchup {
+    readers: Spanned<u64>,
+    backlog: Spanned<u64>,
+    page: Option<Spanned<u64>>,
+    timeline_limit: Option<Spanned<u64>>,
+    request_timeout: Option<Spanned<String>>,
+    interval: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -207,6 +219,9 @@ pub struct Scenario {
     /// `[workload.steady]`: long-poll receivers and open-model senders.
     #[serde(default)]
     pub steady: Option<SteadySpec>,
+    /// `[workload.catchup]`: readers page through an unread backlog and mark it read.
+    #[serde(default)]
+    pub catchup: Option<CatchupSpec>,
     /// The workloads in the order the file declares them (run in this order).
     #[serde(default)]
     pub workload_order: Vec<WorkloadKind>,
@@ -638,6 +653,7 @@ pub enum WorkloadKind {
     Herd,
     Triggered,
     Steady,
+    Catchup,
 }
 
 impl WorkloadKind {
@@ -646,6 +662,7 @@ impl WorkloadKind {
             WorkloadKind::Herd => "herd",
             WorkloadKind::Triggered => "triggered",
             WorkloadKind::Steady => "steady",
+            WorkloadKind::Catchup => "catchup",
         }
     }
 }
@@ -718,6 +735,24 @@ pub struct SteadySpec {
     #[serde(with = "humantime_serde_secs")]
     #[schemars(with = "f64")]
     pub drain: Duration,
+    #[serde(with = "humantime_serde_secs")]
+    #[schemars(with = "f64")]
+    pub interval: Duration,
+}
+
+/// `[workload.catchup]`: `readers` big-room members come back to `backlog` unread messages,
+/// page back through them with `/messages` (`page` at a time) and send a read receipt.
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize)]
+pub struct CatchupSpec {
+    pub readers: u64,
+    pub backlog: u64,
+    pub page: u64,
+    /// The initial sync's timeline limit (with member lazy-loading, as real clients ask).
+    pub timeline_limit: u64,
+    /// A reader's whole catch-up gives up after this long.
+    #[serde(with = "humantime_serde_secs")]
+    #[schemars(with = "f64")]
+    pub request_timeout: Duration,
     #[serde(with = "humantime_serde_secs")]
     #[schemars(with = "f64")]
     pub interval: Duration,
@@ -1389,6 +1424,52 @@ fn validate(loc: &Locator, raw: RawScenario) -> Result<Scenario, ScenarioError> 
             })
         }
     };
+    let catchup = match raw.workload.as_ref().and_then(|w| w.catchup.as_ref()) {
+        None => None,
+        Some(t) => {
+            let t = t.get_ref();
+            let f = |name: &str| format!("workload.catchup.{name}");
+            let readers = positive(loc, &t.readers, &f("readers"))?;
+            if readers >= big {
+                return Err(loc.at(
+                    t.readers.span(),
+                    &f("readers"),
+                    format!(
+                        "{readers} readers: readers are big-room members 1..={readers} (user 0 writes the backlog), the big room has {big} members"
+                    ),
+                ));
+            }
+            let capped = |v: &Option<Spanned<u64>>, name: &str, default: u64, max: u64| {
+                let Some(v) = v else { return Ok(default) };
+                let n = positive(loc, v, &f(name))?;
+                if n > max {
+                    return Err(loc.at(v.span(), &f(name), format!("{n}: at most {max}")));
+                }
+                Ok(n)
+            };
+            let backlog = positive(loc, &t.backlog, &f("backlog"))?;
+            if backlog > 1_000_000 {
+                return Err(loc.at(
+                    t.backlog.span(),
+                    &f("backlog"),
+                    format!("{backlog}: at most 1000000 messages"),
+                ));
+            }
+            Some(CatchupSpec {
+                readers,
+                backlog,
+                page: capped(&t.page, "page", 100, 1000)?,
+                timeline_limit: capped(&t.timeline_limit, "timeline_limit", 20, 1000)?,
+                request_timeout: duration(
+                    loc,
+                    &t.request_timeout,
+                    &f("request_timeout"),
+                    Duration::from_secs(600),
+                )?,
+                interval: duration(loc, &t.interval, &f("interval"), Duration::from_secs(1))?,
+            })
+        }
+    };
     let mut workload_order: Vec<(usize, WorkloadKind)> = Vec::new();
     if let Some(w) = &raw.workload {
         if let Some(x) = &w.herd {
@@ -1399,6 +1480,9 @@ fn validate(loc: &Locator, raw: RawScenario) -> Result<Scenario, ScenarioError> 
         }
         if let Some(x) = &w.steady {
             workload_order.push((x.span().start, WorkloadKind::Steady));
+        }
+        if let Some(x) = &w.catchup {
+            workload_order.push((x.span().start, WorkloadKind::Catchup));
         }
     }
     workload_order.sort();
@@ -1586,6 +1670,7 @@ fn validate(loc: &Locator, raw: RawScenario) -> Result<Scenario, ScenarioError> 
         herd,
         triggered,
         steady,
+        catchup,
         workload_order,
         profile,
         sweep,
@@ -1687,6 +1772,23 @@ sync = "full_state"
         assert_eq!(e.field, "workload.steady.ramp_over");
         let e = err(&with("[workload.steady]\nclients = 4\nrate = 1\nbogus = 1"));
         assert!(e.to_string().contains("bogus"), "{e}");
+        let c = parse(
+            Path::new("s.toml"),
+            &with("[workload.catchup]\nreaders = 2\nbacklog = 50"),
+        )
+        .unwrap()
+        .catchup
+        .unwrap();
+        assert_eq!(
+            (c.readers, c.backlog, c.page, c.timeline_limit),
+            (2, 50, 100, 20)
+        );
+        let e = err(&with("[workload.catchup]\nreaders = 50\nbacklog = 5"));
+        assert_eq!(e.field, "workload.catchup.readers");
+        let e = err(&with(
+            "[workload.catchup]\nreaders = 2\nbacklog = 5\npage = 0",
+        ));
+        assert_eq!(e.field, "workload.catchup.page");
         // Thresholds on the new figures are known; cold. variants are not.
         let ok = GOOD.to_string() + "[thresholds]\n\"triggered.recovery\" = \"< 60s\"\n";
         assert!(parse(Path::new("s.toml"), &ok).is_ok());

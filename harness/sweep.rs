@@ -211,6 +211,7 @@ pub async fn run_sweep(scenario: &Scenario, opts: &RunOptions) -> Result<SweepOu
             point.herd = None;
             point.triggered = None;
             point.steady = None;
+            point.catchup = None;
             point.workload_order.clear();
         }
         let run_id = format!("{dim}-{value}");

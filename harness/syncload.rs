@@ -110,7 +110,7 @@ pub struct HarnessLoad {
     pub max_rss_bytes: u64,
 }
 
-fn harness_load(before: &crate::metrics::SelfUsage, wall: Duration) -> HarnessLoad {
+pub(crate) fn harness_load(before: &crate::metrics::SelfUsage, wall: Duration) -> HarnessLoad {
     let after = crate::metrics::self_usage();
     let cpu_s = (after.cpu_user_s + after.cpu_sys_s) - (before.cpu_user_s + before.cpu_sys_s);
     let w = wall.as_secs_f64();
@@ -140,7 +140,9 @@ impl WorkloadData {
             out.push((format!("{}.corrected", ep.name()), &s.intervals_corrected));
             out.push((format!("{}.raw", ep.name()), &s.intervals_raw));
         }
-        out.push(("delivery".into(), &self.recorded.deliveries.intervals));
+        if self.recorded.deliveries.messages > 0 {
+            out.push(("delivery".into(), &self.recorded.deliveries.intervals));
+        }
         out
     }
 }
@@ -157,6 +159,9 @@ pub const WORKLOAD_METRICS: &[&str] = &[
     "steady.send.p99",
     "steady.delivery.p50",
     "steady.delivery.p99",
+    "catchup.time.p50",
+    "catchup.time.max",
+    "catchup.messages.p99",
 ];
 
 /// The values of [`WORKLOAD_METRICS`] a run has.
@@ -190,11 +195,21 @@ pub fn workload_figures(r: &crate::result::RunResult) -> Vec<(&'static str, f64)
         out.push(("steady.delivery.p50", t.deliveries.latency.p50_ms));
         out.push(("steady.delivery.p99", t.deliveries.latency.p99_ms));
     }
+    if let Some(c) = &r.catchup {
+        out.push(("catchup.time.p50", c.catch_up.p50_ms));
+        out.push(("catchup.time.max", c.catch_up.max_ms));
+        if let Some(s) = ep(&c.endpoints, "messages") {
+            out.push(("catchup.messages.p99", s.p99_ms));
+        }
+    }
     out
 }
 
 /// A message's content: a text with its sequence number.
-fn message_content(seq: u64, nonce: &str) -> Raw<ruma::events::AnyMessageLikeEventContent> {
+pub(crate) fn message_content(
+    seq: u64,
+    nonce: &str,
+) -> Raw<ruma::events::AnyMessageLikeEventContent> {
     let json = serde_json::json!({
         "msgtype": "m.text",
         "body": format!("hsbench {nonce} message {seq}"),
@@ -252,7 +267,7 @@ fn fresh(seen: &mut VecDeque<u64>, seq: u64) -> bool {
     true
 }
 
-fn bytes_out(req: &reqwest::Request) -> u64 {
+pub(crate) fn bytes_out(req: &reqwest::Request) -> u64 {
     let head: usize = req
         .headers()
         .iter()
@@ -262,7 +277,7 @@ fn bytes_out(req: &reqwest::Request) -> u64 {
     (req.url().as_str().len() + head + body + 16) as u64
 }
 
-fn status_error(status: u16, body: &[u8]) -> ErrorKind {
+pub(crate) fn status_error(status: u16, body: &[u8]) -> ErrorKind {
     ErrorKind::Status(status, error_fields(body).0)
 }
 
@@ -561,21 +576,21 @@ async fn dispatch(
 
 /// The first sequence number of a workload's messages: the wall clock in microseconds, so
 /// that two workloads' numbers never meet (JSON integers in events stay below 2^53).
-fn seq_base() -> u64 {
+pub(crate) fn seq_base() -> u64 {
     let t = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
     t.as_micros() as u64
 }
 
-fn nonce() -> Arc<str> {
+pub(crate) fn nonce() -> Arc<str> {
     let t = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
     format!("{:x}{:x}", t.as_secs(), t.subsec_nanos()).into()
 }
 
-fn unix_ms(t: std::time::SystemTime) -> f64 {
+pub(crate) fn unix_ms(t: std::time::SystemTime) -> f64 {
     t.duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default()
         .as_secs_f64()
@@ -594,7 +609,7 @@ fn spawn_clients(
     set
 }
 
-fn new_client(base_url: &str, clients: usize) -> Result<MatrixClient, WorkloadError> {
+pub(crate) fn new_client(base_url: &str, clients: usize) -> Result<MatrixClient, WorkloadError> {
     MatrixClient::with_pool(base_url, Duration::from_secs(3600), clients + 64).map_err(|e| {
         WorkloadError::Setup {
             what: "HTTP client".into(),

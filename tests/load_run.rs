@@ -70,7 +70,7 @@ async fn triggered_herd_and_steady_traffic_against_real_synapse() {
 
     // ---- a ramped herd with the lazy-loading filter ----
     let order: Vec<&str> = sc.workload_order.iter().map(|w| w.name()).collect();
-    assert_eq!(order, ["herd", "triggered", "steady"]);
+    assert_eq!(order, ["herd", "triggered", "steady", "catchup"]);
     let h = r.herd.as_ref().expect("herd result");
     assert!(
         h.lazy_load_members && (h.ramp_s - 2.0).abs() < 1e-9,
@@ -184,6 +184,29 @@ async fn triggered_herd_and_steady_traffic_against_real_synapse() {
         "{d:?}"
     );
     assert!((s.intended_per_s - 10.0).abs() < 1e-9);
+
+    // ---- catch-up ----
+    let c = r.catchup.as_ref().expect("catch-up result");
+    for e in &c.endpoints {
+        check_endpoint(dir, "catchup", e);
+        assert_eq!(e.cancelled, 0, "{e:?}");
+    }
+    let cep = |name: &str| c.endpoints.iter().find(|e| e.name == name).unwrap();
+    // Every reader: one initial sync, pages back through all 150 messages, one receipt, one
+    // sync after it; nothing failed.
+    assert_eq!(c.caught_up, 5, "{c:?}");
+    assert_eq!(c.messages_read, 5 * 150);
+    assert_eq!(
+        (cep("initial_sync").ok, cep("receipt").ok, cep("sync").ok),
+        (5, 5, 5)
+    );
+    // The initial sync's timeline holds the newest 20; 130 more at 40 a page: at least 4 pages.
+    assert!(c.pages >= 5 * 4 && cep("messages").ok == c.pages, "{c:?}");
+    assert_eq!(c.catch_up.count, 5);
+    // The readers really had the backlog unread, and the receipt cleared it.
+    assert!(c.unread_before_min >= 150, "{c:?}");
+    assert_eq!(c.unread_after_max, Some(0), "{c:?}");
+    assert!(c.backlog_write_per_s > 0.0);
 
     // The figures reach the thresholds, the summary and the saved result.
     let json: serde_json::Value =
