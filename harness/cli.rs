@@ -69,6 +69,21 @@ pub enum Command {
     },
     /// Print the JSON Schema of result.json (published as schema/result.schema.json).
     Schema,
+    /// Load a static loopback HTTP endpoint with hsbench's request path (closed loop, or an
+    /// open-model fixed rate with coordinated-omission correction), reporting requests per
+    /// CPU-second of the generator: the benchmark of the generator itself against wrk and oha.
+    HttpLoad(HttpLoadArgs),
+    /// Merge the histograms (`.hist`, HDR V2) of several run directories, e.g. shards of one
+    /// load run on several machines, into one directory: merged `.hist`/`.hgrm` per histogram
+    /// and `merged.json` with their percentiles.
+    Merge {
+        /// Run directories.
+        #[arg(required = true, num_args = 1..)]
+        dirs: Vec<PathBuf>,
+        /// Output directory.
+        #[arg(long, short, value_name = "DIR")]
+        out: PathBuf,
+    },
     /// List saved baselines.
     Baselines {
         /// Where baselines are kept.
@@ -216,4 +231,27 @@ impl From<&RunArgs> for RunOptions {
             run_id: None,
         }
     }
+}
+
+/// `hsbench http-load`.
+#[derive(Debug, clap::Args)]
+pub struct HttpLoadArgs {
+    /// `http://<loopback address>[:port]/path` (only 127.0.0.0/8, ::1 or localhost).
+    pub url: String,
+    /// Keep-alive connections (one worker each).
+    #[arg(long, short, default_value_t = 50)]
+    pub connections: usize,
+    /// How long to send.
+    #[arg(long, short, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub duration: std::time::Duration,
+    /// Requests per second (open model, latency corrected from each due time); without it, a
+    /// closed loop.
+    #[arg(long, short)]
+    pub rate: Option<f64>,
+    /// Runtime threads (1: a current-thread runtime).
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
 }

@@ -1,13 +1,17 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use hsbench::cli::{Cli, Command, CompareArgs, FixturesAction, RunArgs, SizeArgs};
+use hsbench::cli::{Cli, Command, CompareArgs, FixturesAction, HttpLoadArgs, RunArgs, SizeArgs};
 use hsbench::fixture::FixtureStore;
 use hsbench::run::{RunError, RunOptions, run};
 use hsbench::{report, scenario};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The generator runs on a runtime of its own (current-thread by default).
+    if let Command::HttpLoad(args) = &cli.command {
+        return http_load(args);
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -63,6 +67,27 @@ fn main() -> ExitCode {
                 }
                 Err(e) => {
                     eprintln!("error: {e}");
+                    2
+                }
+            },
+            Command::HttpLoad(_) => unreachable!("handled before the runtime starts"),
+            Command::Merge { dirs, out } => match hsbench::merge::merge_dirs(&dirs, &out) {
+                Ok(m) => {
+                    for (name, h) in &m.histograms {
+                        println!(
+                            "{name}: {} values from {} inputs, p50 {} p99 {} max {}",
+                            h.summary.count,
+                            h.inputs,
+                            report::fmt_ms(h.summary.p50_ms),
+                            report::fmt_ms(h.summary.p99_ms),
+                            report::fmt_ms(h.summary.max_ms)
+                        );
+                    }
+                    println!("merged: {}", out.display());
+                    0
+                }
+                Err(e) => {
+                    eprintln!("hsbench merge: {e}");
                     2
                 }
             },
@@ -365,4 +390,56 @@ fn size(args: &SizeArgs) -> i32 {
 fn fail(e: &RunError) -> i32 {
     eprintln!("error: {e}");
     e.exit_code()
+}
+
+fn http_load(a: &HttpLoadArgs) -> ExitCode {
+    use hsbench::generator::{GeneratorSpec, run};
+    let result = GeneratorSpec::parse_url(&a.url).and_then(|(addr, host, path)| {
+        run(GeneratorSpec {
+            addr,
+            host,
+            path,
+            connections: a.connections,
+            duration: a.duration,
+            rate: a.rate,
+            threads: a.threads,
+        })
+    });
+    match result {
+        Err(e) => {
+            eprintln!("hsbench http-load: {e}");
+            ExitCode::from(2)
+        }
+        Ok((r, _, _)) => {
+            if a.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&r).expect("serializable")
+                );
+            } else {
+                println!(
+                    "{}\n{} requests in {:.2} s ({:.0}/s), {} errors, {} bytes in\n\
+                     generator CPU {:.3} s user + {:.3} s sys: {:.0} requests per CPU-second\n\
+                     corrected p50 {:.3} ms p99 {:.3} ms max {:.3} ms\n\
+                     raw       p50 {:.3} ms p99 {:.3} ms max {:.3} ms",
+                    r.model,
+                    r.requests,
+                    r.wall_s,
+                    r.requests_per_s,
+                    r.errors,
+                    r.bytes_in,
+                    r.cpu_user_s,
+                    r.cpu_sys_s,
+                    r.requests_per_cpu_s,
+                    r.corrected.p50_ms,
+                    r.corrected.p99_ms,
+                    r.corrected.max_ms,
+                    r.raw.p50_ms,
+                    r.raw.p99_ms,
+                    r.raw.max_ms
+                );
+            }
+            ExitCode::SUCCESS
+        }
+    }
 }
