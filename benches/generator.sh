@@ -25,7 +25,7 @@ dir=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 cleanup() { [ -f "$dir/nginx.pid" ] && kill "$(cat "$dir/nginx.pid")" 2>/dev/null || true; sleep 0.2; rm -rf "$dir"; }
 trap cleanup EXIT
-mkdir -p "$dir/www"
+mkdir -p "$dir/www"; chmod 755 "$dir" "$dir/www"
 printf '{"versions":["v1.1","v1.2","v1.3"],"unstable_features":{"org.hsbench":true}}' > "$dir/www/small.json"
 cat > "$dir/nginx.conf" <<EOF
 worker_processes 1;
@@ -65,7 +65,7 @@ timed "$HSBENCH" http-load --json -c "$CONNS" -d "${SECS}s" "$URL" > "$dir/hsb.j
 hsb_req=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["requests"])' "$dir/hsb.json"); hsb_cpu=$(cpu)
 
 echo "== open model: $RATE requests/s, $CONNS connections, ${SECS}s"
-"$OHA" --no-tui --output-format json -c "$CONNS" -q "$RATE" --latency-correction -z "${SECS}s" "$URL" > "$dir/oha-rate.json"
+taskset -c 1 "$OHA" --no-tui --output-format json -c "$CONNS" -q "$RATE" --latency-correction -z "${SECS}s" "$URL" > "$dir/oha-rate.json"
 taskset -c 1 "$HSBENCH" http-load --json -c "$CONNS" -r "$RATE" -d "${SECS}s" "$URL" > "$dir/hsb-rate.json"
 
 python3 - "$dir" "$CONNS" "$SECS" "$RATE" "$wrk_req" "$wrk_cpu" "$oha_req" "$oha_cpu" "$hsb_req" "$hsb_cpu" <<'EOF'

@@ -14,7 +14,6 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -134,12 +133,35 @@ async fn connect(addr: SocketAddr) -> std::io::Result<Sender> {
     Ok(sender)
 }
 
-async fn worker(
-    spec: Arc<GeneratorSpec>,
-    next: Arc<AtomicU64>,
-    start: Instant,
-    end: Instant,
-) -> WorkerOut {
+/// Due times of the open model, shared by the workers: each takes the next one when free.
+type DueQueue = Arc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<Instant>>>;
+
+/// The open model's clock: a thread of its own sends each request's due time at that time.
+/// tokio's timer has millisecond ticks; a thread's sleep wakes within tens of microseconds, so
+/// requests leave on time and the corrected latency measures the server, not the timer.
+fn dispatcher(rate: f64, start: Instant, end: Instant) -> (std::thread::JoinHandle<u64>, DueQueue) {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Instant>(1 << 16);
+    let handle = std::thread::spawn(move || {
+        let mut i = 0u64;
+        loop {
+            let due = start + Duration::from_secs_f64(i as f64 / rate);
+            if due >= end {
+                return i;
+            }
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+            if tx.blocking_send(due).is_err() {
+                return i;
+            }
+            i += 1;
+        }
+    });
+    (handle, Arc::new(tokio::sync::Mutex::new(rx)))
+}
+
+async fn worker(spec: Arc<GeneratorSpec>, due: Option<DueQueue>, end: Instant) -> WorkerOut {
     let mut out = WorkerOut {
         corrected: new_latency_histogram(),
         raw: new_latency_histogram(),
@@ -148,8 +170,11 @@ async fn worker(
         bytes: 0,
     };
     let mut sender: Option<Sender> = None;
+    // Built once; cloning them is reference counting.
+    let uri: hyper::Uri = spec.path.parse().expect("a valid path");
+    let host = hyper::header::HeaderValue::from_str(&spec.host).expect("a valid host");
     loop {
-        let intended = match spec.rate {
+        let intended = match &due {
             None => {
                 let now = Instant::now();
                 if now >= end {
@@ -157,16 +182,12 @@ async fn worker(
                 }
                 now
             }
-            Some(rate) => {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let due = start + Duration::from_secs_f64(i as f64 / rate);
-                if due >= end {
-                    break;
+            Some(q) => {
+                let next = q.lock().await.recv().await;
+                match next {
+                    Some(t) => t,
+                    None => break,
                 }
-                if due > Instant::now() {
-                    tokio::time::sleep_until(due.into()).await;
-                }
-                due
             }
         };
         if sender.as_ref().is_none_or(|s| s.is_closed()) {
@@ -179,21 +200,29 @@ async fn worker(
             tokio::time::sleep(Duration::from_millis(10)).await;
             continue;
         };
-        let req = hyper::Request::get(spec.path.as_str())
-            .header(hyper::header::HOST, spec.host.as_str())
-            .body(Empty::<Bytes>::new())
-            .expect("a valid request");
+        let mut req = hyper::Request::new(Empty::<Bytes>::new());
+        *req.uri_mut() = uri.clone();
+        req.headers_mut().insert(hyper::header::HOST, host.clone());
         let sent = Instant::now();
         let ok = match s.send_request(req).await {
             Ok(resp) => {
                 let status = resp.status();
-                match resp.into_body().collect().await {
-                    Ok(b) => {
-                        out.bytes += b.to_bytes().len() as u64;
-                        status.is_success()
+                let mut body = resp.into_body();
+                let mut ok = status.is_success();
+                while let Some(frame) = body.frame().await {
+                    match frame {
+                        Ok(f) => {
+                            if let Some(d) = f.data_ref() {
+                                out.bytes += d.len() as u64;
+                            }
+                        }
+                        Err(_) => {
+                            ok = false;
+                            break;
+                        }
                     }
-                    Err(_) => false,
                 }
+                ok
             }
             Err(_) => {
                 sender = None;
@@ -249,10 +278,10 @@ pub fn run(
         let before = crate::metrics::self_usage();
         let start = Instant::now() + Duration::from_millis(20);
         let end = start + spec.duration;
-        let next = Arc::new(AtomicU64::new(0));
+        let clock = spec.rate.map(|r| dispatcher(r, start, end));
         let mut set = tokio::task::JoinSet::new();
         for _ in 0..spec.connections {
-            set.spawn(worker(spec.clone(), next.clone(), start, end));
+            set.spawn(worker(spec.clone(), clock.as_ref().map(|c| c.1.clone()), end));
         }
         let mut corrected = new_latency_histogram();
         let mut raw = new_latency_histogram();
@@ -264,6 +293,9 @@ pub fn run(
             ok += w.ok;
             errors += w.errors;
             bytes += w.bytes;
+        }
+        if let Some((h, _)) = clock {
+            let _ = h.join();
         }
         let wall = start.elapsed().as_secs_f64();
         let after = crate::metrics::self_usage();
@@ -299,6 +331,7 @@ pub fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicU64, Ordering};
 
     #[test]
     fn only_loopback_urls() {

@@ -495,9 +495,12 @@ async fn send_message(
         ruma::events::MessageLikeEventType::RoomMessage,
         message_content(seq, nonce),
     );
-    let Ok(request) = client.build(req, Some(token)) else {
+    let Ok(mut request) = client.build(req, Some(token)) else {
         return;
     };
+    // An overloaded server must not hold a workload open indefinitely: a send unanswered after
+    // this long is a `timeout` error.
+    *request.timeout_mut() = Some(SEND_TIMEOUT);
     let out = bytes_out(&request);
     rec.start(Ep::Send);
     let sent = Instant::now();
@@ -617,6 +620,9 @@ pub(crate) fn new_client(base_url: &str, clients: usize) -> Result<MatrixClient,
         }
     })
 }
+
+/// Longest wait for a message send's answer.
+const SEND_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Longest wait for the chatter's last deliveries after a triggered herd's observation.
 const TRIGGERED_DRAIN: Duration = Duration::from_secs(15);
