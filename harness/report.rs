@@ -582,15 +582,7 @@ pub fn markdown(r: &RunResult) -> String {
                 s.count
             ));
         }
-        let errors = if h.errors.is_empty() {
-            "none".to_string()
-        } else {
-            h.errors
-                .iter()
-                .map(|(k, v)| format!("{k} × {v}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
+        let errors = fmt_errors(&h.errors);
         md.push_str(&format!(
             "\n{} ok of {} · errors: {errors} · wall {} · {} received\n\n",
             h.ok,
@@ -850,15 +842,7 @@ fn endpoints_md(
 ) {
     md.push_str("| endpoint | model | ok / done | errors | cut at end | corrected p50 | p99 | max | raw p50 | p99 | max | in / out |\n|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for e in eps {
-        let errors = if e.errors.is_empty() {
-            "none".to_string()
-        } else {
-            e.errors
-                .iter()
-                .map(|(k, v)| format!("{k} × {v}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
+        let errors = fmt_errors(&e.errors);
         md.push_str(&format!(
             "| `{}` | {} | {} / {} | {errors} | {} | {} | {} | {} | {} | {} | {} | {} / {} |\n",
             e.name,
@@ -891,6 +875,18 @@ fn endpoints_md(
         fmt_ms(d.latency.p99_ms),
         fmt_ms(d.latency.max_ms),
     ));
+}
+
+/// Errors by kind, `kind × n, …`, or `none`.
+fn fmt_errors(errors: &std::collections::BTreeMap<String, u64>) -> String {
+    if errors.is_empty() {
+        return "none".to_string();
+    }
+    errors
+        .iter()
+        .map(|(k, v)| format!("{k} × {v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// hsbench's own load during a workload, loud when it may have been the bottleneck.

@@ -630,6 +630,55 @@ const TRIGGERED_DRAIN: Duration = Duration::from_secs(15);
 /// How long clients get to park in their first long poll before the origin.
 const SETTLE: Duration = Duration::from_millis(1500);
 
+/// Long-poll clients parked and a collector running: what the triggered herd and steady
+/// traffic start from.
+struct Started {
+    client: MatrixClient,
+    shared: Arc<Shared>,
+    clients: tokio::task::JoinSet<()>,
+    collector: crate::engine::CollectorHandle,
+    /// The workload's time zero (the clients had [`SETTLE`] to park their first long poll).
+    origin: Instant,
+    origin_wall: std::time::SystemTime,
+    prepare_ms: f64,
+}
+
+/// Fetch since tokens for `tokens` (timed apart as preparation), start the collector and one
+/// long-poll loop per token.
+async fn start_long_polls(
+    base_url: &str,
+    tokens: &[String],
+    poll_timeout: Duration,
+    reaction: Option<Reaction>,
+    interval: Duration,
+) -> Result<Started, WorkloadError> {
+    let client = new_client(base_url, tokens.len())?;
+    let prep = Instant::now();
+    let since = since_tokens(&client, tokens).await?;
+    let prepare_ms = prep.elapsed().as_secs_f64() * 1000.0;
+    let origin = Instant::now() + SETTLE;
+    let origin_wall = std::time::SystemTime::now() + SETTLE;
+    let collector = Collector::spawn(origin, interval);
+    let shared = Arc::new(Shared {
+        client: client.clone(),
+        rec: collector.recorder(),
+        stop: AtomicBool::new(false),
+        poll_timeout,
+        reaction,
+        delivered: AtomicU64::new(0),
+    });
+    let clients = spawn_clients(&shared, tokens, since);
+    Ok(Started {
+        client,
+        shared,
+        clients,
+        collector,
+        origin,
+        origin_wall,
+        prepare_ms,
+    })
+}
+
 /// Run a triggered herd: `tokens[..clients]` are big-room members; `tokens[0]` sends the
 /// chatter and the trigger.
 pub async fn run_triggered(
@@ -639,31 +688,34 @@ pub async fn run_triggered(
     spec: &TriggeredSpec,
 ) -> Result<(TriggeredResult, WorkloadData), WorkloadError> {
     let m = spec.clients as usize;
-    let client = new_client(base_url, m)?;
-    let prep = Instant::now();
-    let since = since_tokens(&client, &tokens[..m]).await?;
-    let prepare_ms = prep.elapsed().as_secs_f64() * 1000.0;
-
-    let origin = Instant::now() + SETTLE;
-    let origin_wall = std::time::SystemTime::now() + SETTLE;
-    let collector = Collector::spawn(origin, spec.interval);
-    let shared = Arc::new(Shared {
-        client: client.clone(),
-        rec: collector.recorder(),
-        stop: AtomicBool::new(false),
-        poll_timeout: spec.poll_timeout,
-        reaction: Some(Reaction {
-            kind: spec.reaction,
-            timeout: spec.resync_timeout,
-            retries: spec.retries,
-            retry_delay: spec.retry_delay,
-        }),
-        delivered: AtomicU64::new(0),
-    });
-    let mut clients = spawn_clients(&shared, &tokens[..m], since);
+    let reaction = Reaction {
+        kind: spec.reaction,
+        timeout: spec.resync_timeout,
+        retries: spec.retries,
+        retry_delay: spec.retry_delay,
+    };
+    let Started {
+        client,
+        shared,
+        mut clients,
+        collector,
+        origin,
+        origin_wall,
+        prepare_ms,
+    } = start_long_polls(
+        base_url,
+        &tokens[..m],
+        spec.poll_timeout,
+        Some(reaction),
+        spec.interval,
+    )
+    .await?;
     let cpu_before = crate::metrics::self_usage();
 
     let end = origin + spec.baseline + spec.observe;
+    // Chatter goes on past the observation for a window's length: otherwise the last windows
+    // would lack the deliveries still in flight at the end and read as a throughput drop.
+    let chatter_end = end + spec.hold.max(Duration::from_secs(2));
     let routes = Arc::new(vec![Route {
         sender: 0,
         room: big_room.clone(),
@@ -678,7 +730,7 @@ pub async fn run_triggered(
             rate: spec.chatter_rate,
         },
         origin,
-        end,
+        chatter_end,
         nonce(),
     ));
 
@@ -861,23 +913,22 @@ pub async fn run_steady(
         }
     }
 
-    let client = new_client(base_url, k)?;
-    let prep = Instant::now();
-    let since = since_tokens(&client, &tokens[..k]).await?;
-    let prepare_ms = prep.elapsed().as_secs_f64() * 1000.0;
-
-    let origin = Instant::now() + SETTLE;
-    let origin_wall = std::time::SystemTime::now() + SETTLE;
-    let collector = Collector::spawn(origin, spec.interval);
-    let shared = Arc::new(Shared {
-        client: client.clone(),
-        rec: collector.recorder(),
-        stop: AtomicBool::new(false),
-        poll_timeout: spec.poll_timeout,
-        reaction: None,
-        delivered: AtomicU64::new(0),
-    });
-    let mut clients = spawn_clients(&shared, &tokens[..k], since);
+    let Started {
+        client,
+        shared,
+        mut clients,
+        collector,
+        origin,
+        origin_wall,
+        prepare_ms,
+    } = start_long_polls(
+        base_url,
+        &tokens[..k],
+        spec.poll_timeout,
+        None,
+        spec.interval,
+    )
+    .await?;
     let cpu_before = crate::metrics::self_usage();
     let end = origin + spec.duration;
     let expected: u64 = {
