@@ -617,6 +617,11 @@ pub fn markdown(r: &RunResult) -> String {
             t.chatter_rate
         ));
         let rc = &t.recovery;
+        if rc.baseline_per_s == 0.0 {
+            md.push_str(
+                "> ⚠️ **No deliveries during the baseline**: the server was already failing to deliver before the trigger, so the figures below have no baseline to recover to.\n\n",
+            );
+        }
         md.push_str(&format!(
             "**Time to recover: {}** · degraded {} after the trigger · worst window delivery p90 {} (baseline {}, limit {}) · lowest {:.0} deliveries/s (baseline {:.0}/s, floor {:.0}/s)\n\n",
             rc.time_to_recover_s.map_or(

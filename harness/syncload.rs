@@ -748,7 +748,10 @@ pub async fn run_triggered(
             String::new(),
             Raw::from_json_string(content.to_string()).expect("valid JSON"),
         );
-        let request = client.build(req, Some(&tokens[0]))?;
+        let mut request = client.build(req, Some(&tokens[0]))?;
+        // A server that cannot take the trigger within the re-sync timeout fails the workload
+        // (with the reason) rather than holding it open.
+        *request.timeout_mut() = Some(spec.resync_timeout);
         let out = bytes_out(&request);
         rec.start(Ep::Trigger);
         let sent = Instant::now();
