@@ -131,6 +131,10 @@ pub struct CompareArgs {
     /// Significance level of the rank test; default: `[compare] alpha`, else 0.05.
     #[arg(long)]
     pub alpha: Option<f64>,
+    /// A time metric's medians must differ by more than this to count (e.g. "10ms", "0ms");
+    /// default: `[compare] min_delta`, else 10ms.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub min_delta: Option<std::time::Duration>,
     /// Compare runs of different scenarios, datasets or databases anyway.
     #[arg(long)]
     pub force: bool,

@@ -318,6 +318,7 @@ fn compare(args: &CompareArgs) -> i32 {
     let overrides = compare::GateOverrides {
         noise: args.noise,
         alpha: args.alpha,
+        min_delta_ms: args.min_delta.map(|d| d.as_secs_f64() * 1e3),
     };
     let c = match compare::compare_paths(&base, &cand, &overrides, args.force) {
         Ok(c) => c,

@@ -70,6 +70,7 @@ struct RawCompare {
     noise: Option<Spanned<f64>>,
     alpha: Option<Spanned<f64>>,
     noise_by_metric: Option<std::collections::BTreeMap<String, Spanned<f64>>>,
+    min_delta: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -243,6 +244,14 @@ pub struct CompareSpec {
     pub alpha: f64,
     /// Per-metric noise shares (`"phase.db_prepare" = 0.10`), overriding `noise`.
     pub noise_by_metric: std::collections::BTreeMap<String, f64>,
+    /// A time metric's medians must differ by more than this many milliseconds to count
+    /// (`min_delta = "10ms"`): a 12 → 16 ms phase is +33% of nothing a user waits for.
+    #[serde(default = "default_min_delta_ms")]
+    pub min_delta_ms: f64,
+}
+
+fn default_min_delta_ms() -> f64 {
+    crate::compare::DEFAULT_MIN_DELTA_MS
 }
 
 impl Default for CompareSpec {
@@ -251,6 +260,7 @@ impl Default for CompareSpec {
             noise: crate::compare::DEFAULT_NOISE,
             alpha: crate::compare::DEFAULT_ALPHA,
             noise_by_metric: Default::default(),
+            min_delta_ms: default_min_delta_ms(),
         }
     }
 }
@@ -1636,6 +1646,19 @@ fn validate(loc: &Locator, raw: RawScenario) -> Result<Scenario, ScenarioError> 
             }
             compare.alpha = x;
         }
+        if let Some(v) = &c.min_delta {
+            let d = humantime::parse_duration(v.get_ref()).map_err(|e| {
+                loc.at(
+                    v.span(),
+                    "compare.min_delta",
+                    format!(
+                        "{:?} is not a duration ({e}); write e.g. \"10ms\" or \"0ms\"",
+                        v.get_ref()
+                    ),
+                )
+            })?;
+            compare.min_delta_ms = d.as_secs_f64() * 1e3;
+        }
         for (metric, v) in c.noise_by_metric.iter().flatten() {
             let field = format!("compare.noise_by_metric.{metric}");
             if !crate::compare::is_metric(metric, &phases) {
@@ -1950,6 +1973,15 @@ sync = "full_state"
         // Defaults without the table.
         let d = parse(Path::new("t.toml"), GOOD).unwrap();
         assert_eq!(d.compare, CompareSpec::default());
+        assert_eq!(d.compare.min_delta_ms, crate::compare::DEFAULT_MIN_DELTA_MS);
+        let ok = parse(
+            Path::new("t.toml"),
+            &format!("{GOOD}\n[compare]\nmin_delta = \"250ms\"\n"),
+        )
+        .unwrap();
+        assert_eq!(ok.compare.min_delta_ms, 250.0);
+        let e = err(&format!("{GOOD}\n[compare]\nmin_delta = \"soon\"\n"));
+        assert_eq!(e.field, "compare.min_delta");
         let e = err(&format!("{GOOD}\n[compare]\nnoise = 1.5\n"));
         assert_eq!(e.field, "compare.noise");
         assert!(e.message.contains("[0, 1)"), "{e}");

@@ -9,7 +9,7 @@ mod common;
 
 use std::path::Path;
 
-use hsbench::compare::{Gates, Verdict, compare, markdown};
+use hsbench::compare::{DEFAULT_MIN_DELTA_MS, Gates, Verdict, compare, markdown};
 use hsbench::run::{RunOptions, run};
 use hsbench::scenario;
 
@@ -36,7 +36,12 @@ async fn a_a_passes_and_an_injected_delay_is_caught() {
     let c = run(&sc, &opts).await.unwrap().result;
     std::fs::remove_file(&delay_file).unwrap();
 
-    let gates = Gates::default();
+    // The scenario's own gates (`[compare]`), as `hsbench compare` would apply them.
+    let gates = Gates::of_run(&b);
+    assert_eq!(
+        (gates.noise, gates.min_delta_ms),
+        (0.2, DEFAULT_MIN_DELTA_MS)
+    );
     let aa = compare(
         std::slice::from_ref(&a),
         std::slice::from_ref(&b),
