@@ -4,7 +4,11 @@
 #
 #   nginx (Debian's nginx-light), one worker pinned to core 0, serves a small JSON file;
 #   each generator runs pinned to core 1 with the same connection count and duration.
-#   Then a fixed-rate run of hsbench and `oha -q R --latency-correction` for p50/p99 agreement.
+#   Then fixed-rate runs of hsbench and `oha -q R --latency-correction`, alternating, ROUNDS
+#   times (default 3), for p50/p99 agreement: the medians over the rounds are compared.
+#   (oha's correction starts each request's clock when its tokio timer woke, up to a
+#   millisecond after the due time; hsbench's starts at the due time itself and waits on a
+#   timerfd, so its corrected figures include its own lateness, reported as send_lag.)
 #
 # Needs: nginx (apt install nginx-light), wrk (apt install wrk), oha (cargo install oha), a
 # release build of hsbench. Usage: benches/generator.sh [connections] [seconds] [rate]
@@ -64,30 +68,42 @@ oha_req=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(sum
 timed "$HSBENCH" http-load --json -c "$CONNS" -d "${SECS}s" "$URL" > "$dir/hsb.json"
 hsb_req=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["requests"])' "$dir/hsb.json"); hsb_cpu=$(cpu)
 
-echo "== open model: $RATE requests/s, $CONNS connections, ${SECS}s"
-taskset -c 1 "$OHA" --no-tui --output-format json -c "$CONNS" -q "$RATE" --latency-correction -z "${SECS}s" "$URL" > "$dir/oha-rate.json"
-taskset -c 1 "$HSBENCH" http-load --json -c "$CONNS" -r "$RATE" -d "${SECS}s" "$URL" > "$dir/hsb-rate.json"
+ROUNDS=${ROUNDS:-3}
+echo "== open model: $RATE requests/s, $CONNS connections, ${SECS}s, $ROUNDS rounds"
+for i in $(seq 1 "$ROUNDS"); do
+  taskset -c 1 "$OHA" --no-tui --output-format json -c "$CONNS" -q "$RATE" --latency-correction -z "${SECS}s" "$URL" > "$dir/oha-rate-$i.json"
+  taskset -c 1 "$HSBENCH" http-load --json -c "$CONNS" -r "$RATE" -d "${SECS}s" "$URL" > "$dir/hsb-rate-$i.json"
+done
 
-python3 - "$dir" "$CONNS" "$SECS" "$RATE" "$wrk_req" "$wrk_cpu" "$oha_req" "$oha_cpu" "$hsb_req" "$hsb_cpu" <<'EOF'
-import json, sys
-d, conns, secs, rate = sys.argv[1], int(sys.argv[2]), sys.argv[3], float(sys.argv[4])
-wrk_req, wrk_cpu, oha_req, oha_cpu, hsb_req, hsb_cpu = map(float, sys.argv[5:11])
+python3 - "$dir" "$CONNS" "$SECS" "$RATE" "$ROUNDS" "$wrk_req" "$wrk_cpu" "$oha_req" "$oha_cpu" "$hsb_req" "$hsb_cpu" <<'EOF'
+import json, statistics, sys
+d, conns, secs, rate, rounds = sys.argv[1], int(sys.argv[2]), sys.argv[3], float(sys.argv[4]), int(sys.argv[5])
+wrk_req, wrk_cpu, oha_req, oha_cpu, hsb_req, hsb_cpu = map(float, sys.argv[6:12])
 per = lambda r, c: r / c if c > 0 else float("nan")
 wrk, oha, hsb = per(wrk_req, wrk_cpu), per(oha_req, oha_cpu), per(hsb_req, hsb_cpu)
 print(f"| generator | requests | CPU s | requests per CPU-s |\n|---|---:|---:|---:|")
 for name, r, c, p in [("wrk", wrk_req, wrk_cpu, wrk), ("oha", oha_req, oha_cpu, oha), ("hsbench", hsb_req, hsb_cpu, hsb)]:
     print(f"| {name} | {r:.0f} | {c:.2f} | {p:.0f} |")
 print(f"\nhsbench / oha = {hsb/oha:.2f}x (goal >= 1.0), hsbench / wrk = {hsb/wrk:.2f}x (goal >= 0.8)")
-o = json.load(open(f"{d}/oha-rate.json")); h = json.load(open(f"{d}/hsb-rate.json"))
-op = o["latencyPercentiles"]; o50, o99 = op["p50"] * 1000, op["p99"] * 1000
-h50, h99 = h["corrected"]["p50_ms"], h["corrected"]["p99_ms"]
-print(f"\nfixed rate {rate:.0f}/s: oha (latency-corrected) p50 {o50:.3f} ms p99 {o99:.3f} ms; "
+os_ = [json.load(open(f"{d}/oha-rate-{i}.json"))["latencyPercentiles"] for i in range(1, rounds + 1)]
+hs = [json.load(open(f"{d}/hsb-rate-{i}.json")) for i in range(1, rounds + 1)]
+med = statistics.median
+print(f"\nfixed rate {rate:.0f}/s, per round (ms): oha p50/p99 | hsbench corrected p50/p99 | raw p50/p99 | send lag p50/p99")
+for o, h in zip(os_, hs):
+    print(f"  {o['p50']*1000:.3f} / {o['p99']*1000:.3f} | {h['corrected']['p50_ms']:.3f} / {h['corrected']['p99_ms']:.3f}"
+          f" | {h['raw']['p50_ms']:.3f} / {h['raw']['p99_ms']:.3f} | {h['send_lag']['p50_ms']:.3f} / {h['send_lag']['p99_ms']:.3f}")
+o50, o99 = med(o["p50"] * 1000 for o in os_), med(o["p99"] * 1000 for o in os_)
+h50, h99 = med(h["corrected"]["p50_ms"] for h in hs), med(h["corrected"]["p99_ms"] for h in hs)
+print(f"medians: oha (latency-corrected) p50 {o50:.3f} ms p99 {o99:.3f} ms; "
       f"hsbench corrected p50 {h50:.3f} ms p99 {h99:.3f} ms; "
       f"differences {100*(h50-o50)/o50:+.1f}% / {100*(h99-o99)/o99:+.1f}% (goal within 5%)")
+h = hs[-1]
 out = {"connections": conns, "seconds": float(secs), "rate": rate,
        "requests_per_cpu_s": {"wrk": wrk, "oha": oha, "hsbench": hsb},
        "ratio_vs_oha": hsb / oha, "ratio_vs_wrk": hsb / wrk,
        "fixed_rate": {"oha": {"p50_ms": o50, "p99_ms": o99}, "hsbench": {"p50_ms": h50, "p99_ms": h99},
-                      "hsbench_raw": {"p50_ms": h["raw"]["p50_ms"], "p99_ms": h["raw"]["p99_ms"]}}}
+                      "rounds": rounds,
+                      "hsbench_raw": {"p50_ms": med(h["raw"]["p50_ms"] for h in hs), "p99_ms": med(h["raw"]["p99_ms"] for h in hs)},
+                      "hsbench_send_lag": {"p50_ms": med(h["send_lag"]["p50_ms"] for h in hs), "p99_ms": med(h["send_lag"]["p99_ms"] for h in hs)}}}
 json.dump(out, open("target/generator-bench.json", "w"), indent=2)
 EOF

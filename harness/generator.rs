@@ -108,11 +108,15 @@ pub struct GeneratorResult {
     /// From each request's due time (open model) or its send (closed: equal to raw).
     pub corrected: LatencySummary,
     pub raw: LatencySummary,
+    /// Open model: how late hsbench itself sent each request (due time → send), the share of
+    /// the corrected latency that is the generator's own; `None` in a closed loop.
+    pub send_lag: Option<LatencySummary>,
 }
 
 struct WorkerOut {
     corrected: Histogram<u64>,
     raw: Histogram<u64>,
+    lag: Histogram<u64>,
     ok: u64,
     errors: u64,
     bytes: u64,
@@ -136,35 +140,36 @@ async fn connect(addr: SocketAddr) -> std::io::Result<Sender> {
 /// Due times of the open model, shared by the workers: each takes the next one when free.
 type DueQueue = Arc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<Instant>>>;
 
-/// The open model's clock: a thread of its own sends each request's due time at that time.
-/// tokio's timer has millisecond ticks; a thread's sleep wakes within tens of microseconds, so
-/// requests leave on time and the corrected latency measures the server, not the timer.
-fn dispatcher(rate: f64, start: Instant, end: Instant) -> (std::thread::JoinHandle<u64>, DueQueue) {
-    let (tx, rx) = tokio::sync::mpsc::channel::<Instant>(1 << 16);
-    let handle = std::thread::spawn(move || {
-        let mut i = 0u64;
-        loop {
-            let due = start + Duration::from_secs_f64(i as f64 / rate);
-            if due >= end {
-                return i;
-            }
-            let now = Instant::now();
-            if due > now {
-                std::thread::sleep(due - now);
-            }
-            if tx.blocking_send(due).is_err() {
-                return i;
-            }
-            i += 1;
+/// The open model's clock: a task that hands out each request's due time at that time,
+/// waiting on a timerfd ([`crate::clock::PreciseTimer`]): microseconds late rather than
+/// tokio's millisecond ticks, and no clock thread preempting the runtime's thread for every
+/// request. How late each request still left is recorded (`send_lag`).
+async fn dispatch(
+    rate: f64,
+    start: Instant,
+    end: Instant,
+    tx: tokio::sync::mpsc::Sender<Instant>,
+) -> u64 {
+    let mut timer = crate::clock::PreciseTimer::new();
+    let mut i = 0u64;
+    loop {
+        let due = start + Duration::from_secs_f64(i as f64 / rate);
+        if due >= end {
+            return i;
         }
-    });
-    (handle, Arc::new(tokio::sync::Mutex::new(rx)))
+        timer.sleep_until(due).await;
+        if tx.send(due).await.is_err() {
+            return i;
+        }
+        i += 1;
+    }
 }
 
 async fn worker(spec: Arc<GeneratorSpec>, due: Option<DueQueue>, end: Instant) -> WorkerOut {
     let mut out = WorkerOut {
         corrected: new_latency_histogram(),
         raw: new_latency_histogram(),
+        lag: new_latency_histogram(),
         ok: 0,
         errors: 0,
         bytes: 0,
@@ -204,6 +209,9 @@ async fn worker(spec: Arc<GeneratorSpec>, due: Option<DueQueue>, end: Instant) -
         *req.uri_mut() = uri.clone();
         req.headers_mut().insert(hyper::header::HOST, host.clone());
         let sent = Instant::now();
+        if due.is_some() {
+            let _ = out.lag.record(us(sent.saturating_duration_since(intended)));
+        }
         let ok = match s.send_request(req).await {
             Ok(resp) => {
                 let status = resp.status();
@@ -278,24 +286,30 @@ pub fn run(
         let before = crate::metrics::self_usage();
         let start = Instant::now() + Duration::from_millis(20);
         let end = start + spec.duration;
-        let clock = spec.rate.map(|r| dispatcher(r, start, end));
+        let clock = spec.rate.map(|r| {
+            let (tx, rx) = tokio::sync::mpsc::channel::<Instant>(1 << 16);
+            let queue: DueQueue = Arc::new(tokio::sync::Mutex::new(rx));
+            (tokio::spawn(dispatch(r, start, end, tx)), queue)
+        });
         let mut set = tokio::task::JoinSet::new();
         for _ in 0..spec.connections {
             set.spawn(worker(spec.clone(), clock.as_ref().map(|c| c.1.clone()), end));
         }
         let mut corrected = new_latency_histogram();
         let mut raw = new_latency_histogram();
+        let mut lag = new_latency_histogram();
         let (mut ok, mut errors, mut bytes) = (0, 0, 0);
         while let Some(w) = set.join_next().await {
             let Ok(w) = w else { continue };
             let _ = corrected.add(&w.corrected);
             let _ = raw.add(&w.raw);
+            let _ = lag.add(&w.lag);
             ok += w.ok;
             errors += w.errors;
             bytes += w.bytes;
         }
         if let Some((h, _)) = clock {
-            let _ = h.join();
+            let _ = h.await;
         }
         let wall = start.elapsed().as_secs_f64();
         let after = crate::metrics::self_usage();
@@ -323,6 +337,7 @@ pub fn run(
             requests_per_cpu_s: requests as f64 / (user + sys).max(1e-9),
             corrected: LatencySummary::of(&corrected),
             raw: LatencySummary::of(&raw),
+            send_lag: spec.rate.map(|_| LatencySummary::of(&lag)),
         };
         Ok((result, corrected, raw))
     })
@@ -415,6 +430,10 @@ mod tests {
                 // 400/s for 0.5 s: exactly the 200 due requests.
                 assert_eq!(r.requests, 200);
                 assert!(corrected.value_at_quantile(0.5) >= raw.value_at_quantile(0.5));
+                // The generator's own lateness is measured for every request.
+                assert_eq!(r.send_lag.as_ref().unwrap().count, 200);
+            } else {
+                assert!(r.send_lag.is_none());
             }
         }
     }

@@ -10,6 +10,7 @@ pub mod boot;
 pub mod cache;
 pub mod catchup;
 pub mod cli;
+pub mod clock;
 pub mod compare;
 pub mod dataset;
 pub mod engine;

@@ -439,6 +439,12 @@ fn http_load(a: &HttpLoadArgs) -> ExitCode {
                     r.raw.p99_ms,
                     r.raw.max_ms
                 );
+                if let Some(l) = &r.send_lag {
+                    println!(
+                        "send lag  p50 {:.3} ms p99 {:.3} ms max {:.3} ms (hsbench's own lateness: due time → send)",
+                        l.p50_ms, l.p99_ms, l.max_ms
+                    );
+                }
             }
             ExitCode::SUCCESS
         }

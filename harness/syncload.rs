@@ -548,12 +548,14 @@ async fn dispatch(
     let seq_base = seq_base();
     let mut set = tokio::task::JoinSet::new();
     let mut i = 0u64;
+    // Sends leave within microseconds of their intended times, not on tokio's millisecond ticks.
+    let mut timer = crate::clock::PreciseTimer::new();
     loop {
         let intended = origin + arrivals.intended(i);
         if intended >= end {
             break;
         }
-        tokio::time::sleep_until(intended.into()).await;
+        timer.sleep_until(intended).await;
         let route = routes[(i as usize) % routes.len()].clone();
         let (client, rec, tokens, nonce) =
             (client.clone(), rec.clone(), tokens.clone(), nonce.clone());
