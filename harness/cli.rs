@@ -38,6 +38,9 @@ pub enum Command {
     Run(RunArgs),
     /// Build (or find) the scenario's dataset fixture without timing boots or running workloads.
     Seed(RunArgs),
+    /// Boot the scenario's server over its dataset and keep it serving (for `run --attach`
+    /// shards) until Ctrl+C or SIGTERM.
+    Serve(ServeArgs),
     /// Parse and validate a scenario without running it.
     Check {
         /// Scenario file (TOML).
@@ -216,6 +219,51 @@ pub struct RunArgs {
     /// Save this run as the named baseline of its scenario (replacing the previous one).
     #[arg(long, value_name = "NAME")]
     pub save_baseline: Option<String>,
+    /// Run only the workloads, against an already running server: the `serve.json` that
+    /// `hsbench serve` wrote (or its directory), or a loopback URL with --credentials.
+    #[arg(
+        long,
+        value_name = "SERVE_JSON|URL",
+        conflicts_with_all = ["baseline", "save_baseline", "rebuild_fixture", "verify"]
+    )]
+    pub attach: Option<String>,
+    /// The dataset users' credentials that `hsbench serve` wrote (default: the one its
+    /// serve.json names).
+    #[arg(long, value_name = "FILE", requires = "attach")]
+    pub credentials: Option<PathBuf>,
+    /// With --attach: run clients j with j % COUNT == INDEX (0-based), e.g. 1/4. Default:
+    /// $HSBENCH_SHARD, else $JOB_COMPLETION_INDEX/$HSBENCH_SHARDS (a Kubernetes Indexed Job),
+    /// else the whole load.
+    #[arg(long, value_name = "INDEX/COUNT", requires = "attach")]
+    pub shard: Option<String>,
+    /// With --attach: release the herd at this time (RFC 3339, or Unix seconds), so that every
+    /// shard fires at the same instant. Default: $HSBENCH_RELEASE_AT, else when ready.
+    #[arg(long, value_name = "TIME", requires = "attach")]
+    pub release_at: Option<String>,
+}
+
+/// `hsbench serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Scenario file (TOML): its dataset and server.
+    pub scenario: PathBuf,
+    /// Directory that receives the run directory `<run-id>/` (dataset, boot, serve.json).
+    #[arg(long, default_value = "results", value_name = "DIR")]
+    pub out: PathBuf,
+    /// Where to write the dataset users' credentials (mode 0600) for `run --attach`; a
+    /// `serve.json` with the server's URL goes beside it. Default:
+    /// <cache>/serve/<scenario name>/credentials.json.
+    #[arg(long, value_name = "FILE")]
+    pub credentials_out: Option<PathBuf>,
+    /// Server version to install and serve, overriding `[server] version`.
+    #[arg(long, value_name = "V")]
+    pub server_version: Option<String>,
+    /// Fixture cache directory (default: <cache>/fixtures).
+    #[arg(long, value_name = "DIR")]
+    pub fixtures_dir: Option<PathBuf>,
+    /// No stage lines.
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 impl From<&RunArgs> for RunOptions {
@@ -235,6 +283,38 @@ impl From<&RunArgs> for RunOptions {
             run_id: None,
         }
     }
+}
+
+impl From<&ServeArgs> for RunOptions {
+    fn from(a: &ServeArgs) -> Self {
+        RunOptions {
+            results_dir: a.out.clone(),
+            server_version: a.server_version.clone(),
+            quiet: a.quiet,
+            fixtures: a
+                .fixtures_dir
+                .as_ref()
+                .map_or_else(FixtureStore::default, FixtureStore::new),
+            ..RunOptions::default()
+        }
+    }
+}
+
+/// `--release-at`: RFC 3339 (`2026-11-23T22:30:00Z`) or Unix seconds (`1795473000.5`).
+pub fn parse_release_at(text: &str) -> Result<std::time::SystemTime, String> {
+    if let Ok(secs) = text.trim().parse::<f64>()
+        && secs.is_finite()
+        && secs >= 0.0
+    {
+        return Ok(std::time::UNIX_EPOCH + std::time::Duration::from_secs_f64(secs));
+    }
+    chrono::DateTime::parse_from_rfc3339(text.trim())
+        .map(|t| t.with_timezone(&chrono::Utc).into())
+        .map_err(|e| {
+            format!(
+                "--release-at {text:?}: {e}; write RFC 3339 (2026-11-23T22:30:00Z) or Unix seconds"
+            )
+        })
 }
 
 /// `hsbench http-load`.

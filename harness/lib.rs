@@ -33,6 +33,7 @@ pub mod schedule;
 pub mod schema;
 pub mod seed;
 pub mod server;
+pub mod shard;
 pub mod svg;
 pub mod sweep;
 pub mod syncload;

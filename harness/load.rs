@@ -167,6 +167,17 @@ pub async fn run_herd(
     tokens: &[String],
     spec: &HerdSpec,
 ) -> Result<(HerdResult, HerdHistograms), crate::matrix::CallError> {
+    run_herd_at(base_url, tokens, spec, None).await
+}
+
+/// [`run_herd`], released at a wall-clock time (when it is still ahead once every request is
+/// built): shards of one herd in several processes fire together.
+pub async fn run_herd_at(
+    base_url: &str,
+    tokens: &[String],
+    spec: &HerdSpec,
+    release_at: Option<std::time::SystemTime>,
+) -> Result<(HerdResult, HerdHistograms), crate::matrix::CallError> {
     let n = spec.clients as usize;
     assert!(tokens.len() >= n, "validated: clients <= users");
     // One connection pool big enough for every client to hold its own connection.
@@ -291,6 +302,11 @@ pub async fn run_herd(
     // Let every task reach the start line before the release.
     tokio::task::yield_now().await;
     tokio::time::sleep(Duration::from_millis(50)).await;
+    if let Some(ahead) =
+        release_at.and_then(|t| t.duration_since(std::time::SystemTime::now()).ok())
+    {
+        crate::clock::PreciseTimer::new().sleep(ahead).await;
+    }
     let cpu_before = crate::metrics::self_usage();
     let t0 = Instant::now();
     let released = std::time::SystemTime::now();

@@ -55,6 +55,7 @@ fn main() -> ExitCode {
             },
             Command::Run(args) => run_cmd(&args, false).await,
             Command::Seed(args) => run_cmd(&args, true).await,
+            Command::Serve(args) => serve_cmd(&args).await,
             Command::Flamediff { before, after, out } => flamediff(&before, &after, out),
             Command::Size(args) => size(&args),
             Command::Compare(args) => compare(&args),
@@ -123,11 +124,140 @@ fn main() -> ExitCode {
     ExitCode::from(code as u8)
 }
 
+/// `hsbench serve`: stops on Ctrl+C or SIGTERM (what Kubernetes sends).
+async fn serve_cmd(args: &hsbench::cli::ServeArgs) -> i32 {
+    let scenario = match scenario::load(&args.scenario) {
+        Ok(s) => s,
+        Err(e) => return fail(&RunError::from(e)),
+    };
+    let credentials_out = args.credentials_out.clone().unwrap_or_else(|| {
+        hsbench::server::cache_dir()
+            .join("serve")
+            .join(&scenario.name)
+            .join("credentials.json")
+    });
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async {
+                match term.as_mut() {
+                    Some(t) => { t.recv().await; }
+                    None => std::future::pending::<()>().await,
+                }
+            } => {}
+        }
+        let _ = stop_tx.send(true);
+        // Keep the sender alive: a dropped sender would read as "never stopped".
+        std::future::pending::<()>().await
+    });
+    let hooks = hsbench::run::ServeHooks {
+        credentials_out,
+        ready: None,
+        stop,
+    };
+    match hsbench::run::serve(&scenario, &RunOptions::from(args), hooks).await {
+        Ok(out) => {
+            println!("stopped; results: {}", out.run_dir.display());
+            0
+        }
+        Err(e) => fail(&e),
+    }
+}
+
+/// `run --attach`: the workloads of one shard against a running server.
+async fn attached_cmd(args: &RunArgs, scenario: &scenario::Scenario, target: &str) -> i32 {
+    // A serve.json (or its directory) names the URL and the credentials; else a URL.
+    let (url, serve_creds) = if target.starts_with("http://") || target.starts_with("https://") {
+        (target.to_string(), None)
+    } else {
+        let mut p = std::path::PathBuf::from(target);
+        if p.is_dir() {
+            p = p.join("serve.json");
+        }
+        match std::fs::read(&p).map_err(|e| e.to_string()).and_then(|b| {
+            serde_json::from_slice::<hsbench::run::ServeInfo>(&b).map_err(|e| e.to_string())
+        }) {
+            Ok(info) => (info.base_url, Some(info.credentials)),
+            Err(e) => {
+                eprintln!(
+                    "error: --attach {target}: not a URL, and {} is not a serve.json: {e}",
+                    p.display()
+                );
+                return 2;
+            }
+        }
+    };
+    let env = |k: &str| std::env::var(k).ok();
+    let shard = match &args.shard {
+        Some(s) => hsbench::shard::Shard::parse(s, "--shard").map(Some),
+        None => hsbench::shard::Shard::from_env(env),
+    };
+    let shard = match shard {
+        Ok(s) => s.unwrap_or(hsbench::shard::Shard::WHOLE),
+        Err(e) => return fail(&RunError::from(e)),
+    };
+    let release_at = match args
+        .release_at
+        .clone()
+        .or_else(|| env("HSBENCH_RELEASE_AT"))
+    {
+        None => None,
+        Some(t) => match hsbench::cli::parse_release_at(&t) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return 2;
+            }
+        },
+    };
+    let Some(path) = args.credentials.clone().or(serve_creds) else {
+        eprintln!("error: --attach {url}: give --credentials FILE (the one `hsbench serve` wrote)");
+        return 2;
+    };
+    let credentials = match std::fs::read(&path)
+        .map_err(|e| e.to_string())
+        .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+    {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: --credentials {}: {e}", path.display());
+            return 2;
+        }
+    };
+    let attach = hsbench::run::Attach {
+        base_url: url,
+        credentials,
+        shard,
+        release_at,
+    };
+    match hsbench::run::run_attached(scenario, &RunOptions::from(args), attach).await {
+        Ok(out) => {
+            println!("{}", report::markdown(&out.result));
+            println!("results: {}", out.run_dir.display());
+            let failed = out.result.thresholds.iter().any(|t| !t.passed);
+            if failed { 1 } else { 0 }
+        }
+        Err(e) => fail(&e),
+    }
+}
+
 async fn run_cmd(args: &RunArgs, seed_only: bool) -> i32 {
     let scenario = match scenario::load(&args.scenario) {
         Ok(s) => s,
         Err(e) => return fail(&RunError::from(e)),
     };
+    if let Some(url) = &args.attach {
+        if seed_only {
+            eprintln!(
+                "error: `hsbench seed` builds a fixture; --attach runs workloads (use `hsbench run --attach`)"
+            );
+            return 2;
+        }
+        return attached_cmd(args, &scenario, url).await;
+    }
     let opts = RunOptions {
         seed_only,
         ..RunOptions::from(args)

@@ -509,6 +509,19 @@ pub fn markdown(r: &RunResult) -> String {
             .unwrap_or_default()
     ));
     md.push_str(&format!("Machine: {}\n\n", r.machine.one_line()));
+    if let Some(s) = &r.shard {
+        md.push_str(&format!(
+            "Shard {} of {} (0-based): {} of the dataset's users, attached to {}{}. Combine the shards with `hsbench merge <shard dirs…> --out DIR`.\n\n",
+            s.index,
+            s.count,
+            s.clients,
+            s.attached_to,
+            s.release_at
+                .as_deref()
+                .map(|t| format!(", herd released at {t}"))
+                .unwrap_or_default()
+        ));
+    }
     if let Some(d) = &r.dataset {
         md.push_str(&format!(
             "Dataset: seed {} · spec `{}` · {} users ({} devices) · {} rooms (largest {}, {} private, {} DMs) · {} memberships · {} timeline events · {} state events · {} receipts{}\n\n",

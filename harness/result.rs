@@ -101,8 +101,25 @@ pub struct RunResult {
     /// `[thresholds]` checked against this run (empty without thresholds).
     #[serde(default)]
     pub thresholds: Vec<crate::report::ThresholdResult>,
+    /// `hsbench run --attach … --shard i/n`: which slice of the clients this run was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ShardInfo>,
     /// Files of this run directory besides result.json, relative to it.
     pub files: Vec<String>,
+}
+
+/// A shard's place in a sharded load.
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize)]
+pub struct ShardInfo {
+    /// 0-based.
+    pub index: u32,
+    pub count: u32,
+    /// The running server the shard loaded.
+    pub attached_to: String,
+    /// Dataset users in this shard's slice.
+    pub clients: u64,
+    /// When the herd was released (RFC 3339), if the shards were given a common time.
+    pub release_at: Option<String>,
 }
 
 impl RunResult {
@@ -152,6 +169,7 @@ impl RunResult {
             catchup: None,
             profile: None,
             thresholds: Vec::new(),
+            shard: None,
             files: Vec::new(),
         }
     }

@@ -13,7 +13,7 @@ use crate::dataset::DatasetPlan;
 use crate::fixture::{
     FixtureError, FixtureIdentity, FixtureManifest, FixtureStore, FixtureUse, MODEL_VERSION,
 };
-use crate::load::{HerdHistograms, HerdResult, run_herd};
+use crate::load::{HerdHistograms, HerdResult, run_herd_at};
 use crate::matrix::MatrixClient;
 use crate::metrics::{self_usage, write_histogram};
 use crate::profiler::{
@@ -53,6 +53,10 @@ pub enum RunError {
     Fixture(#[from] FixtureError),
     #[error("interrupted (Ctrl+C); servers stopped, partial results written")]
     Interrupted,
+    #[error(transparent)]
+    Shard(#[from] crate::shard::ShardError),
+    #[error("--attach {url}: {message}")]
+    Attach { url: String, message: String },
 }
 
 impl RunError {
@@ -66,6 +70,7 @@ impl RunError {
             RunError::Fixture(FixtureError::NotFound(_)) => 2,
             RunError::Output { .. } | RunError::Fixture(_) => 5,
             RunError::Interrupted => 130,
+            RunError::Shard(_) | RunError::Attach { .. } => 2,
         }
     }
 }
@@ -116,12 +121,57 @@ pub struct RunOutcome {
     pub result: RunResult,
 }
 
+/// `hsbench serve`: boot the scenario's server over its dataset and keep it up for others to
+/// load (shards with `--attach`), until `stop` turns true or the server dies. A stop before the
+/// server serves (while installing or building the dataset) interrupts the run.
+pub struct ServeHooks {
+    /// Where the dataset users' credentials (access tokens) are written, mode 0600.
+    pub credentials_out: PathBuf,
+    /// Told once the server answers an authenticated /sync.
+    pub ready: Option<tokio::sync::oneshot::Sender<ServeInfo>>,
+    pub stop: tokio::sync::watch::Receiver<bool>,
+}
+
+/// Resolves once `rx` holds true (never, if its sender is gone first).
+async fn stopped(mut rx: tokio::sync::watch::Receiver<bool>) {
+    if rx.wait_for(|s| *s).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// What a served server offers (also `serve.json` in its run directory; no tokens in it).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ServeInfo {
+    pub base_url: String,
+    pub credentials: PathBuf,
+    pub server_pid: i32,
+    pub run_dir: PathBuf,
+}
+
+/// `hsbench run --attach`: the workloads only, against a server already running on loopback
+/// (e.g. `hsbench serve`), for one shard of the clients.
+#[derive(Debug, Clone)]
+pub struct Attach {
+    pub base_url: String,
+    pub credentials: Credentials,
+    pub shard: crate::shard::Shard,
+    /// Release the herd at this wall-clock time, so the shards fire together.
+    pub release_at: Option<std::time::SystemTime>,
+}
+
+enum Mode {
+    Full,
+    Serve(ServeHooks),
+    Attach(Attach),
+}
+
 struct Ctx<'a> {
     scenario: &'a Scenario,
     opts: &'a RunOptions,
     run_dir: PathBuf,
     result: RunResult,
     started: Instant,
+    mode: Mode,
 }
 
 impl Ctx<'_> {
@@ -161,7 +211,73 @@ pub fn run_id(scenario: &Scenario) -> String {
 /// Run `scenario`. Ctrl+C interrupts cleanly: the running stage is dropped (its servers are
 /// killed by their guards) and the result is written with status `interrupted`.
 pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, RunError> {
+    run_mode(scenario, opts, Mode::Full).await
+}
+
+/// Boot the scenario's server over its dataset (built or restored as `run` does) and keep it
+/// serving until `hooks.stop` resolves; the run directory records the dataset and the boot.
+pub async fn serve(
+    scenario: &Scenario,
+    opts: &RunOptions,
+    hooks: ServeHooks,
+) -> Result<RunOutcome, RunError> {
+    run_mode(scenario, opts, Mode::Serve(hooks)).await
+}
+
+/// Run the scenario's workloads against a server that is already running (no install, no
+/// boots), for `attach.shard`'s slice of the clients. Loopback URLs only.
+pub async fn run_attached(
+    scenario: &Scenario,
+    opts: &RunOptions,
+    attach: Attach,
+) -> Result<RunOutcome, RunError> {
+    crate::generator::GeneratorSpec::parse_url(&attach.base_url).map_err(|e| RunError::Attach {
+        url: attach.base_url.clone(),
+        message: e.to_string(),
+    })?;
+    let sharded = attach.shard.scenario(scenario)?;
+    // Shards started in the same millisecond must not share a run directory.
+    let opts = RunOptions {
+        run_id: Some(opts.run_id.clone().unwrap_or_else(|| {
+            let s = attach.shard;
+            if s.count > 1 {
+                format!("{}-shard{}of{}", run_id(scenario), s.index, s.count)
+            } else {
+                run_id(scenario)
+            }
+        })),
+        ..opts.clone()
+    };
+    run_mode(&sharded, &opts, Mode::Attach(attach)).await
+}
+
+async fn run_mode(
+    scenario: &Scenario,
+    opts: &RunOptions,
+    mode: Mode,
+) -> Result<RunOutcome, RunError> {
     let id = opts.run_id.clone().unwrap_or_else(|| run_id(scenario));
+    // `serve` is interrupted by its stop signal until it serves; from then on the stop is its
+    // normal end (the serving stage sees it and stops the server itself).
+    let serving = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let serve_stop = match &mode {
+        Mode::Serve(h) => Some(h.stop.clone()),
+        _ => None,
+    };
+    let serving_flag = serving.clone();
+    let interrupt = async move {
+        match serve_stop {
+            None => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+            Some(rx) => {
+                stopped(rx).await;
+                if serving_flag.load(std::sync::atomic::Ordering::SeqCst) {
+                    std::future::pending::<()>().await;
+                }
+            }
+        }
+    };
     // Every herd client holds a connection.
     crate::metrics::raise_nofile_limit();
     let run_dir = opts.results_dir.join(&id);
@@ -175,6 +291,7 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, R
         run_dir: run_dir.clone(),
         result: RunResult::new(&id, scenario),
         started: Instant::now(),
+        mode,
     };
     ctx.save()?;
     let work = tempfile::Builder::new()
@@ -186,8 +303,8 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, R
         })?;
 
     let outcome = tokio::select! {
-        r = stages(&mut ctx, work.path()) => r,
-        _ = tokio::signal::ctrl_c() => Err(RunError::Interrupted),
+        r = stages(&mut ctx, work.path(), &serving) => r,
+        _ = interrupt => Err(RunError::Interrupted),
     };
     ctx.result.finished_at =
         Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
@@ -214,7 +331,14 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, R
     })
 }
 
-async fn stages(ctx: &mut Ctx<'_>, work: &Path) -> Result<(), RunError> {
+async fn stages(
+    ctx: &mut Ctx<'_>,
+    work: &Path,
+    serving: &std::sync::atomic::AtomicBool,
+) -> Result<(), RunError> {
+    if matches!(ctx.mode, Mode::Attach(_)) {
+        return attached(ctx).await;
+    }
     let scenario = ctx.scenario;
     let version = ctx
         .opts
@@ -403,14 +527,14 @@ async fn stages(ctx: &mut Ctx<'_>, work: &Path) -> Result<(), RunError> {
     save_credentials(work, &creds)?;
     ctx.save()?;
 
-    let measured = if ctx.opts.seed_only {
-        finish_files(ctx)
-    } else {
-        let db = DbProcesses {
-            cache_roots: pg.iter().map(|c| c.pgdata.clone()).collect(),
-            pgids: pg.iter().filter_map(|c| c.pid()).collect(),
-        };
-        measure(ctx, &inst, &creds, &plan, &profile, &db).await
+    let db = DbProcesses {
+        cache_roots: pg.iter().map(|c| c.pgdata.clone()).collect(),
+        pgids: pg.iter().filter_map(|c| c.pid()).collect(),
+    };
+    let measured = match std::mem::replace(&mut ctx.mode, Mode::Full) {
+        _ if ctx.opts.seed_only => finish_files(ctx),
+        Mode::Serve(hooks) => serve_stage(ctx, &inst, &creds, &profile, &db, hooks, serving).await,
+        _ => measure(ctx, &inst, &creds, &plan, &profile, &db).await,
     };
     if let Some(c) = pg.as_mut() {
         c.stop().await;
@@ -554,6 +678,183 @@ async fn measure(
     finish_files(ctx)
 }
 
+/// `serve`: one boot over the dataset, kept up until stopped; the credentials are written for
+/// the shards that attach.
+async fn serve_stage(
+    ctx: &mut Ctx<'_>,
+    inst: &SynapseInstance,
+    creds: &Credentials,
+    profile: &ServerProfile,
+    db: &DbProcesses,
+    hooks: ServeHooks,
+    serving: &std::sync::atomic::AtomicBool,
+) -> Result<(), RunError> {
+    let run_dir = ctx.run_dir.clone();
+    let shutdown = ctx.scenario.boot.shutdown_timeout;
+    let spec = boot_spec(
+        inst,
+        profile,
+        &run_dir,
+        "serve",
+        Some(creds.tokens[0].clone()),
+        ctx.scenario,
+        &db.pgids,
+    )?;
+    let mut server = boot(spec).await?;
+    let written = write_private(
+        &hooks.credentials_out,
+        &serde_json::to_vec(creds).expect("credentials serialize"),
+    );
+    if let Err(source) = written {
+        let _ = server.stop(shutdown, &run_dir).await;
+        return Err(RunError::Output {
+            path: hooks.credentials_out.clone(),
+            source,
+        });
+    }
+    let info = ServeInfo {
+        base_url: server.base_url(),
+        credentials: hooks.credentials_out.clone(),
+        server_pid: server.server_pid(),
+        run_dir: run_dir.clone(),
+    };
+    let info_path = run_dir.join("serve.json");
+    write_atomic(
+        &info_path,
+        &serde_json::to_vec_pretty(&info).expect("serializable"),
+    )
+    .map_err(output_error(info_path.clone()))?;
+    ctx.result.files.push("serve.json".into());
+    // And beside the credentials, where shards find both (`run --attach <that serve.json>`).
+    let beside = hooks
+        .credentials_out
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join("serve.json");
+    if beside != info_path {
+        write_atomic(
+            &beside,
+            &serde_json::to_vec_pretty(&info).expect("serializable"),
+        )
+        .map_err(output_error(beside))?;
+    }
+    ctx.save()?;
+    ctx.say(&format!(
+        "serving {} at {} (pid {}); credentials in {}; Ctrl+C or SIGTERM stops it",
+        ctx.scenario.name,
+        info.base_url,
+        info.server_pid,
+        info.credentials.display()
+    ));
+    serving.store(true, std::sync::atomic::Ordering::SeqCst);
+    if let Some(tx) = hooks.ready {
+        let _ = tx.send(info);
+    }
+    let stop = stopped(hooks.stop);
+    tokio::pin!(stop);
+    let alive = loop {
+        tokio::select! {
+            _ = &mut stop => break Ok(()),
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {
+                if let Err(e) = server.check_alive() {
+                    break Err(e);
+                }
+            }
+        }
+    };
+    ctx.result.workload_boot = Some(server.stop(shutdown, &run_dir).await);
+    alive?;
+    ctx.save()?;
+    finish_files(ctx)
+}
+
+/// Create `path` (and its parent directories) readable by its owner only, with `bytes`.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(bytes)
+}
+
+/// `--attach`: the workloads of this shard against a running server.
+async fn attached(ctx: &mut Ctx<'_>) -> Result<(), RunError> {
+    let Mode::Attach(a) = &ctx.mode else {
+        unreachable!("attached() runs in attach mode")
+    };
+    let (url, shard, release_at) = (a.base_url.clone(), a.shard, a.release_at);
+    let all_users = a.credentials.tokens.len();
+    let creds = Credentials {
+        user_ids: shard.slice(&a.credentials.user_ids),
+        tokens: shard.slice(&a.credentials.tokens),
+        room_ids: a.credentials.room_ids.clone(),
+    };
+    let scenario = ctx.scenario;
+    let plan = DatasetPlan::new(scenario.dataset.clone());
+    // Synapse answers its version without authentication; another server may not.
+    let version = async {
+        let body: serde_json::Value = reqwest::Client::new()
+            .get(format!("{url}/_synapse/admin/v1/server_version"))
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        body.get("server_version")?.as_str().map(str::to_string)
+    }
+    .await;
+    ctx.result.server = Some(ServerInfo {
+        kind: if version.is_some() {
+            "synapse (attached)".into()
+        } else {
+            "attached server".into()
+        },
+        version: version.unwrap_or_else(|| "unknown".into()),
+        database: "not known".into(),
+        database_detail: Some(format!("a running server at {url}")),
+        install_dir: String::new(),
+        installed_now: false,
+        install_seconds: 0.0,
+        config_overrides: serde_json::Value::Null,
+    });
+    ctx.result.dataset = Some(DatasetInfo {
+        spec: scenario.dataset.clone(),
+        spec_hash: scenario.dataset.spec_hash(),
+        totals: plan.totals(),
+        load: None,
+        fixture: None,
+        verify: None,
+    });
+    ctx.result.shard = Some(crate::result::ShardInfo {
+        index: shard.index,
+        count: shard.count,
+        attached_to: url.clone(),
+        clients: creds.tokens.len() as u64,
+        release_at: release_at.map(|t| {
+            chrono::DateTime::<chrono::Utc>::from(t)
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        }),
+    });
+    ctx.save()?;
+    ctx.say(&format!(
+        "attached to {url}: shard {shard}, {} of {} users",
+        creds.tokens.len(),
+        all_users
+    ));
+    workloads(ctx, &url, &plan, &creds, None).await?;
+    ctx.save()?;
+    finish_files(ctx)
+}
+
 fn output_error(path: PathBuf) -> impl FnOnce(std::io::Error) -> RunError {
     move |source| RunError::Output { path, source }
 }
@@ -691,7 +992,11 @@ async fn workloads(
                     "herd: {} clients, {:?} sync",
                     herd.clients, herd.sync
                 ));
-                match run_herd(base_url, &creds.tokens, herd).await {
+                let release_at = match &ctx.mode {
+                    Mode::Attach(a) => a.release_at,
+                    _ => None,
+                };
+                match run_herd_at(base_url, &creds.tokens, herd, release_at).await {
                     Ok((result, hists)) => {
                         let w = write_herd_files(ctx, &result, &hists);
                         ctx.result.herd = Some(result);

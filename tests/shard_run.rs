@@ -1,0 +1,175 @@
+//! Sharding against real Synapse: `serve` keeps the server up, two shards attach and each fire
+//! their slice of one herd at a common release time, `merge` combines their histograms.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use hsbench::merge::merge_dirs;
+use hsbench::metrics::read_histogram;
+use hsbench::run::{Attach, RunError, RunOptions, ServeHooks, run_attached, serve};
+use hsbench::scenario;
+use hsbench::seed::Credentials;
+use hsbench::shard::Shard;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_shards_of_one_herd_merge_into_the_whole() {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let sc = scenario::load(&manifest.join("tests/scenarios/tiny-shard.toml")).unwrap();
+    let sandbox = common::Sandbox::new();
+    let secrets = tempfile::tempdir().unwrap();
+    let creds_path = secrets.path().join("nested/credentials.json");
+
+    // The server, served until told to stop.
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let serve_opts = RunOptions {
+        run_id: Some("serve".into()),
+        ..sandbox.opts.clone()
+    };
+    let hooks = ServeHooks {
+        credentials_out: creds_path.clone(),
+        ready: Some(ready_tx),
+        stop: stop_rx,
+    };
+    // The server and the shards run side by side in this task.
+    let (served, info) = tokio::join!(serve(&sc, &serve_opts, hooks), async {
+        let info = match ready_rx.await {
+            Ok(info) => info,
+            Err(_) => return None,
+        };
+        let checked = shards(&sc, &sandbox, &creds_path, &info).await;
+        stop_tx.send(true).unwrap();
+        Some((info, checked))
+    });
+    let out = served.unwrap();
+    let (info, ()) = info.expect("serve reports readiness");
+    // Stopped: the serve run ends complete and its server is gone.
+    assert_eq!(out.result.status, hsbench::result::RunStatus::Complete);
+    assert!(out.result.workload_boot.is_some());
+    assert!(out.result.files.contains(&"serve.json".to_string()));
+    // serve.json also lies beside the credentials, for shards to attach with.
+    let beside: hsbench::run::ServeInfo =
+        serde_json::from_slice(&std::fs::read(secrets.path().join("nested/serve.json")).unwrap())
+            .unwrap();
+    assert_eq!(beside.base_url, info.base_url);
+    assert_eq!(beside.credentials, creds_path);
+    // SAFETY: kill with signal 0 only probes whether the process exists.
+    let alive = unsafe { libc::kill(info.server_pid, 0) } == 0;
+    assert!(!alive, "server {} still running", info.server_pid);
+}
+
+async fn shards(
+    sc: &scenario::Scenario,
+    sandbox: &common::Sandbox,
+    creds_path: &Path,
+    info: &hsbench::run::ServeInfo,
+) {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    assert!(info.base_url.starts_with("http://127.0.0.1:"), "{info:?}");
+    // The credentials are the owner's only.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(creds_path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let creds: Credentials = serde_json::from_slice(&std::fs::read(creds_path).unwrap()).unwrap();
+    assert_eq!(creds.tokens.len(), 40);
+
+    // Refused before any load: a remote URL, and a workload a slice cannot measure.
+    let attach = |shard: Shard, url: &str, release_at| Attach {
+        base_url: url.into(),
+        credentials: creds.clone(),
+        shard,
+        release_at,
+    };
+    let opts = |id: &str| RunOptions {
+        run_id: Some(id.into()),
+        verify: false,
+        ..sandbox.opts.clone()
+    };
+    let e = run_attached(
+        sc,
+        &opts("remote"),
+        attach(Shard::WHOLE, "http://192.0.2.1:8008", None),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(e, RunError::Attach { .. }), "{e}");
+    assert_eq!(e.exit_code(), 2);
+    let load = scenario::load(&manifest.join("tests/scenarios/tiny-load.toml")).unwrap();
+    let e = run_attached(
+        &load,
+        &opts("unshardable"),
+        attach(Shard { index: 0, count: 2 }, &info.base_url, None),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("[workload.triggered] cannot be sharded"),
+        "{e}"
+    );
+
+    // Two shards, released together 3 s from now.
+    let release = SystemTime::now() + Duration::from_secs(3);
+    let (o0, o1) = (opts("shard-0"), opts("shard-1"));
+    let (r0, r1) = tokio::join!(
+        run_attached(
+            sc,
+            &o0,
+            attach(Shard { index: 0, count: 2 }, &info.base_url, Some(release)),
+        ),
+        run_attached(
+            sc,
+            &o1,
+            attach(Shard { index: 1, count: 2 }, &info.base_url, Some(release)),
+        ),
+    );
+    let (r0, r1) = (r0.unwrap(), r1.unwrap());
+    let release_ms = release
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+        * 1e3;
+    for (out, index, clients) in [(&r0, 0u32, 13u64), (&r1, 1, 12)] {
+        let shard = out.result.shard.as_ref().unwrap();
+        assert_eq!((shard.index, shard.count), (index, 2));
+        assert_eq!(shard.clients, 20); // 40 users, every other one
+        assert!(out.result.boots.is_empty(), "attached runs boot nothing");
+        // The attached server's version, asked of the server itself.
+        assert_eq!(
+            out.result.server.as_ref().unwrap().version,
+            sc.server.version
+        );
+        let herd = out.result.herd.as_ref().unwrap();
+        assert_eq!(herd.clients, clients);
+        assert_eq!(herd.ok, clients, "{herd:?}");
+        // Not released before the common time.
+        assert!(
+            herd.released_unix_ms.unwrap() >= release_ms - 1.0,
+            "{herd:?}"
+        );
+        let h = read_histogram(&out.run_dir.join("herd-sync.hist")).unwrap();
+        assert_eq!(h.len(), clients);
+    }
+
+    // Merged: one herd of 25, with the shards' extremes.
+    let merged_dir = sandbox.opts.results_dir.join("merged");
+    let m = merge_dirs(&[r0.run_dir.clone(), r1.run_dir.clone()], &merged_dir).unwrap();
+    let whole = &m.histograms["herd-sync"];
+    assert_eq!((whole.inputs, whole.summary.count), (2, 25));
+    let (h0, h1) = (
+        r0.result.herd.as_ref().unwrap(),
+        r1.result.herd.as_ref().unwrap(),
+    );
+    assert_eq!(
+        whole.summary.max_ms,
+        h0.corrected.max_ms.max(h1.corrected.max_ms)
+    );
+    assert_eq!(
+        read_histogram(&merged_dir.join("herd-sync.hist"))
+            .unwrap()
+            .len(),
+        25
+    );
+}
