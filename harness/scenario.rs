@@ -150,6 +150,7 @@ struct RawCatchup {
 struct RawTriggered {
     clients: Spanned<u64>,
     poll_timeout: Option<Spanned<String>>,
+    connect_ramp: Option<Spanned<String>>,
     chatter_rate: Option<Spanned<f64>>,
     baseline: Option<Spanned<String>>,
     observe: Option<Spanned<String>>,
@@ -173,6 +174,7 @@ struct RawSteady {
     ramp_over: Option<Spanned<String>>,
     duration: Option<Spanned<String>>,
     poll_timeout: Option<Spanned<String>>,
+    connect_ramp: Option<Spanned<String>>,
     drain: Option<Spanned<String>>,
     interval: Option<Spanned<String>>,
 }
@@ -689,6 +691,11 @@ pub struct TriggeredSpec {
     #[serde(with = "humantime_serde_secs")]
     #[schemars(with = "f64")]
     pub poll_timeout: Duration,
+    /// The clients start their first long poll spread evenly over this (0: all at once); the
+    /// workload's time zero comes after it, so the measurement sees parked clients only.
+    #[serde(with = "humantime_serde_secs")]
+    #[schemars(with = "f64")]
+    pub connect_ramp: Duration,
     /// Chatter messages per second into the big room (open model), the whole time.
     pub chatter_rate: f64,
     /// Steady state before the trigger (the recovery baseline).
@@ -742,6 +749,11 @@ pub struct SteadySpec {
     #[serde(with = "humantime_serde_secs")]
     #[schemars(with = "f64")]
     pub poll_timeout: Duration,
+    /// The clients start their first long poll spread evenly over this (0: all at once); the
+    /// workload's time zero comes after it, so the measurement sees parked clients only.
+    #[serde(with = "humantime_serde_secs")]
+    #[schemars(with = "f64")]
+    pub connect_ramp: Duration,
     #[serde(with = "humantime_serde_secs")]
     #[schemars(with = "f64")]
     pub drain: Duration,
@@ -1337,6 +1349,7 @@ fn validate(loc: &Locator, raw: RawScenario) -> Result<Scenario, ScenarioError> 
                     &f("poll_timeout"),
                     Duration::from_secs(30),
                 )?,
+                connect_ramp: duration(loc, &t.connect_ramp, &f("connect_ramp"), Duration::ZERO)?,
                 chatter_rate,
                 baseline,
                 observe: duration(loc, &t.observe, &f("observe"), Duration::from_secs(120))?,
@@ -1429,6 +1442,7 @@ fn validate(loc: &Locator, raw: RawScenario) -> Result<Scenario, ScenarioError> 
                     &f("poll_timeout"),
                     Duration::from_secs(30),
                 )?,
+                connect_ramp: duration(loc, &t.connect_ramp, &f("connect_ramp"), Duration::ZERO)?,
                 drain: duration(loc, &t.drain, &f("drain"), Duration::from_secs(30))?,
                 interval: duration(loc, &t.interval, &f("interval"), Duration::from_secs(1))?,
             })
@@ -1752,6 +1766,7 @@ sync = "full_state"
             (5, 1.5, SyncKind::FullState, 3)
         );
         assert_eq!(t.poll_timeout, Duration::from_secs(30));
+        assert_eq!(t.connect_ramp, Duration::ZERO);
         assert_eq!(t.interval, Duration::from_secs(1));
         let st = s.steady.unwrap();
         assert_eq!((st.clients, st.senders), (8, 8));

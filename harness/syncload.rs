@@ -602,14 +602,25 @@ pub(crate) fn unix_ms(t: std::time::SystemTime) -> f64 {
         * 1000.0
 }
 
+/// One task per client; client `i` of `n` starts its first long poll `ramp · i / n` after now.
 fn spawn_clients(
     shared: &Arc<Shared>,
     tokens: &[String],
     since: Vec<String>,
+    ramp: Duration,
 ) -> tokio::task::JoinSet<()> {
     let mut set = tokio::task::JoinSet::new();
-    for (t, s) in tokens.iter().zip(since) {
-        set.spawn(sync_loop(shared.clone(), t.clone(), s));
+    let start = Instant::now();
+    let n = tokens.len().max(1) as f64;
+    for (i, (t, s)) in tokens.iter().zip(since).enumerate() {
+        let (shared, t) = (shared.clone(), t.clone());
+        let at = start + ramp.mul_f64(i as f64 / n);
+        set.spawn(async move {
+            if !ramp.is_zero() {
+                tokio::time::sleep_until(at.into()).await;
+            }
+            sync_loop(shared, t, s).await
+        });
     }
     set
 }
@@ -651,6 +662,7 @@ async fn start_long_polls(
     base_url: &str,
     tokens: &[String],
     poll_timeout: Duration,
+    connect_ramp: Duration,
     reaction: Option<Reaction>,
     interval: Duration,
 ) -> Result<Started, WorkloadError> {
@@ -658,8 +670,8 @@ async fn start_long_polls(
     let prep = Instant::now();
     let since = since_tokens(&client, tokens).await?;
     let prepare_ms = prep.elapsed().as_secs_f64() * 1000.0;
-    let origin = Instant::now() + SETTLE;
-    let origin_wall = std::time::SystemTime::now() + SETTLE;
+    let origin = Instant::now() + connect_ramp + SETTLE;
+    let origin_wall = std::time::SystemTime::now() + connect_ramp + SETTLE;
     let collector = Collector::spawn(origin, interval);
     let shared = Arc::new(Shared {
         client: client.clone(),
@@ -669,7 +681,7 @@ async fn start_long_polls(
         reaction,
         delivered: AtomicU64::new(0),
     });
-    let clients = spawn_clients(&shared, tokens, since);
+    let clients = spawn_clients(&shared, tokens, since, connect_ramp);
     Ok(Started {
         client,
         shared,
@@ -708,6 +720,7 @@ pub async fn run_triggered(
         base_url,
         &tokens[..m],
         spec.poll_timeout,
+        spec.connect_ramp,
         Some(reaction),
         spec.interval,
     )
@@ -930,6 +943,7 @@ pub async fn run_steady(
         base_url,
         &tokens[..k],
         spec.poll_timeout,
+        spec.connect_ramp,
         None,
         spec.interval,
     )
