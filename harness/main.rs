@@ -169,69 +169,15 @@ async fn serve_cmd(args: &hsbench::cli::ServeArgs) -> i32 {
 
 /// `run --attach`: the workloads of one shard against a running server.
 async fn attached_cmd(args: &RunArgs, scenario: &scenario::Scenario, target: &str) -> i32 {
-    // A serve.json (or its directory) names the URL and the credentials; else a URL.
-    let (url, serve_creds) = if target.starts_with("http://") || target.starts_with("https://") {
-        (target.to_string(), None)
-    } else {
-        let mut p = std::path::PathBuf::from(target);
-        if p.is_dir() {
-            p = p.join("serve.json");
-        }
-        match std::fs::read(&p).map_err(|e| e.to_string()).and_then(|b| {
-            serde_json::from_slice::<hsbench::run::ServeInfo>(&b).map_err(|e| e.to_string())
-        }) {
-            Ok(info) => (info.base_url, Some(info.credentials)),
-            Err(e) => {
-                eprintln!(
-                    "error: --attach {target}: not a URL, and {} is not a serve.json: {e}",
-                    p.display()
-                );
-                return 2;
-            }
-        }
-    };
-    let env = |k: &str| std::env::var(k).ok();
-    let shard = match &args.shard {
-        Some(s) => hsbench::shard::Shard::parse(s, "--shard").map(Some),
-        None => hsbench::shard::Shard::from_env(env),
-    };
-    let shard = match shard {
-        Ok(s) => s.unwrap_or(hsbench::shard::Shard::WHOLE),
-        Err(e) => return fail(&RunError::from(e)),
-    };
-    let release_at = match args
-        .release_at
-        .clone()
-        .or_else(|| env("HSBENCH_RELEASE_AT"))
-    {
-        None => None,
-        Some(t) => match hsbench::cli::parse_release_at(&t) {
-            Ok(t) => Some(t),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return 2;
-            }
-        },
-    };
-    let Some(path) = args.credentials.clone().or(serve_creds) else {
-        eprintln!("error: --attach {url}: give --credentials FILE (the one `hsbench serve` wrote)");
-        return 2;
-    };
-    let credentials = match std::fs::read(&path)
-        .map_err(|e| e.to_string())
-        .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
-    {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: --credentials {}: {e}", path.display());
-            return 2;
-        }
-    };
-    let attach = hsbench::run::Attach {
-        base_url: url,
-        credentials,
-        shard,
-        release_at,
+    let attach = match hsbench::run::Attach::resolve(
+        target,
+        args.credentials.as_deref(),
+        args.shard.as_deref(),
+        args.release_at.as_deref(),
+        |k| std::env::var(k).ok(),
+    ) {
+        Ok(a) => a,
+        Err(e) => return fail(&e),
     };
     match hsbench::run::run_attached(scenario, &RunOptions::from(args), attach).await {
         Ok(out) => {

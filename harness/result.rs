@@ -59,6 +59,21 @@ pub struct DatasetInfo {
     pub verify: Option<crate::seed::VerifyReport>,
 }
 
+impl DatasetInfo {
+    /// What the plan says, before anything was loaded, restored or verified.
+    pub fn planned(plan: &crate::dataset::DatasetPlan) -> Self {
+        let spec = plan.spec().clone();
+        Self {
+            spec_hash: spec.spec_hash(),
+            totals: plan.totals(),
+            spec,
+            load: None,
+            fixture: None,
+            verify: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize)]
 pub struct RunResult {
     pub schema_version: u32,

@@ -159,6 +159,69 @@ pub struct Attach {
     pub release_at: Option<std::time::SystemTime>,
 }
 
+impl Attach {
+    /// From the command line: `target` is a `serve.json` (or its directory) or a URL; the
+    /// credentials file defaults to the one serve.json names; the shard comes from `shard`,
+    /// else the environment ([`crate::shard::Shard::from_env`]); the release time from
+    /// `release_at`, else `HSBENCH_RELEASE_AT`.
+    pub fn resolve(
+        target: &str,
+        credentials: Option<&Path>,
+        shard: Option<&str>,
+        release_at: Option<&str>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, RunError> {
+        let bad = |message: String| RunError::Attach {
+            url: target.to_string(),
+            message,
+        };
+        let (base_url, serve_creds) =
+            if target.starts_with("http://") || target.starts_with("https://") {
+                (target.to_string(), None)
+            } else {
+                let mut p = PathBuf::from(target);
+                if p.is_dir() {
+                    p = p.join("serve.json");
+                }
+                let info: ServeInfo = std::fs::read(&p)
+                    .map_err(|e| e.to_string())
+                    .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+                    .map_err(|e| {
+                        bad(format!(
+                            "not a URL, and {} is not a serve.json: {e}",
+                            p.display()
+                        ))
+                    })?;
+                (info.base_url, Some(info.credentials))
+            };
+        let shard = match shard {
+            Some(s) => crate::shard::Shard::parse(s, "--shard")?,
+            None => crate::shard::Shard::from_env(&env)?.unwrap_or(crate::shard::Shard::WHOLE),
+        };
+        let release_at = match release_at
+            .map(str::to_string)
+            .or_else(|| env("HSBENCH_RELEASE_AT"))
+        {
+            None => None,
+            Some(t) => Some(crate::cli::parse_release_at(&t).map_err(bad)?),
+        };
+        let path = credentials
+            .map(Path::to_path_buf)
+            .or(serve_creds)
+            .ok_or_else(|| bad("give --credentials FILE (the one `hsbench serve` wrote)".into()))?;
+        let credentials = std::fs::read(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+            .map_err(|e| bad(format!("credentials {}: {e}", path.display())))?;
+        Ok(Self {
+            base_url,
+            credentials,
+            shard,
+            release_at,
+        })
+    }
+}
+
 enum Mode {
     Full,
     Serve(ServeHooks),
@@ -438,14 +501,7 @@ async fn stages(
     if ctx.opts.rebuild_fixture {
         let _ = store.remove(Some(&key));
     }
-    ctx.result.dataset = Some(DatasetInfo {
-        spec: scenario.dataset.clone(),
-        spec_hash: scenario.dataset.spec_hash(),
-        totals: plan.totals(),
-        load: None,
-        fixture: None,
-        verify: None,
-    });
+    ctx.result.dataset = Some(DatasetInfo::planned(&plan));
     ctx.save()?;
 
     let profile = ServerProfile::synapse();
@@ -826,14 +882,7 @@ async fn attached(ctx: &mut Ctx<'_>) -> Result<(), RunError> {
         install_seconds: 0.0,
         config_overrides: serde_json::Value::Null,
     });
-    ctx.result.dataset = Some(DatasetInfo {
-        spec: scenario.dataset.clone(),
-        spec_hash: scenario.dataset.spec_hash(),
-        totals: plan.totals(),
-        load: None,
-        fixture: None,
-        verify: None,
-    });
+    ctx.result.dataset = Some(DatasetInfo::planned(&plan));
     ctx.result.shard = Some(crate::result::ShardInfo {
         index: shard.index,
         count: shard.count,
@@ -1549,4 +1598,63 @@ fn save_credentials(work: &Path, creds: &Credentials) -> Result<(), RunError> {
         serde_json::to_vec(creds).expect("credentials serialize"),
     )
     .map_err(|source| RunError::Output { path, source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attach_resolves_a_serve_json_its_directory_or_a_url() {
+        let dir = tempfile::tempdir().unwrap();
+        let creds = dir.path().join("credentials.json");
+        let c = Credentials {
+            user_ids: Vec::new(),
+            tokens: vec!["t0".into(), "t1".into()],
+            room_ids: Vec::new(),
+        };
+        std::fs::write(&creds, serde_json::to_vec(&c).unwrap()).unwrap();
+        let info = ServeInfo {
+            base_url: "http://127.0.0.1:8008".into(),
+            credentials: creds.clone(),
+            server_pid: 1,
+            run_dir: dir.path().into(),
+        };
+        std::fs::write(
+            dir.path().join("serve.json"),
+            serde_json::to_vec(&info).unwrap(),
+        )
+        .unwrap();
+        let no_env = |_: &str| None;
+        let target = dir.path().to_str().unwrap();
+        let a = Attach::resolve(target, None, Some("1/2"), Some("1795473000"), no_env).unwrap();
+        assert_eq!(a.base_url, "http://127.0.0.1:8008");
+        assert_eq!(a.credentials.tokens, c.tokens);
+        assert_eq!(a.shard, crate::shard::Shard { index: 1, count: 2 });
+        assert_eq!(
+            a.release_at,
+            Some(std::time::UNIX_EPOCH + Duration::from_secs(1_795_473_000))
+        );
+        // The environment of an Indexed Job, and an RFC 3339 release time.
+        let env = |k: &str| match k {
+            "JOB_COMPLETION_INDEX" => Some("2".to_string()),
+            "HSBENCH_SHARDS" => Some("3".to_string()),
+            "HSBENCH_RELEASE_AT" => Some("2026-11-23T22:30:00Z".to_string()),
+            _ => None,
+        };
+        let serve_json = dir.path().join("serve.json");
+        let a = Attach::resolve(serve_json.to_str().unwrap(), None, None, None, env).unwrap();
+        assert_eq!((a.shard.index, a.shard.count), (2, 3));
+        assert!(a.release_at.is_some());
+        // A URL needs --credentials; a path that is no serve.json is named.
+        let e = Attach::resolve("http://127.0.0.1:1", None, None, None, no_env).unwrap_err();
+        assert!(e.to_string().contains("--credentials"), "{e}");
+        let a = Attach::resolve("http://127.0.0.1:1", Some(&creds), None, None, no_env).unwrap();
+        assert_eq!(a.shard, crate::shard::Shard::WHOLE);
+        let e = Attach::resolve("/nonexistent/x", None, None, None, no_env).unwrap_err();
+        assert!(e.to_string().contains("is not a serve.json"), "{e}");
+        assert_eq!(e.exit_code(), 2);
+        let e = Attach::resolve(target, None, None, Some("soon"), no_env).unwrap_err();
+        assert!(e.to_string().contains("--release-at \"soon\""), "{e}");
+    }
 }
