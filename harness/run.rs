@@ -580,7 +580,7 @@ async fn stages(
         install_seconds: install.install_seconds,
         config_overrides: inst.overrides(0),
     });
-    save_credentials(work, &creds)?;
+    save_credentials(&work.join("credentials.json"), &creds)?;
     ctx.save()?;
 
     let db = DbProcesses {
@@ -757,16 +757,9 @@ async fn serve_stage(
         &db.pgids,
     )?;
     let mut server = boot(spec).await?;
-    let written = write_private(
-        &hooks.credentials_out,
-        &serde_json::to_vec(creds).expect("credentials serialize"),
-    );
-    if let Err(source) = written {
+    if let Err(e) = save_credentials(&hooks.credentials_out, creds) {
         let _ = server.stop(shutdown, &run_dir).await;
-        return Err(RunError::Output {
-            path: hooks.credentials_out.clone(),
-            source,
-        });
+        return Err(e);
     }
     let info = ServeInfo {
         base_url: server.base_url(),
@@ -1590,14 +1583,17 @@ fn report_boot(ctx: &Ctx<'_>, rec: &BootRecord) {
     ));
 }
 
-/// Tokens stay in the run's working directory (a private temp dir), never in results.
-fn save_credentials(work: &Path, creds: &Credentials) -> Result<(), RunError> {
-    let path = work.join("credentials.json");
-    std::fs::write(
-        &path,
-        serde_json::to_vec(creds).expect("credentials serialize"),
+/// Tokens go to `path` readable by its owner only: the run's private working directory, or
+/// where `serve` was told to put them; never into results.
+fn save_credentials(path: &Path, creds: &Credentials) -> Result<(), RunError> {
+    write_private(
+        path,
+        &serde_json::to_vec(creds).expect("credentials serialize"),
     )
-    .map_err(|source| RunError::Output { path, source })
+    .map_err(|source| RunError::Output {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 #[cfg(test)]
