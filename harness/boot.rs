@@ -63,6 +63,9 @@ pub struct PhaseTiming {
     /// CPU, disk and memory of the sampled processes during the phase.
     #[serde(default)]
     pub resources: Option<crate::metrics::WindowResources>,
+    /// For a sub-phase: the phase it is nested in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
 }
 
 /// Everything measured about one boot.
@@ -86,6 +89,10 @@ pub struct BootRecord {
     /// Every point seen (markers and milestones), ms since spawn.
     pub points: BTreeMap<String, f64>,
     pub phases: Vec<PhaseTiming>,
+    /// Spans cut from repeated log lines (the profile's `[[subphases]]`), each nested in a
+    /// phase (`parent`), in log order.
+    #[serde(default)]
+    pub subphases: Vec<PhaseTiming>,
     /// Markers of the profile that never appeared in the log.
     pub missing_markers: Vec<String>,
     /// Spawn until the server answered an authenticated `/sync` (or `/versions` without a token).
@@ -112,7 +119,20 @@ pub struct MarkerMatcher {
     spawn_unix_ms: f64,
     seen: Vec<bool>,
     hits: Vec<Option<f64>>,
+    sub_hits: Vec<SubphaseHit>,
 }
+
+/// One line of a repeated sub-phase: which `[[subphases]]` entry, the name it captured, and
+/// when (ms since spawn).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubphaseHit {
+    pub def: usize,
+    pub name: String,
+    pub ms: f64,
+}
+
+/// Sub-phase lines kept per boot (bounded: a log line per migration can run to thousands).
+pub const MAX_SUBPHASE_HITS: usize = 5_000;
 
 impl MarkerMatcher {
     pub fn new(profile: ServerProfile, spawn_unix_ms: f64) -> Self {
@@ -122,17 +142,40 @@ impl MarkerMatcher {
             spawn_unix_ms,
             seen: vec![false; n],
             hits: vec![None; n],
+            sub_hits: Vec::new(),
         }
     }
 
     pub fn observe(&mut self, line: &str, arrival_ms: f64) {
+        let at = |p: &ServerProfile| match p.line_timestamp_ms(line) {
+            Some(unix_ms) => unix_ms - self.spawn_unix_ms,
+            None => arrival_ms,
+        };
         if let Some(i) = self.profile.match_marker(line, &self.seen) {
             self.seen[i] = true;
-            self.hits[i] = Some(match self.profile.line_timestamp_ms(line) {
-                Some(unix_ms) => unix_ms - self.spawn_unix_ms,
-                None => arrival_ms,
-            });
+            self.hits[i] = Some(at(&self.profile));
         }
+        if self.sub_hits.len() < MAX_SUBPHASE_HITS {
+            for (def, sp) in self.profile.subphases.iter().enumerate() {
+                if let Some(c) = sp.regex.captures(line) {
+                    let name = c
+                        .name("name")
+                        .map(|m| m.as_str().trim().to_string())
+                        .unwrap_or_else(|| {
+                            let n = self.sub_hits.iter().filter(|h| h.def == def).count();
+                            format!("#{}", n + 1)
+                        });
+                    let ms = at(&self.profile);
+                    self.sub_hits.push(SubphaseHit { def, name, ms });
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Sub-phase lines seen, in log order.
+    pub fn subphase_hits(&self) -> &[SubphaseHit] {
+        &self.sub_hits
     }
 
     /// Markers seen, ms since spawn.
@@ -173,9 +216,50 @@ pub fn phases(profile: &ServerProfile, points: &BTreeMap<String, f64>) -> Vec<Ph
                 end_ms,
                 duration_ms: start_ms.zip(end_ms).map(|(a, b)| b - a),
                 resources: None,
+                parent: None,
             }
         })
         .collect()
+}
+
+/// Spans of the profile's sub-phases, from their lines and their parents' bounds. A line that
+/// marks the start of its work ends at the next line of the same sub-phase (or the parent's end);
+/// one that marks the end starts at the previous line (or the parent's start).
+pub fn subphases(
+    profile: &ServerProfile,
+    phases: &[PhaseTiming],
+    hits: &[SubphaseHit],
+) -> Vec<PhaseTiming> {
+    let mut out = Vec::new();
+    for (def, sp) in profile.subphases.iter().enumerate() {
+        let parent = phases.iter().find(|p| p.name == sp.parent);
+        let (p_start, p_end) = parent.map_or((None, None), |p| (p.start_ms, p.end_ms));
+        let mine: Vec<&SubphaseHit> = hits.iter().filter(|h| h.def == def).collect();
+        for (i, h) in mine.iter().enumerate() {
+            let (start_ms, end_ms) = if sp.line_marks_start {
+                let end = mine.get(i + 1).map(|n| n.ms).or(p_end);
+                (Some(h.ms), end)
+            } else {
+                let start = if i == 0 {
+                    p_start
+                } else {
+                    Some(mine[i - 1].ms)
+                };
+                (start, Some(h.ms))
+            };
+            out.push(PhaseTiming {
+                name: format!("{}: {}", sp.name, h.name),
+                from: sp.name.clone(),
+                to: sp.name.clone(),
+                start_ms,
+                end_ms,
+                duration_ms: start_ms.zip(end_ms).map(|(a, b)| (b - a).max(0.0)),
+                resources: None,
+                parent: Some(sp.parent.clone()),
+            });
+        }
+    }
+    out
 }
 
 struct LogState {
@@ -312,6 +396,35 @@ impl RunningServer {
         (rec, samples)
     }
 
+    /// SIGKILL the whole process group (a crash, not a shutdown) and assemble the record: no
+    /// shutdown time, `exit_status` the signal.
+    pub async fn kill(mut self, run_dir: &Path) -> (BootRecord, Vec<ResourceSample>) {
+        let status = self.process.kill_and_reap().await;
+        for p in self.pumps.drain(..) {
+            let _ = tokio::time::timeout(Duration::from_secs(5), p).await;
+        }
+        let samples = self.sampler.take().map(|s| s.finish()).unwrap_or_default();
+        let _ = self.sink.file.lock().expect("log file").flush();
+        let _ = write_samples_csv(&self.log_path.with_extension("resources.csv"), &samples);
+        let rec = self.record(
+            run_dir,
+            status.map(|s| s.to_string()),
+            None,
+            false,
+            &samples,
+        );
+        (rec, samples)
+    }
+
+    /// Ms since spawn, now.
+    pub fn elapsed_ms(&self) -> f64 {
+        ms_since(self.sink.spawn_instant)
+    }
+
+    pub fn time_to_ready_ms(&self) -> f64 {
+        self.time_to_ready_ms
+    }
+
     fn record(
         &self,
         run_dir: &Path,
@@ -335,6 +448,7 @@ impl RunningServer {
             points.insert("server_spawned".into(), ms);
         }
         let mut phases = phases(profile, &points);
+        let subphases = subphases(profile, &phases, st.matcher.subphase_hits());
         for p in &mut phases {
             if let (Some(a), Some(b)) = (p.start_ms, p.end_ms) {
                 p.resources = Some(crate::metrics::WindowResources::of(samples, a, b));
@@ -354,6 +468,7 @@ impl RunningServer {
             },
             points,
             phases,
+            subphases,
             missing_markers: st.matcher.missing(),
             time_to_ready_ms: self.time_to_ready_ms,
             shutdown_ms,
@@ -604,6 +719,102 @@ mod tests {
             18.0
         );
         assert_eq!(points["listening"] - points["starting_server"], 69.0);
+    }
+
+    /// Constructed logs of the conduwuit family and Conduit (lines as their sources write them,
+    /// in tracing's default format) replayed through the shipped profiles.
+    #[test]
+    fn native_profiles_find_their_markers_and_migrations() {
+        for kind in ["conduwuit", "continuwuity", "tuwunel"] {
+            let profile = ServerProfile::builtin(kind).unwrap();
+            let text = std::fs::read_to_string(
+                Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/data/{kind}-boot.log")),
+            )
+            .unwrap();
+            let first = profile
+                .line_timestamp_ms(text.lines().next().unwrap())
+                .unwrap();
+            let mut m = MarkerMatcher::new(profile.clone(), first - 100.0);
+            for line in text.lines() {
+                m.observe(line, 0.0);
+            }
+            assert!(m.missing().is_empty(), "{kind}: missing {:?}", m.missing());
+            let mut points = m.points();
+            points.insert("spawn".into(), 0.0);
+            let ph = phases(&profile, &points);
+            let get = |n: &str| ph.iter().find(|p| p.name == n).unwrap().duration_ms;
+            // 00:40:01.102233 is 100 ms after spawn; "Opened database." at 01.931554.
+            assert!((get("db_open").unwrap() - 929.321).abs() < 1e-3, "{kind}");
+            assert!(
+                (get("services_start").unwrap() - 1421.02).abs() < 1e-3,
+                "{kind}"
+            );
+            let subs = subphases(&profile, &ph, m.subphase_hits());
+            let names: Vec<&str> = subs.iter().map(|s| s.name.as_str()).collect();
+            assert_eq!(
+                names,
+                [
+                    "migration: fix_bad_double_separator_in_state_cache",
+                    "migration: retroactively_fix_bad_data_from_roomuserid_joined",
+                    "migration: fix_referencedevents_missing_sep"
+                ],
+                "{kind}"
+            );
+            // Each runs until the next; the last until the parent (migrations) ends.
+            assert!((subs[0].duration_ms.unwrap() - 477.758).abs() < 1e-3);
+            assert!((subs[2].duration_ms.unwrap() - 81.489).abs() < 1e-3);
+            assert!(
+                subs.iter()
+                    .all(|s| s.parent.as_deref() == Some("migrations"))
+            );
+        }
+        let conduit = ServerProfile::builtin("conduit").unwrap();
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/conduit-boot.log"),
+        )
+        .unwrap();
+        let mut m = MarkerMatcher::new(conduit, 0.0);
+        for line in text.lines() {
+            m.observe(line, 0.0);
+        }
+        assert!(m.missing().is_empty(), "conduit: missing {:?}", m.missing());
+    }
+
+    #[test]
+    fn subphase_lines_that_mark_the_end_start_at_the_previous_one() {
+        let (points, _, profile) = replay("synapse-1.163.2-boot-existing-db.log");
+        let mut all = points.clone();
+        all.insert("spawn".into(), 0.0);
+        let ph = phases(&profile, &all);
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/data/synapse-1.163.2-boot-existing-db.log"),
+        )
+        .unwrap();
+        let first = profile
+            .line_timestamp_ms(text.lines().next().unwrap())
+            .unwrap();
+        let mut m = MarkerMatcher::new(profile.clone(), first - 1500.0);
+        for line in text.lines() {
+            m.observe(line, 0.0);
+        }
+        let subs = subphases(&profile, &ph, m.subphase_hits());
+        let gens: Vec<&PhaseTiming> = subs
+            .iter()
+            .filter(|s| s.parent.as_deref() == Some("stores_start"))
+            .collect();
+        assert_eq!(gens[0].name, "stream_generator: push_rules");
+        // The first starts where stores_start starts ("Starting 'main' database", 18,784) and
+        // ends at its own line (18,793); the next starts there.
+        assert_eq!(
+            gens[0].start_ms,
+            ph.iter()
+                .find(|p| p.name == "stores_start")
+                .unwrap()
+                .start_ms
+        );
+        assert_eq!(gens[0].duration_ms, Some(9.0));
+        assert_eq!(gens[1].start_ms, gens[0].end_ms);
     }
 
     /// A stand-in server: a shell script that logs Synapse-like lines with real stamps, then

@@ -144,8 +144,16 @@ pub fn samples(runs: &[RunResult]) -> BTreeMap<String, Vec<f64>> {
     let mut m: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     let mut push = |k: String, v: f64| m.entry(k).or_default().push(v);
     for r in runs {
-        for b in r.boots.iter().filter(|b| !b.warmup) {
-            let p = if b.cold { "cold." } else { "" };
+        let timed = r.boots.iter().filter(|b| !b.warmup).map(|b| (b, b.cold));
+        let recoveries = r.crash_restarts.iter().map(|c| (&c.recovery, false));
+        for (b, cold) in timed.chain(recoveries) {
+            let p = if b.label.starts_with("after-crash-") {
+                "crash."
+            } else if cold {
+                "cold."
+            } else {
+                ""
+            };
             push(format!("{p}time_to_ready"), b.time_to_ready_ms);
             for ph in &b.phases {
                 if let Some(d) = ph.duration_ms {

@@ -113,7 +113,8 @@ impl Fixture {
     }
 }
 
-/// Files of a Synapse data directory that are not part of a snapshot (regenerated per boot).
+/// Files at the top of a data directory that are not part of a snapshot (regenerated per boot).
+/// Only the top level: deeper down a `.log` file is data (RocksDB's write-ahead log).
 fn skip(name: &str) -> bool {
     name == "homeserver.pid" || name.starts_with("hsbench-") || name.ends_with(".log")
 }
@@ -121,18 +122,22 @@ fn skip(name: &str) -> bool {
 /// Copy a directory tree; returns bytes copied. `std::fs::copy` uses `copy_file_range`, which
 /// the kernel turns into a reflink or an in-kernel copy where the filesystem allows.
 pub fn copy_tree(from: &Path, to: &Path) -> Result<u64, FixtureError> {
+    copy_level(from, to, true)
+}
+
+fn copy_level(from: &Path, to: &Path, top: bool) -> Result<u64, FixtureError> {
     std::fs::create_dir_all(to).map_err(io(to))?;
     let mut bytes = 0;
     for entry in std::fs::read_dir(from).map_err(io(from))? {
         let entry = entry.map_err(io(from))?;
         let name = entry.file_name();
-        if skip(&name.to_string_lossy()) {
+        if top && skip(&name.to_string_lossy()) {
             continue;
         }
         let (src, dst) = (entry.path(), to.join(&name));
         let ft = entry.file_type().map_err(io(&src))?;
         if ft.is_dir() {
-            bytes += copy_tree(&src, &dst)?;
+            bytes += copy_level(&src, &dst, false)?;
             // Modes matter: PostgreSQL refuses a data directory that is not 0700/0750.
             let perm = std::fs::metadata(&src).map_err(io(&src))?.permissions();
             std::fs::set_permissions(&dst, perm).map_err(io(&dst))?;

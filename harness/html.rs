@@ -255,6 +255,16 @@ fn boot(h: &mut String, r: &RunResult, dir: &Path) {
     if let Some(s) = &r.cold_boot_summary {
         summary_table(h, &format!("Cold boots ({})", s.boots), s);
     }
+    if let Some(s) = &r.crash_boot_summary {
+        summary_table(
+            h,
+            &format!(
+                "First boots after a SIGKILL with writes in flight ({})",
+                s.boots
+            ),
+            s,
+        );
+    }
     // Box plots across repeats: every phase, time to ready, shutdown; warm and cold apart.
     let mut names: Vec<String> = timed[0].phases.iter().map(|p| p.name.clone()).collect();
     names.push("time to ready".into());

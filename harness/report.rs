@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use crate::analysis::{NamedStat, Stat};
+use crate::boot::BootRecord;
 use crate::result::{RunResult, RunStatus};
 
 /// One output format.
@@ -66,7 +67,11 @@ pub fn figures(r: &RunResult) -> Vec<Figure> {
             high: s.median_ci_high,
         })
     };
-    for (prefix, summary) in [("", &r.boot_summary), ("cold.", &r.cold_boot_summary)] {
+    for (prefix, summary) in [
+        ("", &r.boot_summary),
+        ("cold.", &r.cold_boot_summary),
+        ("crash.", &r.crash_boot_summary),
+    ] {
         let Some(b) = summary else { continue };
         if let Some(s) = &b.time_to_ready_ms {
             push(format!("{prefix}time_to_ready"), "ms", s);
@@ -376,13 +381,21 @@ fn named_row(s: &NamedStat) -> String {
     stat_row(&s.name, s.stat, s.missing_in, &fmt_ms)
 }
 
-fn boot_section(md: &mut String, r: &RunResult, b: &crate::analysis::BootSummary, cache: &str) {
-    let source = match r.boots.first().map(|b| b.timestamp_source) {
+/// Sub-phases listed in summary.md per cache mode (the longest; all are in result.json).
+const SUBPHASE_ROWS: usize = 8;
+
+fn boot_section(
+    md: &mut String,
+    boots: &[&BootRecord],
+    b: &crate::analysis::BootSummary,
+    cache: &str,
+) {
+    let source = match boots.first().map(|b| b.timestamp_source) {
         Some(crate::boot::TimestampSource::LogLine) => "the server's own log stamps",
         _ => "log line arrival",
     };
     let how = if cache == "cold" {
-        let ev = r.boots.iter().find_map(|b| b.eviction.as_ref());
+        let ev = boots.iter().find_map(|b| b.eviction.as_ref());
         format!(
             ", page cache evicted before each boot: {}",
             ev.map_or("?".to_string(), |e| format!(
@@ -395,10 +408,15 @@ fn boot_section(md: &mut String, r: &RunResult, b: &crate::analysis::BootSummary
     } else {
         String::new()
     };
-    md.push_str(&format!(
-        "### Boot, {cache} cache: {} boots (phases from {source}{how})\n\n",
-        b.boots
-    ));
+    let heading = if cache == "after a crash" {
+        format!(
+            "### Boot after a crash (SIGKILL with writes in flight): {} boots",
+            b.boots
+        )
+    } else {
+        format!("### Boot, {cache} cache: {} boots", b.boots)
+    };
+    md.push_str(&format!("{heading} (phases from {source}{how})\n\n"));
     md.push_str(
         "| phase | median | 95% CI of median | min | max | n |\n|---|---:|---:|---:|---:|---|\n",
     );
@@ -430,10 +448,8 @@ fn boot_section(md: &mut String, r: &RunResult, b: &crate::analysis::BootSummary
         0,
         &|v| fmt_bytes(v),
     ));
-    let missing: Vec<&str> = r
-        .boots
+    let missing: Vec<&str> = boots
         .iter()
-        .filter(|x| x.cold == (cache == "cold"))
         .flat_map(|b| b.missing_markers.iter().map(String::as_str))
         .collect();
     if b.phase_resources.iter().any(|p| p.cpu_s.is_some()) {
@@ -454,6 +470,38 @@ fn boot_section(md: &mut String, r: &RunResult, b: &crate::analysis::BootSummary
             ));
         }
         md.push_str("\n(sampled at 10 Hz: phases shorter than 100 ms are approximate)\n");
+    }
+    // Sub-phases: the longest by median over this cache mode's boots.
+    let mut subs: std::collections::BTreeMap<(&str, &str), Vec<f64>> = Default::default();
+    for x in boots {
+        for sp in &x.subphases {
+            if let Some(d) = sp.duration_ms {
+                subs.entry((sp.parent.as_deref().unwrap_or(""), sp.name.as_str()))
+                    .or_default()
+                    .push(d);
+            }
+        }
+    }
+    if !subs.is_empty() {
+        let mut rows: Vec<(f64, &str, &str, usize)> = subs
+            .iter_mut()
+            .map(|((parent, name), v)| {
+                v.sort_by(f64::total_cmp);
+                (v[v.len() / 2], *parent, *name, v.len())
+            })
+            .collect();
+        rows.sort_by(|a, b| b.0.total_cmp(&a.0));
+        md.push_str(&format!(
+            "\n| longest sub-phases ({} of {}) | in phase | median | boots |\n|---|---|---:|---:|\n",
+            rows.len().min(SUBPHASE_ROWS),
+            rows.len()
+        ));
+        for (median, parent, name, n) in rows.into_iter().take(SUBPHASE_ROWS) {
+            md.push_str(&format!(
+                "| {name} | {parent} | {} | {n} |\n",
+                fmt_ms(median)
+            ));
+        }
     }
     for w in &b.outliers {
         md.push_str(&format!(
@@ -550,10 +598,28 @@ pub fn markdown(r: &RunResult) -> String {
     }
 
     if let Some(b) = &r.boot_summary {
-        boot_section(&mut md, r, b, "warm");
+        let boots: Vec<&BootRecord> = r.boots.iter().filter(|x| !x.warmup && !x.cold).collect();
+        boot_section(&mut md, &boots, b, "warm");
     }
     if let Some(b) = &r.cold_boot_summary {
-        boot_section(&mut md, r, b, "cold");
+        let boots: Vec<&BootRecord> = r.boots.iter().filter(|x| !x.warmup && x.cold).collect();
+        boot_section(&mut md, &boots, b, "cold");
+    }
+    if let Some(b) = &r.crash_boot_summary {
+        let boots: Vec<&BootRecord> = r.crash_restarts.iter().map(|c| &c.recovery).collect();
+        boot_section(&mut md, &boots, b, "after a crash");
+        md.push_str("| crash | killed after ready | writes acknowledged / sent | recovery: time to ready |\n|---|---:|---:|---:|\n");
+        for (i, c) in r.crash_restarts.iter().enumerate() {
+            md.push_str(&format!(
+                "| {} | {} | {} / {} | {} |\n",
+                i + 1,
+                fmt_ms(c.killed_after_ms),
+                c.writes_acked,
+                c.writes_sent,
+                fmt_ms(c.recovery.time_to_ready_ms)
+            ));
+        }
+        md.push('\n');
     }
 
     let svgs: Vec<&String> = r

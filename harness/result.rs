@@ -96,6 +96,12 @@ pub struct RunResult {
     /// Statistics of the cold timed boots (`[boot] cache = "cold"` or `"both"`).
     #[serde(default)]
     pub cold_boot_summary: Option<BootSummary>,
+    /// Crash-restart cycles (`[boot] crash_restarts`): the killed boot and the recovery boot.
+    #[serde(default)]
+    pub crash_restarts: Vec<CrashRestart>,
+    /// Statistics of the recovery boots (each the first boot after a SIGKILL).
+    #[serde(default)]
+    pub crash_boot_summary: Option<BootSummary>,
     /// The boot that loaded the dataset and the boot that ran the workloads: recorded for
     /// completeness, not part of the boot statistics.
     pub seed_boot: Option<BootRecord>,
@@ -121,6 +127,22 @@ pub struct RunResult {
     pub shard: Option<ShardInfo>,
     /// Files of this run directory besides result.json, relative to it.
     pub files: Vec<String>,
+}
+
+/// One crash-restart cycle: a boot killed with SIGKILL (its whole process group) while writes
+/// were in flight, and the next boot over the same data, timed like any other.
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize)]
+pub struct CrashRestart {
+    /// The killed boot (no shutdown: `exit_status` is the signal).
+    pub killed: BootRecord,
+    /// Messages sent into the big room before and during the kill.
+    pub writes_sent: u64,
+    /// Of those, acknowledged (200) before the kill.
+    pub writes_acked: u64,
+    /// Ms from the killed boot's ready to the SIGKILL.
+    pub killed_after_ms: f64,
+    /// The first boot after the kill (recovery: WAL replay, crash checks).
+    pub recovery: BootRecord,
 }
 
 /// A shard's place in a sharded load.
@@ -176,6 +198,8 @@ impl RunResult {
             boots: Vec::new(),
             boot_summary: None,
             cold_boot_summary: None,
+            crash_restarts: Vec::new(),
+            crash_boot_summary: None,
             seed_boot: None,
             workload_boot: None,
             herd: None,

@@ -29,8 +29,9 @@ use crate::scenario::{CacheMode, DatabaseKind, ProfilerChoice, Registration, Wor
 pub const PROFILE_DIR: &str = "profile";
 use crate::seed::{Credentials, Registrar, SeedError, load, verify};
 use crate::server::postgres::{PG_DATABASE, PG_USER, PgBinaries, PgCluster};
+use crate::server::profile::{NativeProfiler, ProfileRegistration};
 use crate::server::synapse::{DbTarget, SynapseInstall, SynapseInstance};
-use crate::server::{ServerError, ServerProfile, free_port};
+use crate::server::{self, Instance, ServerError, ServerProfile, free_port};
 
 /// Why a run failed. [`RunError::exit_code`] maps each kind to the CLI's documented exit code.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +56,8 @@ pub enum RunError {
     Interrupted,
     #[error(transparent)]
     Shard(#[from] crate::shard::ShardError),
+    #[error(transparent)]
+    Profile(#[from] crate::server::profile::ProfileError),
     #[error("--attach {url}: {message}")]
     Attach { url: String, message: String },
 }
@@ -70,7 +73,7 @@ impl RunError {
             RunError::Fixture(FixtureError::NotFound(_)) => 2,
             RunError::Output { .. } | RunError::Fixture(_) => 5,
             RunError::Interrupted => 130,
-            RunError::Shard(_) | RunError::Attach { .. } => 2,
+            RunError::Shard(_) | RunError::Attach { .. } | RunError::Profile(_) => 2,
         }
     }
 }
@@ -409,26 +412,64 @@ async fn stages(
         .clone()
         .unwrap_or_else(|| scenario.server.version.clone());
 
-    // 1. Install (cached).
-    ctx.say(&format!("Synapse {version}: checking the install cache"));
-    let v = version.clone();
-    let install = tokio::task::spawn_blocking(move || SynapseInstall::ensure(&v))
-        .await
-        .expect("install task")?;
-    if install.installed_now {
-        ctx.say(&format!(
-            "installed Synapse {version} in {:.0} s into {}",
-            install.install_seconds,
-            install.venv.display()
-        ));
-    }
+    // 1. Install (cached), or probe the user's binary.
+    let server_profile = scenario.server.profile()?;
+    let native = match &scenario.server.binary {
+        Some(binary) => {
+            let (kind, b, p) = (
+                scenario.server.kind.as_str().to_string(),
+                binary.clone(),
+                server_profile.clone(),
+            );
+            let launch = p.launch.clone().ok_or_else(|| ServerError::Install {
+                step: "profile".into(),
+                message: format!("profile {:?} has no [launch] section", p.name),
+            })?;
+            let ni = tokio::task::spawn_blocking(move || {
+                server::native::NativeInstall::probe(&kind, &b, &launch)
+            })
+            .await
+            .expect("probe task")?;
+            ctx.say(&format!(
+                "{}: {} ({})",
+                ni.kind,
+                ni.binary.display(),
+                ni.identity()
+            ));
+            Some(ni)
+        }
+        None => None,
+    };
+    let install = match &native {
+        Some(_) => None,
+        None => {
+            ctx.say(&format!("Synapse {version}: checking the install cache"));
+            let v = version.clone();
+            let install = tokio::task::spawn_blocking(move || SynapseInstall::ensure(&v))
+                .await
+                .expect("install task")?;
+            if install.installed_now {
+                ctx.say(&format!(
+                    "installed Synapse {version} in {:.0} s into {}",
+                    install.install_seconds,
+                    install.venv.display()
+                ));
+            }
+            Some(install)
+        }
+    };
     // The database: SQLite in the data directory, a private PostgreSQL cluster, or an existing
-    // PostgreSQL database on this machine.
+    // PostgreSQL database on this machine. A native server keeps its own (embedded) storage.
     let mut pg: Option<PgCluster> = None;
     let mut pg_root: Option<tempfile::TempDir> = None;
-    let (db_label, db_target, db_desc) = match scenario.server.database {
-        DatabaseKind::Sqlite => ("sqlite".to_string(), DbTarget::Sqlite, None),
-        DatabaseKind::Postgres => {
+    let (db_label, db_target, db_desc) = match (scenario.server.database, &install) {
+        (_, None) => (
+            "embedded".to_string(),
+            DbTarget::Sqlite,
+            Some("the server's own storage, as its config template sets it".to_string()),
+        ),
+        (DatabaseKind::Sqlite, Some(_)) => ("sqlite".to_string(), DbTarget::Sqlite, None),
+        (DatabaseKind::Postgres, Some(install)) => {
             let i = install.clone();
             tokio::task::spawn_blocking(move || i.ensure_postgres_driver())
                 .await
@@ -489,11 +530,15 @@ async fn stages(
     // An external database is the user's: hsbench never snapshots or restores it.
     let use_fixtures = scenario.server.postgres_url.is_none();
     let plan = DatasetPlan::new(scenario.dataset.clone());
+    let server_version = match &native {
+        Some(n) => n.identity(),
+        None => version.clone(),
+    };
     let identity = FixtureIdentity {
         model_version: MODEL_VERSION,
         spec: scenario.dataset.clone(),
-        server_kind: "synapse".into(),
-        server_version: version.clone(),
+        server_kind: scenario.server.kind.as_str().into(),
+        server_version: server_version.clone(),
         database: db_label.clone(),
     };
     let key = identity.key();
@@ -504,9 +549,36 @@ async fn stages(
     ctx.result.dataset = Some(DatasetInfo::planned(&plan));
     ctx.save()?;
 
-    let profile = ServerProfile::synapse();
+    let profile = server_profile;
     let run_dir = ctx.run_dir.clone();
-    let data_dir = work.join("synapse-data");
+    let data_dir = work.join("server-data");
+    // An instance over `data_dir`: fresh (config generated, init commands run) or restored.
+    let make_instance = |fresh: bool| {
+        let (native, install, profile) = (native.clone(), install.clone(), profile.clone());
+        let (dd, target) = (data_dir.clone(), db_target.clone());
+        let template = scenario.server.config_template.clone();
+        async move {
+            tokio::task::spawn_blocking(move || match (native, install) {
+                (Some(n), _) => server::native::NativeInstance::prepare(
+                    &n,
+                    &profile,
+                    template.as_deref(),
+                    &dd,
+                    fresh,
+                )
+                .map(Instance::Native),
+                (None, Some(i)) if fresh => {
+                    SynapseInstance::generate(&i, &dd, target).map(Instance::Synapse)
+                }
+                (None, Some(i)) => Ok(Instance::Synapse(SynapseInstance::existing(
+                    &i, &dd, target,
+                ))),
+                (None, None) => unreachable!("either a native binary or a Synapse install"),
+            })
+            .await
+            .expect("instance task")
+        }
+    };
 
     // 2. Dataset: restore the fixture, or build it (boot fresh, load through the API, stop,
     //    snapshot).
@@ -542,22 +614,14 @@ async fn stages(
             bytes as f64 / (1 << 20) as f64,
             secs
         ));
-        (
-            SynapseInstance::existing(&install, &data_dir, db_target.clone()),
-            creds,
-        )
+        (make_instance(false).await?, creds)
     } else {
         if let Some(c) = pg.as_mut() {
             c.init()?;
             c.start(pg_port, &run_dir.join("postgres.log")).await?;
             c.create_synapse_database()?;
         }
-        let inst = {
-            let (i, d, t) = (install.clone(), data_dir.clone(), db_target.clone());
-            tokio::task::spawn_blocking(move || SynapseInstance::generate(&i, &d, t))
-                .await
-                .expect("config task")?
-        };
+        let inst = make_instance(true).await?;
         let creds = build_dataset(
             ctx,
             &inst,
@@ -571,14 +635,18 @@ async fn stages(
         (inst, creds)
     };
     ctx.result.server = Some(ServerInfo {
-        kind: "synapse".into(),
-        version: version.clone(),
+        kind: scenario.server.kind.as_str().into(),
+        version: server_version.clone(),
         database: db_label.clone(),
         database_detail: db_desc,
-        install_dir: install.venv.display().to_string(),
-        installed_now: install.installed_now,
-        install_seconds: install.install_seconds,
-        config_overrides: inst.overrides(0),
+        install_dir: match (&native, &install) {
+            (Some(n), _) => n.binary.display().to_string(),
+            (None, Some(i)) => i.venv.display().to_string(),
+            (None, None) => String::new(),
+        },
+        installed_now: install.as_ref().is_some_and(|i| i.installed_now),
+        install_seconds: install.as_ref().map_or(0.0, |i| i.install_seconds),
+        config_overrides: inst.config_record(0),
     });
     save_credentials(&work.join("credentials.json"), &creds)?;
     ctx.save()?;
@@ -609,7 +677,7 @@ struct DbProcesses {
 /// Timed boots, then verification and workloads, over a ready dataset.
 async fn measure(
     ctx: &mut Ctx<'_>,
-    inst: &SynapseInstance,
+    inst: &Instance,
     creds: &Credentials,
     plan: &DatasetPlan,
     profile: &ServerProfile,
@@ -665,9 +733,9 @@ async fn measure(
         rec.eviction = eviction;
         let svg_name = format!("{label}-waterfall.svg");
         let title = format!(
-            "{} · Synapse {} · {label}{}",
+            "{} · {} · {label}{}",
             scenario.name,
-            inst.install.version,
+            inst.title(),
             if cold { " (cold cache)" } else { "" }
         );
         write_atomic(
@@ -697,7 +765,7 @@ async fn measure(
     }
 
     // 3b. Profiled boots: extra boots under the profiler, compared with the timed ones.
-    let tool = resolve_profiler(ctx).await;
+    let tool = resolve_profiler(ctx, inst).await;
     if let Some(tool) = &tool
         && scenario.profile.boot
     {
@@ -708,6 +776,7 @@ async fn measure(
 
     // 4. Verification and workloads, on a boot of their own.
     if scenario.workload_order.is_empty() && !ctx.opts.verify {
+        crash_restarts(ctx, inst, creds, plan, profile, db, &probe_token).await?;
         return finish_files(ctx);
     }
     let spec = boot_spec(
@@ -715,7 +784,7 @@ async fn measure(
         profile,
         &run_dir,
         "workload",
-        Some(probe_token),
+        Some(probe_token.clone()),
         scenario,
         &db.pgids,
     )?;
@@ -731,14 +800,169 @@ async fn measure(
     alive?;
     outcome?;
     ctx.save()?;
+    // 5. Crash-restart cycles last: their writes change the dataset the workloads measured.
+    crash_restarts(ctx, inst, creds, plan, profile, db, &probe_token).await?;
     finish_files(ctx)
+}
+
+/// `[boot] crash_restarts` (after the workloads): boot, send `crash_writes` messages into the big room from up to
+/// eight of its members, SIGKILL the server's process group once half were acknowledged (the
+/// rest in flight), then time the next boot over the same data. What a crash costs at the next
+/// start (WAL replay, crash checks) is the figure operators ask for.
+async fn crash_restarts(
+    ctx: &mut Ctx<'_>,
+    inst: &Instance,
+    creds: &Credentials,
+    plan: &DatasetPlan,
+    profile: &ServerProfile,
+    db: &DbProcesses,
+    probe_token: &str,
+) -> Result<(), RunError> {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let scenario = ctx.scenario;
+    if scenario.boot.crash_restarts == 0 {
+        return Ok(());
+    }
+    let run_dir = ctx.run_dir.clone();
+    let shutdown = scenario.boot.shutdown_timeout;
+    let writers: Vec<String> = plan
+        .room(0)
+        .members
+        .iter()
+        .take(8)
+        .map(|&m| creds.tokens[m as usize].clone())
+        .collect();
+    let room_id = creds.room_ids[0].clone();
+    let total = u64::from(scenario.boot.crash_writes);
+    for i in 1..=scenario.boot.crash_restarts {
+        let label = format!("crash-{i}");
+        ctx.say(&format!(
+            "{label}: boot, {total} writes into the big room, SIGKILL with half acknowledged"
+        ));
+        let spec = boot_spec(
+            inst,
+            profile,
+            &run_dir,
+            &label,
+            Some(probe_token.to_string()),
+            scenario,
+            &db.pgids,
+        )?;
+        let server = boot(spec).await?;
+        let client =
+            MatrixClient::new(&server.base_url(), Duration::from_secs(30)).map_err(|e| {
+                RunError::Workload {
+                    workload: "crash writes".into(),
+                    message: e.to_string(),
+                }
+            })?;
+        let (sent, acked) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let writer = {
+            let (sent, acked, writers, room_id) = (
+                sent.clone(),
+                acked.clone(),
+                writers.clone(),
+                room_id.clone(),
+            );
+            tokio::spawn(async move {
+                use futures::StreamExt;
+                futures::stream::iter(0..total)
+                    .for_each_concurrent(8, |k| {
+                        let (client, sent, acked) = (&client, &sent, &acked);
+                        let token = writers[k as usize % writers.len()].clone();
+                        let room_id = room_id.clone();
+                        async move {
+                            let content = serde_json::json!({
+                                "msgtype": "m.text",
+                                "body": format!("crash write {k} of {total}")
+                            });
+                            let raw = ruma::serde::Raw::from_json(
+                                serde_json::value::to_raw_value(&content).expect("json"),
+                            );
+                            let req = ruma::api::client::message::send_message_event::v3::Request::new_raw(
+                                room_id,
+                                ruma::OwnedTransactionId::from(format!("hsb-crash-{i}-{k}")),
+                                "m.room.message".into(),
+                                raw,
+                            );
+                            sent.fetch_add(1, Ordering::Relaxed);
+                            if client.send(req, Some(&token)).await.is_ok() {
+                                acked.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                    })
+                    .await;
+            })
+        };
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while acked.load(Ordering::Relaxed) < total.div_ceil(2)
+            && !writer.is_finished()
+            && Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let killed_after_ms = server.elapsed_ms() - server.time_to_ready_ms();
+        let (mut killed, _) = server.kill(&run_dir).await;
+        killed.warmup = true;
+        writer.abort();
+        let _ = writer.await;
+        let (writes_sent, writes_acked) =
+            (sent.load(Ordering::Relaxed), acked.load(Ordering::Relaxed));
+        ctx.say(&format!(
+            "  killed {} after ready: {writes_acked} of {writes_sent} writes acknowledged",
+            crate::report::fmt_ms(killed_after_ms)
+        ));
+
+        let rlabel = format!("after-crash-{i}");
+        let spec = boot_spec(
+            inst,
+            profile,
+            &run_dir,
+            &rlabel,
+            Some(probe_token.to_string()),
+            scenario,
+            &db.pgids,
+        )?;
+        let server = boot(spec).await?;
+        let (recovery, samples) = server.stop_with_samples(shutdown, &run_dir).await;
+        let svg_name = format!("{rlabel}-waterfall.svg");
+        let title = format!(
+            "{} · {} · {rlabel} (first boot after SIGKILL)",
+            scenario.name,
+            inst.title()
+        );
+        write_atomic(
+            &run_dir.join(&svg_name),
+            crate::svg::waterfall(&recovery, &samples, &title).as_bytes(),
+        )
+        .map_err(output_error(run_dir.join(&svg_name)))?;
+        ctx.result.files.push(svg_name);
+        report_boot(ctx, &recovery);
+        ctx.result.crash_restarts.push(crate::result::CrashRestart {
+            killed,
+            writes_sent,
+            writes_acked,
+            killed_after_ms,
+            recovery,
+        });
+        let recoveries: Vec<BootRecord> = ctx
+            .result
+            .crash_restarts
+            .iter()
+            .map(|c| c.recovery.clone())
+            .collect();
+        ctx.result.crash_boot_summary = Some(summarize_boots(&recoveries));
+        ctx.save()?;
+    }
+    Ok(())
 }
 
 /// `serve`: one boot over the dataset, kept up until stopped; the credentials are written for
 /// the shards that attach.
 async fn serve_stage(
     ctx: &mut Ctx<'_>,
-    inst: &SynapseInstance,
+    inst: &Instance,
     creds: &Credentials,
     profile: &ServerProfile,
     db: &DbProcesses,
@@ -1149,14 +1373,20 @@ async fn workloads(
 
 /// The profiler the scenario asks for, installed or found; `None` when profiling is off or the
 /// profiler is unavailable (then the result says why, and the run goes on without profiles).
-async fn resolve_profiler(ctx: &mut Ctx<'_>) -> Option<Tool> {
+async fn resolve_profiler(ctx: &mut Ctx<'_>, inst: &Instance) -> Option<Tool> {
     let spec = &ctx.scenario.profile;
     if !spec.enabled() {
         return None;
     }
     let choice = spec.profiler;
+    // Synapse is Python: py-spy sees Python frames, perf only the interpreter's. A native
+    // server's profile says which suits it (perf unless it is Python too).
+    let native_tool = match inst {
+        Instance::Synapse(_) => NativeProfiler::PySpy,
+        Instance::Native(n) => n.launch.profiler,
+    };
     let found = tokio::task::spawn_blocking(move || match choice {
-        // Synapse is Python: py-spy sees Python frames, perf only the interpreter's.
+        ProfilerChoice::Auto if native_tool == NativeProfiler::Perf => Tool::perf(),
         ProfilerChoice::Auto | ProfilerChoice::PySpy => Tool::py_spy(),
         ProfilerChoice::Perf => Tool::perf(),
         ProfilerChoice::None => unreachable!("enabled() is false for none"),
@@ -1193,7 +1423,7 @@ async fn resolve_profiler(ctx: &mut Ctx<'_>) -> Option<Tool> {
 /// overhead against the unprofiled warm boots.
 async fn profiled_boot(
     ctx: &mut Ctx<'_>,
-    inst: &SynapseInstance,
+    inst: &Instance,
     profile: &ServerProfile,
     db: &DbProcesses,
     tool: &Tool,
@@ -1237,7 +1467,7 @@ async fn profiled_boot(
         )
         .await;
     report_boot(ctx, &rec);
-    let title = format!("Synapse {} · {}", inst.install.version, scenario.name);
+    let title = format!("{} · {}", inst.title(), scenario.name);
     let slicing = BootSlicing {
         tool,
         rate_hz: scenario.profile.rate_hz,
@@ -1353,11 +1583,11 @@ fn finish_load_profile(ctx: &mut Ctx<'_>, rec: LoadRecording) -> Result<(), RunE
         Ok(Ok(report)) => {
             lp.report = Some(report);
             let title = format!(
-                "Synapse {} · {}",
+                "{} · {}",
                 ctx.result
                     .server
                     .as_ref()
-                    .map_or("?", |s| s.version.as_str()),
+                    .map_or("?".to_string(), |s| format!("{} {}", s.kind, s.version)),
                 ctx.scenario.name
             );
             let slicing = AttachedSlicing {
@@ -1390,7 +1620,7 @@ fn finish_load_profile(ctx: &mut Ctx<'_>, rec: LoadRecording) -> Result<(), RunE
 }
 
 fn boot_spec<'p>(
-    inst: &SynapseInstance,
+    inst: &Instance,
     profile: &'p ServerProfile,
     run_dir: &Path,
     label: &str,
@@ -1403,7 +1633,7 @@ fn boot_spec<'p>(
     Ok(BootSpec {
         label: label.to_string(),
         profile,
-        command: inst.command(),
+        command: inst.command(port),
         port,
         sync_token: token,
         timeout: scenario.boot.timeout,
@@ -1416,7 +1646,7 @@ fn boot_spec<'p>(
 /// Boot a fresh server, load the plan through the API, stop it, and snapshot it as a fixture.
 async fn build_dataset(
     ctx: &mut Ctx<'_>,
-    inst: &SynapseInstance,
+    inst: &Instance,
     plan: &DatasetPlan,
     profile: &ServerProfile,
     identity: &FixtureIdentity,
@@ -1452,9 +1682,16 @@ async fn build_dataset(
             message: e.to_string(),
         }
     })?;
-    let as_token = inst.appservice_token();
-    let registrar = match (scenario.dataset.registration, as_token.as_deref()) {
-        (Registration::Appservice, Some(t)) => Registrar::Appservice(t),
+    let as_token = match inst {
+        Instance::Synapse(i) => i.appservice_token(),
+        Instance::Native(_) => None,
+    };
+    let registrar = match (inst, scenario.dataset.registration, as_token.as_deref()) {
+        (Instance::Native(n), _, _) => match n.launch.registration {
+            ProfileRegistration::Token => Registrar::Token(&n.registration_token),
+            ProfileRegistration::Password => Registrar::Password,
+        },
+        (_, Registration::Appservice, Some(t)) => Registrar::Appservice(t),
         _ => Registrar::Password,
     };
     let loaded = load(
@@ -1513,7 +1750,7 @@ async fn build_dataset(
     }
     let (store, dd, c2) = (
         ctx.opts.fixtures.clone(),
-        inst.data_dir.clone(),
+        inst.data_dir().to_path_buf(),
         creds.clone(),
     );
     let (fx, snapshot_seconds) =
@@ -1554,6 +1791,12 @@ fn finish_files(ctx: &mut Ctx<'_>) -> Result<(), RunError> {
         .seed_boot
         .iter()
         .chain(&ctx.result.boots)
+        .chain(
+            ctx.result
+                .crash_restarts
+                .iter()
+                .flat_map(|c| [&c.killed, &c.recovery]),
+        )
         .chain(&ctx.result.workload_boot)
         .map(|b| b.log_file.clone())
         .collect();

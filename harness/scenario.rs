@@ -18,6 +18,9 @@ pub const SCENARIO_SCHEMA: u32 = 1;
 /// The Synapse version installed when a scenario does not pin one.
 pub const DEFAULT_SYNAPSE_VERSION: &str = "1.163.2";
 
+/// Messages written before a crash-restart's SIGKILL, unless `[boot] crash_writes` says.
+pub const DEFAULT_CRASH_WRITES: u32 = 200;
+
 /// A scenario that failed to parse or validate, located in its file.
 #[derive(Debug, thiserror::Error)]
 #[error("{}:{line}:{column}: `{field}`: {message}", path.display())]
@@ -113,6 +116,9 @@ struct RawServer {
     version: Option<Spanned<String>>,
     database: Option<Spanned<String>>,
     postgres_url: Option<Spanned<String>>,
+    binary: Option<Spanned<String>>,
+    profile: Option<Spanned<String>>,
+    config_template: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -123,6 +129,8 @@ struct RawBoot {
     cache: Option<Spanned<String>>,
     timeout: Option<Spanned<String>>,
     shutdown_timeout: Option<Spanned<String>>,
+    crash_restarts: Option<Spanned<u64>>,
+    crash_writes: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -530,7 +538,36 @@ impl DatasetSpec {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, schemars::JsonSchema, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ServerKind {
+    /// Installed by hsbench from PyPI into its cache.
     Synapse,
+    Conduwuit,
+    Continuwuity,
+    Tuwunel,
+    Conduit,
+    /// Any command, with a profile of the user's (`[server] profile`).
+    Generic,
+}
+
+impl ServerKind {
+    pub const ALL: &[ServerKind] = &[
+        ServerKind::Synapse,
+        ServerKind::Conduwuit,
+        ServerKind::Continuwuity,
+        ServerKind::Tuwunel,
+        ServerKind::Conduit,
+        ServerKind::Generic,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServerKind::Synapse => "synapse",
+            ServerKind::Conduwuit => "conduwuit",
+            ServerKind::Continuwuity => "continuwuity",
+            ServerKind::Tuwunel => "tuwunel",
+            ServerKind::Conduit => "conduit",
+            ServerKind::Generic => "generic",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, schemars::JsonSchema, serde::Serialize)]
@@ -558,6 +595,75 @@ pub struct ServerSpec {
     pub database: DatabaseKind,
     /// `None` with `Postgres`: hsbench starts a private cluster.
     pub postgres_url: Option<PgUrl>,
+    /// The server's binary, for every kind but Synapse (absolute: resolved against the
+    /// scenario's directory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binary: Option<PathBuf>,
+    /// A profile file of the user's, instead of the built-in one (required for `generic`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<PathBuf>,
+    /// A config template of the user's, instead of the profile's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_template: Option<PathBuf>,
+}
+
+impl ServerSpec {
+    /// The server profile this spec names: its own file, or the one shipped for its kind.
+    pub fn profile(
+        &self,
+    ) -> Result<crate::server::ServerProfile, crate::server::profile::ProfileError> {
+        match &self.profile {
+            Some(p) => crate::server::ServerProfile::load(p),
+            None => Ok(crate::server::ServerProfile::builtin(self.kind.as_str())
+                .expect("every kind but generic has a shipped profile (generic requires one)")),
+        }
+    }
+
+    fn synapse(version: String) -> Self {
+        Self {
+            kind: ServerKind::Synapse,
+            version,
+            database: DatabaseKind::Sqlite,
+            postgres_url: None,
+            binary: None,
+            profile: None,
+            config_template: None,
+        }
+    }
+}
+
+/// `${NAME}` replaced by the environment variable `NAME` (a CI job points `binary` at the build
+/// it made). An unset variable is an error.
+fn expand_env(text: &str) -> Result<String, String> {
+    let re = regex::Regex::new(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}").expect("valid regex");
+    let mut missing = None;
+    let out = re.replace_all(text, |c: &regex::Captures| match std::env::var(&c[1]) {
+        Ok(v) => v,
+        Err(_) => {
+            missing.get_or_insert_with(|| c[1].to_string());
+            String::new()
+        }
+    });
+    match missing {
+        Some(name) => Err(format!("environment variable {name} is not set")),
+        None => Ok(out.into_owned()),
+    }
+}
+
+/// `a/b/../c` → `a/c`, lexically (symlinks kept: a virtualenv's python must be run through its
+/// own link).
+fn normalize(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 /// Parse `postgresql://user[:password]@host[:port]/database`; the host must be loopback.
@@ -618,6 +724,14 @@ pub struct BootPlan {
     #[serde(with = "humantime_serde_secs")]
     #[schemars(with = "f64")]
     pub shutdown_timeout: Duration,
+    /// Crash-restart cycles after the timed boots: boot, write, SIGKILL the process group with
+    /// writes in flight, then time the next boot (recovery).
+    #[serde(default)]
+    pub crash_restarts: u32,
+    /// Messages sent into the big room before the kill; the kill comes once half of them were
+    /// acknowledged, so the rest are in flight. 0: kill as soon as the server is ready.
+    #[serde(default)]
+    pub crash_writes: u32,
 }
 
 #[derive(
@@ -1103,26 +1217,41 @@ fn validate(loc: &Locator, raw: RawScenario) -> Result<Scenario, ScenarioError> 
     }
 
     let server = match &raw.server {
-        None => ServerSpec {
-            kind: ServerKind::Synapse,
-            version: DEFAULT_SYNAPSE_VERSION.to_string(),
-            database: DatabaseKind::Sqlite,
-            postgres_url: None,
-        },
+        None => ServerSpec::synapse(DEFAULT_SYNAPSE_VERSION.to_string()),
         Some(s) => {
-            if let Some(kind) = &s.kind
-                && kind.get_ref() != "synapse"
-            {
-                return Err(loc.at(
-                    kind.span(),
-                    "server.kind",
-                    format!(
-                        "unknown server kind {:?}; this version supports \"synapse\"",
-                        kind.get_ref()
-                    ),
-                ));
-            }
+            let kind = match &s.kind {
+                None => ServerKind::Synapse,
+                Some(k) => *ServerKind::ALL
+                    .iter()
+                    .find(|x| x.as_str() == k.get_ref())
+                    .ok_or_else(|| {
+                        loc.at(
+                            k.span(),
+                            "server.kind",
+                            format!(
+                                "unknown server kind {:?}; one of {}",
+                                k.get_ref(),
+                                ServerKind::ALL
+                                    .iter()
+                                    .map(|x| format!("{:?}", x.as_str()))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ),
+                        )
+                    })?,
+            };
+            let native = kind != ServerKind::Synapse;
             let version = match &s.version {
+                Some(v) if native => {
+                    return Err(loc.at(
+                        v.span(),
+                        "server.version",
+                        format!(
+                            "applies to synapse only: a {} server's version is read from its binary (`--version`)",
+                            kind.as_str()
+                        ),
+                    ));
+                }
                 Some(v) => {
                     let ok = !v.get_ref().is_empty()
                         && v.get_ref()
@@ -1137,18 +1266,23 @@ fn validate(loc: &Locator, raw: RawScenario) -> Result<Scenario, ScenarioError> 
                     }
                     v.get_ref().clone()
                 }
+                None if native => String::new(),
                 None => DEFAULT_SYNAPSE_VERSION.to_string(),
             };
             let database = match s.database.as_ref().map(|d| d.get_ref().as_str()) {
                 None | Some("sqlite") => DatabaseKind::Sqlite,
-                Some("postgres") => DatabaseKind::Postgres,
+                Some("postgres") if !native => DatabaseKind::Postgres,
                 Some(other) => {
                     let db = s.database.as_ref().expect("matched Some");
-                    return Err(loc.at(
-                        db.span(),
-                        "server.database",
-                        format!("unknown database {other:?}: \"sqlite\" or \"postgres\""),
-                    ));
+                    let msg = if native {
+                        format!(
+                            "{other:?}: hsbench chooses the database of synapse only; a {} server's storage is set in its config template",
+                            kind.as_str()
+                        )
+                    } else {
+                        format!("unknown database {other:?}: \"sqlite\" or \"postgres\"")
+                    };
+                    return Err(loc.at(db.span(), "server.database", msg));
                 }
             };
             let postgres_url = match &s.postgres_url {
@@ -1167,11 +1301,93 @@ fn validate(loc: &Locator, raw: RawScenario) -> Result<Scenario, ScenarioError> 
                     )
                 }
             };
+            // Paths are relative to the scenario's own directory.
+            let base = loc
+                .path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            let file = |v: &Spanned<String>, field: &str| -> Result<PathBuf, ScenarioError> {
+                let expanded = expand_env(v.get_ref()).map_err(|m| loc.at(v.span(), field, m))?;
+                let p = base.join(&expanded);
+                if !p.is_file() {
+                    return Err(loc.at(v.span(), field, format!("{} is not a file", p.display())));
+                }
+                Ok(normalize(&std::path::absolute(&p).unwrap_or(p)))
+            };
+            let binary = match (&s.binary, native) {
+                (Some(b), true) => Some(file(b, "server.binary")?),
+                (Some(b), false) => {
+                    return Err(loc.at(
+                        b.span(),
+                        "server.binary",
+                        "synapse is installed by hsbench from PyPI (`version`); `binary` is for the other kinds",
+                    ));
+                }
+                (None, true) => {
+                    return Err(loc.at(
+                        s.kind.as_ref().map_or(0..0, |k| k.span()),
+                        "server.binary",
+                        format!(
+                            "a {} server needs `binary = \"path/to/the/server\"` (hsbench does not build it)",
+                            kind.as_str()
+                        ),
+                    ));
+                }
+                (None, false) => None,
+            };
+            let profile = match &s.profile {
+                Some(p) if native => {
+                    let path = file(p, "server.profile")?;
+                    let prof = crate::server::ServerProfile::load(&path)
+                        .map_err(|e| loc.at(p.span(), "server.profile", e.to_string()))?;
+                    if prof.launch.is_none() {
+                        return Err(loc.at(
+                            p.span(),
+                            "server.profile",
+                            format!(
+                                "{} has no [launch] section: hsbench cannot start the server",
+                                path.display()
+                            ),
+                        ));
+                    }
+                    Some(path)
+                }
+                Some(p) => {
+                    return Err(loc.at(
+                        p.span(),
+                        "server.profile",
+                        "synapse uses the shipped profile; `profile` is for the other kinds",
+                    ));
+                }
+                None if kind == ServerKind::Generic => {
+                    return Err(loc.at(
+                        s.kind.as_ref().map_or(0..0, |k| k.span()),
+                        "server.profile",
+                        "a generic server needs `profile = \"path/to/profile.toml\"` (markers, phases, [launch])",
+                    ));
+                }
+                None => None,
+            };
+            let config_template = match &s.config_template {
+                Some(t) if native => Some(file(t, "server.config_template")?),
+                Some(t) => {
+                    return Err(loc.at(
+                        t.span(),
+                        "server.config_template",
+                        "synapse's config is generated by hsbench; `config_template` is for the other kinds",
+                    ));
+                }
+                None => None,
+            };
             ServerSpec {
-                kind: ServerKind::Synapse,
+                kind,
                 version,
                 database,
                 postgres_url,
+                binary,
+                profile,
+                config_template,
             }
         }
     };
@@ -1183,6 +1399,8 @@ fn validate(loc: &Locator, raw: RawScenario) -> Result<Scenario, ScenarioError> 
             cache: CacheMode::Warm,
             timeout: Duration::from_secs(300),
             shutdown_timeout: Duration::from_secs(30),
+            crash_restarts: 0,
+            crash_writes: DEFAULT_CRASH_WRITES,
         },
         Some(b) => {
             let repeats = match &b.repeats {
@@ -1225,6 +1443,20 @@ fn validate(loc: &Locator, raw: RawScenario) -> Result<Scenario, ScenarioError> 
                     "boot.shutdown_timeout",
                     Duration::from_secs(30),
                 )?,
+                crash_restarts: match &b.crash_restarts {
+                    Some(c) if *c.get_ref() > 20 => {
+                        return Err(loc.at(c.span(), "boot.crash_restarts", "at most 20"));
+                    }
+                    Some(c) => *c.get_ref() as u32,
+                    None => 0,
+                },
+                crash_writes: match &b.crash_writes {
+                    Some(c) if *c.get_ref() > 100_000 => {
+                        return Err(loc.at(c.span(), "boot.crash_writes", "at most 100000"));
+                    }
+                    Some(c) => *c.get_ref() as u32,
+                    None => DEFAULT_CRASH_WRITES,
+                },
             }
         }
     };
@@ -1619,7 +1851,10 @@ fn validate(loc: &Locator, raw: RawScenario) -> Result<Scenario, ScenarioError> 
         }
     };
 
-    let phases: Vec<String> = crate::server::ServerProfile::synapse()
+    let server_profile = server
+        .profile()
+        .map_err(|e| loc.at(0..0, "server.profile", e.to_string()))?;
+    let phases: Vec<String> = server_profile
         .phases
         .iter()
         .map(|p| p.name.clone())
@@ -1908,6 +2143,67 @@ sync = "full_state"
         assert_eq!(e.field, "dataset.big_room_members");
         let e = err(&GOOD.replace("[server]", "[server]\ndatabase = \"mysql\""));
         assert_eq!((e.field.as_str(), e.line), ("server.database", 11));
+    }
+
+    #[test]
+    fn native_servers_need_a_binary_and_take_no_synapse_settings() {
+        let server = |body: &str| {
+            GOOD.replace(
+                "[server]\nversion = \"1.163.2\"",
+                &format!("[server]\n{body}"),
+            )
+        };
+        // /bin/sh stands in for a server binary: only its existence is checked here.
+        let s = parse(
+            Path::new("s.toml"),
+            &server("kind = \"tuwunel\"\nbinary = \"/bin/sh\""),
+        )
+        .unwrap();
+        assert_eq!(s.server.kind, ServerKind::Tuwunel);
+        assert_eq!(s.server.binary.as_deref(), Some(Path::new("/bin/sh")));
+        assert_eq!(s.server.profile().unwrap().name, "tuwunel");
+        let e = err(&server("kind = \"tuwunel\""));
+        assert_eq!((e.field.as_str(), e.line), ("server.binary", 11));
+        let e = err(&server(
+            "kind = \"conduwuit\"\nbinary = \"/no/such/server\"",
+        ));
+        assert_eq!((e.field.as_str(), e.line), ("server.binary", 12));
+        assert!(e.message.contains("/no/such/server is not a file"), "{e}");
+        let e = err(&server(
+            "kind = \"conduit\"\nbinary = \"/bin/sh\"\nversion = \"1\"",
+        ));
+        assert_eq!(e.field, "server.version");
+        let e = err(&server(
+            "kind = \"conduit\"\nbinary = \"/bin/sh\"\ndatabase = \"postgres\"",
+        ));
+        assert_eq!(e.field, "server.database");
+        let e = err(&server("binary = \"/bin/sh\""));
+        assert_eq!(e.field, "server.binary");
+        let e = err(&server("kind = \"generic\"\nbinary = \"/bin/sh\""));
+        assert_eq!(e.field, "server.profile");
+        let e = err(&server("kind = \"dendrite\""));
+        assert!(e.message.contains("\"generic\""), "{e}");
+        let e = err(&server(
+            "kind = \"tuwunel\"\nbinary = \"${HSBENCH_SURELY_UNSET_VAR}/tuwunel\"",
+        ));
+        assert!(
+            e.message.contains("HSBENCH_SURELY_UNSET_VAR is not set"),
+            "{e}"
+        );
+        // A generic profile of the user's, relative to the scenario's directory.
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/servers/x.toml");
+        let s = parse(
+            &dir,
+            &server("kind = \"generic\"\nbinary = \"/bin/sh\"\nprofile = \"generic-synapse.toml\""),
+        )
+        .unwrap();
+        assert_eq!(s.server.profile().unwrap().name, "generic-synapse");
+        // Thresholds name the profile's phases, not Synapse's.
+        let e = err(&server(
+            "kind = \"tuwunel\"\nbinary = \"/bin/sh\"\n[thresholds]\n\"phase.db_prepare\" = \"< 1s\"",
+        ));
+        assert_eq!(e.field, "thresholds.phase.db_prepare");
+        assert_eq!(normalize(Path::new("/a/b/../c/./d")), Path::new("/a/c/d"));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use ruma::api::client::account::register;
 use ruma::api::client::membership::join_room_by_id;
 use ruma::api::client::message::send_message_event;
 use ruma::api::client::room::{Visibility, create_room};
-use ruma::api::client::uiaa::{AuthData, Dummy};
+use ruma::api::client::uiaa::{AuthData, Dummy, RegistrationToken};
 use ruma::{OwnedEventId, OwnedRoomId, OwnedUserId};
 
 use crate::dataset::{DatasetPlan, EventKind, PlanTotals, RoomKind};
@@ -80,6 +80,9 @@ pub enum Registrar<'a> {
     Appservice(&'a str),
     /// `/register` with a password and `m.login.dummy`.
     Password,
+    /// `/register` with a password and the `m.login.registration_token` stage (servers that
+    /// allow registration only with a token: the conduwuit family, Conduit).
+    Token(&'a str),
 }
 
 async fn register_user(
@@ -97,15 +100,24 @@ async fn register_user(
                 .send_with(req, SendAccessToken::Appservice(token))
                 .await?
         }
-        Registrar::Password => {
+        Registrar::Password | Registrar::Token(_) => {
             let make = |session: Option<String>| {
                 let mut req = register::v3::Request::new();
                 req.username = Some(localpart.to_string());
                 req.password = Some(password(localpart));
                 req.initial_device_display_name = Some("hsbench".into());
-                let mut dummy = Dummy::new();
-                dummy.session = session;
-                req.auth = Some(AuthData::Dummy(dummy));
+                req.auth = Some(match registrar {
+                    Registrar::Token(token) => {
+                        let mut t = RegistrationToken::new(token.to_string());
+                        t.session = session;
+                        AuthData::RegistrationToken(t)
+                    }
+                    _ => {
+                        let mut dummy = Dummy::new();
+                        dummy.session = session;
+                        AuthData::Dummy(dummy)
+                    }
+                });
                 req
             };
             match client.send(make(None), None).await {
@@ -141,7 +153,7 @@ async fn login_again(
             login::v3::LoginInfo::ApplicationService(login::v3::ApplicationService::new(id)),
             SendAccessToken::Appservice(token),
         ),
-        Registrar::Password => (
+        Registrar::Password | Registrar::Token(_) => (
             login::v3::LoginInfo::Password(login::v3::Password::new(id, password(localpart))),
             SendAccessToken::None,
         ),
@@ -491,6 +503,9 @@ pub async fn load(
                 }
                 Registrar::Password => {
                     "client-server API; users registered with a password and m.login.dummy"
+                }
+                Registrar::Token(_) => {
+                    "client-server API; users registered with a password and m.login.registration_token"
                 }
             }
             .into(),

@@ -6,7 +6,7 @@
 
 use std::fmt::Write;
 
-use crate::boot::BootRecord;
+use crate::boot::{BootRecord, PhaseTiming};
 use crate::metrics::ResourceSample;
 
 /// Escape text for SVG/XML content and attributes.
@@ -28,11 +28,37 @@ const MILESTONES: &[(&str, &str)] = &[
 ];
 
 /// The waterfall of one boot.
+/// Sub-phase rows drawn per phase (the longest ones).
+const SUB_ROWS: usize = 6;
+
 pub fn waterfall(rec: &BootRecord, samples: &[ResourceSample], title: &str) -> String {
     let (left, right, width) = (170.0, 20.0, 960.0);
     let row = 22.0;
     let top = 48.0;
-    let phases: Vec<_> = rec.phases.iter().collect();
+    // Rows: each phase, then its longest sub-phases (at most SUB_ROWS, in log order), indented.
+    let mut rows: Vec<(&PhaseTiming, bool)> = Vec::new();
+    let mut hidden = 0usize;
+    for p in &rec.phases {
+        rows.push((p, false));
+        let mut subs: Vec<(usize, &PhaseTiming)> = rec
+            .subphases
+            .iter()
+            .enumerate()
+            .filter(|(_, sp)| sp.parent.as_deref() == Some(p.name.as_str()))
+            .collect();
+        if subs.len() > SUB_ROWS {
+            hidden += subs.len() - SUB_ROWS;
+            subs.sort_by(|a, b| {
+                b.1.duration_ms
+                    .unwrap_or(0.0)
+                    .total_cmp(&a.1.duration_ms.unwrap_or(0.0))
+            });
+            subs.truncate(SUB_ROWS);
+            subs.sort_by_key(|(i, _)| *i);
+        }
+        rows.extend(subs.into_iter().map(|(_, sp)| (sp, true)));
+    }
+    let phases: Vec<&PhaseTiming> = rows.iter().map(|(p, _)| *p).collect();
     let bars_h = row * phases.len() as f64;
     let chart_top = top + bars_h + 40.0;
     let chart_h = 120.0;
@@ -80,25 +106,51 @@ pub fn waterfall(rec: &BootRecord, samples: &[ResourceSample], title: &str) -> S
     let palette = [
         "#1f77b4", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#2ca02c",
     ];
-    for (i, p) in phases.iter().enumerate() {
+    let mut color = 0usize;
+    for (i, (p, sub)) in rows.iter().enumerate() {
         let y = top + i as f64 * row;
+        if !sub {
+            color = i;
+        }
+        let label = if *sub {
+            // "schema: 73/01event_failed_pull_attempts.sql" → "↳ 73/01event_failed_pull…"
+            let short = p.name.split_once(": ").map_or(p.name.as_str(), |(_, n)| n);
+            let mut l: String = short.chars().take(22).collect();
+            if short.chars().count() > 22 {
+                l.push('…');
+            }
+            format!("↳ {l}")
+        } else {
+            p.name.clone()
+        };
         let _ = writeln!(
             s,
-            r##"<text x="{:.0}" y="{:.1}" text-anchor="end">{}</text>"##,
+            r##"<text x="{:.0}" y="{:.1}" text-anchor="end"{}>{}</text>"##,
             left - 8.0,
             y + 15.0,
-            esc(&p.name)
+            if *sub {
+                r##" font-size="10" fill="#555""##
+            } else {
+                ""
+            },
+            esc(&label)
         );
         match (p.start_ms, p.end_ms) {
             (Some(a), Some(b)) => {
                 let w = (x(b) - x(a)).max(1.5);
+                let (class, inset) = if *sub {
+                    ("subphase", 6.0)
+                } else {
+                    ("phase", 3.0)
+                };
                 let _ = writeln!(
                     s,
-                    r##"<rect class="phase" x="{:.1}" y="{:.1}" width="{w:.1}" height="{:.1}" fill="{}"><title>{}: {} ({} → {})</title></rect><text x="{:.1}" y="{:.1}" font-size="11" fill="#333">{}</text>"##,
+                    r##"<rect class="{class}" x="{:.1}" y="{:.1}" width="{w:.1}" height="{:.1}" fill="{}"{}><title>{}: {} ({} → {})</title></rect><text x="{:.1}" y="{:.1}" font-size="11" fill="#333">{}</text>"##,
                     x(a),
-                    y + 3.0,
-                    row - 6.0,
-                    palette[i % palette.len()],
+                    y + inset,
+                    row - 2.0 * inset,
+                    palette[color % palette.len()],
+                    if *sub { r#" fill-opacity="0.55""# } else { "" },
                     esc(&p.name),
                     fmt_ms(b - a),
                     esc(&p.from),
@@ -117,6 +169,14 @@ pub fn waterfall(rec: &BootRecord, samples: &[ResourceSample], title: &str) -> S
                 );
             }
         }
+    }
+    if hidden > 0 {
+        let _ = writeln!(
+            s,
+            r##"<text x="{:.0}" y="{:.1}" fill="#777" font-size="10">{hidden} shorter sub-phases not drawn (all are in result.json)</text>"##,
+            left,
+            top + bars_h + 14.0
+        );
     }
     for (name, color) in MILESTONES {
         if let Some(ms) = rec.points.get(*name) {
@@ -678,6 +738,7 @@ mod tests {
             end_ms: b,
             duration_ms: a.zip(b).map(|(a, b)| b - a),
             resources: None,
+            parent: None,
         };
         let rec = BootRecord {
             label: "boot-1".into(),
@@ -693,6 +754,13 @@ mod tests {
                 phase("db_prepare", Some(1500.0), Some(1510.0)),
                 phase("listen", None, None),
             ],
+            subphases: (0..9)
+                .map(|i| PhaseTiming {
+                    name: format!("schema: 73/{i:02}x.sql"),
+                    parent: Some("db_prepare".into()),
+                    ..phase("s", Some(1500.0 + i as f64), Some(1501.0 + i as f64 * 1.01))
+                })
+                .collect(),
             missing_markers: vec![],
             time_to_ready_ms: 1900.0,
             shutdown_ms: Some(40.0),
@@ -715,6 +783,10 @@ mod tests {
         let svg = waterfall(&rec, &samples, "Synapse <1.163.2> boot-1");
         assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
         assert_eq!(svg.matches(r#"class="phase""#).count(), 2);
+        // The six longest of nine sub-phases, nested under db_prepare; the rest counted.
+        assert_eq!(svg.matches(r#"class="subphase""#).count(), 6);
+        assert!(svg.contains("↳ 73/08x.sql") && !svg.contains("↳ 73/00x.sql"));
+        assert!(svg.contains("3 shorter sub-phases not drawn"));
         assert!(svg.contains("missing"));
         assert_eq!(svg.matches(r#"class="series""#).count(), 2);
         assert!(svg.contains("Synapse &lt;1.163.2&gt;"), "title escaped");

@@ -182,6 +182,38 @@ async fn tiny_scenario_against_real_synapse() {
         md.contains("| db_prepare |") && md.contains("25 ok of 25"),
         "{md}"
     );
+    // The crash-restart cycle: killed (SIGKILL to the group) with half the writes acknowledged
+    // and the rest in flight, then a full recovery boot over the same data.
+    assert_eq!(r.crash_restarts.len(), 1);
+    let c = &r.crash_restarts[0];
+    assert!(
+        c.killed
+            .exit_status
+            .as_deref()
+            .unwrap_or("")
+            .contains("signal: 9"),
+        "{:?}",
+        c.killed.exit_status
+    );
+    assert!(c.killed.shutdown_ms.is_none() && c.killed_after_ms > 0.0);
+    assert!(
+        c.writes_acked >= 30 && c.writes_acked <= c.writes_sent && c.writes_sent <= 60,
+        "{c:?}"
+    );
+    assert_eq!(c.recovery.label, "after-crash-1");
+    assert!(
+        c.recovery.missing_markers.is_empty(),
+        "{:?}",
+        c.recovery.missing_markers
+    );
+    assert!(c.recovery.points.contains_key("sync_200") && c.recovery.shutdown_ms.is_some());
+    let crash = r.crash_boot_summary.as_ref().unwrap();
+    assert_eq!(crash.boots, 1);
+    assert!(
+        md.contains("### Boot after a crash") && md.contains("| 1 | "),
+        "{md}"
+    );
+    assert!(dir.join("after-crash-1-waterfall.svg").is_file() && dir.join("crash-1.log").is_file());
     // Dashboard exports carry the summary's numbers: Bencher (median within its interval) and
     // github-action-benchmark.
     let bmf: serde_json::Value =
@@ -192,6 +224,7 @@ async fn tiny_scenario_against_real_synapse() {
     assert!(ttr["lower_value"].as_f64().unwrap() <= warm.median);
     assert!(ttr["upper_value"].as_f64().unwrap() >= warm.median);
     assert!(bmf["tiny/cold.phase.db_prepare"]["milliseconds"]["value"].is_number());
+    assert!(bmf["tiny/crash.time_to_ready"]["milliseconds"]["value"].is_number());
     assert_eq!(
         bmf["tiny/herd.sync.p99"]["milliseconds"]["value"]
             .as_f64()

@@ -22,6 +22,127 @@ pub const MILESTONES: &[&str] = &[
 /// The built-in Synapse profile, shipped in `fixtures/servers/synapse.toml`.
 pub const SYNAPSE_PROFILE: &str = include_str!("../../fixtures/servers/synapse.toml");
 
+/// Every profile shipped in `fixtures/servers/`, by server kind.
+pub const BUILTIN: &[(&str, &str)] = &[
+    ("synapse", SYNAPSE_PROFILE),
+    (
+        "conduwuit",
+        include_str!("../../fixtures/servers/conduwuit.toml"),
+    ),
+    (
+        "continuwuity",
+        include_str!("../../fixtures/servers/continuwuity.toml"),
+    ),
+    (
+        "tuwunel",
+        include_str!("../../fixtures/servers/tuwunel.toml"),
+    ),
+    (
+        "conduit",
+        include_str!("../../fixtures/servers/conduit.toml"),
+    ),
+];
+
+type ErrAt<'a> = dyn Fn(std::ops::Range<usize>, &str, String) -> ProfileError + 'a;
+
+fn parse_launch(l: RawLaunch, err: &ErrAt<'_>) -> Result<Launch, ProfileError> {
+    let check = |v: &toml::Spanned<String>, field: &str| -> Result<String, ProfileError> {
+        let unknown = unknown_placeholders(v.get_ref());
+        if let Some(u) = unknown.first() {
+            return Err(err(
+                v.span(),
+                field,
+                format!(
+                    "unknown placeholder {{{{{u}}}}}; known: {}",
+                    PLACEHOLDERS
+                        .iter()
+                        .map(|p| format!("{{{{{p}}}}}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
+        Ok(v.get_ref().clone())
+    };
+    let mut args = Vec::new();
+    for (i, a) in l.args.iter().enumerate() {
+        args.push(check(a, &format!("launch.args[{i}]"))?);
+    }
+    let mut env = Vec::new();
+    for (k, v) in &l.env {
+        env.push((k.clone(), check(v, &format!("launch.env.{k}"))?));
+    }
+    let config_template = match &l.config_template {
+        Some(t) => check(t, "launch.config_template")?,
+        None => String::new(),
+    };
+    let config_name = match &l.config_name {
+        Some(n) => {
+            let ok = !n.get_ref().is_empty()
+                && !n.get_ref().contains('/')
+                && !n.get_ref().starts_with('.');
+            if !ok {
+                return Err(err(
+                    n.span(),
+                    "launch.config_name",
+                    "a plain file name (no directories), e.g. \"server.toml\"".into(),
+                ));
+            }
+            n.get_ref().clone()
+        }
+        None => "server.toml".into(),
+    };
+    let mut init = Vec::new();
+    for (i, cmd) in l.init.iter().enumerate() {
+        if cmd.is_empty() {
+            return Err(err(
+                0..0,
+                &format!("launch.init[{i}]"),
+                "an empty command".into(),
+            ));
+        }
+        let mut argv = Vec::new();
+        for (j, a) in cmd.iter().enumerate() {
+            argv.push(check(a, &format!("launch.init[{i}][{j}]"))?);
+        }
+        init.push(argv);
+    }
+    let registration = match l.registration.as_ref().map(|r| r.get_ref().as_str()) {
+        None | Some("token") => ProfileRegistration::Token,
+        Some("password") => ProfileRegistration::Password,
+        Some(other) => {
+            let r = l.registration.as_ref().expect("matched Some");
+            return Err(err(
+                r.span(),
+                "launch.registration",
+                format!("{other:?}: \"token\" or \"password\""),
+            ));
+        }
+    };
+    let profiler = match l.profiler.as_ref().map(|r| r.get_ref().as_str()) {
+        None | Some("perf") => NativeProfiler::Perf,
+        Some("py-spy") => NativeProfiler::PySpy,
+        Some(other) => {
+            let r = l.profiler.as_ref().expect("matched Some");
+            return Err(err(
+                r.span(),
+                "launch.profiler",
+                format!("{other:?}: \"perf\" or \"py-spy\""),
+            ));
+        }
+    };
+    Ok(Launch {
+        args,
+        env,
+        config_name,
+        config_template,
+        init,
+        version_args: l.version_args.unwrap_or_else(|| vec!["--version".into()]),
+        registration,
+        profiler,
+    })
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("{}:{line}:{column}: `{field}`: {message}", path.display())]
 pub struct ProfileError {
@@ -43,6 +164,35 @@ struct RawProfile {
     phases: Vec<RawPhase>,
     #[serde(default)]
     profiling: RawProfiling,
+    #[serde(default)]
+    subphases: Vec<RawSubphase>,
+    launch: Option<RawLaunch>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSubphase {
+    name: String,
+    regex: toml::Spanned<String>,
+    parent: toml::Spanned<String>,
+    #[serde(default)]
+    line_marks: Option<toml::Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLaunch {
+    #[serde(default)]
+    args: Vec<toml::Spanned<String>>,
+    #[serde(default)]
+    env: std::collections::BTreeMap<String, toml::Spanned<String>>,
+    config_name: Option<toml::Spanned<String>>,
+    config_template: Option<toml::Spanned<String>>,
+    #[serde(default)]
+    init: Vec<Vec<toml::Spanned<String>>>,
+    version_args: Option<Vec<String>>,
+    registration: Option<toml::Spanned<String>>,
+    profiler: Option<toml::Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -82,6 +232,84 @@ pub struct Marker {
     pub regex: Regex,
 }
 
+/// Placeholders a launch section may use, filled per boot.
+pub const PLACEHOLDERS: &[&str] = &[
+    "binary",
+    "config",
+    "data_dir",
+    "port",
+    "server_name",
+    "registration_token",
+];
+
+/// Replace `{{name}}` placeholders; `values` must cover every name in [`PLACEHOLDERS`].
+pub fn render(template: &str, values: &[(&str, &str)]) -> String {
+    let mut out = template.to_string();
+    for (k, v) in values {
+        out = out.replace(&format!("{{{{{k}}}}}"), v);
+    }
+    out
+}
+
+/// `{{name}}` placeholders of `text` that hsbench does not fill.
+fn unknown_placeholders(text: &str) -> Vec<String> {
+    let re = Regex::new(r"\{\{\s*([^}]*?)\s*\}\}").expect("valid regex");
+    re.captures_iter(text)
+        .map(|c| c[1].to_string())
+        .filter(|n| !PLACEHOLDERS.contains(&n.as_str()))
+        .collect()
+}
+
+/// How users get accounts on a server started from a profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, schemars::JsonSchema, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProfileRegistration {
+    /// `/register` with the `m.login.registration_token` stage (the template's token).
+    Token,
+    /// `/register` with `m.login.dummy` (open registration).
+    Password,
+}
+
+/// Which profiler suits the server's code: native frames (perf) or Python frames (py-spy).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, schemars::JsonSchema, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NativeProfiler {
+    Perf,
+    PySpy,
+}
+
+/// How to start a server that hsbench does not install itself: arguments and environment of the
+/// user's binary, its config file rendered from a template, one-time init commands on a fresh
+/// data directory. Values may use the `{{…}}` [`PLACEHOLDERS`].
+#[derive(Debug, Clone, schemars::JsonSchema, serde::Serialize)]
+pub struct Launch {
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    /// File name of the rendered config inside the data directory.
+    pub config_name: String,
+    pub config_template: String,
+    /// Commands run once on a fresh data directory (e.g. key generation); argv, placeholders
+    /// allowed (`{{binary}}` for the server's own binary).
+    pub init: Vec<Vec<String>>,
+    /// Arguments that make the binary print its version.
+    pub version_args: Vec<String>,
+    pub registration: ProfileRegistration,
+    pub profiler: NativeProfiler,
+}
+
+/// Spans cut from a repeated log line (each `Running migration …`, each stream generator),
+/// nested under a phase.
+#[derive(Debug, Clone)]
+pub struct SubphaseDef {
+    pub name: String,
+    pub regex: Regex,
+    pub parent: String,
+    /// `true`: the line is written when the named work starts (span = this line → next one or
+    /// the parent's end); `false`: when it finished (span = previous line or the parent's start
+    /// → this line).
+    pub line_marks_start: bool,
+}
+
 #[derive(Debug, Clone, schemars::JsonSchema, serde::Serialize)]
 pub struct PhaseDef {
     pub name: String,
@@ -100,6 +328,9 @@ pub struct ServerProfile {
     /// Frames that mean "this thread is waiting" when they are a stack's leaf: wall-clock
     /// profiles leave such stacks out of the flamegraphs and count them as idle.
     pub idle_frames: Vec<String>,
+    pub subphases: Vec<SubphaseDef>,
+    /// How to start the server (profiles of servers hsbench does not install itself).
+    pub launch: Option<Launch>,
 }
 
 impl ServerProfile {
@@ -192,13 +423,76 @@ impl ServerProfile {
                 description: p.description,
             });
         }
+        let mut subphases = Vec::new();
+        for (i, sp) in raw.subphases.into_iter().enumerate() {
+            let regex = Regex::new(sp.regex.get_ref()).map_err(|e| {
+                err(
+                    sp.regex.span(),
+                    &format!("subphases[{i}].regex"),
+                    e.to_string(),
+                )
+            })?;
+            if !phases.iter().any(|p| &p.name == sp.parent.get_ref()) {
+                return Err(err(
+                    sp.parent.span(),
+                    &format!("subphases[{i}].parent"),
+                    format!("{:?} is not a phase of this profile", sp.parent.get_ref()),
+                ));
+            }
+            let line_marks_start = match sp.line_marks.as_ref().map(|m| m.get_ref().as_str()) {
+                None | Some("start") => true,
+                Some("end") => false,
+                Some(other) => {
+                    let m = sp.line_marks.as_ref().expect("matched Some");
+                    return Err(err(
+                        m.span(),
+                        &format!("subphases[{i}].line_marks"),
+                        format!("{other:?}: \"start\" or \"end\""),
+                    ));
+                }
+            };
+            subphases.push(SubphaseDef {
+                name: sp.name,
+                regex,
+                parent: sp.parent.into_inner(),
+                line_marks_start,
+            });
+        }
+        let launch = match raw.launch {
+            None => None,
+            Some(l) => Some(parse_launch(l, &err)?),
+        };
         Ok(Self {
             name: raw.name,
             timestamp,
             markers,
             phases,
             idle_frames: raw.profiling.idle_frames,
+            subphases,
+            launch,
         })
+    }
+
+    /// A profile read from a file (a user's own, or one of `fixtures/servers/`).
+    pub fn load(path: &Path) -> Result<Self, ProfileError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ProfileError {
+            path: path.to_path_buf(),
+            line: 0,
+            column: 0,
+            field: "(file)".into(),
+            message: e.to_string(),
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// A profile shipped with hsbench, by server kind.
+    pub fn builtin(kind: &str) -> Option<Self> {
+        let (file, text) = BUILTIN
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map(|(k, t)| (*k, *t))?;
+        let path = PathBuf::from(format!("fixtures/servers/{file}.toml"));
+        Some(Self::parse(&path, text).expect("shipped profiles are valid (tested)"))
     }
 
     /// Whether phase times come from the log lines' own stamps.
@@ -255,6 +549,63 @@ mod tests {
             "name = \"x\"\n[log]\n[[phases]]\nname = \"a\"\nfrom = \"spawn\"\nto = \"nowhere\"\n";
         let e = ServerProfile::parse(Path::new("p.toml"), text).unwrap_err();
         assert_eq!((e.line, e.column, e.field.as_str()), (6, 6, "phases[0].to"));
+    }
+
+    #[test]
+    fn every_shipped_profile_is_valid_and_native_ones_can_launch() {
+        for (kind, _) in BUILTIN {
+            let p = ServerProfile::builtin(kind).unwrap();
+            assert_eq!(&p.name, kind);
+            assert!(p.has_log_timestamps(), "{kind}");
+            assert_eq!(p.launch.is_some(), *kind != "synapse", "{kind}");
+        }
+        let generic = ServerProfile::load(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/servers/generic-synapse.toml"),
+        )
+        .unwrap();
+        let l = generic.launch.unwrap();
+        assert_eq!(l.registration, ProfileRegistration::Password);
+        assert_eq!(l.profiler, NativeProfiler::PySpy);
+        assert_eq!(l.init.len(), 1);
+        assert_eq!(generic.subphases.len(), 2);
+    }
+
+    #[test]
+    fn launch_errors_are_located() {
+        let base = "name = \"x\"\n[log]\n[launch]\n";
+        let e = ServerProfile::parse(
+            Path::new("p.toml"),
+            &format!("{base}args = [\"--config\", \"{{{{confg}}}}\"]\n"),
+        )
+        .unwrap_err();
+        assert_eq!((e.line, e.field.as_str()), (4, "launch.args[1]"));
+        assert!(e.message.contains("unknown placeholder {{confg}}"), "{e}");
+        let e = ServerProfile::parse(
+            Path::new("p.toml"),
+            &format!("{base}registration = \"sso\"\n"),
+        )
+        .unwrap_err();
+        assert_eq!((e.line, e.field.as_str()), (4, "launch.registration"));
+        let e = ServerProfile::parse(
+            Path::new("p.toml"),
+            &format!("{base}config_name = \"../x.toml\"\n"),
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "launch.config_name");
+        let text =
+            "name = \"x\"\n[log]\n[[subphases]]\nname = \"m\"\nregex = \"x\"\nparent = \"nope\"\n";
+        let e = ServerProfile::parse(Path::new("p.toml"), text).unwrap_err();
+        assert_eq!((e.line, e.field.as_str()), (6, "subphases[0].parent"));
+    }
+
+    #[test]
+    fn render_fills_every_placeholder() {
+        let t = "port = {{port}} name = {{server_name}} {{port}}";
+        assert_eq!(
+            render(t, &[("port", "8008"), ("server_name", "a")]),
+            "port = 8008 name = a 8008"
+        );
+        assert_eq!(unknown_placeholders("{{port}} {{ nope }}"), ["nope"]);
     }
 
     #[test]
