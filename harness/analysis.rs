@@ -179,6 +179,10 @@ pub struct BootSummary {
     /// What each phase used, over the boots.
     #[serde(default)]
     pub phase_resources: Vec<PhaseResourceStat>,
+    /// Spawn until the start-up background work finished (`[boot] background`), over the boots
+    /// that waited; `missing_in` counts those where it did not finish within the limit.
+    #[serde(default)]
+    pub background_done_ms: Option<NamedStat>,
 }
 
 /// Resources used during one phase, over the boots.
@@ -260,6 +264,15 @@ pub fn summarize_boots(boots: &[BootRecord]) -> BootSummary {
         boots: boots.len() as u32,
         time_to_ready_ms: col(&|b| b.time_to_ready_ms),
         shutdown_ms: named("shutdown", boots.iter().map(|b| b.shutdown_ms)),
+        background_done_ms: boots.iter().any(|b| b.background.is_some()).then(|| {
+            named(
+                "background_done",
+                boots
+                    .iter()
+                    .filter_map(|b| b.background.as_ref())
+                    .map(|bg| bg.at_ms),
+            )
+        }),
         phases,
         points,
         peak_rss_bytes: col(&|b| b.resources_total.peak_rss_bytes as f64),

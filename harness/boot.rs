@@ -28,6 +28,49 @@ pub struct BootSpec<'a> {
     pub extra_pgids: Vec<i32>,
     /// The command is a wrapper (a profiler) that starts the server as its child.
     pub wrapper: Option<Wrapper>,
+    /// After ready, wait at most this long for the start-up background work to finish (the
+    /// profile's `[background]` marker, else CPU idle); `None`: ready is the end of the boot.
+    pub background: Option<Duration>,
+}
+
+/// CPU-idle rule for "background work finished" when the profile has no marker (or it does not
+/// come): the process tree used less than this share of one core over [`IDLE_WINDOW`].
+pub const IDLE_CPU_SHARE: f64 = 0.05;
+pub const IDLE_WINDOW: Duration = Duration::from_secs(2);
+
+/// When the server's start-up background work finished, and how hsbench knew.
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize)]
+pub struct BackgroundDone {
+    /// Ms since spawn; `None` when it did not finish within the limit.
+    pub at_ms: Option<f64>,
+    /// `marker` (the profile's `[background]` marker), `cpu_idle` (the process tree under 5% of a
+    /// core for 2 s; the time is the window's start), or `limit` (neither within the limit).
+    pub source: String,
+    /// The limit waited (ms after ready).
+    pub limit_ms: f64,
+}
+
+/// The first instant at or after `from_ms` that starts a window of `window_ms` in which the
+/// cumulative CPU (user+sys) of `samples` grew by less than `share` of the window.
+pub fn cpu_idle_since(
+    samples: &[ResourceSample],
+    from_ms: f64,
+    window_ms: f64,
+    share: f64,
+) -> Option<f64> {
+    let cpu = |s: &ResourceSample| s.cpu_user_s + s.cpu_sys_s;
+    let after: Vec<&ResourceSample> = samples.iter().filter(|s| s.t_ms >= from_ms).collect();
+    for (i, a) in after.iter().enumerate() {
+        if let Some(b) = after[i..].iter().find(|b| b.t_ms - a.t_ms >= window_ms) {
+            let span_s = (b.t_ms - a.t_ms) / 1000.0;
+            if cpu(b) - cpu(a) < share * span_s {
+                return Some(a.t_ms);
+            }
+        } else {
+            return None;
+        }
+    }
+    None
 }
 
 /// A program that starts the server as its child (a profiler in launch mode). Shutdown signals
@@ -97,6 +140,9 @@ pub struct BootRecord {
     pub missing_markers: Vec<String>,
     /// Spawn until the server answered an authenticated `/sync` (or `/versions` without a token).
     pub time_to_ready_ms: f64,
+    /// With `[boot] background`: when the start-up background work finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub background: Option<BackgroundDone>,
     /// SIGTERM until the process exited.
     pub shutdown_ms: Option<f64>,
     /// The server did not exit within the shutdown limit and was killed.
@@ -325,6 +371,7 @@ pub struct RunningServer {
     spawn_monotonic_s: f64,
     /// With a wrapper: when its child (the server) appeared, ms since spawn.
     child_seen: Option<Arc<Mutex<Option<f64>>>>,
+    background: Option<BackgroundDone>,
 }
 
 fn ms_since(t0: Instant) -> f64 {
@@ -440,6 +487,9 @@ impl RunningServer {
             points.insert("first_log_line".into(), ms);
         }
         points.extend(st.matcher.points());
+        if let Some(at) = self.background.as_ref().and_then(|b| b.at_ms) {
+            points.insert("background_done".into(), at);
+        }
         if let Some(ms) = self
             .child_seen
             .as_ref()
@@ -469,8 +519,17 @@ impl RunningServer {
             points,
             phases,
             subphases,
-            missing_markers: st.matcher.missing(),
+            missing_markers: st
+                .matcher
+                .missing()
+                .into_iter()
+                // The background marker comes after ready: missing only when waited for.
+                .filter(|m| {
+                    self.background.is_some() || profile.background_marker.as_ref() != Some(m)
+                })
+                .collect(),
             time_to_ready_ms: self.time_to_ready_ms,
+            background: self.background.clone(),
             shutdown_ms,
             shutdown_hung,
             exit_status,
@@ -587,6 +646,7 @@ pub async fn boot(spec: BootSpec<'_>) -> Result<RunningServer, ServerError> {
         log_path: spec.log_path.clone(),
         spawn_monotonic_s,
         child_seen,
+        background: None,
     };
     let deadline = spawn_instant + spec.timeout;
     let http = reqwest::Client::builder()
@@ -651,7 +711,65 @@ pub async fn boot(spec: BootSpec<'_>) -> Result<RunningServer, ServerError> {
     if let Some(s) = &server.sampler {
         server.resources_to_ready = ResourceSummary::of(&s.snapshot());
     }
+    if let Some(limit) = spec.background {
+        server.background = Some(wait_background(&mut server, limit).await?);
+    }
     Ok(server)
+}
+
+/// After ready: poll every 100 ms for the profile's background marker or a CPU-idle window,
+/// at most `limit`.
+async fn wait_background(
+    server: &mut RunningServer,
+    limit: Duration,
+) -> Result<BackgroundDone, ServerError> {
+    let ready = server.time_to_ready_ms;
+    let marker = server.sink.profile.background_marker.clone();
+    let limit_ms = limit.as_secs_f64() * 1000.0;
+    loop {
+        server.check_alive()?;
+        if let Some(m) = &marker
+            && let Some(&at) = server
+                .sink
+                .state
+                .lock()
+                .expect("log state")
+                .matcher
+                .points()
+                .get(m)
+        {
+            return Ok(BackgroundDone {
+                at_ms: Some(at),
+                source: "marker".into(),
+                limit_ms,
+            });
+        }
+        let samples = server
+            .sampler
+            .as_ref()
+            .map(|s| s.snapshot())
+            .unwrap_or_default();
+        if let Some(at) = cpu_idle_since(
+            &samples,
+            ready,
+            IDLE_WINDOW.as_secs_f64() * 1000.0,
+            IDLE_CPU_SHARE,
+        ) {
+            return Ok(BackgroundDone {
+                at_ms: Some(at),
+                source: "cpu_idle".into(),
+                limit_ms,
+            });
+        }
+        if server.elapsed_ms() - ready >= limit_ms {
+            return Ok(BackgroundDone {
+                at_ms: None,
+                source: "limit".into(),
+                limit_ms,
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[cfg(test)]
@@ -684,9 +802,17 @@ mod tests {
             "synapse-1.163.2-boot-fresh-db.log",
         ] {
             let (points, missing, profile) = replay(file);
+            // The background marker comes once background updates finish, after ready: only the
+            // existing database's boot got that far before it was stopped.
+            let bg = profile.background_marker.clone().unwrap();
+            let missing: Vec<&String> = missing.iter().filter(|m| **m != bg).collect();
             assert!(missing.is_empty(), "{file}: missing {missing:?}");
             // Markers in the profile's order, each at or after the previous one.
-            let times: Vec<f64> = profile.markers.iter().map(|m| points[&m.name]).collect();
+            let times: Vec<f64> = profile
+                .markers
+                .iter()
+                .filter_map(|m| points.get(&m.name).copied())
+                .collect();
             assert!(times.windows(2).all(|w| w[0] <= w[1]), "{file}: {times:?}");
             assert_eq!(
                 points["starting_server"], 1500.0,
@@ -781,6 +907,30 @@ mod tests {
     }
 
     #[test]
+    fn cpu_idle_is_the_start_of_the_first_quiet_window() {
+        // Busy (one core) until 3 s, then 1% of a core; samples every 100 ms.
+        let samples: Vec<ResourceSample> = (0..80)
+            .map(|i| {
+                let t = i as f64 * 100.0;
+                let cpu = if t <= 3000.0 {
+                    t / 1000.0
+                } else {
+                    3.0 + (t - 3000.0) / 1000.0 * 0.01
+                };
+                ResourceSample {
+                    t_ms: t,
+                    cpu_user_s: cpu,
+                    ..Default::default()
+                }
+            })
+            .collect();
+        assert_eq!(cpu_idle_since(&samples, 1000.0, 2000.0, 0.05), Some(3000.0));
+        // Not 2 s of samples after the quiet start: not yet.
+        assert_eq!(cpu_idle_since(&samples[..45], 1000.0, 2000.0, 0.05), None);
+        assert_eq!(cpu_idle_since(&[], 0.0, 2000.0, 0.05), None);
+    }
+
+    #[test]
     fn subphase_lines_that_mark_the_end_start_at_the_previous_one() {
         let (points, _, profile) = replay("synapse-1.163.2-boot-existing-db.log");
         let mut all = points.clone();
@@ -839,6 +989,7 @@ mod tests {
             log_path: dir.path().join("boot-1.log"),
             extra_pgids: vec![],
             wrapper: None,
+            background: None,
         })
         .await
         .err()
@@ -881,6 +1032,7 @@ http.server.HTTPServer(("127.0.0.1", port), H).serve_forever()
             log_path: dir.path().join("boot-1.log"),
             extra_pgids: vec![],
             wrapper: None,
+            background: None,
         })
         .await
         .unwrap();
@@ -913,6 +1065,7 @@ http.server.HTTPServer(("127.0.0.1", port), H).serve_forever()
             log_path: dir.path().join("boot-1.log"),
             extra_pgids: vec![],
             wrapper: None,
+            background: None,
         })
         .await
         .err()

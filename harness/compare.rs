@@ -168,6 +168,9 @@ pub fn samples(runs: &[RunResult]) -> BTreeMap<String, Vec<f64>> {
             if let Some(s) = b.shutdown_ms {
                 push(format!("{p}shutdown"), s);
             }
+            if let Some(t) = b.background.as_ref().and_then(|g| g.at_ms) {
+                push(format!("{p}background_done"), t);
+            }
             push(
                 format!("{p}peak_rss_bytes"),
                 b.resources_total.peak_rss_bytes as f64,

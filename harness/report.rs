@@ -433,6 +433,16 @@ fn boot_section(
         name: "shutdown (SIGTERM → exit)".into(),
         ..b.shutdown_ms.clone()
     }));
+    if let Some(bg) = &b.background_done_ms {
+        let how: Vec<&str> = boots
+            .iter()
+            .filter_map(|x| x.background.as_ref().map(|g| g.source.as_str()))
+            .collect();
+        md.push_str(&named_row(&NamedStat {
+            name: format!("background work finished (spawn → {})", how.join(", ")),
+            ..bg.clone()
+        }));
+    }
     md.push_str(&stat_row("peak RSS", b.peak_rss_bytes, 0, &|v| {
         fmt_bytes(v)
     }));

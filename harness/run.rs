@@ -443,14 +443,29 @@ async fn stages(
     let install = match &native {
         Some(_) => None,
         None => {
-            ctx.say(&format!("Synapse {version}: checking the install cache"));
-            let v = version.clone();
-            let install = tokio::task::spawn_blocking(move || SynapseInstall::ensure(&v))
-                .await
-                .expect("install task")?;
+            let install = match &scenario.server.source {
+                Some(src) => {
+                    ctx.say(&format!(
+                        "Synapse from {}: checking its virtualenv",
+                        src.display()
+                    ));
+                    let src = src.clone();
+                    tokio::task::spawn_blocking(move || SynapseInstall::ensure_source(&src))
+                        .await
+                        .expect("install task")?
+                }
+                None => {
+                    ctx.say(&format!("Synapse {version}: checking the install cache"));
+                    let v = version.clone();
+                    tokio::task::spawn_blocking(move || SynapseInstall::ensure(&v))
+                        .await
+                        .expect("install task")?
+                }
+            };
             if install.installed_now {
                 ctx.say(&format!(
-                    "installed Synapse {version} in {:.0} s into {}",
+                    "installed Synapse {} in {:.0} s into {}",
+                    install.version,
                     install.install_seconds,
                     install.venv.display()
                 ));
@@ -530,9 +545,10 @@ async fn stages(
     // An external database is the user's: hsbench never snapshots or restores it.
     let use_fixtures = scenario.server.postgres_url.is_none();
     let plan = DatasetPlan::new(scenario.dataset.clone());
-    let server_version = match &native {
-        Some(n) => n.identity(),
-        None => version.clone(),
+    let server_version = match (&native, &install) {
+        (Some(n), _) => n.identity(),
+        (None, Some(i)) => i.version.clone(),
+        (None, None) => version.clone(),
     };
     let identity = FixtureIdentity {
         model_version: MODEL_VERSION,
@@ -717,7 +733,7 @@ async fn measure(
         } else {
             None
         };
-        let spec = boot_spec(
+        let mut spec = boot_spec(
             inst,
             profile,
             &run_dir,
@@ -726,6 +742,7 @@ async fn measure(
             scenario,
             &db.pgids,
         )?;
+        spec.background = scenario.boot.background;
         let server = boot(spec).await?;
         let (mut rec, samples) = server.stop_with_samples(shutdown, &run_dir).await;
         rec.cold = cold;
@@ -1640,6 +1657,7 @@ fn boot_spec<'p>(
         log_path: run_dir.join(format!("{label}.log")),
         extra_pgids: extra_pgids.to_vec(),
         wrapper: None,
+        background: None,
     })
 }
 

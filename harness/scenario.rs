@@ -119,6 +119,7 @@ struct RawServer {
     binary: Option<Spanned<String>>,
     profile: Option<Spanned<String>>,
     config_template: Option<Spanned<String>>,
+    source: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -131,6 +132,7 @@ struct RawBoot {
     shutdown_timeout: Option<Spanned<String>>,
     crash_restarts: Option<Spanned<u64>>,
     crash_writes: Option<Spanned<u64>>,
+    background: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -605,6 +607,9 @@ pub struct ServerSpec {
     /// A config template of the user's, instead of the profile's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_template: Option<PathBuf>,
+    /// Synapse from a source checkout (installed into a venv of its own) instead of PyPI.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<PathBuf>,
 }
 
 impl ServerSpec {
@@ -628,6 +633,7 @@ impl ServerSpec {
             binary: None,
             profile: None,
             config_template: None,
+            source: None,
         }
     }
 }
@@ -732,6 +738,11 @@ pub struct BootPlan {
     /// acknowledged, so the rest are in flight. 0: kill as soon as the server is ready.
     #[serde(default)]
     pub crash_writes: u32,
+    /// After ready, each timed boot waits at most this long for the start-up background work
+    /// to finish (the profile's `[background]` marker, else CPU idle). `None`: no wait.
+    #[serde(serialize_with = "opt_secs")]
+    #[schemars(with = "Option<f64>")]
+    pub background: Option<Duration>,
 }
 
 #[derive(
@@ -935,6 +946,13 @@ impl ProfileSpec {
 
     pub fn enabled(&self) -> bool {
         self.profiler != ProfilerChoice::None && (self.boot || self.load)
+    }
+}
+
+fn opt_secs<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_f64(d.as_secs_f64()),
+        None => s.serialize_none(),
     }
 }
 
@@ -1380,6 +1398,39 @@ fn validate(loc: &Locator, raw: RawScenario) -> Result<Scenario, ScenarioError> 
                 }
                 None => None,
             };
+            let source = match &s.source {
+                None => None,
+                Some(src) if native => {
+                    return Err(loc.at(
+                        src.span(),
+                        "server.source",
+                        "a Synapse source checkout; other servers run from `binary`",
+                    ));
+                }
+                Some(src) => {
+                    if let Some(v) = &s.version {
+                        return Err(loc.at(
+                            v.span(),
+                            "server.version",
+                            "`version` (PyPI) and `source` (a checkout) exclude each other",
+                        ));
+                    }
+                    let expanded = expand_env(src.get_ref())
+                        .map_err(|m| loc.at(src.span(), "server.source", m))?;
+                    let p = base.join(&expanded);
+                    if !p.join("pyproject.toml").is_file() {
+                        return Err(loc.at(
+                            src.span(),
+                            "server.source",
+                            format!(
+                                "{} is not a Synapse source checkout (no pyproject.toml)",
+                                p.display()
+                            ),
+                        ));
+                    }
+                    Some(normalize(&std::path::absolute(&p).unwrap_or(p)))
+                }
+            };
             ServerSpec {
                 kind,
                 version,
@@ -1388,6 +1439,7 @@ fn validate(loc: &Locator, raw: RawScenario) -> Result<Scenario, ScenarioError> 
                 binary,
                 profile,
                 config_template,
+                source,
             }
         }
     };
@@ -1401,6 +1453,7 @@ fn validate(loc: &Locator, raw: RawScenario) -> Result<Scenario, ScenarioError> 
             shutdown_timeout: Duration::from_secs(30),
             crash_restarts: 0,
             crash_writes: DEFAULT_CRASH_WRITES,
+            background: None,
         },
         Some(b) => {
             let repeats = match &b.repeats {
@@ -1456,6 +1509,16 @@ fn validate(loc: &Locator, raw: RawScenario) -> Result<Scenario, ScenarioError> 
                     }
                     Some(c) => *c.get_ref() as u32,
                     None => DEFAULT_CRASH_WRITES,
+                },
+                background: match &b.background {
+                    None => None,
+                    Some(_) => Some(duration(
+                        loc,
+                        &b.background,
+                        "boot.background",
+                        Duration::ZERO,
+                    )?)
+                    .filter(|d| !d.is_zero()),
                 },
             }
         }
@@ -2146,6 +2209,30 @@ sync = "full_state"
     }
 
     #[test]
+    fn boot_background_and_crash_restarts_parse() {
+        let s = parse(
+            Path::new("s.toml"),
+            &GOOD.replace(
+                "[boot]",
+                "[boot]\nbackground = \"45s\"\ncrash_restarts = 2\ncrash_writes = 0",
+            ),
+        )
+        .unwrap();
+        assert_eq!(s.boot.background, Some(Duration::from_secs(45)));
+        assert_eq!((s.boot.crash_restarts, s.boot.crash_writes), (2, 0));
+        let s = parse(Path::new("s.toml"), GOOD).unwrap();
+        assert_eq!(s.boot.background, None);
+        assert_eq!(
+            (s.boot.crash_restarts, s.boot.crash_writes),
+            (0, DEFAULT_CRASH_WRITES)
+        );
+        let e = err(&GOOD.replace("[boot]", "[boot]\ncrash_restarts = 21"));
+        assert_eq!((e.field.as_str(), e.line), ("boot.crash_restarts", 14));
+        let e = err(&GOOD.replace("[boot]", "[boot]\nbackground = \"soon\""));
+        assert_eq!(e.field, "boot.background");
+    }
+
+    #[test]
     fn native_servers_need_a_binary_and_take_no_synapse_settings() {
         let server = |body: &str| {
             GOOD.replace(
@@ -2204,6 +2291,18 @@ sync = "full_state"
         ));
         assert_eq!(e.field, "thresholds.phase.db_prepare");
         assert_eq!(normalize(Path::new("/a/b/../c/./d")), Path::new("/a/c/d"));
+        // A Synapse source checkout: a directory with pyproject.toml, not with `version`.
+        let e = err(&GOOD.replace(
+            "[server]\nversion = \"1.163.2\"",
+            "[server]\nsource = \"/tmp\"",
+        ));
+        assert_eq!(e.field, "server.source");
+        assert!(e.message.contains("not a Synapse source checkout"), "{e}");
+        let root = env!("CARGO_MANIFEST_DIR");
+        let e = err(&GOOD.replace("[server]", &format!("[server]\nsource = \"{root}\"")));
+        assert_eq!(e.field, "server.version");
+        // (hsbench's own root has a Cargo.toml, no pyproject.toml)
+        assert!(!Path::new(root).join("pyproject.toml").exists());
     }
 
     #[test]

@@ -25,12 +25,13 @@ const MILESTONES: &[(&str, &str)] = &[
     ("port_open", "#7f7f7f"),
     ("versions_200", "#2ca02c"),
     ("sync_200", "#d62728"),
+    ("background_done", "#9467bd"),
 ];
 
-/// The waterfall of one boot.
 /// Sub-phase rows drawn per phase (the longest ones).
 const SUB_ROWS: usize = 6;
 
+/// The waterfall of one boot.
 pub fn waterfall(rec: &BootRecord, samples: &[ResourceSample], title: &str) -> String {
     let (left, right, width) = (170.0, 20.0, 960.0);
     let row = 22.0;
@@ -67,6 +68,7 @@ pub fn waterfall(rec: &BootRecord, samples: &[ResourceSample], title: &str) -> S
         .iter()
         .filter_map(|p| p.end_ms)
         .fold(rec.time_to_ready_ms, f64::max)
+        .max(rec.points.get("background_done").copied().unwrap_or(0.0))
         .max(1.0)
         * 1.04;
     let x = |ms: f64| left + (ms.clamp(0.0, end) / end) * (width - left - right);
@@ -77,7 +79,7 @@ pub fn waterfall(rec: &BootRecord, samples: &[ResourceSample], title: &str) -> S
         r##"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height:.0}" viewBox="0 0 {width} {height:.0}" font-family="sans-serif" font-size="12">
 <rect width="100%" height="100%" fill="#fff"/>
 <text x="10" y="20" font-size="15" font-weight="bold">{}</text>
-<text x="10" y="38" fill="#555">ready (first /sync 200) at {} · shutdown {} · times from {} · dashed: grey port open, green /versions 200, red /sync 200</text>
+<text x="10" y="38" fill="#555">ready (first /sync 200) at {} · shutdown {} · times from {} · dashed: grey port open, green /versions 200, red /sync 200, purple background work done</text>
 "##,
         esc(title),
         fmt_ms(rec.time_to_ready_ms),
@@ -763,6 +765,7 @@ mod tests {
                 .collect(),
             missing_markers: vec![],
             time_to_ready_ms: 1900.0,
+            background: None,
             shutdown_ms: Some(40.0),
             shutdown_hung: false,
             exit_status: None,

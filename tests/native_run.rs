@@ -92,6 +92,10 @@ async fn conduwuit_profile_boots_loads_and_restores_a_native_server() {
         assert!(b.points.contains_key("sync_200"));
         assert!(b.shutdown_ms.is_some() && !b.shutdown_hung);
         assert_eq!(b.cold, b.eviction.is_some());
+        // No background marker in this profile: done when the process tree went CPU-idle.
+        let bg = b.background.as_ref().unwrap();
+        assert_eq!(bg.source, "cpu_idle", "{bg:?}");
+        assert!(bg.at_ms.unwrap() >= b.time_to_ready_ms, "{bg:?}");
     }
     assert!(r.cold_boot_summary.is_some() && r.boot_summary.is_some());
     let h = r.herd.as_ref().unwrap();

@@ -174,6 +174,7 @@ async fn perf_profiles_a_native_server_by_phase() {
         wrapper: Some(Wrapper {
             line_prefix: perf.own_line_prefix(),
         }),
+        background: None,
     })
     .await
     .unwrap();

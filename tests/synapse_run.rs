@@ -182,6 +182,17 @@ async fn tiny_scenario_against_real_synapse() {
         md.contains("| db_prepare |") && md.contains("25 ok of 25"),
         "{md}"
     );
+    // Background work after ready: Synapse's own marker, in every timed boot.
+    for b in r.boots.iter().filter(|b| !b.warmup) {
+        let bg = b.background.as_ref().unwrap();
+        assert_eq!(bg.source, "marker", "{bg:?}");
+        assert_eq!(bg.at_ms, b.points.get("background_done").copied());
+        assert!(b.points.contains_key("background_updates_done"));
+    }
+    assert!(
+        md.contains("background work finished (spawn → marker"),
+        "{md}"
+    );
     // The crash-restart cycle: killed (SIGKILL to the group) with half the writes acknowledged
     // and the rest in flight, then a full recovery boot over the same data.
     assert_eq!(r.crash_restarts.len(), 1);

@@ -17,6 +17,7 @@ pub const MILESTONES: &[&str] = &[
     "port_open",
     "versions_200",
     "sync_200",
+    "background_done",
 ];
 
 /// The built-in Synapse profile, shipped in `fixtures/servers/synapse.toml`.
@@ -167,6 +168,13 @@ struct RawProfile {
     #[serde(default)]
     subphases: Vec<RawSubphase>,
     launch: Option<RawLaunch>,
+    background: Option<RawBackground>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBackground {
+    marker: toml::Spanned<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -331,6 +339,8 @@ pub struct ServerProfile {
     pub subphases: Vec<SubphaseDef>,
     /// How to start the server (profiles of servers hsbench does not install itself).
     pub launch: Option<Launch>,
+    /// The marker that says the server's start-up background work is done (`[background]`).
+    pub background_marker: Option<String>,
 }
 
 impl ServerProfile {
@@ -462,6 +472,19 @@ impl ServerProfile {
             None => None,
             Some(l) => Some(parse_launch(l, &err)?),
         };
+        let background_marker = match raw.background {
+            None => None,
+            Some(b) => {
+                if !markers.iter().any(|m| &m.name == b.marker.get_ref()) {
+                    return Err(err(
+                        b.marker.span(),
+                        "background.marker",
+                        format!("{:?} is not a marker of this profile", b.marker.get_ref()),
+                    ));
+                }
+                Some(b.marker.into_inner())
+            }
+        };
         Ok(Self {
             name: raw.name,
             timestamp,
@@ -470,6 +493,7 @@ impl ServerProfile {
             idle_frames: raw.profiling.idle_frames,
             subphases,
             launch,
+            background_marker,
         })
     }
 
@@ -596,6 +620,13 @@ mod tests {
             "name = \"x\"\n[log]\n[[subphases]]\nname = \"m\"\nregex = \"x\"\nparent = \"nope\"\n";
         let e = ServerProfile::parse(Path::new("p.toml"), text).unwrap_err();
         assert_eq!((e.line, e.field.as_str()), (6, "subphases[0].parent"));
+        let text = "name = \"x\"\n[log]\n[background]\nmarker = \"done\"\n";
+        let e = ServerProfile::parse(Path::new("p.toml"), text).unwrap_err();
+        assert_eq!((e.line, e.field.as_str()), (4, "background.marker"));
+        assert_eq!(
+            ServerProfile::synapse().background_marker.as_deref(),
+            Some("background_updates_done")
+        );
     }
 
     #[test]

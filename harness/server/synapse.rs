@@ -112,6 +112,171 @@ impl SynapseInstall {
     }
 }
 
+/// What identifies the state of a source checkout: its git HEAD and uncommitted changes, or
+/// (without git) the sizes and modification times of its source files.
+pub fn source_fingerprint(dir: &Path) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(args)
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| o.stdout)
+    };
+    match git(&["rev-parse", "HEAD"]) {
+        Some(head) => {
+            h.update(&head);
+            h.update(git(&["diff", "HEAD"]).unwrap_or_default());
+            // Untracked files count, except what building the checkout makes (a checkout
+            // without a .gitignore: the sdist, a fresh clone of a fork).
+            let untracked =
+                git(&["ls-files", "--others", "--exclude-standard"]).unwrap_or_default();
+            for f in String::from_utf8_lossy(&untracked).lines() {
+                let built = ["target/", "build/", "dist/"]
+                    .iter()
+                    .any(|d| f.starts_with(d))
+                    || f.contains("__pycache__/")
+                    || f.contains(".egg-info/")
+                    || f.ends_with(".so")
+                    || f.ends_with(".pyc");
+                if !built {
+                    h.update(f.as_bytes());
+                    h.update(b"\n");
+                }
+            }
+        }
+        None => {
+            fn walk(d: &Path, h: &mut Sha256) {
+                let Ok(rd) = std::fs::read_dir(d) else { return };
+                let mut entries: Vec<_> = rd.flatten().collect();
+                entries.sort_by_key(|e| e.file_name());
+                for e in entries {
+                    let name = e.file_name();
+                    let n = name.to_string_lossy();
+                    if n.starts_with('.') || n == "target" || n == "build" || n == "__pycache__" {
+                        continue;
+                    }
+                    let p = e.path();
+                    if p.is_dir() {
+                        walk(&p, h);
+                    } else if let Ok(m) = e.metadata() {
+                        h.update(p.to_string_lossy().as_bytes());
+                        h.update(m.len().to_le_bytes());
+                        if let Ok(t) = m.modified()
+                            && let Ok(d) = t.duration_since(std::time::UNIX_EPOCH)
+                        {
+                            h.update(d.as_nanos().to_le_bytes());
+                        }
+                    }
+                }
+            }
+            walk(dir, &mut h);
+        }
+    }
+    hex::encode(&h.finalize()[..8])
+}
+
+impl SynapseInstall {
+    /// Install a Synapse source checkout (`[server] source`) into a virtualenv of its own,
+    /// `<cache>/synapse-src-<path hash>/venv`, again whenever the checkout changed (its git HEAD,
+    /// uncommitted changes, untracked files). `pip install <dir>` builds Synapse's Rust extension,
+    /// so a Rust toolchain must be on PATH. The version is Synapse's own plus `+src.<fingerprint>`.
+    /// Blocking.
+    pub fn ensure_source(dir: &Path) -> Result<Self, ServerError> {
+        use sha2::{Digest, Sha256};
+        if !dir.join("pyproject.toml").is_file() {
+            return Err(ServerError::Install {
+                step: "source checkout".into(),
+                message: format!(
+                    "{} has no pyproject.toml: not a Synapse source checkout",
+                    dir.display()
+                ),
+            });
+        }
+        let canonical = dir.canonicalize().map_err(|e| ServerError::io(dir, e))?;
+        let path_key = hex::encode(&Sha256::digest(canonical.to_string_lossy().as_bytes())[..6]);
+        let root = cache_dir().join(format!("synapse-src-{path_key}"));
+        std::fs::create_dir_all(&root).map_err(|e| ServerError::io(&root, e))?;
+        let lock_path = root.join(".lock");
+        let lock = std::fs::File::create(&lock_path).map_err(|e| ServerError::io(&lock_path, e))?;
+        lock.lock().map_err(|e| ServerError::io(&lock_path, e))?;
+        let venv = root.join("venv");
+        let python = venv.join("bin/python");
+        let marker = root.join(".complete");
+        let fingerprint = source_fingerprint(&canonical);
+        let installed = |installed_now: bool, secs: f64| -> Result<Self, ServerError> {
+            let got = run_checked(
+                std::process::Command::new(&python)
+                    .args(["-c", "import synapse; print(synapse.__version__)"]),
+                "import synapse",
+            )?;
+            Ok(Self {
+                version: format!("{got}+src.{fingerprint}"),
+                venv: venv.clone(),
+                python: python.clone(),
+                installed_now,
+                install_seconds: secs,
+            })
+        };
+        if std::fs::read_to_string(&marker).is_ok_and(|v| v.trim() == fingerprint) {
+            return installed(false, 0.0);
+        }
+        let started = std::time::Instant::now();
+        let fresh_venv = !python.is_file();
+        if fresh_venv {
+            let base_python =
+                std::env::var_os("HSBENCH_PYTHON").unwrap_or_else(|| "python3".into());
+            run_checked(
+                std::process::Command::new(&base_python)
+                    .args(["-m", "venv"])
+                    .arg(&venv),
+                "python3 -m venv (on Debian: apt-get install python3-venv)",
+            )?;
+        }
+        let _ = std::fs::remove_file(&marker);
+        let pip = |extra: &[&str], what: &str| {
+            run_checked(
+                std::process::Command::new(&python)
+                    .args([
+                        "-m",
+                        "pip",
+                        "install",
+                        "--disable-pip-version-check",
+                        "--quiet",
+                    ])
+                    .args(extra)
+                    .arg(&canonical),
+                what,
+            )
+        };
+        let what = format!("pip install {} (the checkout)", canonical.display());
+        if fresh_venv {
+            pip(&[], &what)?;
+        } else {
+            // Rebuild only the checkout; dependencies again only when they no longer fit.
+            pip(&["--force-reinstall", "--no-deps"], &what)?;
+            let consistent = std::process::Command::new(&python)
+                .args(["-m", "pip", "check"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if !consistent {
+                pip(&[], &what)?;
+            }
+        }
+        std::fs::write(&marker, &fingerprint).map_err(|e| ServerError::io(&marker, e))?;
+        installed(true, started.elapsed().as_secs_f64())
+    }
+}
+
 /// Where Synapse keeps its database.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DbTarget {

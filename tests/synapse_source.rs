@@ -1,0 +1,155 @@
+//! `[server] source`: Synapse from a source checkout, installed into a virtualenv of its own
+//! (its Rust extension built by pip), fingerprinted by git HEAD and uncommitted changes, booted
+//! and timed like the PyPI release. The checkout is the release's own sdist, made a git repo.
+
+use std::path::Path;
+use std::process::Command;
+
+use hsbench::result::RunStatus;
+use hsbench::scenario::{self, DEFAULT_SYNAPSE_VERSION};
+use hsbench::server::synapse::{SynapseInstall, source_fingerprint};
+
+mod common;
+
+fn ok(cmd: &mut Command) {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn synapse_from_a_source_checkout() {
+    let release = tokio::task::spawn_blocking(|| SynapseInstall::ensure(DEFAULT_SYNAPSE_VERSION))
+        .await
+        .unwrap()
+        .unwrap();
+    // A stable place in the cache, so that a rerun reuses the checkout's virtualenv.
+    let root = hsbench::server::cache_dir().join("test-synapse-source");
+    let checkout = root.join(format!("matrix_synapse-{DEFAULT_SYNAPSE_VERSION}"));
+    if !checkout.join(".git").is_dir() {
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
+        ok(Command::new(&release.python)
+            .args([
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--disable-pip-version-check",
+            ])
+            .args(["--no-deps", "--no-binary", "matrix-synapse", "-d"])
+            .arg(&root)
+            .arg(format!("matrix-synapse=={DEFAULT_SYNAPSE_VERSION}")));
+        ok(Command::new("tar")
+            .arg("xzf")
+            .arg(root.join(format!("matrix_synapse-{DEFAULT_SYNAPSE_VERSION}.tar.gz")))
+            .arg("-C")
+            .arg(&root));
+        let git = |args: &[&str]| {
+            ok(Command::new("git")
+                .arg("-C")
+                .arg(&checkout)
+                .args([
+                    "-c",
+                    "user.name=hsbench",
+                    "-c",
+                    "user.email=t@hsbench.invalid",
+                ])
+                .args(args));
+        };
+        git(&["init", "-q"]);
+        git(&["add", "-A"]);
+        git(&["commit", "-qm", "release sdist"]);
+    }
+
+    // The fingerprint follows the checkout: stable, and changed by an uncommitted edit.
+    let fp = source_fingerprint(&checkout);
+    assert_eq!(fp, source_fingerprint(&checkout));
+    let init = checkout.join("synapse/__init__.py");
+    let original = std::fs::read_to_string(&init).unwrap();
+    std::fs::write(&init, format!("{original}\n# an edit\n")).unwrap();
+    let edited = source_fingerprint(&checkout);
+    std::fs::write(&init, &original).unwrap();
+    assert_ne!(fp, edited);
+    assert_eq!(fp, source_fingerprint(&checkout));
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("source.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+schema = 1
+name = "tiny-source"
+[server]
+source = "{}"
+[dataset]
+seed = 3
+users = 6
+rooms = 2
+big_room_members = 4
+messages_per_room = 2
+[boot]
+repeats = 1
+timeout = "180s"
+[workload.herd]
+clients = 4
+sync = "initial"
+"#,
+            checkout.display()
+        ),
+    )
+    .unwrap();
+    let sc = scenario::load(&path).unwrap();
+    assert_eq!(sc.server.source.as_deref(), Some(checkout.as_path()));
+    let sandbox = common::Sandbox::new();
+    let out = hsbench::run::run(&sc, &sandbox.opts)
+        .await
+        .unwrap_or_else(|e| panic!("run failed: {e}"));
+    let r = &out.result;
+    assert_eq!(r.status, RunStatus::Complete);
+    let server = r.server.as_ref().unwrap();
+    assert_eq!(
+        server.version,
+        format!("{DEFAULT_SYNAPSE_VERSION}+src.{fp}")
+    );
+    assert!(
+        server.install_dir.contains("synapse-src-")
+            && server.install_dir != release.venv.display().to_string(),
+        "{}",
+        server.install_dir
+    );
+    // The fixture key names the checkout's state, not the release.
+    let fx = r.dataset.as_ref().unwrap().fixture.as_ref().unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(Path::new(&fx.path).join("fixture.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        manifest["identity"]["server_version"],
+        server.version.as_str()
+    );
+    assert!(
+        r.dataset
+            .as_ref()
+            .unwrap()
+            .verify
+            .as_ref()
+            .unwrap()
+            .mismatches
+            .is_empty()
+    );
+    let b = &r.boots[0];
+    assert!(b.missing_markers.is_empty(), "{:?}", b.missing_markers);
+    assert!(b.phases.iter().all(|p| p.duration_ms.is_some()));
+    assert_eq!(r.herd.as_ref().unwrap().ok, 4);
+    // Unchanged checkout: the virtualenv is reused.
+    let again = tokio::task::spawn_blocking(move || SynapseInstall::ensure_source(&checkout))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!again.installed_now);
+    assert_eq!(again.version, server.version);
+}
