@@ -1835,8 +1835,22 @@ fn report_boot(ctx: &Ctx<'_>, rec: &BootRecord) {
             )
         })
         .collect();
+    let background = match &rec.background {
+        Some(b) => match b.at_ms {
+            Some(at) => format!(
+                "; background work done at {} ({})",
+                crate::report::fmt_ms(at),
+                b.source
+            ),
+            None => format!(
+                "; background work not done within {}",
+                crate::report::fmt_ms(b.limit_ms)
+            ),
+        },
+        None => String::new(),
+    };
     ctx.say(&format!(
-        "  ready in {} ({}); shutdown {}",
+        "  ready in {} ({}){background}; shutdown {}",
         crate::report::fmt_ms(rec.time_to_ready_ms),
         phases.join(", "),
         rec.shutdown_ms
