@@ -427,6 +427,25 @@ impl RunningServer {
             None => (self.process.kill_and_reap().await, None, true),
         };
         self.process.kill_group();
+        self.finish(run_dir, status, shutdown_ms, hung).await
+    }
+
+    /// SIGKILL the whole process group (a crash, not a shutdown) and assemble the record: no
+    /// shutdown time, `exit_status` the signal.
+    pub async fn kill(mut self, run_dir: &Path) -> (BootRecord, Vec<ResourceSample>) {
+        let status = self.process.kill_and_reap().await;
+        self.finish(run_dir, status, None, false).await
+    }
+
+    /// After the process ended: drain the log, stop the sampler, write the samples, assemble
+    /// the record.
+    async fn finish(
+        mut self,
+        run_dir: &Path,
+        status: Option<std::process::ExitStatus>,
+        shutdown_ms: Option<f64>,
+        hung: bool,
+    ) -> (BootRecord, Vec<ResourceSample>) {
         for p in self.pumps.drain(..) {
             let _ = tokio::time::timeout(Duration::from_secs(5), p).await;
         }
@@ -438,26 +457,6 @@ impl RunningServer {
             status.map(|s| s.to_string()),
             shutdown_ms,
             hung,
-            &samples,
-        );
-        (rec, samples)
-    }
-
-    /// SIGKILL the whole process group (a crash, not a shutdown) and assemble the record: no
-    /// shutdown time, `exit_status` the signal.
-    pub async fn kill(mut self, run_dir: &Path) -> (BootRecord, Vec<ResourceSample>) {
-        let status = self.process.kill_and_reap().await;
-        for p in self.pumps.drain(..) {
-            let _ = tokio::time::timeout(Duration::from_secs(5), p).await;
-        }
-        let samples = self.sampler.take().map(|s| s.finish()).unwrap_or_default();
-        let _ = self.sink.file.lock().expect("log file").flush();
-        let _ = write_samples_csv(&self.log_path.with_extension("resources.csv"), &samples);
-        let rec = self.record(
-            run_dir,
-            status.map(|s| s.to_string()),
-            None,
-            false,
             &samples,
         );
         (rec, samples)

@@ -748,22 +748,8 @@ async fn measure(
         rec.cold = cold;
         rec.warmup = warmup;
         rec.eviction = eviction;
-        let svg_name = format!("{label}-waterfall.svg");
-        let title = format!(
-            "{} · {} · {label}{}",
-            scenario.name,
-            inst.title(),
-            if cold { " (cold cache)" } else { "" }
-        );
-        write_atomic(
-            &run_dir.join(&svg_name),
-            crate::svg::waterfall(&rec, &samples, &title).as_bytes(),
-        )
-        .map_err(|source| RunError::Output {
-            path: run_dir.join(&svg_name),
-            source,
-        })?;
-        ctx.result.files.push(svg_name);
+        let note = if cold { " (cold cache)" } else { "" };
+        write_waterfall(ctx, inst, &rec, &samples, note)?;
         report_boot(ctx, &rec);
         ctx.result.boots.push(rec);
         let pick = |cold: bool| -> Vec<BootRecord> {
@@ -943,18 +929,13 @@ async fn crash_restarts(
         )?;
         let server = boot(spec).await?;
         let (recovery, samples) = server.stop_with_samples(shutdown, &run_dir).await;
-        let svg_name = format!("{rlabel}-waterfall.svg");
-        let title = format!(
-            "{} · {} · {rlabel} (first boot after SIGKILL)",
-            scenario.name,
-            inst.title()
-        );
-        write_atomic(
-            &run_dir.join(&svg_name),
-            crate::svg::waterfall(&recovery, &samples, &title).as_bytes(),
-        )
-        .map_err(output_error(run_dir.join(&svg_name)))?;
-        ctx.result.files.push(svg_name);
+        write_waterfall(
+            ctx,
+            inst,
+            &recovery,
+            &samples,
+            " (first boot after SIGKILL)",
+        )?;
         report_boot(ctx, &recovery);
         ctx.result.crash_restarts.push(crate::result::CrashRestart {
             killed,
@@ -1819,6 +1800,31 @@ fn finish_files(ctx: &mut Ctx<'_>) -> Result<(), RunError> {
         .map(|b| b.log_file.clone())
         .collect();
     ctx.result.files.append(&mut logs);
+    Ok(())
+}
+
+/// `<label>-waterfall.svg` of one boot in the run directory, listed in the result's files.
+fn write_waterfall(
+    ctx: &mut Ctx<'_>,
+    inst: &Instance,
+    rec: &BootRecord,
+    samples: &[crate::metrics::ResourceSample],
+    note: &str,
+) -> Result<(), RunError> {
+    let name = format!("{}-waterfall.svg", rec.label);
+    let title = format!(
+        "{} · {} · {}{note}",
+        ctx.scenario.name,
+        inst.title(),
+        rec.label
+    );
+    let path = ctx.run_dir.join(&name);
+    write_atomic(
+        &path,
+        crate::svg::waterfall(rec, samples, &title).as_bytes(),
+    )
+    .map_err(output_error(path))?;
+    ctx.result.files.push(name);
     Ok(())
 }
 

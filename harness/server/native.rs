@@ -27,9 +27,11 @@ pub struct NativeInstall {
 impl NativeInstall {
     /// Read the binary's version and hash. Blocking: call from `spawn_blocking`.
     pub fn probe(kind: &str, binary: &Path, launch: &Launch) -> Result<Self, ServerError> {
-        let bytes = std::fs::read(binary).map_err(|e| ServerError::io(binary, e))?;
-        let sha256 = hex::encode(Sha256::digest(&bytes));
-        drop(bytes);
+        // Streamed: a server binary can be hundreds of MB.
+        let mut file = std::fs::File::open(binary).map_err(|e| ServerError::io(binary, e))?;
+        let mut hasher = Sha256::new();
+        std::io::copy(&mut file, &mut hasher).map_err(|e| ServerError::io(binary, e))?;
+        let sha256 = hex::encode(hasher.finalize());
         let version = version_of(binary, &launch.version_args).unwrap_or_else(|| "unknown".into());
         Ok(Self {
             kind: kind.to_string(),

@@ -47,16 +47,35 @@ fn run_checked(cmd: &mut std::process::Command, what: &str) -> Result<String, Se
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
+/// Create `root` and hold its lock file: concurrent installers (tests, parallel runs) of one
+/// virtualenv serialize on it. The lock is released when the file is dropped.
+fn lock_root(root: &Path) -> Result<std::fs::File, ServerError> {
+    std::fs::create_dir_all(root).map_err(|e| ServerError::io(root, e))?;
+    let lock_path = root.join(".lock");
+    let lock = std::fs::File::create(&lock_path).map_err(|e| ServerError::io(&lock_path, e))?;
+    lock.lock().map_err(|e| ServerError::io(&lock_path, e))?;
+    Ok(lock)
+}
+
+/// A virtualenv from `$HSBENCH_PYTHON` (default `python3`).
+fn create_venv(venv: &Path) -> Result<(), ServerError> {
+    let base_python = std::env::var_os("HSBENCH_PYTHON").unwrap_or_else(|| "python3".into());
+    run_checked(
+        std::process::Command::new(&base_python)
+            .args(["-m", "venv"])
+            .arg(venv),
+        "python3 -m venv (on Debian: apt-get install python3-venv)",
+    )
+    .map(|_| ())
+}
+
 impl SynapseInstall {
     /// Install `matrix-synapse==version` into `<cache>/synapse-<version>/venv` unless a
     /// complete install is already there. Concurrent callers (tests, parallel runs) serialize
     /// on a lock file. Blocking: call from `spawn_blocking`.
     pub fn ensure(version: &str) -> Result<Self, ServerError> {
         let root = cache_dir().join(format!("synapse-{version}"));
-        std::fs::create_dir_all(&root).map_err(|e| ServerError::io(&root, e))?;
-        let lock_path = root.join(".lock");
-        let lock = std::fs::File::create(&lock_path).map_err(|e| ServerError::io(&lock_path, e))?;
-        lock.lock().map_err(|e| ServerError::io(&lock_path, e))?;
+        let _lock = lock_root(&root)?;
 
         let venv = root.join("venv");
         let python = venv.join("bin/python");
@@ -72,13 +91,7 @@ impl SynapseInstall {
         }
         let started = std::time::Instant::now();
         let _ = std::fs::remove_dir_all(&venv);
-        let base_python = std::env::var_os("HSBENCH_PYTHON").unwrap_or_else(|| "python3".into());
-        run_checked(
-            std::process::Command::new(&base_python)
-                .args(["-m", "venv"])
-                .arg(&venv),
-            "python3 -m venv (on Debian: apt-get install python3-venv)",
-        )?;
+        create_venv(&venv)?;
         run_checked(
             std::process::Command::new(&python).args([
                 "-m",
@@ -202,10 +215,7 @@ impl SynapseInstall {
         let canonical = dir.canonicalize().map_err(|e| ServerError::io(dir, e))?;
         let path_key = hex::encode(&Sha256::digest(canonical.to_string_lossy().as_bytes())[..6]);
         let root = cache_dir().join(format!("synapse-src-{path_key}"));
-        std::fs::create_dir_all(&root).map_err(|e| ServerError::io(&root, e))?;
-        let lock_path = root.join(".lock");
-        let lock = std::fs::File::create(&lock_path).map_err(|e| ServerError::io(&lock_path, e))?;
-        lock.lock().map_err(|e| ServerError::io(&lock_path, e))?;
+        let _lock = lock_root(&root)?;
         let venv = root.join("venv");
         let python = venv.join("bin/python");
         let marker = root.join(".complete");
@@ -230,14 +240,7 @@ impl SynapseInstall {
         let started = std::time::Instant::now();
         let fresh_venv = !python.is_file();
         if fresh_venv {
-            let base_python =
-                std::env::var_os("HSBENCH_PYTHON").unwrap_or_else(|| "python3".into());
-            run_checked(
-                std::process::Command::new(&base_python)
-                    .args(["-m", "venv"])
-                    .arg(&venv),
-                "python3 -m venv (on Debian: apt-get install python3-venv)",
-            )?;
+            create_venv(&venv)?;
         }
         let _ = std::fs::remove_file(&marker);
         let pip = |extra: &[&str], what: &str| {
@@ -306,10 +309,7 @@ impl SynapseInstall {
         if probe.is_ok_and(|s| s.success()) {
             return Ok(());
         }
-        let root = self.venv.parent().unwrap_or(&self.venv);
-        let lock_path = root.join(".lock");
-        let lock = std::fs::File::create(&lock_path).map_err(|e| ServerError::io(&lock_path, e))?;
-        lock.lock().map_err(|e| ServerError::io(&lock_path, e))?;
+        let _lock = lock_root(self.venv.parent().unwrap_or(&self.venv))?;
         run_checked(
             std::process::Command::new(&self.python).args([
                 "-m",
