@@ -808,8 +808,8 @@ async fn measure(
     finish_files(ctx)
 }
 
-/// `[boot] crash_restarts` (after the workloads): boot, send `crash_writes` messages into the big room from up to
-/// eight of its members, SIGKILL the server's process group once half were acknowledged (the
+/// `[boot] crash_restarts` (after the workloads): boot, send `crash_writes` messages into the
+/// big room from up to eight of its members, SIGKILL the server's process group once half were acknowledged (the
 /// rest in flight), then time the next boot over the same data. What a crash costs at the next
 /// start (WAL replay, crash checks) is the figure operators ask for.
 async fn crash_restarts(
@@ -838,21 +838,24 @@ async fn crash_restarts(
         .collect();
     let room_id = creds.room_ids[0].clone();
     let total = u64::from(scenario.boot.crash_writes);
+    // Both boots of a cycle: warm, probed with the dataset's first user.
+    let spec = |label: &str| {
+        boot_spec(
+            inst,
+            profile,
+            &run_dir,
+            label,
+            Some(probe_token.to_string()),
+            scenario,
+            &db.pgids,
+        )
+    };
     for i in 1..=scenario.boot.crash_restarts {
         let label = format!("crash-{i}");
         ctx.say(&format!(
             "{label}: boot, {total} writes into the big room, SIGKILL with half acknowledged"
         ));
-        let spec = boot_spec(
-            inst,
-            profile,
-            &run_dir,
-            &label,
-            Some(probe_token.to_string()),
-            scenario,
-            &db.pgids,
-        )?;
-        let server = boot(spec).await?;
+        let server = boot(spec(&label)?).await?;
         let client =
             MatrixClient::new(&server.base_url(), Duration::from_secs(30)).map_err(|e| {
                 RunError::Workload {
@@ -906,8 +909,7 @@ async fn crash_restarts(
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         let killed_after_ms = server.elapsed_ms() - server.time_to_ready_ms();
-        let (mut killed, _) = server.kill(&run_dir).await;
-        killed.warmup = true;
+        let (killed, _) = server.kill(&run_dir).await;
         writer.abort();
         let _ = writer.await;
         let (writes_sent, writes_acked) =
@@ -917,17 +919,7 @@ async fn crash_restarts(
             crate::report::fmt_ms(killed_after_ms)
         ));
 
-        let rlabel = format!("after-crash-{i}");
-        let spec = boot_spec(
-            inst,
-            profile,
-            &run_dir,
-            &rlabel,
-            Some(probe_token.to_string()),
-            scenario,
-            &db.pgids,
-        )?;
-        let server = boot(spec).await?;
+        let server = boot(spec(&format!("after-crash-{i}"))?).await?;
         let (recovery, samples) = server.stop_with_samples(shutdown, &run_dir).await;
         write_waterfall(
             ctx,
