@@ -18,6 +18,7 @@ pub mod fit;
 pub mod fixture;
 pub mod generator;
 pub mod html;
+pub mod import;
 pub mod load;
 pub mod machine;
 pub mod matrix;

@@ -105,6 +105,10 @@ pub struct RunResult {
     /// The boot that loaded the dataset and the boot that ran the workloads: recorded for
     /// completeness, not part of the boot statistics.
     pub seed_boot: Option<BootRecord>,
+    /// With a direct import: the boot on the imported data whose API was checked against the
+    /// plan before the fixture was saved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub import_check_boot: Option<BootRecord>,
     pub workload_boot: Option<BootRecord>,
     pub herd: Option<HerdResult>,
     /// `[workload.triggered]`: the re-sync storm and the recovery.
@@ -201,6 +205,7 @@ impl RunResult {
             crash_restarts: Vec::new(),
             crash_boot_summary: None,
             seed_boot: None,
+            import_check_boot: None,
             workload_boot: None,
             herd: None,
             triggered: None,

@@ -23,14 +23,16 @@ use crate::profiler::{
 use crate::report::{write_all, write_atomic};
 use crate::result::{DatasetInfo, RunResult, RunStatus, ServerInfo};
 use crate::scenario::Scenario;
-use crate::scenario::{CacheMode, DatabaseKind, ProfilerChoice, Registration, WorkloadKind};
+use crate::scenario::{
+    CacheMode, DatabaseKind, LoadMethod, ProfilerChoice, Registration, WorkloadKind,
+};
 
 /// Run subdirectory of the profiles (raw profiler output, folded stacks, flamegraphs).
 pub const PROFILE_DIR: &str = "profile";
 use crate::seed::{Credentials, Registrar, SeedError, load, verify};
 use crate::server::postgres::{PG_DATABASE, PG_USER, PgBinaries, PgCluster};
 use crate::server::profile::{NativeProfiler, ProfileRegistration};
-use crate::server::synapse::{DbTarget, SynapseInstall, SynapseInstance};
+use crate::server::synapse::{DbTarget, SERVER_NAME, SynapseInstall, SynapseInstance};
 use crate::server::{self, Instance, ServerError, ServerProfile, free_port};
 
 /// Why a run failed. [`RunError::exit_code`] maps each kind to the CLI's documented exit code.
@@ -48,6 +50,8 @@ pub enum RunError {
     Server(#[from] ServerError),
     #[error(transparent)]
     Seed(#[from] Box<SeedError>),
+    #[error("direct import: {0}")]
+    Import(#[from] crate::import::ImportError),
     #[error("workload `{workload}` failed: {message}")]
     Workload { workload: String, message: String },
     #[error(transparent)]
@@ -69,7 +73,7 @@ impl RunError {
         match self {
             RunError::Scenario(_) => 2,
             RunError::Server(_) => 3,
-            RunError::Seed(_) | RunError::Workload { .. } => 4,
+            RunError::Seed(_) | RunError::Import(_) | RunError::Workload { .. } => 4,
             RunError::Fixture(FixtureError::NotFound(_)) => 2,
             RunError::Output { .. } | RunError::Fixture(_) => 5,
             RunError::Interrupted => 130,
@@ -1685,20 +1689,74 @@ async fn build_dataset(
         (_, Registration::Appservice, Some(t)) => Registrar::Appservice(t),
         _ => Registrar::Password,
     };
-    let loaded = load(
-        &client,
-        plan,
-        ctx.opts.load_concurrency,
-        !ctx.opts.quiet,
-        registrar,
-    )
-    .await;
     let shutdown = scenario.boot.shutdown_timeout;
-    let (creds, report) = match loaded {
-        Ok(x) => x,
-        Err(e) => {
-            ctx.result.seed_boot = Some(server.stop(shutdown, &run_dir).await);
-            return Err(Box::new(e).into());
+    let mut server = Some(server);
+    let (creds, report) = if scenario.dataset.load == LoadMethod::Direct {
+        // Synapse has created its schema and signing key; it must be stopped while its
+        // database is written, then it boots again and its own API checks the result.
+        let s = server.take().expect("running");
+        ctx.result.seed_boot = Some(s.stop(shutdown, &run_dir).await);
+        let (creds, report) = direct_import(ctx, inst, plan).await?;
+        let check = boot(boot_spec(
+            inst,
+            profile,
+            &run_dir,
+            "import-check",
+            None,
+            scenario,
+            &[],
+        )?)
+        .await?;
+        let client =
+            MatrixClient::new(&check.base_url(), Duration::from_secs(120)).map_err(|e| {
+                RunError::Workload {
+                    workload: "client".into(),
+                    message: e.to_string(),
+                }
+            })?;
+        let verified = verify(&client, plan, &creds, 8, 8).await;
+        let stopped = check.stop(shutdown, &run_dir).await;
+        ctx.result.import_check_boot = Some(stopped);
+        let v = verified.map_err(Box::new)?;
+        ctx.say(&format!(
+            "direct import checked through the API: {} users and {} rooms sampled, {}",
+            v.users_checked,
+            v.rooms_checked,
+            if v.mismatches.is_empty() {
+                "exact".to_string()
+            } else {
+                format!("{} MISMATCHES", v.mismatches.len())
+            }
+        ));
+        if !v.mismatches.is_empty() {
+            return Err(RunError::Workload {
+                workload: "import-check".into(),
+                message: format!(
+                    "the imported data differs from the plan: {}",
+                    v.mismatches.join("; ")
+                ),
+            });
+        }
+        if let Some(d) = ctx.result.dataset.as_mut() {
+            d.verify = Some(v);
+        }
+        (creds, report)
+    } else {
+        let loaded = load(
+            &client,
+            plan,
+            ctx.opts.load_concurrency,
+            !ctx.opts.quiet,
+            registrar,
+        )
+        .await;
+        match loaded {
+            Ok(x) => x,
+            Err(e) => {
+                let s = server.take().expect("running");
+                ctx.result.seed_boot = Some(s.stop(shutdown, &run_dir).await);
+                return Err(Box::new(e).into());
+            }
         }
     };
     ctx.say(&format!(
@@ -1711,7 +1769,9 @@ async fn build_dataset(
             .collect::<Vec<_>>()
             .join(", ")
     ));
-    ctx.result.seed_boot = Some(server.stop(shutdown, &run_dir).await);
+    if let Some(s) = server.take() {
+        ctx.result.seed_boot = Some(s.stop(shutdown, &run_dir).await);
+    }
     let i2 = inst.clone();
     let counts = tokio::task::spawn_blocking(move || i2.table_counts())
         .await
@@ -1774,6 +1834,39 @@ async fn build_dataset(
     }
     ctx.save()?;
     Ok(creds)
+}
+
+/// Write the plan straight into the stopped Synapse's database.
+async fn direct_import(
+    ctx: &mut Ctx<'_>,
+    inst: &Instance,
+    plan: &DatasetPlan,
+) -> Result<(Credentials, crate::seed::LoadReport), RunError> {
+    let Instance::Synapse(syn) = inst else {
+        unreachable!("the scenario refuses a direct load for other servers")
+    };
+    let data = syn.data_dir.clone();
+    let (db, key) = (
+        data.join("homeserver.db"),
+        data.join(format!("{SERVER_NAME}.signing.key")),
+    );
+    let (plan2, show) = (plan.clone(), !ctx.opts.quiet);
+    let (creds, report) = tokio::task::spawn_blocking(move || {
+        crate::import::import_sqlite(&db, &key, SERVER_NAME, &plan2, show)
+    })
+    .await
+    .expect("import task")?;
+    ctx.say(&format!(
+        "dataset imported in {:.1} s ({})",
+        report.total_seconds,
+        report
+            .steps
+            .iter()
+            .map(|s| format!("{} {} in {:.1} s", s.name, s.count, s.seconds))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    Ok((creds, report))
 }
 
 fn finish_files(ctx: &mut Ctx<'_>) -> Result<(), RunError> {

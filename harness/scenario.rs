@@ -107,6 +107,7 @@ struct RawDataset {
     redaction_share: Option<Spanned<f64>>,
     receipt_share: Option<Spanned<f64>>,
     registration: Option<Spanned<String>>,
+    load: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -482,6 +483,37 @@ pub struct DatasetSpec {
     /// `appservice`: users are registered by an application service (no password hashing);
     /// `password`: through `/register` with a password and `m.login.dummy`.
     pub registration: Registration,
+    /// `api`: through the client-server API (any server); `direct`: rows written straight into
+    /// a stopped Synapse's database (see `import`). Left out of fixture keys when `api`, so the
+    /// fixtures built before the key existed keep their keys.
+    #[serde(default, skip_serializing_if = "LoadMethod::is_api")]
+    pub load: LoadMethod,
+}
+
+/// How a dataset gets into the server.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    schemars::JsonSchema,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum LoadMethod {
+    #[default]
+    Api,
+    Direct,
+}
+
+impl LoadMethod {
+    pub fn is_api(&self) -> bool {
+        *self == LoadMethod::Api
+    }
 }
 
 /// How the loader registers users.
@@ -525,6 +557,7 @@ impl DatasetSpec {
             redaction_share: 0.02,
             receipt_share: 0.5,
             registration: Registration::Appservice,
+            load: LoadMethod::Api,
         }
     }
 }
@@ -1443,6 +1476,43 @@ fn validate(loc: &Locator, raw: RawScenario) -> Result<Scenario, ScenarioError> 
             }
         }
     };
+    if let Some(l) = &raw.dataset.load {
+        dataset.load = match l.get_ref().as_str() {
+            "api" => LoadMethod::Api,
+            "direct" if server.kind != ServerKind::Synapse => {
+                return Err(loc.at(
+                    l.span(),
+                    "dataset.load",
+                    format!(
+                        "\"direct\" writes Synapse's own tables; a {} server loads through the API (\"api\")",
+                        server.kind.as_str()
+                    ),
+                ));
+            }
+            "direct" if server.postgres_url.is_some() => {
+                return Err(loc.at(
+                    l.span(),
+                    "dataset.load",
+                    "\"direct\" builds the database itself; it cannot write into an external server.postgres_url",
+                ));
+            }
+            "direct" if server.database == DatabaseKind::Postgres => {
+                return Err(loc.at(
+                    l.span(),
+                    "dataset.load",
+                    "\"direct\" writes SQLite for now; a PostgreSQL dataset loads through the API (\"api\")",
+                ));
+            }
+            "direct" => LoadMethod::Direct,
+            other => {
+                return Err(loc.at(
+                    l.span(),
+                    "dataset.load",
+                    format!("{other:?}: \"api\" or \"direct\""),
+                ));
+            }
+        };
+    }
 
     let boot = match &raw.boot {
         None => BootPlan {
@@ -2041,6 +2111,41 @@ sync = "full_state"
 
     fn err(text: &str) -> ScenarioError {
         parse(Path::new("s.toml"), text).expect_err("must fail")
+    }
+
+    #[test]
+    fn dataset_load_is_api_unless_direct_and_direct_needs_synapse_on_sqlite() {
+        let sc = parse(Path::new("s.toml"), GOOD).unwrap();
+        assert_eq!(sc.dataset.load, LoadMethod::Api);
+        let direct = GOOD.replace(
+            "messages_per_room = 3",
+            "messages_per_room = 3\nload = \"direct\"",
+        );
+        let sc = parse(Path::new("s.toml"), &direct).unwrap();
+        assert_eq!(sc.dataset.load, LoadMethod::Direct);
+        // `api` stays out of the spec's hash: fixtures built before the key keep their keys.
+        let api = GOOD.replace(
+            "messages_per_room = 3",
+            "messages_per_room = 3\nload = \"api\"",
+        );
+        let a = parse(Path::new("s.toml"), &api).unwrap();
+        assert_eq!(
+            a.dataset.spec_hash(),
+            parse(Path::new("s.toml"), GOOD)
+                .unwrap()
+                .dataset
+                .spec_hash()
+        );
+        assert_ne!(a.dataset.spec_hash(), sc.dataset.spec_hash());
+        let e = err(&GOOD.replace(
+            "messages_per_room = 3",
+            "messages_per_room = 3\nload = \"bulk\"",
+        ));
+        assert_eq!((e.field.as_str(), e.line), ("dataset.load", 9));
+        let pg = direct.replace("[server]", "[server]\ndatabase = \"postgres\"");
+        let e = err(&pg);
+        assert_eq!((e.field.as_str(), e.line), ("dataset.load", 9));
+        assert!(e.to_string().contains("SQLite"), "{e}");
     }
 
     #[test]

@@ -573,7 +573,11 @@ args = cfg["args"]
 tables = ["users", "profiles", "devices", "access_tokens", "rooms", "events", "event_json",
           "room_memberships", "local_current_membership", "current_state_events", "state_groups",
           "state_groups_state", "receipts_linearized", "presence_stream", "event_push_actions",
-          "event_push_summary", "stream_ordering_to_exterm"]
+          "event_push_summary", "stream_ordering_to_exterm", "state_events", "event_edges",
+          "event_auth", "event_auth_chains", "event_auth_chain_links", "event_relations",
+          "redactions", "event_search", "user_directory", "users_in_public_rooms",
+          "users_who_share_private_rooms", "room_stats_current", "sliding_sync_joined_rooms",
+          "sliding_sync_membership_snapshots"]
 if cfg["name"] == "sqlite3":
     import sqlite3
     conn = sqlite3.connect(args["database"])

@@ -1,0 +1,276 @@
+//! The direct import against real Synapse: the plan written straight into SQLite, then the
+//! server's own API must agree with it (exact counts, unread notification counts), accept new
+//! events on top of the imported ones in every kind of room (sends, joins, a state change
+//! resolved against concurrent sends), and the run's workloads must go through.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::time::Duration;
+
+use hsbench::dataset::{DatasetPlan, EventKind, RoomKind};
+use hsbench::matrix::MatrixClient;
+use hsbench::result::RunStatus;
+use hsbench::run::{RunOptions, ServeHooks, run, serve};
+use hsbench::scenario;
+use hsbench::seed::Credentials;
+use ruma::api::client::sync::sync_events;
+use ruma::api::client::{membership::join_room_by_id, message::send_message_event, state};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_import_is_what_synapse_would_have_written() {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let sc = scenario::load(&manifest.join("tests/scenarios/tiny-direct.toml")).unwrap();
+    let sandbox = common::Sandbox::new();
+    let plan = DatasetPlan::new(sc.dataset.clone());
+    let t = plan.totals();
+    assert!(
+        t.dm_rooms == 12 && t.private_rooms > 0 && t.largest_room == 220,
+        "{t:?}"
+    );
+
+    // 1. A whole run: import, API check, boots, herd, triggered re-sync, crash restart.
+    let out = run(&sc, &sandbox.opts)
+        .await
+        .unwrap_or_else(|e| panic!("run failed: {e}"));
+    let r = &out.result;
+    assert_eq!(r.status, RunStatus::Complete, "{:?}", r.error);
+    let d = r.dataset.as_ref().unwrap();
+    let load = d.load.as_ref().unwrap();
+    assert!(load.method.starts_with("direct import"), "{}", load.method);
+    let count = |name: &str| load.steps.iter().find(|s| s.name == name).unwrap().count;
+    assert_eq!(count("users"), t.users);
+    // Per room: create, creator join, power levels, join rules, history visibility, guest
+    // access (private kinds), name (not DMs), the custom state, invites, joins, timeline.
+    let private_kinds = t.private_rooms + t.dm_rooms;
+    let events = t.rooms * 5 + private_kinds + (t.rooms - t.dm_rooms) + t.state_events - t.rooms
+        + t.invites
+        + t.memberships
+        + t.timeline_events;
+    assert_eq!(count("events"), events, "{t:?}");
+    // Checked through the API before the fixture was saved, and again by --verify.
+    assert!(r.import_check_boot.is_some());
+    let v = d.verify.as_ref().unwrap();
+    assert!(v.mismatches.is_empty(), "{:?}", v.mismatches);
+    let fx = d.fixture.as_ref().unwrap();
+    let rows = |table: &str| fx.table_counts[table].unwrap();
+    assert_eq!(rows("users"), t.users);
+    assert_eq!(rows("devices"), t.users + t.extra_devices);
+    assert_eq!(rows("rooms"), t.rooms);
+    assert_eq!(rows("local_current_membership"), t.memberships);
+    assert_eq!(rows("room_memberships"), t.memberships + t.invites);
+    assert_eq!(rows("receipts_linearized"), t.receipts);
+    assert_eq!(rows("redactions"), t.redactions);
+    assert_eq!(rows("event_relations"), t.reactions + t.edits);
+    assert_eq!(rows("events"), events);
+    // Every state event has its place in the chain-cover index, as Synapse requires for
+    // state resolution v2.1 (room version 12).
+    assert_eq!(rows("event_auth_chains"), rows("state_events"));
+    // The big room (220 joins) and the two state rooms (130 events) passed 100 delta hops, so
+    // full snapshots were written: ~101 and ~202 rows in the big room, ~101 in each state room.
+    assert!(
+        rows("state_groups_state") > rows("state_events") + 450,
+        "{} state rows for {} state events",
+        rows("state_groups_state"),
+        rows("state_events")
+    );
+    // The workloads ran on the imported data, the triggered one writing into the big room,
+    // and the crash cycle's writes were acknowledged.
+    let herd = r.herd.as_ref().unwrap();
+    assert_eq!(herd.ok, 30, "{herd:?}");
+    // The trigger (a state event in the big room) was accepted, or the workload would have
+    // failed the run; every client reacted with a full re-sync.
+    let trig = r.triggered.as_ref().unwrap();
+    assert_eq!(trig.reacted_ok, 20, "{:?}", trig.recovery);
+    let crash = &r.crash_restarts[0];
+    assert!(crash.writes_acked > 0, "{crash:?}");
+
+    // 2. Served again from the fixture: the API takes new events on the imported ones.
+    let creds_dir = tempfile::tempdir().unwrap();
+    let creds_path = creds_dir.path().join("credentials.json");
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let opts = RunOptions {
+        run_id: Some("serve".into()),
+        verify: false,
+        ..sandbox.opts.clone()
+    };
+    let hooks = ServeHooks {
+        credentials_out: creds_path.clone(),
+        ready: Some(ready_tx),
+        stop: stop_rx,
+    };
+    let (served, ()) = tokio::join!(serve(&sc, &opts, hooks), async {
+        let Ok(info) = ready_rx.await else { return };
+        let creds: Credentials =
+            serde_json::from_slice(&std::fs::read(&creds_path).unwrap()).unwrap();
+        let client = MatrixClient::new(&info.base_url, Duration::from_secs(60)).unwrap();
+        writes_on_imported_rooms(&plan, &creds, &client).await;
+        unread_counts_match_the_plan(&plan, &creds, &client).await;
+        stop_tx.send(true).unwrap();
+    });
+    let served = served.unwrap();
+    assert!(served.result.dataset.unwrap().fixture.unwrap().reused);
+}
+
+fn raw<T>(v: serde_json::Value) -> ruma::serde::Raw<T> {
+    ruma::serde::Raw::from_json(serde_json::value::to_raw_value(&v).unwrap())
+}
+
+/// A message in one room of every kind, a join of a public room by a non-member, and in the
+/// big room a state event sent while messages are in flight (forking the DAG, so Synapse
+/// resolves state over the imported auth chains).
+async fn writes_on_imported_rooms(plan: &DatasetPlan, creds: &Credentials, client: &MatrixClient) {
+    let mut seen = HashSet::new();
+    for room in plan.rooms() {
+        let key = (room.kind, room.state_events > 0);
+        if !seen.insert(key) {
+            continue;
+        }
+        let sender = *room.members.last().unwrap() as usize;
+        let req = send_message_event::v3::Request::new_raw(
+            creds.room_ids[room.index as usize].clone(),
+            format!("after-import-{}", room.index).into(),
+            "m.room.message".into(),
+            raw(serde_json::json!({"msgtype": "m.text", "body": "written after the import"})),
+        );
+        client
+            .send(req, Some(&creds.tokens[sender]))
+            .await
+            .unwrap_or_else(|e| panic!("send into {:?} room {}: {e}", room.kind, room.index));
+    }
+    assert!(seen.len() >= 4, "room kinds covered: {seen:?}");
+    // A public room gains a member.
+    let public = plan.rooms().find(|r| r.kind == RoomKind::Public).unwrap();
+    let outsider = (0..plan.spec().users)
+        .find(|u| !public.members.contains(u))
+        .unwrap() as usize;
+    let room_id = creds.room_ids[public.index as usize].clone();
+    client
+        .send(
+            join_room_by_id::v3::Request::new(room_id.clone()),
+            Some(&creds.tokens[outsider]),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("join {room_id}: {e}"));
+    // The big room: ten messages and a state change at once.
+    let big = creds.room_ids[0].clone();
+    let sends = (0..10).map(|i| {
+        let req = send_message_event::v3::Request::new_raw(
+            big.clone(),
+            format!("fork-{i}").into(),
+            "m.room.message".into(),
+            raw(serde_json::json!({"msgtype": "m.text", "body": format!("fork {i}")})),
+        );
+        client.send(req, Some(&creds.tokens[1 + i]))
+    });
+    let state_req = state::send_state_event::v3::Request::new_raw(
+        big.clone(),
+        "org.hsbench.after-import".into(),
+        String::new(),
+        raw(serde_json::json!({"n": 1})),
+    );
+    let (sent, state_sent) = tokio::join!(
+        futures::future::join_all(sends),
+        client.send(state_req, Some(&creds.tokens[0]))
+    );
+    for s in sent {
+        s.expect("message into the big room");
+    }
+    state_sent.expect("state event into the big room while messages are in flight");
+}
+
+/// What Synapse's default push rules make of the plan: per (member, room), the messages and
+/// replies by others after the member's read receipt (or join), not redacted.
+fn expected_unread(plan: &DatasetPlan, user: u64) -> HashMap<u64, u64> {
+    let mut out = HashMap::new();
+    for room in plan.rooms() {
+        if !room.members.contains(&user) {
+            continue;
+        }
+        let tl = plan.timeline(&room);
+        let redacted: HashSet<usize> = tl
+            .iter()
+            .filter_map(|e| match e.kind {
+                EventKind::Redaction { to } => Some(to),
+                _ => None,
+            })
+            .collect();
+        let read = plan
+            .receipts(&room)
+            .into_iter()
+            .find(|(m, _)| *m == user)
+            .map(|(_, at)| at);
+        let n = tl
+            .iter()
+            .enumerate()
+            .filter(|(i, e)| {
+                matches!(e.kind, EventKind::Message { .. } | EventKind::Reply { .. })
+                    && e.sender != user
+                    && !redacted.contains(i)
+                    && read.is_none_or(|r| *i > r)
+            })
+            .count() as u64;
+        out.insert(room.index, n);
+    }
+    out
+}
+
+/// Users who are in no room touched by `writes_on_imported_rooms`' sends, so their counts are
+/// the imported ones: every joined room's notification count equals the plan's.
+async fn unread_counts_match_the_plan(
+    plan: &DatasetPlan,
+    creds: &Credentials,
+    client: &MatrixClient,
+) {
+    let users = plan.spec().users;
+    let mut checked = 0;
+    let mut nonzero = 0;
+    for u in (users / 2..users).step_by(4).take(30) {
+        let want = expected_unread(plan, u);
+        // Rooms that took writes after the import are left out.
+        let req = sync_events::v3::Request::new();
+        let resp = client
+            .send(req, Some(&creds.tokens[u as usize]))
+            .await
+            .unwrap_or_else(|e| panic!("sync of user {u}: {e}"));
+        for (room, n) in &want {
+            let room_id = &creds.room_ids[*room as usize];
+            let joined = resp
+                .rooms
+                .join
+                .get(room_id)
+                .unwrap_or_else(|| panic!("user {u} is in {room_id}"));
+            let got: u64 = joined
+                .unread_notifications
+                .notification_count
+                .map(u64::from)
+                .unwrap_or(0);
+            if *room == 0 || touched(plan, *room) {
+                continue;
+            }
+            assert_eq!(got, *n, "notification count of user {u} in room {room}");
+            checked += 1;
+            nonzero += u64::from(*n > 0);
+        }
+    }
+    assert!(
+        checked >= 10 && nonzero >= 3,
+        "{checked} rooms, {nonzero} non-zero"
+    );
+}
+
+/// Whether `writes_on_imported_rooms` sent into room `i` (the first room of each kind).
+fn touched(plan: &DatasetPlan, i: u64) -> bool {
+    let mut seen = HashSet::new();
+    for room in plan.rooms() {
+        if seen.insert((room.kind, room.state_events > 0)) && room.index == i {
+            return true;
+        }
+        if room.index >= i {
+            break;
+        }
+    }
+    false
+}
