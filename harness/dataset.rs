@@ -24,6 +24,8 @@ pub struct UserPlan {
     pub index: u64,
     pub localpart: String,
     pub display_name: Option<String>,
+    /// An `mxc://` URL (not backed by media: avatars by URL).
+    pub avatar_url: Option<String>,
     pub presence_online: bool,
     /// Devices (logins); the first comes with registration.
     pub devices: u32,
@@ -139,6 +141,8 @@ impl TimelineEvent {
 pub struct PlanTotals {
     pub users: u64,
     pub display_names: u64,
+    #[serde(default)]
+    pub avatars: u64,
     pub presence_online: u64,
     /// Devices beyond each user's first.
     pub extra_devices: u64,
@@ -247,10 +251,13 @@ impl DatasetPlan {
         } else {
             1
         };
+        // Drawn last, and only when asked for: plans without avatars stay what they were.
+        let avatar = self.spec.avatar_share > 0.0 && rng.random::<f64>() < self.spec.avatar_share;
         UserPlan {
             index: i,
             localpart: Self::localpart(i),
             display_name: named.then(|| format!("Bench User {i}")),
+            avatar_url: avatar.then(|| format!("mxc://hsbench.local/avatar-{i:07}")),
             presence_online,
             devices,
         }
@@ -404,6 +411,7 @@ impl DatasetPlan {
         };
         for u in self.users() {
             t.display_names += u64::from(u.display_name.is_some());
+            t.avatars += u64::from(u.avatar_url.is_some());
             t.presence_online += u64::from(u.presence_online);
             t.extra_devices += u64::from(u.devices - 1);
         }
@@ -498,6 +506,32 @@ mod tests {
         assert_ne!(a.totals(), c.totals());
         // Rooms can be produced on their own, in any order.
         assert_eq!(a.room(150), rooms_a[150]);
+    }
+
+    #[test]
+    fn avatars_are_drawn_only_when_asked_and_leave_the_rest_of_the_plan_alone() {
+        let without = DatasetPlan::new(spec(4));
+        let with = DatasetPlan::new(DatasetSpec {
+            avatar_share: 0.5,
+            ..spec(4)
+        });
+        let mut n = 0;
+        for (a, b) in without.users().zip(with.users()) {
+            assert_eq!(a.avatar_url, None);
+            // Everything else about the user is unchanged.
+            assert_eq!(
+                (a.display_name, a.presence_online, a.devices),
+                (b.display_name.clone(), b.presence_online, b.devices)
+            );
+            if let Some(url) = &b.avatar_url {
+                assert!(url.starts_with("mxc://hsbench.local/avatar-"), "{url}");
+                n += 1;
+            }
+        }
+        assert!((200..300).contains(&n), "{n} of 500 with avatars");
+        assert_eq!(with.totals().avatars, n);
+        assert_eq!(without.totals().avatars, 0);
+        assert_eq!(without.room(9), with.room(9));
     }
 
     #[test]

@@ -254,6 +254,15 @@ fn display_name(plan: &DatasetPlan, u: u64) -> String {
         .unwrap_or_else(|| DatasetPlan::localpart(u))
 }
 
+/// The content of a membership event: Synapse copies the target's profile into it.
+fn member_content(plan: &DatasetPlan, u: u64, membership: &str) -> serde_json::Value {
+    let mut c = json!({"membership": membership, "displayname": display_name(plan, u)});
+    if let Some(a) = plan.user(u).avatar_url {
+        c["avatar_url"] = json!(a);
+    }
+    c
+}
+
 /// Per-room results the user-level tables need afterwards.
 struct RoomOutcome {
     room_id: String,
@@ -446,14 +455,14 @@ pub fn import_sqlite(
         let mut users = conn.prepare_cached("INSERT INTO users (name, password_hash, creation_ts, admin, is_guest, deactivated, shadow_banned, approved, locked, suspended) VALUES (?1, NULL, ?2, 0, 0, 0, 0, 1, 0, 0)").map_err(&e)?;
         let mut profiles = conn
             .prepare_cached(
-                "INSERT INTO profiles (user_id, displayname, full_user_id) VALUES (?1, ?2, ?3)",
+                "INSERT INTO profiles (user_id, displayname, avatar_url, full_user_id) VALUES (?1, ?2, ?3, ?4)",
             )
             .map_err(&e)?;
         let mut devices = conn.prepare_cached("INSERT INTO devices (user_id, device_id, display_name, last_seen, ip, hidden) VALUES (?1, ?2, 'hsbench', ?3, '127.0.0.1', 0)").map_err(&e)?;
         let mut dls = conn.prepare_cached("INSERT INTO device_lists_stream (stream_id, user_id, device_id, instance_name) VALUES (?1, ?2, ?3, 'master')").map_err(&e)?;
         let mut toks = conn.prepare_cached("INSERT INTO access_tokens (id, user_id, device_id, token, last_validated, used) VALUES (?1, ?2, ?3, ?4, ?5, 1)").map_err(&e)?;
         let mut presence = conn.prepare_cached("INSERT INTO presence_stream (stream_id, user_id, state, last_active_ts, last_federation_update_ts, last_user_sync_ts, currently_active, instance_name) VALUES (?1, ?2, 'online', ?3, ?3, 0, 1, 'master')").map_err(&e)?;
-        let mut ud = conn.prepare_cached("INSERT INTO user_directory (user_id, room_id, display_name, avatar_url) VALUES (?1, NULL, ?2, NULL)").map_err(&e)?;
+        let mut ud = conn.prepare_cached("INSERT INTO user_directory (user_id, room_id, display_name, avatar_url) VALUES (?1, NULL, ?2, ?3)").map_err(&e)?;
         let mut uds = conn
             .prepare_cached("INSERT INTO user_directory_search (user_id, value) VALUES (?1, ?2)")
             .map_err(&e)?;
@@ -469,7 +478,7 @@ pub fn import_sqlite(
                 .unwrap_or_else(|| u.localpart.clone());
             users.execute(params![uid, creation_s]).map_err(&e)?;
             profiles
-                .execute(params![u.localpart, name, uid])
+                .execute(params![u.localpart, name, u.avatar_url, uid])
                 .map_err(&e)?;
             for d in 0..u.devices {
                 let device = format!("HSB{}{:07}", (b'A' + d as u8) as char, u.index);
@@ -490,7 +499,7 @@ pub fn import_sqlite(
                     .execute(params![presence_stream, uid, now_ms])
                     .map_err(&e)?;
             }
-            ud.execute(params![uid, name]).map_err(&e)?;
+            ud.execute(params![uid, name, u.avatar_url]).map_err(&e)?;
             uds.execute(params![uid, format!("{uid} {}", name.to_lowercase())])
                 .map_err(&e)?;
             user_ids.push(uid.parse().map_err(|err| ImportError::Event {
@@ -703,7 +712,7 @@ impl<'c> Stmts<'c> {
                 "INSERT INTO current_state_delta_stream (stream_id, room_id, type, state_key, event_id, prev_event_id, instance_name) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'master')",
             )?,
             memberships: p(
-                "INSERT INTO room_memberships (event_id, user_id, sender, room_id, membership, forgotten, display_name, event_stream_ordering, participant) VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8)",
+                "INSERT INTO room_memberships (event_id, user_id, sender, room_id, membership, forgotten, display_name, avatar_url, event_stream_ordering, participant) VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?9, ?7, ?8)",
             )?,
             relations: p(
                 "INSERT INTO event_relations (event_id, relates_to_id, relation_type, aggregation_key) VALUES (?1, ?2, ?3, ?4)",
@@ -906,7 +915,7 @@ fn import_room(
         "m.room.member",
         Some(creator.clone()),
         &creator,
-        json!({"membership": "join", "displayname": display_name(plan, c)}),
+        member_content(plan, c, "join"),
         vec![],
         &mut state,
         st,
@@ -985,7 +994,7 @@ fn import_room(
     // Invites (private rooms and DMs), by the creator.
     for &u in room.invited() {
         let target = user_id(u);
-        let mut content = json!({"membership": "invite", "displayname": display_name(plan, u)});
+        let mut content = member_content(plan, u, "invite");
         if room.kind == RoomKind::Direct {
             content["is_direct"] = json!(true);
         }
@@ -1017,7 +1026,7 @@ fn import_room(
             "m.room.member",
             Some(uid.clone()),
             &uid,
-            json!({"membership": "join", "displayname": display_name(plan, u)}),
+            member_content(plan, u, "join"),
             auth,
             &mut state,
             st,
@@ -1302,7 +1311,8 @@ fn write_membership(
             membership,
             display_name(plan, target),
             so,
-            0
+            0,
+            plan.user(target).avatar_url
         ])
         .map_err(st.err("memberships"))?;
     Ok(())

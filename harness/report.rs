@@ -809,8 +809,13 @@ pub fn markdown(r: &RunResult) -> String {
 
     if let Some(load) = r.dataset.as_ref().and_then(|d| d.load.as_ref()) {
         md.push_str(&format!(
-            "### Dataset load ({:.1} s, {} concurrent requests)\n\n| step | count | seconds | rate |\n|---|---:|---:|---:|\n",
-            load.total_seconds, load.concurrency
+            "### Dataset load ({:.1} s; {})\n\n| step | count | seconds | rate |\n|---|---:|---:|---:|\n",
+            load.total_seconds,
+            if load.method.starts_with("direct") {
+                load.method.clone()
+            } else {
+                format!("{} concurrent requests", load.concurrency)
+            }
         ));
         for s in &load.steps {
             md.push_str(&format!(

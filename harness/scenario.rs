@@ -95,6 +95,7 @@ struct RawDataset {
     #[serde(default)]
     max_room_members: Option<Spanned<u64>>,
     display_name_share: Option<Spanned<f64>>,
+    avatar_share: Option<Spanned<f64>>,
     presence_share: Option<Spanned<f64>>,
     multi_device_share: Option<Spanned<f64>>,
     private_room_share: Option<Spanned<f64>>,
@@ -460,6 +461,10 @@ pub struct DatasetSpec {
     pub max_room_members: u64,
     /// Share of users with a display name (set before they join rooms).
     pub display_name_share: f64,
+    /// Share of users with an avatar (an `mxc://` URL in their profile, set before they join
+    /// rooms). Left out of the spec's hash when 0, so older fixtures keep their keys.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub avatar_share: f64,
     /// Share of users who set their presence online.
     pub presence_share: f64,
     /// Share of users with a second device (a second login).
@@ -510,6 +515,10 @@ pub enum LoadMethod {
     Direct,
 }
 
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
+}
+
 impl LoadMethod {
     pub fn is_api(&self) -> bool {
         *self == LoadMethod::Api
@@ -545,6 +554,7 @@ impl DatasetSpec {
             messages_per_room: messages,
             max_room_members: users.clamp(2, 50),
             display_name_share: 0.8,
+            avatar_share: 0.0,
             presence_share: 0.2,
             multi_device_share: 0.1,
             private_room_share: 0.3,
@@ -1181,6 +1191,11 @@ fn validate(loc: &Locator, raw: RawScenario) -> Result<Scenario, ScenarioError> 
             &d.display_name_share,
             "dataset.display_name_share",
             &mut dataset.display_name_share,
+        ),
+        (
+            &d.avatar_share,
+            "dataset.avatar_share",
+            &mut dataset.avatar_share,
         ),
         (
             &d.presence_share,

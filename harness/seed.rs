@@ -284,6 +284,28 @@ pub async fn load(
     .await?;
     run_step(
         &mut steps,
+        "avatars",
+        totals.avatars,
+        show,
+        conc,
+        plan.users().filter(|u| u.avatar_url.is_some()),
+        |u| async move {
+            let url = u.avatar_url.clone().expect("filtered");
+            #[allow(deprecated)]
+            let req = ruma::api::client::profile::set_avatar_url::v3::Request::new(
+                user_ids[u.index as usize].clone(),
+                Some(url.into()),
+            );
+            client
+                .send(req, Some(&tokens[u.index as usize]))
+                .await
+                .map_err(fail("avatars", format!("avatar of {}", u.localpart)))?;
+            Ok(1)
+        },
+    )
+    .await?;
+    run_step(
+        &mut steps,
         "devices",
         totals.extra_devices,
         show,
@@ -705,7 +727,25 @@ pub async fn verify(
                 DatasetPlan::localpart(u)
             )))?;
         report.checks += 1;
-        let want = plan.user(u).display_name;
+        let planned = plan.user(u);
+        #[allow(deprecated)]
+        let req = ruma::api::client::profile::get_avatar_url::v3::Request::new(
+            creds.user_ids[u as usize].clone(),
+        );
+        let avatar = client
+            .send(req, Some(&creds.tokens[u as usize]))
+            .await
+            .map_err(err(format!("avatar of {}", DatasetPlan::localpart(u))))?;
+        report.checks += 1;
+        let got = avatar.avatar_url.map(|m| m.to_string());
+        if got != planned.avatar_url {
+            report.mismatches.push(format!(
+                "{}: avatar {got:?}, the plan says {:?}",
+                DatasetPlan::localpart(u),
+                planned.avatar_url
+            ));
+        }
+        let want = planned.display_name;
         // Synapse gives every new user their localpart as display name.
         let default = Some(DatasetPlan::localpart(u));
         if resp.displayname != want && !(want.is_none() && resp.displayname == default) {

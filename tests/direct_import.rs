@@ -41,6 +41,7 @@ async fn direct_import_is_what_synapse_would_have_written() {
     assert!(load.method.starts_with("direct import"), "{}", load.method);
     let count = |name: &str| load.steps.iter().find(|s| s.name == name).unwrap().count;
     assert_eq!(count("users"), t.users);
+    assert!(t.avatars > 50, "{t:?}");
     // Per room: create, creator join, power levels, join rules, history visibility, guest
     // access (private kinds), name (not DMs), the custom state, invites, joins, timeline.
     let private_kinds = t.private_rooms + t.dm_rooms;

@@ -56,6 +56,8 @@ async fn tiny_scenario_against_real_synapse() {
     let load = d.load.as_ref().unwrap();
     let count = |name: &str| load.steps.iter().find(|s| s.name == name).unwrap().count;
     assert_eq!(count("register"), 40);
+    assert!(d.totals.avatars > 0);
+    assert_eq!(count("avatars"), d.totals.avatars);
     assert_eq!(count("rooms"), d.totals.rooms);
     assert_eq!(count("joins"), d.totals.memberships - d.totals.rooms);
     assert_eq!(count("timeline"), d.totals.timeline_events);
