@@ -50,6 +50,37 @@ fn plan_generation(c: &mut Criterion) {
     g.finish();
 }
 
+/// The direct import's per-event cost: canonical JSON, content hash, ed25519 signature and
+/// reference hash (the event id) of a room-v12 message.
+fn event_signing(c: &mut Criterion) {
+    use hsbench::import::{EventFactory, SigningKey};
+    let key = SigningKey::from_seed("bench", &[7u8; 32]).unwrap();
+    let f = EventFactory::new("hsbench.local", &key);
+    let mut g = c.benchmark_group("import");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("hash and sign one message event", |b| {
+        let mut depth = 10;
+        b.iter(|| {
+            depth += 1;
+            black_box(
+                f.build(
+                    Some("!room:hsbench.local"),
+                    "m.room.message",
+                    None,
+                    "@hsb0000001:hsbench.local",
+                    serde_json::json!({"msgtype": "m.text", "body": "the server is slow today again restart takes minutes"}),
+                    depth,
+                    1_795_462_982_368 + depth,
+                    Some("$Kqbl9FF70tIkTVZml6A8yWHxrth8sds3vI_jev8_ASw"),
+                    vec!["$ep_yD8Qmd-LAziJQRzpvJBH_OJmoqQtvhfRCai9APEg".into()],
+                )
+                .unwrap(),
+            )
+        })
+    });
+    g.finish();
+}
+
 fn log_matching(c: &mut Criterion) {
     let text = include_str!("../tests/data/synapse-1.163.2-boot-fresh-db.log");
     let lines: Vec<&str> = text.lines().collect();
@@ -191,6 +222,7 @@ fn engine_collector(c: &mut Criterion) {
 criterion_group!(
     benches,
     plan_generation,
+    event_signing,
     log_matching,
     recording,
     scheduling,

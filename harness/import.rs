@@ -92,14 +92,19 @@ impl SigningKey {
         let seed = base64::engine::general_purpose::STANDARD_NO_PAD
             .decode(seed.trim_end_matches('='))
             .map_err(|e| fail(format!("seed: {e}")))?;
+        Self::from_seed(version, &seed).map_err(fail)
+    }
+
+    /// A key from its 32-byte Ed25519 seed.
+    pub fn from_seed(version: &str, seed: &[u8]) -> Result<Self, String> {
         if seed.len() != 32 {
-            return Err(fail(format!("seed of {} bytes, expected 32", seed.len())));
+            return Err(format!("seed of {} bytes, expected 32", seed.len()));
         }
         // PKCS#8 v1 wrapping of a raw Ed25519 seed (RFC 8410).
         let mut der = hex::decode("302e020100300506032b657004220420").expect("constant");
-        der.extend_from_slice(&seed);
-        let pair = Ed25519KeyPair::from_der(&der, version.to_string())
-            .map_err(|e| fail(format!("key: {e}")))?;
+        der.extend_from_slice(seed);
+        let pair =
+            Ed25519KeyPair::from_der(&der, version.to_string()).map_err(|e| format!("key: {e}"))?;
         Ok(Self {
             version: version.to_string(),
             pair,
