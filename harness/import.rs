@@ -25,7 +25,6 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use base64::Engine;
-use indicatif::{ProgressBar, ProgressStyle};
 use ruma::room_version_rules::RoomVersionRules;
 use ruma::signatures::{Ed25519KeyPair, hash_and_sign_event, reference_hash};
 use ruma::{CanonicalJsonObject, CanonicalJsonValue, OwnedRoomId, OwnedUserId};
@@ -33,7 +32,7 @@ use rusqlite::{Connection, params};
 use serde_json::json;
 
 use crate::dataset::{DatasetPlan, EventKind, RoomKind, RoomPlan};
-use crate::seed::{Credentials, LoadReport, LoadStep};
+use crate::seed::{Credentials, LoadReport, bar, step};
 
 /// Synapse stores a full state snapshot once a delta chain is this long (`MAX_STATE_DELTA_HOPS`).
 pub const MAX_STATE_DELTA_HOPS: u32 = 100;
@@ -251,18 +250,25 @@ fn power_levels(room: &RoomPlan, user_id: &dyn Fn(u64) -> String) -> serde_json:
     })
 }
 
-/// The display name Synapse gives a user: the planned one, else the localpart (Synapse sets
-/// the localpart at registration).
-fn display_name(plan: &DatasetPlan, u: u64) -> String {
-    plan.user(u)
-        .display_name
-        .unwrap_or_else(|| DatasetPlan::localpart(u))
+/// A user's profile as Synapse keeps it: the planned display name, else the localpart
+/// (Synapse sets it at registration), and the avatar URL.
+struct Profile {
+    name: String,
+    avatar: Option<String>,
+}
+
+fn profile(plan: &DatasetPlan, u: u64) -> Profile {
+    let p = plan.user(u);
+    Profile {
+        name: p.display_name.unwrap_or(p.localpart),
+        avatar: p.avatar_url,
+    }
 }
 
 /// The content of a membership event: Synapse copies the target's profile into it.
-fn member_content(plan: &DatasetPlan, u: u64, membership: &str) -> serde_json::Value {
-    let mut c = json!({"membership": membership, "displayname": display_name(plan, u)});
-    if let Some(a) = plan.user(u).avatar_url {
+fn member_content(p: &Profile, membership: &str) -> serde_json::Value {
+    let mut c = json!({"membership": membership, "displayname": p.name});
+    if let Some(a) = &p.avatar {
         c["avatar_url"] = json!(a);
     }
     c
@@ -378,36 +384,6 @@ fn sql(path: &Path, step: &'static str) -> impl Fn(rusqlite::Error) -> ImportErr
     }
 }
 
-fn bar(step: &str, len: u64, show: bool) -> ProgressBar {
-    if !show {
-        return ProgressBar::hidden();
-    }
-    let pb = ProgressBar::new(len);
-    pb.set_style(
-        ProgressStyle::with_template(
-            "  {prefix:>9} [{bar:30}] {pos}/{len} {per_sec:>10} eta {eta}",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
-    );
-    pb.set_prefix(step.to_string());
-    pb
-}
-
-fn step(name: &str, count: u64, t: Instant) -> LoadStep {
-    let seconds = t.elapsed().as_secs_f64();
-    LoadStep {
-        name: name.to_string(),
-        count,
-        seconds,
-        rate_per_s: if seconds > 0.0 {
-            count as f64 / seconds
-        } else {
-            0.0
-        },
-    }
-}
-
 /// Import the plan into the SQLite database `db` of a stopped Synapse whose schema exists.
 pub fn import_sqlite(
     db: &Path,
@@ -435,11 +411,16 @@ pub fn import_sqlite(
             .map_err(sql(db, "read positions"))
     };
     let now_ms = chrono::Utc::now().timestamp_millis();
-    let events_total = totals.timeline_events
-        + totals.memberships
-        + totals.invites
+    // Per room: create, power levels, join rules, history visibility; guest access in private
+    // kinds; a name except in DMs; then the custom state, invites, joins and timeline.
+    let events_total = 4 * totals.rooms
+        + totals.private_rooms
+        + totals.dm_rooms
+        + (totals.rooms - totals.dm_rooms)
         + totals.state_events
-        + 6 * totals.rooms;
+        + totals.invites
+        + totals.memberships
+        + totals.timeline_events;
     let mut streams = Streams {
         stream: max("SELECT MAX(stream_ordering) FROM events")?.max(1),
         state_group: max("SELECT MAX(id) FROM state_groups")?,
@@ -920,13 +901,13 @@ fn import_room(
         "m.room.member",
         Some(creator.clone()),
         &creator,
-        member_content(plan, c, "join"),
+        member_content(&profile(plan, c), "join"),
         vec![],
         &mut state,
         st,
         streams,
     )?;
-    write_membership(st, &room_id, &ev, so, c, &creator, "join", plan)?;
+    write_membership(st, &room_id, &ev, so, &creator, "join", &profile(plan, c))?;
     membership.insert(c, (ev.event_id, so, "join"));
     count += 2;
     let creator_member = get(&state, &member_key(c)).expect("just joined");
@@ -999,7 +980,8 @@ fn import_room(
     // Invites (private rooms and DMs), by the creator.
     for &u in room.invited() {
         let target = user_id(u);
-        let mut content = member_content(plan, u, "invite");
+        let p = profile(plan, u);
+        let mut content = member_content(&p, "invite");
         if room.kind == RoomKind::Direct {
             content["is_direct"] = json!(true);
         }
@@ -1014,7 +996,7 @@ fn import_room(
             st,
             streams,
         )?;
-        write_membership(st, &room_id, &ev, so, u, &creator, "invite", plan)?;
+        write_membership(st, &room_id, &ev, so, &creator, "invite", &p)?;
         membership.insert(u, (ev.event_id, so, "invite"));
         count += 1;
     }
@@ -1022,6 +1004,7 @@ fn import_room(
     // Joins of everyone else.
     for &u in &room.members[1..] {
         let uid = user_id(u);
+        let p = profile(plan, u);
         let mut auth = vec![pl.clone(), jr.clone()];
         if let Some((prior, _, _)) = membership.get(&u) {
             auth.push(prior.clone());
@@ -1031,13 +1014,13 @@ fn import_room(
             "m.room.member",
             Some(uid.clone()),
             &uid,
-            member_content(plan, u, "join"),
+            member_content(&p, "join"),
             auth,
             &mut state,
             st,
             streams,
         )?;
-        write_membership(st, &room_id, &ev, so, u, &uid, "join", plan)?;
+        write_membership(st, &room_id, &ev, so, &uid, "join", &p)?;
         membership.insert(u, (ev.event_id, so, "join"));
         count += 1;
     }
@@ -1195,13 +1178,13 @@ fn import_room(
     conn.execute("INSERT INTO stream_ordering_to_exterm (stream_ordering, room_id, event_id) VALUES (?1, ?2, ?3)", params![last_so, room_id, last]).map_err(&e)?;
     {
         let mut cse = conn.prepare_cached("INSERT INTO current_state_events (event_id, room_id, type, state_key, membership, event_stream_ordering) VALUES (?1, ?2, ?3, ?4, ?5, (SELECT stream_ordering FROM events WHERE event_id = ?1))").map_err(&e)?;
+        let membership_of: HashMap<&str, &str> = membership
+            .values()
+            .map(|(eid, _, m)| (eid.as_str(), *m))
+            .collect();
         for ((t, k), id) in &state.map {
             let m = if t == "m.room.member" {
-                // The key is a user id; its membership is the latest one recorded.
-                membership
-                    .iter()
-                    .find(|(_, (eid, _, _))| eid == id)
-                    .map(|(_, (_, _, m))| *m)
+                membership_of.get(id.as_str()).copied()
             } else {
                 None
             };
@@ -1295,29 +1278,27 @@ fn chain_cover(
     (chain, seq, links)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The `room_memberships` row of a membership event; the target is its state key.
 fn write_membership(
     st: &mut Stmts<'_>,
     room_id: &str,
     ev: &BuiltEvent,
     so: i64,
-    target: u64,
     sender: &str,
     membership: &str,
-    plan: &DatasetPlan,
+    target: &Profile,
 ) -> Result<(), ImportError> {
-    let uid = ev.state_key.clone().unwrap_or_default();
     st.memberships
         .execute(params![
             ev.event_id,
-            uid,
+            ev.state_key,
             sender,
             room_id,
             membership,
-            display_name(plan, target),
+            target.name,
             so,
             0,
-            plan.user(target).avatar_url
+            target.avatar
         ])
         .map_err(st.err("memberships"))?;
     Ok(())

@@ -53,7 +53,8 @@ pub struct LoadReport {
     pub total_seconds: f64,
 }
 
-fn bar(step: &str, len: u64, show: bool) -> ProgressBar {
+/// A progress bar with rate and ETA for one loading step (hidden when `show` is false).
+pub(crate) fn bar(step: &str, len: u64, show: bool) -> ProgressBar {
     if !show {
         return ProgressBar::hidden();
     }
@@ -539,7 +540,8 @@ pub async fn load(
     ))
 }
 
-fn step(name: &str, count: u64, t: Instant) -> LoadStep {
+/// A finished loading step and its rate.
+pub(crate) fn step(name: &str, count: u64, t: Instant) -> LoadStep {
     let seconds = t.elapsed().as_secs_f64();
     LoadStep {
         name: name.into(),
