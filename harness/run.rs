@@ -1216,26 +1216,7 @@ async fn workloads(
             }
         })?;
         let report = verify(&client, plan, creds, 8, 8).await.map_err(Box::new)?;
-        ctx.say(&format!(
-            "verified {} users and {} rooms against the plan: {}",
-            report.users_checked,
-            report.rooms_checked,
-            if report.mismatches.is_empty() {
-                "exact".to_string()
-            } else {
-                format!("{} MISMATCHES", report.mismatches.len())
-            }
-        ));
-        let mismatches = report.mismatches.clone();
-        if let Some(d) = ctx.result.dataset.as_mut() {
-            d.verify = Some(report);
-        }
-        if !mismatches.is_empty() {
-            return Err(RunError::Workload {
-                workload: "verify".into(),
-                message: mismatches.join("; "),
-            });
-        }
+        record_verify(ctx, "verify", report)?;
         ctx.save()?;
     }
     let scenario = ctx.scenario;
@@ -1717,29 +1698,7 @@ async fn build_dataset(
         let verified = verify(&client, plan, &creds, 8, 8).await;
         let stopped = check.stop(shutdown, &run_dir).await;
         ctx.result.import_check_boot = Some(stopped);
-        let v = verified.map_err(Box::new)?;
-        ctx.say(&format!(
-            "direct import checked through the API: {} users and {} rooms sampled, {}",
-            v.users_checked,
-            v.rooms_checked,
-            if v.mismatches.is_empty() {
-                "exact".to_string()
-            } else {
-                format!("{} MISMATCHES", v.mismatches.len())
-            }
-        ));
-        if !v.mismatches.is_empty() {
-            return Err(RunError::Workload {
-                workload: "import-check".into(),
-                message: format!(
-                    "the imported data differs from the plan: {}",
-                    v.mismatches.join("; ")
-                ),
-            });
-        }
-        if let Some(d) = ctx.result.dataset.as_mut() {
-            d.verify = Some(v);
-        }
+        record_verify(ctx, "import-check", verified.map_err(Box::new)?)?;
         (creds, report)
     } else {
         let loaded = load(
@@ -1834,6 +1793,37 @@ async fn build_dataset(
     }
     ctx.save()?;
     Ok(creds)
+}
+
+/// Say what a check of the dataset through the API found, keep it in the result, and fail the
+/// step (`verify` or `import-check`) on any mismatch with the plan.
+fn record_verify(
+    ctx: &mut Ctx<'_>,
+    step: &str,
+    report: crate::seed::VerifyReport,
+) -> Result<(), RunError> {
+    ctx.say(&format!(
+        "{step}: {} users and {} rooms checked through the API against the plan: {}",
+        report.users_checked,
+        report.rooms_checked,
+        if report.mismatches.is_empty() {
+            "exact".to_string()
+        } else {
+            format!("{} MISMATCHES", report.mismatches.len())
+        }
+    ));
+    let mismatches = report.mismatches.join("; ");
+    if let Some(d) = ctx.result.dataset.as_mut() {
+        d.verify = Some(report);
+    }
+    if mismatches.is_empty() {
+        Ok(())
+    } else {
+        Err(RunError::Workload {
+            workload: step.into(),
+            message: format!("the server's data differs from the plan: {mismatches}"),
+        })
+    }
 }
 
 /// Write the plan straight into the stopped Synapse's database.
