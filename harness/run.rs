@@ -860,13 +860,7 @@ async fn crash_restarts(
             "{label}: boot, {total} writes into the big room, SIGKILL with half acknowledged"
         ));
         let server = boot(spec(&label)?).await?;
-        let client =
-            MatrixClient::new(&server.base_url(), Duration::from_secs(30)).map_err(|e| {
-                RunError::Workload {
-                    workload: "crash writes".into(),
-                    message: e.to_string(),
-                }
-            })?;
+        let client = api_client(&server.base_url(), Duration::from_secs(30), "crash writes")?;
         let (sent, acked) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
         let writer = {
             let (sent, acked, writers, room_id) = (
@@ -1209,12 +1203,7 @@ async fn workloads(
     profiler: Option<(&Tool, i32)>,
 ) -> Result<(), RunError> {
     if ctx.opts.verify {
-        let client = MatrixClient::new(base_url, Duration::from_secs(120)).map_err(|e| {
-            RunError::Workload {
-                workload: "verify".into(),
-                message: e.to_string(),
-            }
-        })?;
+        let client = api_client(base_url, Duration::from_secs(120), "verify")?;
         let report = verify(&client, plan, creds, 8, 8).await.map_err(Box::new)?;
         record_verify(ctx, "verify", report)?;
         ctx.save()?;
@@ -1652,12 +1641,7 @@ async fn build_dataset(
         &[],
     )?)
     .await?;
-    let client = MatrixClient::new(&server.base_url(), Duration::from_secs(120)).map_err(|e| {
-        RunError::Workload {
-            workload: "client".into(),
-            message: e.to_string(),
-        }
-    })?;
+    let client = api_client(&server.base_url(), Duration::from_secs(120), "client")?;
     let as_token = match inst {
         Instance::Synapse(i) => i.appservice_token(),
         Instance::Native(_) => None,
@@ -1688,13 +1672,7 @@ async fn build_dataset(
             &[],
         )?)
         .await?;
-        let client =
-            MatrixClient::new(&check.base_url(), Duration::from_secs(120)).map_err(|e| {
-                RunError::Workload {
-                    workload: "client".into(),
-                    message: e.to_string(),
-                }
-            })?;
+        let client = api_client(&check.base_url(), Duration::from_secs(120), "client")?;
         let verified = verify(&client, plan, &creds, 8, 8).await;
         let stopped = check.stop(shutdown, &run_dir).await;
         ctx.result.import_check_boot = Some(stopped);
@@ -1793,6 +1771,14 @@ async fn build_dataset(
     }
     ctx.save()?;
     Ok(creds)
+}
+
+/// A client of the server under test; a failure to build one fails `workload`.
+fn api_client(base_url: &str, timeout: Duration, workload: &str) -> Result<MatrixClient, RunError> {
+    MatrixClient::new(base_url, timeout).map_err(|e| RunError::Workload {
+        workload: workload.into(),
+        message: e.to_string(),
+    })
 }
 
 /// Say what a check of the dataset through the API found, keep it in the result, and fail the
