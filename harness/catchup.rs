@@ -143,7 +143,7 @@ async fn call(
             )
         }
     };
-    rec.done(ep, sent, sent, done, error.clone(), n, out).await;
+    rec.done(ep, sent, sent, done, error.clone(), n, out);
     match error {
         None => Ok(body),
         Some(e) => Err(e),

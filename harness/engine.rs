@@ -1,12 +1,14 @@
 //! The recording side of the long-running workloads (triggered herd, steady, catch-up).
 //!
-//! Client tasks never touch a histogram. Each finished request becomes one small [`Msg`] on a
-//! bounded channel; one collector task owns every histogram and records it. Memory therefore
-//! stays constant in the number of clients (10k long-poll clients share one set of histograms),
-//! and a slow collector slows the senders of messages, never the timing: every instant is taken
-//! by the client before it sends the message.
+//! Per-worker recorders, merged: a client records a finished request synchronously into the
+//! histograms of the worker thread it runs on (created on the thread's first record, guarded by
+//! a lock only that thread and the final merge ever take). [`CollectorHandle::finish`] adds the
+//! workers' histograms together. Memory therefore grows with the runtime's worker threads, never
+//! with the clients (10k long-poll clients on two workers share two sets of histograms), and
+//! recording costs no channel hop and no contention: every instant is taken by the client before
+//! it records.
 //!
-//! Per endpoint the collector keeps, apart and labelled:
+//! Per endpoint each worker keeps, apart and labelled:
 //! - `corrected`: latency from the request's *intended* start (the open-model schedule for
 //!   senders; the moment the client decided to send for closed-loop clients),
 //! - `raw`: latency from the moment the request was actually sent,
@@ -14,8 +16,9 @@
 //! - completions, errors by kind (HTTP status + Matrix `errcode`, timeout, connect, transport,
 //!   body, decode), bytes in and out.
 //!
-//! Deliveries (a sent message seen by a receiver's `/sync`) are matched to the send's 200 and
-//! recorded as delivery latency.
+//! Deliveries (a sent message seen by a receiver's `/sync`) are matched to the send's 200
+//! through a matcher sharded by sequence number, and recorded as delivery latency by the
+//! receiver's worker.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -23,15 +26,11 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use tokio::sync::mpsc;
 
 use crate::metrics::{IntervalSeries, LatencySummary, new_latency_histogram};
 
 /// Most intervals an interval series holds (later completions land in the last one).
 pub const MAX_INTERVALS: usize = 20_000;
-
-/// Channel capacity between clients and the collector.
-const CHANNEL: usize = 16_384;
 
 /// The endpoints the workloads call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -135,19 +134,9 @@ impl ErrorKind {
     }
 }
 
-/// What a client tells the collector.
+/// What a client tells the recorder besides finished requests.
 #[derive(Debug)]
 pub enum Msg {
-    /// A request ended (successfully or not).
-    Done {
-        ep: Ep,
-        intended: Instant,
-        sent: Instant,
-        done: Instant,
-        error: Option<ErrorKind>,
-        bytes_in: u64,
-        bytes_out: u64,
-    },
     /// Message `seq` was accepted (its send's 200 arrived at `at`); `receivers` syncing
     /// clients should see it.
     Sent {
@@ -169,25 +158,121 @@ struct Gauges {
     peak: [AtomicI64; 7],
 }
 
-/// A client's handle to the collector. Cheap to clone.
+/// Shards of the send/delivery matcher (by sequence number): a delivery locks one of them for
+/// a hash-map lookup, so receivers on different workers rarely meet.
+const MATCH_SHARDS: usize = 64;
+
+/// Sends seen so far and deliveries that arrived before their send's 200, for one shard of
+/// sequence numbers.
+#[derive(Default)]
+struct Matcher {
+    messages: u64,
+    expected: u64,
+    sent: HashMap<u64, Instant>,
+    early: HashMap<u64, Vec<Instant>>,
+}
+
+/// What one worker thread recorded: its own histograms, merged into [`Recorded`] at the end.
+struct WorkerStats {
+    eps: BTreeMap<Ep, EpStats>,
+    delivery_latency: Histogram<u64>,
+    delivery_intervals: IntervalSeries,
+    delivered: u64,
+    before_send_ok: u64,
+    reactions: Reactions,
+}
+
+impl WorkerStats {
+    fn new(interval: Duration) -> Self {
+        Self {
+            eps: Ep::ALL
+                .iter()
+                .map(|&e| (e, EpStats::new(interval)))
+                .collect(),
+            delivery_latency: new_latency_histogram(),
+            delivery_intervals: IntervalSeries::new(interval, MAX_INTERVALS),
+            delivered: 0,
+            before_send_ok: 0,
+            reactions: Reactions {
+                took: new_latency_histogram(),
+                ok: 0,
+                gave_up: 0,
+            },
+        }
+    }
+}
+
+/// What every recorder of one collector shares.
+struct Shared {
+    id: u64,
+    origin: Instant,
+    interval: Duration,
+    gauges: Gauges,
+    /// Every worker's stats, registered by the worker's first record.
+    workers: std::sync::Mutex<Vec<Arc<std::sync::Mutex<WorkerStats>>>>,
+    matchers: Vec<std::sync::Mutex<Matcher>>,
+}
+
+static NEXT_COLLECTOR: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// This thread's stats, per live collector (id). Entries of finished collectors are
+    /// dropped the next time the thread records.
+    static LOCAL: std::cell::RefCell<Vec<(u64, Arc<std::sync::Mutex<WorkerStats>>)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+impl Shared {
+    /// Run `f` on the calling worker thread's stats (created and registered on first use).
+    /// The lock is the worker's own: only [`CollectorHandle::finish`] ever takes it too.
+    fn with_local<R>(&self, f: impl FnOnce(&mut WorkerStats) -> R) -> R {
+        let stats = LOCAL.with(|l| {
+            let mut l = l.borrow_mut();
+            if let Some((_, s)) = l.iter().find(|(id, _)| *id == self.id) {
+                return s.clone();
+            }
+            // A finished collector's list is gone: its entries are the only owners left.
+            l.retain(|(_, s)| Arc::strong_count(s) > 1);
+            let s = Arc::new(std::sync::Mutex::new(WorkerStats::new(self.interval)));
+            self.workers.lock().expect("worker list").push(s.clone());
+            l.push((self.id, s.clone()));
+            s
+        });
+        let mut g = stats.lock().expect("worker stats");
+        f(&mut g)
+    }
+
+    fn matcher(&self, seq: u64) -> std::sync::MutexGuard<'_, Matcher> {
+        self.matchers[(seq % MATCH_SHARDS as u64) as usize]
+            .lock()
+            .expect("matcher")
+    }
+
+    fn since_origin(&self, t: Instant) -> Duration {
+        t.saturating_duration_since(self.origin)
+    }
+}
+
+/// A client's handle to the collector. Cheap to clone. Recording is synchronous and lands in
+/// the calling worker thread's own histograms (no channel, no shared histogram).
 #[derive(Clone)]
 pub struct Recorder {
-    tx: mpsc::Sender<Msg>,
-    gauges: Arc<Gauges>,
+    shared: Arc<Shared>,
 }
 
 impl Recorder {
     /// Count a request as started (call right before sending it).
     pub fn start(&self, ep: Ep) {
         let i = ep.index();
-        self.gauges.started[i].fetch_add(1, Ordering::Relaxed);
-        let now = self.gauges.in_flight[i].fetch_add(1, Ordering::Relaxed) + 1;
-        self.gauges.peak[i].fetch_max(now, Ordering::Relaxed);
+        let g = &self.shared.gauges;
+        g.started[i].fetch_add(1, Ordering::Relaxed);
+        let now = g.in_flight[i].fetch_add(1, Ordering::Relaxed) + 1;
+        g.peak[i].fetch_max(now, Ordering::Relaxed);
     }
 
     /// Record a request that [`start`](Self::start) counted.
     #[allow(clippy::too_many_arguments)]
-    pub async fn done(
+    pub fn done(
         &self,
         ep: Ep,
         intended: Instant,
@@ -197,28 +282,93 @@ impl Recorder {
         bytes_in: u64,
         bytes_out: u64,
     ) {
-        self.gauges.in_flight[ep.index()].fetch_sub(1, Ordering::Relaxed);
-        let _ = self
-            .tx
-            .send(Msg::Done {
-                ep,
-                intended,
-                sent,
-                done,
-                error,
-                bytes_in,
-                bytes_out,
-            })
-            .await;
+        self.shared.gauges.in_flight[ep.index()].fetch_sub(1, Ordering::Relaxed);
+        let at = self.shared.since_origin(done);
+        let interval = self.shared.interval;
+        let c = us(done.saturating_duration_since(intended));
+        let r = us(done.saturating_duration_since(sent));
+        self.shared.with_local(|w| {
+            let s = w.eps.get_mut(&ep).expect("every endpoint has stats");
+            let _ = s.corrected.record(c);
+            let _ = s.raw.record(r);
+            s.intervals_corrected.record(at, c);
+            s.intervals_raw.record(at, r);
+            s.bytes_in += bytes_in;
+            s.bytes_out += bytes_out;
+            match error {
+                None => {
+                    s.ok += 1;
+                    let i = ((at.as_nanos() / interval.as_nanos()) as usize).min(MAX_INTERVALS - 1);
+                    if s.ok_per_interval.len() <= i {
+                        s.ok_per_interval.resize(i + 1, 0);
+                    }
+                    s.ok_per_interval[i] += 1;
+                }
+                Some(e) => *s.errors.entry(e.label()).or_default() += 1,
+            }
+        });
     }
 
-    pub async fn send(&self, msg: Msg) {
-        let _ = self.tx.send(msg).await;
+    /// Record a send, a delivery or a reaction.
+    pub fn send(&self, msg: Msg) {
+        let sh = &self.shared;
+        match msg {
+            Msg::Sent { seq, at, receivers } => {
+                let early = {
+                    let mut m = sh.matcher(seq);
+                    m.messages += 1;
+                    m.expected += receivers as u64;
+                    m.sent.insert(seq, at);
+                    m.early.remove(&seq)
+                };
+                if let Some(early) = early {
+                    for seen in early {
+                        sh.with_local(|w| {
+                            w.before_send_ok += u64::from(seen < at);
+                        });
+                        self.deliver(seen, at);
+                    }
+                }
+            }
+            Msg::Delivered { seq, at } => {
+                let ok_at = {
+                    let mut m = sh.matcher(seq);
+                    match m.sent.get(&seq) {
+                        Some(&ok_at) => Some(ok_at),
+                        None => {
+                            m.early.entry(seq).or_default().push(at);
+                            None
+                        }
+                    }
+                };
+                if let Some(ok_at) = ok_at {
+                    self.deliver(at, ok_at);
+                }
+            }
+            Msg::Reacted { took, ok } => sh.with_local(|w| {
+                let _ = w.reactions.took.record(us(took));
+                if ok {
+                    w.reactions.ok += 1;
+                } else {
+                    w.reactions.gave_up += 1;
+                }
+            }),
+        }
+    }
+
+    fn deliver(&self, seen: Instant, ok_at: Instant) {
+        let lat = us(seen.saturating_duration_since(ok_at));
+        let at = self.shared.since_origin(seen);
+        self.shared.with_local(|w| {
+            w.delivered += 1;
+            let _ = w.delivery_latency.record(lat);
+            w.delivery_intervals.record(at, lat);
+        });
     }
 
     /// Requests of `ep` in flight right now.
     pub fn in_flight(&self, ep: Ep) -> i64 {
-        self.gauges.in_flight[ep.index()].load(Ordering::Relaxed)
+        self.shared.gauges.in_flight[ep.index()].load(Ordering::Relaxed)
     }
 }
 
@@ -250,8 +400,29 @@ impl EpStats {
             bytes_out: 0,
         }
     }
+
     pub fn completed(&self) -> u64 {
         self.corrected.len()
+    }
+
+    /// Add another worker's figures of the same endpoint.
+    fn merge(&mut self, o: &EpStats) {
+        let _ = self.corrected.add(&o.corrected);
+        let _ = self.raw.add(&o.raw);
+        self.intervals_corrected.merge(&o.intervals_corrected);
+        self.intervals_raw.merge(&o.intervals_raw);
+        if self.ok_per_interval.len() < o.ok_per_interval.len() {
+            self.ok_per_interval.resize(o.ok_per_interval.len(), 0);
+        }
+        for (a, b) in self.ok_per_interval.iter_mut().zip(&o.ok_per_interval) {
+            *a += b;
+        }
+        self.ok += o.ok;
+        for (k, v) in &o.errors {
+            *self.errors.entry(k.clone()).or_default() += v;
+        }
+        self.bytes_in += o.bytes_in;
+        self.bytes_out += o.bytes_out;
     }
 }
 
@@ -271,8 +442,8 @@ pub struct Deliveries {
     pub before_send_ok: u64,
     /// Deliveries of a message seen twice by one receiver, or of an unknown message.
     pub duplicates_or_unknown: u64,
-    sent: HashMap<u64, Instant>,
-    early: HashMap<u64, Vec<Instant>>,
+    /// Deliveries never matched with a send.
+    unmatched: u64,
 }
 
 /// Reactions to a trigger: from seeing it to a successful re-sync.
@@ -282,7 +453,7 @@ pub struct Reactions {
     pub gave_up: u64,
 }
 
-/// Everything the collector recorded.
+/// Everything the recorders recorded, merged over the workers.
 pub struct Recorded {
     pub origin: Instant,
     pub interval: Duration,
@@ -293,6 +464,8 @@ pub struct Recorded {
     pub reactions: Reactions,
     /// Samples of the re-syncs in flight, every [`GAUGE_STEP`] from the origin.
     pub resync_gauge: Vec<u32>,
+    /// Worker threads that recorded (each with its own histograms, merged here).
+    pub workers: usize,
 }
 
 /// Sampling step of the in-flight gauge.
@@ -301,10 +474,9 @@ pub const GAUGE_STEP: Duration = Duration::from_millis(10);
 const MAX_GAUGE: usize = 360_000;
 
 /// The collector: spawn with [`Collector::spawn`], hand [`Recorder`]s to the clients, and
-/// [`CollectorHandle::finish`] once every client is gone.
+/// [`CollectorHandle::finish`] once every client is done.
 pub struct CollectorHandle {
     recorder: Recorder,
-    task: tokio::task::JoinHandle<Recorded>,
     gauge_task: tokio::task::JoinHandle<Vec<u32>>,
     stop_gauge: Arc<std::sync::atomic::AtomicBool>,
 }
@@ -314,67 +486,34 @@ pub struct Collector;
 impl Collector {
     /// Start a collector whose intervals count from `origin`.
     pub fn spawn(origin: Instant, interval: Duration) -> CollectorHandle {
-        let (tx, mut rx) = mpsc::channel::<Msg>(CHANNEL);
-        let gauges = Arc::new(Gauges::default());
-        let recorder = Recorder {
-            tx,
-            gauges: gauges.clone(),
-        };
-        let task = tokio::spawn(async move {
-            let mut r = Recorded {
-                origin,
-                interval,
-                eps: Ep::ALL
-                    .iter()
-                    .map(|&e| (e, EpStats::new(interval)))
-                    .collect(),
-                started: BTreeMap::new(),
-                peak_in_flight: BTreeMap::new(),
-                deliveries: Deliveries {
-                    latency: new_latency_histogram(),
-                    intervals: IntervalSeries::new(interval, MAX_INTERVALS),
-                    messages: 0,
-                    expected: 0,
-                    delivered: 0,
-                    before_send_ok: 0,
-                    duplicates_or_unknown: 0,
-                    sent: HashMap::new(),
-                    early: HashMap::new(),
-                },
-                reactions: Reactions {
-                    took: new_latency_histogram(),
-                    ok: 0,
-                    gave_up: 0,
-                },
-                resync_gauge: Vec::new(),
-            };
-            let mut buf = Vec::with_capacity(256);
-            while rx.recv_many(&mut buf, 256).await > 0 {
-                for m in buf.drain(..) {
-                    r.record(m);
-                }
-            }
-            r
+        let shared = Arc::new(Shared {
+            id: NEXT_COLLECTOR.fetch_add(1, Ordering::Relaxed),
+            origin,
+            interval,
+            gauges: Gauges::default(),
+            workers: std::sync::Mutex::new(Vec::new()),
+            matchers: (0..MATCH_SHARDS)
+                .map(|_| std::sync::Mutex::new(Matcher::default()))
+                .collect(),
         });
         let stop_gauge = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let gauge_task = {
             let stop = stop_gauge.clone();
-            let gauges = gauges.clone();
+            let shared = shared.clone();
             tokio::spawn(async move {
                 let mut samples = Vec::new();
                 let mut tick = tokio::time::interval_at(origin.into(), GAUGE_STEP);
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 while !stop.load(Ordering::Relaxed) && samples.len() < MAX_GAUGE {
                     tick.tick().await;
-                    let n = gauges.in_flight[Ep::Resync.index()].load(Ordering::Relaxed);
+                    let n = shared.gauges.in_flight[Ep::Resync.index()].load(Ordering::Relaxed);
                     samples.push(n.max(0) as u32);
                 }
                 samples
             })
         };
         CollectorHandle {
-            recorder,
-            task,
+            recorder: Recorder { shared },
             gauge_task,
             stop_gauge,
         }
@@ -386,19 +525,68 @@ impl CollectorHandle {
         self.recorder.clone()
     }
 
-    /// Wait for every recorder clone to be dropped and return what was recorded.
+    /// Merge every worker's histograms into one [`Recorded`]. Call once the clients are done:
+    /// a request recorded after this is not counted.
     pub async fn finish(self) -> Recorded {
-        let gauges = self.recorder.gauges.clone();
-        drop(self.recorder);
         self.stop_gauge.store(true, Ordering::Relaxed);
-        let mut r = self.task.await.expect("collector task");
-        r.resync_gauge = self.gauge_task.await.unwrap_or_default();
+        let resync_gauge = self.gauge_task.await.unwrap_or_default();
+        let sh = &self.recorder.shared;
+        let interval = sh.interval;
+        let mut r = Recorded {
+            origin: sh.origin,
+            interval,
+            eps: Ep::ALL
+                .iter()
+                .map(|&e| (e, EpStats::new(interval)))
+                .collect(),
+            started: BTreeMap::new(),
+            peak_in_flight: BTreeMap::new(),
+            deliveries: Deliveries {
+                latency: new_latency_histogram(),
+                intervals: IntervalSeries::new(interval, MAX_INTERVALS),
+                messages: 0,
+                expected: 0,
+                delivered: 0,
+                before_send_ok: 0,
+                duplicates_or_unknown: 0,
+                unmatched: 0,
+            },
+            reactions: Reactions {
+                took: new_latency_histogram(),
+                ok: 0,
+                gave_up: 0,
+            },
+            resync_gauge,
+            workers: 0,
+        };
+        let workers = std::mem::take(&mut *sh.workers.lock().expect("worker list"));
+        r.workers = workers.len();
+        for w in workers {
+            let w = w.lock().expect("worker stats");
+            for (ep, s) in &w.eps {
+                r.eps.get_mut(ep).expect("every endpoint").merge(s);
+            }
+            let d = &mut r.deliveries;
+            let _ = d.latency.add(&w.delivery_latency);
+            d.intervals.merge(&w.delivery_intervals);
+            d.delivered += w.delivered;
+            d.before_send_ok += w.before_send_ok;
+            let _ = r.reactions.took.add(&w.reactions.took);
+            r.reactions.ok += w.reactions.ok;
+            r.reactions.gave_up += w.reactions.gave_up;
+        }
+        for m in &sh.matchers {
+            let m = m.lock().expect("matcher");
+            r.deliveries.messages += m.messages;
+            r.deliveries.expected += m.expected;
+            r.deliveries.unmatched += m.early.values().map(|v| v.len() as u64).sum::<u64>();
+        }
         for ep in Ep::ALL {
             let i = ep.index();
             r.started
-                .insert(ep, gauges.started[i].load(Ordering::Relaxed));
+                .insert(ep, sh.gauges.started[i].load(Ordering::Relaxed));
             r.peak_in_flight
-                .insert(ep, gauges.peak[i].load(Ordering::Relaxed));
+                .insert(ep, sh.gauges.peak[i].load(Ordering::Relaxed));
         }
         r
     }
@@ -409,84 +597,9 @@ fn us(d: Duration) -> u64 {
 }
 
 impl Recorded {
-    fn since_origin(&self, t: Instant) -> Duration {
-        t.saturating_duration_since(self.origin)
-    }
-
-    fn record(&mut self, m: Msg) {
-        match m {
-            Msg::Done {
-                ep,
-                intended,
-                sent,
-                done,
-                error,
-                bytes_in,
-                bytes_out,
-            } => {
-                let at = self.since_origin(done);
-                let interval = self.interval;
-                let s = self.eps.get_mut(&ep).expect("every endpoint has stats");
-                let c = us(done.saturating_duration_since(intended));
-                let r = us(done.saturating_duration_since(sent));
-                let _ = s.corrected.record(c);
-                let _ = s.raw.record(r);
-                s.intervals_corrected.record(at, c);
-                s.intervals_raw.record(at, r);
-                s.bytes_in += bytes_in;
-                s.bytes_out += bytes_out;
-                match error {
-                    None => {
-                        s.ok += 1;
-                        let i =
-                            ((at.as_nanos() / interval.as_nanos()) as usize).min(MAX_INTERVALS - 1);
-                        if s.ok_per_interval.len() <= i {
-                            s.ok_per_interval.resize(i + 1, 0);
-                        }
-                        s.ok_per_interval[i] += 1;
-                    }
-                    Some(e) => *s.errors.entry(e.label()).or_default() += 1,
-                }
-            }
-            Msg::Sent { seq, at, receivers } => {
-                let d = &mut self.deliveries;
-                d.messages += 1;
-                d.expected += receivers as u64;
-                d.sent.insert(seq, at);
-                if let Some(early) = d.early.remove(&seq) {
-                    for seen in early {
-                        self.deliveries.before_send_ok += u64::from(seen < at);
-                        self.deliver(seen, at);
-                    }
-                }
-            }
-            Msg::Delivered { seq, at } => match self.deliveries.sent.get(&seq) {
-                Some(&ok_at) => self.deliver(at, ok_at),
-                None => self.deliveries.early.entry(seq).or_default().push(at),
-            },
-            Msg::Reacted { took, ok } => {
-                let _ = self.reactions.took.record(us(took));
-                if ok {
-                    self.reactions.ok += 1;
-                } else {
-                    self.reactions.gave_up += 1;
-                }
-            }
-        }
-    }
-
-    fn deliver(&mut self, seen: Instant, ok_at: Instant) {
-        let lat = us(seen.saturating_duration_since(ok_at));
-        let at = self.since_origin(seen);
-        let d = &mut self.deliveries;
-        d.delivered += 1;
-        let _ = d.latency.record(lat);
-        d.intervals.record(at, lat);
-    }
-
     /// Deliveries never matched with a send (the send failed, or its 200 was never seen).
     pub fn unmatched_deliveries(&self) -> u64 {
-        self.deliveries.early.values().map(|v| v.len() as u64).sum()
+        self.deliveries.unmatched
     }
 
     /// The per-endpoint results of the endpoints that were used.
@@ -710,8 +823,7 @@ mod tests {
                 None,
                 100,
                 300,
-            )
-            .await;
+            );
         }
         r.start(Ep::Sync);
         r.done(
@@ -722,19 +834,17 @@ mod tests {
             Some(ErrorKind::Status(429, Some("M_LIMIT_EXCEEDED".into()))),
             50,
             0,
-        )
-        .await;
+        );
         r.start(Ep::Sync); // never finished: cancelled
         // A delivery seen before the send's 200, one after, one of an unknown message.
-        r.send(Msg::Delivered { seq: 1, at: t(30) }).await;
+        r.send(Msg::Delivered { seq: 1, at: t(30) });
         r.send(Msg::Sent {
             seq: 1,
             at: t(40),
             receivers: 2,
-        })
-        .await;
-        r.send(Msg::Delivered { seq: 1, at: t(140) }).await;
-        r.send(Msg::Delivered { seq: 9, at: t(150) }).await;
+        });
+        r.send(Msg::Delivered { seq: 1, at: t(140) });
+        r.send(Msg::Delivered { seq: 9, at: t(150) });
         drop(r);
         let rec = c.finish().await;
         let eps = rec.endpoint_results(|_| "closed");
@@ -755,5 +865,81 @@ mod tests {
         assert_eq!(rec.deliveries.intervals.count(), 2);
         // Completions per interval, by completion time.
         assert_eq!(rec.eps[&Ep::Send].ok_per_interval, vec![8, 2]);
+    }
+
+    /// Clients on several worker threads: the merged histograms equal one histogram of every
+    /// request, and deliveries recorded on one worker match sends recorded on another.
+    #[test]
+    fn per_worker_recorders_merge_to_the_single_run() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let origin = Instant::now();
+        let lat = |t: u64, i: u64| Duration::from_micros(100 + (t * 7919 + i * 104_729) % 900_000);
+        let rec = rt.block_on(async {
+            let c = Collector::spawn(origin, Duration::from_millis(50));
+            let mut set = tokio::task::JoinSet::new();
+            for t in 0..64u64 {
+                let r = c.recorder();
+                set.spawn(async move {
+                    for i in 0..200u64 {
+                        let sent = origin + Duration::from_millis(i);
+                        r.start(Ep::Sync);
+                        r.done(Ep::Sync, sent, sent, sent + lat(t, i), None, 10, 1);
+                        if i % 50 == 0 {
+                            tokio::task::yield_now().await; // let the task change workers
+                        }
+                    }
+                    // Task t sends message t; task t+1 (likely elsewhere) receives it.
+                    r.send(Msg::Sent {
+                        seq: t,
+                        at: origin,
+                        receivers: 1,
+                    });
+                    r.send(Msg::Delivered {
+                        seq: (t + 1) % 64,
+                        at: origin + Duration::from_millis(t),
+                    });
+                });
+            }
+            while set.join_next().await.is_some() {}
+            c.finish().await
+        });
+        let mut single = new_latency_histogram();
+        for t in 0..64u64 {
+            for i in 0..200u64 {
+                single.record(us(lat(t, i))).unwrap();
+            }
+        }
+        let s = &rec.eps[&Ep::Sync];
+        assert!(rec.workers >= 1);
+        assert_eq!(s.corrected, single);
+        assert_eq!(s.raw, single);
+        assert_eq!(s.ok, 64 * 200);
+        assert_eq!(s.ok_per_interval.iter().sum::<u64>(), 64 * 200);
+        assert_eq!(s.intervals_corrected.count(), 64 * 200);
+        assert_eq!((s.bytes_in, s.bytes_out), (64 * 200 * 10, 64 * 200));
+        assert_eq!(rec.started[&Ep::Sync], 64 * 200);
+        let d = rec.delivery_result();
+        assert_eq!(
+            (d.messages, d.expected, d.delivered, d.unmatched),
+            (64, 64, 64, 0)
+        );
+        // A recorder of a finished collector starts afresh on a new one (no stale worker stats).
+        let again = rt.block_on(async {
+            let c = Collector::spawn(Instant::now(), Duration::from_millis(50));
+            let r = c.recorder();
+            tokio::spawn(async move {
+                r.start(Ep::Send);
+                r.done(Ep::Send, origin, origin, origin, None, 0, 0);
+            })
+            .await
+            .unwrap();
+            c.finish().await
+        });
+        assert_eq!(again.eps[&Ep::Sync].completed(), 0);
+        assert_eq!(again.eps[&Ep::Send].completed(), 1);
     }
 }

@@ -145,6 +145,17 @@ impl IntervalSeries {
         let _ = self.hists[i].record(latency_us.max(1));
     }
 
+    /// Add another series of the same interval length, interval by interval.
+    pub fn merge(&mut self, other: &IntervalSeries) {
+        debug_assert_eq!(self.interval, other.interval);
+        while self.hists.len() < other.hists.len() {
+            self.hists.push(new_latency_histogram());
+        }
+        for (a, b) in self.hists.iter_mut().zip(&other.hists) {
+            let _ = a.add(b);
+        }
+    }
+
     /// Total count over all intervals.
     pub fn count(&self) -> u64 {
         self.hists.iter().map(|h| h.len()).sum()

@@ -603,7 +603,7 @@ async fn stages(
     // 2. Dataset: restore the fixture, or build it (boot fresh, load through the API, stop,
     //    snapshot).
     let cached = if use_fixtures { store.get(&key) } else { None };
-    let (inst, creds) = if let Some(fx) = cached {
+    let (mut inst, creds) = if let Some(fx) = cached {
         ctx.say(&format!("dataset: fixture {key} from {}", fx.dir.display()));
         let (fx2, store2, dd) = (fx.clone(), store.clone(), data_dir.clone());
         let pgdata = pg.as_ref().map(|c| c.pgdata.clone());
@@ -654,6 +654,10 @@ async fn stages(
         .await?;
         (inst, creds)
     };
+    // The scenario's Synapse config applies to the boots on the finished dataset only.
+    if let Instance::Synapse(syn) = &mut inst {
+        syn.extra = scenario.server.synapse_config.clone();
+    }
     ctx.result.server = Some(ServerInfo {
         kind: scenario.server.kind.as_str().into(),
         version: server_version.clone(),

@@ -122,6 +122,7 @@ struct RawServer {
     profile: Option<Spanned<String>>,
     config_template: Option<Spanned<String>>,
     source: Option<Spanned<String>>,
+    synapse_config: Option<Spanned<toml::Table>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -653,7 +654,27 @@ pub struct ServerSpec {
     /// Synapse from a source checkout (installed into a venv of its own) instead of PyPI.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<PathBuf>,
+    /// Synapse config keys of the scenario's (`[server.synapse_config]`), merged over hsbench's
+    /// own for every boot on the finished dataset (never while the fixture is built, so one
+    /// fixture serves every configuration). Keys hsbench owns are refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synapse_config: Option<serde_json::Value>,
 }
+
+/// Synapse config keys hsbench sets itself and a scenario may not override: where the server
+/// listens, its data, its identity and its logging.
+pub const SYNAPSE_RESERVED_KEYS: [&str; 10] = [
+    "listeners",
+    "database",
+    "server_name",
+    "media_store_path",
+    "signing_key_path",
+    "pid_file",
+    "log_config",
+    "no_redirect_stdio",
+    "app_service_config_files",
+    "trusted_key_servers",
+];
 
 impl ServerSpec {
     /// The server profile this spec names: its own file, or the one shipped for its kind.
@@ -677,6 +698,7 @@ impl ServerSpec {
             profile: None,
             config_template: None,
             source: None,
+            synapse_config: None,
         }
     }
 }
@@ -1479,6 +1501,36 @@ fn validate(loc: &Locator, raw: RawScenario) -> Result<Scenario, ScenarioError> 
                     Some(normalize(&std::path::absolute(&p).unwrap_or(p)))
                 }
             };
+            let synapse_config =
+                match &s.synapse_config {
+                    None => None,
+                    Some(t) if native => {
+                        return Err(loc.at(
+                            t.span(),
+                            "server.synapse_config",
+                            "Synapse config keys; other servers take a `config_template`",
+                        ));
+                    }
+                    Some(t) => {
+                        if let Some(k) = t
+                            .get_ref()
+                            .keys()
+                            .find(|k| SYNAPSE_RESERVED_KEYS.contains(&k.as_str()))
+                        {
+                            return Err(loc.at(
+                                t.span(),
+                                &format!("server.synapse_config.{k}"),
+                                format!(
+                                    "hsbench sets `{k}` itself (reserved: {})",
+                                    SYNAPSE_RESERVED_KEYS.join(", ")
+                                ),
+                            ));
+                        }
+                        Some(serde_json::to_value(t.get_ref()).map_err(|e| {
+                            loc.at(t.span(), "server.synapse_config", e.to_string())
+                        })?)
+                    }
+                };
             ServerSpec {
                 kind,
                 version,
@@ -1488,6 +1540,7 @@ fn validate(loc: &Locator, raw: RawScenario) -> Result<Scenario, ScenarioError> 
                 profile,
                 config_template,
                 source,
+                synapse_config,
             }
         }
     };
@@ -2161,6 +2214,35 @@ sync = "full_state"
         let e = err(&pg);
         assert_eq!((e.field.as_str(), e.line), ("dataset.load", 9));
         assert!(e.to_string().contains("SQLite"), "{e}");
+    }
+
+    #[test]
+    fn synapse_config_is_kept_as_json_and_refuses_keys_hsbench_owns() {
+        let text = GOOD.replace(
+            "[boot]",
+            "[server.synapse_config]\npresence = { enabled = false }\ncaches = { global_factor = 2.0 }\n\n[boot]",
+        );
+        let s = parse(Path::new("s.toml"), &text).unwrap();
+        assert_eq!(
+            s.server.synapse_config,
+            Some(serde_json::json!({
+                "presence": {"enabled": false},
+                "caches": {"global_factor": 2.0}
+            }))
+        );
+        let e = err(&GOOD.replace(
+            "[boot]",
+            "[server.synapse_config]\nlisteners = []\n\n[boot]",
+        ));
+        assert_eq!(e.field, "server.synapse_config.listeners");
+        assert_eq!(e.line, 13);
+        assert!(e.message.contains("reserved"), "{e}");
+        let native = GOOD.replace(
+            "[server]\nversion = \"1.163.2\"",
+            "[server]\nkind = \"tuwunel\"\nbinary = \"Cargo.toml\"\n[server.synapse_config]\npresence = { enabled = false }",
+        );
+        let e = err(&native);
+        assert_eq!(e.field, "server.synapse_config");
     }
 
     #[test]

@@ -324,11 +324,11 @@ async fn sync_loop(shared: Arc<Shared>, token: String, mut since: String) {
             }
         }
         let failed = error.is_some();
-        rec.done(Ep::Sync, sent, sent, done, error, n_in, out).await;
+        rec.done(Ep::Sync, sent, sent, done, error, n_in, out);
         for seq in seqs {
             if fresh(&mut seen, seq) {
                 shared.delivered.fetch_add(1, Ordering::Relaxed);
-                rec.send(Msg::Delivered { seq, at: done }).await;
+                rec.send(Msg::Delivered { seq, at: done });
             }
         }
         if failed {
@@ -393,28 +393,25 @@ async fn resync(
         };
         let ok = error.is_none();
         // Corrected: from the moment the client saw the trigger (retries and waits included).
-        rec.done(Ep::Resync, seen_at, sent, done, error, n_in, out)
-            .await;
+        rec.done(Ep::Resync, seen_at, sent, done, error, n_in, out);
         if ok {
             for seq in std::mem::take(&mut scan.seqs) {
                 if fresh(seen, seq) {
                     shared.delivered.fetch_add(1, Ordering::Relaxed);
-                    rec.send(Msg::Delivered { seq, at: done }).await;
+                    rec.send(Msg::Delivered { seq, at: done });
                 }
             }
             rec.send(Msg::Reacted {
                 took: done - seen_at,
                 ok: true,
-            })
-            .await;
+            });
             return scan.next_batch;
         }
     }
     rec.send(Msg::Reacted {
         took: seen_at.elapsed(),
         ok: false,
-    })
-    .await;
+    });
     None
 }
 
@@ -518,15 +515,13 @@ async fn send_message(
         }
     };
     let ok = error.is_none();
-    rec.done(Ep::Send, intended, sent, done, error, n_in, out)
-        .await;
+    rec.done(Ep::Send, intended, sent, done, error, n_in, out);
     if ok {
         rec.send(Msg::Sent {
             seq,
             at: done,
             receivers: route.receivers,
-        })
-        .await;
+        });
     }
 }
 
@@ -783,8 +778,7 @@ pub async fn run_triggered(
         };
         let done = Instant::now();
         let failed = error.clone();
-        rec.done(Ep::Trigger, t_trigger, sent, done, error, n_in, out)
-            .await;
+        rec.done(Ep::Trigger, t_trigger, sent, done, error, n_in, out);
         if let Some(e) = failed {
             shared.stop.store(true, Ordering::Relaxed);
             clients.abort_all();

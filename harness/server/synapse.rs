@@ -331,6 +331,8 @@ pub struct SynapseInstance {
     pub install: SynapseInstall,
     pub data_dir: PathBuf,
     pub db: DbTarget,
+    /// The scenario's own Synapse config keys (`[server.synapse_config]`), merged last.
+    pub extra: Option<serde_json::Value>,
 }
 
 /// Rate limits raised far beyond any load hsbench makes: otherwise a load test measures the
@@ -425,6 +427,7 @@ impl SynapseInstance {
             install: install.clone(),
             data_dir: data_dir.to_path_buf(),
             db,
+            extra: None,
         })
     }
 
@@ -456,6 +459,7 @@ impl SynapseInstance {
             install: install.clone(),
             data_dir: data_dir.to_path_buf(),
             db,
+            extra: None,
         }
     }
 
@@ -518,6 +522,10 @@ impl SynapseInstance {
         let appservice = self.data_dir.join(APPSERVICE_FILE);
         if appservice.is_file() {
             v["app_service_config_files"] = json!([appservice]);
+        }
+        if let (Some(o), Some(serde_json::Value::Object(extra))) = (v.as_object_mut(), &self.extra)
+        {
+            o.extend(extra.clone());
         }
         v
     }
@@ -634,6 +642,7 @@ mod tests {
             },
             data_dir: "/d".into(),
             db: DbTarget::Sqlite,
+            extra: None,
         };
         let v = inst.overrides(18008);
         assert_eq!(v["listeners"][0]["bind_addresses"], json!(["127.0.0.1"]));
@@ -644,5 +653,14 @@ mod tests {
         assert_eq!(v["bcrypt_rounds"], 4);
         assert_eq!(v["database"]["args"]["database"], "/d/homeserver.db");
         assert_eq!(v["media_store_path"], "/d/media_store");
+        // The scenario's keys come last and win; hsbench's other keys stay.
+        let inst = SynapseInstance {
+            extra: Some(json!({"presence": {"enabled": false}, "bcrypt_rounds": 6})),
+            ..inst
+        };
+        let v = inst.overrides(18008);
+        assert_eq!(v["presence"]["enabled"], false);
+        assert_eq!(v["bcrypt_rounds"], 6);
+        assert_eq!(v["listeners"][0]["port"], 18008);
     }
 }
