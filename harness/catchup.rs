@@ -410,6 +410,7 @@ pub async fn run_catchup(
         WorkloadData {
             recorded,
             origin: origin_wall,
+            shard_log: None,
         },
     ))
 }

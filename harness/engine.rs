@@ -444,6 +444,10 @@ pub struct Deliveries {
     pub duplicates_or_unknown: u64,
     /// Deliveries never matched with a send.
     unmatched: u64,
+    /// Every accepted send: sequence number and the instant of its 200.
+    pub sent: Vec<(u64, Instant)>,
+    /// Every delivery never matched with a send of this process: sequence number and instant.
+    pub unmatched_seen: Vec<(u64, Instant)>,
 }
 
 /// Reactions to a trigger: from seeing it to a successful re-sync.
@@ -550,6 +554,8 @@ impl CollectorHandle {
                 before_send_ok: 0,
                 duplicates_or_unknown: 0,
                 unmatched: 0,
+                sent: Vec::new(),
+                unmatched_seen: Vec::new(),
             },
             reactions: Reactions {
                 took: new_latency_histogram(),
@@ -576,11 +582,18 @@ impl CollectorHandle {
             r.reactions.gave_up += w.reactions.gave_up;
         }
         for m in &sh.matchers {
-            let m = m.lock().expect("matcher");
-            r.deliveries.messages += m.messages;
-            r.deliveries.expected += m.expected;
-            r.deliveries.unmatched += m.early.values().map(|v| v.len() as u64).sum::<u64>();
+            let mut m = m.lock().expect("matcher");
+            let d = &mut r.deliveries;
+            d.messages += m.messages;
+            d.expected += m.expected;
+            d.unmatched += m.early.values().map(|v| v.len() as u64).sum::<u64>();
+            d.sent.extend(m.sent.drain());
+            for (seq, seen) in m.early.drain() {
+                d.unmatched_seen.extend(seen.into_iter().map(|t| (seq, t)));
+            }
         }
+        r.deliveries.sent.sort_unstable();
+        r.deliveries.unmatched_seen.sort_unstable();
         for ep in Ep::ALL {
             let i = ep.index();
             r.started
@@ -639,6 +652,7 @@ impl Recorded {
             missing: d.expected.saturating_sub(d.delivered),
             before_send_ok: d.before_send_ok,
             unmatched: self.unmatched_deliveries(),
+            foreign: 0,
             latency: LatencySummary::of(&d.latency),
         }
     }
@@ -691,6 +705,11 @@ pub struct DeliveryResult {
     pub before_send_ok: u64,
     /// Seen, but of a message whose send never got a 200.
     pub unmatched: u64,
+    /// A shard's deliveries of messages another shard sent: their latency is not known here;
+    /// `hsbench merge` matches them with that shard's sends (`<workload>-sends.csv` and
+    /// `<workload>-foreign-deliveries.csv`).
+    #[serde(default)]
+    pub foreign: u64,
     /// From the send's 200 until the receiver's `/sync` response ended.
     pub latency: LatencySummary,
 }

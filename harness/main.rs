@@ -84,6 +84,12 @@ fn main() -> ExitCode {
                             report::fmt_ms(h.summary.max_ms)
                         );
                     }
+                    for (w, c) in &m.cross_shard_deliveries {
+                        println!(
+                            "{w}: {} deliveries across shards matched with their sends, {} of messages no shard sent",
+                            c.matched, c.unmatched
+                        );
+                    }
                     println!("merged: {}", out.display());
                     0
                 }

@@ -29,6 +29,96 @@ pub struct Merged {
     pub schema_version: u32,
     pub inputs: Vec<PathBuf>,
     pub histograms: BTreeMap<String, MergedHistogram>,
+    /// Per sharded workload: deliveries that crossed shards, matched here with their sends.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub cross_shard_deliveries: BTreeMap<String, CrossShard>,
+}
+
+/// Deliveries one shard saw of messages another shard sent.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct CrossShard {
+    /// Matched with a send of another shard and added to `<workload>-delivery`.
+    pub matched: u64,
+    /// Of a message no shard's sends list (its send failed or never got a 200).
+    pub unmatched: u64,
+}
+
+/// Read a shard's `seq,unix_ns` file.
+fn read_seq_times(path: &Path) -> Result<Vec<(u64, u64)>, MergeError> {
+    let text = std::fs::read_to_string(path).map_err(|source| MergeError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    text.lines()
+        .enumerate()
+        .skip(1)
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            l.split_once(',')
+                .and_then(|(a, b)| Some((a.trim().parse().ok()?, b.trim().parse().ok()?)))
+                .ok_or_else(|| MergeError::Incompatible {
+                    path: path.to_path_buf(),
+                    message: format!("line {}: {l:?} is not `seq,unix_ns`", i + 1),
+                })
+        })
+        .collect()
+}
+
+/// Time the deliveries that crossed shards: each `<workload>-foreign-deliveries.csv` row is
+/// matched with the `<workload>-sends.csv` row of the same sequence number (from any shard);
+/// the latency (delivery − the send's 200, 0 when earlier) is added to the workload's merged
+/// delivery histogram, so it holds every delivery, as a single run's does.
+fn match_cross_shard(
+    dirs: &[PathBuf],
+    acc: &mut BTreeMap<String, (usize, Histogram<u64>)>,
+) -> Result<BTreeMap<String, CrossShard>, MergeError> {
+    const SENDS: &str = "-sends.csv";
+    const FOREIGN: &str = "-foreign-deliveries.csv";
+    let mut sends: BTreeMap<String, std::collections::HashMap<u64, u64>> = BTreeMap::new();
+    let mut foreign: BTreeMap<String, Vec<(u64, u64)>> = BTreeMap::new();
+    for dir in dirs {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        let mut files: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        files.sort();
+        for path in files {
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if let Some(w) = name.strip_suffix(SENDS) {
+                sends
+                    .entry(w.to_string())
+                    .or_default()
+                    .extend(read_seq_times(&path)?);
+            } else if let Some(w) = name.strip_suffix(FOREIGN) {
+                foreign
+                    .entry(w.to_string())
+                    .or_default()
+                    .extend(read_seq_times(&path)?);
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    for (w, rows) in foreign {
+        let sent = sends.get(&w);
+        let mut c = CrossShard::default();
+        let slot = acc
+            .entry(format!("{w}-delivery"))
+            .or_insert_with(|| (0, crate::metrics::new_latency_histogram()));
+        for (seq, seen) in rows {
+            match sent.and_then(|m| m.get(&seq)) {
+                Some(&ok_at) => {
+                    let _ = slot.1.record((seen.saturating_sub(ok_at) / 1000).max(1));
+                    c.matched += 1;
+                }
+                None => c.unmatched += 1,
+            }
+        }
+        out.insert(w, c);
+    }
+    Ok(out)
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -83,6 +173,7 @@ pub fn merge_dirs(dirs: &[PathBuf], out: &Path) -> Result<Merged, MergeError> {
     if acc.is_empty() {
         return Err(MergeError::Empty(dirs.to_vec()));
     }
+    let cross_shard_deliveries = match_cross_shard(dirs, &mut acc)?;
     std::fs::create_dir_all(out).map_err(|source| MergeError::Io {
         path: out.to_path_buf(),
         source,
@@ -105,6 +196,7 @@ pub fn merge_dirs(dirs: &[PathBuf], out: &Path) -> Result<Merged, MergeError> {
         schema_version: 1,
         inputs: dirs.to_vec(),
         histograms,
+        cross_shard_deliveries,
     };
     let json = serde_json::to_vec_pretty(&merged).expect("serializable");
     let path = out.join("merged.json");
@@ -167,5 +259,65 @@ mod tests {
             merge_dirs(&[tmp.path().join("merged-none")], &out),
             Err(MergeError::Io { .. })
         ));
+    }
+
+    /// Two steady shards: each timed the deliveries of its own messages; the deliveries of the
+    /// other shard's messages are matched at merge, and the merged delivery histogram equals
+    /// the one a single run would have recorded.
+    #[test]
+    fn cross_shard_deliveries_are_matched_with_the_other_shards_sends() {
+        let tmp = tempfile::tempdir().unwrap();
+        let base = 1_700_000_000_000_000_000u64; // unix ns
+        // Message q (shard q % 2) got its 200 at base + q ms; receiver r (shard r % 2) saw it
+        // (q * 7 + r * 3) % 50 + 1 ms later.
+        let ok_at = |q: u64| base + q * 1_000_000;
+        let lat_us = |q: u64, r: u64| ((q * 7 + r * 3) % 50 + 1) * 1000;
+        let mut single = crate::metrics::new_latency_histogram();
+        let mut dirs = Vec::new();
+        for shard in 0..2u64 {
+            let mut local = crate::metrics::new_latency_histogram();
+            let mut sends = String::from("seq,unix_ns\n");
+            let mut foreign = String::from("seq,unix_ns\n");
+            for q in 0..40u64 {
+                if q % 2 == shard {
+                    sends.push_str(&format!("{q},{}\n", ok_at(q)));
+                }
+                for r in (0..6u64).filter(|r| r % 2 == shard) {
+                    single.record(lat_us(q, r)).unwrap();
+                    if q % 2 == shard {
+                        local.record(lat_us(q, r)).unwrap();
+                    } else {
+                        foreign.push_str(&format!("{q},{}\n", ok_at(q) + lat_us(q, r) * 1000));
+                    }
+                }
+            }
+            // A delivery of a message nobody sent.
+            foreign.push_str(&format!("999,{}\n", base));
+            let d = tmp.path().join(format!("shard-{shard}"));
+            std::fs::create_dir_all(&d).unwrap();
+            write_histogram(&d, "steady-delivery", &local).unwrap();
+            std::fs::write(d.join("steady-sends.csv"), sends).unwrap();
+            std::fs::write(d.join("steady-foreign-deliveries.csv"), foreign).unwrap();
+            dirs.push(d);
+        }
+        let out = tmp.path().join("merged");
+        let m = merge_dirs(&dirs, &out).unwrap();
+        let merged = read_histogram(&out.join("steady-delivery.hist")).unwrap();
+        assert_eq!(merged, single);
+        assert_eq!(merged.len(), 40 * 6);
+        assert_eq!(
+            m.cross_shard_deliveries["steady"],
+            CrossShard {
+                matched: 40 * 6 / 2,
+                unmatched: 2
+            }
+        );
+        // A malformed row names the file and line.
+        std::fs::write(dirs[1].join("steady-sends.csv"), "seq,unix_ns\n1;2\n").unwrap();
+        let e = merge_dirs(&dirs, &out).unwrap_err().to_string();
+        assert!(
+            e.contains("steady-sends.csv") && e.contains("line 2"),
+            "{e}"
+        );
     }
 }

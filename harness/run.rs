@@ -1168,8 +1168,22 @@ fn write_workload_files(
         hists.push((format!("{workload}-{}", ep.name()), &s.corrected));
         hists.push((format!("{workload}-{}-raw", ep.name()), &s.raw));
     }
-    if rec.deliveries.messages > 0 {
+    if rec.deliveries.messages > 0 || data.shard_log.is_some() {
         hists.push((format!("{workload}-delivery"), &rec.deliveries.latency));
+    }
+    if let Some(log) = &data.shard_log {
+        for (name, rows) in [
+            (format!("{workload}-sends.csv"), &log.sends),
+            (format!("{workload}-foreign-deliveries.csv"), &log.foreign),
+        ] {
+            let mut text = String::from("seq,unix_ns\n");
+            for (q, t) in rows {
+                text.push_str(&format!("{q},{t}\n"));
+            }
+            let path = run_dir.join(&name);
+            crate::report::write_atomic(&path, text.as_bytes()).map_err(output_error(path))?;
+            ctx.result.files.push(name);
+        }
     }
     for (stem, h) in hists {
         write_histogram(&run_dir, &stem, h).map_err(output_error(run_dir.join(&stem)))?;
@@ -1284,8 +1298,33 @@ async fn workloads(
                     t.arrivals,
                     humantime::format_duration(t.duration)
                 ));
-                match crate::syncload::run_steady(base_url, &creds.tokens, &creds.room_ids, plan, t)
-                    .await
+                // A shard long-polls its slice but sends as any sender: it needs every token.
+                let (tokens, shard) = match &ctx.mode {
+                    Mode::Attach(a) if a.shard.count > 1 => {
+                        let release_at = a.release_at.ok_or_else(|| {
+                            workload_error(name)(
+                                "a sharded steady needs --release-at (or HSBENCH_RELEASE_AT): every shard's schedule and message numbers count from it".into(),
+                            )
+                        })?;
+                        (
+                            a.credentials.tokens.clone(),
+                            Some(crate::syncload::ShardRun {
+                                shard: a.shard,
+                                release_at,
+                            }),
+                        )
+                    }
+                    _ => (creds.tokens.clone(), None),
+                };
+                match crate::syncload::run_steady(
+                    base_url,
+                    &tokens,
+                    &creds.room_ids,
+                    plan,
+                    t,
+                    shard,
+                )
+                .await
                 {
                     Ok((result, data)) => {
                         let w = write_workload_files(ctx, name, &data);

@@ -6,9 +6,12 @@
 //! one. The shard comes from `--shard i/n`, else `HSBENCH_SHARD=i/n`, else a Kubernetes Indexed
 //! Job's `JOB_COMPLETION_INDEX=i` with `HSBENCH_SHARDS=n`.
 //!
-//! Only the herd is sharded today. The triggered herd, steady traffic and catch-up measure
-//! relations between clients (who sent what, who must receive it, one trigger and one recovery
-//! timeline), which a slice cannot see; a sharded run of them is refused, not half-measured.
+//! The herd and steady traffic are sharded. A steady shard long-polls its slice of the clients
+//! and sends its share of the one schedule (messages `i % n == i_shard`), counted from the
+//! common release time; deliveries of another shard's messages are kept (sequence number and
+//! time) and `hsbench merge` matches them with that shard's sends, so the merged delivery
+//! histogram holds every delivery. The triggered herd (one trigger, one recovery timeline over
+//! every client) and catch-up are refused sharded, not half-measured.
 
 use crate::scenario::{Scenario, WorkloadKind};
 
@@ -30,7 +33,7 @@ pub enum ShardError {
         message: String,
     },
     #[error(
-        "scenario {scenario}: [workload.{workload}] cannot be sharded (it measures relations between clients a slice cannot see: senders and receivers, one trigger and its recovery); shard a scenario with only [workload.herd]"
+        "scenario {scenario}: [workload.{workload}] cannot be sharded (it measures one trigger and its recovery over every client, or one reader's backlog); shard a scenario with [workload.herd] and [workload.steady] only"
     )]
     Unshardable { scenario: String, workload: String },
 }
@@ -104,8 +107,8 @@ impl Shard {
             .collect()
     }
 
-    /// The scenario as this shard runs it: the herd's client count cut to the slice. Refuses
-    /// workloads that cannot be sharded.
+    /// The scenario as this shard runs it: the herd's client count cut to the slice (steady
+    /// slices its clients itself). Refuses workloads that cannot be sharded.
     pub fn scenario(&self, sc: &Scenario) -> Result<Scenario, ShardError> {
         let mut out = sc.clone();
         if self.count == 1 {
@@ -114,7 +117,7 @@ impl Shard {
         if let Some(w) = sc
             .workload_order
             .iter()
-            .find(|w| !matches!(w, WorkloadKind::Herd))
+            .find(|w| !matches!(w, WorkloadKind::Herd | WorkloadKind::Steady))
         {
             return Err(ShardError::Unshardable {
                 scenario: sc.name.clone(),

@@ -125,6 +125,52 @@ pub(crate) fn harness_load(before: &crate::metrics::SelfUsage, wall: Duration) -
 pub struct WorkloadData {
     pub recorded: Recorded,
     pub origin: std::time::SystemTime,
+    /// A shard's sends and foreign deliveries, for `hsbench merge`.
+    pub shard_log: Option<ShardLog>,
+}
+
+/// What a shard keeps so that `hsbench merge` can time the deliveries that cross shards:
+/// its accepted sends and the deliveries of other shards' messages, each as (sequence number,
+/// Unix nanoseconds).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct ShardLog {
+    pub sends: Vec<(u64, u64)>,
+    pub foreign: Vec<(u64, u64)>,
+}
+
+impl ShardLog {
+    /// Split a shard's recorded deliveries: unmatched ones of messages due from other shards
+    /// (by the sequence numbers' residue) are foreign.
+    pub fn of(
+        r: &Recorded,
+        origin_wall: std::time::SystemTime,
+        seq_base: u64,
+        shard: crate::shard::Shard,
+    ) -> Self {
+        let unix_ns = |t: Instant| {
+            let wall = origin_wall + t.saturating_duration_since(r.origin)
+                - r.origin.saturating_duration_since(t);
+            wall.duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos() as u64
+        };
+        let (n, i) = (shard.count as u64, shard.index as u64);
+        Self {
+            sends: r
+                .deliveries
+                .sent
+                .iter()
+                .map(|&(q, t)| (q, unix_ns(t)))
+                .collect(),
+            foreign: r
+                .deliveries
+                .unmatched_seen
+                .iter()
+                .filter(|&&(q, _)| q >= seq_base && (q - seq_base) % n != i)
+                .map(|&(q, t)| (q, unix_ns(t)))
+                .collect(),
+        }
+    }
 }
 
 impl WorkloadData {
@@ -537,10 +583,9 @@ async fn dispatch(
     origin: Instant,
     end: Instant,
     nonce: Arc<str>,
+    seq_base: u64,
+    shard: crate::shard::Shard,
 ) -> u64 {
-    // Sequence numbers unique to this workload run: messages of an earlier workload (or run)
-    // that a client still sees can never be taken for this one's.
-    let seq_base = seq_base();
     let mut set = tokio::task::JoinSet::new();
     let mut i = 0u64;
     // Sends leave within microseconds of their intended times, not on tokio's millisecond ticks.
@@ -549,6 +594,11 @@ async fn dispatch(
         let intended = origin + arrivals.intended(i);
         if intended >= end {
             break;
+        }
+        // A shard sends its share of the one schedule: messages i with i % count == index.
+        if i % shard.count as u64 != shard.index as u64 {
+            i += 1;
+            continue;
         }
         timer.sleep_until(intended).await;
         let route = routes[(i as usize) % routes.len()].clone();
@@ -577,10 +627,13 @@ async fn dispatch(
 /// The first sequence number of a workload's messages: the wall clock in microseconds, so
 /// that two workloads' numbers never meet (JSON integers in events stay below 2^53).
 pub(crate) fn seq_base() -> u64 {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    t.as_micros() as u64
+    unix_us(std::time::SystemTime::now())
+}
+
+fn unix_us(t: std::time::SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_micros() as u64
 }
 
 pub(crate) fn nonce() -> Arc<str> {
@@ -660,13 +713,34 @@ async fn start_long_polls(
     connect_ramp: Duration,
     reaction: Option<Reaction>,
     interval: Duration,
+    release: Option<std::time::SystemTime>,
 ) -> Result<Started, WorkloadError> {
     let client = new_client(base_url, tokens.len())?;
     let prep = Instant::now();
     let since = since_tokens(&client, tokens).await?;
     let prepare_ms = prep.elapsed().as_secs_f64() * 1000.0;
-    let origin = Instant::now() + connect_ramp + SETTLE;
-    let origin_wall = std::time::SystemTime::now() + connect_ramp + SETTLE;
+    let lead = connect_ramp + SETTLE;
+    let (origin, origin_wall) = match release {
+        None => (Instant::now() + lead, std::time::SystemTime::now() + lead),
+        // A shard: time zero is the common release time; the clients come online before it.
+        Some(at) => {
+            let ahead = at
+                .duration_since(std::time::SystemTime::now())
+                .ok()
+                .filter(|d| *d >= lead)
+                .ok_or_else(|| WorkloadError::Setup {
+                    what: "release time".into(),
+                    message: format!(
+                        "it must leave this shard its connect ramp and {} s to settle after preparing ({:.1} s); release the shards later",
+                        SETTLE.as_secs_f64(),
+                        prepare_ms / 1000.0
+                    ),
+                })?;
+            let origin = Instant::now() + ahead;
+            tokio::time::sleep_until((origin - lead).into()).await;
+            (origin, at)
+        }
+    };
     let collector = Collector::spawn(origin, interval);
     let shared = Arc::new(Shared {
         client: client.clone(),
@@ -718,6 +792,7 @@ pub async fn run_triggered(
         spec.connect_ramp,
         Some(reaction),
         spec.interval,
+        None,
     )
     .await?;
     let cpu_before = crate::metrics::self_usage();
@@ -742,6 +817,8 @@ pub async fn run_triggered(
         origin,
         chatter_end,
         nonce(),
+        seq_base(),
+        crate::shard::Shard::WHOLE,
     ));
 
     // The trigger.
@@ -871,6 +948,7 @@ pub async fn run_triggered(
         WorkloadData {
             recorded,
             origin: origin_wall,
+            shard_log: None,
         },
     ))
 }
@@ -893,18 +971,47 @@ pub fn rooms_of_clients(
     by_user
 }
 
+/// A shard's part of a workload split over several processes (`run --attach --shard`).
+#[derive(Debug, Clone, Copy)]
+pub struct ShardRun {
+    pub shard: crate::shard::Shard,
+    /// Every shard's time zero: the schedule and the sequence numbers count from it.
+    pub release_at: std::time::SystemTime,
+}
+
 /// Run steady traffic: `tokens[..clients]` long-poll; the first `senders` send into their rooms.
+///
+/// Sharded (`shard`), this process long-polls only its slice of the clients (`j % count ==
+/// index`) and sends its share of the one schedule (messages `i % count == index`), with
+/// sequence numbers counted from the common release time. `tokens` are then every user's. A
+/// delivery of another shard's message is kept as `foreign` (seq and time) for `hsbench merge`,
+/// which matches it with that shard's send.
 pub async fn run_steady(
     base_url: &str,
     tokens: &[String],
     room_ids: &[OwnedRoomId],
     plan: &crate::dataset::DatasetPlan,
     spec: &SteadySpec,
+    shard: Option<ShardRun>,
 ) -> Result<(SteadyResult, WorkloadData), WorkloadError> {
     let k = spec.clients as usize;
+    let part = shard.map_or(crate::shard::Shard::WHOLE, |s| s.shard);
     let by_user = rooms_of_clients(plan, spec.clients);
+    // This shard's receivers per room (all of them unsharded).
+    let local_receivers: BTreeMap<u64, u64> = plan
+        .rooms()
+        .map(|room| {
+            let n = room
+                .members
+                .iter()
+                .filter(|&&u| u < spec.clients && u % part.count as u64 == part.index as u64)
+                .count() as u64;
+            (room.index, n)
+        })
+        .collect();
     // Round robin over senders, and for each sender over its rooms.
     let mut routes = Vec::new();
+    let mut route_local = Vec::new();
     let per_sender: Vec<&Vec<(u64, u32)>> =
         (0..spec.senders).filter_map(|s| by_user.get(&s)).collect();
     if per_sender.is_empty() {
@@ -922,8 +1029,10 @@ pub async fn run_steady(
                 room: room_ids[room as usize].clone(),
                 receivers,
             });
+            route_local.push(local_receivers.get(&room).copied().unwrap_or(0));
         }
     }
+    let receivers = part.slice(&tokens[..k]);
 
     let Started {
         client,
@@ -935,17 +1044,24 @@ pub async fn run_steady(
         prepare_ms,
     } = start_long_polls(
         base_url,
-        &tokens[..k],
+        &receivers,
         spec.poll_timeout,
         spec.connect_ramp,
         None,
         spec.interval,
+        shard.map(|s| s.release_at),
     )
     .await?;
     let cpu_before = crate::metrics::self_usage();
     let end = origin + spec.duration;
+    // Sequence numbers unique to this workload run (messages of an earlier workload that a
+    // client still sees are never taken for this one's), and common to all its shards.
+    let seq_base = match shard {
+        Some(s) => unix_us(s.release_at),
+        None => seq_base(),
+    };
     let expected: u64 = {
-        let sends = dispatch(
+        let scheduled = dispatch(
             client.clone(),
             collector.recorder(),
             Arc::new(tokens[..spec.senders as usize].to_vec()),
@@ -954,12 +1070,14 @@ pub async fn run_steady(
             origin,
             end,
             nonce(),
+            seq_base,
+            part,
         )
         .await;
-        // Deliveries due for the messages scheduled (failed sends are not due; the drain only
-        // waits, the collector counts exactly).
-        (0..sends)
-            .map(|i| routes[(i as usize) % routes.len()].receivers as u64)
+        // Deliveries due to this process's receivers for every message scheduled (by any
+        // shard; failed sends are not due: the drain only waits, the recorder counts exactly).
+        (0..scheduled)
+            .map(|i| route_local[(i as usize) % routes.len()])
             .sum()
     };
     // Drain: wait for the last deliveries.
@@ -975,8 +1093,14 @@ pub async fn run_steady(
     drop(shared);
     let recorded = collector.finish().await;
     let accepted = recorded.eps[&Ep::Send].ok;
+    let shard_log = shard.map(|s| ShardLog::of(&recorded, origin_wall, seq_base, s.shard));
+    let mut deliveries = recorded.delivery_result();
+    if let Some(l) = &shard_log {
+        deliveries.foreign = l.foreign.len() as u64;
+        deliveries.unmatched = deliveries.unmatched.saturating_sub(deliveries.foreign);
+    }
     let result = SteadyResult {
-        clients: spec.clients,
+        clients: receivers.len() as u64,
         senders: spec.senders,
         arrivals: spec.arrivals,
         model: "senders open (each message due at its scheduled time, latency corrected from it); receivers closed loop (long-poll sync)".into(),
@@ -984,8 +1108,10 @@ pub async fn run_steady(
             Ep::Send => "open",
             _ => "closed",
         }),
-        deliveries: recorded.delivery_result(),
-        intended_per_s: spec.arrivals.due_within(spec.duration) as f64 / spec.duration.as_secs_f64(),
+        deliveries,
+        // A shard's share of the schedule: messages i with i % count == index.
+        intended_per_s: part.slice_len(spec.arrivals.due_within(spec.duration)) as f64
+            / spec.duration.as_secs_f64(),
         achieved_per_s: accepted as f64 / spec.duration.as_secs_f64(),
         interval_ms: spec.interval.as_secs_f64() * 1000.0,
         wall_s: wall.as_secs_f64(),
@@ -998,6 +1124,7 @@ pub async fn run_steady(
         WorkloadData {
             recorded,
             origin: origin_wall,
+            shard_log,
         },
     ))
 }

@@ -1,5 +1,6 @@
 //! Sharding against real Synapse: `serve` keeps the server up, two shards attach and each fire
-//! their slice of one herd at a common release time, `merge` combines their histograms.
+//! their slice of one herd at a common release time, `merge` combines their histograms; then
+//! two shards run one steady schedule, and `merge` times the deliveries that crossed shards.
 
 mod common;
 
@@ -172,4 +173,76 @@ async fn shards(
             .len(),
         25
     );
+
+    // Steady traffic in two shards: each long-polls 20 clients and sends half the schedule.
+    let steady = scenario::load(&manifest.join("tests/scenarios/tiny-shard-steady.toml")).unwrap();
+    let e = run_attached(
+        &steady,
+        &opts("steady-no-release"),
+        attach(Shard { index: 0, count: 2 }, &info.base_url, None),
+    )
+    .await
+    .unwrap_err();
+    assert!(e.to_string().contains("--release-at"), "{e}");
+    let release = SystemTime::now() + Duration::from_secs(10);
+    let (o0, o1) = (opts("steady-0"), opts("steady-1"));
+    let (s0, s1) = tokio::join!(
+        run_attached(
+            &steady,
+            &o0,
+            attach(Shard { index: 0, count: 2 }, &info.base_url, Some(release)),
+        ),
+        run_attached(
+            &steady,
+            &o1,
+            attach(Shard { index: 1, count: 2 }, &info.base_url, Some(release)),
+        ),
+    );
+    let (s0, s1) = (s0.unwrap(), s1.unwrap());
+    let release_ms = release
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+        * 1e3;
+    let (mut expected, mut local, mut foreign, mut sends) = (0, 0, 0, 0);
+    for out in [&s0, &s1] {
+        let st = out.result.steady.as_ref().unwrap();
+        assert_eq!(st.clients, 20, "every other one of the 40 clients");
+        // Time zero is the common release time.
+        assert!((st.origin_unix_ms - release_ms).abs() < 1.0, "{st:?}");
+        let send = st.endpoints.iter().find(|e| e.name == "send").unwrap();
+        // 8 s at 10/s: 80 messages, 40 per shard, all accepted.
+        assert_eq!((send.started, send.ok), (40, 40), "{send:?}");
+        let d = &st.deliveries;
+        assert_eq!(d.messages, 40);
+        assert!(
+            d.foreign > 0,
+            "the other shard's messages reach this one: {d:?}"
+        );
+        assert_eq!(d.unmatched, 0, "{d:?}");
+        let h = read_histogram(&out.run_dir.join("steady-delivery.hist")).unwrap();
+        assert_eq!(h.len(), d.delivered);
+        let rows = |f: &str| {
+            std::fs::read_to_string(out.run_dir.join(f))
+                .unwrap()
+                .lines()
+                .count() as u64
+                - 1
+        };
+        assert_eq!(rows("steady-sends.csv"), 40);
+        assert_eq!(rows("steady-foreign-deliveries.csv"), d.foreign);
+        expected += d.expected;
+        local += d.delivered;
+        foreign += d.foreign;
+        sends += send.ok;
+    }
+    let merged_dir = sandbox.opts.results_dir.join("merged-steady");
+    let m = merge_dirs(&[s0.run_dir.clone(), s1.run_dir.clone()], &merged_dir).unwrap();
+    let cross = &m.cross_shard_deliveries["steady"];
+    assert_eq!((cross.matched, cross.unmatched), (foreign, 0));
+    // Every receiver of every message: the merged histogram holds each delivery once.
+    let delivery = &m.histograms["steady-delivery"];
+    assert_eq!(delivery.summary.count, local + foreign);
+    assert_eq!(delivery.summary.count, expected);
+    assert_eq!(m.histograms["steady-send"].summary.count, sends);
 }
