@@ -279,19 +279,22 @@ async fn read(
     r
 }
 
-/// Write the backlog: `n` messages from `token` into `room`, 8 at a time. Returns seconds.
+/// Write the backlog: `n` messages from `token` into `room`, 8 at a time (a shard writes its
+/// share, messages `i % count == index`). Returns seconds.
 async fn write_backlog(
     client: &MatrixClient,
     token: &str,
     room: &OwnedRoomId,
     base: u64,
     n: u64,
+    part: crate::shard::Shard,
 ) -> Result<f64, WorkloadError> {
     use futures::StreamExt;
     use ruma::api::client::message::send_message_event;
     let nonce = nonce();
     let start = Instant::now();
-    let results: Vec<Result<(), String>> = futures::stream::iter(0..n)
+    let mine = (0..n).filter(move |i| i % part.count as u64 == part.index as u64);
+    let results: Vec<Result<(), String>> = futures::stream::iter(mine)
         .map(|i| {
             let nonce = nonce.clone();
             async move {
@@ -335,23 +338,50 @@ async fn write_backlog(
 
 /// Run the catch-up workload: `tokens[0]` writes the backlog into `room`; readers are
 /// `tokens[1..=readers]` (big-room members).
+///
+/// Sharded (`shard`), this process writes its share of the backlog (messages `i % count ==
+/// index`, numbered from the common release time), waits for the release time, and runs its
+/// slice of the readers (reader `r` when `r % count == index`); `tokens` are every user's.
+/// Every shard must have written its share by the release time: a reader that does not see the
+/// whole backlog is not counted as caught up.
 pub async fn run_catchup(
     base_url: &str,
     tokens: &[String],
     room: &OwnedRoomId,
     spec: &CatchupSpec,
+    shard: Option<crate::syncload::ShardRun>,
 ) -> Result<(CatchupResult, WorkloadData), WorkloadError> {
-    let n = spec.readers as usize;
-    let client = new_client(base_url, n)?;
-    let base = seq_base();
-    let write_s = write_backlog(&client, &tokens[0], room, base, spec.backlog).await?;
+    let part = shard.map_or(crate::shard::Shard::WHOLE, |s| s.shard);
+    let readers = part.slice(&tokens[1..=spec.readers as usize]);
+    let n = readers.len();
+    let client = new_client(base_url, n.max(1))?;
+    let base = match shard {
+        Some(s) => crate::syncload::unix_us(s.release_at),
+        None => seq_base(),
+    };
+    let write_s = write_backlog(&client, &tokens[0], room, base, spec.backlog, part).await?;
 
-    let origin = Instant::now();
-    let origin_wall = std::time::SystemTime::now();
+    let (origin, origin_wall) = match shard {
+        None => (Instant::now(), std::time::SystemTime::now()),
+        Some(s) => {
+            let ahead = s
+                .release_at
+                .duration_since(std::time::SystemTime::now())
+                .map_err(|_| WorkloadError::Setup {
+                    what: "release time".into(),
+                    message: format!(
+                        "it passed while this shard wrote its share of the backlog ({write_s:.1} s); release the shards later"
+                    ),
+                })?;
+            let origin = Instant::now() + ahead;
+            tokio::time::sleep_until(origin.into()).await;
+            (origin, s.release_at)
+        }
+    };
     let collector = Collector::spawn(origin, spec.interval);
     let cpu_before = crate::metrics::self_usage();
     let mut set = tokio::task::JoinSet::new();
-    for token in &tokens[1..=n] {
+    for token in &readers {
         let (client, rec, token, room, spec) = (
             client.clone(),
             collector.recorder(),
@@ -384,12 +414,12 @@ pub async fn run_catchup(
     }
     let before: Vec<u64> = readers.iter().filter_map(|r| r.unread_before).collect();
     let result = CatchupResult {
-        readers: spec.readers,
+        readers: n as u64,
         backlog: spec.backlog,
         page: spec.page,
         model: "closed: each reader makes one request at a time; all readers start at once".into(),
         backlog_write_s: write_s,
-        backlog_write_per_s: spec.backlog as f64 / write_s.max(1e-9),
+        backlog_write_per_s: part.slice_len(spec.backlog) as f64 / write_s.max(1e-9),
         endpoints: recorded.endpoint_results(|_| "closed"),
         catch_up: LatencySummary::of(&took),
         caught_up: readers
@@ -411,6 +441,7 @@ pub async fn run_catchup(
             recorded,
             origin: origin_wall,
             shard_log: None,
+            extra: vec![("reader", took)],
         },
     ))
 }

@@ -90,6 +90,12 @@ fn main() -> ExitCode {
                             c.matched, c.unmatched
                         );
                     }
+                    if let Some(r) = &m.triggered_recovery {
+                        println!(
+                            "triggered: recovered over every shard {}",
+                            r.time_to_recover_s.map_or("never (within the observation)".into(), |s| format!("{s:.1} s after the trigger"))
+                        );
+                    }
                     println!("merged: {}", out.display());
                     0
                 }

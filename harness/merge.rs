@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
@@ -32,6 +33,10 @@ pub struct Merged {
     /// Per sharded workload: deliveries that crossed shards, matched here with their sends.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub cross_shard_deliveries: BTreeMap<String, CrossShard>,
+    /// A sharded triggered herd's time to recover, computed again over every shard's
+    /// deliveries (each shard's own result sees only its slice).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub triggered_recovery: Option<crate::recovery::Recovery>,
 }
 
 /// Deliveries one shard saw of messages another shard sent.
@@ -68,10 +73,13 @@ fn read_seq_times(path: &Path) -> Result<Vec<(u64, u64)>, MergeError> {
 /// matched with the `<workload>-sends.csv` row of the same sequence number (from any shard);
 /// the latency (delivery − the send's 200, 0 when earlier) is added to the workload's merged
 /// delivery histogram, so it holds every delivery, as a single run's does.
+type CrossShardMatches = BTreeMap<String, (CrossShard, Vec<(u64, u64)>)>;
+
+/// Returns per workload the counts and the matched deliveries as (Unix ns seen, latency µs).
 fn match_cross_shard(
     dirs: &[PathBuf],
     acc: &mut BTreeMap<String, (usize, Histogram<u64>)>,
-) -> Result<BTreeMap<String, CrossShard>, MergeError> {
+) -> Result<CrossShardMatches, MergeError> {
     const SENDS: &str = "-sends.csv";
     const FOREIGN: &str = "-foreign-deliveries.csv";
     let mut sends: BTreeMap<String, std::collections::HashMap<u64, u64>> = BTreeMap::new();
@@ -104,19 +112,22 @@ fn match_cross_shard(
     for (w, rows) in foreign {
         let sent = sends.get(&w);
         let mut c = CrossShard::default();
+        let mut matched = Vec::new();
         let slot = acc
             .entry(format!("{w}-delivery"))
             .or_insert_with(|| (0, crate::metrics::new_latency_histogram()));
         for (seq, seen) in rows {
             match sent.and_then(|m| m.get(&seq)) {
                 Some(&ok_at) => {
-                    let _ = slot.1.record((seen.saturating_sub(ok_at) / 1000).max(1));
+                    let lat = (seen.saturating_sub(ok_at) / 1000).max(1);
+                    let _ = slot.1.record(lat);
+                    matched.push((seen, lat));
                     c.matched += 1;
                 }
                 None => c.unmatched += 1,
             }
         }
-        out.insert(w, c);
+        out.insert(w, (c, matched));
     }
     Ok(out)
 }
@@ -173,7 +184,12 @@ pub fn merge_dirs(dirs: &[PathBuf], out: &Path) -> Result<Merged, MergeError> {
     if acc.is_empty() {
         return Err(MergeError::Empty(dirs.to_vec()));
     }
-    let cross_shard_deliveries = match_cross_shard(dirs, &mut acc)?;
+    let cross = match_cross_shard(dirs, &mut acc)?;
+    let triggered_recovery = match cross.get("triggered") {
+        Some((_, matched)) => triggered_recovery(dirs, matched)?,
+        None => None,
+    };
+    let cross_shard_deliveries = cross.into_iter().map(|(w, (c, _))| (w, c)).collect();
     std::fs::create_dir_all(out).map_err(|source| MergeError::Io {
         path: out.to_path_buf(),
         source,
@@ -197,11 +213,110 @@ pub fn merge_dirs(dirs: &[PathBuf], out: &Path) -> Result<Merged, MergeError> {
         inputs: dirs.to_vec(),
         histograms,
         cross_shard_deliveries,
+        triggered_recovery,
     };
     let json = serde_json::to_vec_pretty(&merged).expect("serializable");
     let path = out.join("merged.json");
     crate::report::write_atomic(&path, &json).map_err(|source| MergeError::Io { path, source })?;
     Ok(merged)
+}
+
+/// A sharded triggered herd's recovery over every shard: each shard's per-interval delivery
+/// histograms (`triggered.hlog`, tag `delivery`) plus the deliveries matched across shards,
+/// binned by when they were seen after the common origin, under the rule and trigger time the
+/// shards reported (the trigger's send as shard 0 saw it). `None` without shard results.
+fn triggered_recovery(
+    dirs: &[PathBuf],
+    matched: &[(u64, u64)],
+) -> Result<Option<crate::recovery::Recovery>, MergeError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| MergeError::Io { path, source }
+    };
+    let mut shards = Vec::new();
+    for dir in dirs {
+        let path = dir.join("result.json");
+        let Ok(bytes) = std::fs::read(&path) else {
+            continue;
+        };
+        let v: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| MergeError::Incompatible {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
+        if v["triggered"].is_object() && v["shard"].is_object() {
+            shards.push((dir.clone(), v));
+        }
+    }
+    let Some((_, first)) = shards.first() else {
+        return Ok(None);
+    };
+    let t = &first["triggered"];
+    let num = |v: &serde_json::Value, what: &str| {
+        v.as_f64().ok_or_else(|| MergeError::Incompatible {
+            path: dirs[0].join("result.json"),
+            message: format!("no number at {what}"),
+        })
+    };
+    let interval_ms = num(&t["interval_ms"], "triggered.interval_ms")?;
+    let origin_ms = num(&t["origin_unix_ms"], "triggered.origin_unix_ms")?;
+    let wall_s = num(&t["wall_s"], "triggered.wall_s")?;
+    let rule = crate::recovery::RecoveryRule {
+        tolerance: num(&t["recovery"]["tolerance"], "triggered.recovery.tolerance")?,
+        hold: Duration::from_secs_f64(
+            num(&t["recovery"]["hold_ms"], "triggered.recovery.hold_ms")? / 1e3,
+        ),
+        slack: Duration::from_secs_f64(
+            num(&t["recovery"]["slack_ms"], "triggered.recovery.slack_ms")? / 1e3,
+        ),
+    };
+    // The trigger's send as the shard that sent it (shard 0) measured it.
+    let trigger_s = shards
+        .iter()
+        .find(|(_, v)| v["shard"]["index"] == 0)
+        .unwrap_or(&shards[0])
+        .1["triggered"]["recovery"]["trigger_s"]
+        .as_f64()
+        .unwrap_or(0.0);
+    let interval = Duration::from_secs_f64(interval_ms / 1e3);
+    let n = ((wall_s / interval.as_secs_f64()) + 1e-9).floor() as usize;
+    let mut hists: Vec<Histogram<u64>> = (0..n)
+        .map(|_| crate::metrics::new_latency_histogram())
+        .collect();
+    for (dir, _) in &shards {
+        let path = dir.join("triggered.hlog");
+        for (tag, start_s, _, h) in
+            crate::metrics::read_interval_histograms(&path).map_err(io(&path))?
+        {
+            let i = (start_s / interval.as_secs_f64() + 1e-6).floor() as usize;
+            if tag == "delivery"
+                && let Some(slot) = hists.get_mut(i)
+            {
+                let _ = slot.add(&h);
+            }
+        }
+    }
+    let origin_ns = (origin_ms * 1e6) as u64;
+    for &(seen, lat) in matched {
+        let i =
+            (seen.saturating_sub(origin_ns) as f64 / 1e9 / interval.as_secs_f64()).floor() as usize;
+        if let Some(slot) = hists.get_mut(i) {
+            let _ = slot.record(lat);
+        }
+    }
+    let obs: Vec<crate::recovery::IntervalObs<'_>> = hists
+        .iter()
+        .map(|h| crate::recovery::IntervalObs {
+            deliveries: h.len(),
+            latency: Some(h),
+        })
+        .collect();
+    Ok(Some(crate::recovery::compute(
+        &obs,
+        interval,
+        Duration::from_secs_f64(trigger_s),
+        rule,
+    )))
 }
 
 #[cfg(test)]

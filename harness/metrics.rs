@@ -209,6 +209,26 @@ pub fn write_interval_log(
 
 /// Read an interval log written by [`write_interval_log`].
 pub fn read_interval_log(path: &Path) -> std::io::Result<Vec<IntervalPoint>> {
+    let ms = |us: u64| us as f64 / 1000.0;
+    Ok(read_interval_histograms(path)?
+        .into_iter()
+        .map(|(tag, start_s, duration_s, h)| IntervalPoint {
+            tag,
+            start_s,
+            duration_s,
+            count: h.len(),
+            p50_ms: ms(h.value_at_quantile(0.5)),
+            p99_ms: ms(h.value_at_quantile(0.99)),
+            max_ms: ms(h.max()),
+        })
+        .collect())
+}
+
+/// One entry of an interval log: tag, start (s after the base time), duration (s), histogram.
+pub type IntervalEntry = (String, f64, f64, Histogram<u64>);
+
+/// The histograms of an interval log, entry by entry.
+pub fn read_interval_histograms(path: &Path) -> std::io::Result<Vec<IntervalEntry>> {
     use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
     let bytes = std::fs::read(path)?;
     let mut out = Vec::new();
@@ -224,16 +244,12 @@ pub fn read_interval_log(path: &Path) -> std::io::Result<Vec<IntervalPoint>> {
             let h: Histogram<u64> = de
                 .deserialize(&mut raw.as_slice())
                 .map_err(|e| std::io::Error::other(format!("{}: {e:?}", path.display())))?;
-            let ms = |us: u64| us as f64 / 1000.0;
-            out.push(IntervalPoint {
-                tag: ih.tag().map(|t| t.as_str().to_string()).unwrap_or_default(),
-                start_s: ih.start_timestamp().as_secs_f64(),
-                duration_s: ih.duration().as_secs_f64(),
-                count: h.len(),
-                p50_ms: ms(h.value_at_quantile(0.5)),
-                p99_ms: ms(h.value_at_quantile(0.99)),
-                max_ms: ms(h.max()),
-            });
+            out.push((
+                ih.tag().map(|t| t.as_str().to_string()).unwrap_or_default(),
+                ih.start_timestamp().as_secs_f64(),
+                ih.duration().as_secs_f64(),
+                h,
+            ));
         }
     }
     Ok(out)

@@ -305,7 +305,9 @@ pub async fn run_attached(
         url: attach.base_url.clone(),
         message: e.to_string(),
     })?;
-    let sharded = attach.shard.scenario(scenario)?;
+    let sharded = attach
+        .shard
+        .scenario(scenario, attach.release_at.is_some())?;
     // Shards started in the same millisecond must not share a run directory.
     let opts = RunOptions {
         run_id: Some(opts.run_id.clone().unwrap_or_else(|| {
@@ -1171,6 +1173,12 @@ fn write_workload_files(
     if rec.deliveries.messages > 0 || data.shard_log.is_some() {
         hists.push((format!("{workload}-delivery"), &rec.deliveries.latency));
     }
+    if !rec.reactions.took.is_empty() {
+        hists.push((format!("{workload}-reaction"), &rec.reactions.took));
+    }
+    for (name, h) in &data.extra {
+        hists.push((format!("{workload}-{name}"), h));
+    }
     if let Some(log) = &data.shard_log {
         for (name, rows) in [
             (format!("{workload}-sends.csv"), &log.sends),
@@ -1204,6 +1212,34 @@ fn write_workload_files(
     .map_err(output_error(hlog.clone()))?;
     ctx.result.files.push(name);
     Ok(())
+}
+
+/// The tokens a workload runs with, and its shard. A sharded steady, triggered or catch-up
+/// workload slices its clients itself and may act as any user (a sender, the trigger, the
+/// backlog's writer): it gets every token, and the common release time its schedule and
+/// message numbers count from.
+fn shard_part(
+    ctx: &Ctx<'_>,
+    creds: &Credentials,
+    workload: &str,
+) -> Result<(Vec<String>, Option<crate::syncload::ShardRun>), RunError> {
+    match &ctx.mode {
+        Mode::Attach(a) if a.shard.count > 1 => {
+            let release_at = a.release_at.ok_or_else(|| {
+                workload_error(workload)(format!(
+                    "a sharded {workload} needs --release-at (or HSBENCH_RELEASE_AT): every shard's schedule and message numbers count from it"
+                ))
+            })?;
+            Ok((
+                a.credentials.tokens.clone(),
+                Some(crate::syncload::ShardRun {
+                    shard: a.shard,
+                    release_at,
+                }),
+            ))
+        }
+        _ => Ok((creds.tokens.clone(), None)),
+    }
 }
 
 fn workload_error(workload: &str) -> impl FnOnce(String) -> RunError {
@@ -1270,7 +1306,8 @@ async fn workloads(
                     .room_ids
                     .first()
                     .ok_or_else(|| workload_error(name)("the dataset has no big room".into()))?;
-                match crate::syncload::run_triggered(base_url, &creds.tokens, big, t).await {
+                let (tokens, shard) = shard_part(ctx, creds, name)?;
+                match crate::syncload::run_triggered(base_url, &tokens, big, t, shard).await {
                     Ok((result, data)) => {
                         let w = write_workload_files(ctx, name, &data);
                         ctx.say(&format!(
@@ -1298,24 +1335,7 @@ async fn workloads(
                     t.arrivals,
                     humantime::format_duration(t.duration)
                 ));
-                // A shard long-polls its slice but sends as any sender: it needs every token.
-                let (tokens, shard) = match &ctx.mode {
-                    Mode::Attach(a) if a.shard.count > 1 => {
-                        let release_at = a.release_at.ok_or_else(|| {
-                            workload_error(name)(
-                                "a sharded steady needs --release-at (or HSBENCH_RELEASE_AT): every shard's schedule and message numbers count from it".into(),
-                            )
-                        })?;
-                        (
-                            a.credentials.tokens.clone(),
-                            Some(crate::syncload::ShardRun {
-                                shard: a.shard,
-                                release_at,
-                            }),
-                        )
-                    }
-                    _ => (creds.tokens.clone(), None),
-                };
+                let (tokens, shard) = shard_part(ctx, creds, name)?;
                 match crate::syncload::run_steady(
                     base_url,
                     &tokens,
@@ -1352,7 +1372,8 @@ async fn workloads(
                     .room_ids
                     .first()
                     .ok_or_else(|| workload_error(name)("the dataset has no big room".into()))?;
-                match crate::catchup::run_catchup(base_url, &creds.tokens, big, t).await {
+                let (tokens, shard) = shard_part(ctx, creds, name)?;
+                match crate::catchup::run_catchup(base_url, &tokens, big, t, shard).await {
                     Ok((result, data)) => {
                         let w = write_workload_files(ctx, name, &data);
                         ctx.say(&format!(

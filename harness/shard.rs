@@ -6,12 +6,20 @@
 //! one. The shard comes from `--shard i/n`, else `HSBENCH_SHARD=i/n`, else a Kubernetes Indexed
 //! Job's `JOB_COMPLETION_INDEX=i` with `HSBENCH_SHARDS=n`.
 //!
-//! The herd and steady traffic are sharded. A steady shard long-polls its slice of the clients
-//! and sends its share of the one schedule (messages `i % n == i_shard`), counted from the
-//! common release time; deliveries of another shard's messages are kept (sequence number and
-//! time) and `hsbench merge` matches them with that shard's sends, so the merged delivery
-//! histogram holds every delivery. The triggered herd (one trigger, one recovery timeline over
-//! every client) and catch-up are refused sharded, not half-measured.
+//! Every workload shards; a sharded run has one workload, and every workload but a herd needs
+//! the common release time (`--release-at`), its time zero:
+//! - herd: each shard fires its slice at the release time;
+//! - steady: each shard long-polls its slice and sends its share of the one schedule (messages
+//!   `i % n == index`), numbered from the release time;
+//! - triggered: the same for the long polls and the chatter; shard 0 sends the trigger, every
+//!   shard's clients react to it;
+//! - catch-up: each shard writes its share of the backlog before the release time, then runs
+//!   its slice of the readers.
+//!
+//! A shard cannot time a delivery of another shard's message (it never saw that send's 200):
+//! it keeps it (sequence number and time), and `hsbench merge` matches it with that shard's
+//! send, so merged delivery histograms (and the triggered herd's merged recovery) count every
+//! receiver of every message.
 
 use crate::scenario::{Scenario, WorkloadKind};
 
@@ -33,9 +41,13 @@ pub enum ShardError {
         message: String,
     },
     #[error(
-        "scenario {scenario}: [workload.{workload}] cannot be sharded (it measures one trigger and its recovery over every client, or one reader's backlog); shard a scenario with [workload.herd] and [workload.steady] only"
+        "scenario {scenario}: a sharded [workload.{workload}] needs --release-at (or HSBENCH_RELEASE_AT): every shard's schedule and message numbers count from that common time"
     )]
-    Unshardable { scenario: String, workload: String },
+    NeedsRelease { scenario: String, workload: String },
+    #[error(
+        "scenario {scenario}: a sharded run fires one workload at the release time, and this one has {workloads}; shard them as separate scenarios"
+    )]
+    OneWorkload { scenario: String, workloads: String },
 }
 
 impl Shard {
@@ -107,19 +119,31 @@ impl Shard {
             .collect()
     }
 
-    /// The scenario as this shard runs it: the herd's client count cut to the slice (steady
-    /// slices its clients itself). Refuses workloads that cannot be sharded.
-    pub fn scenario(&self, sc: &Scenario) -> Result<Scenario, ShardError> {
+    /// The scenario as this shard runs it: the herd's client count cut to the slice (the
+    /// other workloads slice their clients themselves: they need every user, as senders, the
+    /// trigger's sender or the backlog's writer). A sharded run has one workload, released at
+    /// the common time; every workload but a herd requires that time.
+    pub fn scenario(&self, sc: &Scenario, released: bool) -> Result<Scenario, ShardError> {
         let mut out = sc.clone();
         if self.count == 1 {
             return Ok(out);
         }
-        if let Some(w) = sc
-            .workload_order
-            .iter()
-            .find(|w| !matches!(w, WorkloadKind::Herd | WorkloadKind::Steady))
+        if sc.workload_order.len() > 1 {
+            return Err(ShardError::OneWorkload {
+                scenario: sc.name.clone(),
+                workloads: sc
+                    .workload_order
+                    .iter()
+                    .map(|w| format!("[workload.{}]", w.name()))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
+        if let Some(w) = sc.workload_order.first()
+            && !released
+            && !matches!(w, WorkloadKind::Herd)
         {
-            return Err(ShardError::Unshardable {
+            return Err(ShardError::NeedsRelease {
                 scenario: sc.name.clone(),
                 workload: w.name().into(),
             });

@@ -127,6 +127,9 @@ pub struct WorkloadData {
     pub origin: std::time::SystemTime,
     /// A shard's sends and foreign deliveries, for `hsbench merge`.
     pub shard_log: Option<ShardLog>,
+    /// More histograms of the workload's own (`<workload>-<name>.hist`), e.g. catch-up's
+    /// per-reader time.
+    pub extra: Vec<(&'static str, hdrhistogram::Histogram<u64>)>,
 }
 
 /// What a shard keeps so that `hsbench merge` can time the deliveries that cross shards:
@@ -186,7 +189,7 @@ impl WorkloadData {
             out.push((format!("{}.corrected", ep.name()), &s.intervals_corrected));
             out.push((format!("{}.raw", ep.name()), &s.intervals_raw));
         }
-        if self.recorded.deliveries.messages > 0 {
+        if self.recorded.deliveries.messages > 0 || self.shard_log.is_some() {
             out.push(("delivery".into(), &self.recorded.deliveries.intervals));
         }
         out
@@ -630,7 +633,7 @@ pub(crate) fn seq_base() -> u64 {
     unix_us(std::time::SystemTime::now())
 }
 
-fn unix_us(t: std::time::SystemTime) -> u64 {
+pub(crate) fn unix_us(t: std::time::SystemTime) -> u64 {
     t.duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default()
         .as_micros() as u64
@@ -769,8 +772,11 @@ pub async fn run_triggered(
     tokens: &[String],
     big_room: &OwnedRoomId,
     spec: &TriggeredSpec,
+    shard: Option<ShardRun>,
 ) -> Result<(TriggeredResult, WorkloadData), WorkloadError> {
     let m = spec.clients as usize;
+    let part = shard.map_or(crate::shard::Shard::WHOLE, |s| s.shard);
+    let local = part.slice(&tokens[..m]);
     let reaction = Reaction {
         kind: spec.reaction,
         timeout: spec.resync_timeout,
@@ -787,14 +793,18 @@ pub async fn run_triggered(
         prepare_ms,
     } = start_long_polls(
         base_url,
-        &tokens[..m],
+        &local,
         spec.poll_timeout,
         spec.connect_ramp,
         Some(reaction),
         spec.interval,
-        None,
+        shard.map(|s| s.release_at),
     )
     .await?;
+    let seq_base = match shard {
+        Some(s) => unix_us(s.release_at),
+        None => seq_base(),
+    };
     let cpu_before = crate::metrics::self_usage();
 
     let end = origin + spec.baseline + spec.observe;
@@ -817,15 +827,19 @@ pub async fn run_triggered(
         origin,
         chatter_end,
         nonce(),
-        seq_base(),
-        crate::shard::Shard::WHOLE,
+        seq_base,
+        part,
     ));
 
-    // The trigger.
+    // The trigger: sent by one process only (shard 0); the other shards' clients see it.
     let t_trigger = origin + spec.baseline;
     tokio::time::sleep_until(t_trigger.into()).await;
-    let trigger_sent = Instant::now();
-    {
+    let trigger_sent = if part.index == 0 {
+        Instant::now()
+    } else {
+        t_trigger
+    };
+    if part.index == 0 {
         let rec = collector.recorder();
         // Integers only: room versions reject floats in events.
         let content = serde_json::json!({"reason": "hsbench triggered herd", "at_ms": unix_ms(std::time::SystemTime::now()) as u64});
@@ -870,7 +884,7 @@ pub async fn run_triggered(
     tokio::time::sleep_until(end.into()).await;
     // Drain: the last chatter messages still reach their receivers (after the observation:
     // not part of the recovery computation).
-    let due = scheduled * m as u64;
+    let due = scheduled * local.len() as u64;
     let drain_end = Instant::now() + TRIGGERED_DRAIN;
     while shared.delivered.load(Ordering::Relaxed) < due && Instant::now() < drain_end {
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -917,10 +931,16 @@ pub async fn run_triggered(
             .unwrap_or(0);
         (at as f64 * crate::engine::GAUGE_STEP.as_secs_f64() - trigger_at.as_secs_f64()).max(0.0)
     });
+    let shard_log = shard.map(|s| ShardLog::of(&recorded, origin_wall, seq_base, s.shard));
+    let mut deliveries = recorded.delivery_result();
+    if let Some(l) = &shard_log {
+        deliveries.foreign = l.foreign.len() as u64;
+        deliveries.unmatched = deliveries.unmatched.saturating_sub(deliveries.foreign);
+    }
     let reacted = recorded.reactions.ok + recorded.reactions.gave_up;
     let resync_started = recorded.started.get(&Ep::Resync).copied().unwrap_or(0);
     let result = TriggeredResult {
-        clients: spec.clients,
+        clients: local.len() as u64,
         reaction: spec.reaction,
         chatter_rate: spec.chatter_rate,
         model: "closed loop per client (long-poll sync, then re-sync with retries on the trigger); chatter and trigger open (from their schedule)".into(),
@@ -929,7 +949,7 @@ pub async fn run_triggered(
             Ep::Resync => "closed; corrected from the moment the client saw the trigger",
             _ => "closed",
         }),
-        deliveries: recorded.delivery_result(),
+        deliveries,
         recovery,
         reacted_ok: recorded.reactions.ok,
         reacted_gave_up: recorded.reactions.gave_up,
@@ -948,7 +968,8 @@ pub async fn run_triggered(
         WorkloadData {
             recorded,
             origin: origin_wall,
-            shard_log: None,
+            shard_log,
+            extra: Vec::new(),
         },
     ))
 }
@@ -1125,6 +1146,7 @@ pub async fn run_steady(
             recorded,
             origin: origin_wall,
             shard_log,
+            extra: Vec::new(),
         },
     ))
 }

@@ -1,6 +1,7 @@
 //! Sharding against real Synapse: `serve` keeps the server up, two shards attach and each fire
-//! their slice of one herd at a common release time, `merge` combines their histograms; then
-//! two shards run one steady schedule, and `merge` times the deliveries that crossed shards.
+//! their slice of one herd at a common release time, `merge` combines their histograms; then two
+//! shards run each of steady, triggered and catch-up, and `merge` times the deliveries that
+//! crossed shards and computes the triggered herd's recovery over both.
 
 mod common;
 
@@ -15,7 +16,7 @@ use hsbench::seed::Credentials;
 use hsbench::shard::Shard;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_shards_of_one_herd_merge_into_the_whole() {
+async fn two_shards_of_every_workload_merge_into_the_whole() {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     let sc = scenario::load(&manifest.join("tests/scenarios/tiny-shard.toml")).unwrap();
     let sandbox = common::Sandbox::new();
@@ -100,17 +101,13 @@ async fn shards(
     let load = scenario::load(&manifest.join("tests/scenarios/tiny-load.toml")).unwrap();
     let e = run_attached(
         &load,
-        &opts("unshardable"),
+        &opts("several-workloads"),
         attach(Shard { index: 0, count: 2 }, &info.base_url, None),
     )
     .await
     .unwrap_err();
-    assert!(
-        e.to_string()
-            .contains("[workload.triggered] cannot be sharded"),
-        "{e}"
-    );
-
+    assert!(e.to_string().contains("fires one workload"), "{e}");
+    assert_eq!(e.exit_code(), 2);
     // Two shards, released together 3 s from now.
     let release = SystemTime::now() + Duration::from_secs(3);
     let (o0, o1) = (opts("shard-0"), opts("shard-1"));
@@ -184,6 +181,7 @@ async fn shards(
     .await
     .unwrap_err();
     assert!(e.to_string().contains("--release-at"), "{e}");
+    assert_eq!(e.exit_code(), 2);
     let release = SystemTime::now() + Duration::from_secs(10);
     let (o0, o1) = (opts("steady-0"), opts("steady-1"));
     let (s0, s1) = tokio::join!(
@@ -245,4 +243,87 @@ async fn shards(
     assert_eq!(delivery.summary.count, local + foreign);
     assert_eq!(delivery.summary.count, expected);
     assert_eq!(m.histograms["steady-send"].summary.count, sends);
+
+    // A triggered herd in two shards: shard 0 sends the trigger, both shards' clients react,
+    // and the merge computes the recovery over every delivery.
+    let trig = scenario::load(&manifest.join("tests/scenarios/tiny-shard-triggered.toml")).unwrap();
+    let release = SystemTime::now() + Duration::from_secs(10);
+    let (o0, o1) = (opts("triggered-0"), opts("triggered-1"));
+    let (t0, t1) = tokio::join!(
+        run_attached(
+            &trig,
+            &o0,
+            attach(Shard { index: 0, count: 2 }, &info.base_url, Some(release)),
+        ),
+        run_attached(
+            &trig,
+            &o1,
+            attach(Shard { index: 1, count: 2 }, &info.base_url, Some(release)),
+        ),
+    );
+    let (t0, t1) = (t0.unwrap(), t1.unwrap());
+    let (mut expected, mut local, mut foreign) = (0, 0, 0);
+    for (out, index) in [(&t0, 0), (&t1, 1)] {
+        let t = out.result.triggered.as_ref().unwrap();
+        assert_eq!(t.clients, 15, "every other one of the 30 big-room members");
+        // Only shard 0 sent the trigger; every client of both shards saw it and re-synced.
+        let sent_trigger = t.endpoints.iter().any(|e| e.name == "trigger");
+        assert_eq!(sent_trigger, index == 0, "{:?}", t.endpoints);
+        assert_eq!(t.reacted_ok, 15, "{t:?}");
+        let resync = t.endpoints.iter().find(|e| e.name == "resync").unwrap();
+        assert_eq!(
+            read_histogram(&out.run_dir.join("triggered-resync.hist"))
+                .unwrap()
+                .len(),
+            resync.completed
+        );
+        assert!(t.deliveries.foreign > 0, "{:?}", t.deliveries);
+        assert_eq!(t.deliveries.unmatched, 0, "{:?}", t.deliveries);
+        expected += t.deliveries.expected;
+        local += t.deliveries.delivered;
+        foreign += t.deliveries.foreign;
+    }
+    let merged_dir = sandbox.opts.results_dir.join("merged-triggered");
+    let m = merge_dirs(&[t0.run_dir.clone(), t1.run_dir.clone()], &merged_dir).unwrap();
+    assert_eq!(m.cross_shard_deliveries["triggered"].matched, foreign);
+    assert_eq!(
+        m.histograms["triggered-delivery"].summary.count,
+        local + foreign
+    );
+    assert_eq!(m.histograms["triggered-delivery"].summary.count, expected);
+    assert_eq!(m.histograms["triggered-reaction"].summary.count, 30);
+    let rec = m.triggered_recovery.as_ref().expect("a merged recovery");
+    let shard0 = &t0.result.triggered.as_ref().unwrap().recovery;
+    assert_eq!(rec.trigger_s, shard0.trigger_s);
+    assert!(rec.baseline_per_s > 0.0, "{rec:?}");
+    assert!(rec.time_to_recover_s.is_some(), "{rec:?}");
+
+    // Catch-up in two shards: each writes half the backlog, then its readers read all of it.
+    let catchup =
+        scenario::load(&manifest.join("tests/scenarios/tiny-shard-catchup.toml")).unwrap();
+    let release = SystemTime::now() + Duration::from_secs(10);
+    let (o0, o1) = (opts("catchup-0"), opts("catchup-1"));
+    let (c0, c1) = tokio::join!(
+        run_attached(
+            &catchup,
+            &o0,
+            attach(Shard { index: 0, count: 2 }, &info.base_url, Some(release)),
+        ),
+        run_attached(
+            &catchup,
+            &o1,
+            attach(Shard { index: 1, count: 2 }, &info.base_url, Some(release)),
+        ),
+    );
+    let (c0, c1) = (c0.unwrap(), c1.unwrap());
+    for out in [&c0, &c1] {
+        let c = out.result.catchup.as_ref().unwrap();
+        assert_eq!(c.readers, 3);
+        assert_eq!(c.caught_up, 3, "each reader saw the whole backlog: {c:?}");
+        assert_eq!(c.messages_read, 3 * 120);
+    }
+    let merged_dir = sandbox.opts.results_dir.join("merged-catchup");
+    let m = merge_dirs(&[c0.run_dir.clone(), c1.run_dir.clone()], &merged_dir).unwrap();
+    assert_eq!(m.histograms["catchup-reader"].summary.count, 6);
+    assert_eq!(m.histograms["catchup-receipt"].summary.count, 6);
 }
