@@ -209,37 +209,43 @@ struct Shared {
     interval: Duration,
     gauges: Gauges,
     /// Every worker's stats, registered by the worker's first record.
-    workers: std::sync::Mutex<Vec<Arc<std::sync::Mutex<WorkerStats>>>>,
+    workers: std::sync::Mutex<Vec<Arc<WorkerSlot>>>,
     matchers: Vec<std::sync::Mutex<Matcher>>,
 }
+
+/// One worker's stats for one collector; emptied by [`CollectorHandle::finish`], which frees
+/// them at once even while the thread keeps its (then empty) slot until it records again.
+type WorkerSlot = std::sync::Mutex<Option<WorkerStats>>;
 
 static NEXT_COLLECTOR: AtomicU64 = AtomicU64::new(1);
 
 thread_local! {
     /// This thread's stats, per live collector (id). Entries of finished collectors are
     /// dropped the next time the thread records.
-    static LOCAL: std::cell::RefCell<Vec<(u64, Arc<std::sync::Mutex<WorkerStats>>)>> =
+    static LOCAL: std::cell::RefCell<Vec<(u64, Arc<WorkerSlot>)>> =
         const { std::cell::RefCell::new(Vec::new()) };
 }
 
 impl Shared {
     /// Run `f` on the calling worker thread's stats (created and registered on first use).
     /// The lock is the worker's own: only [`CollectorHandle::finish`] ever takes it too.
-    fn with_local<R>(&self, f: impl FnOnce(&mut WorkerStats) -> R) -> R {
-        let stats = LOCAL.with(|l| {
+    fn with_local(&self, f: impl FnOnce(&mut WorkerStats)) {
+        let slot = LOCAL.with(|l| {
             let mut l = l.borrow_mut();
             if let Some((_, s)) = l.iter().find(|(id, _)| *id == self.id) {
                 return s.clone();
             }
             // A finished collector's list is gone: its entries are the only owners left.
             l.retain(|(_, s)| Arc::strong_count(s) > 1);
-            let s = Arc::new(std::sync::Mutex::new(WorkerStats::new(self.interval)));
+            let s = Arc::new(std::sync::Mutex::new(Some(WorkerStats::new(self.interval))));
             self.workers.lock().expect("worker list").push(s.clone());
             l.push((self.id, s.clone()));
             s
         });
-        let mut g = stats.lock().expect("worker stats");
-        f(&mut g)
+        // Recorded after the collector finished: not counted (its clients were done).
+        if let Some(w) = slot.lock().expect("worker stats").as_mut() {
+            f(w);
+        }
     }
 
     fn matcher(&self, seq: u64) -> std::sync::MutexGuard<'_, Matcher> {
@@ -568,7 +574,9 @@ impl CollectorHandle {
         let workers = std::mem::take(&mut *sh.workers.lock().expect("worker list"));
         r.workers = workers.len();
         for w in workers {
-            let w = w.lock().expect("worker stats");
+            let Some(w) = w.lock().expect("worker stats").take() else {
+                continue;
+            };
             for (ep, s) in &w.eps {
                 r.eps.get_mut(ep).expect("every endpoint").merge(s);
             }
