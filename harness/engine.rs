@@ -1,9 +1,11 @@
 //! The recording side of the long-running workloads (triggered herd, steady, catch-up).
 //!
 //! Per-worker recorders, merged: a client records a finished request synchronously into the
-//! histograms of the worker thread it runs on (created on the thread's first record, guarded by
-//! a lock only that thread and the final merge ever take). [`CollectorHandle::finish`] adds the
-//! workers' histograms together. Memory therefore grows with the runtime's worker threads, never
+//! recorders of the worker thread it runs on (created on the thread's first record, guarded by
+//! a lock only that thread and the final merge ever take): per endpoint an HdrHistogram
+//! `sync::Recorder` each for corrected and raw latency, plus the worker's own interval series
+//! and counters. [`CollectorHandle::finish`] drops the recorders (each hands its histogram to
+//! the endpoint's `SyncHistogram`), refreshes those, and adds the workers' interval series. Memory therefore grows with the runtime's worker threads, never
 //! with the clients (10k long-poll clients on two workers share two sets of histograms), and
 //! recording costs no channel hop and no contention: every instant is taken by the client before
 //! it records.
@@ -26,6 +28,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
+use hdrhistogram::sync::SyncHistogram;
 
 use crate::metrics::{IntervalSeries, LatencySummary, new_latency_histogram};
 
@@ -172,8 +175,12 @@ struct Matcher {
     early: HashMap<u64, Vec<Instant>>,
 }
 
-/// What one worker thread recorded: its own histograms, merged into [`Recorded`] at the end.
+/// What one worker thread recorded, merged into [`Recorded`] at the end: per endpoint an
+/// HdrHistogram `sync::Recorder` each for corrected and raw latency (its own local histogram,
+/// handed to the endpoint's `SyncHistogram` when the recorder is dropped), and its own interval
+/// series and counters (`eps`, whose whole-run histograms stay empty).
 struct WorkerStats {
+    recorders: BTreeMap<Ep, [hdrhistogram::sync::Recorder<u64>; 2]>,
     eps: BTreeMap<Ep, EpStats>,
     delivery_latency: Histogram<u64>,
     delivery_intervals: IntervalSeries,
@@ -183,11 +190,15 @@ struct WorkerStats {
 }
 
 impl WorkerStats {
-    fn new(interval: Duration) -> Self {
+    fn new(interval: Duration, sync: &BTreeMap<Ep, [SyncHistogram<u64>; 2]>) -> Self {
         Self {
+            recorders: sync
+                .iter()
+                .map(|(&e, [c, r])| (e, [c.recorder(), r.recorder()]))
+                .collect(),
             eps: Ep::ALL
                 .iter()
-                .map(|&e| (e, EpStats::new(interval)))
+                .map(|&e| (e, EpStats::counters(interval)))
                 .collect(),
             delivery_latency: new_latency_histogram(),
             delivery_intervals: IntervalSeries::new(interval, MAX_INTERVALS),
@@ -210,6 +221,8 @@ struct Shared {
     gauges: Gauges,
     /// Every worker's stats, registered by the worker's first record.
     workers: std::sync::Mutex<Vec<Arc<WorkerSlot>>>,
+    /// Per endpoint, corrected and raw: the readers of the workers' `sync::Recorder`s.
+    sync: std::sync::Mutex<BTreeMap<Ep, [SyncHistogram<u64>; 2]>>,
     matchers: Vec<std::sync::Mutex<Matcher>>,
 }
 
@@ -237,7 +250,9 @@ impl Shared {
             }
             // A finished collector's list is gone: its entries are the only owners left.
             l.retain(|(_, s)| Arc::strong_count(s) > 1);
-            let s = Arc::new(std::sync::Mutex::new(Some(WorkerStats::new(self.interval))));
+            let stats =
+                WorkerStats::new(self.interval, &self.sync.lock().expect("sync histograms"));
+            let s = Arc::new(std::sync::Mutex::new(Some(stats)));
             self.workers.lock().expect("worker list").push(s.clone());
             l.push((self.id, s.clone()));
             s
@@ -294,9 +309,11 @@ impl Recorder {
         let c = us(done.saturating_duration_since(intended));
         let r = us(done.saturating_duration_since(sent));
         self.shared.with_local(|w| {
+            if let Some([rc, rr]) = w.recorders.get_mut(&ep) {
+                let _ = rc.record(c);
+                let _ = rr.record(r);
+            }
             let s = w.eps.get_mut(&ep).expect("every endpoint has stats");
-            let _ = s.corrected.record(c);
-            let _ = s.raw.record(r);
             s.intervals_corrected.record(at, c);
             s.intervals_raw.record(at, r);
             s.bytes_in += bytes_in;
@@ -407,6 +424,16 @@ impl EpStats {
         }
     }
 
+    /// A worker's: interval series and counters; its whole-run latencies go to its
+    /// `sync::Recorder`s, so these two stay empty (and small: they resize on demand).
+    fn counters(interval: Duration) -> Self {
+        Self {
+            corrected: Histogram::new(3).expect("valid sigfig"),
+            raw: Histogram::new(3).expect("valid sigfig"),
+            ..Self::new(interval)
+        }
+    }
+
     pub fn completed(&self) -> u64 {
         self.corrected.len()
     }
@@ -502,6 +529,20 @@ impl Collector {
             interval,
             gauges: Gauges::default(),
             workers: std::sync::Mutex::new(Vec::new()),
+            sync: std::sync::Mutex::new(
+                Ep::ALL
+                    .iter()
+                    .map(|&e| {
+                        (
+                            e,
+                            [
+                                new_latency_histogram().into_sync(),
+                                new_latency_histogram().into_sync(),
+                            ],
+                        )
+                    })
+                    .collect(),
+            ),
             matchers: (0..MATCH_SHARDS)
                 .map(|_| std::sync::Mutex::new(Matcher::default()))
                 .collect(),
@@ -588,6 +629,14 @@ impl CollectorHandle {
             let _ = r.reactions.took.add(&w.reactions.took);
             r.reactions.ok += w.reactions.ok;
             r.reactions.gave_up += w.reactions.gave_up;
+            // Dropping `w` drops its recorders, which hand their histograms over.
+        }
+        for (ep, [c, raw]) in sh.sync.lock().expect("sync histograms").iter_mut() {
+            c.refresh();
+            raw.refresh();
+            let s = r.eps.get_mut(ep).expect("every endpoint");
+            s.corrected = (**c).clone();
+            s.raw = (**raw).clone();
         }
         for m in &sh.matchers {
             let mut m = m.lock().expect("matcher");
