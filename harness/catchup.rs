@@ -29,7 +29,7 @@ use crate::metrics::LatencySummary;
 use crate::scenario::CatchupSpec;
 use crate::syncload::{
     HarnessLoad, WorkloadData, WorkloadError, bytes_out, harness_load, message_content, new_client,
-    nonce, seq_base, status_error, unix_ms,
+    nonce, status_error, unix_ms,
 };
 
 /// A catch-up workload's outcome.
@@ -351,29 +351,18 @@ pub async fn run_catchup(
     spec: &CatchupSpec,
     shard: Option<crate::syncload::ShardRun>,
 ) -> Result<(CatchupResult, WorkloadData), WorkloadError> {
-    let part = shard.map_or(crate::shard::Shard::WHOLE, |s| s.shard);
+    let part = crate::syncload::ShardRun::part(shard);
     let readers = part.slice(&tokens[1..=spec.readers as usize]);
     let n = readers.len();
     let client = new_client(base_url, n.max(1))?;
-    let base = match shard {
-        Some(s) => crate::syncload::unix_us(s.release_at),
-        None => seq_base(),
-    };
+    let base = crate::syncload::ShardRun::seq_base(shard);
     let write_s = write_backlog(&client, &tokens[0], room, base, spec.backlog, part).await?;
 
     let (origin, origin_wall) = match shard {
         None => (Instant::now(), std::time::SystemTime::now()),
         Some(s) => {
-            let ahead = s
-                .release_at
-                .duration_since(std::time::SystemTime::now())
-                .map_err(|_| WorkloadError::Setup {
-                    what: "release time".into(),
-                    message: format!(
-                        "it passed while this shard wrote its share of the backlog ({write_s:.1} s); release the shards later"
-                    ),
-                })?;
-            let origin = Instant::now() + ahead;
+            let doing = format!("writing its share of the backlog ({write_s:.1} s)");
+            let origin = s.origin(Duration::ZERO, &doing)?;
             tokio::time::sleep_until(origin.into()).await;
             (origin, s.release_at)
         }

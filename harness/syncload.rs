@@ -633,7 +633,7 @@ pub(crate) fn seq_base() -> u64 {
     unix_us(std::time::SystemTime::now())
 }
 
-pub(crate) fn unix_us(t: std::time::SystemTime) -> u64 {
+fn unix_us(t: std::time::SystemTime) -> u64 {
     t.duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default()
         .as_micros() as u64
@@ -716,7 +716,7 @@ async fn start_long_polls(
     connect_ramp: Duration,
     reaction: Option<Reaction>,
     interval: Duration,
-    release: Option<std::time::SystemTime>,
+    release: Option<ShardRun>,
 ) -> Result<Started, WorkloadError> {
     let client = new_client(base_url, tokens.len())?;
     let prep = Instant::now();
@@ -726,22 +726,15 @@ async fn start_long_polls(
     let (origin, origin_wall) = match release {
         None => (Instant::now() + lead, std::time::SystemTime::now() + lead),
         // A shard: time zero is the common release time; the clients come online before it.
-        Some(at) => {
-            let ahead = at
-                .duration_since(std::time::SystemTime::now())
-                .ok()
-                .filter(|d| *d >= lead)
-                .ok_or_else(|| WorkloadError::Setup {
-                    what: "release time".into(),
-                    message: format!(
-                        "it must leave this shard its connect ramp and {} s to settle after preparing ({:.1} s); release the shards later",
-                        SETTLE.as_secs_f64(),
-                        prepare_ms / 1000.0
-                    ),
-                })?;
-            let origin = Instant::now() + ahead;
+        Some(s) => {
+            let doing = format!(
+                "preparing ({:.1} s), for its connect ramp and {} s to settle",
+                prepare_ms / 1000.0,
+                SETTLE.as_secs_f64()
+            );
+            let origin = s.origin(lead, &doing)?;
             tokio::time::sleep_until((origin - lead).into()).await;
-            (origin, at)
+            (origin, s.release_at)
         }
     };
     let collector = Collector::spawn(origin, interval);
@@ -775,7 +768,7 @@ pub async fn run_triggered(
     shard: Option<ShardRun>,
 ) -> Result<(TriggeredResult, WorkloadData), WorkloadError> {
     let m = spec.clients as usize;
-    let part = shard.map_or(crate::shard::Shard::WHOLE, |s| s.shard);
+    let part = ShardRun::part(shard);
     let local = part.slice(&tokens[..m]);
     let reaction = Reaction {
         kind: spec.reaction,
@@ -798,13 +791,10 @@ pub async fn run_triggered(
         spec.connect_ramp,
         Some(reaction),
         spec.interval,
-        shard.map(|s| s.release_at),
+        shard,
     )
     .await?;
-    let seq_base = match shard {
-        Some(s) => unix_us(s.release_at),
-        None => seq_base(),
-    };
+    let seq_base = ShardRun::seq_base(shard);
     let cpu_before = crate::metrics::self_usage();
 
     let end = origin + spec.baseline + spec.observe;
@@ -931,12 +921,7 @@ pub async fn run_triggered(
             .unwrap_or(0);
         (at as f64 * crate::engine::GAUGE_STEP.as_secs_f64() - trigger_at.as_secs_f64()).max(0.0)
     });
-    let shard_log = shard.map(|s| ShardLog::of(&recorded, origin_wall, seq_base, s.shard));
-    let mut deliveries = recorded.delivery_result();
-    if let Some(l) = &shard_log {
-        deliveries.foreign = l.foreign.len() as u64;
-        deliveries.unmatched = deliveries.unmatched.saturating_sub(deliveries.foreign);
-    }
+    let (deliveries, shard_log) = shard_deliveries(&recorded, origin_wall, seq_base, shard);
     let reacted = recorded.reactions.ok + recorded.reactions.gave_up;
     let resync_started = recorded.started.get(&Ep::Resync).copied().unwrap_or(0);
     let result = TriggeredResult {
@@ -1000,6 +985,53 @@ pub struct ShardRun {
     pub release_at: std::time::SystemTime,
 }
 
+impl ShardRun {
+    /// The slice this process runs: the whole load when not sharded.
+    pub(crate) fn part(shard: Option<ShardRun>) -> crate::shard::Shard {
+        shard.map_or(crate::shard::Shard::WHOLE, |s| s.shard)
+    }
+
+    /// The first sequence number of a workload's messages: common to all its shards (the
+    /// release time), else this process's clock ([`seq_base`]).
+    pub(crate) fn seq_base(shard: Option<ShardRun>) -> u64 {
+        shard.map_or_else(seq_base, |s| unix_us(s.release_at))
+    }
+
+    /// The instant of the release time, when at least `lead` from now; else why not (`doing`:
+    /// what this shard did before, to say in the error).
+    pub(crate) fn origin(&self, lead: Duration, doing: &str) -> Result<Instant, WorkloadError> {
+        self.release_at
+            .duration_since(std::time::SystemTime::now())
+            .ok()
+            .filter(|d| *d >= lead)
+            .map(|ahead| Instant::now() + ahead)
+            .ok_or_else(|| WorkloadError::Setup {
+                what: "release time".into(),
+                message: format!(
+                    "it must leave this shard {:.1} s after {doing}; release the shards later",
+                    lead.as_secs_f64()
+                ),
+            })
+    }
+}
+
+/// A workload's delivery figures, and a shard's log of sends and foreign deliveries: deliveries
+/// of other shards' messages are counted as `foreign`, not unmatched.
+fn shard_deliveries(
+    recorded: &Recorded,
+    origin_wall: std::time::SystemTime,
+    seq_base: u64,
+    shard: Option<ShardRun>,
+) -> (crate::engine::DeliveryResult, Option<ShardLog>) {
+    let log = shard.map(|s| ShardLog::of(recorded, origin_wall, seq_base, s.shard));
+    let mut d = recorded.delivery_result();
+    if let Some(l) = &log {
+        d.foreign = l.foreign.len() as u64;
+        d.unmatched = d.unmatched.saturating_sub(d.foreign);
+    }
+    (d, log)
+}
+
 /// Run steady traffic: `tokens[..clients]` long-poll; the first `senders` send into their rooms.
 ///
 /// Sharded (`shard`), this process long-polls only its slice of the clients (`j % count ==
@@ -1016,7 +1048,7 @@ pub async fn run_steady(
     shard: Option<ShardRun>,
 ) -> Result<(SteadyResult, WorkloadData), WorkloadError> {
     let k = spec.clients as usize;
-    let part = shard.map_or(crate::shard::Shard::WHOLE, |s| s.shard);
+    let part = ShardRun::part(shard);
     let by_user = rooms_of_clients(plan, spec.clients);
     // This shard's receivers per room (all of them unsharded).
     let local_receivers: BTreeMap<u64, u64> = plan
@@ -1070,17 +1102,14 @@ pub async fn run_steady(
         spec.connect_ramp,
         None,
         spec.interval,
-        shard.map(|s| s.release_at),
+        shard,
     )
     .await?;
     let cpu_before = crate::metrics::self_usage();
     let end = origin + spec.duration;
     // Sequence numbers unique to this workload run (messages of an earlier workload that a
     // client still sees are never taken for this one's), and common to all its shards.
-    let seq_base = match shard {
-        Some(s) => unix_us(s.release_at),
-        None => seq_base(),
-    };
+    let seq_base = ShardRun::seq_base(shard);
     let expected: u64 = {
         let scheduled = dispatch(
             client.clone(),
@@ -1114,12 +1143,7 @@ pub async fn run_steady(
     drop(shared);
     let recorded = collector.finish().await;
     let accepted = recorded.eps[&Ep::Send].ok;
-    let shard_log = shard.map(|s| ShardLog::of(&recorded, origin_wall, seq_base, s.shard));
-    let mut deliveries = recorded.delivery_result();
-    if let Some(l) = &shard_log {
-        deliveries.foreign = l.foreign.len() as u64;
-        deliveries.unmatched = deliveries.unmatched.saturating_sub(deliveries.foreign);
-    }
+    let (deliveries, shard_log) = shard_deliveries(&recorded, origin_wall, seq_base, shard);
     let result = SteadyResult {
         clients: receivers.len() as u64,
         senders: spec.senders,

@@ -89,6 +89,27 @@ async fn shards(
         verify: false,
         ..sandbox.opts.clone()
     };
+    // Shards 0 and 1 of two, run side by side and released together `lead` from now.
+    let two_shards = |sc: scenario::Scenario, name: &'static str, lead: u64| {
+        let (base_url, attach) = (info.base_url.clone(), &attach);
+        let (o0, o1) = (opts(&format!("{name}-0")), opts(&format!("{name}-1")));
+        async move {
+            let release = SystemTime::now() + Duration::from_secs(lead);
+            let (a, b) = tokio::join!(
+                run_attached(
+                    &sc,
+                    &o0,
+                    attach(Shard { index: 0, count: 2 }, &base_url, Some(release)),
+                ),
+                run_attached(
+                    &sc,
+                    &o1,
+                    attach(Shard { index: 1, count: 2 }, &base_url, Some(release)),
+                ),
+            );
+            (release, a.unwrap(), b.unwrap())
+        }
+    };
     let e = run_attached(
         sc,
         &opts("remote"),
@@ -109,21 +130,7 @@ async fn shards(
     assert!(e.to_string().contains("fires one workload"), "{e}");
     assert_eq!(e.exit_code(), 2);
     // Two shards, released together 3 s from now.
-    let release = SystemTime::now() + Duration::from_secs(3);
-    let (o0, o1) = (opts("shard-0"), opts("shard-1"));
-    let (r0, r1) = tokio::join!(
-        run_attached(
-            sc,
-            &o0,
-            attach(Shard { index: 0, count: 2 }, &info.base_url, Some(release)),
-        ),
-        run_attached(
-            sc,
-            &o1,
-            attach(Shard { index: 1, count: 2 }, &info.base_url, Some(release)),
-        ),
-    );
-    let (r0, r1) = (r0.unwrap(), r1.unwrap());
+    let (release, r0, r1) = two_shards(sc.clone(), "shard", 3).await;
     let release_ms = release
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap()
@@ -182,21 +189,7 @@ async fn shards(
     .unwrap_err();
     assert!(e.to_string().contains("--release-at"), "{e}");
     assert_eq!(e.exit_code(), 2);
-    let release = SystemTime::now() + Duration::from_secs(10);
-    let (o0, o1) = (opts("steady-0"), opts("steady-1"));
-    let (s0, s1) = tokio::join!(
-        run_attached(
-            &steady,
-            &o0,
-            attach(Shard { index: 0, count: 2 }, &info.base_url, Some(release)),
-        ),
-        run_attached(
-            &steady,
-            &o1,
-            attach(Shard { index: 1, count: 2 }, &info.base_url, Some(release)),
-        ),
-    );
-    let (s0, s1) = (s0.unwrap(), s1.unwrap());
+    let (release, s0, s1) = two_shards(steady, "steady", 10).await;
     let release_ms = release
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap()
@@ -247,21 +240,7 @@ async fn shards(
     // A triggered herd in two shards: shard 0 sends the trigger, both shards' clients react,
     // and the merge computes the recovery over every delivery.
     let trig = scenario::load(&manifest.join("tests/scenarios/tiny-shard-triggered.toml")).unwrap();
-    let release = SystemTime::now() + Duration::from_secs(10);
-    let (o0, o1) = (opts("triggered-0"), opts("triggered-1"));
-    let (t0, t1) = tokio::join!(
-        run_attached(
-            &trig,
-            &o0,
-            attach(Shard { index: 0, count: 2 }, &info.base_url, Some(release)),
-        ),
-        run_attached(
-            &trig,
-            &o1,
-            attach(Shard { index: 1, count: 2 }, &info.base_url, Some(release)),
-        ),
-    );
-    let (t0, t1) = (t0.unwrap(), t1.unwrap());
+    let (_, t0, t1) = two_shards(trig, "triggered", 10).await;
     let (mut expected, mut local, mut foreign) = (0, 0, 0);
     for (out, index) in [(&t0, 0), (&t1, 1)] {
         let t = out.result.triggered.as_ref().unwrap();
@@ -301,21 +280,7 @@ async fn shards(
     // Catch-up in two shards: each writes half the backlog, then its readers read all of it.
     let catchup =
         scenario::load(&manifest.join("tests/scenarios/tiny-shard-catchup.toml")).unwrap();
-    let release = SystemTime::now() + Duration::from_secs(10);
-    let (o0, o1) = (opts("catchup-0"), opts("catchup-1"));
-    let (c0, c1) = tokio::join!(
-        run_attached(
-            &catchup,
-            &o0,
-            attach(Shard { index: 0, count: 2 }, &info.base_url, Some(release)),
-        ),
-        run_attached(
-            &catchup,
-            &o1,
-            attach(Shard { index: 1, count: 2 }, &info.base_url, Some(release)),
-        ),
-    );
-    let (c0, c1) = (c0.unwrap(), c1.unwrap());
+    let (_, c0, c1) = two_shards(catchup, "catchup", 10).await;
     for out in [&c0, &c1] {
         let c = out.result.catchup.as_ref().unwrap();
         assert_eq!(c.readers, 3);
