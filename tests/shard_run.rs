@@ -89,6 +89,21 @@ async fn shards(
         verify: false,
         ..sandbox.opts.clone()
     };
+    // Shard 0 of two without a release time: refused before any load (exit 2), with this error.
+    let refused = |sc: scenario::Scenario, id: &'static str| {
+        let (base_url, attach, o) = (info.base_url.clone(), &attach, opts(id));
+        async move {
+            let e = run_attached(
+                &sc,
+                &o,
+                attach(Shard { index: 0, count: 2 }, &base_url, None),
+            )
+            .await
+            .unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{e}");
+            e.to_string()
+        }
+    };
     // Shards 0 and 1 of two, run side by side and released together `lead` from now.
     let two_shards = |sc: scenario::Scenario, name: &'static str, lead: u64| {
         let (base_url, attach) = (info.base_url.clone(), &attach);
@@ -120,15 +135,8 @@ async fn shards(
     assert!(matches!(e, RunError::Attach { .. }), "{e}");
     assert_eq!(e.exit_code(), 2);
     let load = scenario::load(&manifest.join("tests/scenarios/tiny-load.toml")).unwrap();
-    let e = run_attached(
-        &load,
-        &opts("several-workloads"),
-        attach(Shard { index: 0, count: 2 }, &info.base_url, None),
-    )
-    .await
-    .unwrap_err();
-    assert!(e.to_string().contains("fires one workload"), "{e}");
-    assert_eq!(e.exit_code(), 2);
+    let e = refused(load, "several-workloads").await;
+    assert!(e.contains("fires one workload"), "{e}");
     // Two shards, released together 3 s from now.
     let (release, r0, r1) = two_shards(sc.clone(), "shard", 3).await;
     let release_ms = release
@@ -180,15 +188,8 @@ async fn shards(
 
     // Steady traffic in two shards: each long-polls 20 clients and sends half the schedule.
     let steady = scenario::load(&manifest.join("tests/scenarios/tiny-shard-steady.toml")).unwrap();
-    let e = run_attached(
-        &steady,
-        &opts("steady-no-release"),
-        attach(Shard { index: 0, count: 2 }, &info.base_url, None),
-    )
-    .await
-    .unwrap_err();
-    assert!(e.to_string().contains("--release-at"), "{e}");
-    assert_eq!(e.exit_code(), 2);
+    let e = refused(steady.clone(), "steady-no-release").await;
+    assert!(e.contains("--release-at"), "{e}");
     let (release, s0, s1) = two_shards(steady, "steady", 10).await;
     let release_ms = release
         .duration_since(SystemTime::UNIX_EPOCH)
