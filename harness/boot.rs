@@ -154,6 +154,9 @@ pub struct BootRecord {
     /// Log file, relative to the run directory.
     pub log_file: String,
     pub log_lines: u64,
+    /// The log file is incomplete: writing it failed (a full disk), with the error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_write_error: Option<String>,
 }
 
 /// Matches a profile's markers against log lines (the first occurrence of each counts) and
@@ -313,6 +316,8 @@ struct LogState {
     lines: u64,
     first_line_ms: Option<f64>,
     matcher: MarkerMatcher,
+    /// The first failure to write the log file (a full disk): the file is incomplete.
+    write_error: Option<String>,
 }
 
 struct LogSink {
@@ -336,8 +341,17 @@ impl LogSink {
             st.tail.push(line);
             st.matcher.observe(line, arrival_ms);
         }
-        let mut f = self.file.lock().expect("log file");
-        let _ = writeln!(f, "{line}");
+        let written = writeln!(self.file.lock().expect("log file"), "{line}");
+        if let Err(e) = written {
+            self.write_failed(&e);
+        }
+    }
+
+    fn write_failed(&self, e: &std::io::Error) {
+        let mut st = self.state.lock().expect("log state");
+        if st.write_error.is_none() {
+            st.write_error = Some(format!("after {} lines: {e}", st.lines));
+        }
     }
 }
 
@@ -450,7 +464,10 @@ impl RunningServer {
             let _ = tokio::time::timeout(Duration::from_secs(5), p).await;
         }
         let samples = self.sampler.take().map(|s| s.finish()).unwrap_or_default();
-        let _ = self.sink.file.lock().expect("log file").flush();
+        let flushed = self.sink.file.lock().expect("log file").flush();
+        if let Err(e) = flushed {
+            self.sink.write_failed(&e);
+        }
         let _ = write_samples_csv(&self.log_path.with_extension("resources.csv"), &samples);
         let rec = self.record(
             run_dir,
@@ -541,6 +558,7 @@ impl RunningServer {
                 .display()
                 .to_string(),
             log_lines: st.lines,
+            log_write_error: st.write_error.clone(),
         }
     }
 }
@@ -615,6 +633,7 @@ pub async fn boot(spec: BootSpec<'_>) -> Result<RunningServer, ServerError> {
             lines: 0,
             first_line_ms: None,
             matcher: MarkerMatcher::new(spec.profile.clone(), spawn_unix_ms),
+            write_error: None,
         }),
         file: Mutex::new(std::io::BufWriter::new(file)),
     });
@@ -657,23 +676,32 @@ pub async fn boot(spec: BootSpec<'_>) -> Result<RunningServer, ServerError> {
             source: std::io::Error::other(e),
         })?;
 
-    // Each probe polls until it succeeds, the server dies, or the deadline passes.
+    // Each probe polls until it succeeds, the server dies, or the deadline passes. Every
+    // attempt is bounded by the time left (a request the server holds open cannot overrun the
+    // deadline), and the error gives the real time elapsed.
     macro_rules! poll_until {
         ($what:expr, $interval_ms:expr, $attempt:expr) => {{
             loop {
                 server.check_alive()?;
-                if Instant::now() >= deadline {
+                let left = deadline.saturating_duration_since(Instant::now());
+                let ok = !left.is_zero()
+                    && tokio::time::timeout(left, async { $attempt })
+                        .await
+                        .unwrap_or(false);
+                if ok {
+                    break;
+                }
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    server.check_alive()?;
                     return Err(ServerError::Timeout {
                         label: spec.label.clone(),
                         what: $what.to_string(),
-                        after: spec.timeout,
+                        after: spawn_instant.elapsed(),
                         log_tail: server.log_tail(),
                     });
                 }
-                if $attempt {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis($interval_ms)).await;
+                tokio::time::sleep(Duration::from_millis($interval_ms).min(left)).await;
             }
             server
                 .milestones
@@ -1041,6 +1069,58 @@ http.server.HTTPServer(("127.0.0.1", port), H).serve_forever()
         assert!(rec.exit_status.unwrap().contains("signal: 9"));
         assert!(rec.points.contains_key("starting_server") && rec.points.contains_key("sync_200"));
         assert!(std::fs::read_to_string(format!("/proc/{pid}/stat")).is_err());
+    }
+
+    /// A server that opens its port but holds every HTTP request open without an answer.
+    const HOLDS_REQUESTS: &str = r#"
+import socket, sys, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(64)
+print("listening", flush=True)
+held = []
+while True:
+    c, _ = s.accept(); held.append(c)
+"#;
+
+    #[tokio::test]
+    async fn a_readiness_request_held_open_fails_within_the_boot_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let port = crate::server::free_port().unwrap();
+        let mut cmd = std::process::Command::new("python3");
+        cmd.args(["-c", HOLDS_REQUESTS, &port.to_string()]);
+        let profile = ServerProfile::synapse();
+        let timeout = Duration::from_secs(3);
+        let t = Instant::now();
+        let err = boot(BootSpec {
+            label: "boot-1".into(),
+            profile: &profile,
+            command: cmd,
+            port,
+            sync_token: None,
+            timeout,
+            log_path: dir.path().join("boot-1.log"),
+            extra_pgids: vec![],
+            wrapper: None,
+            background: None,
+        })
+        .await
+        .err()
+        .expect("no answer to /versions");
+        let took = t.elapsed();
+        // The request that never ends is cut at the deadline: the boot fails within its
+        // timeout plus a second, and the message gives the real time elapsed.
+        assert!(took < timeout + Duration::from_secs(1), "took {took:?}");
+        let shown = err.to_string();
+        assert!(shown.contains("versions_200 did not happen"), "{shown}");
+        match err {
+            ServerError::Timeout { after, .. } => {
+                assert!(
+                    after >= timeout && after < timeout + Duration::from_secs(1),
+                    "{after:?}"
+                )
+            }
+            e => panic!("{e}"),
+        }
     }
 
     #[tokio::test]

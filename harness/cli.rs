@@ -21,8 +21,10 @@ Examples:
   hsbench run scenarios/sweep-users.toml     # a [sweep]: one run per value, fitted exponents
   hsbench size results/<id>-sweep --users 150000
 
-Exit codes: 0 ok · 2 bad input · 3 server failed (install, crash, boot timeout)
-            4 dataset load or workload failed · 5 results not writable · 130 interrupted";
+Exit codes: 0 ok · 1 a gate failed (thresholds, error gate, lost writes) or a regression
+            2 bad input · 3 server failed (install, crash, boot timeout)
+            4 dataset load or workload failed · 5 results or fixture cache not writable
+            128+N interrupted by signal N (130 SIGINT, 143 SIGTERM, 129 SIGHUP)";
 
 /// Benchmark and load-test harness for Matrix homeservers.
 #[derive(Debug, Parser)]
@@ -39,7 +41,7 @@ pub enum Command {
     /// Build (or find) the scenario's dataset fixture without timing boots or running workloads.
     Seed(RunArgs),
     /// Boot the scenario's server over its dataset and keep it serving (for `run --attach`
-    /// shards) until Ctrl+C or SIGTERM.
+    /// shards) until SIGINT, SIGTERM or SIGHUP.
     Serve(ServeArgs),
     /// Parse and validate a scenario without running it.
     Check {

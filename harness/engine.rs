@@ -309,17 +309,18 @@ impl Recorder {
         let c = us(done.saturating_duration_since(intended));
         let r = us(done.saturating_duration_since(sent));
         self.shared.with_local(|w| {
-            if let Some([rc, rr]) = w.recorders.get_mut(&ep) {
-                let _ = rc.record(c);
-                let _ = rr.record(r);
-            }
             let s = w.eps.get_mut(&ep).expect("every endpoint has stats");
-            s.intervals_corrected.record(at, c);
-            s.intervals_raw.record(at, r);
             s.bytes_in += bytes_in;
             s.bytes_out += bytes_out;
+            // Latencies are of answered requests only: a timeout's "latency" is the timeout.
             match error {
                 None => {
+                    s.intervals_corrected.record(at, c);
+                    s.intervals_raw.record(at, r);
+                    if let Some([rc, rr]) = w.recorders.get_mut(&ep) {
+                        let _ = rc.record(c);
+                        let _ = rr.record(r);
+                    }
                     s.ok += 1;
                     let i = ((at.as_nanos() / interval.as_nanos()) as usize).min(MAX_INTERVALS - 1);
                     if s.ok_per_interval.len() <= i {
@@ -434,8 +435,9 @@ impl EpStats {
         }
     }
 
+    /// Requests that ended: answered (the histograms' count) or failed.
     pub fn completed(&self) -> u64 {
-        self.corrected.len()
+        self.ok + self.errors.values().sum::<u64>()
     }
 
     /// Add another worker's figures of the same endpoint.
@@ -727,7 +729,7 @@ pub struct EndpointResult {
     pub model: String,
     /// Requests sent.
     pub started: u64,
-    /// Requests that ended (ok or error): the count of both histograms.
+    /// Requests that ended: `ok` plus every error.
     pub completed: u64,
     /// Requests still in flight when the workload ended (long polls cut at the end).
     pub cancelled: u64,
@@ -739,9 +741,10 @@ pub struct EndpointResult {
     pub bytes_out: u64,
     /// Most requests of this endpoint in flight at once.
     pub peak_in_flight: u64,
-    /// Latency from the intended start (coordinated-omission corrected).
+    /// Latency of the answered (2xx) requests from the intended start (coordinated-omission
+    /// corrected). Failed requests are counted in `errors`, never here.
     pub corrected: LatencySummary,
-    /// Latency from the actual send.
+    /// Latency of the answered requests from the actual send.
     pub raw: LatencySummary,
 }
 

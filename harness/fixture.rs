@@ -35,6 +35,20 @@ pub enum FixtureError {
     },
     #[error("no fixture matches {0:?} (see `hsbench fixtures list`)")]
     NotFound(String),
+    #[error("the fixture cache {} is not writable (set --fixtures-dir or HSBENCH_CACHE_DIR): {source}", path.display())]
+    NotWritable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The lock of one fixture key, held while a run builds that fixture: a second run that needs
+/// it waits, then reuses it. An advisory `flock`, released when the guard drops or the process
+/// dies.
+#[derive(Debug)]
+pub struct BuildLock {
+    _file: std::fs::File,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> FixtureError + '_ {
@@ -181,8 +195,50 @@ impl Default for FixtureStore {
 }
 
 impl FixtureStore {
+    /// A store at `root`, made absolute (servers and profilers get paths inside it).
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        Self {
+            root: crate::server::absolute(root.into()),
+        }
+    }
+
+    /// Fail early, before a dataset is built, when the cache cannot take a fixture.
+    pub fn check_writable(&self) -> Result<(), FixtureError> {
+        let not_writable = |source| FixtureError::NotWritable {
+            path: self.root.clone(),
+            source,
+        };
+        std::fs::create_dir_all(&self.root).map_err(not_writable)?;
+        tempfile::Builder::new()
+            .prefix(".writable-")
+            .tempfile_in(&self.root)
+            .map(drop)
+            .map_err(not_writable)
+    }
+
+    /// The build lock of `key` if no other process holds it (`None`: another run is building
+    /// this fixture now).
+    pub fn try_lock(&self, key: &str) -> Result<Option<BuildLock>, FixtureError> {
+        use std::os::fd::AsRawFd;
+        std::fs::create_dir_all(&self.root).map_err(io(&self.root))?;
+        let path = self.root.join(format!("{key}.lock"));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io(&path))?;
+        // SAFETY: flock on a descriptor this function owns; no memory is shared.
+        let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if r == 0 {
+            return Ok(Some(BuildLock { _file: file }));
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() == std::io::ErrorKind::WouldBlock {
+            Ok(None)
+        } else {
+            Err(FixtureError::Io { path, source: e })
+        }
     }
 
     /// The complete fixture with this key, if any.
@@ -217,6 +273,10 @@ impl FixtureStore {
         let mut n = 0;
         for e in rd.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".lock") || name.starts_with('.') {
+                // A build lock (perhaps held by a running build), or a probe file.
+                continue;
+            }
             let partial = name.contains(".partial-");
             if partial || prefix.is_none_or(|p| name.starts_with(p)) {
                 std::fs::remove_dir_all(e.path()).map_err(io(&e.path()))?;
@@ -325,6 +385,7 @@ mod tests {
                 totals: PlanTotals::default(),
                 steps: vec![],
                 total_seconds: 0.0,
+                partial: false,
             },
             table_counts: BTreeMap::new(),
             size_bytes: 0,

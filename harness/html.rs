@@ -18,8 +18,8 @@ use crate::svg::{self, BoxRow, Panel, esc};
 
 const WARM: &str = "#1f77b4";
 const COLD: &str = "#9467bd";
-const CORRECTED: &str = "#d62728";
-const RAW: &str = "#1f77b4";
+pub(crate) const CORRECTED: &str = "#d62728";
+pub(crate) const RAW: &str = "#1f77b4";
 
 const CSS: &str = r#"
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:0 auto;max-width:1000px;padding:16px 20px 60px;color:#222;line-height:1.4}
@@ -33,6 +33,9 @@ th:first-child,td:first-child{text-align:left}th{background:#f5f5f5}
 .error{background:#fff0f0;border:1px solid #e0b0b0;padding:8px;white-space:pre-wrap;font-family:monospace;font-size:12px}
 svg.plot,figure svg{max-width:100%;height:auto}figure{margin:8px 0}details{margin:4px 0}summary{cursor:pointer}
 nav a{margin-right:12px;font-size:13px}
+table.compact{font-size:12px}table.compact td,table.compact th{padding:2px 5px;white-space:nowrap}
+.alert{padding:6px 10px;margin:4px 0;border-radius:4px;font-size:14px}.alert.fail{background:#fde8ea;border:1px solid #b00020;color:#b00020;font-weight:bold}
+.alert.warn{background:#fff6e0;border:1px solid #b07000;color:#6b4500}.partial{color:#b07000;font-weight:bold}
 "#;
 
 /// The report of the run in `dir`.
@@ -73,22 +76,67 @@ pub fn render(r: &RunResult, dir: &Path) -> String {
     if let Some(d) = r.scenario["description"].as_str() {
         let _ = writeln!(h, "<p>{}</p>", esc(d));
     }
-    if let Some(e) = &r.error {
-        let _ = writeln!(h, "<div class=\"error\" id=\"error\">{}</div>", esc(e));
+    alerts(&mut h, r);
+    let mut nav = vec![("boot", "Boot")];
+    for (present, id, label) in [
+        (r.herd.is_some(), "herd", "Herd"),
+        (r.triggered.is_some(), "triggered", "Triggered herd"),
+        (r.steady.is_some(), "steady", "Steady traffic"),
+        (r.catchup.is_some(), "catchup", "Catch-up"),
+    ] {
+        if present {
+            nav.push((id, label));
+        }
     }
-    h.push_str(
-        "<nav><a href=\"#boot\">Boot</a><a href=\"#herd\">Herd</a><a href=\"#resources\">Resources</a>\
-         <a href=\"#profiles\">Flamegraphs</a><a href=\"#environment\">Environment</a></nav>\n",
-    );
+    nav.extend([
+        ("resources", "Resources"),
+        ("profiles", "Flamegraphs"),
+        ("environment", "Environment"),
+    ]);
+    h.push_str("<nav>");
+    for (id, label) in nav {
+        let _ = write!(h, "<a href=\"#{id}\">{label}</a>");
+    }
+    h.push_str("</nav>\n");
     thresholds(&mut h, r);
     comparison(&mut h, dir);
     boot(&mut h, r, dir);
-    herd(&mut h, r, dir);
+    if r.herd.is_some() {
+        herd(&mut h, r, dir);
+    }
+    crate::html_workloads::triggered(&mut h, r, dir);
+    crate::html_workloads::steady(&mut h, r, dir);
+    crate::html_workloads::catchup(&mut h, r, dir);
     resources(&mut h, r, dir);
     profiles(&mut h, r);
     environment(&mut h, r);
     h.push_str("</body></html>\n");
     h
+}
+
+/// What failed or went wrong, first on the page: the run's error, failed gates (the error gate
+/// included), hung shutdowns, a trigger the server did not take.
+fn alerts(h: &mut String, r: &RunResult) {
+    let failed: Vec<_> = r.thresholds.iter().filter(|t| !t.passed).collect();
+    let warnings = crate::report::problems(r);
+    if r.error.is_none() && failed.is_empty() && warnings.is_empty() {
+        return;
+    }
+    h.push_str("<div class=\"alerts\" id=\"alerts\">\n");
+    if let Some(e) = &r.error {
+        let _ = writeln!(h, "<div class=\"error\" id=\"error\">{}</div>", esc(e));
+    }
+    for t in failed {
+        let _ = writeln!(
+            h,
+            "<div class=\"alert fail\">FAILED: {}</div>",
+            esc(&t.reason())
+        );
+    }
+    for w in warnings {
+        let _ = writeln!(h, "<div class=\"alert warn\">WARNING: {}</div>", esc(&w));
+    }
+    h.push_str("</div>\n");
 }
 
 fn thresholds(h: &mut String, r: &RunResult) {
@@ -97,13 +145,13 @@ fn thresholds(h: &mut String, r: &RunResult) {
     }
     h.push_str("<h2 id=\"thresholds\">Thresholds</h2><table><tr><th>metric</th><th>condition</th><th>value</th><th>result</th></tr>\n");
     for t in &r.thresholds {
-        let value = t.value.map_or("—".into(), |v| {
-            if t.metric.ends_with("peak_rss") {
-                fmt_bytes(v)
-            } else {
-                fmt_ms(v)
-            }
-        });
+        let value = t
+            .value
+            .map_or("—".into(), |v| crate::report::fmt_metric(&t.metric, v))
+            + &t.detail
+                .as_deref()
+                .map(|d| format!(" ({})", esc(d)))
+                .unwrap_or_default();
         let _ = writeln!(
             h,
             "<tr><td>{}</td><td>{}</td><td>{value}</td><td class=\"{}\">{}</td></tr>",
@@ -340,7 +388,7 @@ fn boot(h: &mut String, r: &RunResult, dir: &Path) {
 }
 
 /// (percentile, ms) points of a `.hist` file, below the maximum.
-fn percentile_points(path: &Path) -> Option<Vec<(f64, f64)>> {
+pub(crate) fn percentile_points(path: &Path) -> Option<Vec<(f64, f64)>> {
     let hist = crate::metrics::read_histogram(path).ok()?;
     if hist.is_empty() {
         return None;
@@ -364,14 +412,16 @@ fn herd(h: &mut String, r: &RunResult, dir: &Path) {
         h.push_str("<p class=\"note\">This run had no herd workload.</p>\n");
         return;
     };
+    crate::html_workloads::partial(h, hr.partial);
     let _ = writeln!(
         h,
-        "<p>{} clients, {:?} sync of <code>{}</code>; {}. {} ok, {} received, wall {}.</p>",
+        "<p>{} clients, {:?} sync of <code>{}</code>; {}. {} answered, {} failed, {} received, wall {}.</p>",
         hr.clients,
         hr.sync,
         esc(&hr.endpoint),
         esc(&hr.model),
         hr.ok,
+        hr.errors.values().sum::<u64>(),
         fmt_bytes(hr.bytes_received as f64),
         fmt_ms(hr.wall_ms)
     );
@@ -384,11 +434,11 @@ fn herd(h: &mut String, r: &RunResult, dir: &Path) {
             h,
             "<tr><td>{label}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             s.count,
-            fmt_ms(s.p50_ms),
-            fmt_ms(s.p90_ms),
-            fmt_ms(s.p99_ms),
-            fmt_ms(s.p999_ms),
-            fmt_ms(s.max_ms)
+            crate::report::lat(s, s.p50_ms),
+            crate::report::lat(s, s.p90_ms),
+            crate::report::lat(s, s.p99_ms),
+            crate::report::lat(s, s.p999_ms),
+            crate::report::lat(s, s.max_ms)
         );
     }
     h.push_str("</table>\n");
@@ -437,20 +487,12 @@ fn herd(h: &mut String, r: &RunResult, dir: &Path) {
                 .map(|p| (p.start_s + p.duration_s / 2.0, p.count as f64 / p.duration_s))
                 .collect();
             let panels = vec![
-                Panel {
-                    label: "latency".into(),
-                    unit: "ms".into(),
-                    lines: vec![
+                Panel::new("latency", "ms", vec![
                         ("corrected p50".into(), "#ff9896", line("corrected", |p| p.p50_ms)),
                         ("corrected p99".into(), CORRECTED, line("corrected", |p| p.p99_ms)),
                         ("raw p99".into(), RAW, line("raw", |p| p.p99_ms)),
-                    ],
-                },
-                Panel {
-                    label: "responses".into(),
-                    unit: "/s".into(),
-                    lines: vec![("completed".into(), "#2ca02c", throughput)],
-                },
+                    ]),
+                Panel::new("responses", "/s", vec![("completed".into(), "#2ca02c", throughput)]),
             ];
             let marks = vec![
                 ("release".to_string(), 0.0, "#000"),
@@ -485,21 +527,9 @@ fn resource_panels(samples: &[crate::metrics::ResourceSample]) -> Vec<Panel> {
         .map(|p| (p.t_ms / 1000.0, p.fds as f64))
         .collect();
     vec![
-        Panel {
-            label: "CPU".into(),
-            unit: "% of a core".into(),
-            lines: vec![("CPU".into(), "#ff7f0e", cpu)],
-        },
-        Panel {
-            label: "RSS".into(),
-            unit: "MiB".into(),
-            lines: vec![("RSS".into(), "#1f77b4", rss)],
-        },
-        Panel {
-            label: "open fds".into(),
-            unit: "".into(),
-            lines: vec![("fds".into(), "#8c564b", fds)],
-        },
+        Panel::new("CPU", "% of a core", vec![("CPU".into(), "#ff7f0e", cpu)]),
+        Panel::new("RSS", "MiB", vec![("RSS".into(), "#1f77b4", rss)]),
+        Panel::new("open fds", "", vec![("fds".into(), "#8c564b", fds)]),
     ]
 }
 
@@ -516,6 +546,20 @@ fn resources(h: &mut String, r: &RunResult, dir: &Path) {
             let t = (rel - wb.spawn_unix_ms) / 1000.0;
             marks.push(("herd".into(), t, CORRECTED));
             marks.push(("herd done".into(), t + hr.wall_ms / 1000.0, "#7f7f7f"));
+        }
+        let at = |origin_unix_ms: f64| (origin_unix_ms - wb.spawn_unix_ms) / 1000.0;
+        if let Some(t) = &r.triggered {
+            marks.push((
+                "trigger".into(),
+                at(t.origin_unix_ms) + t.recovery.trigger_s,
+                "#000",
+            ));
+        }
+        if let Some(t) = &r.steady {
+            marks.push(("steady".into(), at(t.origin_unix_ms), "#2ca02c"));
+        }
+        if let Some(c) = &r.catchup {
+            marks.push(("catch-up".into(), at(c.origin_unix_ms), "#9467bd"));
         }
         let _ = writeln!(
             h,

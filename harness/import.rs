@@ -611,6 +611,7 @@ pub fn import_sqlite(
             totals,
             steps,
             total_seconds: started.elapsed().as_secs_f64(),
+            partial: false,
         },
     ))
 }

@@ -34,9 +34,10 @@ pub struct HerdResult {
     pub lazy_load_members: bool,
     /// Closed model: each client sends exactly one request, all released at one instant.
     pub model: String,
-    /// Latency from the common intended start (coordinated-omission corrected).
+    /// Latency of the answered (2xx) requests from the common intended start
+    /// (coordinated-omission corrected). Failed requests are counted in `errors`, never here.
     pub corrected: LatencySummary,
-    /// Latency from each request's actual send.
+    /// Latency of the answered requests from each one's actual send.
     pub raw: LatencySummary,
     pub ok: u64,
     /// Errors by kind: `http_<status>[_<errcode>]`, `timeout`, `connect`, `transport`.
@@ -59,6 +60,10 @@ pub struct HerdResult {
     /// [`HARNESS_CPU_LIMIT`] the harness may have been the bottleneck, and the summary says so.
     #[serde(default)]
     pub harness_cpu_share: Option<f64>,
+    /// Interrupted by a signal: the figures are of the requests that completed before it (the
+    /// others were abandoned, neither answered nor failed).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
 }
 
 /// The share of a core hsbench may use during a workload before its results warn that the
@@ -292,9 +297,12 @@ pub async fn run_herd_at(
                 }
             };
             let end = Instant::now();
-            let us = |d: Duration| (d.as_micros() as u64).max(1);
-            let _ = rec_c.record(us(end - intended));
-            let _ = rec_r.record(us(end - sent));
+            // Latencies are of answered requests only: a timeout's "latency" is the timeout.
+            if matches!(outcome, Outcome::Ok) {
+                let us = |d: Duration| (d.as_micros() as u64).max(1);
+                let _ = rec_c.record(us(end - intended));
+                let _ = rec_r.record(us(end - sent));
+            }
             (outcome, intended, sent, end)
         });
     }
@@ -317,19 +325,36 @@ pub async fn run_herd_at(
     let mut last_end = t0;
     // (due, sent, ended) per client since the release: one pair per client, bounded by the herd.
     let mut times: Vec<(Duration, Duration, Duration)> = Vec::with_capacity(n);
-    while let Some(joined) = set.join_next().await {
+    // A signal ends the herd early: the requests still out are abandoned, and what completed
+    // is kept and marked partial.
+    let mut partial = false;
+    let mut interrupted = std::pin::pin!(crate::interrupt::interrupted());
+    loop {
+        let joined = tokio::select! {
+            j = set.join_next() => match j {
+                Some(j) => j,
+                None => break,
+            },
+            _ = &mut interrupted => {
+                partial = true;
+                set.abort_all();
+                break;
+            }
+        };
         let (outcome, intended, sent, end) = joined.unwrap_or_else(|_| {
             let now = Instant::now();
             (Outcome::Error("panic".into()), now, now, now)
         });
         last_end = last_end.max(end);
-        times.push((
-            intended.saturating_duration_since(t0),
-            sent.saturating_duration_since(t0),
-            end.saturating_duration_since(t0),
-        ));
         match outcome {
-            Outcome::Ok => ok += 1,
+            Outcome::Ok => {
+                ok += 1;
+                times.push((
+                    intended.saturating_duration_since(t0),
+                    sent.saturating_duration_since(t0),
+                    end.saturating_duration_since(t0),
+                ));
+            }
             Outcome::Error(kind) => *errors.entry(kind).or_default() += 1,
         }
     }
@@ -381,6 +406,7 @@ pub async fn run_herd_at(
             interval_ms: Some(interval.as_secs_f64() * 1000.0),
             harness_cpu_s: Some(harness_cpu_s),
             harness_cpu_share: (wall_s > 0.0).then(|| harness_cpu_s / wall_s),
+            partial,
         },
         HerdHistograms {
             corrected: corrected_h,

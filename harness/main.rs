@@ -20,7 +20,22 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Check { scenario } => match scenario::load(&scenario) {
                 Ok(s) => {
-                    let t = hsbench::dataset::DatasetPlan::new(s.dataset.clone()).totals();
+                    let plan = hsbench::dataset::DatasetPlan::new(s.dataset.clone());
+                    let Some(t) = plan.totals_within(std::time::Duration::from_millis(500))
+                    else {
+                        println!(
+                            "{}: ok ({}): {} users, {} rooms ({} DMs), about {} timeline events \
+                             (the exact totals take longer to count than `check` waits; \
+                             `hsbench seed` reports them)",
+                            scenario.display(),
+                            s.name,
+                            s.dataset.users,
+                            plan.room_count(),
+                            s.dataset.dm_pairs,
+                            plan.expected_timeline_events()
+                        );
+                        return 0;
+                    };
                     println!(
                         "{}: ok ({}): {} users ({} devices), {} rooms ({} DMs, largest {}), \
                          {} memberships, {} timeline events, {} state events, {} receipts",
@@ -133,11 +148,14 @@ fn main() -> ExitCode {
             ),
         }
     });
+    // Blocking work a signal cut short (a copy, an import) is not waited for.
+    rt.shutdown_timeout(std::time::Duration::from_secs(2));
     ExitCode::from(code as u8)
 }
 
-/// `hsbench serve`: stops on Ctrl+C or SIGTERM (what Kubernetes sends).
+/// `hsbench serve`: stops on SIGINT, SIGTERM (what Kubernetes sends) or SIGHUP.
 async fn serve_cmd(args: &hsbench::cli::ServeArgs) -> i32 {
+    hsbench::interrupt::watch();
     let scenario = match scenario::load(&args.scenario) {
         Ok(s) => s,
         Err(e) => return fail(&RunError::from(e)),
@@ -150,17 +168,7 @@ async fn serve_cmd(args: &hsbench::cli::ServeArgs) -> i32 {
     });
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = async {
-                match term.as_mut() {
-                    Some(t) => { t.recv().await; }
-                    None => std::future::pending::<()>().await,
-                }
-            } => {}
-        }
+        hsbench::interrupt::interrupted().await;
         let _ = stop_tx.send(true);
         // Keep the sender alive: a dropped sender would read as "never stopped".
         std::future::pending::<()>().await
@@ -203,6 +211,7 @@ async fn attached_cmd(args: &RunArgs, scenario: &scenario::Scenario, target: &st
 }
 
 async fn run_cmd(args: &RunArgs, seed_only: bool) -> i32 {
+    hsbench::interrupt::watch();
     let scenario = match scenario::load(&args.scenario) {
         Ok(s) => s,
         Err(e) => return fail(&RunError::from(e)),
@@ -253,11 +262,11 @@ async fn run_cmd(args: &RunArgs, seed_only: bool) -> i32 {
                 .thresholds
                 .iter()
                 .filter(|t| !t.passed)
-                .map(|t| format!("{} {}", t.metric, t.condition))
+                .map(|t| t.reason())
                 .collect();
             let mut code = 0;
             if !failed.is_empty() {
-                eprintln!("thresholds failed: {}", failed.join(", "));
+                eprintln!("FAILED: {}", failed.join("; "));
                 code = 1;
             }
             match hsbench::baseline::after_run(

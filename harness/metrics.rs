@@ -171,6 +171,7 @@ pub struct IntervalPoint {
     pub duration_s: f64,
     pub count: u64,
     pub p50_ms: f64,
+    pub p90_ms: f64,
     pub p99_ms: f64,
     pub max_ms: f64,
 }
@@ -218,6 +219,7 @@ pub fn read_interval_log(path: &Path) -> std::io::Result<Vec<IntervalPoint>> {
             duration_s,
             count: h.len(),
             p50_ms: ms(h.value_at_quantile(0.5)),
+            p90_ms: ms(h.value_at_quantile(0.9)),
             p99_ms: ms(h.value_at_quantile(0.99)),
             max_ms: ms(h.max()),
         })

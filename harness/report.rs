@@ -88,7 +88,8 @@ pub fn figures(r: &RunResult) -> Vec<Figure> {
             push(format!("{prefix}peak_rss"), "bytes", s);
         }
     }
-    if let Some(h) = &r.herd {
+    // No answered request, no latency figure (a 0 ms p99 would pass any limit).
+    if let Some(h) = r.herd.as_ref().filter(|h| h.corrected.count > 0) {
         for (m, v) in [
             ("herd.sync.p50", h.corrected.p50_ms),
             ("herd.sync.p90", h.corrected.p90_ms),
@@ -114,6 +115,135 @@ pub fn figures(r: &RunResult) -> Vec<Figure> {
             high: v,
         });
     }
+    for e in workload_errors(r) {
+        let v = e.percent();
+        out.push(Figure {
+            metric: format!("{}.errors", e.workload),
+            unit: "%",
+            value: v,
+            low: v,
+            high: v,
+        });
+    }
+    out
+}
+
+/// What went wrong in a run besides failed gates, one line each, for the top of summary.md and
+/// report.html: hung shutdowns, a trigger the server did not take, partial workloads.
+pub fn problems(r: &RunResult) -> Vec<String> {
+    let mut out = Vec::new();
+    let boots = r
+        .boots
+        .iter()
+        .chain(r.seed_boot.iter())
+        .chain(r.import_check_boot.iter())
+        .chain(r.workload_boot.iter())
+        .chain(r.crash_restarts.iter().map(|c| &c.recovery));
+    for b in boots {
+        if b.shutdown_hung {
+            out.push(format!(
+                "{}: the shutdown hung (no exit within shutdown_timeout after SIGTERM; the process group was SIGKILLed)",
+                b.label
+            ));
+        }
+        if let Some(e) = &b.log_write_error {
+            out.push(format!(
+                "{}: the server's log {} is incomplete: writing it failed {e}",
+                b.label, b.log_file
+            ));
+        }
+    }
+    if let Some(t) = &r.triggered
+        && let Some(e) = &t.trigger_error
+    {
+        out.push(format!(
+            "triggered: the server did not take the trigger ({e}); the clients had no event to react to"
+        ));
+    }
+    out
+}
+
+/// A workload's failed requests: what the error gate (`<workload>.errors`) judges.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkloadErrors {
+    pub workload: &'static str,
+    /// Requests that ended, answered or failed (long polls the workload's end cut are neither).
+    pub requests: u64,
+    pub failed: u64,
+    /// Failed requests by kind.
+    pub by_kind: std::collections::BTreeMap<String, u64>,
+}
+
+impl WorkloadErrors {
+    /// Failed requests in percent of those that ended; 100% when nothing ended at all.
+    pub fn percent(&self) -> f64 {
+        if self.requests == 0 {
+            100.0
+        } else {
+            self.failed as f64 * 100.0 / self.requests as f64
+        }
+    }
+
+    /// `150 of 150 requests failed (timeout 150)`.
+    pub fn describe(&self) -> String {
+        let kinds = if self.by_kind.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", fmt_errors(&self.by_kind))
+        };
+        if self.requests == 0 {
+            "no request ended".into()
+        } else {
+            format!(
+                "{} of {} requests failed{kinds}",
+                self.failed, self.requests
+            )
+        }
+    }
+}
+
+/// The failed requests of every workload the run has, in the order of the result.
+pub fn workload_errors(r: &RunResult) -> Vec<WorkloadErrors> {
+    fn of_endpoints(
+        workload: &'static str,
+        eps: &[crate::engine::EndpointResult],
+    ) -> WorkloadErrors {
+        let mut by_kind = std::collections::BTreeMap::new();
+        let mut failed = 0;
+        let mut requests = 0;
+        for e in eps {
+            requests += e.completed;
+            for (k, v) in &e.errors {
+                failed += v;
+                *by_kind.entry(format!("{} {k}", e.name)).or_insert(0) += v;
+            }
+        }
+        WorkloadErrors {
+            workload,
+            requests,
+            failed,
+            by_kind,
+        }
+    }
+    let mut out = Vec::new();
+    if let Some(h) = &r.herd {
+        let failed: u64 = h.errors.values().sum();
+        out.push(WorkloadErrors {
+            workload: "herd",
+            requests: h.ok + failed,
+            failed,
+            by_kind: h.errors.clone(),
+        });
+    }
+    if let Some(t) = &r.triggered {
+        out.push(of_endpoints("triggered", &t.endpoints));
+    }
+    if let Some(t) = &r.steady {
+        out.push(of_endpoints("steady", &t.endpoints));
+    }
+    if let Some(c) = &r.catchup {
+        out.push(of_endpoints("catchup", &c.endpoints));
+    }
     out
 }
 
@@ -121,21 +251,67 @@ pub fn figures(r: &RunResult) -> Vec<Figure> {
 #[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize)]
 pub struct ThresholdResult {
     pub metric: String,
-    /// As written: `< 10s`.
+    /// As written: `< 10s`; a default gate says so: `< 1% (default)`.
     pub condition: String,
-    /// The run's figure (a median for boot metrics); `None` when the run has no such figure.
+    /// The run's figure (a median for boot metrics; percent for `<workload>.errors`); `None`
+    /// when the run has no such figure.
     pub value: Option<f64>,
     pub passed: bool,
+    /// What the figure stands for, where a number alone does not say it (the error gate:
+    /// `150 of 150 requests failed (timeout 150)`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+impl ThresholdResult {
+    /// `herd.errors 100.0% (150 of 150 requests failed (timeout 150)), limit < 1% (default)`.
+    pub fn reason(&self) -> String {
+        let value = self.value.map_or("no such figure in this run".into(), |v| {
+            fmt_metric(&self.metric, v)
+        });
+        let detail = self
+            .detail
+            .as_deref()
+            .map(|d| format!(" ({d})"))
+            .unwrap_or_default();
+        format!("{} {value}{detail}, limit {}", self.metric, self.condition)
+    }
+}
+
+/// A metric's value with its unit: bytes for `peak_rss`, percent for `<workload>.errors`,
+/// else milliseconds.
+pub fn fmt_metric(metric: &str, v: f64) -> String {
+    if metric == "crash.lost_writes" {
+        format!("{v:.0}")
+    } else if metric.ends_with("peak_rss") {
+        fmt_bytes(v)
+    } else if metric.ends_with(".errors") {
+        format!("{v:.1}%")
+    } else {
+        fmt_ms(v)
+    }
 }
 
 /// Check every threshold against the run's figures; a figure the run lacks fails its threshold.
+/// Every workload that ran also meets the error gate: its own `<workload>.errors` threshold, or
+/// the default ([`crate::scenario::DEFAULT_ERROR_LIMIT`]).
 pub fn check_thresholds(
     r: &RunResult,
     thresholds: &[crate::scenario::Threshold],
 ) -> Vec<ThresholdResult> {
     let figs = figures(r);
-    thresholds
+    let errors = workload_errors(r);
+    let defaults: Vec<crate::scenario::Threshold> = errors
         .iter()
+        .filter(|e| {
+            let m = format!("{}.errors", e.workload);
+            !thresholds.iter().any(|t| t.metric == m)
+        })
+        .map(|e| crate::scenario::Threshold::default_error_gate(e.workload))
+        .collect();
+    let mut out: Vec<ThresholdResult> = thresholds
+        .iter()
+        .chain(&defaults)
         .map(|t| {
             let value = figs.iter().find(|f| f.metric == t.metric).map(|f| f.value);
             // A server that never recovered has only a lower bound (the observation's
@@ -144,7 +320,10 @@ pub fn check_thresholds(
                 && r.triggered
                     .as_ref()
                     .is_some_and(|t| t.recovery.time_to_recover_s.is_none());
+            // A workload whose every request failed never passes, whatever the limit says.
+            let all_failed = t.metric.ends_with(".errors") && value.is_some_and(|v| v >= 100.0);
             let passed = !unrecovered
+                && !all_failed
                 && value.is_some_and(|v| {
                     if t.inclusive {
                         v <= t.limit
@@ -152,14 +331,45 @@ pub fn check_thresholds(
                         v < t.limit
                     }
                 });
+            let detail = errors
+                .iter()
+                .find(|e| format!("{}.errors", e.workload) == t.metric)
+                .map(WorkloadErrors::describe);
             ThresholdResult {
                 metric: t.metric.clone(),
                 condition: t.text.clone(),
                 value,
                 passed,
+                detail,
             }
         })
-        .collect()
+        .collect();
+    // Crash durability is always gated: an acknowledged write lost in a crash fails the run.
+    if !r.crash_restarts.is_empty() {
+        let lost: u64 = r.crash_restarts.iter().filter_map(|c| c.writes_lost).sum();
+        let checked: u64 = r
+            .crash_restarts
+            .iter()
+            .filter_map(|c| c.writes_checked)
+            .sum();
+        let unknown = r
+            .crash_restarts
+            .iter()
+            .filter(|c| c.writes_lost.is_none())
+            .count();
+        out.push(ThresholdResult {
+            metric: "crash.lost_writes".into(),
+            condition: "= 0 (always)".into(),
+            value: Some(lost as f64),
+            passed: lost == 0 && unknown == 0,
+            detail: Some(if unknown > 0 {
+                format!("{unknown} crash cycles could not be read back")
+            } else {
+                format!("{lost} of {checked} acknowledged writes missing after the crash")
+            }),
+        });
+    }
+    out
 }
 
 /// Bencher Metric Format: `{"<scenario>/<metric>": {"<measure>": {"value", "lower_value",
@@ -177,6 +387,7 @@ impl Exporter for BmfExporter {
         for f in figures(result) {
             let measure = match f.unit {
                 "bytes" => "bytes",
+                "%" => "percent",
                 "s" => "seconds",
                 _ => "milliseconds",
             };
@@ -244,12 +455,49 @@ pub fn exporters() -> Vec<Box<dyn Exporter>> {
     ]
 }
 
-/// Write every format into `dir`.
-pub fn write_all(dir: &Path, result: &RunResult) -> std::io::Result<()> {
+/// Write every format into `dir`; a failure names the file that could not be written.
+pub fn write_all(
+    dir: &Path,
+    result: &RunResult,
+) -> Result<(), (std::path::PathBuf, std::io::Error)> {
     for e in exporters() {
-        write_atomic(&dir.join(e.file_name()), &e.render(result, dir))?;
+        let path = dir.join(e.file_name());
+        write_atomic(&path, &e.render(result, dir)).map_err(|err| (path, err))?;
     }
     Ok(())
+}
+
+/// The last resort when results cannot be written (a full disk): result.json rewritten in
+/// place, compact, so that the blocks its old text held are reused, and, failing that, a
+/// minimal record of the status and the error. Whatever it manages, result.json no longer
+/// says `running`.
+pub fn write_status_in_place(dir: &Path, result: &RunResult) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let path = dir.join("result.json");
+    let full = serde_json::to_vec(result).expect("a result serializes");
+    let minimal = serde_json::to_vec(&serde_json::json!({
+        "schema_version": result.schema_version,
+        "run_id": result.run_id,
+        "status": result.status,
+        "error": result.error,
+        "started_at": result.started_at,
+        "finished_at": result.finished_at,
+    }))
+    .expect("json");
+    let mut last = Ok(());
+    for bytes in [full, minimal] {
+        let attempt = std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .create(true)
+            .open(&path)
+            .and_then(|mut f| f.write_all(&bytes).and_then(|()| f.sync_all()));
+        if attempt.is_ok() {
+            return Ok(());
+        }
+        last = attempt;
+    }
+    last
 }
 
 /// Render every format again from a run directory's result.json (after upgrading hsbench, or
@@ -288,10 +536,33 @@ pub fn rerender(dir: &Path) -> Result<Vec<String>, crate::compare::CompareError>
     Ok(out)
 }
 
+/// Write `path` through a temporary file beside it and a rename, so a reader never sees half a
+/// file; the temporary file is removed when the write fails (a full disk leaves nothing new).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)
+    let written = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
+}
+
+/// The mark of figures a signal cut short.
+fn partial(yes: bool) -> &'static str {
+    if yes {
+        " — **partial: interrupted by a signal**"
+    } else {
+        ""
+    }
+}
+
+/// A latency figure of a summary: "—" when nothing was answered (0 ms would read as fast).
+pub fn lat(s: &crate::metrics::LatencySummary, v: f64) -> String {
+    if s.count == 0 {
+        "—".into()
+    } else {
+        fmt_ms(v)
+    }
 }
 
 /// Milliseconds as a short human figure.
@@ -429,8 +700,13 @@ fn boot_section(
         0,
         &fmt_ms,
     ));
+    let hung = boots.iter().filter(|x| x.shutdown_hung).count();
     md.push_str(&named_row(&NamedStat {
-        name: "shutdown (SIGTERM → exit)".into(),
+        name: if hung > 0 {
+            format!("shutdown (SIGTERM → exit; **hung in {hung}**, SIGKILLed)")
+        } else {
+            "shutdown (SIGTERM → exit)".into()
+        },
         ..b.shutdown_ms.clone()
     }));
     if let Some(bg) = &b.background_done_ms {
@@ -541,7 +817,24 @@ pub fn markdown(r: &RunResult) -> String {
     let scenario = r.scenario_name();
     let server = r.server_label();
     md.push_str(&format!("## hsbench · {scenario} · {server}\n\n"));
+    // The reason a run failed comes first, then what else went wrong.
+    let failed: Vec<&ThresholdResult> = r.thresholds.iter().filter(|t| !t.passed).collect();
+    for t in &failed {
+        md.push_str(&format!("> **FAILED** {}\n", t.reason()));
+    }
+    let warnings = problems(r);
+    for w in &warnings {
+        md.push_str(&format!("> **WARNING** {w}\n"));
+    }
+    if !failed.is_empty() || !warnings.is_empty() {
+        md.push('\n');
+    }
     let status = match r.status {
+        RunStatus::Complete if !failed.is_empty() => format!(
+            "complete, **{} of {} gates failed**",
+            failed.len(),
+            r.thresholds.len()
+        ),
         RunStatus::Complete => "complete".to_string(),
         RunStatus::Running => "partial (run in progress or killed)".to_string(),
         RunStatus::Failed => format!(
@@ -618,14 +911,22 @@ pub fn markdown(r: &RunResult) -> String {
     if let Some(b) = &r.crash_boot_summary {
         let boots: Vec<&BootRecord> = r.crash_restarts.iter().map(|c| &c.recovery).collect();
         boot_section(&mut md, &boots, b, "after a crash");
-        md.push_str("| crash | killed after ready | writes acknowledged / sent | recovery: time to ready |\n|---|---:|---:|---:|\n");
+        md.push_str("| crash | killed after ready | writes acknowledged / sent | acknowledged but lost | recovery: time to ready |\n|---|---:|---:|---:|---:|\n");
         for (i, c) in r.crash_restarts.iter().enumerate() {
             md.push_str(&format!(
-                "| {} | {} | {} / {} | {} |\n",
+                "| {} | {} | {} / {} | {} | {} |\n",
                 i + 1,
                 fmt_ms(c.killed_after_ms),
                 c.writes_acked,
                 c.writes_sent,
+                match (c.writes_lost, c.writes_checked) {
+                    (Some(0), Some(n)) => format!("0 of {n}"),
+                    (Some(l), Some(n)) => format!("**{l} of {n}**"),
+                    _ => format!(
+                        "**unknown** ({})",
+                        c.read_back_error.as_deref().unwrap_or("not read back")
+                    ),
+                },
                 fmt_ms(c.recovery.time_to_ready_ms)
             ));
         }
@@ -649,25 +950,26 @@ pub fn markdown(r: &RunResult) -> String {
 
     if let Some(h) = &r.herd {
         md.push_str(&format!(
-            "### Herd: {} clients, {} /sync at one instant\n\n",
+            "### Herd: {} clients, {} /sync at one instant{}\n\n",
             h.clients,
             match h.sync {
                 crate::scenario::SyncKind::Initial => "initial",
                 crate::scenario::SyncKind::FullState => "full-state",
-            }
+            },
+            partial(h.partial)
         ));
-        md.push_str("| latency | p50 | p90 | p99 | p99.9 | max | count |\n|---|---:|---:|---:|---:|---:|---:|\n");
+        md.push_str("| latency (answered requests) | p50 | p90 | p99 | p99.9 | max | count |\n|---|---:|---:|---:|---:|---:|---:|\n");
         for (label, s) in [
             ("corrected (from intended start)", &h.corrected),
             ("raw (from send)", &h.raw),
         ] {
             md.push_str(&format!(
                 "| {label} | {} | {} | {} | {} | {} | {} |\n",
-                fmt_ms(s.p50_ms),
-                fmt_ms(s.p90_ms),
-                fmt_ms(s.p99_ms),
-                fmt_ms(s.p999_ms),
-                fmt_ms(s.max_ms),
+                lat(s, s.p50_ms),
+                lat(s, s.p90_ms),
+                lat(s, s.p99_ms),
+                lat(s, s.p999_ms),
+                lat(s, s.max_ms),
                 s.count
             ));
         }
@@ -697,13 +999,14 @@ pub fn markdown(r: &RunResult) -> String {
 
     if let Some(t) = &r.triggered {
         md.push_str(&format!(
-            "### Triggered herd: {} long-poll clients, {} re-sync on the trigger, {}/s chatter\n\n",
+            "### Triggered herd: {} long-poll clients, {} re-sync on the trigger, {}/s chatter{}\n\n",
             t.clients,
             match t.reaction {
                 crate::scenario::SyncKind::Initial => "initial",
                 crate::scenario::SyncKind::FullState => "full-state",
             },
-            t.chatter_rate
+            t.chatter_rate,
+            partial(t.partial)
         ));
         let rc = &t.recovery;
         if rc.baseline_per_s == 0.0 {
@@ -743,8 +1046,12 @@ pub fn markdown(r: &RunResult) -> String {
     }
     if let Some(t) = &r.steady {
         md.push_str(&format!(
-            "### Steady: {} long-poll clients, {} senders, {:.1} messages/s intended, {:.1}/s accepted\n\n",
-            t.clients, t.senders, t.intended_per_s, t.achieved_per_s
+            "### Steady: {} long-poll clients, {} senders, {:.1} messages/s intended, {:.1}/s accepted{}\n\n",
+            t.clients,
+            t.senders,
+            t.intended_per_s,
+            t.achieved_per_s,
+            partial(t.partial)
         ));
         endpoints_md(&mut md, &t.endpoints, &t.deliveries);
         harness_md(&mut md, &t.harness, "steady workload");
@@ -790,9 +1097,12 @@ pub fn markdown(r: &RunResult) -> String {
         for t in &r.thresholds {
             let value = match t.value {
                 None => "no data".to_string(),
-                Some(v) if t.metric.ends_with("peak_rss") => fmt_bytes(v),
-                Some(v) => fmt_ms(v),
-            };
+                Some(v) => fmt_metric(&t.metric, v),
+            } + &t
+                .detail
+                .as_deref()
+                .map(|d| format!(" ({d})"))
+                .unwrap_or_default();
             md.push_str(&format!(
                 "| {} | {} | {value} | {} |\n",
                 t.metric,
@@ -809,13 +1119,14 @@ pub fn markdown(r: &RunResult) -> String {
 
     if let Some(load) = r.dataset.as_ref().and_then(|d| d.load.as_ref()) {
         md.push_str(&format!(
-            "### Dataset load ({:.1} s; {})\n\n| step | count | seconds | rate |\n|---|---:|---:|---:|\n",
+            "### Dataset load ({:.1} s; {}){}\n\n| step | count | seconds | rate |\n|---|---:|---:|---:|\n",
             load.total_seconds,
             if load.method.starts_with("direct") {
                 load.method.clone()
             } else {
                 format!("{} concurrent requests", load.concurrency)
-            }
+            },
+            partial(load.partial)
         ));
         for s in &load.steps {
             md.push_str(&format!(
@@ -949,12 +1260,12 @@ fn endpoints_md(
             e.ok,
             e.completed,
             e.cancelled,
-            fmt_ms(e.corrected.p50_ms),
-            fmt_ms(e.corrected.p99_ms),
-            fmt_ms(e.corrected.max_ms),
-            fmt_ms(e.raw.p50_ms),
-            fmt_ms(e.raw.p99_ms),
-            fmt_ms(e.raw.max_ms),
+            lat(&e.corrected, e.corrected.p50_ms),
+            lat(&e.corrected, e.corrected.p99_ms),
+            lat(&e.corrected, e.corrected.max_ms),
+            lat(&e.raw, e.raw.p50_ms),
+            lat(&e.raw, e.raw.p99_ms),
+            lat(&e.raw, e.raw.max_ms),
             fmt_bytes(e.bytes_in as f64),
             fmt_bytes(e.bytes_out as f64),
         ));
@@ -969,10 +1280,10 @@ fn endpoints_md(
         d.delivered,
         d.expected,
         d.missing,
-        fmt_ms(d.latency.p50_ms),
-        fmt_ms(d.latency.p90_ms),
-        fmt_ms(d.latency.p99_ms),
-        fmt_ms(d.latency.max_ms),
+        lat(&d.latency, d.latency.p50_ms),
+        lat(&d.latency, d.latency.p90_ms),
+        lat(&d.latency, d.latency.p99_ms),
+        lat(&d.latency, d.latency.max_ms),
     ));
 }
 

@@ -147,6 +147,18 @@ pub struct CrashRestart {
     pub killed_after_ms: f64,
     /// The first boot after the kill (recovery: WAL replay, crash checks).
     pub recovery: BootRecord,
+    /// Acknowledged writes read back (by event id) from the recovered server.
+    #[serde(default)]
+    pub writes_checked: Option<u64>,
+    /// Of those, missing after the recovery: acknowledged but lost. Any loss fails the run.
+    #[serde(default)]
+    pub writes_lost: Option<u64>,
+    /// The first lost event ids (at most 20).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lost_event_ids: Vec<String>,
+    /// Why the read-back could not be done (then durability is unknown, and the run fails).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_back_error: Option<String>,
 }
 
 /// A shard's place in a sharded load.

@@ -27,6 +27,9 @@ use crate::scenario::{
     CacheMode, DatabaseKind, LoadMethod, ProfilerChoice, Registration, WorkloadKind,
 };
 
+/// How long an interrupted run waits for its running workload to save what it measured.
+const WORKLOAD_GRACE: Duration = Duration::from_secs(15);
+
 /// Run subdirectory of the profiles (raw profiler output, folded stacks, flamegraphs).
 pub const PROFILE_DIR: &str = "profile";
 use crate::seed::{Credentials, Registrar, SeedError, load, verify};
@@ -40,7 +43,7 @@ use crate::server::{self, Instance, ServerError, ServerProfile, free_port};
 pub enum RunError {
     #[error(transparent)]
     Scenario(#[from] crate::scenario::LoadError),
-    #[error("results directory {}: {source}", path.display())]
+    #[error("cannot write results: {}: {source}", path.display())]
     Output {
         path: PathBuf,
         #[source]
@@ -56,8 +59,8 @@ pub enum RunError {
     Workload { workload: String, message: String },
     #[error(transparent)]
     Fixture(#[from] FixtureError),
-    #[error("interrupted (Ctrl+C); servers stopped, partial results written")]
-    Interrupted,
+    #[error("interrupted by {}; servers stopped, partial results written", crate::interrupt::name(*signal))]
+    Interrupted { signal: i32 },
     #[error(transparent)]
     Shard(#[from] crate::shard::ShardError),
     #[error(transparent)]
@@ -68,7 +71,8 @@ pub enum RunError {
 
 impl RunError {
     /// 2 bad input, 3 server failed (install, crash, hang), 4 load or workload failed,
-    /// 5 output not writable, 130 interrupted.
+    /// 5 output not writable, 128 + the signal when interrupted (130 SIGINT, 143 SIGTERM,
+    /// 129 SIGHUP).
     pub fn exit_code(&self) -> i32 {
         match self {
             RunError::Scenario(_) => 2,
@@ -76,7 +80,7 @@ impl RunError {
             RunError::Seed(_) | RunError::Import(_) | RunError::Workload { .. } => 4,
             RunError::Fixture(FixtureError::NotFound(_)) => 2,
             RunError::Output { .. } | RunError::Fixture(_) => 5,
-            RunError::Interrupted => 130,
+            RunError::Interrupted { signal } => crate::interrupt::exit_code(*signal),
             RunError::Shard(_) | RunError::Attach { .. } | RunError::Profile(_) => 2,
         }
     }
@@ -242,6 +246,11 @@ struct Ctx<'a> {
     result: RunResult,
     started: Instant,
     mode: Mode,
+    /// True while a workload runs: on a signal it ends itself and keeps what it measured, so
+    /// the run waits for it (briefly) instead of dropping it.
+    in_workload: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// The dataset load's finished steps, kept for the result when a signal cuts the load.
+    load_steps: crate::seed::StepLog,
 }
 
 impl Ctx<'_> {
@@ -255,10 +264,8 @@ impl Ctx<'_> {
     fn save(&mut self) -> Result<(), RunError> {
         self.result.duration_s = self.started.elapsed().as_secs_f64();
         self.result.harness.self_usage = self_usage();
-        write_all(&self.run_dir, &self.result).map_err(|source| RunError::Output {
-            path: self.run_dir.clone(),
-            source,
-        })
+        write_all(&self.run_dir, &self.result)
+            .map_err(|(path, source)| RunError::Output { path, source })
     }
 }
 
@@ -278,7 +285,7 @@ pub fn run_id(scenario: &Scenario) -> String {
     format!("{}-{safe}", chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ"))
 }
 
-/// Run `scenario`. Ctrl+C interrupts cleanly: the running stage is dropped (its servers are
+/// Run `scenario`. SIGINT, SIGTERM or SIGHUP interrupt cleanly: the running stage is dropped (its servers are
 /// killed by their guards) and the result is written with status `interrupted`.
 pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, RunError> {
     run_mode(scenario, opts, Mode::Full).await
@@ -339,24 +346,26 @@ async fn run_mode(
     let serving_flag = serving.clone();
     let interrupt = async move {
         match serve_stop {
-            None => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+            None => crate::interrupt::interrupted().await,
             Some(rx) => {
                 stopped(rx).await;
                 if serving_flag.load(std::sync::atomic::Ordering::SeqCst) {
                     std::future::pending::<()>().await;
                 }
+                crate::interrupt::pending().unwrap_or(libc::SIGTERM)
             }
         }
     };
     // Every herd client holds a connection.
     crate::metrics::raise_nofile_limit();
-    let run_dir = opts.results_dir.join(&id);
+    // Absolute: profilers and servers get paths inside the run directory, from their own
+    // working directories.
+    let run_dir = server::absolute(opts.results_dir.join(&id));
     std::fs::create_dir_all(&run_dir).map_err(|source| RunError::Output {
         path: run_dir.clone(),
         source,
     })?;
+    let in_workload = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut ctx = Ctx {
         scenario,
         opts,
@@ -364,6 +373,8 @@ async fn run_mode(
         result: RunResult::new(&id, scenario),
         started: Instant::now(),
         mode,
+        in_workload: in_workload.clone(),
+        load_steps: crate::seed::StepLog::default(),
     };
     ctx.save()?;
     let work = tempfile::Builder::new()
@@ -374,10 +385,32 @@ async fn run_mode(
             source,
         })?;
 
-    let outcome = tokio::select! {
-        r = stages(&mut ctx, work.path(), &serving) => r,
-        _ = interrupt => Err(RunError::Interrupted),
+    let outcome = {
+        let mut staged = std::pin::pin!(stages(&mut ctx, work.path(), &serving));
+        tokio::select! {
+            r = &mut staged => r,
+            signal = interrupt => {
+                // A running workload sees the signal too, ends early and saves what it
+                // measured (marked partial); anything else is dropped at once (its servers
+                // are killed by their guards).
+                if in_workload.load(std::sync::atomic::Ordering::SeqCst) {
+                    let _ = tokio::time::timeout(WORKLOAD_GRACE, &mut staged).await;
+                }
+                Err(RunError::Interrupted { signal })
+            }
+        }
     };
+    if matches!(outcome, Err(RunError::Interrupted { .. }))
+        && let Some(d) = ctx.result.dataset.as_mut()
+        && d.load.is_none()
+        && let Some(report) = ctx.load_steps.partial_report(ctx.opts.load_concurrency)
+    {
+        // A load cut by the signal: its finished steps, marked partial.
+        d.load = Some(crate::seed::LoadReport {
+            totals: d.totals,
+            ..report
+        });
+    }
     ctx.result.finished_at =
         Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
     match &outcome {
@@ -386,16 +419,27 @@ async fn run_mode(
             ctx.result.thresholds =
                 crate::report::check_thresholds(&ctx.result, &scenario.thresholds);
         }
-        Err(RunError::Interrupted) => {
+        Err(e @ RunError::Interrupted { .. }) => {
             ctx.result.status = RunStatus::Interrupted;
-            ctx.result.error = Some(RunError::Interrupted.to_string());
+            ctx.result.error = Some(e.to_string());
         }
         Err(e) => {
             ctx.result.status = RunStatus::Failed;
             ctx.result.error = Some(e.to_string());
         }
     }
-    ctx.save()?;
+    if let Err(e) = ctx.save() {
+        // The results cannot be written (a full disk): result.json must not stay `running`.
+        ctx.result.status = match ctx.result.status {
+            RunStatus::Complete | RunStatus::Running => RunStatus::Failed,
+            s => s,
+        };
+        if ctx.result.error.is_none() {
+            ctx.result.error = Some(e.to_string());
+        }
+        let _ = crate::report::write_status_in_place(&ctx.run_dir, &ctx.result);
+        return Err(outcome.err().unwrap_or(e));
+    }
     outcome?;
     Ok(RunOutcome {
         run_dir,
@@ -604,7 +648,33 @@ async fn stages(
 
     // 2. Dataset: restore the fixture, or build it (boot fresh, load through the API, stop,
     //    snapshot).
-    let cached = if use_fixtures { store.get(&key) } else { None };
+    let mut cached = if use_fixtures { store.get(&key) } else { None };
+    // One builder per fixture: a run that needs a fixture another run is building waits for
+    // it and reuses it. A cache that cannot take the fixture fails now, not after the build.
+    let build_lock = if use_fixtures && cached.is_none() {
+        store.check_writable()?;
+        let lock = match store.try_lock(&key)? {
+            Some(l) => l,
+            None => {
+                ctx.say(&format!(
+                    "dataset: another run is building fixture {key}; waiting for it"
+                ));
+                loop {
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                    if let Some(l) = store.try_lock(&key)? {
+                        break l;
+                    }
+                }
+            }
+        };
+        cached = store.get(&key);
+        if cached.is_some() {
+            ctx.say("dataset: the other run built the fixture; reusing it");
+        }
+        Some(lock)
+    } else {
+        None
+    };
     let (mut inst, creds) = if let Some(fx) = cached {
         ctx.say(&format!("dataset: fixture {key} from {}", fx.dir.display()));
         let (fx2, store2, dd) = (fx.clone(), store.clone(), data_dir.clone());
@@ -656,6 +726,7 @@ async fn stages(
         .await?;
         (inst, creds)
     };
+    drop(build_lock);
     // The scenario's Synapse config applies to the boots on the finished dataset only.
     if let Instance::Synapse(syn) = &mut inst {
         syn.extra = scenario.server.synapse_config.clone();
@@ -868,18 +939,21 @@ async fn crash_restarts(
         let server = boot(spec(&label)?).await?;
         let client = api_client(&server.base_url(), Duration::from_secs(30), "crash writes")?;
         let (sent, acked) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        // The event ids the server acknowledged: each must be there after the crash.
+        let acked_ids = Arc::new(std::sync::Mutex::new(Vec::<ruma::OwnedEventId>::new()));
         let writer = {
-            let (sent, acked, writers, room_id) = (
+            let (sent, acked, writers, room_id, acked_ids) = (
                 sent.clone(),
                 acked.clone(),
                 writers.clone(),
                 room_id.clone(),
+                acked_ids.clone(),
             );
             tokio::spawn(async move {
                 use futures::StreamExt;
                 futures::stream::iter(0..total)
                     .for_each_concurrent(8, |k| {
-                        let (client, sent, acked) = (&client, &sent, &acked);
+                        let (client, sent, acked, acked_ids) = (&client, &sent, &acked, &acked_ids);
                         let token = writers[k as usize % writers.len()].clone();
                         let room_id = room_id.clone();
                         async move {
@@ -897,7 +971,8 @@ async fn crash_restarts(
                                 raw,
                             );
                             sent.fetch_add(1, Ordering::Relaxed);
-                            if client.send(req, Some(&token)).await.is_ok() {
+                            if let Ok(resp) = client.send(req, Some(&token)).await {
+                                acked_ids.lock().expect("not poisoned").push(resp.event_id);
                                 acked.fetch_add(1, Ordering::Relaxed);
                             }
                         }
@@ -924,6 +999,14 @@ async fn crash_restarts(
         ));
 
         let server = boot(spec(&format!("after-crash-{i}"))?).await?;
+        // Jepsen-style: read every acknowledged write back from the recovered server.
+        let ids = std::mem::take(&mut *acked_ids.lock().expect("not poisoned"));
+        let reader = api_client(
+            &server.base_url(),
+            Duration::from_secs(30),
+            "crash read-back",
+        )?;
+        let durability = read_back(&reader, &writers[0], &room_id, &ids).await;
         let (recovery, samples) = server.stop_with_samples(shutdown, &run_dir).await;
         write_waterfall(
             ctx,
@@ -933,12 +1016,37 @@ async fn crash_restarts(
             " (first boot after SIGKILL)",
         )?;
         report_boot(ctx, &recovery);
+        match &durability {
+            Ok(d) if d.lost.is_empty() => ctx.say(&format!(
+                "  read back: all {} acknowledged writes present",
+                d.checked
+            )),
+            Ok(d) => ctx.say(&format!(
+                "  LOST: {} of {} acknowledged writes are missing after the crash",
+                d.lost.len(),
+                d.checked
+            )),
+            Err(e) => ctx.say(&format!("  read back failed: {e}")),
+        }
+        let (writes_checked, writes_lost, lost_event_ids, read_back_error) = match durability {
+            Ok(d) => (
+                Some(d.checked),
+                Some(d.lost.len() as u64),
+                d.lost.into_iter().take(20).collect(),
+                None,
+            ),
+            Err(e) => (None, None, Vec::new(), Some(e)),
+        };
         ctx.result.crash_restarts.push(crate::result::CrashRestart {
             killed,
             writes_sent,
             writes_acked,
             killed_after_ms,
             recovery,
+            writes_checked,
+            writes_lost,
+            lost_event_ids,
+            read_back_error,
         });
         let recoveries: Vec<BootRecord> = ctx
             .result
@@ -950,6 +1058,51 @@ async fn crash_restarts(
         ctx.save()?;
     }
     Ok(())
+}
+
+/// What reading the acknowledged writes back after a crash found.
+struct Durability {
+    checked: u64,
+    /// Acknowledged before the SIGKILL, missing after the recovery boot.
+    lost: Vec<String>,
+}
+
+/// Fetch every acknowledged event from the recovered server (8 at a time); a 404 is a lost
+/// write, any other failure makes the check fail (it says nothing about durability).
+async fn read_back(
+    client: &MatrixClient,
+    token: &str,
+    room_id: &ruma::OwnedRoomId,
+    ids: &[ruma::OwnedEventId],
+) -> Result<Durability, String> {
+    use futures::StreamExt;
+    let results: Vec<Result<Option<String>, String>> = futures::stream::iter(ids)
+        .map(|id| async move {
+            let req = ruma::api::client::room::get_room_event::v3::Request::new(
+                room_id.clone(),
+                id.clone(),
+            );
+            match client.send(req, Some(token)).await {
+                Ok(_) => Ok(None),
+                Err(crate::matrix::CallError::Status { status: 404, .. }) => {
+                    Ok(Some(id.to_string()))
+                }
+                Err(e) => Err(e.to_string()),
+            }
+        })
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    let mut lost = Vec::new();
+    for r in results {
+        if let Some(id) = r? {
+            lost.push(id);
+        }
+    }
+    Ok(Durability {
+        checked: ids.len() as u64,
+        lost,
+    })
 }
 
 /// `serve`: one boot over the dataset, kept up until stopped; the credentials are written for
@@ -1193,6 +1346,21 @@ fn write_workload_files(
             ctx.result.files.push(name);
         }
     }
+    if !rec.resync_gauge.is_empty() {
+        // Re-syncs in flight over time: the most in each 100 ms (the gauge samples every 10 ms).
+        let name = format!("{workload}-resyncs.csv");
+        let per = (0.1 / crate::engine::GAUGE_STEP.as_secs_f64())
+            .round()
+            .max(1.0) as usize;
+        let mut text = String::from("t_s,resyncs_in_flight\n");
+        for (i, chunk) in rec.resync_gauge.chunks(per).enumerate() {
+            let most = chunk.iter().copied().max().unwrap_or(0);
+            text.push_str(&format!("{:.1},{most}\n", i as f64 * 0.1));
+        }
+        let path = run_dir.join(&name);
+        crate::report::write_atomic(&path, text.as_bytes()).map_err(output_error(path))?;
+        ctx.result.files.push(name);
+    }
     for (stem, h) in hists {
         write_histogram(&run_dir, &stem, h).map_err(output_error(run_dir.join(&stem)))?;
         ctx.result.files.push(format!("{stem}.hgrm"));
@@ -1265,6 +1433,8 @@ async fn workloads(
     let scenario = ctx.scenario;
     for kind in scenario.workload_order.iter().copied() {
         let name = kind.name();
+        ctx.in_workload
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         let attached = match profiler {
             Some((tool, pid)) => Some(start_load_profile(ctx, tool, pid, name).await),
             None => None,
@@ -1349,10 +1519,15 @@ async fn workloads(
                     Ok((result, data)) => {
                         let w = write_workload_files(ctx, name, &data);
                         ctx.say(&format!(
-                            "  {} messages, delivery p50 {} p99 {}, {} of {} deliveries",
+                            "  {} messages accepted of {} sent, delivery p50 {} p99 {}, {} of {} deliveries",
                             result.deliveries.messages,
-                            crate::report::fmt_ms(result.deliveries.latency.p50_ms),
-                            crate::report::fmt_ms(result.deliveries.latency.p99_ms),
+                            result
+                                .endpoints
+                                .iter()
+                                .find(|e| e.name == "send")
+                                .map_or(0, |e| e.started),
+                            crate::report::lat(&result.deliveries.latency, result.deliveries.latency.p50_ms),
+                            crate::report::lat(&result.deliveries.latency, result.deliveries.latency.p99_ms),
                             result.deliveries.delivered,
                             result.deliveries.expected
                         ));
@@ -1380,8 +1555,8 @@ async fn workloads(
                             "  {} of {} readers caught up, p50 {} max {}",
                             result.caught_up,
                             result.readers,
-                            crate::report::fmt_ms(result.catch_up.p50_ms),
-                            crate::report::fmt_ms(result.catch_up.max_ms)
+                            crate::report::lat(&result.catch_up, result.catch_up.p50_ms),
+                            crate::report::lat(&result.catch_up, result.catch_up.max_ms)
                         ));
                         ctx.result.catchup = Some(result);
                         w
@@ -1395,6 +1570,11 @@ async fn workloads(
         }
         outcome?;
         ctx.save()?;
+        ctx.in_workload
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        if let Some(signal) = crate::interrupt::pending() {
+            return Err(RunError::Interrupted { signal });
+        }
     }
     Ok(())
 }
@@ -1743,12 +1923,14 @@ async fn build_dataset(
         record_verify(ctx, "import-check", verified.map_err(Box::new)?)?;
         (creds, report)
     } else {
+        let log = ctx.load_steps.clone();
         let loaded = load(
             &client,
             plan,
             ctx.opts.load_concurrency,
             !ctx.opts.quiet,
             registrar,
+            Some(&log),
         )
         .await;
         match loaded {

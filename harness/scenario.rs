@@ -284,14 +284,40 @@ impl Default for CompareSpec {
 #[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize)]
 pub struct Threshold {
     /// A figure of the run: `time_to_ready`, `phase.<name>`, `shutdown`, `peak_rss`, their
-    /// `cold.` variants, `herd.sync.p50|p90|p99|max`, `herd.wall`.
+    /// `cold.` variants, `herd.sync.p50|p90|p99|max`, `herd.wall`, the workloads' figures and
+    /// their error shares (`<workload>.errors`).
     pub metric: String,
     /// `<` or `<=`.
     pub inclusive: bool,
-    /// Milliseconds, or bytes for `peak_rss`.
+    /// Milliseconds; bytes for `peak_rss`; percent for `<workload>.errors`.
     pub limit: f64,
     /// The text as written, for reports.
     pub text: String,
+}
+
+/// The error gate's metrics: the share of a workload's requests that failed, in percent
+/// (`"herd.errors" = "< 5%"`). A workload without one is held to [`DEFAULT_ERROR_LIMIT`].
+pub const ERROR_METRICS: &[&str] = &[
+    "herd.errors",
+    "triggered.errors",
+    "steady.errors",
+    "catchup.errors",
+];
+
+/// The error gate a workload meets when `[thresholds]` does not set its own: fewer than 1% of
+/// its requests failed.
+pub const DEFAULT_ERROR_LIMIT: f64 = 1.0;
+
+impl Threshold {
+    /// The default error gate of `workload`: `<workload>.errors < 1%`.
+    pub fn default_error_gate(workload: &str) -> Self {
+        Self {
+            metric: format!("{workload}.errors"),
+            inclusive: false,
+            limit: DEFAULT_ERROR_LIMIT,
+            text: format!("< {DEFAULT_ERROR_LIMIT}% (default)"),
+        }
+    }
 }
 
 /// Parse one threshold; `metric` may carry a `boot.` prefix (`boot.shutdown`).
@@ -311,13 +337,17 @@ fn parse_threshold(metric: &str, text: &str, phases: &[String]) -> Result<Thresh
     ) || base
         .strip_prefix("phase.")
         .is_some_and(|p| phases.iter().any(|q| q == p))
-        || crate::syncload::WORKLOAD_METRICS.contains(&base);
-    let workload = base.starts_with("herd.") || crate::syncload::WORKLOAD_METRICS.contains(&base);
+        || crate::syncload::WORKLOAD_METRICS.contains(&base)
+        || ERROR_METRICS.contains(&base);
+    let workload = base.starts_with("herd.")
+        || crate::syncload::WORKLOAD_METRICS.contains(&base)
+        || ERROR_METRICS.contains(&base);
     if !known || (m.starts_with("cold.") && workload) {
         return Err(format!(
-            "unknown metric {metric:?}: time_to_ready, shutdown, peak_rss, phase.<{}>, their cold. variants, herd.sync.p50|p90|p99|max, herd.wall, {}",
+            "unknown metric {metric:?}: time_to_ready, shutdown, peak_rss, phase.<{}>, their cold. variants, herd.sync.p50|p90|p99|max, herd.wall, {}, {}",
             phases.join("|"),
-            crate::syncload::WORKLOAD_METRICS.join(", ")
+            crate::syncload::WORKLOAD_METRICS.join(", "),
+            ERROR_METRICS.join(", ")
         ));
     }
     let t = text.trim();
@@ -331,7 +361,19 @@ fn parse_threshold(metric: &str, text: &str, phases: &[String]) -> Result<Thresh
         ));
     };
     let rest = rest.trim();
-    let limit = if base == "peak_rss" {
+    let limit = if ERROR_METRICS.contains(&base) {
+        let num = rest.strip_suffix('%').ok_or_else(|| {
+            format!("{rest:?}: an error limit is a share of the requests, e.g. \"< 5%\"")
+        })?;
+        let v: f64 = num
+            .trim()
+            .parse()
+            .map_err(|_| format!("{rest:?} is not a percentage, e.g. \"5%\""))?;
+        if !(0.0..=100.0).contains(&v) {
+            return Err(format!("{rest:?}: a percentage from 0% to 100%"));
+        }
+        v
+    } else if base == "peak_rss" {
         let (num, unit) = rest
             .find(|c: char| c.is_ascii_alphabetic())
             .map_or((rest, ""), |i| rest.split_at(i));
@@ -1095,6 +1137,12 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
+/// The largest dataset hsbench plans: far beyond the 150k users the seeds name, and small
+/// enough that a plan's totals stay countable.
+pub const MAX_USERS: u64 = 10_000_000;
+pub const MAX_ROOMS: u64 = 1_000_000;
+pub const MAX_TIMELINE_EVENTS: u64 = 100_000_000;
+
 fn positive(loc: &Locator, v: &Spanned<u64>, field: &str) -> Result<u64, ScenarioError> {
     if *v.get_ref() == 0 {
         return Err(loc.at(v.span(), field, "must be at least 1"));
@@ -1162,6 +1210,33 @@ fn validate(loc: &Locator, raw: RawScenario) -> Result<Scenario, ScenarioError> 
 
     let d = &raw.dataset;
     let users = positive(loc, &d.users, "dataset.users")?;
+    for (v, field, max) in [
+        (&d.users, "dataset.users", MAX_USERS),
+        (&d.rooms, "dataset.rooms", MAX_ROOMS),
+    ] {
+        if *v.get_ref() > max {
+            return Err(loc.at(
+                v.span(),
+                field,
+                format!(
+                    "{} is more than the largest dataset hsbench plans ({max})",
+                    v.get_ref()
+                ),
+            ));
+        }
+    }
+    let events = (d.rooms.get_ref() + 1).saturating_mul(*d.messages_per_room.get_ref());
+    if events > MAX_TIMELINE_EVENTS {
+        return Err(loc.at(
+            d.messages_per_room.span(),
+            "dataset.messages_per_room",
+            format!(
+                "{} rooms × {} messages is {events} timeline events, more than the largest dataset hsbench plans ({MAX_TIMELINE_EVENTS})",
+                d.rooms.get_ref() + 1,
+                d.messages_per_room.get_ref()
+            ),
+        ));
+    }
     let big = positive(loc, &d.big_room_members, "dataset.big_room_members")?;
     if big > users {
         return Err(loc.at(

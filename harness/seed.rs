@@ -51,6 +51,73 @@ pub struct LoadReport {
     pub totals: PlanTotals,
     pub steps: Vec<LoadStep>,
     pub total_seconds: f64,
+    /// Cut by a signal: only the steps that finished before it are listed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
+}
+
+/// The finished steps of a load in progress, shared with the run, so that a load a signal
+/// cuts short still reports what it did.
+#[derive(Debug, Clone, Default)]
+pub struct StepLog(std::sync::Arc<std::sync::Mutex<(Option<Instant>, Vec<LoadStep>)>>);
+
+impl StepLog {
+    fn start(&self) {
+        let mut g = self.0.lock().expect("not poisoned");
+        *g = (Some(Instant::now()), Vec::new());
+    }
+
+    fn push(&self, step: LoadStep) {
+        self.0.lock().expect("not poisoned").1.push(step);
+    }
+
+    /// The steps logged so far as a load report marked partial (`None` before any load).
+    pub fn partial_report(&self, concurrency: usize) -> Option<LoadReport> {
+        let g = self.0.lock().expect("not poisoned");
+        let started = g.0?;
+        Some(LoadReport {
+            method: "client-server API (interrupted)".into(),
+            concurrency,
+            totals: PlanTotals::default(),
+            steps: g.1.clone(),
+            total_seconds: started.elapsed().as_secs_f64(),
+            partial: true,
+        })
+    }
+}
+
+/// A load's steps, each also logged to the run's [`StepLog`].
+pub(crate) struct Steps<'a> {
+    list: Vec<LoadStep>,
+    log: Option<&'a StepLog>,
+    /// Say each step as it ends (progress bars are hidden when stderr is not a terminal).
+    show: bool,
+}
+
+impl<'a> Steps<'a> {
+    pub(crate) fn new(log: Option<&'a StepLog>, show: bool) -> Self {
+        if let Some(l) = log {
+            l.start();
+        }
+        Self {
+            list: Vec::new(),
+            log,
+            show,
+        }
+    }
+
+    pub(crate) fn push(&mut self, step: LoadStep) {
+        if self.show {
+            eprintln!(
+                "==>   {}: {} in {:.1} s ({:.1}/s)",
+                step.name, step.count, step.seconds, step.rate_per_s
+            );
+        }
+        if let Some(l) = self.log {
+            l.push(step.clone());
+        }
+        self.list.push(step);
+    }
 }
 
 /// A progress bar with rate and ETA for one loading step (hidden when `show` is false).
@@ -173,7 +240,7 @@ fn raw_json<T>(v: serde_json::Value) -> ruma::serde::Raw<T> {
 /// Runs one loading step: `items` through `f`, `concurrency` at a time, with a progress bar and
 /// the step's rate recorded. The first failure stops the step.
 async fn run_step<I, F, Fut>(
-    steps: &mut Vec<LoadStep>,
+    steps: &mut Steps<'_>,
     name: &'static str,
     len: u64,
     show: bool,
@@ -216,6 +283,7 @@ pub async fn load(
     concurrency: usize,
     show_progress: bool,
     registrar: Registrar<'_>,
+    log: Option<&StepLog>,
 ) -> Result<(Credentials, LoadReport), SeedError> {
     use ruma::api::client::presence::set_presence;
     use ruma::api::client::receipt::create_receipt;
@@ -224,7 +292,7 @@ pub async fn load(
 
     let started = Instant::now();
     let totals = plan.totals();
-    let mut steps = Vec::new();
+    let mut steps = Steps::new(log, show_progress);
     let (show, conc) = (show_progress, concurrency);
     let fail = |step: &'static str, request: String| {
         move |source| SeedError {
@@ -534,8 +602,9 @@ pub async fn load(
             .into(),
             concurrency,
             totals,
-            steps,
+            steps: steps.list,
             total_seconds: started.elapsed().as_secs_f64(),
+            partial: false,
         },
     ))
 }

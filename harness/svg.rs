@@ -613,6 +613,20 @@ pub struct Panel {
     pub label: String,
     pub unit: String,
     pub lines: Vec<Line>,
+    /// A shaded band of values (low, high, label), e.g. the healthy range a recovery is judged
+    /// against; `high` may be infinite (up to the panel's top).
+    pub band: Option<(f64, f64, String)>,
+}
+
+impl Panel {
+    pub fn new(label: &str, unit: &str, lines: Vec<Line>) -> Self {
+        Self {
+            label: label.into(),
+            unit: unit.into(),
+            lines,
+            band: None,
+        }
+    }
 }
 
 /// Stacked panels over one time axis (seconds), with vertical marks (label, seconds, colour),
@@ -620,7 +634,9 @@ pub struct Panel {
 pub fn timeseries(title: &str, panels: &[Panel], marks: &[(String, f64, &'static str)]) -> String {
     let (w, left, right) = (960.0, 150.0, 160.0);
     let (panel_h, gap, top) = (130.0, 26.0, 48.0);
-    let h = top + panels.len() as f64 * (panel_h + gap) + 24.0;
+    // Mark labels take up to three rows, so that close marks stay readable.
+    let label_rows = marks.len().clamp(1, 3) as f64;
+    let h = top + panels.len() as f64 * (panel_h + gap) + 12.0 + 12.0 * label_rows;
     let all_t = panels
         .iter()
         .flat_map(|p| p.lines.iter().flat_map(|l| l.2.iter().map(|q| q.0)))
@@ -652,7 +668,24 @@ pub fn timeseries(title: &str, panels: &[Panel], marks: &[(String, f64, &'static
             .fold(0.0, f64::max)
             .max(1e-9)
             * 1.05;
-        let y = |v: f64| y0 + panel_h - v / max * panel_h;
+        let max = match &p.band {
+            Some((_, hi, _)) if hi.is_finite() => max.max(hi * 1.05),
+            Some((lo, _, _)) => max.max(lo * 1.2),
+            None => max,
+        };
+        let y = |v: f64| y0 + panel_h - v.min(max) / max * panel_h;
+        if let Some((lo, hi, label)) = &p.band {
+            let (ya, yb) = (y(hi.min(max)), y(*lo));
+            let _ = writeln!(
+                s,
+                r##"<g class="band" data-label="{l}"><rect x="{left}" y="{ya:.1}" width="{:.0}" height="{:.1}" fill="#2ca02c" fill-opacity="0.10"/><text x="{:.0}" y="{:.1}" fill="#2a7d2a" font-size="10" text-anchor="end">{l}</text></g>"##,
+                w - left - right,
+                (yb - ya).max(0.0),
+                w - right - 4.0,
+                ya + 11.0,
+                l = esc(label)
+            );
+        }
         let _ = writeln!(
             s,
             r##"<rect x="{left}" y="{y0:.1}" width="{:.0}" height="{panel_h}" fill="none" stroke="#ccc"/><text x="{:.0}" y="{:.1}" text-anchor="end">{}</text><text x="{:.0}" y="{:.1}" text-anchor="end" fill="#777" font-size="10">max {} {}</text>"##,
@@ -687,13 +720,15 @@ pub fn timeseries(title: &str, panels: &[Panel], marks: &[(String, f64, &'static
             legend_i += 1;
         }
     }
-    for (label, t, color) in marks {
+    let axis_top = h - 18.0 - 12.0 * label_rows;
+    for (i, (label, t, color)) in marks.iter().enumerate() {
+        let row = (i % 3) as f64;
         let _ = writeln!(
             s,
             r##"<g class="mark" data-label="{l}"><line x1="{0:.1}" x2="{0:.1}" y1="{top}" y2="{1:.0}" stroke="{color}" stroke-dasharray="5 3"/><text x="{0:.1}" y="{2:.0}" fill="{color}" font-size="11" text-anchor="middle">{l}</text></g>"##,
             x(*t),
-            h - 30.0,
-            h - 16.0,
+            axis_top + 12.0 * row,
+            axis_top + 10.0 + 12.0 * row,
             l = esc(label)
         );
     }
@@ -773,6 +808,7 @@ mod tests {
             resources_total: ResourceSummary::default(),
             log_file: "boot-1.log".into(),
             log_lines: 1,
+            log_write_error: None,
         };
         let samples: Vec<ResourceSample> = (0..20)
             .map(|i| ResourceSample {

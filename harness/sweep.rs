@@ -177,7 +177,7 @@ pub async fn run_sweep(scenario: &Scenario, opts: &RunOptions) -> Result<SweepOu
         .clone()
         .expect("run_sweep needs a scenario with [sweep]");
     let id = format!("{}-sweep", crate::run::run_id(scenario));
-    let dir = opts.results_dir.join(&id);
+    let dir = crate::server::absolute(opts.results_dir.join(&id));
     std::fs::create_dir_all(dir.join("points")).map_err(io(&dir))?;
     let mut result = SweepResult {
         schema_version: SWEEP_SCHEMA_VERSION,
@@ -220,10 +220,9 @@ pub async fn run_sweep(scenario: &Scenario, opts: &RunOptions) -> Result<SweepOu
             run_id: Some(run_id.clone()),
             ..opts.clone()
         };
-        let outcome = tokio::select! {
-            r = run(&point, &point_opts) => r,
-            _ = tokio::signal::ctrl_c() => Err(RunError::Interrupted),
-        };
+        // The point's run handles the signals itself (and writes its own result as
+        // interrupted); the sweep records that and stops.
+        let outcome = run(&point, &point_opts).await;
         let rel = format!("points/{run_id}");
         match outcome {
             Ok(o) => result.points.push(SweepPoint {
@@ -233,11 +232,11 @@ pub async fn run_sweep(scenario: &Scenario, opts: &RunOptions) -> Result<SweepOu
                 error: None,
                 metrics: metrics_of(&o.result),
             }),
-            Err(RunError::Interrupted) => {
+            Err(e @ RunError::Interrupted { .. }) => {
                 result.status = RunStatus::Interrupted;
-                result.error = Some(RunError::Interrupted.to_string());
+                result.error = Some(e.to_string());
                 write_files(&dir, &mut result)?;
-                return Err(RunError::Interrupted);
+                return Err(e);
             }
             Err(e) => {
                 if !opts.quiet {

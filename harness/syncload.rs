@@ -57,6 +57,16 @@ pub struct TriggeredResult {
     /// The chatter's deliveries (the recovery signal).
     pub deliveries: crate::engine::DeliveryResult,
     pub recovery: Recovery,
+    /// Why the trigger was not accepted (`timeout`, `http_…`) when the server refused it or did
+    /// not answer within `resync_timeout`; the observation went on without a storm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger_error: Option<String>,
+    /// When the first client saw the trigger in a sync answer, seconds after the origin.
+    #[serde(default)]
+    pub trigger_seen_s: Option<f64>,
+    /// Interrupted by a signal: the figures are of what was measured before it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
     /// Clients that saw the trigger and re-synced successfully / gave up after the retries.
     pub reacted_ok: u64,
     pub reacted_gave_up: u64,
@@ -92,6 +102,12 @@ pub struct SteadyResult {
     /// Messages per second the schedule asked for / the server accepted, over the duration.
     pub intended_per_s: f64,
     pub achieved_per_s: f64,
+    /// How long the senders sent (the schedule's length), seconds after the origin.
+    #[serde(default)]
+    pub send_duration_s: f64,
+    /// Interrupted by a signal: the figures are of what was measured before it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
     pub interval_ms: f64,
     pub wall_s: f64,
     pub prepare_ms: f64,
@@ -216,10 +232,12 @@ pub const WORKLOAD_METRICS: &[&str] = &[
 /// The values of [`WORKLOAD_METRICS`] a run has.
 pub fn workload_figures(r: &crate::result::RunResult) -> Vec<(&'static str, f64)> {
     let mut out = Vec::new();
+    // Latency figures of answered requests only: none when nothing was answered.
     let ep = |eps: &[crate::engine::EndpointResult], name: &str| {
         eps.iter()
             .find(|e| e.name == name)
             .map(|e| e.corrected.clone())
+            .filter(|s| s.count > 0)
     };
     if let Some(t) = &r.triggered {
         out.push((
@@ -233,20 +251,26 @@ pub fn workload_figures(r: &crate::result::RunResult) -> Vec<(&'static str, f64)
             out.push(("triggered.resync.p50", s.p50_ms));
             out.push(("triggered.resync.p99", s.p99_ms));
         }
-        out.push(("triggered.delivery.p50", t.deliveries.latency.p50_ms));
-        out.push(("triggered.delivery.p99", t.deliveries.latency.p99_ms));
+        if t.deliveries.latency.count > 0 {
+            out.push(("triggered.delivery.p50", t.deliveries.latency.p50_ms));
+            out.push(("triggered.delivery.p99", t.deliveries.latency.p99_ms));
+        }
     }
     if let Some(t) = &r.steady {
         if let Some(s) = ep(&t.endpoints, "send") {
             out.push(("steady.send.p50", s.p50_ms));
             out.push(("steady.send.p99", s.p99_ms));
         }
-        out.push(("steady.delivery.p50", t.deliveries.latency.p50_ms));
-        out.push(("steady.delivery.p99", t.deliveries.latency.p99_ms));
+        if t.deliveries.latency.count > 0 {
+            out.push(("steady.delivery.p50", t.deliveries.latency.p50_ms));
+            out.push(("steady.delivery.p99", t.deliveries.latency.p99_ms));
+        }
     }
     if let Some(c) = &r.catchup {
-        out.push(("catchup.time.p50", c.catch_up.p50_ms));
-        out.push(("catchup.time.max", c.catch_up.max_ms));
+        if c.catch_up.count > 0 {
+            out.push(("catchup.time.p50", c.catch_up.p50_ms));
+            out.push(("catchup.time.max", c.catch_up.max_ms));
+        }
         if let Some(s) = ep(&c.endpoints, "messages") {
             out.push(("catchup.messages.p99", s.p99_ms));
         }
@@ -276,6 +300,8 @@ struct Shared {
     reaction: Option<Reaction>,
     /// Deliveries seen so far (for the drain; the collector's count is authoritative).
     delivered: AtomicU64,
+    /// When the first client saw the trigger.
+    trigger_seen: std::sync::Mutex<Option<Instant>>,
 }
 
 #[derive(Clone, Copy)]
@@ -390,6 +416,12 @@ async fn sync_loop(shared: Arc<Shared>, token: String, mut since: String) {
             && let Some(r) = shared.reaction
         {
             reacted = true;
+            {
+                let mut first = shared.trigger_seen.lock().expect("not poisoned");
+                if first.is_none_or(|t| done < t) {
+                    *first = Some(done);
+                }
+            }
             if let Some(next) = resync(&shared, &token, &since, r, done, &mut seen).await {
                 since = next;
             }
@@ -688,6 +720,14 @@ pub(crate) fn new_client(base_url: &str, clients: usize) -> Result<MatrixClient,
 /// Longest wait for a message send's answer.
 const SEND_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Sleep until `t`; false when a signal (SIGINT, SIGTERM, SIGHUP) came first.
+async fn sleep_or_interrupt(t: Instant) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep_until(t.into()) => true,
+        _ = crate::interrupt::interrupted() => false,
+    }
+}
+
 /// Longest wait for the chatter's last deliveries after a triggered herd's observation.
 const TRIGGERED_DRAIN: Duration = Duration::from_secs(15);
 
@@ -745,6 +785,7 @@ async fn start_long_polls(
         poll_timeout,
         reaction,
         delivered: AtomicU64::new(0),
+        trigger_seen: std::sync::Mutex::new(None),
     });
     let clients = spawn_clients(&shared, tokens, since, connect_ramp);
     Ok(Started {
@@ -823,13 +864,16 @@ pub async fn run_triggered(
 
     // The trigger: sent by one process only (shard 0); the other shards' clients see it.
     let t_trigger = origin + spec.baseline;
-    tokio::time::sleep_until(t_trigger.into()).await;
+    // A signal ends the workload early (marked partial) with what it measured so far.
+    let mut chatter = chatter;
+    let mut partial = !sleep_or_interrupt(t_trigger).await;
     let trigger_sent = if part.index == 0 {
         Instant::now()
     } else {
         t_trigger
     };
-    if part.index == 0 {
+    let mut trigger_error = None;
+    if part.index == 0 && !partial {
         let rec = collector.recorder();
         // Integers only: room versions reject floats in events.
         let content = serde_json::json!({"reason": "hsbench triggered herd", "at_ms": unix_ms(std::time::SystemTime::now()) as u64});
@@ -840,8 +884,7 @@ pub async fn run_triggered(
             Raw::from_json_string(content.to_string()).expect("valid JSON"),
         );
         let mut request = client.build(req, Some(&tokens[0]))?;
-        // A server that cannot take the trigger within the re-sync timeout fails the workload
-        // (with the reason) rather than holding it open.
+        // The trigger waits at most the re-sync timeout.
         *request.timeout_mut() = Some(spec.resync_timeout);
         let out = bytes_out(&request);
         rec.start(Ep::Trigger);
@@ -858,29 +901,44 @@ pub async fn run_triggered(
             }
         };
         let done = Instant::now();
-        let failed = error.clone();
+        // A server that cannot take the trigger is a finding, not a harness failure: the
+        // refusal is recorded (an error of the `trigger` endpoint, which the error gate sees)
+        // and the observation goes on, so every figure of the overloaded server is kept.
+        trigger_error = error.as_ref().map(ErrorKind::label);
         rec.done(Ep::Trigger, t_trigger, sent, done, error, n_in, out);
-        if let Some(e) = failed {
-            shared.stop.store(true, Ordering::Relaxed);
-            clients.abort_all();
-            return Err(WorkloadError::Setup {
-                what: format!("trigger ({TRIGGER_TYPE} state event in the big room)"),
-                message: e.label(),
-            });
-        }
     }
 
-    let scheduled = chatter.await.unwrap_or(0);
-    tokio::time::sleep_until(end.into()).await;
+    let scheduled = if partial {
+        0
+    } else {
+        tokio::select! {
+            n = &mut chatter => n.unwrap_or(0),
+            _ = crate::interrupt::interrupted() => {
+                partial = true;
+                0
+            }
+        }
+    };
+    chatter.abort();
+    partial = partial || !sleep_or_interrupt(end).await;
     // Drain: the last chatter messages still reach their receivers (after the observation:
     // not part of the recovery computation).
     let due = scheduled * local.len() as u64;
     let drain_end = Instant::now() + TRIGGERED_DRAIN;
-    while shared.delivered.load(Ordering::Relaxed) < due && Instant::now() < drain_end {
+    while !partial && shared.delivered.load(Ordering::Relaxed) < due && Instant::now() < drain_end {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let wall = end - origin;
+    let wall = if partial {
+        Instant::now().min(end) - origin
+    } else {
+        end - origin
+    };
     let harness = harness_load(&cpu_before, Instant::now() - origin);
+    let trigger_seen_s = shared
+        .trigger_seen
+        .lock()
+        .expect("not poisoned")
+        .map(|t| t.saturating_duration_since(origin).as_secs_f64());
     shared.stop.store(true, Ordering::Relaxed);
     clients.abort_all();
     while clients.join_next().await.is_some() {}
@@ -936,6 +994,9 @@ pub async fn run_triggered(
         }),
         deliveries,
         recovery,
+        trigger_error,
+        trigger_seen_s,
+        partial,
         reacted_ok: recorded.reactions.ok,
         reacted_gave_up: recorded.reactions.gave_up,
         reaction_time: LatencySummary::of(&recorded.reactions.took),
@@ -1110,8 +1171,9 @@ pub async fn run_steady(
     // Sequence numbers unique to this workload run (messages of an earlier workload that a
     // client still sees are never taken for this one's), and common to all its shards.
     let seq_base = ShardRun::seq_base(shard);
+    let mut partial = false;
     let expected: u64 = {
-        let scheduled = dispatch(
+        let sending = dispatch(
             client.clone(),
             collector.recorder(),
             Arc::new(tokens[..spec.senders as usize].to_vec()),
@@ -1122,8 +1184,15 @@ pub async fn run_steady(
             nonce(),
             seq_base,
             part,
-        )
-        .await;
+        );
+        // A signal ends the workload early (marked partial) with what it measured so far.
+        let scheduled = tokio::select! {
+            n = sending => n,
+            _ = crate::interrupt::interrupted() => {
+                partial = true;
+                0
+            }
+        };
         // Deliveries due to this process's receivers for every message scheduled (by any
         // shard; failed sends are not due: the drain only waits, the recorder counts exactly).
         (0..scheduled)
@@ -1132,7 +1201,10 @@ pub async fn run_steady(
     };
     // Drain: wait for the last deliveries.
     let drain_end = Instant::now() + spec.drain;
-    while shared.delivered.load(Ordering::Relaxed) < expected && Instant::now() < drain_end {
+    while !partial
+        && shared.delivered.load(Ordering::Relaxed) < expected
+        && Instant::now() < drain_end
+    {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let wall = Instant::now() - origin;
@@ -1158,6 +1230,8 @@ pub async fn run_steady(
         intended_per_s: part.slice_len(spec.arrivals.due_within(spec.duration)) as f64
             / spec.duration.as_secs_f64(),
         achieved_per_s: accepted as f64 / spec.duration.as_secs_f64(),
+        send_duration_s: spec.duration.as_secs_f64(),
+        partial,
         interval_ms: spec.interval.as_secs_f64() * 1000.0,
         wall_s: wall.as_secs_f64(),
         prepare_ms,

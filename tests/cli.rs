@@ -79,7 +79,7 @@ fn full_state_herd_through_the_binary() {
     // The run completes, but its impossible threshold fails: exit 1, named on stderr.
     assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
     assert!(
-        stderr.contains("thresholds failed: herd.sync.p99 < 1ms"),
+        stderr.contains("FAILED: herd.sync.p99") && stderr.contains("limit < 1ms"),
         "{stderr}"
     );
     assert!(stdout.contains("### Thresholds: **1 failed**"), "{stdout}");

@@ -15,7 +15,8 @@ use hsbench::scenario;
 
 /// Every request an endpoint started either completed (ok or a classified error) or was
 /// cancelled when the workload ended (long polls still waiting); its corrected and raw
-/// histograms, in the result and on disk, hold exactly one value per completed request.
+/// histograms, in the result and on disk, hold exactly one value per answered request (failed
+/// ones are counted by kind, never timed).
 fn check_endpoint(run_dir: &Path, workload: &str, e: &EndpointResult) {
     let errors: u64 = e.errors.values().sum();
     assert_eq!(e.completed, e.ok + errors, "{workload} {}: {e:?}", e.name);
@@ -25,8 +26,8 @@ fn check_endpoint(run_dir: &Path, workload: &str, e: &EndpointResult) {
         "{workload} {}",
         e.name
     );
-    assert_eq!(e.corrected.count, e.completed, "{workload} {}", e.name);
-    assert_eq!(e.raw.count, e.completed, "{workload} {}", e.name);
+    assert_eq!(e.corrected.count, e.ok, "{workload} {}", e.name);
+    assert_eq!(e.raw.count, e.ok, "{workload} {}", e.name);
     // Coordinated-omission correction never makes a latency shorter.
     assert!(
         e.corrected.p50_ms >= e.raw.p50_ms,
@@ -41,8 +42,8 @@ fn check_endpoint(run_dir: &Path, workload: &str, e: &EndpointResult) {
     let stem = format!("{workload}-{}", e.name);
     let corrected = read_histogram(&run_dir.join(format!("{stem}.hist"))).unwrap();
     let raw = read_histogram(&run_dir.join(format!("{stem}-raw.hist"))).unwrap();
-    assert_eq!(corrected.len(), e.completed, "{stem}.hist");
-    assert_eq!(raw.len(), e.completed, "{stem}-raw.hist");
+    assert_eq!(corrected.len(), e.ok, "{stem}.hist");
+    assert_eq!(raw.len(), e.ok, "{stem}-raw.hist");
     assert!(run_dir.join(format!("{stem}.hgrm")).is_file());
 }
 
@@ -128,7 +129,7 @@ async fn triggered_herd_and_steady_traffic_against_real_synapse() {
     for e in &t.endpoints {
         for kind in ["corrected", "raw"] {
             let tag = format!("{}.{kind}", e.name);
-            assert_eq!(interval_total(dir, "triggered", &tag), e.completed, "{tag}");
+            assert_eq!(interval_total(dir, "triggered", &tag), e.ok, "{tag}");
         }
     }
     assert_eq!(interval_total(dir, "triggered", "delivery"), d.delivered);
@@ -219,7 +220,24 @@ async fn triggered_herd_and_steady_traffic_against_real_synapse() {
             .contains("baseline")
     );
     let names: Vec<&str> = r.thresholds.iter().map(|c| c.metric.as_str()).collect();
-    assert_eq!(names, ["steady.delivery.p99", "triggered.recovery"]);
+    // The scenario's own thresholds, then the default error gate of every workload.
+    assert_eq!(
+        names,
+        [
+            "steady.delivery.p99",
+            "triggered.recovery",
+            "herd.errors",
+            "triggered.errors",
+            "steady.errors",
+            "catchup.errors"
+        ]
+    );
+    for gate in &r.thresholds[2..] {
+        assert!(
+            gate.passed && gate.condition == "< 1% (default)",
+            "{gate:?}"
+        );
+    }
     let value = |m: &str| r.thresholds.iter().find(|c| c.metric == m).unwrap().value;
     assert_eq!(value("steady.delivery.p99"), Some(d.latency.p99_ms));
     assert_eq!(value("triggered.recovery"), Some(ttr * 1000.0));

@@ -59,6 +59,18 @@ async fn tiny_scenario_on_private_postgres() {
     }
     let h = r.herd.as_ref().unwrap();
     assert_eq!((h.ok, h.corrected.count, h.raw.count), (25, 25, 25));
+    // Crash durability on PostgreSQL: SIGKILL with writes in flight, then every acknowledged
+    // write read back from the recovered server.
+    let c = &r.crash_restarts[0];
+    assert!(c.writes_acked > 0, "{c:?}");
+    assert_eq!(c.writes_checked, Some(c.writes_acked), "{c:?}");
+    assert_eq!(c.writes_lost, Some(0), "{c:?}");
+    let gate = r
+        .thresholds
+        .iter()
+        .find(|t| t.metric == "crash.lost_writes")
+        .unwrap();
+    assert!(gate.passed, "{gate:?}");
     assert!(first.run_dir.join("postgres.log").is_file());
 
     // Restored from the fixture (Synapse data + PostgreSQL data directory): same rows, exact.

@@ -255,7 +255,7 @@ async fn shards(
             read_histogram(&out.run_dir.join("triggered-resync.hist"))
                 .unwrap()
                 .len(),
-            resync.completed
+            resync.ok
         );
         assert!(t.deliveries.foreign > 0, "{:?}", t.deliveries);
         assert_eq!(t.deliveries.unmatched, 0, "{:?}", t.deliveries);

@@ -213,6 +213,14 @@ async fn tiny_scenario_against_real_synapse() {
         c.writes_acked >= 30 && c.writes_acked <= c.writes_sent && c.writes_sent <= 60,
         "{c:?}"
     );
+    // Every acknowledged write was read back from the recovered server: none lost.
+    assert_eq!(c.writes_checked, Some(c.writes_acked), "{c:?}");
+    assert_eq!(c.writes_lost, Some(0), "{c:?}");
+    assert!(
+        md.contains("acknowledged but lost")
+            && md.contains(&format!("| 0 of {} |", c.writes_acked)),
+        "{md}"
+    );
     assert_eq!(c.recovery.label, "after-crash-1");
     assert!(
         c.recovery.missing_markers.is_empty(),

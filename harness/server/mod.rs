@@ -38,7 +38,7 @@ pub enum ServerError {
         status: String,
         log_tail: Vec<String>,
     },
-    #[error("{label}: {what} did not happen within {}s; last {} log lines:\n{}", after.as_secs_f64(), log_tail.len(), log_tail.join("\n"))]
+    #[error("{label}: {what} did not happen within the boot timeout (gave up after {:.1} s); last {} log lines:\n{}", after.as_secs_f64(), log_tail.len(), log_tail.join("\n"))]
     Timeout {
         label: String,
         what: String,
@@ -59,13 +59,23 @@ impl ServerError {
 /// hsbench's cache: `$HSBENCH_CACHE_DIR`, else `$XDG_CACHE_HOME/hsbench`, else `~/.cache/hsbench`.
 pub fn cache_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("HSBENCH_CACHE_DIR") {
-        return PathBuf::from(d);
+        return absolute(PathBuf::from(d));
     }
     if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
-        return PathBuf::from(d).join("hsbench");
+        return absolute(PathBuf::from(d).join("hsbench"));
     }
     let home = std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into());
-    PathBuf::from(home).join(".cache/hsbench")
+    absolute(PathBuf::from(home).join(".cache/hsbench"))
+}
+
+/// `path` made absolute against the working directory (unchanged if it already is, or if the
+/// working directory is gone). Every path a child process receives goes through this: a server
+/// or profiler runs in a directory of its own, where a relative path means something else.
+pub fn absolute(path: PathBuf) -> PathBuf {
+    if path.is_absolute() {
+        return path;
+    }
+    std::path::absolute(&path).unwrap_or(path)
 }
 
 /// A free TCP port on 127.0.0.1 for a server to take.
