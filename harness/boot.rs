@@ -994,6 +994,29 @@ mod tests {
         assert_eq!(gens[1].start_ms, gens[0].end_ms);
     }
 
+    /// The spec of a test boot labelled `boot-1`, logging into `dir`.
+    fn test_spec<'p>(
+        profile: &'p ServerProfile,
+        command: std::process::Command,
+        port: u16,
+        sync_token: Option<String>,
+        timeout: Duration,
+        dir: &Path,
+    ) -> BootSpec<'p> {
+        BootSpec {
+            label: "boot-1".into(),
+            profile,
+            command,
+            port,
+            sync_token,
+            timeout,
+            log_path: dir.join("boot-1.log"),
+            extra_pgids: vec![],
+            wrapper: None,
+            background: None,
+        }
+    }
+
     /// A stand-in server: a shell script that logs Synapse-like lines with real stamps, then
     /// listens on the port through python's http.server (versions probe), then ignores nothing.
     #[tokio::test]
@@ -1006,18 +1029,14 @@ mod tests {
              echo 'boom: database is locked' >&2; sleep 0.2; exit 3",
         ]);
         let profile = ServerProfile::synapse();
-        let err = boot(BootSpec {
-            label: "boot-1".into(),
-            profile: &profile,
-            command: cmd,
-            port: crate::server::free_port().unwrap(),
-            sync_token: None,
-            timeout: Duration::from_secs(20),
-            log_path: dir.path().join("boot-1.log"),
-            extra_pgids: vec![],
-            wrapper: None,
-            background: None,
-        })
+        let err = boot(test_spec(
+            &profile,
+            cmd,
+            crate::server::free_port().unwrap(),
+            None,
+            Duration::from_secs(20),
+            dir.path(),
+        ))
         .await
         .err()
         .expect("the stand-in exits");
@@ -1049,18 +1068,14 @@ http.server.HTTPServer(("127.0.0.1", port), H).serve_forever()
         let mut cmd = std::process::Command::new("python3");
         cmd.args(["-c", STAND_IN, &port.to_string()]);
         let profile = ServerProfile::synapse();
-        let server = boot(BootSpec {
-            label: "boot-1".into(),
-            profile: &profile,
-            command: cmd,
+        let server = boot(test_spec(
+            &profile,
+            cmd,
             port,
-            sync_token: Some("t".into()),
-            timeout: Duration::from_secs(30),
-            log_path: dir.path().join("boot-1.log"),
-            extra_pgids: vec![],
-            wrapper: None,
-            background: None,
-        })
+            Some("t".into()),
+            Duration::from_secs(30),
+            dir.path(),
+        ))
         .await
         .unwrap();
         let pid = server.pid();
@@ -1091,21 +1106,10 @@ while True:
         let profile = ServerProfile::synapse();
         let timeout = Duration::from_secs(3);
         let t = Instant::now();
-        let err = boot(BootSpec {
-            label: "boot-1".into(),
-            profile: &profile,
-            command: cmd,
-            port,
-            sync_token: None,
-            timeout,
-            log_path: dir.path().join("boot-1.log"),
-            extra_pgids: vec![],
-            wrapper: None,
-            background: None,
-        })
-        .await
-        .err()
-        .expect("no answer to /versions");
+        let err = boot(test_spec(&profile, cmd, port, None, timeout, dir.path()))
+            .await
+            .err()
+            .expect("no answer to /versions");
         let took = t.elapsed();
         // The request that never ends is cut at the deadline: the boot fails within its
         // timeout plus a second, and the message gives the real time elapsed.
@@ -1134,18 +1138,14 @@ while True:
             pidfile.display()
         ));
         let profile = ServerProfile::synapse();
-        let err = boot(BootSpec {
-            label: "boot-1".into(),
-            profile: &profile,
-            command: cmd,
-            port: crate::server::free_port().unwrap(),
-            sync_token: None,
-            timeout: Duration::from_millis(800),
-            log_path: dir.path().join("boot-1.log"),
-            extra_pgids: vec![],
-            wrapper: None,
-            background: None,
-        })
+        let err = boot(test_spec(
+            &profile,
+            cmd,
+            crate::server::free_port().unwrap(),
+            None,
+            Duration::from_millis(800),
+            dir.path(),
+        ))
         .await
         .err()
         .expect("nothing listens");

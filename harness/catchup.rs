@@ -61,6 +61,9 @@ pub struct CatchupResult {
     pub wall_s: f64,
     pub origin_unix_ms: f64,
     pub harness: HarnessLoad,
+    /// Interrupted by a signal: the figures are of the readers that finished before it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
 }
 
 /// What one reader did.
@@ -387,9 +390,23 @@ pub async fn run_catchup(
             .unwrap_or_default()
         });
     }
+    // A signal ends the workload early (marked partial): readers still paging are abandoned,
+    // the finished ones are kept.
     let mut readers = Vec::with_capacity(n);
-    while let Some(r) = set.join_next().await {
-        readers.push(r.unwrap_or_default());
+    let mut partial = false;
+    let mut interrupted = std::pin::pin!(crate::interrupt::interrupted());
+    loop {
+        tokio::select! {
+            r = set.join_next() => match r {
+                Some(r) => readers.push(r.unwrap_or_default()),
+                None => break,
+            },
+            _ = &mut interrupted => {
+                partial = true;
+                set.abort_all();
+                break;
+            }
+        }
     }
     let wall = origin.elapsed();
     let harness = harness_load(&cpu_before, wall);
@@ -423,6 +440,7 @@ pub async fn run_catchup(
         wall_s: wall.as_secs_f64(),
         origin_unix_ms: unix_ms(origin_wall),
         harness,
+        partial,
     };
     Ok((
         result,

@@ -94,6 +94,31 @@ fn series(
         .collect()
 }
 
+/// Delivery latency per interval: p50, p90 and max.
+fn delivery_panel(points: &[IntervalPoint]) -> Panel {
+    Panel::new(
+        "delivery latency",
+        "ms",
+        vec![
+            (
+                "delivery p50".into(),
+                DELIVERY,
+                series(points, "delivery", |p| p.p50_ms, true),
+            ),
+            (
+                "delivery p90".into(),
+                P90,
+                series(points, "delivery", |p| p.p90_ms, true),
+            ),
+            (
+                "delivery max".into(),
+                MAX,
+                series(points, "delivery", |p| p.max_ms, true),
+            ),
+        ],
+    )
+}
+
 fn per_s(p: &IntervalPoint) -> f64 {
     if p.duration_s > 0.0 {
         p.count as f64 / p.duration_s
@@ -207,27 +232,7 @@ pub fn triggered(h: &mut String, r: &RunResult, dir: &Path) {
     }
     match crate::metrics::read_interval_log(&dir.join("triggered.hlog")) {
         Ok(points) if !points.is_empty() => {
-            let mut latency = Panel::new(
-                "delivery latency",
-                "ms",
-                vec![
-                    (
-                        "delivery p50".into(),
-                        DELIVERY,
-                        series(&points, "delivery", |p| p.p50_ms, true),
-                    ),
-                    (
-                        "delivery p90".into(),
-                        P90,
-                        series(&points, "delivery", |p| p.p90_ms, true),
-                    ),
-                    (
-                        "delivery max".into(),
-                        MAX,
-                        series(&points, "delivery", |p| p.max_ms, true),
-                    ),
-                ],
-            );
+            let mut latency = delivery_panel(&points);
             latency.band = Some((
                 0.0,
                 rec.latency_limit_ms,
@@ -362,27 +367,7 @@ pub fn steady(h: &mut String, r: &RunResult, dir: &Path) {
                         ),
                     ],
                 ),
-                Panel::new(
-                    "delivery latency",
-                    "ms",
-                    vec![
-                        (
-                            "delivery p50".into(),
-                            DELIVERY,
-                            series(&points, "delivery", |p| p.p50_ms, true),
-                        ),
-                        (
-                            "delivery p90".into(),
-                            P90,
-                            series(&points, "delivery", |p| p.p90_ms, true),
-                        ),
-                        (
-                            "delivery max".into(),
-                            MAX,
-                            series(&points, "delivery", |p| p.max_ms, true),
-                        ),
-                    ],
-                ),
+                delivery_panel(&points),
             ];
             let marks = vec![("senders stop".to_string(), t.send_duration_s, "#7f7f7f")];
             let _ = writeln!(
@@ -445,6 +430,7 @@ fn bars(title: &str, rows: &[(&str, f64, &'static str)]) -> String {
 pub fn catchup(h: &mut String, r: &RunResult, dir: &Path) {
     let Some(c) = &r.catchup else { return };
     h.push_str("<h2 id=\"catchup\">Catch-up</h2>\n");
+    partial(h, c.partial);
     let _ = writeln!(
         h,
         "<p>{} readers come back to {} unread messages each and page through them {} at a time. \

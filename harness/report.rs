@@ -1058,8 +1058,11 @@ pub fn markdown(r: &RunResult) -> String {
     }
     if let Some(c) = &r.catchup {
         md.push_str(&format!(
-            "### Catch-up: {} readers, {} unread messages each, {} per page\n\n",
-            c.readers, c.backlog, c.page
+            "### Catch-up: {} readers, {} unread messages each, {} per page{}\n\n",
+            c.readers,
+            c.backlog,
+            c.page,
+            partial(c.partial)
         ));
         md.push_str(&format!(
             "**Catch-up time** (first request → read receipt accepted): p50 {} · max {} · {} of {} readers read everything · {} pages · unread count before {}–{}, after {}\n\n",
