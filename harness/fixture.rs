@@ -407,6 +407,29 @@ mod tests {
     }
 
     #[test]
+    fn an_unwritable_cache_is_found_before_a_build_and_builds_are_locked() {
+        // A path under a file can never be created (root ignores permission bits).
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let bad = FixtureStore::new(file.path().join("fixtures"));
+        match bad.check_writable() {
+            Err(FixtureError::NotWritable { path, .. }) => assert_eq!(path, bad.root),
+            other => panic!("{other:?}"),
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let store = FixtureStore::new(dir.path());
+        store.check_writable().unwrap();
+        // One holder per key; released when dropped.
+        let held = store.try_lock("k").unwrap().expect("free");
+        assert!(store.try_lock("k").unwrap().is_none());
+        assert!(store.try_lock("other").unwrap().is_some());
+        drop(held);
+        assert!(store.try_lock("k").unwrap().is_some());
+        // Lock files are neither fixtures nor removed with them.
+        assert!(store.list().is_empty());
+        assert_eq!(store.remove(None).unwrap(), 0);
+    }
+
+    #[test]
     fn save_restore_list_remove() {
         let cache = tempfile::tempdir().unwrap();
         let store = FixtureStore::new(cache.path());

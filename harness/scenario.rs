@@ -2433,6 +2433,34 @@ sync = "full_state"
     }
 
     #[test]
+    fn datasets_beyond_the_planned_size_are_located() {
+        let e = err(&GOOD.replace("users = 10", "users = 99999999999999"));
+        assert_eq!(
+            (e.line, e.column, e.field.as_str()),
+            (5, 9, "dataset.users"),
+            "{e}"
+        );
+        assert!(e.message.contains("largest dataset"), "{e}");
+        let e = err(&GOOD.replace("messages_per_room = 3", "messages_per_room = 99999999999"));
+        assert_eq!(e.field, "dataset.messages_per_room", "{e}");
+    }
+
+    #[test]
+    fn error_gates_parse_as_percentages() {
+        let ok = parse(
+            Path::new("s.toml"),
+            &format!("{GOOD}\n[thresholds]\n\"herd.errors\" = \"< 5%\"\n"),
+        )
+        .unwrap();
+        assert_eq!(ok.thresholds[0].limit, 5.0);
+        let e = err(&format!(
+            "{GOOD}\n[thresholds]\n\"herd.errors\" = \"< 5s\"\n"
+        ));
+        assert_eq!(e.field, "thresholds.herd.errors");
+        assert!(e.message.contains("share of the requests"), "{e}");
+    }
+
+    #[test]
     fn wrong_type_is_located() {
         let e = err(&GOOD.replace("users = 10", "users = \"ten\""));
         assert_eq!((e.line, e.column), (5, 9), "{e}");

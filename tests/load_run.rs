@@ -241,6 +241,22 @@ async fn triggered_herd_and_steady_traffic_against_real_synapse() {
     let value = |m: &str| r.thresholds.iter().find(|c| c.metric == m).unwrap().value;
     assert_eq!(value("steady.delivery.p99"), Some(d.latency.p99_ms));
     assert_eq!(value("triggered.recovery"), Some(ttr * 1000.0));
+    // report.html has a section with plots for every workload.
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    for id in [
+        "herd",
+        "triggered-over-time",
+        "triggered-reaction",
+        "steady-over-time",
+        "steady-percentiles",
+        "catchup-time",
+        "catchup-unread",
+    ] {
+        assert!(
+            html.contains(&format!("id=\"{id}\"")),
+            "{id} missing from report.html"
+        );
+    }
     let md = std::fs::read_to_string(dir.join("summary.md")).unwrap();
     assert!(
         md.contains("Time to recover") && md.contains("Delivery"),
