@@ -118,7 +118,7 @@ pub fn figures(r: &RunResult) -> Vec<Figure> {
     for e in workload_errors(r) {
         let v = e.percent();
         out.push(Figure {
-            metric: format!("{}.errors", e.workload),
+            metric: e.metric(),
             unit: "%",
             value: v,
             low: v,
@@ -175,6 +175,11 @@ pub struct WorkloadErrors {
 }
 
 impl WorkloadErrors {
+    /// The error gate's metric: `<workload>.errors`.
+    pub fn metric(&self) -> String {
+        format!("{}.errors", self.workload)
+    }
+
     /// Failed requests in percent of those that ended; 100% when nothing ended at all.
     pub fn percent(&self) -> f64 {
         if self.requests == 0 {
@@ -303,10 +308,7 @@ pub fn check_thresholds(
     let errors = workload_errors(r);
     let defaults: Vec<crate::scenario::Threshold> = errors
         .iter()
-        .filter(|e| {
-            let m = format!("{}.errors", e.workload);
-            !thresholds.iter().any(|t| t.metric == m)
-        })
+        .filter(|e| !thresholds.iter().any(|t| t.metric == e.metric()))
         .map(|e| crate::scenario::Threshold::default_error_gate(e.workload))
         .collect();
     let mut out: Vec<ThresholdResult> = thresholds
@@ -333,7 +335,7 @@ pub fn check_thresholds(
                 });
             let detail = errors
                 .iter()
-                .find(|e| format!("{}.errors", e.workload) == t.metric)
+                .find(|e| e.metric() == t.metric)
                 .map(WorkloadErrors::describe);
             ThresholdResult {
                 metric: t.metric.clone(),

@@ -403,13 +403,12 @@ async fn run_mode(
     if matches!(outcome, Err(RunError::Interrupted { .. }))
         && let Some(d) = ctx.result.dataset.as_mut()
         && d.load.is_none()
-        && let Some(report) = ctx.load_steps.partial_report(ctx.opts.load_concurrency)
+        && let Some(report) = ctx
+            .load_steps
+            .partial_report(ctx.opts.load_concurrency, d.totals)
     {
         // A load cut by the signal: its finished steps, marked partial.
-        d.load = Some(crate::seed::LoadReport {
-            totals: d.totals,
-            ..report
-        });
+        d.load = Some(report);
     }
     ctx.result.finished_at =
         Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true));

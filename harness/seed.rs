@@ -71,14 +71,15 @@ impl StepLog {
         self.0.lock().expect("not poisoned").1.push(step);
     }
 
-    /// The steps logged so far as a load report marked partial (`None` before any load).
-    pub fn partial_report(&self, concurrency: usize) -> Option<LoadReport> {
+    /// The steps logged so far as a load report of a plan with `totals`, marked partial
+    /// (`None` before any load).
+    pub fn partial_report(&self, concurrency: usize, totals: PlanTotals) -> Option<LoadReport> {
         let g = self.0.lock().expect("not poisoned");
         let started = g.0?;
         Some(LoadReport {
             method: "client-server API (interrupted)".into(),
             concurrency,
-            totals: PlanTotals::default(),
+            totals,
             steps: g.1.clone(),
             total_seconds: started.elapsed().as_secs_f64(),
             partial: true,
