@@ -5,7 +5,7 @@ use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use hsbench::boot::MarkerMatcher;
-use hsbench::dataset::DatasetPlan;
+use hsbench::dataset::plan::DatasetPlan;
 use hsbench::metrics::new_latency_histogram;
 use hsbench::scenario::DatasetSpec;
 use hsbench::server::ServerProfile;
@@ -53,7 +53,7 @@ fn plan_generation(c: &mut Criterion) {
 /// The direct import's per-event cost: canonical JSON, content hash, ed25519 signature and
 /// reference hash (the event id) of a room-v12 message.
 fn event_signing(c: &mut Criterion) {
-    use hsbench::import::{EventFactory, SigningKey};
+    use hsbench::dataset::import::{EventFactory, SigningKey};
     let key = SigningKey::from_seed("bench", &[7u8; 32]).unwrap();
     let f = EventFactory::new("hsbench.local", &key);
     let mut g = c.benchmark_group("import");
@@ -118,7 +118,7 @@ fn recording(c: &mut Criterion) {
 }
 
 fn scheduling(c: &mut Criterion) {
-    use hsbench::schedule::{Arrivals, Timing};
+    use hsbench::scenario::arrivals::{Arrivals, Timing};
     use std::time::Duration;
     let mut g = c.benchmark_group("schedule");
     g.throughput(Throughput::Elements(10_000));
@@ -177,7 +177,7 @@ fn scheduling(c: &mut Criterion) {
 /// ~1 GiB). This measures how many requests per second that path takes, from 8 client tasks on
 /// a 2-thread runtime, the merge included.
 fn engine_collector(c: &mut Criterion) {
-    use hsbench::engine::{Collector, Ep};
+    use hsbench::load::engine::{Collector, Ep};
     use std::time::{Duration, Instant};
     const PER_TASK: u64 = 12_500;
     const TASKS: u64 = 8;

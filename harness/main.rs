@@ -2,7 +2,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use hsbench::cli::{Cli, Command, CompareArgs, FixturesAction, HttpLoadArgs, RunArgs, SizeArgs};
-use hsbench::fixture::FixtureStore;
+use hsbench::dataset::fixture::FixtureStore;
 use hsbench::run::{RunError, RunOptions, run};
 use hsbench::{report, scenario};
 
@@ -20,7 +20,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Check { scenario } => match scenario::load(&scenario) {
                 Ok(s) => {
-                    let plan = hsbench::dataset::DatasetPlan::new(s.dataset.clone());
+                    let plan = hsbench::dataset::plan::DatasetPlan::new(s.dataset.clone());
                     let Some(t) = plan.totals_within(std::time::Duration::from_millis(500))
                     else {
                         println!(
@@ -87,16 +87,16 @@ fn main() -> ExitCode {
                 }
             },
             Command::HttpLoad(_) => unreachable!("handled before the runtime starts"),
-            Command::Merge { dirs, out } => match hsbench::merge::merge_dirs(&dirs, &out) {
+            Command::Merge { dirs, out } => match hsbench::load::merge::merge_dirs(&dirs, &out) {
                 Ok(m) => {
                     for (name, h) in &m.histograms {
                         println!(
                             "{name}: {} values from {} inputs, p50 {} p99 {} max {}",
                             h.summary.count,
                             h.inputs,
-                            report::fmt_ms(h.summary.p50_ms),
-                            report::fmt_ms(h.summary.p99_ms),
-                            report::fmt_ms(h.summary.max_ms)
+                            hsbench::util::fmt::fmt_ms(h.summary.p50_ms),
+                            hsbench::util::fmt::fmt_ms(h.summary.p99_ms),
+                            hsbench::util::fmt::fmt_ms(h.summary.max_ms)
                         );
                     }
                     for (w, c) in &m.cross_shard_deliveries {
@@ -120,11 +120,11 @@ fn main() -> ExitCode {
                 }
             },
             Command::Schema => {
-                print!("{}", hsbench::schema::result_schema_text());
+                print!("{}", hsbench::result::schema::result_schema_text());
                 0
             }
             Command::Baselines { dir } => {
-                let all = hsbench::baseline::BaselineStore::new(&dir).list();
+                let all = hsbench::run::baseline::BaselineStore::new(&dir).list();
                 if all.is_empty() {
                     println!("no baselines in {}", dir.display());
                 }
@@ -155,20 +155,20 @@ fn main() -> ExitCode {
 
 /// `hsbench serve`: stops on SIGINT, SIGTERM (what Kubernetes sends) or SIGHUP.
 async fn serve_cmd(args: &hsbench::cli::ServeArgs) -> i32 {
-    hsbench::interrupt::watch();
+    hsbench::util::interrupt::watch();
     let scenario = match scenario::load(&args.scenario) {
         Ok(s) => s,
         Err(e) => return fail(&RunError::from(e)),
     };
     let credentials_out = args.credentials_out.clone().unwrap_or_else(|| {
-        hsbench::server::cache_dir()
+        hsbench::util::fs::cache_dir()
             .join("serve")
             .join(&scenario.name)
             .join("credentials.json")
     });
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
-        hsbench::interrupt::interrupted().await;
+        hsbench::util::interrupt::interrupted().await;
         let _ = stop_tx.send(true);
         // Keep the sender alive: a dropped sender would read as "never stopped".
         std::future::pending::<()>().await
@@ -211,7 +211,7 @@ async fn attached_cmd(args: &RunArgs, scenario: &scenario::Scenario, target: &st
 }
 
 async fn run_cmd(args: &RunArgs, seed_only: bool) -> i32 {
-    hsbench::interrupt::watch();
+    hsbench::util::interrupt::watch();
     let scenario = match scenario::load(&args.scenario) {
         Ok(s) => s,
         Err(e) => return fail(&RunError::from(e)),
@@ -229,7 +229,7 @@ async fn run_cmd(args: &RunArgs, seed_only: bool) -> i32 {
         seed_only,
         ..RunOptions::from(args)
     };
-    let baselines = hsbench::baseline::BaselineStore::in_results(&opts.results_dir);
+    let baselines = hsbench::run::baseline::BaselineStore::in_results(&opts.results_dir);
     // A missing baseline fails before the run, not after it.
     let compare_with = match args
         .baseline
@@ -244,9 +244,9 @@ async fn run_cmd(args: &RunArgs, seed_only: bool) -> i32 {
         }
     };
     if scenario.sweep.is_some() && !seed_only {
-        return match hsbench::sweep::run_sweep(&scenario, &opts).await {
+        return match hsbench::run::sweep::run_sweep(&scenario, &opts).await {
             Ok(out) => {
-                println!("{}", hsbench::sweep::markdown(&out.result));
+                println!("{}", hsbench::run::sweep::markdown(&out.result));
                 println!("results: {}", out.dir.display());
                 0
             }
@@ -269,7 +269,7 @@ async fn run_cmd(args: &RunArgs, seed_only: bool) -> i32 {
                 eprintln!("FAILED: {}", failed.join("; "));
                 code = 1;
             }
-            match hsbench::baseline::after_run(
+            match hsbench::run::baseline::after_run(
                 &baselines,
                 &out.run_dir,
                 compare_with.as_ref(),
@@ -277,7 +277,7 @@ async fn run_cmd(args: &RunArgs, seed_only: bool) -> i32 {
             ) {
                 Ok(o) => {
                     if let Some(c) = &o.comparison {
-                        println!("{}", hsbench::compare::markdown(c));
+                        println!("{}", hsbench::analysis::compare::markdown(c));
                         if !c.regressions().is_empty() {
                             code = 1;
                         }
@@ -352,7 +352,7 @@ fn flamediff(
             ".".into()
         }
     });
-    match hsbench::profiler::flamediff(before, after, &out) {
+    match hsbench::profile::flamediff(before, after, &out) {
         Ok(diffs) => {
             for d in diffs {
                 let growth: Vec<String> = d
@@ -383,10 +383,10 @@ fn flamediff(
 }
 
 fn compare(args: &CompareArgs) -> i32 {
-    use hsbench::compare;
+    use hsbench::analysis::compare;
     let (base, cand) = match (&args.baseline, args.runs.as_slice()) {
         (Some(name), [cand]) => {
-            let store = hsbench::baseline::BaselineStore::new(&args.baselines_dir);
+            let store = hsbench::run::baseline::BaselineStore::new(&args.baselines_dir);
             let scenario = match compare::load_runs(cand) {
                 Ok(r) => r[0].scenario_name().to_string(),
                 Err(e) => {
@@ -433,7 +433,7 @@ fn compare(args: &CompareArgs) -> i32 {
         }
     }
     if let Some(dir) = &args.flamediff {
-        match hsbench::profiler::flamediff(&base, &cand, dir) {
+        match hsbench::profile::flamediff(&base, &cand, dir) {
             Ok(diffs) => {
                 for d in diffs {
                     println!("flamediff {}: {}", d.scope, d.svg.display());
@@ -446,7 +446,7 @@ fn compare(args: &CompareArgs) -> i32 {
 }
 
 fn size(args: &SizeArgs) -> i32 {
-    let sweep = match hsbench::sweep::load(&args.sweep) {
+    let sweep = match hsbench::run::sweep::load(&args.sweep) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
@@ -458,7 +458,7 @@ fn size(args: &SizeArgs) -> i32 {
     let value = match given.as_slice() {
         [(name, v)] if *name == dim => *v,
         [(name, _)] => {
-            let e = hsbench::sweep::SizeError::WrongDimension {
+            let e = hsbench::run::sweep::SizeError::WrongDimension {
                 swept: dim.into(),
                 asked: (*name).into(),
             };
@@ -473,9 +473,9 @@ fn size(args: &SizeArgs) -> i32 {
             return 2;
         }
     };
-    match hsbench::sweep::extrapolate(&sweep, value, args.force) {
+    match hsbench::run::sweep::extrapolate(&sweep, value, args.force) {
         Ok(rows) => {
-            print!("{}", hsbench::sweep::size_report(&sweep, value, &rows));
+            print!("{}", hsbench::run::sweep::size_report(&sweep, value, &rows));
             0
         }
         Err(e) => {
@@ -491,7 +491,7 @@ fn fail(e: &RunError) -> i32 {
 }
 
 fn http_load(a: &HttpLoadArgs) -> ExitCode {
-    use hsbench::generator::{GeneratorSpec, run};
+    use hsbench::load::generator::{GeneratorSpec, run};
     let result = GeneratorSpec::parse_url(&a.url).and_then(|(addr, host, path)| {
         run(GeneratorSpec {
             addr,

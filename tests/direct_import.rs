@@ -9,12 +9,12 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::time::Duration;
 
-use hsbench::dataset::{DatasetPlan, EventKind, RoomKind};
+use hsbench::dataset::plan::{DatasetPlan, EventKind, RoomKind};
+use hsbench::dataset::seed::Credentials;
 use hsbench::matrix::MatrixClient;
 use hsbench::result::RunStatus;
 use hsbench::run::{RunOptions, ServeHooks, run, serve};
 use hsbench::scenario;
-use hsbench::seed::Credentials;
 use ruma::api::client::sync::sync_events;
 use ruma::api::client::{membership::join_room_by_id, message::send_message_event, state};
 

@@ -6,8 +6,8 @@ mod common;
 
 use std::path::Path;
 
-use hsbench::dataset::DatasetPlan;
-use hsbench::engine::EndpointResult;
+use hsbench::dataset::plan::DatasetPlan;
+use hsbench::load::engine::EndpointResult;
 use hsbench::metrics::{read_histogram, read_interval_log};
 use hsbench::result::RunStatus;
 use hsbench::run::run;

@@ -38,7 +38,7 @@ async fn tiny_scenario_on_private_postgres() {
     let d = r.dataset.as_ref().unwrap();
     let fx = d.fixture.as_ref().unwrap();
     assert!(!fx.reused);
-    let t = hsbench::dataset::DatasetPlan::new(sc.dataset.clone()).totals();
+    let t = hsbench::dataset::plan::DatasetPlan::new(sc.dataset.clone()).totals();
     assert_eq!(fx.table_counts["users"], Some(t.users));
     assert_eq!(fx.table_counts["devices"], Some(t.users + t.extra_devices));
     assert_eq!(

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use hsbench::boot::{BootSpec, Wrapper, boot};
-use hsbench::profiler::{BootSlicing, Folded, Tool, ToolKind, differential};
+use hsbench::profile::{BootSlicing, Folded, Tool, ToolKind, differential};
 use hsbench::result::RunStatus;
 use hsbench::run::run;
 use hsbench::scenario;

@@ -6,7 +6,7 @@
 fn published_schema_is_current() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/result.schema.json");
     let published = std::fs::read_to_string(&path).unwrap();
-    let generated = hsbench::schema::result_schema_text();
+    let generated = hsbench::result::schema::result_schema_text();
     assert!(
         published == generated,
         "{} is stale: run `cargo run --release -- schema > schema/result.schema.json` (and bump \

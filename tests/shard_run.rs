@@ -8,12 +8,12 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use hsbench::merge::merge_dirs;
+use hsbench::dataset::seed::Credentials;
+use hsbench::load::merge::merge_dirs;
+use hsbench::load::shard::Shard;
 use hsbench::metrics::read_histogram;
 use hsbench::run::{Attach, RunError, RunOptions, ServeHooks, run_attached, serve};
 use hsbench::scenario;
-use hsbench::seed::Credentials;
-use hsbench::shard::Shard;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_shards_of_every_workload_merge_into_the_whole() {

@@ -6,8 +6,8 @@ mod common;
 use std::path::Path;
 
 use hsbench::result::{RunResult, RunStatus};
+use hsbench::run::sweep::{extrapolate, load, run_sweep};
 use hsbench::scenario::{self, SweepDimension};
-use hsbench::sweep::{extrapolate, load, run_sweep};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn users_sweep_against_real_synapse() {
@@ -49,7 +49,7 @@ async fn users_sweep_against_real_synapse() {
         );
     }
     // More users, more data on disk.
-    let size = |i: usize| r.points[i].metrics["data_size_bytes"];
+    let size = |i: usize| r.points[i].metrics["data_size"];
     assert!(size(2) > size(0), "{} vs {}", size(2), size(0));
 
     // Every metric seen at every point is fitted over three points, with a plot.
@@ -57,8 +57,8 @@ async fn users_sweep_against_real_synapse() {
     for m in [
         "time_to_ready",
         "phase.import_config",
-        "peak_rss_bytes",
-        "data_size_bytes",
+        "peak_rss",
+        "data_size",
     ] {
         let f = fit(m);
         let pf = f.fit.as_ref().unwrap_or_else(|| panic!("{m} not fitted"));
@@ -67,7 +67,7 @@ async fn users_sweep_against_real_synapse() {
         assert_eq!((pf.x_min, pf.x_max), (10.0, 40.0));
         assert!(out.dir.join(f.plot.as_ref().unwrap()).exists());
     }
-    assert!(fit("data_size_bytes").fit.as_ref().unwrap().b > 0.0);
+    assert!(fit("data_size").fit.as_ref().unwrap().b > 0.0);
 
     // Files: JSON that reads back, Markdown with the sizing table, self-contained HTML.
     assert_eq!(&load(&out.dir).unwrap(), r);

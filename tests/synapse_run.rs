@@ -7,7 +7,7 @@ mod common;
 
 use std::path::Path;
 
-use hsbench::dataset::DatasetPlan;
+use hsbench::dataset::plan::DatasetPlan;
 use hsbench::result::{RunResult, RunStatus};
 use hsbench::run::run;
 use hsbench::scenario;

@@ -27,7 +27,7 @@ async fn synapse_from_a_source_checkout() {
         .unwrap()
         .unwrap();
     // A stable place in the cache, so that a rerun reuses the checkout's virtualenv.
-    let root = hsbench::server::cache_dir().join("test-synapse-source");
+    let root = hsbench::util::fs::cache_dir().join("test-synapse-source");
     let checkout = root.join(format!("matrix_synapse-{DEFAULT_SYNAPSE_VERSION}"));
     if !checkout.join(".git").is_dir() {
         let _ = std::fs::remove_dir_all(&root);

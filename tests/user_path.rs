@@ -304,7 +304,7 @@ fn sigterm_ends_a_load_a_boot_and_a_workload_cleanly() {
     assert_eq!(load.steps[0].name, "register", "{load:?}");
     assert_eq!(load.steps[0].count, 60);
     assert!(
-        hsbench::fixture::FixtureStore::new(fixtures.path())
+        hsbench::dataset::fixture::FixtureStore::new(fixtures.path())
             .list()
             .is_empty(),
         "an interrupted build leaves no fixture"
@@ -321,7 +321,7 @@ fn sigterm_ends_a_load_a_boot_and_a_workload_cleanly() {
     let r = check(tmp.path(), out.path());
     assert!(r.herd.is_none() && r.triggered.is_none());
     assert_eq!(
-        hsbench::fixture::FixtureStore::new(fixtures.path())
+        hsbench::dataset::fixture::FixtureStore::new(fixtures.path())
             .list()
             .len(),
         1
@@ -393,7 +393,7 @@ fn a_herd_whose_every_request_times_out_fails_the_run() {
         .find(|t| t.metric == "herd.errors")
         .unwrap();
     assert!(!gate.passed && gate.value == Some(100.0), "{gate:?}");
-    let figs = hsbench::report::figures(&r);
+    let figs = hsbench::analysis::figures::figures(&r);
     assert!(
         !figs.iter().any(|f| f.metric.starts_with("herd.sync.")),
         "no latency figure without an answered request"

@@ -56,28 +56,6 @@ impl ServerError {
     }
 }
 
-/// hsbench's cache: `$HSBENCH_CACHE_DIR`, else `$XDG_CACHE_HOME/hsbench`, else `~/.cache/hsbench`.
-pub fn cache_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("HSBENCH_CACHE_DIR") {
-        return absolute(PathBuf::from(d));
-    }
-    if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
-        return absolute(PathBuf::from(d).join("hsbench"));
-    }
-    let home = std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into());
-    absolute(PathBuf::from(home).join(".cache/hsbench"))
-}
-
-/// `path` made absolute against the working directory (unchanged if it already is, or if the
-/// working directory is gone). Every path a child process receives goes through this: a server
-/// or profiler runs in a directory of its own, where a relative path means something else.
-pub fn absolute(path: PathBuf) -> PathBuf {
-    if path.is_absolute() {
-        return path;
-    }
-    std::path::absolute(&path).unwrap_or(path)
-}
-
 /// A free TCP port on 127.0.0.1 for a server to take.
 ///
 /// Chosen below Linux's ephemeral range (32768–60999): a port from `bind(0)` is ephemeral, and

@@ -215,7 +215,7 @@ impl NativeInstance {
             for e in rd.flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();
                 let size = if e.file_type().is_ok_and(|t| t.is_dir()) {
-                    crate::fixture::tree_size(&e.path())
+                    crate::util::fs::tree_size(&e.path())
                 } else {
                     e.metadata().map_or(0, |m| m.len())
                 };

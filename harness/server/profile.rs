@@ -8,7 +8,7 @@ use chrono::NaiveDateTime;
 use regex::Regex;
 use serde::Deserialize;
 
-use crate::scenario::line_col;
+use crate::util::span::line_col;
 
 /// Milestones hsbench observes itself, usable as phase end points.
 pub const MILESTONES: &[&str] = &[
@@ -364,7 +364,7 @@ impl ServerProfile {
         let de = toml::de::Deserializer::parse(text)
             .map_err(|e| err(e.span().unwrap_or(0..0), "(document)", e.message().into()))?;
         let raw: RawProfile = serde_path_to_error::deserialize(de).map_err(|e| {
-            let field = crate::scenario::clean_path(&e.path().to_string());
+            let field = crate::util::span::clean_path(&e.path().to_string());
             err(
                 e.inner().span().unwrap_or(0..0),
                 &field,

@@ -6,7 +6,8 @@ use std::process::Stdio;
 
 use serde_json::json;
 
-use super::{ServerError, cache_dir};
+use super::ServerError;
+use crate::util::fs::cache_dir;
 
 /// Server name of every hsbench dataset (never resolvable: nothing federates).
 pub const SERVER_NAME: &str = "hsbench.local";

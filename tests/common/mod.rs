@@ -1,7 +1,7 @@
 //! What the integration tests share: a private results directory and fixture cache, and run
 //! options that verify the dataset through the server's API.
 
-use hsbench::fixture::FixtureStore;
+use hsbench::dataset::fixture::FixtureStore;
 use hsbench::run::RunOptions;
 
 /// Private directories for one test's runs; removed when dropped.

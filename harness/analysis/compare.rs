@@ -1,0 +1,726 @@
+//! `hsbench compare`: is the candidate slower than the baseline, for real?
+//!
+//! Every metric gets a verdict from **two gates**, as criterion does:
+//!
+//! 1. **Significance**: a two-sided Mann–Whitney U test (the exact permutation distribution of
+//!    the rank sum, mid-ranks for ties). Boot timings are few (3–10 per run), skewed (a slow
+//!    cold-ish first boot, a competing process) and not normal; a rank test assumes nothing
+//!    about their shape, one outlier cannot drag it, and with its exact distribution it is
+//!    valid at these sample sizes, where a t-test's normal approximation is not. Its price:
+//!    with n samples per side the smallest possible p is 2 / C(2n, n) — 0.1 for 3 vs 3, so a
+//!    3-boot run can never show a significant change, and hsbench says "not enough samples"
+//!    rather than pretending (5 vs 5 reaches 0.008).
+//! 2. **Magnitude**: a bootstrap 95% confidence interval of the ratio of medians
+//!    (candidate / baseline; 10,000 resamples, fixed seed, so a comparison is reproducible).
+//!    A change counts only when that whole interval lies beyond the noise threshold (default
+//!    ±5%), so a statistically detectable 0.5% drift is "no change".
+//!
+//! Regressed = significant and the interval wholly above `1 + threshold`; improved = significant
+//! and wholly below `1 − threshold`; otherwise no change (or not enough samples). Time metrics
+//! also need a median difference above the **minimum delta** (`[compare] min_delta`, default
+//! [`DEFAULT_MIN_DELTA_MS`], never below [`RESOLUTION_MS`]): Synapse's log stamps have 1 ms
+//! resolution, and on a shared machine back-to-back runs drift by 10–15% as a whole (measured on
+//! the project's CI: a 12 → 16 ms phase, p = 0.009), so a few milliseconds on a phase of a few
+//! milliseconds is nothing a user waits for.
+//!
+//! When nearly every time metric moved the same way, the comparison warns that the whole run
+//! shifted: a slower machine, or a change that slows everything (the verdicts still stand).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use rand::{Rng, SeedableRng};
+
+use crate::analysis::figures::samples;
+use crate::metrics::catalogue::{self, Unit};
+use crate::result::{RunResult, RunStatus};
+
+pub use crate::scenario::{DEFAULT_ALPHA, DEFAULT_MIN_DELTA_MS, DEFAULT_NOISE};
+const BOOTSTRAP_RESAMPLES: usize = 10_000;
+/// Smallest difference of medians a time metric (ms) must show to count: twice the 1 ms
+/// resolution of log stamps.
+pub const RESOLUTION_MS: f64 = 2.0;
+/// Above this many arrangements the permutation distribution is sampled, not enumerated.
+const EXACT_LIMIT: u64 = 200_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CompareError {
+    #[error("{}: {message}", path.display())]
+    Read { path: PathBuf, message: String },
+    #[error(
+        "the runs differ in {what} (baseline {baseline}, candidate {candidate}): comparing them would measure the difference, not a regression; pass --force to compare anyway"
+    )]
+    Mismatch {
+        what: String,
+        baseline: String,
+        candidate: String,
+    },
+}
+
+/// Read the runs at `path`: a run directory, a `result.json`, or a directory of run
+/// directories (all runs of one side pool their samples). Runs that did not complete are
+/// skipped.
+pub fn load_runs(path: &Path) -> Result<Vec<RunResult>, CompareError> {
+    let read = |file: &Path| -> Result<RunResult, CompareError> {
+        let text = std::fs::read_to_string(file).map_err(|e| CompareError::Read {
+            path: file.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        serde_json::from_str(&text).map_err(|e| CompareError::Read {
+            path: file.to_path_buf(),
+            message: format!("not an hsbench result: {e}"),
+        })
+    };
+    let mut runs = Vec::new();
+    if path.is_file() {
+        runs.push(read(path)?);
+    } else if path.join("result.json").is_file() {
+        runs.push(read(&path.join("result.json"))?);
+    } else {
+        let entries = std::fs::read_dir(path).map_err(|e| CompareError::Read {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let mut files: Vec<PathBuf> = entries
+            .flatten()
+            .map(|e| e.path().join("result.json"))
+            .filter(|p| p.is_file())
+            .collect();
+        files.sort();
+        for f in files {
+            runs.push(read(&f)?);
+        }
+    }
+    runs.retain(|r| r.status == RunStatus::Complete);
+    if runs.is_empty() {
+        return Err(CompareError::Read {
+            path: path.to_path_buf(),
+            message: "no complete run here (a run directory, its result.json, or a directory of run directories)".into(),
+        });
+    }
+    Ok(runs)
+}
+
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, schemars::JsonSchema, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Regressed,
+    Improved,
+    NoChange,
+    NotEnoughSamples,
+}
+
+impl Verdict {
+    pub fn arrow(self) -> &'static str {
+        match self {
+            Verdict::Regressed => "🔴 regressed",
+            Verdict::Improved => "🟢 improved",
+            Verdict::NoChange => "no change",
+            Verdict::NotEnoughSamples => "not enough samples",
+        }
+    }
+}
+
+/// JSON has no NaN: serde_json writes it as `null`; read `null` back as NaN.
+fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(<Option<f64> as serde::Deserialize>::deserialize(d)?.unwrap_or(f64::NAN))
+}
+
+/// One metric compared.
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize)]
+pub struct MetricComparison {
+    pub metric: String,
+    pub baseline_n: usize,
+    pub candidate_n: usize,
+    #[serde(deserialize_with = "nan_if_null")]
+    pub baseline_median: f64,
+    #[serde(deserialize_with = "nan_if_null")]
+    pub candidate_median: f64,
+    /// candidate median / baseline median.
+    #[serde(deserialize_with = "nan_if_null")]
+    pub ratio: f64,
+    /// 95% bootstrap interval of the ratio of medians.
+    #[serde(deserialize_with = "nan_if_null")]
+    pub ratio_low: f64,
+    #[serde(deserialize_with = "nan_if_null")]
+    pub ratio_high: f64,
+    /// Two-sided Mann–Whitney p-value; `None` when a side has fewer than 2 samples.
+    pub p_value: Option<f64>,
+    /// The smallest p these sample sizes can reach.
+    pub min_p: f64,
+    pub noise_threshold: f64,
+    /// For time metrics, the smallest difference of medians (ms) that counts; 0 otherwise.
+    #[serde(default)]
+    pub min_delta: f64,
+    pub verdict: Verdict,
+}
+
+/// Thresholds of the gates.
+#[derive(Debug, Clone)]
+pub struct Gates {
+    pub alpha: f64,
+    pub noise: f64,
+    /// Per-metric noise thresholds overriding `noise`.
+    pub noise_by_metric: BTreeMap<String, f64>,
+    /// Smallest difference of medians (ms) a time metric must show.
+    pub min_delta_ms: f64,
+}
+
+impl Gates {
+    /// The gates a run's scenario declares (`[compare]`), defaults when it declares none
+    /// (or the result predates `[compare]`).
+    pub fn of_run(run: &RunResult) -> Self {
+        let spec: crate::scenario::CompareSpec = run
+            .scenario
+            .get("compare")
+            .and_then(|c| serde_json::from_value(c.clone()).ok())
+            .unwrap_or_default();
+        Self {
+            alpha: spec.alpha,
+            noise: spec.noise,
+            noise_by_metric: spec.noise_by_metric,
+            min_delta_ms: spec.min_delta_ms,
+        }
+    }
+}
+
+impl Default for Gates {
+    fn default() -> Self {
+        Self {
+            alpha: DEFAULT_ALPHA,
+            noise: DEFAULT_NOISE,
+            noise_by_metric: BTreeMap::new(),
+            min_delta_ms: DEFAULT_MIN_DELTA_MS,
+        }
+    }
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let n = s.len();
+    if n == 0 {
+        f64::NAN
+    } else if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        (s[n / 2 - 1] + s[n / 2]) / 2.0
+    }
+}
+
+fn binomial(n: u64, k: u64) -> u64 {
+    let k = k.min(n - k);
+    let mut r: u64 = 1;
+    for i in 0..k {
+        r = r.saturating_mul(n - i) / (i + 1);
+    }
+    r
+}
+
+/// Mid-ranks of the pooled samples (ties share the mean of their ranks), 1-based.
+fn ranks(pooled: &[f64]) -> Vec<f64> {
+    let mut idx: Vec<usize> = (0..pooled.len()).collect();
+    idx.sort_by(|&a, &b| pooled[a].total_cmp(&pooled[b]));
+    let mut r = vec![0.0; pooled.len()];
+    let mut i = 0;
+    while i < idx.len() {
+        let mut j = i;
+        while j + 1 < idx.len() && pooled[idx[j + 1]] == pooled[idx[i]] {
+            j += 1;
+        }
+        let mid = (i + j) as f64 / 2.0 + 1.0;
+        for k in &idx[i..=j] {
+            r[*k] = mid;
+        }
+        i = j + 1;
+    }
+    r
+}
+
+/// Two-sided Mann–Whitney U p-value: the share of all splits of the pooled ranks into groups of
+/// the two sizes whose rank sum is at least as far from its mean as the observed one. Exact
+/// enumeration up to [`EXACT_LIMIT`] splits, else 100,000 seeded random splits.
+pub fn mann_whitney(a: &[f64], b: &[f64]) -> f64 {
+    let (n1, n2) = (a.len(), b.len());
+    let pooled: Vec<f64> = a.iter().chain(b).copied().collect();
+    let r = ranks(&pooled);
+    let n = n1 + n2;
+    let mean = n1 as f64 * (n + 1) as f64 / 2.0;
+    let observed = (r[..n1].iter().sum::<f64>() - mean).abs();
+    let eps = 1e-9;
+    if binomial(n as u64, n1 as u64) <= EXACT_LIMIT {
+        let (mut extreme, mut total) = (0u64, 0u64);
+        // Enumerate n1-subsets of 0..n by a combination counter.
+        let mut c: Vec<usize> = (0..n1).collect();
+        loop {
+            let s: f64 = c.iter().map(|&i| r[i]).sum();
+            total += 1;
+            if (s - mean).abs() >= observed - eps {
+                extreme += 1;
+            }
+            // Next combination.
+            let mut i = n1;
+            loop {
+                if i == 0 {
+                    return extreme as f64 / total as f64;
+                }
+                i -= 1;
+                if c[i] < n - n1 + i {
+                    c[i] += 1;
+                    for j in i + 1..n1 {
+                        c[j] = c[j - 1] + 1;
+                    }
+                    break;
+                }
+            }
+        }
+    }
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0x6d77);
+    let mut idx: Vec<usize> = (0..n).collect();
+    let trials = 100_000;
+    let mut extreme = 0;
+    for _ in 0..trials {
+        // Partial Fisher–Yates: the first n1 positions are a uniform random subset.
+        for i in 0..n1 {
+            let j = rng.random_range(i..n);
+            idx.swap(i, j);
+        }
+        let s: f64 = idx[..n1].iter().map(|&i| r[i]).sum();
+        if (s - mean).abs() >= observed - eps {
+            extreme += 1;
+        }
+    }
+    (extreme + 1) as f64 / (trials + 1) as f64
+}
+
+/// 95% bootstrap percentile interval of median(b) / median(a).
+pub fn ratio_ci(a: &[f64], b: &[f64]) -> (f64, f64) {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0xb007);
+    let mut ratios = Vec::with_capacity(BOOTSTRAP_RESAMPLES);
+    let mut ra = vec![0.0; a.len()];
+    let mut rb = vec![0.0; b.len()];
+    for _ in 0..BOOTSTRAP_RESAMPLES {
+        for x in ra.iter_mut() {
+            *x = a[rng.random_range(0..a.len())];
+        }
+        for x in rb.iter_mut() {
+            *x = b[rng.random_range(0..b.len())];
+        }
+        let ma = median(&ra);
+        if ma > 0.0 {
+            ratios.push(median(&rb) / ma);
+        }
+    }
+    if ratios.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
+    ratios.sort_by(f64::total_cmp);
+    let q = |p: f64| ratios[((ratios.len() - 1) as f64 * p).round() as usize];
+    (q(0.025), q(0.975))
+}
+
+/// Milliseconds (everything but `_bytes` and `_s` figures).
+fn is_time_metric(metric: &str) -> bool {
+    catalogue::unit_of(metric) == Unit::Ms
+}
+
+/// When at least 80% of the time metrics (and at least 4) moved the same way and their median
+/// ratio is beyond the noise threshold, the whole run shifted.
+fn whole_run_shift(metrics: &[MetricComparison], noise: f64) -> Option<String> {
+    let ratios: Vec<f64> = metrics
+        .iter()
+        .filter(|m| is_time_metric(&m.metric) && m.ratio.is_finite())
+        .map(|m| m.ratio)
+        .collect();
+    if ratios.len() < 4 {
+        return None;
+    }
+    let up = ratios.iter().filter(|r| **r > 1.0).count();
+    let down = ratios.iter().filter(|r| **r < 1.0).count();
+    let same_way = up.max(down) as f64 / ratios.len() as f64;
+    let med = median(&ratios);
+    (same_way >= 0.8 && (med - 1.0).abs() > noise).then(|| {
+        format!(
+            "{:.0}% of the time metrics moved the same way (median change {:+.1}%): the whole run shifted — a {} machine during one side, or a change that affects everything. Interleave baseline and candidate runs on a quiet machine to tell which.",
+            same_way * 100.0,
+            (med - 1.0) * 100.0,
+            if med > 1.0 { "slower" } else { "faster" }
+        )
+    })
+}
+
+/// Compare one metric's samples.
+pub fn compare_metric(metric: &str, a: &[f64], b: &[f64], gates: &Gates) -> MetricComparison {
+    let noise = gates
+        .noise_by_metric
+        .get(metric)
+        .copied()
+        .unwrap_or(gates.noise);
+    let (ma, mb) = (median(a), median(b));
+    let ratio = if ma > 0.0 { mb / ma } else { f64::NAN };
+    let enough = a.len() >= 2 && b.len() >= 2;
+    let min_p = if enough {
+        2.0 / binomial((a.len() + b.len()) as u64, a.len() as u64) as f64
+    } else {
+        1.0
+    };
+    let p_value = enough.then(|| mann_whitney(a, b));
+    let (lo, hi) = if enough && ma > 0.0 {
+        ratio_ci(a, b)
+    } else {
+        (f64::NAN, f64::NAN)
+    };
+    let is_time = is_time_metric(metric);
+    let min_delta = if is_time {
+        gates.min_delta_ms.max(RESOLUTION_MS)
+    } else {
+        0.0
+    };
+    let resolved = !is_time || (mb - ma).abs() > min_delta;
+    let verdict = match p_value {
+        _ if !enough || min_p >= gates.alpha || ma <= 0.0 => Verdict::NotEnoughSamples,
+        _ if !resolved => Verdict::NoChange,
+        Some(p) if p < gates.alpha && lo > 1.0 + noise => Verdict::Regressed,
+        Some(p) if p < gates.alpha && hi < 1.0 - noise => Verdict::Improved,
+        _ => Verdict::NoChange,
+    };
+    MetricComparison {
+        metric: metric.to_string(),
+        baseline_n: a.len(),
+        candidate_n: b.len(),
+        baseline_median: ma,
+        candidate_median: mb,
+        ratio,
+        ratio_low: lo,
+        ratio_high: hi,
+        p_value,
+        min_p,
+        noise_threshold: noise,
+        min_delta,
+        verdict,
+    }
+}
+
+/// The result of `hsbench compare`.
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize)]
+pub struct Comparison {
+    pub baseline: Vec<String>,
+    pub candidate: Vec<String>,
+    pub scenario: String,
+    pub alpha: f64,
+    pub metrics: Vec<MetricComparison>,
+    /// Warnings (different machines, …).
+    pub warnings: Vec<String>,
+}
+
+impl Comparison {
+    pub fn regressions(&self) -> Vec<&MetricComparison> {
+        self.metrics
+            .iter()
+            .filter(|m| m.verdict == Verdict::Regressed)
+            .collect()
+    }
+}
+
+fn describe(r: &RunResult) -> (String, String, String) {
+    let scenario = r.scenario_name();
+    let dataset = r
+        .dataset
+        .as_ref()
+        .map_or("?".to_string(), |d| d.spec_hash.clone());
+    let db = r
+        .server
+        .as_ref()
+        .map_or("?".to_string(), |s| s.database.clone());
+    (scenario.to_string(), dataset, db)
+}
+
+/// Compare `candidate` runs against `baseline` runs. Refuses different scenarios, datasets or
+/// databases unless `force`; warns when the machines differ.
+/// Gates given on the command line; each overrides the candidate scenario's `[compare]`.
+#[derive(Debug, Clone, Default)]
+pub struct GateOverrides {
+    pub noise: Option<f64>,
+    pub alpha: Option<f64>,
+    /// Minimum delta of a time metric's medians, ms.
+    pub min_delta_ms: Option<f64>,
+}
+
+/// Load both sides and compare them with the candidate scenario's gates (`[compare]`), as
+/// overridden.
+pub fn compare_paths(
+    baseline: &Path,
+    candidate: &Path,
+    overrides: &GateOverrides,
+    force: bool,
+) -> Result<Comparison, CompareError> {
+    let base = load_runs(baseline)?;
+    let cand = load_runs(candidate)?;
+    let mut gates = Gates::of_run(&cand[0]);
+    if let Some(n) = overrides.noise {
+        gates.noise = n;
+        // An explicit --noise is a decision about every metric.
+        gates.noise_by_metric.clear();
+    }
+    if let Some(a) = overrides.alpha {
+        gates.alpha = a;
+    }
+    if let Some(d) = overrides.min_delta_ms {
+        gates.min_delta_ms = d;
+    }
+    compare(&base, &cand, &gates, force)
+}
+
+pub fn compare(
+    baseline: &[RunResult],
+    candidate: &[RunResult],
+    gates: &Gates,
+    force: bool,
+) -> Result<Comparison, CompareError> {
+    let (bs, bd, bdb) = describe(&baseline[0]);
+    let (cs, cd, cdb) = describe(&candidate[0]);
+    let mut warnings = Vec::new();
+    for (what, x, y) in [
+        ("scenario", &bs, &cs),
+        ("dataset (spec hash)", &bd, &cd),
+        ("database", &bdb, &cdb),
+    ] {
+        if x != y {
+            if !force {
+                return Err(CompareError::Mismatch {
+                    what: what.into(),
+                    baseline: x.clone(),
+                    candidate: y.clone(),
+                });
+            }
+            warnings.push(format!("forced: the runs differ in {what} ({x} vs {y})"));
+        }
+    }
+    let (bm, cm) = (&baseline[0].machine, &candidate[0].machine);
+    if serde_json::to_value(bm).ok() != serde_json::to_value(cm).ok() {
+        warnings.push(
+            "the runs come from different machines (fingerprints differ): a change may be the machine's"
+                .into(),
+        );
+    }
+    let (a, b) = (samples(baseline), samples(candidate));
+    let metrics: Vec<MetricComparison> = a
+        .iter()
+        .filter_map(|(k, va)| b.get(k).map(|vb| compare_metric(k, va, vb, gates)))
+        .collect();
+    warnings.extend(whole_run_shift(&metrics, gates.noise));
+    Ok(Comparison {
+        baseline: baseline.iter().map(|r| r.run_id.clone()).collect(),
+        candidate: candidate.iter().map(|r| r.run_id.clone()).collect(),
+        scenario: cs,
+        alpha: gates.alpha,
+        metrics,
+        warnings,
+    })
+}
+
+/// A metric's value in its unit (`_bytes`, `_s`, else milliseconds).
+pub fn fmt_value(metric: &str, v: f64) -> String {
+    catalogue::format(metric, v)
+}
+
+/// Markdown for a pull request: the verdict first, naming the regressed phases.
+pub fn markdown(c: &Comparison) -> String {
+    let regs = c.regressions();
+    let mut md = format!("## hsbench compare · {}\n\n", c.scenario);
+    let mut regs = regs;
+    // Largest change first: the phase to look at.
+    regs.sort_by(|a, b| b.ratio.total_cmp(&a.ratio));
+    if regs.is_empty() {
+        md.push_str("**No regression.**");
+    } else {
+        let names: Vec<String> = regs
+            .iter()
+            .map(|m| {
+                format!(
+                    "{} +{:.0}% (p={:.3})",
+                    m.metric.trim_start_matches("phase."),
+                    (m.ratio - 1.0) * 100.0,
+                    m.p_value.unwrap_or(1.0)
+                )
+            })
+            .collect();
+        md.push_str(&format!("**Regressed: {}.**", names.join(", ")));
+    }
+    md.push_str(&format!(
+        " Baseline {} run(s), candidate {} run(s); gates: Mann–Whitney p < {}, the 95% bootstrap interval of the ratio of medians beyond the noise threshold, and for times a change of more than {}.\n\n",
+        c.baseline.len(),
+        c.candidate.len(),
+        c.alpha,
+        crate::util::fmt::fmt_ms(
+            c.metrics
+                .iter()
+                .map(|m| m.min_delta)
+                .fold(0.0, f64::max)
+        )
+    ));
+    for w in &c.warnings {
+        md.push_str(&format!("⚠ {w}\n\n"));
+    }
+    md.push_str("| metric | baseline | candidate | change | 95% CI | p | verdict |\n|---|---:|---:|---:|---|---:|---|\n");
+    for m in &c.metrics {
+        md.push_str(&format!(
+            "| {} | {} | {} | {:+.1}% | {} | {} | {} |\n",
+            m.metric,
+            fmt_value(&m.metric, m.baseline_median),
+            fmt_value(&m.metric, m.candidate_median),
+            (m.ratio - 1.0) * 100.0,
+            if m.ratio_low.is_nan() {
+                "–".to_string()
+            } else {
+                format!(
+                    "{:+.1}% … {:+.1}%",
+                    (m.ratio_low - 1.0) * 100.0,
+                    (m.ratio_high - 1.0) * 100.0
+                )
+            },
+            m.p_value.map_or("–".into(), |p| format!("{p:.3}")),
+            m.verdict.arrow()
+        ));
+    }
+    if c.metrics
+        .iter()
+        .any(|m| m.verdict == Verdict::NotEnoughSamples && m.baseline_n >= 2)
+    {
+        md.push_str("\nWith n boots per side the smallest reachable p is 2/C(2n, n): 3 vs 3 cannot reach 0.05; use `[boot] repeats` ≥ 5.\n");
+    }
+    md
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mann_whitney_matches_known_exact_values() {
+        // Complete separation of 5 vs 5: p = 2 / C(10, 5) = 2/252.
+        let a = [1.0, 2.0, 3.0, 4.0, 5.0];
+        let b = [6.0, 7.0, 8.0, 9.0, 10.0];
+        assert!((mann_whitney(&a, &b) - 2.0 / 252.0).abs() < 1e-12);
+        // Identical samples: p = 1.
+        assert!((mann_whitney(&a, &a) - 1.0).abs() < 1e-12);
+        // 3 vs 3 complete separation: 2/20.
+        assert!((mann_whitney(&[1.0, 2.0, 3.0], &[4.0, 5.0, 6.0]) - 0.1).abs() < 1e-12);
+        // Large samples take the sampled path and still find a clear shift.
+        let a: Vec<f64> = (0..40).map(|i| i as f64).collect();
+        let b: Vec<f64> = (0..40).map(|i| i as f64 + 30.0).collect();
+        assert!(mann_whitney(&a, &b) < 0.001);
+    }
+
+    #[test]
+    fn a_comparison_with_undefined_ratios_round_trips_through_json() {
+        let m = compare_metric("time_to_ready", &[1.0], &[2.0], &Gates::default());
+        assert!(m.ratio_low.is_nan());
+        let json = serde_json::to_string(&m).unwrap();
+        let back: MetricComparison = serde_json::from_str(&json).unwrap();
+        assert!(back.ratio_low.is_nan() && back.verdict == Verdict::NotEnoughSamples);
+    }
+
+    #[test]
+    fn ties_get_mid_ranks() {
+        assert_eq!(ranks(&[5.0, 1.0, 5.0, 3.0]), vec![3.5, 1.0, 3.5, 2.0]);
+    }
+
+    #[test]
+    fn gates_need_significance_and_size() {
+        let g = Gates::default();
+        let base = [100.0, 101.0, 99.0, 100.5, 99.5, 100.2];
+        // +40%: regressed.
+        let slow: Vec<f64> = base.iter().map(|x| x * 1.4).collect();
+        let m = compare_metric("phase.db_prepare", &base, &slow, &g);
+        assert_eq!(m.verdict, Verdict::Regressed, "{m:?}");
+        assert!(m.ratio_low > 1.3 && m.ratio_high < 1.5, "{m:?}");
+        // +1%: significant but within the noise threshold.
+        let drift: Vec<f64> = base.iter().map(|x| x * 1.01 + 0.5).collect();
+        assert_eq!(
+            compare_metric("t", &base, &drift, &g).verdict,
+            Verdict::NoChange
+        );
+        // −30%: improved.
+        let fast: Vec<f64> = base.iter().map(|x| x * 0.7).collect();
+        assert_eq!(
+            compare_metric("t", &base, &fast, &g).verdict,
+            Verdict::Improved
+        );
+        // 3 vs 3 can never be significant at 0.05.
+        let m = compare_metric("t", &base[..3], &slow[..3], &g);
+        assert_eq!(m.verdict, Verdict::NotEnoughSamples);
+        assert!((m.min_p - 0.1).abs() < 1e-12);
+        // 4 → 6 ms is +50% but within the stamps' resolution.
+        let tiny = [4.0, 4.0, 4.0, 4.0, 4.0];
+        let tiny2 = [5.0, 5.0, 5.0, 5.0, 5.0];
+        assert_eq!(
+            compare_metric("phase.x", &tiny, &tiny2, &g).verdict,
+            Verdict::NoChange
+        );
+        // A per-metric threshold can make a 40% change noise.
+        let mut loose = Gates::default();
+        loose.noise_by_metric.insert("phase.db_prepare".into(), 0.5);
+        assert_eq!(
+            compare_metric("phase.db_prepare", &base, &slow, &loose).verdict,
+            Verdict::NoChange
+        );
+    }
+
+    #[test]
+    fn small_time_changes_need_the_minimum_delta() {
+        // The CI case: 12 → 16 ms on every boot, p ≈ 0.002, +33% — but 4 ms.
+        let a = [12.0, 12.0, 11.0, 13.0, 12.0, 12.0];
+        let b = [16.0, 15.0, 16.0, 17.0, 16.0, 16.0];
+        let g = Gates::default();
+        let m = compare_metric("phase.stores_start", &a, &b, &g);
+        assert!(m.p_value.unwrap() < 0.01 && m.ratio_low > 1.05, "{m:?}");
+        assert_eq!(m.verdict, Verdict::NoChange, "{m:?}");
+        assert_eq!(m.min_delta, DEFAULT_MIN_DELTA_MS);
+        // With the floor at 0 the resolution still applies (2 ms), and 4 ms passes it.
+        let strict = Gates {
+            min_delta_ms: 0.0,
+            ..Gates::default()
+        };
+        let m = compare_metric("phase.stores_start", &a, &b, &strict);
+        assert_eq!(m.verdict, Verdict::Regressed, "{m:?}");
+        assert_eq!(m.min_delta, RESOLUTION_MS);
+        // Bytes and seconds figures have no floor.
+        let m = compare_metric("peak_rss", &a, &b, &g);
+        assert_eq!((m.verdict, m.min_delta), (Verdict::Regressed, 0.0));
+    }
+
+    #[test]
+    fn a_whole_run_shift_is_named() {
+        let m = |metric: &str, ratio: f64| {
+            let a = [100.0, 101.0, 99.0, 100.5, 99.5, 100.2];
+            let b: Vec<f64> = a.iter().map(|x| x * ratio).collect();
+            compare_metric(metric, &a, &b, &Gates::default())
+        };
+        let shifted: Vec<_> = [
+            "phase.a",
+            "phase.b",
+            "phase.c",
+            "milestone.port_open",
+            "shutdown",
+        ]
+        .iter()
+        .map(|k| m(k, 1.14))
+        .collect();
+        let w = whole_run_shift(&shifted, 0.05).unwrap();
+        assert!(w.contains("+14.0%") && w.contains("slower"), "{w}");
+        // One phase regressing is not a shift.
+        let mut one = vec![m("phase.a", 1.5)];
+        one.extend(["phase.b", "phase.c", "shutdown", "time_to_ready"].map(|k| m(k, 1.0)));
+        assert_eq!(whole_run_shift(&one, 0.05), None);
+        // Mixed directions are not a shift.
+        let mixed: Vec<_> = [1.2, 0.8, 1.2, 0.8, 1.2]
+            .iter()
+            .enumerate()
+            .map(|(i, r)| m(&format!("phase.{i}"), *r))
+            .collect();
+        assert_eq!(whole_run_shift(&mixed, 0.05), None);
+    }
+}

@@ -1,0 +1,275 @@
+//! A run's figures under their catalogue names ([`crate::metrics::catalogue`]). [`samples`] is
+//! the one place that reads a metric out of a run: one sample per timed boot for the boot
+//! metrics, one per run for the others. [`figures`] are their medians (with the confidence
+//! interval of the median); thresholds, BMF, github-action-benchmark, summary.md, sweeps and
+//! `compare` all read these.
+
+use std::collections::BTreeMap;
+
+use crate::boot::BootRecord;
+use crate::boot::summary::Stat;
+use crate::load::engine::EndpointResult;
+use crate::metrics::catalogue::{self, MILESTONES, Unit};
+use crate::result::RunResult;
+
+/// One figure of a run for dashboards: a median with its confidence interval.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Figure {
+    /// The catalogue name: `time_to_ready`, `cold.phase.db_prepare`, `herd.sync.p99`, …
+    pub metric: String,
+    pub unit: Unit,
+    pub value: f64,
+    pub low: f64,
+    pub high: f64,
+}
+
+/// The figures of a run: the median of each metric's samples with the interval of the median
+/// (a metric with one sample per run has no interval), in the order of [`samples`].
+pub fn figures(r: &RunResult) -> Vec<Figure> {
+    ordered_samples(r)
+        .into_iter()
+        .filter_map(|(metric, v)| {
+            let s = Stat::of(&v)?;
+            let (low, high) = if v.len() > 1 {
+                (s.median_ci_low, s.median_ci_high)
+            } else {
+                (s.median, s.median)
+            };
+            Some(Figure {
+                unit: catalogue::unit_of(&metric),
+                metric,
+                value: s.median,
+                low,
+                high,
+            })
+        })
+        .collect()
+}
+
+/// The samples of every metric of several runs (for `compare`): boot metrics one per timed
+/// boot, the others one per run. Lower is better for all of them.
+pub fn samples(runs: &[RunResult]) -> BTreeMap<String, Vec<f64>> {
+    let mut m: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for r in runs {
+        for (k, v) in ordered_samples(r) {
+            m.entry(k).or_default().extend(v);
+        }
+    }
+    m
+}
+
+/// One run's samples by metric, in report order (boot metrics warm, cold, crash; then the
+/// run's own).
+fn ordered_samples(r: &RunResult) -> Vec<(String, Vec<f64>)> {
+    let mut out: Vec<(String, Vec<f64>)> = Vec::new();
+    let mut push = |k: String, v: f64| match out.iter_mut().find(|(n, _)| *n == k) {
+        Some((_, s)) => s.push(v),
+        None => out.push((k, vec![v])),
+    };
+    let timed = r.boots.iter().filter(|b| !b.warmup);
+    let warm = timed.clone().filter(|b| !b.cold).map(|b| ("", b));
+    let cold = timed.filter(|b| b.cold).map(|b| ("cold.", b));
+    let crash = r.crash_restarts.iter().map(|c| ("crash.", &c.recovery));
+    for (p, b) in warm.chain(cold).chain(crash) {
+        for (k, v) in boot_values(b) {
+            push(format!("{p}{k}"), v);
+        }
+    }
+    for (k, v) in run_values(r) {
+        push(k, v);
+    }
+    out
+}
+
+/// One boot's value of every boot metric the catalogue has, unprefixed.
+fn boot_values(b: &BootRecord) -> Vec<(String, f64)> {
+    let mut out = vec![("time_to_ready".to_string(), b.time_to_ready_ms)];
+    for ph in &b.phases {
+        if let Some(d) = ph.duration_ms {
+            out.push((format!("phase.{}", ph.name), d));
+        }
+    }
+    for m in MILESTONES {
+        if let Some(&t) = b.points.get(*m) {
+            out.push((format!("milestone.{m}"), t));
+        }
+    }
+    if let Some(s) = b.shutdown_ms {
+        out.push(("shutdown".into(), s));
+    }
+    if let Some(t) = b.background.as_ref().and_then(|g| g.at_ms) {
+        out.push(("background_done".into(), t));
+    }
+    out.push(("peak_rss".into(), b.resources_total.peak_rss_bytes as f64));
+    out.push((
+        "cpu_to_ready".into(),
+        b.resources_to_ready.cpu_user_s + b.resources_to_ready.cpu_sys_s,
+    ));
+    out
+}
+
+/// The run's one-sample metrics: dataset size, the workloads' latencies (answered requests only:
+/// none when nothing was answered, as a 0 ms p99 would pass any limit), error shares, and lost
+/// writes after crashes.
+fn run_values(r: &RunResult) -> Vec<(String, f64)> {
+    let mut out: Vec<(String, f64)> = Vec::new();
+    let mut push = |k: &str, v: f64| out.push((k.to_string(), v));
+    if let Some(fx) = r.dataset.as_ref().and_then(|d| d.fixture.as_ref()) {
+        push("data_size", fx.size_bytes as f64);
+    }
+    if let Some(h) = r.herd.as_ref().filter(|h| h.corrected.count > 0) {
+        push("herd.sync.p50", h.corrected.p50_ms);
+        push("herd.sync.p90", h.corrected.p90_ms);
+        push("herd.sync.p99", h.corrected.p99_ms);
+        push("herd.sync.max", h.corrected.max_ms);
+        push("herd.wall", h.wall_ms);
+    }
+    let ep = |eps: &[EndpointResult], name: &str| {
+        eps.iter()
+            .find(|e| e.name == name)
+            .map(|e| e.corrected.clone())
+            .filter(|s| s.count > 0)
+    };
+    if let Some(t) = &r.triggered {
+        push(
+            "triggered.recovery",
+            t.recovery
+                .time_to_recover_s
+                .unwrap_or(t.recovery.observed_s)
+                * 1000.0,
+        );
+        if let Some(s) = ep(&t.endpoints, "resync") {
+            push("triggered.resync.p50", s.p50_ms);
+            push("triggered.resync.p99", s.p99_ms);
+        }
+        if t.deliveries.latency.count > 0 {
+            push("triggered.delivery.p50", t.deliveries.latency.p50_ms);
+            push("triggered.delivery.p99", t.deliveries.latency.p99_ms);
+        }
+    }
+    if let Some(t) = &r.steady {
+        if let Some(s) = ep(&t.endpoints, "send") {
+            push("steady.send.p50", s.p50_ms);
+            push("steady.send.p99", s.p99_ms);
+        }
+        if t.deliveries.latency.count > 0 {
+            push("steady.delivery.p50", t.deliveries.latency.p50_ms);
+            push("steady.delivery.p99", t.deliveries.latency.p99_ms);
+        }
+    }
+    if let Some(c) = &r.catchup {
+        if c.catch_up.count > 0 {
+            push("catchup.time.p50", c.catch_up.p50_ms);
+            push("catchup.time.max", c.catch_up.max_ms);
+        }
+        if let Some(s) = ep(&c.endpoints, "messages") {
+            push("catchup.messages.p99", s.p99_ms);
+        }
+    }
+    for e in workload_errors(r) {
+        out.push((e.metric(), e.percent()));
+    }
+    if !r.crash_restarts.is_empty() && r.crash_restarts.iter().all(|c| c.writes_lost.is_some()) {
+        let lost: u64 = r.crash_restarts.iter().filter_map(|c| c.writes_lost).sum();
+        out.push(("crash.lost_writes".into(), lost as f64));
+    }
+    out
+}
+
+/// A workload's failed requests: what the error gate (`<workload>.errors`) judges.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkloadErrors {
+    pub workload: &'static str,
+    /// Requests that ended, answered or failed (long polls the workload's end cut are neither).
+    pub requests: u64,
+    pub failed: u64,
+    /// Failed requests by kind.
+    pub by_kind: BTreeMap<String, u64>,
+}
+
+impl WorkloadErrors {
+    /// The error gate's metric: `<workload>.errors`.
+    pub fn metric(&self) -> String {
+        format!("{}.errors", self.workload)
+    }
+
+    /// Failed requests in percent of those that ended; 100% when nothing ended at all.
+    pub fn percent(&self) -> f64 {
+        if self.requests == 0 {
+            100.0
+        } else {
+            self.failed as f64 * 100.0 / self.requests as f64
+        }
+    }
+
+    /// `150 of 150 requests failed (timeout 150)`.
+    pub fn describe(&self) -> String {
+        let kinds = if self.by_kind.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", fmt_errors(&self.by_kind))
+        };
+        if self.requests == 0 {
+            "no request ended".into()
+        } else {
+            format!(
+                "{} of {} requests failed{kinds}",
+                self.failed, self.requests
+            )
+        }
+    }
+}
+
+/// The failed requests of every workload the run has, in the order of the result.
+pub fn workload_errors(r: &RunResult) -> Vec<WorkloadErrors> {
+    fn of_endpoints(workload: &'static str, eps: &[EndpointResult]) -> WorkloadErrors {
+        let mut by_kind = BTreeMap::new();
+        let mut failed = 0;
+        let mut requests = 0;
+        for e in eps {
+            requests += e.completed;
+            for (k, v) in &e.errors {
+                failed += v;
+                *by_kind.entry(format!("{} {k}", e.name)).or_insert(0) += v;
+            }
+        }
+        WorkloadErrors {
+            workload,
+            requests,
+            failed,
+            by_kind,
+        }
+    }
+    let mut out = Vec::new();
+    if let Some(h) = &r.herd {
+        let failed: u64 = h.errors.values().sum();
+        out.push(WorkloadErrors {
+            workload: "herd",
+            requests: h.ok + failed,
+            failed,
+            by_kind: h.errors.clone(),
+        });
+    }
+    if let Some(t) = &r.triggered {
+        out.push(of_endpoints("triggered", &t.endpoints));
+    }
+    if let Some(t) = &r.steady {
+        out.push(of_endpoints("steady", &t.endpoints));
+    }
+    if let Some(c) = &r.catchup {
+        out.push(of_endpoints("catchup", &c.endpoints));
+    }
+    out
+}
+
+/// Errors by kind, `kind × n, …`, or `none`.
+pub fn fmt_errors(errors: &BTreeMap<String, u64>) -> String {
+    if errors.is_empty() {
+        return "none".to_string();
+    }
+    errors
+        .iter()
+        .map(|(k, v)| format!("{k} × {v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

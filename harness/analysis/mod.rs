@@ -1,0 +1,5 @@
+//! Floor 7: what a run's numbers mean: figures by catalogue name, thresholds, compare verdicts.
+
+pub mod compare;
+pub mod figures;
+pub mod thresholds;

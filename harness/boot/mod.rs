@@ -1,0 +1,1177 @@
+//! Booting a server and timing it: spawn in a process group, capture its log line by line, read
+//! each line's own timestamp, match the profile's phase markers, probe readiness from outside
+//! (port, `/versions`, authenticated `/sync`), sample resources, and time the shutdown.
+
+pub mod cache;
+pub mod summary;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+
+use crate::metrics::{ResourceSample, ResourceSampler, ResourceSummary};
+use crate::server::{LogTail, ServerError, ServerProcess, ServerProfile};
+
+/// What one boot should do.
+pub struct BootSpec<'a> {
+    /// `boot-1`, `seed`, `workload`…: names the log file and error messages.
+    pub label: String,
+    pub profile: &'a ServerProfile,
+    pub command: std::process::Command,
+    pub port: u16,
+    /// Access token for the `/sync` probe; without one, ready means `/versions` answered 200.
+    pub sync_token: Option<String>,
+    pub timeout: Duration,
+    pub log_path: PathBuf,
+    /// Other process groups sampled with the server's (a private PostgreSQL cluster).
+    pub extra_pgids: Vec<i32>,
+    /// The command is a wrapper (a profiler) that starts the server as its child.
+    pub wrapper: Option<Wrapper>,
+    /// After ready, wait at most this long for the start-up background work to finish (the
+    /// profile's `[background]` marker, else CPU idle); `None`: ready is the end of the boot.
+    pub background: Option<Duration>,
+}
+
+/// CPU-idle rule for "background work finished" when the profile has no marker (or it does not
+/// come): the process tree used less than this share of one core over [`IDLE_WINDOW`].
+pub const IDLE_CPU_SHARE: f64 = 0.05;
+pub const IDLE_WINDOW: Duration = Duration::from_secs(2);
+
+/// When the server's start-up background work finished, and how hsbench knew.
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize)]
+pub struct BackgroundDone {
+    /// Ms since spawn; `None` when it did not finish within the limit.
+    pub at_ms: Option<f64>,
+    /// `marker` (the profile's `[background]` marker), `cpu_idle` (the process tree under 5% of a
+    /// core for 2 s; the time is the window's start), or `limit` (neither within the limit).
+    pub source: String,
+    /// The limit waited (ms after ready).
+    pub limit_ms: f64,
+}
+
+/// The first instant at or after `from_ms` that starts a window of `window_ms` in which the
+/// cumulative CPU (user+sys) of `samples` grew by less than `share` of the window.
+pub fn cpu_idle_since(
+    samples: &[ResourceSample],
+    from_ms: f64,
+    window_ms: f64,
+    share: f64,
+) -> Option<f64> {
+    let cpu = |s: &ResourceSample| s.cpu_user_s + s.cpu_sys_s;
+    let after: Vec<&ResourceSample> = samples.iter().filter(|s| s.t_ms >= from_ms).collect();
+    for (i, a) in after.iter().enumerate() {
+        if let Some(b) = after[i..].iter().find(|b| b.t_ms - a.t_ms >= window_ms) {
+            let span_s = (b.t_ms - a.t_ms) / 1000.0;
+            if cpu(b) - cpu(a) < share * span_s {
+                return Some(a.t_ms);
+            }
+        } else {
+            return None;
+        }
+    }
+    None
+}
+
+/// A program that starts the server as its child (a profiler in launch mode). Shutdown signals
+/// go to the child, so the wrapper sees the server exit and writes its output.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Wrapper {
+    /// Prefix of the wrapper's own output lines (not server log lines, not `first_log_line`).
+    pub line_prefix: Option<&'static str>,
+}
+
+/// Where a phase's times came from.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, schemars::JsonSchema, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum TimestampSource {
+    /// The timestamp written inside the server's log line.
+    LogLine,
+    /// The time hsbench read the line (the profile has no timestamp format).
+    Arrival,
+}
+
+/// One timed phase of one boot, in milliseconds since spawn.
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize)]
+pub struct PhaseTiming {
+    pub name: String,
+    pub from: String,
+    pub to: String,
+    pub start_ms: Option<f64>,
+    pub end_ms: Option<f64>,
+    /// `None` when an end point was never seen.
+    pub duration_ms: Option<f64>,
+    /// CPU, disk and memory of the sampled processes during the phase.
+    #[serde(default)]
+    pub resources: Option<crate::metrics::WindowResources>,
+    /// For a sub-phase: the phase it is nested in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+}
+
+/// Everything measured about one boot.
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize)]
+pub struct BootRecord {
+    pub label: String,
+    /// Left out of the statistics.
+    #[serde(default)]
+    pub warmup: bool,
+    /// Whether the server's files were evicted from the page cache before this boot.
+    #[serde(default)]
+    pub cold: bool,
+    #[serde(default)]
+    pub eviction: Option<crate::boot::cache::Eviction>,
+    /// Wall-clock spawn time, Unix milliseconds.
+    pub spawn_unix_ms: f64,
+    /// CLOCK_MONOTONIC at spawn, seconds (aligns external tools' stamps, e.g. perf's).
+    #[serde(default)]
+    pub spawn_monotonic_s: f64,
+    pub timestamp_source: TimestampSource,
+    /// Every point seen (markers and milestones), ms since spawn.
+    pub points: BTreeMap<String, f64>,
+    pub phases: Vec<PhaseTiming>,
+    /// Spans cut from repeated log lines (the profile's `[[subphases]]`), each nested in a
+    /// phase (`parent`), in log order.
+    #[serde(default)]
+    pub subphases: Vec<PhaseTiming>,
+    /// Markers of the profile that never appeared in the log.
+    pub missing_markers: Vec<String>,
+    /// Spawn until the server answered an authenticated `/sync` (or `/versions` without a token).
+    pub time_to_ready_ms: f64,
+    /// With `[boot] background`: when the start-up background work finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub background: Option<BackgroundDone>,
+    /// SIGTERM until the process exited.
+    pub shutdown_ms: Option<f64>,
+    /// The server did not exit within the shutdown limit and was killed.
+    pub shutdown_hung: bool,
+    pub exit_status: Option<String>,
+    /// Resources from spawn to ready, and over the whole life of the process.
+    pub resources_to_ready: ResourceSummary,
+    pub resources_total: ResourceSummary,
+    /// Log file, relative to the run directory.
+    pub log_file: String,
+    pub log_lines: u64,
+    /// The log file is incomplete: writing it failed (a full disk), with the error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_write_error: Option<String>,
+}
+
+/// Matches a profile's markers against log lines (the first occurrence of each counts) and
+/// places each hit in ms since spawn: from the line's own stamp when the profile can read it,
+/// else from the arrival time.
+#[derive(Debug, Clone)]
+pub struct MarkerMatcher {
+    profile: ServerProfile,
+    spawn_unix_ms: f64,
+    seen: Vec<bool>,
+    hits: Vec<Option<f64>>,
+    sub_hits: Vec<SubphaseHit>,
+}
+
+/// One line of a repeated sub-phase: which `[[subphases]]` entry, the name it captured, and
+/// when (ms since spawn).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubphaseHit {
+    pub def: usize,
+    pub name: String,
+    pub ms: f64,
+}
+
+/// Sub-phase lines kept per boot (bounded: a log line per migration can run to thousands).
+pub const MAX_SUBPHASE_HITS: usize = 5_000;
+
+impl MarkerMatcher {
+    pub fn new(profile: ServerProfile, spawn_unix_ms: f64) -> Self {
+        let n = profile.markers.len();
+        Self {
+            profile,
+            spawn_unix_ms,
+            seen: vec![false; n],
+            hits: vec![None; n],
+            sub_hits: Vec::new(),
+        }
+    }
+
+    pub fn observe(&mut self, line: &str, arrival_ms: f64) {
+        let at = |p: &ServerProfile| match p.line_timestamp_ms(line) {
+            Some(unix_ms) => unix_ms - self.spawn_unix_ms,
+            None => arrival_ms,
+        };
+        if let Some(i) = self.profile.match_marker(line, &self.seen) {
+            self.seen[i] = true;
+            self.hits[i] = Some(at(&self.profile));
+        }
+        if self.sub_hits.len() < MAX_SUBPHASE_HITS {
+            for (def, sp) in self.profile.subphases.iter().enumerate() {
+                if let Some(c) = sp.regex.captures(line) {
+                    let name = c
+                        .name("name")
+                        .map(|m| m.as_str().trim().to_string())
+                        .unwrap_or_else(|| {
+                            let n = self.sub_hits.iter().filter(|h| h.def == def).count();
+                            format!("#{}", n + 1)
+                        });
+                    let ms = at(&self.profile);
+                    self.sub_hits.push(SubphaseHit { def, name, ms });
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Sub-phase lines seen, in log order.
+    pub fn subphase_hits(&self) -> &[SubphaseHit] {
+        &self.sub_hits
+    }
+
+    /// Markers seen, ms since spawn.
+    pub fn points(&self) -> BTreeMap<String, f64> {
+        self.profile
+            .markers
+            .iter()
+            .zip(&self.hits)
+            .filter_map(|(m, h)| h.map(|ms| (m.name.clone(), ms)))
+            .collect()
+    }
+
+    /// Markers of the profile never seen.
+    pub fn missing(&self) -> Vec<String> {
+        self.profile
+            .markers
+            .iter()
+            .zip(&self.hits)
+            .filter(|(_, h)| h.is_none())
+            .map(|(m, _)| m.name.clone())
+            .collect()
+    }
+}
+
+/// The profile's phases over a set of points (markers and milestones, ms since spawn).
+pub fn phases(profile: &ServerProfile, points: &BTreeMap<String, f64>) -> Vec<PhaseTiming> {
+    profile
+        .phases
+        .iter()
+        .map(|p| {
+            let start_ms = points.get(&p.from).copied();
+            let end_ms = points.get(&p.to).copied();
+            PhaseTiming {
+                name: p.name.clone(),
+                from: p.from.clone(),
+                to: p.to.clone(),
+                start_ms,
+                end_ms,
+                duration_ms: start_ms.zip(end_ms).map(|(a, b)| b - a),
+                resources: None,
+                parent: None,
+            }
+        })
+        .collect()
+}
+
+/// Spans of the profile's sub-phases, from their lines and their parents' bounds. A line that
+/// marks the start of its work ends at the next line of the same sub-phase (or the parent's end);
+/// one that marks the end starts at the previous line (or the parent's start).
+pub fn subphases(
+    profile: &ServerProfile,
+    phases: &[PhaseTiming],
+    hits: &[SubphaseHit],
+) -> Vec<PhaseTiming> {
+    let mut out = Vec::new();
+    for (def, sp) in profile.subphases.iter().enumerate() {
+        let parent = phases.iter().find(|p| p.name == sp.parent);
+        let (p_start, p_end) = parent.map_or((None, None), |p| (p.start_ms, p.end_ms));
+        let mine: Vec<&SubphaseHit> = hits.iter().filter(|h| h.def == def).collect();
+        for (i, h) in mine.iter().enumerate() {
+            let (start_ms, end_ms) = if sp.line_marks_start {
+                let end = mine.get(i + 1).map(|n| n.ms).or(p_end);
+                (Some(h.ms), end)
+            } else {
+                let start = if i == 0 {
+                    p_start
+                } else {
+                    Some(mine[i - 1].ms)
+                };
+                (start, Some(h.ms))
+            };
+            out.push(PhaseTiming {
+                name: format!("{}: {}", sp.name, h.name),
+                from: sp.name.clone(),
+                to: sp.name.clone(),
+                start_ms,
+                end_ms,
+                duration_ms: start_ms.zip(end_ms).map(|(a, b)| (b - a).max(0.0)),
+                resources: None,
+                parent: Some(sp.parent.clone()),
+            });
+        }
+    }
+    out
+}
+
+struct LogState {
+    tail: LogTail,
+    lines: u64,
+    first_line_ms: Option<f64>,
+    matcher: MarkerMatcher,
+    /// The first failure to write the log file (a full disk): the file is incomplete.
+    write_error: Option<String>,
+}
+
+struct LogSink {
+    profile: ServerProfile,
+    wrapper_prefix: Option<&'static str>,
+    spawn_instant: Instant,
+    spawn_unix_ms: f64,
+    state: Mutex<LogState>,
+    file: Mutex<std::io::BufWriter<std::fs::File>>,
+}
+
+impl LogSink {
+    fn line(&self, line: &str) {
+        let arrival_ms = self.spawn_instant.elapsed().as_secs_f64() * 1000.0;
+        {
+            let mut st = self.state.lock().expect("log state");
+            st.lines += 1;
+            if !self.wrapper_prefix.is_some_and(|p| line.starts_with(p)) {
+                st.first_line_ms.get_or_insert(arrival_ms);
+            }
+            st.tail.push(line);
+            st.matcher.observe(line, arrival_ms);
+        }
+        let written = writeln!(self.file.lock().expect("log file"), "{line}");
+        if let Err(e) = written {
+            self.write_failed(&e);
+        }
+    }
+
+    fn write_failed(&self, e: &std::io::Error) {
+        let mut st = self.state.lock().expect("log state");
+        if st.write_error.is_none() {
+            st.write_error = Some(format!("after {} lines: {e}", st.lines));
+        }
+    }
+}
+
+async fn pump(stream: impl AsyncRead + Unpin, sink: Arc<LogSink>) {
+    let mut reader = BufReader::new(stream);
+    let mut buf = Vec::with_capacity(512);
+    loop {
+        buf.clear();
+        match reader.read_until(b'\n', &mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {
+                let text = String::from_utf8_lossy(&buf);
+                sink.line(text.trim_end_matches(['\n', '\r']));
+            }
+        }
+    }
+}
+
+/// A server that has booted and is ready.
+pub struct RunningServer {
+    pub label: String,
+    pub port: u16,
+    process: ServerProcess,
+    sink: Arc<LogSink>,
+    pumps: Vec<tokio::task::JoinHandle<()>>,
+    sampler: Option<ResourceSampler>,
+    milestones: BTreeMap<String, f64>,
+    time_to_ready_ms: f64,
+    resources_to_ready: ResourceSummary,
+    log_path: PathBuf,
+    spawn_monotonic_s: f64,
+    /// With a wrapper: when its child (the server) appeared, ms since spawn.
+    child_seen: Option<Arc<Mutex<Option<f64>>>>,
+    background: Option<BackgroundDone>,
+}
+
+fn ms_since(t0: Instant) -> f64 {
+    t0.elapsed().as_secs_f64() * 1000.0
+}
+
+impl RunningServer {
+    pub fn base_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn log_tail(&self) -> Vec<String> {
+        self.sink.state.lock().expect("log state").tail.lines()
+    }
+
+    /// Pid of the spawned process (the profiler when the server runs under one).
+    pub fn pid(&self) -> i32 {
+        self.process.pid
+    }
+
+    /// Pid of the server itself: the spawned process, or a wrapper's child.
+    pub fn server_pid(&self) -> i32 {
+        self.process.signal_target()
+    }
+
+    /// Fail if the server has exited since it became ready.
+    pub fn check_alive(&mut self) -> Result<(), ServerError> {
+        match self.process.try_exited() {
+            Some(status) => Err(ServerError::Crashed {
+                label: self.label.clone(),
+                status: status.to_string(),
+                log_tail: self.log_tail(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// SIGTERM, time the exit (SIGKILL the group after `limit`), and assemble the record.
+    pub async fn stop(self, limit: Duration, run_dir: &Path) -> BootRecord {
+        self.stop_with_samples(limit, run_dir).await.0
+    }
+
+    /// [`stop`](Self::stop), also handing back the resource samples.
+    pub async fn stop_with_samples(
+        mut self,
+        limit: Duration,
+        run_dir: &Path,
+    ) -> (BootRecord, Vec<ResourceSample>) {
+        let t = Instant::now();
+        self.process.terminate();
+        let (status, shutdown_ms, hung) = match self.process.wait_for(limit).await {
+            Some(s) => (Some(s), Some(t.elapsed().as_secs_f64() * 1000.0), false),
+            None => (self.process.kill_and_reap().await, None, true),
+        };
+        self.process.kill_group();
+        self.finish(run_dir, status, shutdown_ms, hung).await
+    }
+
+    /// SIGKILL the whole process group (a crash, not a shutdown) and assemble the record: no
+    /// shutdown time, `exit_status` the signal.
+    pub async fn kill(mut self, run_dir: &Path) -> (BootRecord, Vec<ResourceSample>) {
+        let status = self.process.kill_and_reap().await;
+        self.finish(run_dir, status, None, false).await
+    }
+
+    /// After the process ended: drain the log, stop the sampler, write the samples, assemble
+    /// the record.
+    async fn finish(
+        mut self,
+        run_dir: &Path,
+        status: Option<std::process::ExitStatus>,
+        shutdown_ms: Option<f64>,
+        hung: bool,
+    ) -> (BootRecord, Vec<ResourceSample>) {
+        for p in self.pumps.drain(..) {
+            let _ = tokio::time::timeout(Duration::from_secs(5), p).await;
+        }
+        let samples = self.sampler.take().map(|s| s.finish()).unwrap_or_default();
+        let flushed = self.sink.file.lock().expect("log file").flush();
+        if let Err(e) = flushed {
+            self.sink.write_failed(&e);
+        }
+        let _ = write_samples_csv(&self.log_path.with_extension("resources.csv"), &samples);
+        let rec = self.record(
+            run_dir,
+            status.map(|s| s.to_string()),
+            shutdown_ms,
+            hung,
+            &samples,
+        );
+        (rec, samples)
+    }
+
+    /// Ms since spawn, now.
+    pub fn elapsed_ms(&self) -> f64 {
+        ms_since(self.sink.spawn_instant)
+    }
+
+    pub fn time_to_ready_ms(&self) -> f64 {
+        self.time_to_ready_ms
+    }
+
+    fn record(
+        &self,
+        run_dir: &Path,
+        exit_status: Option<String>,
+        shutdown_ms: Option<f64>,
+        shutdown_hung: bool,
+        samples: &[ResourceSample],
+    ) -> BootRecord {
+        let st = self.sink.state.lock().expect("log state");
+        let profile = &self.sink.profile;
+        let mut points = self.milestones.clone();
+        if let Some(ms) = st.first_line_ms {
+            points.insert("first_log_line".into(), ms);
+        }
+        points.extend(st.matcher.points());
+        if let Some(at) = self.background.as_ref().and_then(|b| b.at_ms) {
+            points.insert("background_done".into(), at);
+        }
+        if let Some(ms) = self
+            .child_seen
+            .as_ref()
+            .and_then(|c| *c.lock().expect("child"))
+        {
+            points.insert("server_spawned".into(), ms);
+        }
+        let mut phases = phases(profile, &points);
+        let subphases = subphases(profile, &phases, st.matcher.subphase_hits());
+        for p in &mut phases {
+            if let (Some(a), Some(b)) = (p.start_ms, p.end_ms) {
+                p.resources = Some(crate::metrics::WindowResources::of(samples, a, b));
+            }
+        }
+        BootRecord {
+            label: self.label.clone(),
+            warmup: false,
+            cold: false,
+            eviction: None,
+            spawn_unix_ms: self.sink.spawn_unix_ms,
+            spawn_monotonic_s: self.spawn_monotonic_s,
+            timestamp_source: if profile.has_log_timestamps() {
+                TimestampSource::LogLine
+            } else {
+                TimestampSource::Arrival
+            },
+            points,
+            phases,
+            subphases,
+            missing_markers: st
+                .matcher
+                .missing()
+                .into_iter()
+                // The background marker comes after ready: missing only when waited for.
+                .filter(|m| {
+                    self.background.is_some() || profile.background_marker.as_ref() != Some(m)
+                })
+                .collect(),
+            time_to_ready_ms: self.time_to_ready_ms,
+            background: self.background.clone(),
+            shutdown_ms,
+            shutdown_hung,
+            exit_status,
+            resources_to_ready: self.resources_to_ready,
+            resources_total: ResourceSummary::of(samples),
+            log_file: self
+                .log_path
+                .strip_prefix(run_dir)
+                .unwrap_or(&self.log_path)
+                .display()
+                .to_string(),
+            log_lines: st.lines,
+            log_write_error: st.write_error.clone(),
+        }
+    }
+}
+
+fn write_samples_csv(path: &Path, samples: &[ResourceSample]) -> std::io::Result<()> {
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
+    writeln!(
+        f,
+        "t_ms,processes,cpu_user_s,cpu_sys_s,rss_bytes,fds,threads,read_bytes,write_bytes"
+    )?;
+    for s in samples {
+        writeln!(
+            f,
+            "{:.1},{},{:.2},{:.2},{},{},{},{},{}",
+            s.t_ms,
+            s.processes,
+            s.cpu_user_s,
+            s.cpu_sys_s,
+            s.rss_bytes,
+            s.fds,
+            s.threads,
+            s.read_bytes,
+            s.write_bytes
+        )?;
+    }
+    f.flush()
+}
+
+/// When a wrapper's first child (the server) appears, in ms since spawn: a thread polls
+/// `/proc/<pid>/task/<pid>/children` every 0.2 ms for up to 10 s. A profiler in launch mode
+/// starts its clock when it spawns the server, so this is the offset of its time stamps.
+fn watch_first_child(pid: i32, spawn: Instant) -> Arc<Mutex<Option<f64>>> {
+    let seen = Arc::new(Mutex::new(None));
+    let out = seen.clone();
+    std::thread::spawn(move || {
+        let path = format!("/proc/{pid}/task/{pid}/children");
+        while spawn.elapsed() < Duration::from_secs(10) {
+            match std::fs::read_to_string(&path) {
+                Ok(s) if !s.trim().is_empty() => {
+                    *out.lock().expect("child") = Some(ms_since(spawn));
+                    return;
+                }
+                Ok(_) => std::thread::sleep(Duration::from_micros(200)),
+                Err(_) => return,
+            }
+        }
+    });
+    seen
+}
+
+/// Spawn the server and wait until it is ready. On any failure the process group is killed
+/// (the [`ServerProcess`] guard) and the error carries the log's tail.
+pub async fn boot(spec: BootSpec<'_>) -> Result<RunningServer, ServerError> {
+    let file =
+        std::fs::File::create(&spec.log_path).map_err(|e| ServerError::io(&spec.log_path, e))?;
+    let spawn_unix_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs_f64()
+        * 1000.0;
+    let spawn_instant = Instant::now();
+    let spawn_monotonic_s = crate::util::time::monotonic_s();
+    let mut process = ServerProcess::spawn(spec.command)?;
+    process.signal_child = spec.wrapper.is_some();
+    let sink = Arc::new(LogSink {
+        profile: spec.profile.clone(),
+        wrapper_prefix: spec.wrapper.and_then(|w| w.line_prefix),
+        spawn_instant,
+        spawn_unix_ms,
+        state: Mutex::new(LogState {
+            tail: LogTail::default(),
+            lines: 0,
+            first_line_ms: None,
+            matcher: MarkerMatcher::new(spec.profile.clone(), spawn_unix_ms),
+            write_error: None,
+        }),
+        file: Mutex::new(std::io::BufWriter::new(file)),
+    });
+    let mut pumps = Vec::new();
+    if let Some(out) = process.child.stdout.take() {
+        pumps.push(tokio::spawn(pump(out, sink.clone())));
+    }
+    if let Some(err) = process.child.stderr.take() {
+        pumps.push(tokio::spawn(pump(err, sink.clone())));
+    }
+    let mut pgids = vec![process.pid];
+    pgids.extend(&spec.extra_pgids);
+    let sampler = ResourceSampler::start(pgids, spawn_instant, Duration::from_millis(100), 36_000);
+    let child_seen = spec
+        .wrapper
+        .map(|_| watch_first_child(process.pid, spawn_instant));
+
+    let mut server = RunningServer {
+        label: spec.label.clone(),
+        port: spec.port,
+        process,
+        sink,
+        pumps,
+        sampler: Some(sampler),
+        milestones: BTreeMap::from([("spawn".to_string(), 0.0)]),
+        time_to_ready_ms: 0.0,
+        resources_to_ready: ResourceSummary::default(),
+        log_path: spec.log_path.clone(),
+        spawn_monotonic_s,
+        child_seen,
+        background: None,
+    };
+    let deadline = spawn_instant + spec.timeout;
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(spec.timeout)
+        .build()
+        .map_err(|e| ServerError::Spawn {
+            command: "http client".into(),
+            source: std::io::Error::other(e),
+        })?;
+
+    // Each probe polls until it succeeds, the server dies, or the deadline passes. Every
+    // attempt is bounded by the time left (a request the server holds open cannot overrun the
+    // deadline), and the error gives the real time elapsed.
+    macro_rules! poll_until {
+        ($what:expr, $interval_ms:expr, $attempt:expr) => {{
+            loop {
+                server.check_alive()?;
+                let left = deadline.saturating_duration_since(Instant::now());
+                let ok = !left.is_zero()
+                    && tokio::time::timeout(left, async { $attempt })
+                        .await
+                        .unwrap_or(false);
+                if ok {
+                    break;
+                }
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    server.check_alive()?;
+                    return Err(ServerError::Timeout {
+                        label: spec.label.clone(),
+                        what: $what.to_string(),
+                        after: spawn_instant.elapsed(),
+                        log_tail: server.log_tail(),
+                    });
+                }
+                tokio::time::sleep(Duration::from_millis($interval_ms).min(left)).await;
+            }
+            server
+                .milestones
+                .insert($what.to_string(), ms_since(spawn_instant));
+        }};
+    }
+
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], spec.port));
+    poll_until!(
+        "port_open",
+        5,
+        tokio::net::TcpStream::connect(addr).await.is_ok()
+    );
+    let base = format!("http://127.0.0.1:{}", spec.port);
+    let versions = format!("{base}/_matrix/client/versions");
+    poll_until!(
+        "versions_200",
+        10,
+        http.get(&versions)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().as_u16() == 200)
+    );
+    if let Some(token) = &spec.sync_token {
+        let sync = format!("{base}/_matrix/client/v3/sync?timeout=0");
+        poll_until!("sync_200", 10, {
+            match http.get(&sync).bearer_auth(token).send().await {
+                Ok(r) if r.status().as_u16() == 200 => r.bytes().await.is_ok(),
+                _ => false,
+            }
+        });
+    }
+    server.time_to_ready_ms = ms_since(spawn_instant);
+    if let Some(s) = &server.sampler {
+        server.resources_to_ready = ResourceSummary::of(&s.snapshot());
+    }
+    if let Some(limit) = spec.background {
+        server.background = Some(wait_background(&mut server, limit).await?);
+    }
+    Ok(server)
+}
+
+/// After ready: poll every 100 ms for the profile's background marker or a CPU-idle window,
+/// at most `limit`.
+async fn wait_background(
+    server: &mut RunningServer,
+    limit: Duration,
+) -> Result<BackgroundDone, ServerError> {
+    let ready = server.time_to_ready_ms;
+    let marker = server.sink.profile.background_marker.clone();
+    let limit_ms = limit.as_secs_f64() * 1000.0;
+    loop {
+        server.check_alive()?;
+        if let Some(m) = &marker
+            && let Some(&at) = server
+                .sink
+                .state
+                .lock()
+                .expect("log state")
+                .matcher
+                .points()
+                .get(m)
+        {
+            return Ok(BackgroundDone {
+                at_ms: Some(at),
+                source: "marker".into(),
+                limit_ms,
+            });
+        }
+        let samples = server
+            .sampler
+            .as_ref()
+            .map(|s| s.snapshot())
+            .unwrap_or_default();
+        if let Some(at) = cpu_idle_since(
+            &samples,
+            ready,
+            IDLE_WINDOW.as_secs_f64() * 1000.0,
+            IDLE_CPU_SHARE,
+        ) {
+            return Ok(BackgroundDone {
+                at_ms: Some(at),
+                source: "cpu_idle".into(),
+                limit_ms,
+            });
+        }
+        if server.elapsed_ms() - ready >= limit_ms {
+            return Ok(BackgroundDone {
+                at_ms: None,
+                source: "limit".into(),
+                limit_ms,
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn replay(file: &str) -> (BTreeMap<String, f64>, Vec<String>, ServerProfile) {
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/data")
+                .join(file),
+        )
+        .unwrap();
+        let profile = ServerProfile::synapse();
+        let first = profile
+            .line_timestamp_ms(text.lines().next().unwrap())
+            .unwrap();
+        // Pretend the process was spawned 1.5 s before its first log line.
+        let mut m = MarkerMatcher::new(profile.clone(), first - 1500.0);
+        for (i, line) in text.lines().enumerate() {
+            m.observe(line, 99_999.0 + i as f64);
+        }
+        (m.points(), m.missing(), profile)
+    }
+
+    #[test]
+    fn recorded_synapse_boots_yield_every_phase_in_order() {
+        for file in [
+            "synapse-1.163.2-boot-existing-db.log",
+            "synapse-1.163.2-boot-fresh-db.log",
+        ] {
+            let (points, missing, profile) = replay(file);
+            // The background marker comes once background updates finish, after ready: only the
+            // existing database's boot got that far before it was stopped.
+            let bg = profile.background_marker.clone().unwrap();
+            let missing: Vec<&String> = missing.iter().filter(|m| **m != bg).collect();
+            assert!(missing.is_empty(), "{file}: missing {missing:?}");
+            // Markers in the profile's order, each at or after the previous one.
+            let times: Vec<f64> = profile
+                .markers
+                .iter()
+                .filter_map(|m| points.get(&m.name).copied())
+                .collect();
+            assert!(times.windows(2).all(|w| w[0] <= w[1]), "{file}: {times:?}");
+            assert_eq!(
+                points["starting_server"], 1500.0,
+                "{file}: stamp, not arrival"
+            );
+            let mut all = points.clone();
+            all.insert("spawn".into(), 0.0);
+            let ph = phases(&profile, &all);
+            let get = |n: &str| ph.iter().find(|p| p.name == n).unwrap().duration_ms;
+            assert_eq!(get("import_config"), Some(1500.0));
+            assert_eq!(
+                get("db_prepare"),
+                Some(points["schema_up_to_date"] - points["preparing_databases"])
+            );
+            // Harness milestones were not observed in a replay: those phases are missing.
+            assert_eq!(get("first_sync"), None);
+        }
+    }
+
+    #[test]
+    fn recorded_existing_db_boot_has_known_stamps() {
+        let (points, _, _) = replay("synapse-1.163.2-boot-existing-db.log");
+        // 04:20:18,781 → 04:20:18,783 and 04:20:18,784 → 04:20:18,802 in the file.
+        assert_eq!(
+            points["schema_up_to_date"] - points["preparing_databases"],
+            2.0
+        );
+        assert_eq!(
+            points["finished_setting_up"] - points["starting_main_database"],
+            18.0
+        );
+        assert_eq!(points["listening"] - points["starting_server"], 69.0);
+    }
+
+    /// Constructed logs of the conduwuit family and Conduit (lines as their sources write them,
+    /// in tracing's default format) replayed through the shipped profiles.
+    #[test]
+    fn native_profiles_find_their_markers_and_migrations() {
+        for kind in ["conduwuit", "continuwuity", "tuwunel"] {
+            let profile = ServerProfile::builtin(kind).unwrap();
+            let text = std::fs::read_to_string(
+                Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/data/{kind}-boot.log")),
+            )
+            .unwrap();
+            let first = profile
+                .line_timestamp_ms(text.lines().next().unwrap())
+                .unwrap();
+            let mut m = MarkerMatcher::new(profile.clone(), first - 100.0);
+            for line in text.lines() {
+                m.observe(line, 0.0);
+            }
+            assert!(m.missing().is_empty(), "{kind}: missing {:?}", m.missing());
+            let mut points = m.points();
+            points.insert("spawn".into(), 0.0);
+            let ph = phases(&profile, &points);
+            let get = |n: &str| ph.iter().find(|p| p.name == n).unwrap().duration_ms;
+            // 00:40:01.102233 is 100 ms after spawn; "Opened database." at 01.931554.
+            assert!((get("db_open").unwrap() - 929.321).abs() < 1e-3, "{kind}");
+            assert!(
+                (get("services_start").unwrap() - 1421.02).abs() < 1e-3,
+                "{kind}"
+            );
+            let subs = subphases(&profile, &ph, m.subphase_hits());
+            let names: Vec<&str> = subs.iter().map(|s| s.name.as_str()).collect();
+            assert_eq!(
+                names,
+                [
+                    "migration: fix_bad_double_separator_in_state_cache",
+                    "migration: retroactively_fix_bad_data_from_roomuserid_joined",
+                    "migration: fix_referencedevents_missing_sep"
+                ],
+                "{kind}"
+            );
+            // Each runs until the next; the last until the parent (migrations) ends.
+            assert!((subs[0].duration_ms.unwrap() - 477.758).abs() < 1e-3);
+            assert!((subs[2].duration_ms.unwrap() - 81.489).abs() < 1e-3);
+            assert!(
+                subs.iter()
+                    .all(|s| s.parent.as_deref() == Some("migrations"))
+            );
+        }
+        let conduit = ServerProfile::builtin("conduit").unwrap();
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/conduit-boot.log"),
+        )
+        .unwrap();
+        let mut m = MarkerMatcher::new(conduit, 0.0);
+        for line in text.lines() {
+            m.observe(line, 0.0);
+        }
+        assert!(m.missing().is_empty(), "conduit: missing {:?}", m.missing());
+    }
+
+    #[test]
+    fn cpu_idle_is_the_start_of_the_first_quiet_window() {
+        // Busy (one core) until 3 s, then 1% of a core; samples every 100 ms.
+        let samples: Vec<ResourceSample> = (0..80)
+            .map(|i| {
+                let t = i as f64 * 100.0;
+                let cpu = if t <= 3000.0 {
+                    t / 1000.0
+                } else {
+                    3.0 + (t - 3000.0) / 1000.0 * 0.01
+                };
+                ResourceSample {
+                    t_ms: t,
+                    cpu_user_s: cpu,
+                    ..Default::default()
+                }
+            })
+            .collect();
+        assert_eq!(cpu_idle_since(&samples, 1000.0, 2000.0, 0.05), Some(3000.0));
+        // Not 2 s of samples after the quiet start: not yet.
+        assert_eq!(cpu_idle_since(&samples[..45], 1000.0, 2000.0, 0.05), None);
+        assert_eq!(cpu_idle_since(&[], 0.0, 2000.0, 0.05), None);
+    }
+
+    #[test]
+    fn subphase_lines_that_mark_the_end_start_at_the_previous_one() {
+        let (points, _, profile) = replay("synapse-1.163.2-boot-existing-db.log");
+        let mut all = points.clone();
+        all.insert("spawn".into(), 0.0);
+        let ph = phases(&profile, &all);
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/data/synapse-1.163.2-boot-existing-db.log"),
+        )
+        .unwrap();
+        let first = profile
+            .line_timestamp_ms(text.lines().next().unwrap())
+            .unwrap();
+        let mut m = MarkerMatcher::new(profile.clone(), first - 1500.0);
+        for line in text.lines() {
+            m.observe(line, 0.0);
+        }
+        let subs = subphases(&profile, &ph, m.subphase_hits());
+        let gens: Vec<&PhaseTiming> = subs
+            .iter()
+            .filter(|s| s.parent.as_deref() == Some("stores_start"))
+            .collect();
+        assert_eq!(gens[0].name, "stream_generator: push_rules");
+        // The first starts where stores_start starts ("Starting 'main' database", 18,784) and
+        // ends at its own line (18,793); the next starts there.
+        assert_eq!(
+            gens[0].start_ms,
+            ph.iter()
+                .find(|p| p.name == "stores_start")
+                .unwrap()
+                .start_ms
+        );
+        assert_eq!(gens[0].duration_ms, Some(9.0));
+        assert_eq!(gens[1].start_ms, gens[0].end_ms);
+    }
+
+    /// The spec of a test boot labelled `boot-1`, logging into `dir`.
+    fn test_spec<'p>(
+        profile: &'p ServerProfile,
+        command: std::process::Command,
+        port: u16,
+        sync_token: Option<String>,
+        timeout: Duration,
+        dir: &Path,
+    ) -> BootSpec<'p> {
+        BootSpec {
+            label: "boot-1".into(),
+            profile,
+            command,
+            port,
+            sync_token,
+            timeout,
+            log_path: dir.join("boot-1.log"),
+            extra_pgids: vec![],
+            wrapper: None,
+            background: None,
+        }
+    }
+
+    /// A stand-in server: a shell script that logs Synapse-like lines with real stamps, then
+    /// listens on the port through python's http.server (versions probe), then ignores nothing.
+    #[tokio::test]
+    async fn crash_during_boot_reports_log_tail_and_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = std::process::Command::new("sh");
+        cmd.args([
+            "-c",
+            "echo '2026-11-23 04:10:04,254 - x - 1 - WARNING - main - ***** STARTING SERVER *****'; \
+             echo 'boom: database is locked' >&2; sleep 0.2; exit 3",
+        ]);
+        let profile = ServerProfile::synapse();
+        let err = boot(test_spec(
+            &profile,
+            cmd,
+            crate::server::free_port().unwrap(),
+            None,
+            Duration::from_secs(20),
+            dir.path(),
+        ))
+        .await
+        .err()
+        .expect("the stand-in exits");
+        let shown = err.to_string();
+        assert!(shown.contains("exited during boot-1"), "{shown}");
+        assert!(shown.contains("boom: database is locked"), "{shown}");
+        assert!(shown.contains("exit status: 3"), "{shown}");
+    }
+
+    /// A stand-in server: logs a Synapse-like line, answers 200 to everything, ignores SIGTERM.
+    const STAND_IN: &str = r#"
+import http.server, signal, sys, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+port = int(sys.argv[1])
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200); self.send_header("Content-Type", "application/json")
+        self.end_headers(); self.wfile.write(b"{}")
+    def log_message(self, *a): pass
+stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()) + ",000"
+print(stamp + " - x - 1 - WARNING - main - ***** STARTING SERVER *****", flush=True)
+http.server.HTTPServer(("127.0.0.1", port), H).serve_forever()
+"#;
+
+    #[tokio::test]
+    async fn shutdown_hang_is_reported_and_the_group_killed() {
+        let dir = tempfile::tempdir().unwrap();
+        let port = crate::server::free_port().unwrap();
+        let mut cmd = std::process::Command::new("python3");
+        cmd.args(["-c", STAND_IN, &port.to_string()]);
+        let profile = ServerProfile::synapse();
+        let server = boot(test_spec(
+            &profile,
+            cmd,
+            port,
+            Some("t".into()),
+            Duration::from_secs(30),
+            dir.path(),
+        ))
+        .await
+        .unwrap();
+        let pid = server.pid();
+        let rec = server.stop(Duration::from_millis(500), dir.path()).await;
+        assert!(rec.shutdown_hung && rec.shutdown_ms.is_none(), "{rec:?}");
+        assert!(rec.exit_status.unwrap().contains("signal: 9"));
+        assert!(rec.points.contains_key("starting_server") && rec.points.contains_key("sync_200"));
+        assert!(std::fs::read_to_string(format!("/proc/{pid}/stat")).is_err());
+    }
+
+    /// A server that opens its port but holds every HTTP request open without an answer.
+    const HOLDS_REQUESTS: &str = r#"
+import socket, sys, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(64)
+print("listening", flush=True)
+held = []
+while True:
+    c, _ = s.accept(); held.append(c)
+"#;
+
+    #[tokio::test]
+    async fn a_readiness_request_held_open_fails_within_the_boot_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let port = crate::server::free_port().unwrap();
+        let mut cmd = std::process::Command::new("python3");
+        cmd.args(["-c", HOLDS_REQUESTS, &port.to_string()]);
+        let profile = ServerProfile::synapse();
+        let timeout = Duration::from_secs(3);
+        let t = Instant::now();
+        let err = boot(test_spec(&profile, cmd, port, None, timeout, dir.path()))
+            .await
+            .err()
+            .expect("no answer to /versions");
+        let took = t.elapsed();
+        // The request that never ends is cut at the deadline: the boot fails within its
+        // timeout plus a second, and the message gives the real time elapsed.
+        assert!(took < timeout + Duration::from_secs(1), "took {took:?}");
+        let shown = err.to_string();
+        assert!(shown.contains("versions_200 did not happen"), "{shown}");
+        match err {
+            ServerError::Timeout { after, .. } => {
+                assert!(
+                    after >= timeout && after < timeout + Duration::from_secs(1),
+                    "{after:?}"
+                )
+            }
+            e => panic!("{e}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn hang_times_out_and_the_group_is_killed() {
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("child.pid");
+        let mut cmd = std::process::Command::new("sh");
+        // The leader ignores SIGTERM and starts a grandchild that does too.
+        cmd.arg("-c").arg(format!(
+            "trap '' TERM; (trap '' TERM; sleep 300) & echo $! > {}; echo started; sleep 300",
+            pidfile.display()
+        ));
+        let profile = ServerProfile::synapse();
+        let err = boot(test_spec(
+            &profile,
+            cmd,
+            crate::server::free_port().unwrap(),
+            None,
+            Duration::from_millis(800),
+            dir.path(),
+        ))
+        .await
+        .err()
+        .expect("nothing listens");
+        assert!(
+            err.to_string().contains("port_open did not happen"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("started"), "{err}");
+        let grandchild: i32 = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        // The guard's SIGKILL reaches the grandchild too (it is reparented and reaped by init).
+        let mut gone = false;
+        for _ in 0..100 {
+            let stat = std::fs::read_to_string(format!("/proc/{grandchild}/stat"));
+            if stat.map_or(true, |s| s.contains(") Z ")) {
+                gone = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(gone, "grandchild {grandchild} survived");
+    }
+}

@@ -1,0 +1,459 @@
+//! Fixtures: seed once, boot many. After a dataset is loaded, the server's data (its data
+//! directory and, for PostgreSQL, the cluster's data directory) is snapshotted into a cache
+//! keyed by everything that determines its bytes. Later runs restore the snapshot into a fresh
+//! working directory instead of loading the dataset again.
+//!
+//! A fixture is complete only once its directory has been renamed into place with its manifest
+//! inside: a build that fails or is interrupted leaves a `*.partial-*` directory, never a fixture.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use sha2::{Digest, Sha256};
+
+use crate::dataset::plan::PlanTotals;
+use crate::dataset::seed::{Credentials, LoadReport};
+use crate::scenario::DatasetSpec;
+
+/// Bumped whenever the dataset model or the loader changes what a spec produces.
+pub const MODEL_VERSION: u32 = 2;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FixtureError {
+    #[error("fixture {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("fixture manifest {}: {source}", path.display())]
+    Manifest {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("no fixture matches {0:?} (see `hsbench fixtures list`)")]
+    NotFound(String),
+    #[error("the fixture cache {} is not writable (set --fixtures-dir or HSBENCH_CACHE_DIR): {source}", path.display())]
+    NotWritable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The lock of one fixture key, held while a run builds that fixture: a second run that needs
+/// it waits, then reuses it. An advisory `flock`, released when the guard drops or the process
+/// dies.
+#[derive(Debug)]
+pub struct BuildLock {
+    _file: std::fs::File,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> FixtureError + '_ {
+    move |source| FixtureError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// What identifies a fixture's content.
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize)]
+pub struct FixtureIdentity {
+    pub model_version: u32,
+    pub spec: DatasetSpec,
+    pub server_kind: String,
+    pub server_version: String,
+    /// `sqlite`, or `postgres-<major>`.
+    pub database: String,
+}
+
+impl FixtureIdentity {
+    pub fn key(&self) -> String {
+        let json = serde_json::to_vec(self).expect("identity serializes");
+        hex::encode(&Sha256::digest(&json)[..8])
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize)]
+pub struct FixtureManifest {
+    pub key: String,
+    pub identity: FixtureIdentity,
+    pub created_at: String,
+    pub scenario: String,
+    pub totals: PlanTotals,
+    pub load: LoadReport,
+    /// Rows per table of the server's database at snapshot time.
+    pub table_counts: BTreeMap<String, Option<u64>>,
+    pub size_bytes: u64,
+    /// Loading the dataset plus taking the snapshot.
+    pub build_seconds: f64,
+}
+
+/// How a run got its dataset, for the results.
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize)]
+pub struct FixtureUse {
+    pub key: String,
+    pub path: String,
+    /// `true`: restored from the cache; `false`: built by this run.
+    pub reused: bool,
+    pub size_bytes: u64,
+    pub snapshot_seconds: Option<f64>,
+    pub restore_seconds: Option<f64>,
+    /// Restore throughput, for comparison with a raw copy of the same bytes.
+    pub restore_mib_per_s: Option<f64>,
+    pub table_counts: BTreeMap<String, Option<u64>>,
+}
+
+/// A fixture on disk.
+#[derive(Debug, Clone)]
+pub struct Fixture {
+    pub dir: PathBuf,
+    pub manifest: FixtureManifest,
+}
+
+impl Fixture {
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.join("synapse-data")
+    }
+    pub fn pgdata(&self) -> PathBuf {
+        self.dir.join("pgdata")
+    }
+    pub fn credentials(&self) -> Result<Credentials, FixtureError> {
+        let p = self.dir.join("credentials.json");
+        let bytes = std::fs::read(&p).map_err(io(&p))?;
+        serde_json::from_slice(&bytes).map_err(|source| FixtureError::Manifest { path: p, source })
+    }
+}
+
+/// Files at the top of a data directory that are not part of a snapshot (regenerated per boot).
+/// Only the top level: deeper down a `.log` file is data (RocksDB's write-ahead log).
+fn skip(name: &str) -> bool {
+    name == "homeserver.pid" || name.starts_with("hsbench-") || name.ends_with(".log")
+}
+
+/// Copy a directory tree; returns bytes copied. `std::fs::copy` uses `copy_file_range`, which
+/// the kernel turns into a reflink or an in-kernel copy where the filesystem allows.
+pub fn copy_tree(from: &Path, to: &Path) -> Result<u64, FixtureError> {
+    copy_level(from, to, true)
+}
+
+fn copy_level(from: &Path, to: &Path, top: bool) -> Result<u64, FixtureError> {
+    std::fs::create_dir_all(to).map_err(io(to))?;
+    let mut bytes = 0;
+    for entry in std::fs::read_dir(from).map_err(io(from))? {
+        let entry = entry.map_err(io(from))?;
+        let name = entry.file_name();
+        if top && skip(&name.to_string_lossy()) {
+            continue;
+        }
+        let (src, dst) = (entry.path(), to.join(&name));
+        let ft = entry.file_type().map_err(io(&src))?;
+        if ft.is_dir() {
+            bytes += copy_level(&src, &dst, false)?;
+            // Modes matter: PostgreSQL refuses a data directory that is not 0700/0750.
+            let perm = std::fs::metadata(&src).map_err(io(&src))?.permissions();
+            std::fs::set_permissions(&dst, perm).map_err(io(&dst))?;
+        } else if ft.is_symlink() {
+            let target = std::fs::read_link(&src).map_err(io(&src))?;
+            std::os::unix::fs::symlink(target, &dst).map_err(io(&dst))?;
+        } else {
+            bytes += std::fs::copy(&src, &dst).map_err(io(&src))?;
+            let perm = std::fs::metadata(&src).map_err(io(&src))?.permissions();
+            std::fs::set_permissions(&dst, perm).map_err(io(&dst))?;
+        }
+    }
+    Ok(bytes)
+}
+
+/// The fixture cache.
+#[derive(Debug, Clone)]
+pub struct FixtureStore {
+    pub root: PathBuf,
+}
+
+impl Default for FixtureStore {
+    fn default() -> Self {
+        Self {
+            root: crate::util::fs::cache_dir().join("fixtures"),
+        }
+    }
+}
+
+impl FixtureStore {
+    /// A store at `root`, made absolute (servers and profilers get paths inside it).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self {
+            root: crate::util::fs::absolute(root.into()),
+        }
+    }
+
+    /// Fail early, before a dataset is built, when the cache cannot take a fixture.
+    pub fn check_writable(&self) -> Result<(), FixtureError> {
+        let not_writable = |source| FixtureError::NotWritable {
+            path: self.root.clone(),
+            source,
+        };
+        std::fs::create_dir_all(&self.root).map_err(not_writable)?;
+        tempfile::Builder::new()
+            .prefix(".writable-")
+            .tempfile_in(&self.root)
+            .map(drop)
+            .map_err(not_writable)
+    }
+
+    /// The build lock of `key` if no other process holds it (`None`: another run is building
+    /// this fixture now).
+    pub fn try_lock(&self, key: &str) -> Result<Option<BuildLock>, FixtureError> {
+        use std::os::fd::AsRawFd;
+        std::fs::create_dir_all(&self.root).map_err(io(&self.root))?;
+        let path = self.root.join(format!("{key}.lock"));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io(&path))?;
+        // SAFETY: flock on a descriptor this function owns; no memory is shared.
+        let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if r == 0 {
+            return Ok(Some(BuildLock { _file: file }));
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() == std::io::ErrorKind::WouldBlock {
+            Ok(None)
+        } else {
+            Err(FixtureError::Io { path, source: e })
+        }
+    }
+
+    /// The complete fixture with this key, if any.
+    pub fn get(&self, key: &str) -> Option<Fixture> {
+        let dir = self.root.join(key);
+        let bytes = std::fs::read(dir.join("fixture.json")).ok()?;
+        let manifest = serde_json::from_slice(&bytes).ok()?;
+        Some(Fixture { dir, manifest })
+    }
+
+    pub fn list(&self) -> Vec<Fixture> {
+        let Ok(rd) = std::fs::read_dir(&self.root) else {
+            return Vec::new();
+        };
+        let mut v: Vec<Fixture> = rd
+            .flatten()
+            .filter_map(|e| self.get(&e.file_name().to_string_lossy()))
+            .collect();
+        v.sort_by(|a, b| a.manifest.created_at.cmp(&b.manifest.created_at));
+        v
+    }
+
+    /// Remove fixtures whose key starts with `prefix` (all with `None`), and any leftovers of
+    /// interrupted builds. Returns how many fixtures were removed.
+    pub fn remove(&self, prefix: Option<&str>) -> Result<usize, FixtureError> {
+        let Ok(rd) = std::fs::read_dir(&self.root) else {
+            return match prefix {
+                Some(p) => Err(FixtureError::NotFound(p.into())),
+                None => Ok(0),
+            };
+        };
+        let mut n = 0;
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".lock") || name.starts_with('.') {
+                // A build lock (perhaps held by a running build), or a probe file.
+                continue;
+            }
+            let partial = name.contains(".partial-");
+            if partial || prefix.is_none_or(|p| name.starts_with(p)) {
+                std::fs::remove_dir_all(e.path()).map_err(io(&e.path()))?;
+                n += usize::from(!partial);
+            }
+        }
+        if n == 0
+            && let Some(p) = prefix
+        {
+            return Err(FixtureError::NotFound(p.into()));
+        }
+        Ok(n)
+    }
+
+    /// Snapshot a stopped server's data into the cache, atomically.
+    pub fn save(
+        &self,
+        mut manifest: FixtureManifest,
+        data_dir: &Path,
+        pgdata: Option<&Path>,
+        creds: &Credentials,
+    ) -> Result<(Fixture, f64), FixtureError> {
+        let t = Instant::now();
+        let final_dir = self.root.join(&manifest.key);
+        let tmp = self
+            .root
+            .join(format!("{}.partial-{}", manifest.key, std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        let mut size = copy_tree(data_dir, &tmp.join("synapse-data"))?;
+        if let Some(pg) = pgdata {
+            size += copy_tree(pg, &tmp.join("pgdata"))?;
+            let perm = std::fs::metadata(pg).map_err(io(pg))?.permissions();
+            std::fs::set_permissions(tmp.join("pgdata"), perm).map_err(io(pg))?;
+        }
+        let cp = tmp.join("credentials.json");
+        std::fs::write(
+            &cp,
+            serde_json::to_vec(creds).expect("credentials serialize"),
+        )
+        .map_err(io(&cp))?;
+        manifest.size_bytes = size;
+        manifest.build_seconds += t.elapsed().as_secs_f64();
+        let mp = tmp.join("fixture.json");
+        std::fs::write(
+            &mp,
+            serde_json::to_vec_pretty(&manifest).expect("manifest serializes"),
+        )
+        .map_err(io(&mp))?;
+        if final_dir.exists() {
+            // Another run finished the same fixture first: keep theirs.
+            let _ = std::fs::remove_dir_all(&tmp);
+        } else {
+            std::fs::rename(&tmp, &final_dir).map_err(io(&final_dir))?;
+        }
+        let fx = self
+            .get(&manifest.key)
+            .ok_or_else(|| FixtureError::NotFound(manifest.key.clone()))?;
+        Ok((fx, t.elapsed().as_secs_f64()))
+    }
+
+    /// Copy a fixture's data into a fresh data directory (and PostgreSQL data directory).
+    /// Returns (seconds, bytes).
+    pub fn restore(
+        &self,
+        fx: &Fixture,
+        data_dir: &Path,
+        pgdata: Option<&Path>,
+    ) -> Result<(f64, u64), FixtureError> {
+        let t = Instant::now();
+        let mut bytes = copy_tree(&fx.data_dir(), data_dir)?;
+        if let Some(pg) = pgdata {
+            bytes += copy_tree(&fx.pgdata(), pg)?;
+            let perm = std::fs::metadata(fx.pgdata())
+                .map_err(io(&fx.pgdata()))?
+                .permissions();
+            std::fs::set_permissions(pg, perm).map_err(io(pg))?;
+        }
+        Ok((t.elapsed().as_secs_f64(), bytes))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn identity(seed: u64) -> FixtureIdentity {
+        FixtureIdentity {
+            model_version: MODEL_VERSION,
+            spec: DatasetSpec::new(seed, 3, 1, 2, 1),
+            server_kind: "synapse".into(),
+            server_version: "1.163.2".into(),
+            database: "sqlite".into(),
+        }
+    }
+
+    fn manifest(id: FixtureIdentity) -> FixtureManifest {
+        FixtureManifest {
+            key: id.key(),
+            identity: id,
+            created_at: "2026-11-23T00:00:00Z".into(),
+            scenario: "t".into(),
+            totals: PlanTotals::default(),
+            load: LoadReport {
+                method: "test".into(),
+                concurrency: 1,
+                totals: PlanTotals::default(),
+                steps: vec![],
+                total_seconds: 0.0,
+                partial: false,
+            },
+            table_counts: BTreeMap::new(),
+            size_bytes: 0,
+            build_seconds: 1.0,
+        }
+    }
+
+    #[test]
+    fn key_depends_on_every_part_of_the_identity() {
+        let a = identity(1);
+        assert_eq!(a.key(), identity(1).key());
+        assert_ne!(a.key(), identity(2).key());
+        let mut b = identity(1);
+        b.database = "postgres-15".into();
+        assert_ne!(a.key(), b.key());
+        let mut c = identity(1);
+        c.server_version = "1.163.3".into();
+        assert_ne!(a.key(), c.key());
+    }
+
+    #[test]
+    fn an_unwritable_cache_is_found_before_a_build_and_builds_are_locked() {
+        // A path under a file can never be created (root ignores permission bits).
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let bad = FixtureStore::new(file.path().join("fixtures"));
+        match bad.check_writable() {
+            Err(FixtureError::NotWritable { path, .. }) => assert_eq!(path, bad.root),
+            other => panic!("{other:?}"),
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let store = FixtureStore::new(dir.path());
+        store.check_writable().unwrap();
+        // One holder per key; released when dropped.
+        let held = store.try_lock("k").unwrap().expect("free");
+        assert!(store.try_lock("k").unwrap().is_none());
+        assert!(store.try_lock("other").unwrap().is_some());
+        drop(held);
+        assert!(store.try_lock("k").unwrap().is_some());
+        // Lock files are neither fixtures nor removed with them.
+        assert!(store.list().is_empty());
+        assert_eq!(store.remove(None).unwrap(), 0);
+    }
+
+    #[test]
+    fn save_restore_list_remove() {
+        let cache = tempfile::tempdir().unwrap();
+        let store = FixtureStore::new(cache.path());
+        let data = tempfile::tempdir().unwrap();
+        std::fs::write(data.path().join("homeserver.db"), vec![7u8; 100_000]).unwrap();
+        std::fs::write(data.path().join("homeserver.pid"), "123").unwrap();
+        std::fs::write(data.path().join("hsbench-overrides.yaml"), "{}").unwrap();
+        std::fs::create_dir(data.path().join("media_store")).unwrap();
+        std::fs::write(data.path().join("media_store/x"), "m").unwrap();
+        let creds = Credentials {
+            user_ids: vec![],
+            tokens: vec!["t".into()],
+            room_ids: vec![],
+        };
+        let m = manifest(identity(1));
+        let key = m.key.clone();
+        let (fx, _) = store.save(m, data.path(), None, &creds).unwrap();
+        assert_eq!(fx.manifest.size_bytes, 100_001);
+        assert!(!fx.data_dir().join("homeserver.pid").exists());
+        assert_eq!(fx.credentials().unwrap().tokens, vec!["t".to_string()]);
+
+        let out = tempfile::tempdir().unwrap();
+        let target = out.path().join("d");
+        let (_, bytes) = store.restore(&fx, &target, None).unwrap();
+        assert_eq!(bytes, 100_001);
+        assert_eq!(
+            std::fs::read(target.join("homeserver.db")).unwrap(),
+            vec![7u8; 100_000]
+        );
+        assert_eq!(store.list().len(), 1);
+
+        // A leftover of an interrupted build is never listed, and rm cleans it.
+        std::fs::create_dir(cache.path().join(format!("{key}.partial-99"))).unwrap();
+        assert_eq!(store.list().len(), 1);
+        assert!(store.remove(Some("zz")).is_err());
+        assert_eq!(store.remove(Some(&key[..4])).unwrap(), 1);
+        assert!(store.list().is_empty());
+        assert_eq!(std::fs::read_dir(cache.path()).unwrap().count(), 0);
+    }
+}

@@ -1,0 +1,842 @@
+//! Loading a dataset plan into a live server through the Client-Server API, with bounded
+//! concurrency, a progress bar per step, and the rate of every step measured.
+
+use std::time::Instant;
+
+use futures::{StreamExt, TryStreamExt};
+use indicatif::{ProgressBar, ProgressStyle};
+use ruma::api::auth_scheme::SendAccessToken;
+use ruma::api::client::account::register;
+use ruma::api::client::membership::join_room_by_id;
+use ruma::api::client::message::send_message_event;
+use ruma::api::client::room::{Visibility, create_room};
+use ruma::api::client::uiaa::{AuthData, Dummy, RegistrationToken};
+use ruma::{OwnedEventId, OwnedRoomId, OwnedUserId};
+
+use crate::dataset::plan::{DatasetPlan, EventKind, PlanTotals, RoomKind};
+use crate::matrix::{CallError, MatrixClient};
+
+/// A loading step failed: which step, which request, and what the server answered.
+#[derive(Debug, thiserror::Error)]
+#[error("loading the dataset failed at step `{step}` ({request}): {source}")]
+pub struct SeedError {
+    pub step: &'static str,
+    pub request: String,
+    #[source]
+    pub source: CallError,
+}
+
+/// Access tokens of the dataset's users, by user index. Kept in the run's working directory,
+/// never in results.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Credentials {
+    pub user_ids: Vec<OwnedUserId>,
+    pub tokens: Vec<String>,
+    pub room_ids: Vec<OwnedRoomId>,
+}
+
+/// One loading step and its measured rate.
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize)]
+pub struct LoadStep {
+    pub name: String,
+    pub count: u64,
+    pub seconds: f64,
+    pub rate_per_s: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize)]
+pub struct LoadReport {
+    pub method: String,
+    pub concurrency: usize,
+    pub totals: PlanTotals,
+    pub steps: Vec<LoadStep>,
+    pub total_seconds: f64,
+    /// Cut by a signal: only the steps that finished before it are listed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
+}
+
+/// The finished steps of a load in progress, shared with the run, so that a load a signal
+/// cuts short still reports what it did.
+#[derive(Debug, Clone, Default)]
+pub struct StepLog(std::sync::Arc<std::sync::Mutex<(Option<Instant>, Vec<LoadStep>)>>);
+
+impl StepLog {
+    fn start(&self) {
+        let mut g = self.0.lock().expect("not poisoned");
+        *g = (Some(Instant::now()), Vec::new());
+    }
+
+    fn push(&self, step: LoadStep) {
+        self.0.lock().expect("not poisoned").1.push(step);
+    }
+
+    /// The steps logged so far as a load report of a plan with `totals`, marked partial
+    /// (`None` before any load).
+    pub fn partial_report(&self, concurrency: usize, totals: PlanTotals) -> Option<LoadReport> {
+        let g = self.0.lock().expect("not poisoned");
+        let started = g.0?;
+        Some(LoadReport {
+            method: "client-server API (interrupted)".into(),
+            concurrency,
+            totals,
+            steps: g.1.clone(),
+            total_seconds: started.elapsed().as_secs_f64(),
+            partial: true,
+        })
+    }
+}
+
+/// A load's steps, each also logged to the run's [`StepLog`].
+pub(crate) struct Steps<'a> {
+    list: Vec<LoadStep>,
+    log: Option<&'a StepLog>,
+    /// Say each step as it ends (progress bars are hidden when stderr is not a terminal).
+    show: bool,
+}
+
+impl<'a> Steps<'a> {
+    pub(crate) fn new(log: Option<&'a StepLog>, show: bool) -> Self {
+        if let Some(l) = log {
+            l.start();
+        }
+        Self {
+            list: Vec::new(),
+            log,
+            show,
+        }
+    }
+
+    pub(crate) fn push(&mut self, step: LoadStep) {
+        if self.show {
+            eprintln!(
+                "==>   {}: {} in {:.1} s ({:.1}/s)",
+                step.name, step.count, step.seconds, step.rate_per_s
+            );
+        }
+        if let Some(l) = self.log {
+            l.push(step.clone());
+        }
+        self.list.push(step);
+    }
+}
+
+/// A progress bar with rate and ETA for one loading step (hidden when `show` is false).
+pub(crate) fn bar(step: &str, len: u64, show: bool) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let pb = ProgressBar::new(len);
+    pb.set_style(
+        ProgressStyle::with_template(
+            "  {prefix:>9} [{bar:30}] {pos}/{len} {per_sec:>10} eta {eta}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    pb.set_prefix(step.to_string());
+    pb
+}
+
+fn password(localpart: &str) -> String {
+    format!("hsbench-{localpart}")
+}
+
+/// How users are registered and log in.
+#[derive(Clone, Copy)]
+pub enum Registrar<'a> {
+    /// Through the application service with this token: no password hashing, no rate limits.
+    Appservice(&'a str),
+    /// `/register` with a password and `m.login.dummy`.
+    Password,
+    /// `/register` with a password and the `m.login.registration_token` stage (servers that
+    /// allow registration only with a token: the conduwuit family, Conduit).
+    Token(&'a str),
+}
+
+async fn register_user(
+    client: &MatrixClient,
+    localpart: &str,
+    registrar: Registrar<'_>,
+) -> Result<(OwnedUserId, String), CallError> {
+    let resp = match registrar {
+        Registrar::Appservice(token) => {
+            let mut req = register::v3::Request::new();
+            req.username = Some(localpart.to_string());
+            req.login_type = Some(register::LoginType::ApplicationService);
+            req.initial_device_display_name = Some("hsbench".into());
+            client
+                .send_with(req, SendAccessToken::Appservice(token))
+                .await?
+        }
+        Registrar::Password | Registrar::Token(_) => {
+            let make = |session: Option<String>| {
+                let mut req = register::v3::Request::new();
+                req.username = Some(localpart.to_string());
+                req.password = Some(password(localpart));
+                req.initial_device_display_name = Some("hsbench".into());
+                req.auth = Some(match registrar {
+                    Registrar::Token(token) => {
+                        let mut t = RegistrationToken::new(token.to_string());
+                        t.session = session;
+                        AuthData::RegistrationToken(t)
+                    }
+                    _ => {
+                        let mut dummy = Dummy::new();
+                        dummy.session = session;
+                        AuthData::Dummy(dummy)
+                    }
+                });
+                req
+            };
+            match client.send(make(None), None).await {
+                Ok(r) => r,
+                // Servers that insist on a UIA session first: answer with it.
+                Err(CallError::Status {
+                    status: 401,
+                    uia_session: Some(s),
+                    ..
+                }) => client.send(make(Some(s)), None).await?,
+                Err(e) => return Err(e),
+            }
+        }
+    };
+    let token = resp.access_token.ok_or_else(|| CallError::Decode {
+        endpoint: "POST /_matrix/client/v3/register".into(),
+        message: "no access_token in the answer".into(),
+    })?;
+    Ok((resp.user_id, token))
+}
+
+/// A second login of a user: a new device with its own token.
+async fn login_again(
+    client: &MatrixClient,
+    localpart: &str,
+    registrar: Registrar<'_>,
+) -> Result<(), CallError> {
+    use ruma::api::client::session::login;
+    use ruma::api::client::uiaa::{MatrixUserIdentifier, UserIdentifier};
+    let id = UserIdentifier::Matrix(MatrixUserIdentifier::new(localpart.to_string()));
+    let (info, access) = match registrar {
+        Registrar::Appservice(token) => (
+            login::v3::LoginInfo::ApplicationService(login::v3::ApplicationService::new(id)),
+            SendAccessToken::Appservice(token),
+        ),
+        Registrar::Password | Registrar::Token(_) => (
+            login::v3::LoginInfo::Password(login::v3::Password::new(id, password(localpart))),
+            SendAccessToken::None,
+        ),
+    };
+    let mut req = login::v3::Request::new(info);
+    req.initial_device_display_name = Some("hsbench second device".into());
+    client.send_with(req, access).await.map(|_| ())
+}
+
+fn raw_json<T>(v: serde_json::Value) -> ruma::serde::Raw<T> {
+    ruma::serde::Raw::from_json(
+        serde_json::value::to_raw_value(&v).expect("a JSON value serializes"),
+    )
+}
+
+/// Runs one loading step: `items` through `f`, `concurrency` at a time, with a progress bar and
+/// the step's rate recorded. The first failure stops the step.
+async fn run_step<I, F, Fut>(
+    steps: &mut Steps<'_>,
+    name: &'static str,
+    len: u64,
+    show: bool,
+    concurrency: usize,
+    items: I,
+    f: F,
+) -> Result<(), SeedError>
+where
+    I: Iterator,
+    F: Fn(I::Item) -> Fut,
+    Fut: std::future::Future<Output = Result<u64, SeedError>>,
+{
+    let t = Instant::now();
+    let pb = bar(name, len, show);
+    let done = futures::stream::iter(items)
+        .map(|item| {
+            let fut = f(item);
+            let pb = &pb;
+            async move {
+                let n = fut.await?;
+                pb.inc(n);
+                Ok::<u64, SeedError>(n)
+            }
+        })
+        .buffer_unordered(concurrency)
+        .try_fold(0u64, |acc, n| async move { Ok(acc + n) })
+        .await;
+    pb.finish_and_clear();
+    let count = done?;
+    if len > 0 {
+        steps.push(step(name, count, t));
+    }
+    Ok(())
+}
+
+/// Load `plan` into the server behind `client`.
+pub async fn load(
+    client: &MatrixClient,
+    plan: &DatasetPlan,
+    concurrency: usize,
+    show_progress: bool,
+    registrar: Registrar<'_>,
+    log: Option<&StepLog>,
+) -> Result<(Credentials, LoadReport), SeedError> {
+    use ruma::api::client::presence::set_presence;
+    use ruma::api::client::receipt::create_receipt;
+    use ruma::api::client::redact::redact_event;
+    use ruma::presence::PresenceState;
+
+    let started = Instant::now();
+    let totals = plan.totals();
+    let mut steps = Steps::new(log, show_progress);
+    let (show, conc) = (show_progress, concurrency);
+    let fail = |step: &'static str, request: String| {
+        move |source| SeedError {
+            step,
+            request,
+            source,
+        }
+    };
+
+    // 1. Users.
+    let t = Instant::now();
+    let pb = bar("register", totals.users, show);
+    let mut users: Vec<(u64, OwnedUserId, String)> = futures::stream::iter(plan.users())
+        .map(|u| {
+            let pb = &pb;
+            async move {
+                let r = register_user(client, &u.localpart, registrar)
+                    .await
+                    .map_err(fail("register", format!("register {}", u.localpart)))?;
+                pb.inc(1);
+                Ok::<_, SeedError>((u.index, r.0, r.1))
+            }
+        })
+        .buffer_unordered(conc)
+        .try_collect()
+        .await?;
+    pb.finish_and_clear();
+    users.sort_by_key(|u| u.0);
+    let (user_ids, tokens): (Vec<_>, Vec<_>) = users.into_iter().map(|(_, id, t)| (id, t)).unzip();
+    steps.push(step("register", totals.users, t));
+    let (user_ids, tokens) = (&user_ids, &tokens);
+
+    // 2. Profiles, devices and presence (display names before any join, so that membership
+    //    events carry them and no room needs updating afterwards).
+    run_step(
+        &mut steps,
+        "display names",
+        totals.display_names,
+        show,
+        conc,
+        plan.users().filter(|u| u.display_name.is_some()),
+        |u| async move {
+            #[allow(deprecated)]
+            let req = ruma::api::client::profile::set_display_name::v3::Request::new(
+                user_ids[u.index as usize].clone(),
+                u.display_name.clone(),
+            );
+            client
+                .send(req, Some(&tokens[u.index as usize]))
+                .await
+                .map_err(fail(
+                    "display names",
+                    format!("display name of {}", u.localpart),
+                ))?;
+            Ok(1)
+        },
+    )
+    .await?;
+    run_step(
+        &mut steps,
+        "avatars",
+        totals.avatars,
+        show,
+        conc,
+        plan.users().filter(|u| u.avatar_url.is_some()),
+        |u| async move {
+            let url = u.avatar_url.clone().expect("filtered");
+            #[allow(deprecated)]
+            let req = ruma::api::client::profile::set_avatar_url::v3::Request::new(
+                user_ids[u.index as usize].clone(),
+                Some(url.into()),
+            );
+            client
+                .send(req, Some(&tokens[u.index as usize]))
+                .await
+                .map_err(fail("avatars", format!("avatar of {}", u.localpart)))?;
+            Ok(1)
+        },
+    )
+    .await?;
+    run_step(
+        &mut steps,
+        "devices",
+        totals.extra_devices,
+        show,
+        conc,
+        plan.users().filter(|u| u.devices > 1),
+        |u| async move {
+            login_again(client, &u.localpart, registrar)
+                .await
+                .map_err(fail("devices", format!("second login of {}", u.localpart)))?;
+            Ok(1)
+        },
+    )
+    .await?;
+    run_step(
+        &mut steps,
+        "presence",
+        totals.presence_online,
+        show,
+        conc,
+        plan.users().filter(|u| u.presence_online),
+        |u| async move {
+            let req = set_presence::v3::Request::new(
+                user_ids[u.index as usize].clone(),
+                PresenceState::Online,
+            );
+            client
+                .send(req, Some(&tokens[u.index as usize]))
+                .await
+                .map_err(fail("presence", format!("presence of {}", u.localpart)))?;
+            Ok(1)
+        },
+    )
+    .await?;
+
+    // 3. Rooms, created by their first member, with their invites and initial state.
+    let t = Instant::now();
+    let pb = bar("rooms", totals.rooms, show);
+    let mut rooms: Vec<(u64, OwnedRoomId)> = futures::stream::iter(plan.rooms())
+        .map(|room| {
+            let pb = &pb;
+            async move {
+                let mut req = create_room::v3::Request::new();
+                req.visibility = Visibility::Private;
+                req.preset = Some(match room.kind {
+                    RoomKind::Big | RoomKind::Public => create_room::v3::RoomPreset::PublicChat,
+                    RoomKind::Private => create_room::v3::RoomPreset::PrivateChat,
+                    RoomKind::Direct => create_room::v3::RoomPreset::TrustedPrivateChat,
+                });
+                // Batched where the API allows: invites and large initial state ride on the
+                // createRoom request itself.
+                match room.kind {
+                    RoomKind::Direct => req.is_direct = true,
+                    _ => req.name = Some(room.name.clone()),
+                }
+                req.invite = room
+                    .invited()
+                    .iter()
+                    .map(|&u| user_ids[u as usize].clone())
+                    .collect();
+                req.initial_state = (0..room.state_events)
+                    .map(|k| {
+                        raw_json(serde_json::json!({
+                            "type": "org.hsbench.state", "state_key": format!("k{k}"),
+                            "content": {"value": k, "note": "hsbench large-state room"}
+                        }))
+                    })
+                    .collect();
+                let resp = client
+                    .send(req, Some(&tokens[room.creator() as usize]))
+                    .await
+                    .map_err(fail("rooms", format!("createRoom {}", room.name)))?;
+                pb.inc(1);
+                Ok::<_, SeedError>((room.index, resp.room_id))
+            }
+        })
+        .buffer_unordered(conc)
+        .try_collect()
+        .await?;
+    pb.finish_and_clear();
+    rooms.sort_by_key(|r| r.0);
+    let room_ids: Vec<OwnedRoomId> = rooms.into_iter().map(|r| r.1).collect();
+    steps.push(step("rooms", totals.rooms, t));
+    let room_ids = &room_ids;
+
+    // 4. Joins (the creator is already in; invited members accept).
+    run_step(
+        &mut steps,
+        "joins",
+        totals.memberships - totals.rooms,
+        show,
+        conc,
+        plan.rooms().flat_map(|r| {
+            r.members[1..]
+                .iter()
+                .map(|&u| (r.index, u))
+                .collect::<Vec<_>>()
+        }),
+        |(room, user)| async move {
+            let room_id = room_ids[room as usize].clone();
+            client
+                .send(
+                    join_room_by_id::v3::Request::new(room_id.clone()),
+                    Some(&tokens[user as usize]),
+                )
+                .await
+                .map_err(fail(
+                    "joins",
+                    format!("join {room_id} as {}", DatasetPlan::localpart(user)),
+                ))?;
+            Ok(1)
+        },
+    )
+    .await?;
+
+    // 5. Timelines: each room in order (replies, reactions, edits and redactions point at
+    //    earlier events), rooms side by side. Only the event ids that receipts need are kept.
+    let receipts_len = totals.receipts;
+    let t = Instant::now();
+    let pb = bar("timeline", totals.timeline_events, show);
+    let receipt_targets: Vec<Vec<(u64, OwnedEventId)>> = futures::stream::iter(plan.rooms())
+        .map(|room| {
+            let pb = &pb;
+            async move {
+                let room_id = room_ids[room.index as usize].clone();
+                let timeline = plan.timeline(&room);
+                let receipts = plan.receipts(&room);
+                let mut ids: Vec<Option<OwnedEventId>> = vec![None; timeline.len()];
+                for (i, e) in timeline.iter().enumerate() {
+                    let txn = ruma::OwnedTransactionId::from(format!("hsb-{}-{i}", room.index));
+                    let token = &tokens[e.sender as usize];
+                    let target = |to: &usize| ids[*to].clone().expect("targets are earlier events");
+                    let request = format!("event {i} ({}) into {}", e.event_type(), room.name);
+                    let event_id = match &e.kind {
+                        EventKind::Redaction { to } => {
+                            let req = redact_event::v3::Request::new(room_id.clone(), target(to), txn);
+                            client.send(req, Some(token)).await.map(|r| r.event_id)
+                        }
+                        kind => {
+                            let content = match kind {
+                                EventKind::Message { body } => serde_json::json!({"msgtype": "m.text", "body": body}),
+                                EventKind::Reply { to, body } => serde_json::json!({
+                                    "msgtype": "m.text", "body": body,
+                                    "m.relates_to": {"m.in_reply_to": {"event_id": target(to)}}}),
+                                EventKind::Reaction { to, key } => serde_json::json!({
+                                    "m.relates_to": {"rel_type": "m.annotation", "event_id": target(to), "key": key}}),
+                                EventKind::Edit { to, body } => serde_json::json!({
+                                    "msgtype": "m.text", "body": format!("* {body}"),
+                                    "m.new_content": {"msgtype": "m.text", "body": body},
+                                    "m.relates_to": {"rel_type": "m.replace", "event_id": target(to)}}),
+                                EventKind::Redaction { .. } => unreachable!(),
+                            };
+                            let req = send_message_event::v3::Request::new_raw(
+                                room_id.clone(), txn, e.event_type().into(), raw_json(content));
+                            client.send(req, Some(token)).await.map(|r| r.event_id)
+                        }
+                    }
+                    .map_err(fail("timeline", request))?;
+                    ids[i] = Some(event_id);
+                    pb.inc(1);
+                }
+                Ok::<_, SeedError>(
+                    receipts
+                        .into_iter()
+                        .map(|(m, at)| (m, ids[at].clone().expect("sent")))
+                        .collect::<Vec<_>>(),
+                )
+            }
+        })
+        .buffered(conc)
+        .try_collect()
+        .await?;
+    pb.finish_and_clear();
+    steps.push(step("timeline", totals.timeline_events, t));
+
+    // 6. Read receipts.
+    run_step(
+        &mut steps,
+        "receipts",
+        receipts_len,
+        show,
+        conc,
+        receipt_targets
+            .iter()
+            .enumerate()
+            .flat_map(|(room, v)| v.iter().map(move |(m, id)| (room, *m, id.clone()))),
+        |(room, member, event_id)| async move {
+            let req = create_receipt::v3::Request::new(
+                room_ids[room].clone(),
+                create_receipt::v3::ReceiptType::Read,
+                event_id,
+            );
+            client
+                .send(req, Some(&tokens[member as usize]))
+                .await
+                .map_err(fail(
+                    "receipts",
+                    format!(
+                        "receipt of {} in room {room}",
+                        DatasetPlan::localpart(member)
+                    ),
+                ))?;
+            Ok(1)
+        },
+    )
+    .await?;
+
+    Ok((
+        Credentials {
+            user_ids: user_ids.clone(),
+            tokens: tokens.clone(),
+            room_ids: room_ids.clone(),
+        },
+        LoadReport {
+            method: match registrar {
+                Registrar::Appservice(_) => {
+                    "client-server API; users registered by an application service"
+                }
+                Registrar::Password => {
+                    "client-server API; users registered with a password and m.login.dummy"
+                }
+                Registrar::Token(_) => {
+                    "client-server API; users registered with a password and m.login.registration_token"
+                }
+            }
+            .into(),
+            concurrency,
+            totals,
+            steps: steps.list,
+            total_seconds: started.elapsed().as_secs_f64(),
+            partial: false,
+        },
+    ))
+}
+
+/// A finished loading step and its rate.
+pub(crate) fn step(name: &str, count: u64, t: Instant) -> LoadStep {
+    let seconds = t.elapsed().as_secs_f64();
+    LoadStep {
+        name: name.into(),
+        count,
+        seconds,
+        rate_per_s: if seconds > 0.0 {
+            count as f64 / seconds
+        } else {
+            0.0
+        },
+    }
+}
+
+/// What checking a loaded dataset through the server's own API found.
+#[derive(
+    Debug, Clone, Default, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize,
+)]
+pub struct VerifyReport {
+    pub users_checked: u64,
+    pub rooms_checked: u64,
+    /// Individual comparisons made (joined rooms per user, members and messages per room).
+    pub checks: u64,
+    /// Every difference from the plan; empty when the server holds exactly the plan.
+    pub mismatches: Vec<String>,
+}
+
+/// A deterministic sample of `n` indices out of `0..total`: first, last and evenly spaced.
+fn sample(total: u64, n: u64) -> Vec<u64> {
+    if total <= n {
+        return (0..total).collect();
+    }
+    let mut v: Vec<u64> = (0..n).map(|i| i * (total - 1) / (n - 1).max(1)).collect();
+    v.dedup();
+    v
+}
+
+/// Compare the server's answers with the plan for a sample of users and rooms: each sampled
+/// user's joined rooms (exact set), each sampled room's joined members (exact set) and its
+/// message count.
+pub async fn verify(
+    client: &MatrixClient,
+    plan: &DatasetPlan,
+    creds: &Credentials,
+    users: u64,
+    rooms: u64,
+) -> Result<VerifyReport, SeedError> {
+    use ruma::api::Direction;
+    use ruma::api::client::filter::RoomEventFilter;
+    use ruma::api::client::membership::{joined_members, joined_rooms};
+    use ruma::api::client::message::get_message_events;
+    use std::collections::{BTreeMap, BTreeSet};
+
+    let err = |request: String| {
+        move |source| SeedError {
+            step: "verify",
+            request,
+            source,
+        }
+    };
+    let mut report = VerifyReport::default();
+    let user_sample = sample(plan.spec().users, users);
+    let room_sample = sample(plan.room_count(), rooms);
+    let mut expected_rooms: BTreeMap<u64, BTreeSet<OwnedRoomId>> =
+        user_sample.iter().map(|&u| (u, BTreeSet::new())).collect();
+    for room in plan.rooms() {
+        for m in &room.members {
+            if let Some(set) = expected_rooms.get_mut(m) {
+                set.insert(creds.room_ids[room.index as usize].clone());
+            }
+        }
+    }
+    for (&u, expected) in &expected_rooms {
+        let resp = client
+            .send(
+                joined_rooms::v3::Request::new(),
+                Some(&creds.tokens[u as usize]),
+            )
+            .await
+            .map_err(err(format!(
+                "joined_rooms as {}",
+                DatasetPlan::localpart(u)
+            )))?;
+        let got: BTreeSet<OwnedRoomId> = resp.joined_rooms.into_iter().collect();
+        report.users_checked += 1;
+        report.checks += 1;
+        if &got != expected {
+            report.mismatches.push(format!(
+                "{}: joined {} rooms, the plan says {}",
+                DatasetPlan::localpart(u),
+                got.len(),
+                expected.len()
+            ));
+        }
+    }
+    for &r in &room_sample {
+        let room = plan.room(r);
+        let room_id = creds.room_ids[r as usize].clone();
+        let token = &creds.tokens[room.creator() as usize];
+        let resp = client
+            .send(
+                joined_members::v3::Request::new(room_id.clone()),
+                Some(token),
+            )
+            .await
+            .map_err(err(format!("joined_members of {}", room.name)))?;
+        let got: BTreeSet<&OwnedUserId> = resp.joined.keys().collect();
+        let expected: BTreeSet<&OwnedUserId> = room
+            .members
+            .iter()
+            .map(|&m| &creds.user_ids[m as usize])
+            .collect();
+        report.rooms_checked += 1;
+        report.checks += 1;
+        if got != expected {
+            report.mismatches.push(format!(
+                "{}: {} joined members, the plan says {}",
+                room.name,
+                got.len(),
+                expected.len()
+            ));
+        }
+        // Timeline events by type, exactly as planned (redacted messages keep their type).
+        let timeline = plan.timeline(&room);
+        for event_type in ["m.room.message", "m.reaction", "m.room.redaction"] {
+            let want = timeline
+                .iter()
+                .filter(|e| e.event_type() == event_type)
+                .count();
+            let mut req =
+                get_message_events::v3::Request::new(room_id.clone(), Direction::Backward);
+            req.limit = ruma::UInt::try_from(want as u64 + 10).unwrap_or(ruma::UInt::MAX);
+            let mut filter = RoomEventFilter::default();
+            filter.types = Some(vec![event_type.into()]);
+            req.filter = filter;
+            let resp = client
+                .send(req, Some(token))
+                .await
+                .map_err(err(format!("{event_type} events of {}", room.name)))?;
+            report.checks += 1;
+            if resp.chunk.len() != want {
+                report.mismatches.push(format!(
+                    "{}: {} {event_type} events, the plan says {want}",
+                    room.name,
+                    resp.chunk.len()
+                ));
+            }
+        }
+        if room.state_events > 0 {
+            use ruma::api::client::state::get_state_events;
+            let resp = client
+                .send(
+                    get_state_events::v3::Request::new(room_id.clone()),
+                    Some(token),
+                )
+                .await
+                .map_err(err(format!("state of {}", room.name)))?;
+            let got = resp
+                .room_state
+                .iter()
+                .filter(|e| {
+                    e.get_field::<String>("type").ok().flatten().as_deref()
+                        == Some("org.hsbench.state")
+                })
+                .count() as u64;
+            report.checks += 1;
+            if got != room.state_events {
+                report.mismatches.push(format!(
+                    "{}: {got} org.hsbench.state events, the plan says {}",
+                    room.name, room.state_events
+                ));
+            }
+        }
+    }
+    // Display names, as the profile API answers them.
+    for &u in &user_sample {
+        #[allow(deprecated)]
+        let req = ruma::api::client::profile::get_display_name::v3::Request::new(
+            creds.user_ids[u as usize].clone(),
+        );
+        let resp = client
+            .send(req, Some(&creds.tokens[u as usize]))
+            .await
+            .map_err(err(format!(
+                "display name of {}",
+                DatasetPlan::localpart(u)
+            )))?;
+        report.checks += 1;
+        let planned = plan.user(u);
+        #[allow(deprecated)]
+        let req = ruma::api::client::profile::get_avatar_url::v3::Request::new(
+            creds.user_ids[u as usize].clone(),
+        );
+        let avatar = client
+            .send(req, Some(&creds.tokens[u as usize]))
+            .await
+            .map_err(err(format!("avatar of {}", DatasetPlan::localpart(u))))?;
+        report.checks += 1;
+        let got = avatar.avatar_url.map(|m| m.to_string());
+        if got != planned.avatar_url {
+            report.mismatches.push(format!(
+                "{}: avatar {got:?}, the plan says {:?}",
+                DatasetPlan::localpart(u),
+                planned.avatar_url
+            ));
+        }
+        let want = planned.display_name;
+        // Synapse gives every new user their localpart as display name.
+        let default = Some(DatasetPlan::localpart(u));
+        if resp.displayname != want && !(want.is_none() && resp.displayname == default) {
+            report.mismatches.push(format!(
+                "{}: display name {:?}, the plan says {want:?}",
+                DatasetPlan::localpart(u),
+                resp.displayname
+            ));
+        }
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sample_is_deterministic_and_covers_ends() {
+        assert_eq!(super::sample(5, 10), vec![0, 1, 2, 3, 4]);
+        assert_eq!(super::sample(100, 3), vec![0, 49, 99]);
+        assert_eq!(super::sample(1000, 5), vec![0, 249, 499, 749, 999]);
+    }
+}

@@ -1,0 +1,11 @@
+//! Floor 5: the workloads and the request engine they share.
+
+pub mod catchup;
+pub mod clock;
+pub mod engine;
+pub mod generator;
+pub mod herd;
+pub mod merge;
+pub mod recovery;
+pub mod shard;
+pub mod syncload;

@@ -1,0 +1,2733 @@
+//! Scenario files: the TOML schema, its defaults, and validation into typed values.
+//!
+//! Parsing happens once, at the edge. Every error names the file, the line and column, and the
+//! dotted path of the field that failed, so a user can jump straight to it. The rest of the
+//! crate works on [`Scenario`] and never re-checks what validation has established.
+
+pub mod arrivals;
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use toml::Spanned;
+
+use crate::metrics::catalogue;
+use crate::util::span::{clean_path, line_col};
+
+/// The schema version this build reads. A scenario may state it as `schema = 1`.
+pub const SCENARIO_SCHEMA: u32 = 1;
+
+/// The Synapse version installed when a scenario does not pin one.
+pub const DEFAULT_SYNAPSE_VERSION: &str = "1.163.2";
+
+/// Messages written before a crash-restart's SIGKILL, unless `[boot] crash_writes` says.
+pub const DEFAULT_CRASH_WRITES: u32 = 200;
+
+/// A scenario that failed to parse or validate, located in its file.
+#[derive(Debug, thiserror::Error)]
+#[error("{}:{line}:{column}: `{field}`: {message}", path.display())]
+pub struct ScenarioError {
+    pub path: PathBuf,
+    /// 1-based line of the offending value (or of the table, for a missing field).
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// Dotted path of the field, e.g. `workload.herd.clients`.
+    pub field: String,
+    pub message: String,
+}
+
+/// Reading a scenario file from disk failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read scenario {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Invalid(#[from] ScenarioError),
+}
+
+// ---------------------------------------------------------------------------------------------
+// Raw schema (what the file says). `deny_unknown_fields` everywhere: a typo is an error.
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScenario {
+    schema: Option<Spanned<u32>>,
+    name: Option<String>,
+    description: Option<String>,
+    dataset: RawDataset,
+    server: Option<RawServer>,
+    boot: Option<RawBoot>,
+    workload: Option<RawWorkload>,
+    profile: Option<RawProfile>,
+    sweep: Option<RawSweep>,
+    thresholds: Option<std::collections::BTreeMap<String, Spanned<String>>>,
+    compare: Option<RawCompare>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCompare {
+    noise: Option<Spanned<f64>>,
+    alpha: Option<Spanned<f64>>,
+    noise_by_metric: Option<std::collections::BTreeMap<String, Spanned<f64>>>,
+    min_delta: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSweep {
+    dimension: Spanned<String>,
+    values: Spanned<Vec<u64>>,
+    workloads: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDataset {
+    seed: u64,
+    users: Spanned<u64>,
+    rooms: Spanned<u64>,
+    big_room_members: Spanned<u64>,
+    messages_per_room: Spanned<u64>,
+    #[serde(default)]
+    max_room_members: Option<Spanned<u64>>,
+    display_name_share: Option<Spanned<f64>>,
+    avatar_share: Option<Spanned<f64>>,
+    presence_share: Option<Spanned<f64>>,
+    multi_device_share: Option<Spanned<f64>>,
+    private_room_share: Option<Spanned<f64>>,
+    dm_pairs: Option<u64>,
+    state_rooms: Option<Spanned<u64>>,
+    state_events_per_room: Option<u64>,
+    reply_share: Option<Spanned<f64>>,
+    reaction_share: Option<Spanned<f64>>,
+    edit_share: Option<Spanned<f64>>,
+    redaction_share: Option<Spanned<f64>>,
+    receipt_share: Option<Spanned<f64>>,
+    registration: Option<Spanned<String>>,
+    load: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    kind: Option<Spanned<String>>,
+    version: Option<Spanned<String>>,
+    database: Option<Spanned<String>>,
+    postgres_url: Option<Spanned<String>>,
+    binary: Option<Spanned<String>>,
+    profile: Option<Spanned<String>>,
+    config_template: Option<Spanned<String>>,
+    source: Option<Spanned<String>>,
+    synapse_config: Option<Spanned<toml::Table>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBoot {
+    repeats: Option<Spanned<u64>>,
+    warmup: Option<Spanned<u64>>,
+    cache: Option<Spanned<String>>,
+    timeout: Option<Spanned<String>>,
+    shutdown_timeout: Option<Spanned<String>>,
+    crash_restarts: Option<Spanned<u64>>,
+    crash_writes: Option<Spanned<u64>>,
+    background: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWorkload {
+    herd: Option<Spanned<RawHerd>>,
+    triggered: Option<Spanned<RawTriggered>>,
+    steady: Option<Spanned<RawSteady>>,
+    catchup: Option<Spanned<RawCatchup>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCatchup {
+    readers: Spanned<u64>,
+    backlog: Spanned<u64>,
+    page: Option<Spanned<u64>>,
+    timeline_limit: Option<Spanned<u64>>,
+    request_timeout: Option<Spanned<String>>,
+    interval: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTriggered {
+    clients: Spanned<u64>,
+    poll_timeout: Option<Spanned<String>>,
+    connect_ramp: Option<Spanned<String>>,
+    chatter_rate: Option<Spanned<f64>>,
+    baseline: Option<Spanned<String>>,
+    observe: Option<Spanned<String>>,
+    reaction: Option<Spanned<String>>,
+    resync_timeout: Option<Spanned<String>>,
+    retries: Option<Spanned<u64>>,
+    retry_delay: Option<Spanned<String>>,
+    tolerance: Option<Spanned<f64>>,
+    hold: Option<Spanned<String>>,
+    slack: Option<Spanned<String>>,
+    interval: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSteady {
+    clients: Spanned<u64>,
+    senders: Option<Spanned<u64>>,
+    rate: Spanned<f64>,
+    ramp_to: Option<Spanned<f64>>,
+    ramp_over: Option<Spanned<String>>,
+    duration: Option<Spanned<String>>,
+    poll_timeout: Option<Spanned<String>>,
+    connect_ramp: Option<Spanned<String>>,
+    drain: Option<Spanned<String>>,
+    interval: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProfile {
+    profiler: Option<Spanned<String>>,
+    boot: Option<bool>,
+    load: Option<bool>,
+    rate: Option<Spanned<u64>>,
+    boot_runs: Option<Spanned<u64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHerd {
+    clients: Spanned<u64>,
+    sync: Option<Spanned<String>>,
+    request_timeout: Option<Spanned<String>>,
+    ramp: Option<Spanned<String>>,
+    lazy_load_members: Option<Spanned<bool>>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validated scenario (what the rest of the crate uses).
+// ---------------------------------------------------------------------------------------------
+
+/// A validated scenario.
+#[derive(Debug, Clone, schemars::JsonSchema, serde::Serialize)]
+pub struct Scenario {
+    pub name: String,
+    pub description: Option<String>,
+    /// Path the scenario was read from.
+    pub path: PathBuf,
+    /// sha256 of the file's bytes: two results with the same hash ran the same scenario.
+    pub sha256: String,
+    pub dataset: DatasetSpec,
+    pub server: ServerSpec,
+    pub boot: BootPlan,
+    pub herd: Option<HerdSpec>,
+    /// `[workload.triggered]`: long-poll clients, a trigger, a re-sync storm, recovery.
+    #[serde(default)]
+    pub triggered: Option<TriggeredSpec>,
+    /// `[workload.steady]`: long-poll receivers and open-model senders.
+    #[serde(default)]
+    pub steady: Option<SteadySpec>,
+    /// `[workload.catchup]`: readers page through an unread backlog and mark it read.
+    #[serde(default)]
+    pub catchup: Option<CatchupSpec>,
+    /// The workloads in the order the file declares them (run in this order).
+    #[serde(default)]
+    pub workload_order: Vec<WorkloadKind>,
+    pub profile: ProfileSpec,
+    pub sweep: Option<SweepSpec>,
+    /// Absolute limits a run must meet (`[thresholds]`); `hsbench run` exits 1 when one fails.
+    pub thresholds: Vec<Threshold>,
+    /// The gates `hsbench compare` applies to runs of this scenario (`[compare]`).
+    pub compare: CompareSpec,
+}
+
+/// `[compare]`: how large a change must be, and how sure, before `hsbench compare` calls it a
+/// regression. Read from the candidate run's scenario; `--noise`/`--alpha` override.
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize)]
+pub struct CompareSpec {
+    /// Changes whose ratio-of-medians interval stays within ± this share are noise.
+    pub noise: f64,
+    /// Significance level of the rank test.
+    pub alpha: f64,
+    /// Per-metric noise shares (`"phase.db_prepare" = 0.10`), overriding `noise`.
+    pub noise_by_metric: std::collections::BTreeMap<String, f64>,
+    /// A time metric's medians must differ by more than this many milliseconds to count
+    /// (`min_delta = "10ms"`): a 12 → 16 ms phase is +33% of nothing a user waits for.
+    #[serde(default = "default_min_delta_ms")]
+    pub min_delta_ms: f64,
+}
+
+fn default_min_delta_ms() -> f64 {
+    DEFAULT_MIN_DELTA_MS
+}
+
+/// Significance level of the rank test (`[compare] alpha`).
+pub const DEFAULT_ALPHA: f64 = 0.05;
+/// Default noise threshold (`[compare] noise`): changes within ±5% are noise.
+pub const DEFAULT_NOISE: f64 = 0.05;
+/// Default minimum delta of a time metric's medians, in milliseconds (`[compare] min_delta`).
+pub const DEFAULT_MIN_DELTA_MS: f64 = 10.0;
+
+impl Default for CompareSpec {
+    fn default() -> Self {
+        Self {
+            noise: DEFAULT_NOISE,
+            alpha: DEFAULT_ALPHA,
+            noise_by_metric: Default::default(),
+            min_delta_ms: default_min_delta_ms(),
+        }
+    }
+}
+
+/// `metric = "< limit"`: the run's median (or the herd's percentile) must stay below `limit`.
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize)]
+pub struct Threshold {
+    /// A figure of the run: `time_to_ready`, `phase.<name>`, `shutdown`, `peak_rss`, their
+    /// `cold.` variants, `herd.sync.p50|p90|p99|max`, `herd.wall`, the workloads' figures and
+    /// their error shares (`<workload>.errors`).
+    pub metric: String,
+    /// `<` or `<=`.
+    pub inclusive: bool,
+    /// Milliseconds; bytes for `peak_rss`; percent for `<workload>.errors`.
+    pub limit: f64,
+    /// The text as written, for reports.
+    pub text: String,
+}
+
+/// The error gate's metrics: the share of a workload's requests that failed, in percent
+/// (`"herd.errors" = "< 5%"`). A workload without one is held to [`DEFAULT_ERROR_LIMIT`].
+pub const ERROR_METRICS: &[&str] = &[
+    "herd.errors",
+    "triggered.errors",
+    "steady.errors",
+    "catchup.errors",
+];
+
+/// The error gate a workload meets when `[thresholds]` does not set its own: fewer than 1% of
+/// its requests failed.
+pub const DEFAULT_ERROR_LIMIT: f64 = 1.0;
+
+impl Threshold {
+    /// The default error gate of `workload`: `<workload>.errors < 1%`.
+    pub fn default_error_gate(workload: &str) -> Self {
+        Self {
+            metric: format!("{workload}.errors"),
+            inclusive: false,
+            limit: DEFAULT_ERROR_LIMIT,
+            text: format!("< {DEFAULT_ERROR_LIMIT}% (default)"),
+        }
+    }
+}
+
+/// Parse one threshold; `metric` may carry a `boot.` prefix (`boot.shutdown`).
+fn parse_threshold(metric: &str, text: &str, phases: &[String]) -> Result<Threshold, String> {
+    // `boot.shutdown` was once written for `shutdown`.
+    let m = metric.strip_prefix("boot.").unwrap_or(metric);
+    let unit = catalogue::parse(m, phases)
+        .map_err(|e| e.to_string())?
+        .unit();
+    let t = text.trim();
+    let (inclusive, rest) = if let Some(r) = t.strip_prefix("<=") {
+        (true, r)
+    } else if let Some(r) = t.strip_prefix('<') {
+        (false, r)
+    } else {
+        return Err(format!(
+            "{text:?}: write an upper bound, e.g. \"< 10s\" or \"<= 512MiB\""
+        ));
+    };
+    let rest = rest.trim();
+    let limit = if unit == catalogue::Unit::Percent {
+        let num = rest.strip_suffix('%').ok_or_else(|| {
+            format!("{rest:?}: an error limit is a share of the requests, e.g. \"< 5%\"")
+        })?;
+        let v: f64 = num
+            .trim()
+            .parse()
+            .map_err(|_| format!("{rest:?} is not a percentage, e.g. \"5%\""))?;
+        if !(0.0..=100.0).contains(&v) {
+            return Err(format!("{rest:?}: a percentage from 0% to 100%"));
+        }
+        v
+    } else if unit == catalogue::Unit::Bytes {
+        let (num, unit) = rest
+            .find(|c: char| c.is_ascii_alphabetic())
+            .map_or((rest, ""), |i| rest.split_at(i));
+        let k: f64 = match unit.trim() {
+            "" | "B" => 1.0,
+            "KiB" => 1024.0,
+            "MiB" => 1024.0 * 1024.0,
+            "GiB" => 1024.0 * 1024.0 * 1024.0,
+            other => return Err(format!("{other:?} is not a size unit: B, KiB, MiB, GiB")),
+        };
+        num.trim()
+            .parse::<f64>()
+            .map_err(|_| format!("{rest:?} is not a size, e.g. \"512MiB\""))?
+            * k
+    } else if unit == catalogue::Unit::Count {
+        rest.parse::<f64>()
+            .map_err(|_| format!("{rest:?} is not a count, e.g. \"1\""))?
+    } else if unit == catalogue::Unit::Seconds {
+        humantime::parse_duration(rest)
+            .map_err(|e| format!("{rest:?} is not a duration ({e}); e.g. \"10s\" or \"500ms\""))?
+            .as_secs_f64()
+    } else {
+        humantime::parse_duration(rest)
+            .map_err(|e| format!("{rest:?} is not a duration ({e}); e.g. \"10s\" or \"500ms\""))?
+            .as_secs_f64()
+            * 1000.0
+    };
+    Ok(Threshold {
+        metric: m.to_string(),
+        inclusive,
+        limit,
+        text: t.to_string(),
+    })
+}
+
+/// The dataset dimension a sweep varies.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, schemars::JsonSchema, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum SweepDimension {
+    Users,
+    Rooms,
+    BigRoomMembers,
+    MessagesPerRoom,
+    DmPairs,
+    StateEventsPerRoom,
+}
+
+impl SweepDimension {
+    pub const ALL: [(&'static str, SweepDimension); 6] = [
+        ("users", SweepDimension::Users),
+        ("rooms", SweepDimension::Rooms),
+        ("big_room_members", SweepDimension::BigRoomMembers),
+        ("messages_per_room", SweepDimension::MessagesPerRoom),
+        ("dm_pairs", SweepDimension::DmPairs),
+        ("state_events_per_room", SweepDimension::StateEventsPerRoom),
+    ];
+
+    pub fn name(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(_, d)| *d == self)
+            .map(|(n, _)| *n)
+            .expect("every dimension is named")
+    }
+}
+
+/// `[sweep]`: run the scenario once per value of one dataset dimension.
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize)]
+pub struct SweepSpec {
+    pub dimension: SweepDimension,
+    /// Ascending, at least three (a fitted exponent needs a confidence interval).
+    pub values: Vec<u64>,
+    /// Run the scenario's workloads at every point too (default: boots only).
+    pub workloads: bool,
+}
+
+impl DatasetSpec {
+    /// This spec with `dim` set to `value`; a default that depends on the user count
+    /// (`max_room_members`) follows it. Checked with [`DatasetSpec::check`].
+    pub fn with(&self, dim: SweepDimension, value: u64) -> Self {
+        let mut d = self.clone();
+        match dim {
+            SweepDimension::Users => {
+                d.users = value;
+                d.max_room_members = d.max_room_members.min(value.max(2));
+            }
+            SweepDimension::Rooms => d.rooms = value,
+            SweepDimension::BigRoomMembers => d.big_room_members = value,
+            SweepDimension::MessagesPerRoom => d.messages_per_room = value,
+            SweepDimension::DmPairs => d.dm_pairs = value,
+            SweepDimension::StateEventsPerRoom => d.state_events_per_room = value,
+        }
+        d
+    }
+
+    /// The constraints between fields (each field's own range is checked when parsing).
+    pub fn check(&self) -> Result<(), String> {
+        if self.users == 0 || self.big_room_members == 0 {
+            return Err("users and big_room_members must be at least 1".into());
+        }
+        if self.big_room_members > self.users {
+            return Err(format!(
+                "big_room_members ({}) cannot come from {} users",
+                self.big_room_members, self.users
+            ));
+        }
+        if self.users < 2 && (self.rooms > 0 || self.dm_pairs > 0) {
+            return Err("rooms and DM pairs need at least 2 users".into());
+        }
+        if self.state_rooms > self.rooms {
+            return Err(format!(
+                "state_rooms ({}) exceeds rooms ({})",
+                self.state_rooms, self.rooms
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The synthetic dataset to build. Deterministic from `seed`.
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize)]
+pub struct DatasetSpec {
+    pub seed: u64,
+    pub users: u64,
+    /// Rooms besides the big room.
+    pub rooms: u64,
+    /// Members of the one big room (the first `big_room_members` users).
+    pub big_room_members: u64,
+    /// Mean timeline events per room (messages, replies, reactions, edits, redactions);
+    /// each room's count is drawn from a log-normal around it.
+    pub messages_per_room: u64,
+    /// Upper bound of an ordinary room's size (sizes follow a power law between 2 and this).
+    pub max_room_members: u64,
+    /// Share of users with a display name (set before they join rooms).
+    pub display_name_share: f64,
+    /// Share of users with an avatar (an `mxc://` URL in their profile, set before they join
+    /// rooms). Left out of the spec's hash when 0, so older fixtures keep their keys.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub avatar_share: f64,
+    /// Share of users who set their presence online.
+    pub presence_share: f64,
+    /// Share of users with a second device (a second login).
+    pub multi_device_share: f64,
+    /// Share of ordinary rooms that are private (members are invited, then join).
+    pub private_room_share: f64,
+    /// Direct-message rooms between two users.
+    pub dm_pairs: u64,
+    /// Ordinary rooms (the first ones) that carry large state.
+    pub state_rooms: u64,
+    /// Custom state events in each of those rooms.
+    pub state_events_per_room: u64,
+    /// Shares of timeline events that are replies, reactions, edits and redactions (the rest
+    /// are plain messages).
+    pub reply_share: f64,
+    pub reaction_share: f64,
+    pub edit_share: f64,
+    pub redaction_share: f64,
+    /// Share of memberships that send a read receipt (at a random point of the timeline).
+    pub receipt_share: f64,
+    /// `appservice`: users are registered by an application service (no password hashing);
+    /// `password`: through `/register` with a password and `m.login.dummy`.
+    pub registration: Registration,
+    /// `api`: through the client-server API (any server); `direct`: rows written straight into
+    /// a stopped Synapse's database (see `import`). Left out of fixture keys when `api`, so the
+    /// fixtures built before the key existed keep their keys.
+    #[serde(default, skip_serializing_if = "LoadMethod::is_api")]
+    pub load: LoadMethod,
+}
+
+/// How a dataset gets into the server.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    schemars::JsonSchema,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum LoadMethod {
+    #[default]
+    Api,
+    Direct,
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
+}
+
+impl LoadMethod {
+    pub fn is_api(&self) -> bool {
+        *self == LoadMethod::Api
+    }
+}
+
+/// How the loader registers users.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    schemars::JsonSchema,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Registration {
+    Appservice,
+    Password,
+}
+
+impl DatasetSpec {
+    /// A spec with the model's default shares (what a scenario gets for keys it leaves out).
+    pub fn new(seed: u64, users: u64, rooms: u64, big_room_members: u64, messages: u64) -> Self {
+        Self {
+            seed,
+            users,
+            rooms,
+            big_room_members,
+            messages_per_room: messages,
+            max_room_members: users.clamp(2, 50),
+            display_name_share: 0.8,
+            avatar_share: 0.0,
+            presence_share: 0.2,
+            multi_device_share: 0.1,
+            private_room_share: 0.3,
+            dm_pairs: 0,
+            state_rooms: 0,
+            state_events_per_room: 0,
+            reply_share: 0.1,
+            reaction_share: 0.1,
+            edit_share: 0.03,
+            redaction_share: 0.02,
+            receipt_share: 0.5,
+            registration: Registration::Appservice,
+            load: LoadMethod::Api,
+        }
+    }
+}
+
+impl DatasetSpec {
+    /// A stable hash of the spec: part of every fixture key and printed in every result.
+    pub fn spec_hash(&self) -> String {
+        let json = serde_json::to_vec(self).expect("a DatasetSpec always serializes");
+        hex::encode(&Sha256::digest(&json)[..8])
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, schemars::JsonSchema, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServerKind {
+    /// Installed by hsbench from PyPI into its cache.
+    Synapse,
+    Conduwuit,
+    Continuwuity,
+    Tuwunel,
+    Conduit,
+    /// Any command, with a profile of the user's (`[server] profile`).
+    Generic,
+}
+
+impl ServerKind {
+    pub const ALL: &[ServerKind] = &[
+        ServerKind::Synapse,
+        ServerKind::Conduwuit,
+        ServerKind::Continuwuity,
+        ServerKind::Tuwunel,
+        ServerKind::Conduit,
+        ServerKind::Generic,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServerKind::Synapse => "synapse",
+            ServerKind::Conduwuit => "conduwuit",
+            ServerKind::Continuwuity => "continuwuity",
+            ServerKind::Tuwunel => "tuwunel",
+            ServerKind::Conduit => "conduit",
+            ServerKind::Generic => "generic",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, schemars::JsonSchema, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DatabaseKind {
+    Sqlite,
+    Postgres,
+}
+
+/// An existing PostgreSQL database on this machine (`[server] postgres_url`).
+#[derive(Debug, Clone, PartialEq, Eq, schemars::JsonSchema, serde::Serialize)]
+pub struct PgUrl {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    #[serde(skip)]
+    pub password: Option<String>,
+    pub database: String,
+}
+
+#[derive(Debug, Clone, schemars::JsonSchema, serde::Serialize)]
+pub struct ServerSpec {
+    pub kind: ServerKind,
+    pub version: String,
+    pub database: DatabaseKind,
+    /// `None` with `Postgres`: hsbench starts a private cluster.
+    pub postgres_url: Option<PgUrl>,
+    /// The server's binary, for every kind but Synapse (absolute: resolved against the
+    /// scenario's directory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binary: Option<PathBuf>,
+    /// A profile file of the user's, instead of the built-in one (required for `generic`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<PathBuf>,
+    /// A config template of the user's, instead of the profile's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_template: Option<PathBuf>,
+    /// Synapse from a source checkout (installed into a venv of its own) instead of PyPI.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<PathBuf>,
+    /// Synapse config keys of the scenario's (`[server.synapse_config]`), merged over hsbench's
+    /// own for every boot on the finished dataset (never while the fixture is built, so one
+    /// fixture serves every configuration). Keys hsbench owns are refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synapse_config: Option<serde_json::Value>,
+}
+
+/// Synapse config keys hsbench sets itself and a scenario may not override: where the server
+/// listens, its data, its identity and its logging.
+pub const SYNAPSE_RESERVED_KEYS: [&str; 10] = [
+    "listeners",
+    "database",
+    "server_name",
+    "media_store_path",
+    "signing_key_path",
+    "pid_file",
+    "log_config",
+    "no_redirect_stdio",
+    "app_service_config_files",
+    "trusted_key_servers",
+];
+
+impl ServerSpec {
+    /// The server profile this spec names: its own file, or the one shipped for its kind.
+    pub fn profile(
+        &self,
+    ) -> Result<crate::server::ServerProfile, crate::server::profile::ProfileError> {
+        match &self.profile {
+            Some(p) => crate::server::ServerProfile::load(p),
+            None => Ok(crate::server::ServerProfile::builtin(self.kind.as_str())
+                .expect("every kind but generic has a shipped profile (generic requires one)")),
+        }
+    }
+
+    fn synapse(version: String) -> Self {
+        Self {
+            kind: ServerKind::Synapse,
+            version,
+            database: DatabaseKind::Sqlite,
+            postgres_url: None,
+            binary: None,
+            profile: None,
+            config_template: None,
+            source: None,
+            synapse_config: None,
+        }
+    }
+}
+
+/// `${NAME}` replaced by the environment variable `NAME` (a CI job points `binary` at the build
+/// it made). An unset variable is an error.
+fn expand_env(text: &str) -> Result<String, String> {
+    let re = regex::Regex::new(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}").expect("valid regex");
+    let mut missing = None;
+    let out = re.replace_all(text, |c: &regex::Captures| match std::env::var(&c[1]) {
+        Ok(v) => v,
+        Err(_) => {
+            missing.get_or_insert_with(|| c[1].to_string());
+            String::new()
+        }
+    });
+    match missing {
+        Some(name) => Err(format!("environment variable {name} is not set")),
+        None => Ok(out.into_owned()),
+    }
+}
+
+/// `a/b/../c` → `a/c`, lexically (symlinks kept: a virtualenv's python must be run through its
+/// own link).
+fn normalize(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// Parse `postgresql://user[:password]@host[:port]/database`; the host must be loopback.
+fn parse_pg_url(s: &str) -> Result<PgUrl, String> {
+    let url = reqwest::Url::parse(s).map_err(|e| format!("{s:?} is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "postgres" | "postgresql") {
+        return Err(format!(
+            "scheme must be postgresql://, not {}://",
+            url.scheme()
+        ));
+    }
+    let host = url
+        .host_str()
+        .unwrap_or("")
+        .trim_matches(['[', ']'])
+        .to_string();
+    if !matches!(host.as_str(), "127.0.0.1" | "localhost" | "::1") {
+        return Err(format!(
+            "host {host:?} is not loopback: hsbench only talks to 127.0.0.1, localhost or ::1"
+        ));
+    }
+    let database = url.path().trim_start_matches('/').to_string();
+    if database.is_empty() || url.username().is_empty() {
+        return Err("name the user and the database: postgresql://USER@127.0.0.1:5432/DB".into());
+    }
+    Ok(PgUrl {
+        host,
+        port: url.port().unwrap_or(5432),
+        user: url.username().to_string(),
+        password: url.password().map(str::to_string),
+        database,
+    })
+}
+
+/// Page-cache state of the timed boots.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, schemars::JsonSchema, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum CacheMode {
+    /// Boots follow each other: the server's files stay in the page cache.
+    Warm,
+    /// Before each boot the server's files are evicted from the page cache.
+    Cold,
+    /// Each repeat is a cold boot followed by a warm one; reported separately.
+    Both,
+}
+
+#[derive(Debug, Clone, schemars::JsonSchema, serde::Serialize)]
+pub struct BootPlan {
+    pub repeats: u32,
+    /// Boots before the timed ones, recorded but left out of the statistics.
+    pub warmup: u32,
+    pub cache: CacheMode,
+    #[serde(with = "humantime_serde_secs")]
+    #[schemars(with = "f64")]
+    pub timeout: Duration,
+    #[serde(with = "humantime_serde_secs")]
+    #[schemars(with = "f64")]
+    pub shutdown_timeout: Duration,
+    /// Crash-restart cycles after the timed boots: boot, write, SIGKILL the process group with
+    /// writes in flight, then time the next boot (recovery).
+    #[serde(default)]
+    pub crash_restarts: u32,
+    /// Messages sent into the big room before the kill; the kill comes once half of them were
+    /// acknowledged, so the rest are in flight. 0: kill as soon as the server is ready.
+    #[serde(default)]
+    pub crash_writes: u32,
+    /// After ready, each timed boot waits at most this long for the start-up background work
+    /// to finish (the profile's `[background]` marker, else CPU idle). `None`: no wait.
+    #[serde(serialize_with = "opt_secs")]
+    #[schemars(with = "Option<f64>")]
+    pub background: Option<Duration>,
+}
+
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, schemars::JsonSchema, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncKind {
+    /// `/sync` with no `since` token: the first sync of a new login.
+    Initial,
+    /// `/sync?since=<token>&full_state=true`: what naive clients do after a state change.
+    FullState,
+}
+
+#[derive(Debug, Clone, schemars::JsonSchema, serde::Serialize)]
+pub struct HerdSpec {
+    pub clients: u64,
+    pub sync: SyncKind,
+    #[serde(with = "humantime_serde_secs")]
+    #[schemars(with = "f64")]
+    pub request_timeout: Duration,
+    /// Client i's request is due at `ramp * i / clients` after the release (0: all at once).
+    #[serde(with = "humantime_serde_secs")]
+    #[schemars(with = "f64")]
+    pub ramp: Duration,
+    /// Send the filter real clients send (`lazy_load_members`, a limited timeline) instead of
+    /// none.
+    pub lazy_load_members: bool,
+}
+
+/// A workload table of the scenario.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    schemars::JsonSchema,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkloadKind {
+    Herd,
+    Triggered,
+    Steady,
+    Catchup,
+}
+
+impl WorkloadKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            WorkloadKind::Herd => "herd",
+            WorkloadKind::Triggered => "triggered",
+            WorkloadKind::Steady => "steady",
+            WorkloadKind::Catchup => "catchup",
+        }
+    }
+}
+
+/// `[workload.triggered]`: the matrix.org outage on demand. `clients` users of the big room sit
+/// in long-poll incremental `/sync` loops while a chatter sender posts into the big room at a
+/// fixed rate; after `baseline` one client sends a state event (the trigger); every client that
+/// sees it re-syncs the way naive SDKs did (`reaction`), with a client timeout and retries.
+/// Recovery is computed from the chatter's deliveries (see `recovery.rs`).
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize)]
+pub struct TriggeredSpec {
+    pub clients: u64,
+    /// Long-poll timeout of the incremental syncs.
+    #[serde(with = "humantime_serde_secs")]
+    #[schemars(with = "f64")]
+    pub poll_timeout: Duration,
+    /// The clients start their first long poll spread evenly over this (0: all at once); the
+    /// workload's time zero comes after it, so the measurement sees parked clients only.
+    #[serde(with = "humantime_serde_secs")]
+    #[schemars(with = "f64")]
+    pub connect_ramp: Duration,
+    /// Chatter messages per second into the big room (open model), the whole time.
+    pub chatter_rate: f64,
+    /// Steady state before the trigger (the recovery baseline).
+    #[serde(with = "humantime_serde_secs")]
+    #[schemars(with = "f64")]
+    pub baseline: Duration,
+    /// How long to watch after the trigger.
+    #[serde(with = "humantime_serde_secs")]
+    #[schemars(with = "f64")]
+    pub observe: Duration,
+    /// What a client does on seeing the trigger: a `full_state` re-sync from its token, or an
+    /// `initial` sync without one.
+    pub reaction: SyncKind,
+    /// Client timeout of one re-sync attempt.
+    #[serde(with = "humantime_serde_secs")]
+    #[schemars(with = "f64")]
+    pub resync_timeout: Duration,
+    /// Attempts after a failed or timed-out re-sync.
+    pub retries: u32,
+    #[serde(with = "humantime_serde_secs")]
+    #[schemars(with = "f64")]
+    pub retry_delay: Duration,
+    /// Recovery: allowed relative worsening of delivery p90 and throughput.
+    pub tolerance: f64,
+    /// Recovery: window length that must be healthy.
+    #[serde(with = "humantime_serde_secs")]
+    #[schemars(with = "f64")]
+    pub hold: Duration,
+    /// Recovery: absolute slack added to the latency limit.
+    #[serde(with = "humantime_serde_secs")]
+    #[schemars(with = "f64")]
+    pub slack: Duration,
+    /// Interval of the interval log and the recovery computation.
+    #[serde(with = "humantime_serde_secs")]
+    #[schemars(with = "f64")]
+    pub interval: Duration,
+}
+
+/// `[workload.steady]`: `clients` users in long-poll `/sync` loops; the first `senders` of them
+/// send messages into their own rooms at `rate` per second (open model; ramping to `ramp_to`
+/// over `ramp_over` when given) for `duration`; every syncing member of the room should receive
+/// each message (delivery latency), and hsbench waits up to `drain` for the last deliveries.
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize)]
+pub struct SteadySpec {
+    pub clients: u64,
+    pub senders: u64,
+    pub arrivals: crate::scenario::arrivals::Arrivals,
+    #[serde(with = "humantime_serde_secs")]
+    #[schemars(with = "f64")]
+    pub duration: Duration,
+    #[serde(with = "humantime_serde_secs")]
+    #[schemars(with = "f64")]
+    pub poll_timeout: Duration,
+    /// The clients start their first long poll spread evenly over this (0: all at once); the
+    /// workload's time zero comes after it, so the measurement sees parked clients only.
+    #[serde(with = "humantime_serde_secs")]
+    #[schemars(with = "f64")]
+    pub connect_ramp: Duration,
+    #[serde(with = "humantime_serde_secs")]
+    #[schemars(with = "f64")]
+    pub drain: Duration,
+    #[serde(with = "humantime_serde_secs")]
+    #[schemars(with = "f64")]
+    pub interval: Duration,
+}
+
+/// `[workload.catchup]`: `readers` big-room members come back to `backlog` unread messages,
+/// page back through them with `/messages` (`page` at a time) and send a read receipt.
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize)]
+pub struct CatchupSpec {
+    pub readers: u64,
+    pub backlog: u64,
+    pub page: u64,
+    /// The initial sync's timeline limit (with member lazy-loading, as real clients ask).
+    pub timeline_limit: u64,
+    /// A reader's whole catch-up gives up after this long.
+    #[serde(with = "humantime_serde_secs")]
+    #[schemars(with = "f64")]
+    pub request_timeout: Duration,
+    #[serde(with = "humantime_serde_secs")]
+    #[schemars(with = "f64")]
+    pub interval: Duration,
+}
+
+/// Which profiler samples the server (`[profile] profiler`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, schemars::JsonSchema, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProfilerChoice {
+    /// py-spy for Synapse (Python); perf for native servers.
+    Auto,
+    PySpy,
+    Perf,
+    None,
+}
+
+/// `[profile]`: flamegraphs of the server during extra boots and during the workloads.
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize)]
+pub struct ProfileSpec {
+    pub profiler: ProfilerChoice,
+    /// Profile extra boots (after the timed ones, never mixed into their statistics).
+    pub boot: bool,
+    /// Profile the server while the workloads run (attached to the running process).
+    pub load: bool,
+    /// Samples per second.
+    pub rate_hz: u32,
+    /// How many profiled boots.
+    pub boot_runs: u32,
+}
+
+impl ProfileSpec {
+    /// Nothing profiled.
+    pub fn off() -> Self {
+        Self {
+            profiler: ProfilerChoice::None,
+            boot: false,
+            load: false,
+            rate_hz: 100,
+            boot_runs: 1,
+        }
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.profiler != ProfilerChoice::None && (self.boot || self.load)
+    }
+}
+
+fn opt_secs<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_f64(d.as_secs_f64()),
+        None => s.serialize_none(),
+    }
+}
+
+mod humantime_serde_secs {
+    use std::time::Duration;
+    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parsing and validation
+// ---------------------------------------------------------------------------------------------
+
+/// Read and validate a scenario file.
+pub fn load(path: &Path) -> Result<Scenario, LoadError> {
+    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(parse(path, &text)?)
+}
+
+/// Parse and validate scenario text; `path` is used for error messages and the default name.
+pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
+    let loc = Locator { path, text };
+    let de = toml::de::Deserializer::parse(text).map_err(|e| loc.toml_error("", &e))?;
+    let raw: RawScenario = serde_path_to_error::deserialize(de).map_err(|e| {
+        let field = clean_path(&e.path().to_string());
+        loc.toml_error(&field, e.inner())
+    })?;
+    validate(&loc, raw)
+}
+
+struct Locator<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl Locator<'_> {
+    fn at(&self, span: Range<usize>, field: &str, message: impl Into<String>) -> ScenarioError {
+        let (line, column) = line_col(self.text, span.start);
+        ScenarioError {
+            path: self.path.to_path_buf(),
+            line,
+            column,
+            field: field.to_string(),
+            message: message.into(),
+        }
+    }
+
+    fn toml_error(&self, field: &str, e: &toml::de::Error) -> ScenarioError {
+        let span = e.span().unwrap_or(0..0);
+        let field = if field.is_empty() || field == "." {
+            "(document)"
+        } else {
+            field
+        };
+        self.at(span, field, e.message().trim())
+    }
+}
+
+/// The largest dataset hsbench plans: far beyond the 150k users the seeds name, and small
+/// enough that a plan's totals stay countable.
+pub const MAX_USERS: u64 = 10_000_000;
+pub const MAX_ROOMS: u64 = 1_000_000;
+pub const MAX_TIMELINE_EVENTS: u64 = 100_000_000;
+
+fn positive(loc: &Locator, v: &Spanned<u64>, field: &str) -> Result<u64, ScenarioError> {
+    if *v.get_ref() == 0 {
+        return Err(loc.at(v.span(), field, "must be at least 1"));
+    }
+    Ok(*v.get_ref())
+}
+
+/// An optional number in `[lo, hi]`.
+fn share_in(
+    loc: &Locator,
+    v: &Option<Spanned<f64>>,
+    field: &str,
+    default: f64,
+    lo: f64,
+    hi: f64,
+) -> Result<f64, ScenarioError> {
+    let Some(v) = v else { return Ok(default) };
+    let x = *v.get_ref();
+    if !(lo..=hi).contains(&x) {
+        return Err(loc.at(
+            v.span(),
+            field,
+            format!("{x} is out of range: between {lo} and {hi}"),
+        ));
+    }
+    Ok(x)
+}
+
+fn duration(
+    loc: &Locator,
+    v: &Option<Spanned<String>>,
+    field: &str,
+    default: Duration,
+) -> Result<Duration, ScenarioError> {
+    let Some(v) = v else { return Ok(default) };
+    let d = humantime::parse_duration(v.get_ref()).map_err(|e| {
+        loc.at(
+            v.span(),
+            field,
+            format!(
+                "{:?} is not a duration ({e}); write e.g. \"90s\", \"2m\" or \"500ms\"",
+                v.get_ref()
+            ),
+        )
+    })?;
+    if d.is_zero() {
+        return Err(loc.at(v.span(), field, "must be longer than zero"));
+    }
+    Ok(d)
+}
+
+fn validate(loc: &Locator, raw: RawScenario) -> Result<Scenario, ScenarioError> {
+    if let Some(schema) = &raw.schema
+        && *schema.get_ref() != SCENARIO_SCHEMA
+    {
+        return Err(loc.at(
+            schema.span(),
+            "schema",
+            format!(
+                "this hsbench reads scenario schema {SCENARIO_SCHEMA}, the file says {}",
+                schema.get_ref()
+            ),
+        ));
+    }
+
+    let d = &raw.dataset;
+    let users = positive(loc, &d.users, "dataset.users")?;
+    for (v, field, max) in [
+        (&d.users, "dataset.users", MAX_USERS),
+        (&d.rooms, "dataset.rooms", MAX_ROOMS),
+    ] {
+        if *v.get_ref() > max {
+            return Err(loc.at(
+                v.span(),
+                field,
+                format!(
+                    "{} is more than the largest dataset hsbench plans ({max})",
+                    v.get_ref()
+                ),
+            ));
+        }
+    }
+    let events = (d.rooms.get_ref() + 1).saturating_mul(*d.messages_per_room.get_ref());
+    if events > MAX_TIMELINE_EVENTS {
+        return Err(loc.at(
+            d.messages_per_room.span(),
+            "dataset.messages_per_room",
+            format!(
+                "{} rooms × {} messages is {events} timeline events, more than the largest dataset hsbench plans ({MAX_TIMELINE_EVENTS})",
+                d.rooms.get_ref() + 1,
+                d.messages_per_room.get_ref()
+            ),
+        ));
+    }
+    let big = positive(loc, &d.big_room_members, "dataset.big_room_members")?;
+    if big > users {
+        return Err(loc.at(
+            d.big_room_members.span(),
+            "dataset.big_room_members",
+            format!("{big} members cannot come from {users} users"),
+        ));
+    }
+    let max_room_members = match &d.max_room_members {
+        Some(m) => {
+            let v = *m.get_ref();
+            if v < 2 || v > users {
+                return Err(loc.at(
+                    m.span(),
+                    "dataset.max_room_members",
+                    format!("must be between 2 and dataset.users ({users}), not {v}"),
+                ));
+            }
+            v
+        }
+        None => users.clamp(2, 50),
+    };
+    if users < 2 && *d.rooms.get_ref() > 0 {
+        return Err(loc.at(
+            d.users.span(),
+            "dataset.users",
+            "rooms need at least 2 users",
+        ));
+    }
+    let mut dataset = DatasetSpec::new(
+        d.seed,
+        users,
+        *d.rooms.get_ref(),
+        big,
+        *d.messages_per_room.get_ref(),
+    );
+    dataset.max_room_members = max_room_members;
+    let share = |v: &Option<Spanned<f64>>, field: &str, default: f64| match v {
+        None => Ok(default),
+        Some(x) if (0.0..=1.0).contains(x.get_ref()) => Ok(*x.get_ref()),
+        Some(x) => Err(loc.at(
+            x.span(),
+            field,
+            format!("a share is between 0 and 1, not {}", x.get_ref()),
+        )),
+    };
+    for (raw, field, slot) in [
+        (
+            &d.display_name_share,
+            "dataset.display_name_share",
+            &mut dataset.display_name_share,
+        ),
+        (
+            &d.avatar_share,
+            "dataset.avatar_share",
+            &mut dataset.avatar_share,
+        ),
+        (
+            &d.presence_share,
+            "dataset.presence_share",
+            &mut dataset.presence_share,
+        ),
+        (
+            &d.multi_device_share,
+            "dataset.multi_device_share",
+            &mut dataset.multi_device_share,
+        ),
+        (
+            &d.private_room_share,
+            "dataset.private_room_share",
+            &mut dataset.private_room_share,
+        ),
+        (
+            &d.reply_share,
+            "dataset.reply_share",
+            &mut dataset.reply_share,
+        ),
+        (
+            &d.reaction_share,
+            "dataset.reaction_share",
+            &mut dataset.reaction_share,
+        ),
+        (&d.edit_share, "dataset.edit_share", &mut dataset.edit_share),
+        (
+            &d.redaction_share,
+            "dataset.redaction_share",
+            &mut dataset.redaction_share,
+        ),
+        (
+            &d.receipt_share,
+            "dataset.receipt_share",
+            &mut dataset.receipt_share,
+        ),
+    ] {
+        *slot = share(raw, field, *slot)?;
+    }
+    let mix =
+        dataset.reply_share + dataset.reaction_share + dataset.edit_share + dataset.redaction_share;
+    if mix > 1.0 {
+        let span = d
+            .reply_share
+            .as_ref()
+            .map_or(d.messages_per_room.span(), |x| x.span());
+        return Err(loc.at(
+            span,
+            "dataset.reply_share",
+            format!("reply + reaction + edit + redaction shares add up to {mix:.2}, more than 1"),
+        ));
+    }
+    if users < 2 && d.dm_pairs.unwrap_or(0) > 0 {
+        return Err(loc.at(
+            d.users.span(),
+            "dataset.users",
+            "DM pairs need at least 2 users",
+        ));
+    }
+    dataset.dm_pairs = d.dm_pairs.unwrap_or(0);
+    if let Some(sr) = &d.state_rooms {
+        if *sr.get_ref() > dataset.rooms {
+            return Err(loc.at(
+                sr.span(),
+                "dataset.state_rooms",
+                format!("at most dataset.rooms ({})", dataset.rooms),
+            ));
+        }
+        dataset.state_rooms = *sr.get_ref();
+    }
+    dataset.state_events_per_room = d.state_events_per_room.unwrap_or(0);
+    if let Some(r) = &d.registration {
+        dataset.registration = match r.get_ref().as_str() {
+            "appservice" => Registration::Appservice,
+            "password" => Registration::Password,
+            other => {
+                return Err(loc.at(
+                    r.span(),
+                    "dataset.registration",
+                    format!("{other:?}: \"appservice\" or \"password\""),
+                ));
+            }
+        }
+    }
+
+    let server = match &raw.server {
+        None => ServerSpec::synapse(DEFAULT_SYNAPSE_VERSION.to_string()),
+        Some(s) => {
+            let kind = match &s.kind {
+                None => ServerKind::Synapse,
+                Some(k) => *ServerKind::ALL
+                    .iter()
+                    .find(|x| x.as_str() == k.get_ref())
+                    .ok_or_else(|| {
+                        loc.at(
+                            k.span(),
+                            "server.kind",
+                            format!(
+                                "unknown server kind {:?}; one of {}",
+                                k.get_ref(),
+                                ServerKind::ALL
+                                    .iter()
+                                    .map(|x| format!("{:?}", x.as_str()))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ),
+                        )
+                    })?,
+            };
+            let native = kind != ServerKind::Synapse;
+            let version = match &s.version {
+                Some(v) if native => {
+                    return Err(loc.at(
+                        v.span(),
+                        "server.version",
+                        format!(
+                            "applies to synapse only: a {} server's version is read from its binary (`--version`)",
+                            kind.as_str()
+                        ),
+                    ));
+                }
+                Some(v) => {
+                    let ok = !v.get_ref().is_empty()
+                        && v.get_ref()
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || ".-+_".contains(c));
+                    if !ok {
+                        return Err(loc.at(
+                            v.span(),
+                            "server.version",
+                            format!("{:?} is not a version (e.g. \"1.163.2\")", v.get_ref()),
+                        ));
+                    }
+                    v.get_ref().clone()
+                }
+                None if native => String::new(),
+                None => DEFAULT_SYNAPSE_VERSION.to_string(),
+            };
+            let database = match s.database.as_ref().map(|d| d.get_ref().as_str()) {
+                None | Some("sqlite") => DatabaseKind::Sqlite,
+                Some("postgres") if !native => DatabaseKind::Postgres,
+                Some(other) => {
+                    let db = s.database.as_ref().expect("matched Some");
+                    let msg = if native {
+                        format!(
+                            "{other:?}: hsbench chooses the database of synapse only; a {} server's storage is set in its config template",
+                            kind.as_str()
+                        )
+                    } else {
+                        format!("unknown database {other:?}: \"sqlite\" or \"postgres\"")
+                    };
+                    return Err(loc.at(db.span(), "server.database", msg));
+                }
+            };
+            let postgres_url = match &s.postgres_url {
+                None => None,
+                Some(u) => {
+                    if database != DatabaseKind::Postgres {
+                        return Err(loc.at(
+                            u.span(),
+                            "server.postgres_url",
+                            "needs database = \"postgres\"",
+                        ));
+                    }
+                    Some(
+                        parse_pg_url(u.get_ref())
+                            .map_err(|m| loc.at(u.span(), "server.postgres_url", m))?,
+                    )
+                }
+            };
+            // Paths are relative to the scenario's own directory.
+            let base = loc
+                .path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            let file = |v: &Spanned<String>, field: &str| -> Result<PathBuf, ScenarioError> {
+                let expanded = expand_env(v.get_ref()).map_err(|m| loc.at(v.span(), field, m))?;
+                let p = base.join(&expanded);
+                if !p.is_file() {
+                    return Err(loc.at(v.span(), field, format!("{} is not a file", p.display())));
+                }
+                Ok(normalize(&std::path::absolute(&p).unwrap_or(p)))
+            };
+            let binary = match (&s.binary, native) {
+                (Some(b), true) => Some(file(b, "server.binary")?),
+                (Some(b), false) => {
+                    return Err(loc.at(
+                        b.span(),
+                        "server.binary",
+                        "synapse is installed by hsbench from PyPI (`version`); `binary` is for the other kinds",
+                    ));
+                }
+                (None, true) => {
+                    return Err(loc.at(
+                        s.kind.as_ref().map_or(0..0, |k| k.span()),
+                        "server.binary",
+                        format!(
+                            "a {} server needs `binary = \"path/to/the/server\"` (hsbench does not build it)",
+                            kind.as_str()
+                        ),
+                    ));
+                }
+                (None, false) => None,
+            };
+            let profile = match &s.profile {
+                Some(p) if native => {
+                    let path = file(p, "server.profile")?;
+                    let prof = crate::server::ServerProfile::load(&path)
+                        .map_err(|e| loc.at(p.span(), "server.profile", e.to_string()))?;
+                    if prof.launch.is_none() {
+                        return Err(loc.at(
+                            p.span(),
+                            "server.profile",
+                            format!(
+                                "{} has no [launch] section: hsbench cannot start the server",
+                                path.display()
+                            ),
+                        ));
+                    }
+                    Some(path)
+                }
+                Some(p) => {
+                    return Err(loc.at(
+                        p.span(),
+                        "server.profile",
+                        "synapse uses the shipped profile; `profile` is for the other kinds",
+                    ));
+                }
+                None if kind == ServerKind::Generic => {
+                    return Err(loc.at(
+                        s.kind.as_ref().map_or(0..0, |k| k.span()),
+                        "server.profile",
+                        "a generic server needs `profile = \"path/to/profile.toml\"` (markers, phases, [launch])",
+                    ));
+                }
+                None => None,
+            };
+            let config_template = match &s.config_template {
+                Some(t) if native => Some(file(t, "server.config_template")?),
+                Some(t) => {
+                    return Err(loc.at(
+                        t.span(),
+                        "server.config_template",
+                        "synapse's config is generated by hsbench; `config_template` is for the other kinds",
+                    ));
+                }
+                None => None,
+            };
+            let source = match &s.source {
+                None => None,
+                Some(src) if native => {
+                    return Err(loc.at(
+                        src.span(),
+                        "server.source",
+                        "a Synapse source checkout; other servers run from `binary`",
+                    ));
+                }
+                Some(src) => {
+                    if let Some(v) = &s.version {
+                        return Err(loc.at(
+                            v.span(),
+                            "server.version",
+                            "`version` (PyPI) and `source` (a checkout) exclude each other",
+                        ));
+                    }
+                    let expanded = expand_env(src.get_ref())
+                        .map_err(|m| loc.at(src.span(), "server.source", m))?;
+                    let p = base.join(&expanded);
+                    if !p.join("pyproject.toml").is_file() {
+                        return Err(loc.at(
+                            src.span(),
+                            "server.source",
+                            format!(
+                                "{} is not a Synapse source checkout (no pyproject.toml)",
+                                p.display()
+                            ),
+                        ));
+                    }
+                    Some(normalize(&std::path::absolute(&p).unwrap_or(p)))
+                }
+            };
+            let synapse_config =
+                match &s.synapse_config {
+                    None => None,
+                    Some(t) if native => {
+                        return Err(loc.at(
+                            t.span(),
+                            "server.synapse_config",
+                            "Synapse config keys; other servers take a `config_template`",
+                        ));
+                    }
+                    Some(t) => {
+                        if let Some(k) = t
+                            .get_ref()
+                            .keys()
+                            .find(|k| SYNAPSE_RESERVED_KEYS.contains(&k.as_str()))
+                        {
+                            return Err(loc.at(
+                                t.span(),
+                                &format!("server.synapse_config.{k}"),
+                                format!(
+                                    "hsbench sets `{k}` itself (reserved: {})",
+                                    SYNAPSE_RESERVED_KEYS.join(", ")
+                                ),
+                            ));
+                        }
+                        Some(serde_json::to_value(t.get_ref()).map_err(|e| {
+                            loc.at(t.span(), "server.synapse_config", e.to_string())
+                        })?)
+                    }
+                };
+            ServerSpec {
+                kind,
+                version,
+                database,
+                postgres_url,
+                binary,
+                profile,
+                config_template,
+                source,
+                synapse_config,
+            }
+        }
+    };
+    if let Some(l) = &raw.dataset.load {
+        dataset.load = match l.get_ref().as_str() {
+            "api" => LoadMethod::Api,
+            "direct" if server.kind != ServerKind::Synapse => {
+                return Err(loc.at(
+                    l.span(),
+                    "dataset.load",
+                    format!(
+                        "\"direct\" writes Synapse's own tables; a {} server loads through the API (\"api\")",
+                        server.kind.as_str()
+                    ),
+                ));
+            }
+            "direct" if server.postgres_url.is_some() => {
+                return Err(loc.at(
+                    l.span(),
+                    "dataset.load",
+                    "\"direct\" builds the database itself; it cannot write into an external server.postgres_url",
+                ));
+            }
+            "direct" if server.database == DatabaseKind::Postgres => {
+                return Err(loc.at(
+                    l.span(),
+                    "dataset.load",
+                    "\"direct\" writes SQLite for now; a PostgreSQL dataset loads through the API (\"api\")",
+                ));
+            }
+            "direct" => LoadMethod::Direct,
+            other => {
+                return Err(loc.at(
+                    l.span(),
+                    "dataset.load",
+                    format!("{other:?}: \"api\" or \"direct\""),
+                ));
+            }
+        };
+    }
+
+    let boot = match &raw.boot {
+        None => BootPlan {
+            repeats: 3,
+            warmup: 0,
+            cache: CacheMode::Warm,
+            timeout: Duration::from_secs(300),
+            shutdown_timeout: Duration::from_secs(30),
+            crash_restarts: 0,
+            crash_writes: DEFAULT_CRASH_WRITES,
+            background: None,
+        },
+        Some(b) => {
+            let repeats = match &b.repeats {
+                Some(r) => {
+                    let v = positive(loc, r, "boot.repeats")?;
+                    if v > 1000 {
+                        return Err(loc.at(r.span(), "boot.repeats", "at most 1000"));
+                    }
+                    v as u32
+                }
+                None => 3,
+            };
+            let warmup = match &b.warmup {
+                Some(w) if *w.get_ref() > 100 => {
+                    return Err(loc.at(w.span(), "boot.warmup", "at most 100"));
+                }
+                Some(w) => *w.get_ref() as u32,
+                None => 0,
+            };
+            let cache = match b.cache.as_ref().map(|c| (c.get_ref().as_str(), c.span())) {
+                None | Some(("warm", _)) => CacheMode::Warm,
+                Some(("cold", _)) => CacheMode::Cold,
+                Some(("both", _)) => CacheMode::Both,
+                Some((other, span)) => {
+                    return Err(loc.at(
+                        span,
+                        "boot.cache",
+                        format!("{other:?}: \"warm\", \"cold\" or \"both\""),
+                    ));
+                }
+            };
+            BootPlan {
+                repeats,
+                warmup,
+                cache,
+                timeout: duration(loc, &b.timeout, "boot.timeout", Duration::from_secs(300))?,
+                shutdown_timeout: duration(
+                    loc,
+                    &b.shutdown_timeout,
+                    "boot.shutdown_timeout",
+                    Duration::from_secs(30),
+                )?,
+                crash_restarts: match &b.crash_restarts {
+                    Some(c) if *c.get_ref() > 20 => {
+                        return Err(loc.at(c.span(), "boot.crash_restarts", "at most 20"));
+                    }
+                    Some(c) => *c.get_ref() as u32,
+                    None => 0,
+                },
+                crash_writes: match &b.crash_writes {
+                    Some(c) if *c.get_ref() > 100_000 => {
+                        return Err(loc.at(c.span(), "boot.crash_writes", "at most 100000"));
+                    }
+                    Some(c) => *c.get_ref() as u32,
+                    None => DEFAULT_CRASH_WRITES,
+                },
+                background: match &b.background {
+                    None => None,
+                    Some(_) => Some(duration(
+                        loc,
+                        &b.background,
+                        "boot.background",
+                        Duration::ZERO,
+                    )?)
+                    .filter(|d| !d.is_zero()),
+                },
+            }
+        }
+    };
+
+    let herd = match raw
+        .workload
+        .as_ref()
+        .and_then(|w| w.herd.as_ref())
+        .map(|h| h.get_ref())
+    {
+        None => None,
+        Some(h) => {
+            let clients = positive(loc, &h.clients, "workload.herd.clients")?;
+            if clients > users {
+                return Err(loc.at(
+                    h.clients.span(),
+                    "workload.herd.clients",
+                    format!(
+                        "{clients} distinct clients need as many users, the dataset has {users}"
+                    ),
+                ));
+            }
+            let sync = match &h.sync {
+                None => SyncKind::Initial,
+                Some(s) => match s.get_ref().as_str() {
+                    "initial" => SyncKind::Initial,
+                    "full_state" => SyncKind::FullState,
+                    other => {
+                        return Err(loc.at(
+                            s.span(),
+                            "workload.herd.sync",
+                            format!("{other:?} is not a sync kind: \"initial\" or \"full_state\""),
+                        ));
+                    }
+                },
+            };
+            Some(HerdSpec {
+                clients,
+                sync,
+                request_timeout: duration(
+                    loc,
+                    &h.request_timeout,
+                    "workload.herd.request_timeout",
+                    Duration::from_secs(120),
+                )?,
+                ramp: duration(loc, &h.ramp, "workload.herd.ramp", Duration::ZERO)?,
+                lazy_load_members: h
+                    .lazy_load_members
+                    .as_ref()
+                    .map(|b| *b.get_ref())
+                    .unwrap_or(false),
+            })
+        }
+    };
+
+    let triggered = match raw.workload.as_ref().and_then(|w| w.triggered.as_ref()) {
+        None => None,
+        Some(t) => {
+            let t = t.get_ref();
+            let f = |name: &str| format!("workload.triggered.{name}");
+            let clients = positive(loc, &t.clients, &f("clients"))?;
+            if clients > big {
+                return Err(loc.at(
+                    t.clients.span(),
+                    &f("clients"),
+                    format!(
+                        "the triggered herd's clients are members of the big room, which has \
+                         {big} (dataset.big_room_members)"
+                    ),
+                ));
+            }
+            let chatter_rate = match &t.chatter_rate {
+                None => 2.0,
+                Some(r) => {
+                    let v = *r.get_ref();
+                    if !(v > 0.0 && v <= 10_000.0) {
+                        return Err(loc.at(
+                            r.span(),
+                            &f("chatter_rate"),
+                            format!("{v} messages/s: must be above 0 (recovery is measured on the chatter's deliveries) and at most 10000"),
+                        ));
+                    }
+                    v
+                }
+            };
+            let tolerance = share_in(loc, &t.tolerance, &f("tolerance"), 0.5, 0.0, 0.99)?;
+            let reaction = match &t.reaction {
+                None => SyncKind::FullState,
+                Some(s) => match s.get_ref().as_str() {
+                    "initial" => SyncKind::Initial,
+                    "full_state" => SyncKind::FullState,
+                    other => {
+                        return Err(loc.at(
+                            s.span(),
+                            &f("reaction"),
+                            format!("{other:?} is not a reaction: \"full_state\" or \"initial\""),
+                        ));
+                    }
+                },
+            };
+            let retries = match &t.retries {
+                None => 3,
+                Some(r) if *r.get_ref() > 100 => {
+                    return Err(loc.at(r.span(), &f("retries"), "at most 100"));
+                }
+                Some(r) => *r.get_ref() as u32,
+            };
+            let interval = duration(loc, &t.interval, &f("interval"), Duration::from_secs(1))?;
+            let baseline = duration(loc, &t.baseline, &f("baseline"), Duration::from_secs(20))?;
+            if baseline < interval * 2 {
+                return Err(loc.at(
+                    t.baseline.as_ref().map(|b| b.span()).unwrap_or(0..0),
+                    &f("baseline"),
+                    format!("must hold at least two intervals ({:?} each)", interval),
+                ));
+            }
+            Some(TriggeredSpec {
+                clients,
+                poll_timeout: duration(
+                    loc,
+                    &t.poll_timeout,
+                    &f("poll_timeout"),
+                    Duration::from_secs(30),
+                )?,
+                connect_ramp: duration(loc, &t.connect_ramp, &f("connect_ramp"), Duration::ZERO)?,
+                chatter_rate,
+                baseline,
+                observe: duration(loc, &t.observe, &f("observe"), Duration::from_secs(120))?,
+                reaction,
+                resync_timeout: duration(
+                    loc,
+                    &t.resync_timeout,
+                    &f("resync_timeout"),
+                    Duration::from_secs(60),
+                )?,
+                retries,
+                retry_delay: duration(
+                    loc,
+                    &t.retry_delay,
+                    &f("retry_delay"),
+                    Duration::from_secs(2),
+                )?,
+                tolerance,
+                hold: duration(loc, &t.hold, &f("hold"), Duration::from_secs(5))?,
+                slack: duration(loc, &t.slack, &f("slack"), Duration::from_millis(50))?,
+                interval,
+            })
+        }
+    };
+    let steady = match raw.workload.as_ref().and_then(|w| w.steady.as_ref()) {
+        None => None,
+        Some(t) => {
+            let t = t.get_ref();
+            let f = |name: &str| format!("workload.steady.{name}");
+            let clients = positive(loc, &t.clients, &f("clients"))?;
+            if clients > users {
+                return Err(loc.at(
+                    t.clients.span(),
+                    &f("clients"),
+                    format!(
+                        "{clients} syncing clients need as many users, the dataset has {users}"
+                    ),
+                ));
+            }
+            let senders = match &t.senders {
+                None => clients.min(10),
+                Some(s) => {
+                    let n = positive(loc, s, &f("senders"))?;
+                    if n > clients {
+                        return Err(loc.at(
+                            s.span(),
+                            &f("senders"),
+                            format!("{n} senders: senders are the first of the {clients} clients"),
+                        ));
+                    }
+                    n
+                }
+            };
+            let rate_of = |v: &Spanned<f64>, name: &str| -> Result<f64, ScenarioError> {
+                let r = *v.get_ref();
+                if !(r > 0.0 && r <= 1_000_000.0) {
+                    return Err(loc.at(
+                        v.span(),
+                        &f(name),
+                        format!("{r}: messages per second, above 0"),
+                    ));
+                }
+                Ok(r)
+            };
+            let rate = rate_of(&t.rate, "rate")?;
+            let arrivals = match (&t.ramp_to, &t.ramp_over) {
+                (None, None) => crate::scenario::arrivals::Arrivals::Constant { rate },
+                (Some(to), over) => crate::scenario::arrivals::Arrivals::Ramp {
+                    from: rate,
+                    to: rate_of(to, "ramp_to")?,
+                    over_s: duration(loc, over, &f("ramp_over"), Duration::from_secs(30))?
+                        .as_secs_f64(),
+                },
+                (None, Some(o)) => {
+                    return Err(loc.at(
+                        o.span(),
+                        &f("ramp_over"),
+                        "needs ramp_to (the rate to ramp to)",
+                    ));
+                }
+            };
+            Some(SteadySpec {
+                clients,
+                senders,
+                arrivals,
+                duration: duration(loc, &t.duration, &f("duration"), Duration::from_secs(60))?,
+                poll_timeout: duration(
+                    loc,
+                    &t.poll_timeout,
+                    &f("poll_timeout"),
+                    Duration::from_secs(30),
+                )?,
+                connect_ramp: duration(loc, &t.connect_ramp, &f("connect_ramp"), Duration::ZERO)?,
+                drain: duration(loc, &t.drain, &f("drain"), Duration::from_secs(30))?,
+                interval: duration(loc, &t.interval, &f("interval"), Duration::from_secs(1))?,
+            })
+        }
+    };
+    let catchup = match raw.workload.as_ref().and_then(|w| w.catchup.as_ref()) {
+        None => None,
+        Some(t) => {
+            let t = t.get_ref();
+            let f = |name: &str| format!("workload.catchup.{name}");
+            let readers = positive(loc, &t.readers, &f("readers"))?;
+            if readers >= big {
+                return Err(loc.at(
+                    t.readers.span(),
+                    &f("readers"),
+                    format!(
+                        "{readers} readers: readers are big-room members 1..={readers} (user 0 writes the backlog), the big room has {big} members"
+                    ),
+                ));
+            }
+            let capped = |v: &Option<Spanned<u64>>, name: &str, default: u64, max: u64| {
+                let Some(v) = v else { return Ok(default) };
+                let n = positive(loc, v, &f(name))?;
+                if n > max {
+                    return Err(loc.at(v.span(), &f(name), format!("{n}: at most {max}")));
+                }
+                Ok(n)
+            };
+            let backlog = positive(loc, &t.backlog, &f("backlog"))?;
+            if backlog > 1_000_000 {
+                return Err(loc.at(
+                    t.backlog.span(),
+                    &f("backlog"),
+                    format!("{backlog}: at most 1000000 messages"),
+                ));
+            }
+            Some(CatchupSpec {
+                readers,
+                backlog,
+                page: capped(&t.page, "page", 100, 1000)?,
+                timeline_limit: capped(&t.timeline_limit, "timeline_limit", 20, 1000)?,
+                request_timeout: duration(
+                    loc,
+                    &t.request_timeout,
+                    &f("request_timeout"),
+                    Duration::from_secs(600),
+                )?,
+                interval: duration(loc, &t.interval, &f("interval"), Duration::from_secs(1))?,
+            })
+        }
+    };
+    let mut workload_order: Vec<(usize, WorkloadKind)> = Vec::new();
+    if let Some(w) = &raw.workload {
+        if let Some(x) = &w.herd {
+            workload_order.push((x.span().start, WorkloadKind::Herd));
+        }
+        if let Some(x) = &w.triggered {
+            workload_order.push((x.span().start, WorkloadKind::Triggered));
+        }
+        if let Some(x) = &w.steady {
+            workload_order.push((x.span().start, WorkloadKind::Steady));
+        }
+        if let Some(x) = &w.catchup {
+            workload_order.push((x.span().start, WorkloadKind::Catchup));
+        }
+    }
+    workload_order.sort();
+    let workload_order: Vec<WorkloadKind> = workload_order.into_iter().map(|x| x.1).collect();
+
+    let profile = match &raw.profile {
+        None => ProfileSpec::off(),
+        Some(p) => {
+            let profiler = match p
+                .profiler
+                .as_ref()
+                .map(|c| (c.get_ref().as_str(), c.span()))
+            {
+                None | Some(("auto", _)) => ProfilerChoice::Auto,
+                Some(("py-spy", _)) => ProfilerChoice::PySpy,
+                Some(("perf", _)) => ProfilerChoice::Perf,
+                Some(("none", _)) => ProfilerChoice::None,
+                Some((other, span)) => {
+                    return Err(loc.at(
+                        span,
+                        "profile.profiler",
+                        format!("{other:?}: \"auto\", \"py-spy\", \"perf\" or \"none\""),
+                    ));
+                }
+            };
+            let rate_hz = match &p.rate {
+                None => 100,
+                Some(r) => {
+                    let v = positive(loc, r, "profile.rate")?;
+                    if v > 1000 {
+                        return Err(loc.at(
+                            r.span(),
+                            "profile.rate",
+                            "at most 1000 samples per second (higher rates distort the server)",
+                        ));
+                    }
+                    v as u32
+                }
+            };
+            let boot_runs = match &p.boot_runs {
+                None => 1,
+                Some(r) => {
+                    let v = positive(loc, r, "profile.boot_runs")?;
+                    if v > 100 {
+                        return Err(loc.at(r.span(), "profile.boot_runs", "at most 100"));
+                    }
+                    v as u32
+                }
+            };
+            ProfileSpec {
+                profiler,
+                boot: p.boot.unwrap_or(true),
+                load: p.load.unwrap_or(true),
+                rate_hz,
+                boot_runs,
+            }
+        }
+    };
+
+    let sweep = match &raw.sweep {
+        None => None,
+        Some(sw) => {
+            let dimension = SweepDimension::ALL
+                .iter()
+                .find(|(n, _)| *n == sw.dimension.get_ref())
+                .map(|(_, d)| *d)
+                .ok_or_else(|| {
+                    let names: Vec<&str> = SweepDimension::ALL.iter().map(|(n, _)| *n).collect();
+                    loc.at(
+                        sw.dimension.span(),
+                        "sweep.dimension",
+                        format!(
+                            "{:?} is not a sweepable dimension: {}",
+                            sw.dimension.get_ref(),
+                            names.join(", ")
+                        ),
+                    )
+                })?;
+            let values = sw.values.get_ref().clone();
+            let at = |m: String| loc.at(sw.values.span(), "sweep.values", m);
+            if values.len() < 3 {
+                return Err(at(format!(
+                    "{} value(s): a fitted exponent needs at least 3",
+                    values.len()
+                )));
+            }
+            if values.windows(2).any(|w| w[0] >= w[1]) || values[0] == 0 {
+                return Err(at("values must be positive and strictly ascending".into()));
+            }
+            for v in &values {
+                dataset
+                    .with(dimension, *v)
+                    .check()
+                    .map_err(|m| at(format!("at {} = {v}: {m}", dimension.name())))?;
+                if let Some(h) = &herd
+                    && dimension == SweepDimension::Users
+                    && h.clients > *v
+                {
+                    return Err(at(format!(
+                        "at users = {v}: the herd's {} clients need as many users",
+                        h.clients
+                    )));
+                }
+            }
+            Some(SweepSpec {
+                dimension,
+                values,
+                workloads: sw.workloads.unwrap_or(false),
+            })
+        }
+    };
+
+    let server_profile = server
+        .profile()
+        .map_err(|e| loc.at(0..0, "server.profile", e.to_string()))?;
+    let phases: Vec<String> = server_profile
+        .phases
+        .iter()
+        .map(|p| p.name.clone())
+        .collect();
+    let mut thresholds = Vec::new();
+    for (metric, text) in raw.thresholds.iter().flatten() {
+        thresholds.push(
+            parse_threshold(metric, text.get_ref(), &phases)
+                .map_err(|m| loc.at(text.span(), &format!("thresholds.{metric}"), m))?,
+        );
+    }
+
+    let mut compare = CompareSpec::default();
+    if let Some(c) = &raw.compare {
+        let share = |v: &Spanned<f64>, field: &str| -> Result<f64, ScenarioError> {
+            let x = *v.get_ref();
+            if (0.0..1.0).contains(&x) {
+                Ok(x)
+            } else {
+                Err(loc.at(
+                    v.span(),
+                    field,
+                    format!("{x} is not a share in [0, 1): e.g. 0.05 for 5%"),
+                ))
+            }
+        };
+        if let Some(n) = &c.noise {
+            compare.noise = share(n, "compare.noise")?;
+        }
+        if let Some(a) = &c.alpha {
+            let x = *a.get_ref();
+            if !(x > 0.0 && x <= 0.5) {
+                return Err(loc.at(
+                    a.span(),
+                    "compare.alpha",
+                    format!("{x} is not a significance level in (0, 0.5]: e.g. 0.05"),
+                ));
+            }
+            compare.alpha = x;
+        }
+        if let Some(v) = &c.min_delta {
+            let d = humantime::parse_duration(v.get_ref()).map_err(|e| {
+                loc.at(
+                    v.span(),
+                    "compare.min_delta",
+                    format!(
+                        "{:?} is not a duration ({e}); write e.g. \"10ms\" or \"0ms\"",
+                        v.get_ref()
+                    ),
+                )
+            })?;
+            compare.min_delta_ms = d.as_secs_f64() * 1e3;
+        }
+        for (metric, v) in c.noise_by_metric.iter().flatten() {
+            let field = format!("compare.noise_by_metric.{metric}");
+            if let Err(e) = catalogue::parse(metric, &phases) {
+                return Err(loc.at(v.span(), &field, e.to_string()));
+            }
+            compare
+                .noise_by_metric
+                .insert(metric.clone(), share(v, &field)?);
+        }
+    }
+
+    let name = raw.name.unwrap_or_else(|| {
+        loc.path
+            .file_stem()
+            .map_or_else(|| "scenario".into(), |s| s.to_string_lossy().into_owned())
+    });
+    Ok(Scenario {
+        name,
+        description: raw.description,
+        path: loc.path.to_path_buf(),
+        sha256: hex::encode(Sha256::digest(loc.text.as_bytes())),
+        dataset,
+        server,
+        boot,
+        herd,
+        triggered,
+        steady,
+        catchup,
+        workload_order,
+        profile,
+        sweep,
+        thresholds,
+        compare,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+name = "t"
+[dataset]
+seed = 7
+users = 10
+rooms = 2
+big_room_members = 5
+messages_per_room = 3
+
+[server]
+version = "1.163.2"
+
+[boot]
+repeats = 2
+timeout = "90s"
+
+[workload.herd]
+clients = 4
+sync = "full_state"
+"#;
+
+    fn err(text: &str) -> ScenarioError {
+        parse(Path::new("s.toml"), text).expect_err("must fail")
+    }
+
+    #[test]
+    fn dataset_load_is_api_unless_direct_and_direct_needs_synapse_on_sqlite() {
+        let sc = parse(Path::new("s.toml"), GOOD).unwrap();
+        assert_eq!(sc.dataset.load, LoadMethod::Api);
+        let direct = GOOD.replace(
+            "messages_per_room = 3",
+            "messages_per_room = 3\nload = \"direct\"",
+        );
+        let sc = parse(Path::new("s.toml"), &direct).unwrap();
+        assert_eq!(sc.dataset.load, LoadMethod::Direct);
+        // `api` stays out of the spec's hash: fixtures built before the key keep their keys.
+        let api = GOOD.replace(
+            "messages_per_room = 3",
+            "messages_per_room = 3\nload = \"api\"",
+        );
+        let a = parse(Path::new("s.toml"), &api).unwrap();
+        assert_eq!(
+            a.dataset.spec_hash(),
+            parse(Path::new("s.toml"), GOOD)
+                .unwrap()
+                .dataset
+                .spec_hash()
+        );
+        assert_ne!(a.dataset.spec_hash(), sc.dataset.spec_hash());
+        let e = err(&GOOD.replace(
+            "messages_per_room = 3",
+            "messages_per_room = 3\nload = \"bulk\"",
+        ));
+        assert_eq!((e.field.as_str(), e.line), ("dataset.load", 9));
+        let pg = direct.replace("[server]", "[server]\ndatabase = \"postgres\"");
+        let e = err(&pg);
+        assert_eq!((e.field.as_str(), e.line), ("dataset.load", 9));
+        assert!(e.to_string().contains("SQLite"), "{e}");
+    }
+
+    #[test]
+    fn synapse_config_is_kept_as_json_and_refuses_keys_hsbench_owns() {
+        let text = GOOD.replace(
+            "[boot]",
+            "[server.synapse_config]\npresence = { enabled = false }\ncaches = { global_factor = 2.0 }\n\n[boot]",
+        );
+        let s = parse(Path::new("s.toml"), &text).unwrap();
+        assert_eq!(
+            s.server.synapse_config,
+            Some(serde_json::json!({
+                "presence": {"enabled": false},
+                "caches": {"global_factor": 2.0}
+            }))
+        );
+        let e = err(&GOOD.replace(
+            "[boot]",
+            "[server.synapse_config]\nlisteners = []\n\n[boot]",
+        ));
+        assert_eq!(e.field, "server.synapse_config.listeners");
+        assert_eq!(e.line, 13);
+        assert!(e.message.contains("reserved"), "{e}");
+        let native = GOOD.replace(
+            "[server]\nversion = \"1.163.2\"",
+            "[server]\nkind = \"tuwunel\"\nbinary = \"Cargo.toml\"\n[server.synapse_config]\npresence = { enabled = false }",
+        );
+        let e = err(&native);
+        assert_eq!(e.field, "server.synapse_config");
+    }
+
+    #[test]
+    fn load_workloads_parse_in_file_order_with_defaults() {
+        let text = GOOD.replace(
+            "[workload.herd]",
+            "[workload.steady]\nclients = 8\nrate = 5\nramp_to = 20\nramp_over = \"10s\"\n\n[workload.triggered]\nclients = 5\nchatter_rate = 1.5\n\n[workload.herd]",
+        );
+        let s = parse(Path::new("s.toml"), &text).unwrap();
+        assert_eq!(
+            s.workload_order,
+            [
+                WorkloadKind::Steady,
+                WorkloadKind::Triggered,
+                WorkloadKind::Herd
+            ]
+        );
+        let t = s.triggered.unwrap();
+        assert_eq!(
+            (t.clients, t.chatter_rate, t.reaction, t.retries),
+            (5, 1.5, SyncKind::FullState, 3)
+        );
+        assert_eq!(t.poll_timeout, Duration::from_secs(30));
+        assert_eq!(t.connect_ramp, Duration::ZERO);
+        assert_eq!(t.interval, Duration::from_secs(1));
+        let st = s.steady.unwrap();
+        assert_eq!((st.clients, st.senders), (8, 8));
+        assert_eq!(
+            st.arrivals,
+            crate::scenario::arrivals::Arrivals::Ramp {
+                from: 5.0,
+                to: 20.0,
+                over_s: 10.0
+            }
+        );
+    }
+
+    #[test]
+    fn load_workload_errors_name_the_field_and_line() {
+        let with =
+            |extra: &str| GOOD.replace("[workload.herd]", &format!("{extra}\n[workload.herd]"));
+        let e = err(&with("[workload.triggered]\nclients = 6"));
+        assert_eq!(e.field, "workload.triggered.clients");
+        assert!(e.message.contains("big room"), "{e}");
+        assert_eq!(e.line, 18);
+        let e = err(&with("[workload.triggered]\nclients = 2\nchatter_rate = 0"));
+        assert_eq!(e.field, "workload.triggered.chatter_rate");
+        let e = err(&with(
+            "[workload.triggered]\nclients = 2\nreaction = \"panic\"",
+        ));
+        assert_eq!(e.field, "workload.triggered.reaction");
+        let e = err(&with("[workload.triggered]\nclients = 2\ntolerance = 1.5"));
+        assert_eq!(e.field, "workload.triggered.tolerance");
+        let e = err(&with(
+            "[workload.triggered]\nclients = 2\nbaseline = \"1s\"",
+        ));
+        assert_eq!(e.field, "workload.triggered.baseline");
+        let e = err(&with(
+            "[workload.steady]\nclients = 4\nsenders = 5\nrate = 1",
+        ));
+        assert_eq!(e.field, "workload.steady.senders");
+        let e = err(&with(
+            "[workload.steady]\nclients = 4\nrate = 1\nramp_over = \"5s\"",
+        ));
+        assert_eq!(e.field, "workload.steady.ramp_over");
+        let e = err(&with("[workload.steady]\nclients = 4\nrate = 1\nbogus = 1"));
+        assert!(e.to_string().contains("bogus"), "{e}");
+        let c = parse(
+            Path::new("s.toml"),
+            &with("[workload.catchup]\nreaders = 2\nbacklog = 50"),
+        )
+        .unwrap()
+        .catchup
+        .unwrap();
+        assert_eq!(
+            (c.readers, c.backlog, c.page, c.timeline_limit),
+            (2, 50, 100, 20)
+        );
+        let e = err(&with("[workload.catchup]\nreaders = 50\nbacklog = 5"));
+        assert_eq!(e.field, "workload.catchup.readers");
+        let e = err(&with(
+            "[workload.catchup]\nreaders = 2\nbacklog = 5\npage = 0",
+        ));
+        assert_eq!(e.field, "workload.catchup.page");
+        // Thresholds on the new figures are known; cold. variants are not.
+        let ok = GOOD.to_string() + "[thresholds]\n\"triggered.recovery\" = \"< 60s\"\n";
+        assert!(parse(Path::new("s.toml"), &ok).is_ok());
+        let bad = GOOD.to_string() + "[thresholds]\n\"cold.steady.send.p99\" = \"< 60s\"\n";
+        assert!(parse(Path::new("s.toml"), &bad).is_err());
+    }
+
+    #[test]
+    fn good_file_parses_with_defaults() {
+        let s = parse(Path::new("s.toml"), GOOD).unwrap();
+        assert_eq!(s.name, "t");
+        assert_eq!(s.dataset.users, 10);
+        assert_eq!(s.dataset.max_room_members, 10);
+        assert_eq!(s.server.version, "1.163.2");
+        assert_eq!(s.boot.repeats, 2);
+        assert_eq!(s.boot.timeout, Duration::from_secs(90));
+        assert_eq!(s.boot.shutdown_timeout, Duration::from_secs(30));
+        let h = s.herd.unwrap();
+        assert_eq!((h.clients, h.sync), (4, SyncKind::FullState));
+        assert_eq!(h.request_timeout, Duration::from_secs(120));
+    }
+
+    #[test]
+    fn unknown_field_is_located() {
+        let e = err(&GOOD.replace("rooms = 2", "rooms = 2\nromos = 3"));
+        assert_eq!((e.line, e.column), (7, 1), "{e}");
+        assert_eq!(e.field, "dataset.romos");
+        assert!(e.message.contains("unknown field `romos`"), "{e}");
+    }
+
+    #[test]
+    fn datasets_beyond_the_planned_size_are_located() {
+        let e = err(&GOOD.replace("users = 10", "users = 99999999999999"));
+        assert_eq!(
+            (e.line, e.column, e.field.as_str()),
+            (5, 9, "dataset.users"),
+            "{e}"
+        );
+        assert!(e.message.contains("largest dataset"), "{e}");
+        let e = err(&GOOD.replace("messages_per_room = 3", "messages_per_room = 99999999999"));
+        assert_eq!(e.field, "dataset.messages_per_room", "{e}");
+    }
+
+    #[test]
+    fn error_gates_parse_as_percentages() {
+        let ok = parse(
+            Path::new("s.toml"),
+            &format!("{GOOD}\n[thresholds]\n\"herd.errors\" = \"< 5%\"\n"),
+        )
+        .unwrap();
+        assert_eq!(ok.thresholds[0].limit, 5.0);
+        let e = err(&format!(
+            "{GOOD}\n[thresholds]\n\"herd.errors\" = \"< 5s\"\n"
+        ));
+        assert_eq!(e.field, "thresholds.herd.errors");
+        assert!(e.message.contains("share of the requests"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_is_located() {
+        let e = err(&GOOD.replace("users = 10", "users = \"ten\""));
+        assert_eq!((e.line, e.column), (5, 9), "{e}");
+        assert_eq!(e.field, "dataset.users");
+    }
+
+    #[test]
+    fn too_many_clients_is_located() {
+        let e = err(&GOOD.replace("clients = 4", "clients = 11"));
+        assert_eq!(e.field, "workload.herd.clients");
+        assert_eq!((e.line, e.column), (18, 11), "{e}");
+        assert!(e.message.contains("need as many users"), "{e}");
+        let shown = e.to_string();
+        assert!(
+            shown.starts_with("s.toml:18:11: `workload.herd.clients`:"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn bad_duration_and_enum_are_located() {
+        let e = err(&GOOD.replace("\"90s\"", "\"soon\""));
+        assert_eq!(
+            (e.field.as_str(), e.line, e.column),
+            ("boot.timeout", 15, 11)
+        );
+        let e = err(&GOOD.replace("\"full_state\"", "\"partial\""));
+        assert_eq!(
+            (e.field.as_str(), e.line, e.column),
+            ("workload.herd.sync", 19, 8)
+        );
+    }
+
+    #[test]
+    fn missing_field_and_syntax_error_are_reported() {
+        let e = err(&GOOD.replace("seed = 7\n", ""));
+        assert_eq!(e.field, "dataset");
+        assert!(e.message.contains("missing field `seed`"), "{e}");
+        let e = err("[dataset\nseed = 1");
+        assert_eq!(e.line, 1, "{e}");
+    }
+
+    #[test]
+    fn zero_and_big_room_checks() {
+        let e = err(&GOOD.replace("repeats = 2", "repeats = 0"));
+        assert_eq!(e.field, "boot.repeats");
+        let e = err(&GOOD.replace("big_room_members = 5", "big_room_members = 50"));
+        assert_eq!(e.field, "dataset.big_room_members");
+        let e = err(&GOOD.replace("[server]", "[server]\ndatabase = \"mysql\""));
+        assert_eq!((e.field.as_str(), e.line), ("server.database", 11));
+    }
+
+    #[test]
+    fn boot_background_and_crash_restarts_parse() {
+        let s = parse(
+            Path::new("s.toml"),
+            &GOOD.replace(
+                "[boot]",
+                "[boot]\nbackground = \"45s\"\ncrash_restarts = 2\ncrash_writes = 0",
+            ),
+        )
+        .unwrap();
+        assert_eq!(s.boot.background, Some(Duration::from_secs(45)));
+        assert_eq!((s.boot.crash_restarts, s.boot.crash_writes), (2, 0));
+        let s = parse(Path::new("s.toml"), GOOD).unwrap();
+        assert_eq!(s.boot.background, None);
+        assert_eq!(
+            (s.boot.crash_restarts, s.boot.crash_writes),
+            (0, DEFAULT_CRASH_WRITES)
+        );
+        let e = err(&GOOD.replace("[boot]", "[boot]\ncrash_restarts = 21"));
+        assert_eq!((e.field.as_str(), e.line), ("boot.crash_restarts", 14));
+        let e = err(&GOOD.replace("[boot]", "[boot]\nbackground = \"soon\""));
+        assert_eq!(e.field, "boot.background");
+    }
+
+    #[test]
+    fn native_servers_need_a_binary_and_take_no_synapse_settings() {
+        let server = |body: &str| {
+            GOOD.replace(
+                "[server]\nversion = \"1.163.2\"",
+                &format!("[server]\n{body}"),
+            )
+        };
+        // /bin/sh stands in for a server binary: only its existence is checked here.
+        let s = parse(
+            Path::new("s.toml"),
+            &server("kind = \"tuwunel\"\nbinary = \"/bin/sh\""),
+        )
+        .unwrap();
+        assert_eq!(s.server.kind, ServerKind::Tuwunel);
+        assert_eq!(s.server.binary.as_deref(), Some(Path::new("/bin/sh")));
+        assert_eq!(s.server.profile().unwrap().name, "tuwunel");
+        let e = err(&server("kind = \"tuwunel\""));
+        assert_eq!((e.field.as_str(), e.line), ("server.binary", 11));
+        let e = err(&server(
+            "kind = \"conduwuit\"\nbinary = \"/no/such/server\"",
+        ));
+        assert_eq!((e.field.as_str(), e.line), ("server.binary", 12));
+        assert!(e.message.contains("/no/such/server is not a file"), "{e}");
+        let e = err(&server(
+            "kind = \"conduit\"\nbinary = \"/bin/sh\"\nversion = \"1\"",
+        ));
+        assert_eq!(e.field, "server.version");
+        let e = err(&server(
+            "kind = \"conduit\"\nbinary = \"/bin/sh\"\ndatabase = \"postgres\"",
+        ));
+        assert_eq!(e.field, "server.database");
+        let e = err(&server("binary = \"/bin/sh\""));
+        assert_eq!(e.field, "server.binary");
+        let e = err(&server("kind = \"generic\"\nbinary = \"/bin/sh\""));
+        assert_eq!(e.field, "server.profile");
+        let e = err(&server("kind = \"dendrite\""));
+        assert!(e.message.contains("\"generic\""), "{e}");
+        let e = err(&server(
+            "kind = \"tuwunel\"\nbinary = \"${HSBENCH_SURELY_UNSET_VAR}/tuwunel\"",
+        ));
+        assert!(
+            e.message.contains("HSBENCH_SURELY_UNSET_VAR is not set"),
+            "{e}"
+        );
+        // A generic profile of the user's, relative to the scenario's directory.
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/servers/x.toml");
+        let s = parse(
+            &dir,
+            &server("kind = \"generic\"\nbinary = \"/bin/sh\"\nprofile = \"generic-synapse.toml\""),
+        )
+        .unwrap();
+        assert_eq!(s.server.profile().unwrap().name, "generic-synapse");
+        // Thresholds name the profile's phases, not Synapse's.
+        let e = err(&server(
+            "kind = \"tuwunel\"\nbinary = \"/bin/sh\"\n[thresholds]\n\"phase.db_prepare\" = \"< 1s\"",
+        ));
+        assert_eq!(e.field, "thresholds.phase.db_prepare");
+        assert_eq!(normalize(Path::new("/a/b/../c/./d")), Path::new("/a/c/d"));
+        // A Synapse source checkout: a directory with pyproject.toml, not with `version`.
+        let e = err(&GOOD.replace(
+            "[server]\nversion = \"1.163.2\"",
+            "[server]\nsource = \"/tmp\"",
+        ));
+        assert_eq!(e.field, "server.source");
+        assert!(e.message.contains("not a Synapse source checkout"), "{e}");
+        let root = env!("CARGO_MANIFEST_DIR");
+        let e = err(&GOOD.replace("[server]", &format!("[server]\nsource = \"{root}\"")));
+        assert_eq!(e.field, "server.version");
+        // (hsbench's own root has a Cargo.toml, no pyproject.toml)
+        assert!(!Path::new(root).join("pyproject.toml").exists());
+    }
+
+    #[test]
+    fn postgres_url_must_be_loopback() {
+        let pg = |url: &str| {
+            GOOD.replace(
+                "[server]",
+                &format!("[server]\ndatabase = \"postgres\"\npostgres_url = \"{url}\""),
+            )
+        };
+        let s = parse(
+            Path::new("s.toml"),
+            &pg("postgresql://syn:pw@127.0.0.1:5433/syn"),
+        )
+        .unwrap();
+        let u = s.server.postgres_url.unwrap();
+        assert_eq!(
+            (u.host.as_str(), u.port, u.user.as_str()),
+            ("127.0.0.1", 5433, "syn")
+        );
+        assert_eq!(u.password.as_deref(), Some("pw"));
+        let e = err(&pg("postgresql://syn@db.example.org/syn"));
+        assert_eq!((e.field.as_str(), e.line), ("server.postgres_url", 12));
+        assert!(e.message.contains("not loopback"), "{e}");
+        let s = parse(
+            Path::new("s.toml"),
+            &GOOD.replace("[server]", "[server]\ndatabase = \"postgres\""),
+        )
+        .unwrap();
+        assert_eq!(s.server.database, DatabaseKind::Postgres);
+        assert!(s.server.postgres_url.is_none());
+    }
+
+    #[test]
+    fn sweep_is_validated_at_every_value() {
+        let ok = parse(
+            Path::new("s.toml"),
+            &format!("{GOOD}\n[sweep]\ndimension = \"users\"\nvalues = [5, 10, 40]\n"),
+        )
+        .unwrap();
+        let sw = ok.sweep.unwrap();
+        assert_eq!(
+            (sw.dimension, sw.values.len(), sw.workloads),
+            (SweepDimension::Users, 3, false)
+        );
+        let e = err(&format!(
+            "{GOOD}\n[sweep]\ndimension = \"users\"\nvalues = [2, 10, 40]\n"
+        ));
+        assert_eq!(e.field, "sweep.values");
+        assert!(e.message.contains("at users = 2"), "{e}");
+        let e = err(&format!(
+            "{GOOD}\n[sweep]\ndimension = \"users\"\nvalues = [10, 5, 40]\n"
+        ));
+        assert!(e.message.contains("ascending"), "{e}");
+        let e = err(&format!(
+            "{GOOD}\n[sweep]\ndimension = \"users\"\nvalues = [10, 40]\n"
+        ));
+        assert!(e.message.contains("at least 3"), "{e}");
+        let e = err(&format!(
+            "{GOOD}\n[sweep]\ndimension = \"cats\"\nvalues = [1, 2, 3]\n"
+        ));
+        assert_eq!(e.field, "sweep.dimension");
+        assert!(e.message.contains("big_room_members"), "{e}");
+    }
+
+    #[test]
+    fn compare_gates_parse_and_errors_are_located() {
+        let ok = parse(
+            Path::new("t.toml"),
+            &format!(
+                "{GOOD}\n[compare]\nnoise = 0.08\nalpha = 0.01\n[compare.noise_by_metric]\n\"phase.db_prepare\" = 0.2\n\"cold.milestone.port_open\" = 0.15\n\"herd.sync.p99\" = 0.3\n"
+            ),
+        )
+        .unwrap();
+        assert_eq!((ok.compare.noise, ok.compare.alpha), (0.08, 0.01));
+        assert_eq!(ok.compare.noise_by_metric["phase.db_prepare"], 0.2);
+        assert_eq!(ok.compare.noise_by_metric.len(), 3);
+        // Defaults without the table.
+        let d = parse(Path::new("t.toml"), GOOD).unwrap();
+        assert_eq!(d.compare, CompareSpec::default());
+        assert_eq!(d.compare.min_delta_ms, DEFAULT_MIN_DELTA_MS);
+        let ok = parse(
+            Path::new("t.toml"),
+            &format!("{GOOD}\n[compare]\nmin_delta = \"250ms\"\n"),
+        )
+        .unwrap();
+        assert_eq!(ok.compare.min_delta_ms, 250.0);
+        let e = err(&format!("{GOOD}\n[compare]\nmin_delta = \"soon\"\n"));
+        assert_eq!(e.field, "compare.min_delta");
+        let e = err(&format!("{GOOD}\n[compare]\nnoise = 1.5\n"));
+        assert_eq!(e.field, "compare.noise");
+        assert!(e.message.contains("[0, 1)"), "{e}");
+        let e = err(&format!("{GOOD}\n[compare]\nalpha = 0\n"));
+        assert_eq!(e.field, "compare.alpha");
+        let e = err(&format!(
+            "{GOOD}\n[compare.noise_by_metric]\n\"phase.nope\" = 0.1\n"
+        ));
+        assert_eq!(e.field, "compare.noise_by_metric.phase.nope");
+        assert!(e.message.contains("phase.<"), "{e}");
+        assert!(e.line > 20, "{e}");
+    }
+
+    #[test]
+    fn thresholds_parse_and_errors_are_located() {
+        let ok = parse(
+            Path::new("t.toml"),
+            &format!(
+                "{GOOD}\n[thresholds]\ntime_to_ready = \"< 10s\"\n\"boot.shutdown\" = \"<= 3s\"\n\"herd.sync.p99\" = \"< 500ms\"\npeak_rss = \"< 512MiB\"\n\"phase.db_prepare\" = \"< 2s\"\n"
+            ),
+        )
+        .unwrap();
+        let t = |m: &str| {
+            ok.thresholds
+                .iter()
+                .find(|t| t.metric == m)
+                .unwrap()
+                .clone()
+        };
+        assert_eq!(t("time_to_ready").limit, 10_000.0);
+        assert!(t("shutdown").inclusive && t("shutdown").limit == 3000.0);
+        assert_eq!(t("herd.sync.p99").limit, 500.0);
+        assert_eq!(t("peak_rss").limit, 512.0 * 1024.0 * 1024.0);
+        let e = err(&format!(
+            "{GOOD}\n[thresholds]\ntime_to_ready = \"> 10s\"\n"
+        ));
+        assert_eq!(e.field, "thresholds.time_to_ready");
+        assert!(e.message.contains("upper bound"), "{e}");
+        let e = err(&format!(
+            "{GOOD}\n[thresholds]\n\"phase.nope\" = \"< 1s\"\n"
+        ));
+        assert!(
+            e.message.contains("unknown metric") && e.message.contains("db_prepare"),
+            "{e}"
+        );
+        let e = err(&format!(
+            "{GOOD}\n[thresholds]\npeak_rss = \"< 5 parsecs\"\n"
+        ));
+        assert!(e.message.contains("size unit"), "{e}");
+    }
+
+    #[test]
+    fn spec_hash_is_stable_and_sensitive() {
+        let a = parse(Path::new("a.toml"), GOOD).unwrap().dataset;
+        let mut b = a.clone();
+        assert_eq!(a.spec_hash(), b.spec_hash());
+        b.seed += 1;
+        assert_ne!(a.spec_hash(), b.spec_hash());
+    }
+}

@@ -1,0 +1,3 @@
+//! Floor 1: statistics with no knowledge of servers or runs.
+
+pub mod fit;

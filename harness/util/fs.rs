@@ -1,0 +1,49 @@
+//! Files: atomic writes, tree sizes, the cache directory, absolute paths.
+
+use std::path::{Path, PathBuf};
+
+/// Write `path` through a temporary file beside it and a rename, so a reader never sees half a
+/// file; the temporary file is removed when the write fails (a full disk leaves nothing new).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let written = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
+}
+
+pub fn tree_size(dir: &Path) -> u64 {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    rd.flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => tree_size(&e.path()),
+            Ok(t) if t.is_file() => e.metadata().map_or(0, |m| m.len()),
+            _ => 0,
+        })
+        .sum()
+}
+
+/// hsbench's cache: `$HSBENCH_CACHE_DIR`, else `$XDG_CACHE_HOME/hsbench`, else `~/.cache/hsbench`.
+pub fn cache_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("HSBENCH_CACHE_DIR") {
+        return absolute(PathBuf::from(d));
+    }
+    if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
+        return absolute(PathBuf::from(d).join("hsbench"));
+    }
+    let home = std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into());
+    absolute(PathBuf::from(home).join(".cache/hsbench"))
+}
+
+/// `path` made absolute against the working directory (unchanged if it already is, or if the
+/// working directory is gone). Every path a child process receives goes through this: a server
+/// or profiler runs in a directory of its own, where a relative path means something else.
+pub fn absolute(path: PathBuf) -> PathBuf {
+    if path.is_absolute() {
+        return path;
+    }
+    std::path::absolute(&path).unwrap_or(path)
+}
