@@ -9,7 +9,8 @@ mod common;
 
 use std::path::Path;
 
-use hsbench::analysis::compare::{DEFAULT_MIN_DELTA_MS, Gates, Verdict, compare, markdown};
+use hsbench::analysis::compare::{DEFAULT_MIN_DELTA_MS, Gates, Verdict, compare};
+use hsbench::report::compare::markdown;
 use hsbench::run::{RunOptions, run};
 use hsbench::scenario;
 

@@ -6,7 +6,8 @@ mod common;
 use std::path::Path;
 
 use hsbench::result::{RunResult, RunStatus};
-use hsbench::run::sweep::{extrapolate, load, run_sweep};
+use hsbench::analysis::sweep::{extrapolate, load};
+use hsbench::run::sweep::run_sweep;
 use hsbench::scenario::{self, SweepDimension};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

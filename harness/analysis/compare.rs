@@ -27,13 +27,14 @@
 //! shifted: a slower machine, or a change that slows everything (the verdicts still stand).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use rand::{Rng, SeedableRng};
 
 use crate::analysis::figures::samples;
 use crate::metrics::catalogue::{self, Unit};
-use crate::result::{RunResult, RunStatus};
+use crate::result::RunResult;
+use crate::result::read::{ReadError, load_runs};
 
 pub use crate::scenario::{DEFAULT_ALPHA, DEFAULT_MIN_DELTA_MS, DEFAULT_NOISE};
 const BOOTSTRAP_RESAMPLES: usize = 10_000;
@@ -45,8 +46,8 @@ const EXACT_LIMIT: u64 = 200_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CompareError {
-    #[error("{}: {message}", path.display())]
-    Read { path: PathBuf, message: String },
+    #[error(transparent)]
+    Read(#[from] ReadError),
     #[error(
         "the runs differ in {what} (baseline {baseline}, candidate {candidate}): comparing them would measure the difference, not a regression; pass --force to compare anyway"
     )]
@@ -55,50 +56,6 @@ pub enum CompareError {
         baseline: String,
         candidate: String,
     },
-}
-
-/// Read the runs at `path`: a run directory, a `result.json`, or a directory of run
-/// directories (all runs of one side pool their samples). Runs that did not complete are
-/// skipped.
-pub fn load_runs(path: &Path) -> Result<Vec<RunResult>, CompareError> {
-    let read = |file: &Path| -> Result<RunResult, CompareError> {
-        let text = std::fs::read_to_string(file).map_err(|e| CompareError::Read {
-            path: file.to_path_buf(),
-            message: e.to_string(),
-        })?;
-        serde_json::from_str(&text).map_err(|e| CompareError::Read {
-            path: file.to_path_buf(),
-            message: format!("not an hsbench result: {e}"),
-        })
-    };
-    let mut runs = Vec::new();
-    if path.is_file() {
-        runs.push(read(path)?);
-    } else if path.join("result.json").is_file() {
-        runs.push(read(&path.join("result.json"))?);
-    } else {
-        let entries = std::fs::read_dir(path).map_err(|e| CompareError::Read {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
-        let mut files: Vec<PathBuf> = entries
-            .flatten()
-            .map(|e| e.path().join("result.json"))
-            .filter(|p| p.is_file())
-            .collect();
-        files.sort();
-        for f in files {
-            runs.push(read(&f)?);
-        }
-    }
-    runs.retain(|r| r.status == RunStatus::Complete);
-    if runs.is_empty() {
-        return Err(CompareError::Read {
-            path: path.to_path_buf(),
-            message: "no complete run here (a run directory, its result.json, or a directory of run directories)".into(),
-        });
-    }
-    Ok(runs)
 }
 
 #[derive(
@@ -519,79 +476,6 @@ pub fn compare(
         metrics,
         warnings,
     })
-}
-
-/// A metric's value in its unit (`_bytes`, `_s`, else milliseconds).
-pub fn fmt_value(metric: &str, v: f64) -> String {
-    catalogue::format(metric, v)
-}
-
-/// Markdown for a pull request: the verdict first, naming the regressed phases.
-pub fn markdown(c: &Comparison) -> String {
-    let regs = c.regressions();
-    let mut md = format!("## hsbench compare · {}\n\n", c.scenario);
-    let mut regs = regs;
-    // Largest change first: the phase to look at.
-    regs.sort_by(|a, b| b.ratio.total_cmp(&a.ratio));
-    if regs.is_empty() {
-        md.push_str("**No regression.**");
-    } else {
-        let names: Vec<String> = regs
-            .iter()
-            .map(|m| {
-                format!(
-                    "{} +{:.0}% (p={:.3})",
-                    m.metric.trim_start_matches("phase."),
-                    (m.ratio - 1.0) * 100.0,
-                    m.p_value.unwrap_or(1.0)
-                )
-            })
-            .collect();
-        md.push_str(&format!("**Regressed: {}.**", names.join(", ")));
-    }
-    md.push_str(&format!(
-        " Baseline {} run(s), candidate {} run(s); gates: Mann–Whitney p < {}, the 95% bootstrap interval of the ratio of medians beyond the noise threshold, and for times a change of more than {}.\n\n",
-        c.baseline.len(),
-        c.candidate.len(),
-        c.alpha,
-        crate::util::fmt::fmt_ms(
-            c.metrics
-                .iter()
-                .map(|m| m.min_delta)
-                .fold(0.0, f64::max)
-        )
-    ));
-    for w in &c.warnings {
-        md.push_str(&format!("⚠ {w}\n\n"));
-    }
-    md.push_str("| metric | baseline | candidate | change | 95% CI | p | verdict |\n|---|---:|---:|---:|---|---:|---|\n");
-    for m in &c.metrics {
-        md.push_str(&format!(
-            "| {} | {} | {} | {:+.1}% | {} | {} | {} |\n",
-            m.metric,
-            fmt_value(&m.metric, m.baseline_median),
-            fmt_value(&m.metric, m.candidate_median),
-            (m.ratio - 1.0) * 100.0,
-            if m.ratio_low.is_nan() {
-                "–".to_string()
-            } else {
-                format!(
-                    "{:+.1}% … {:+.1}%",
-                    (m.ratio_low - 1.0) * 100.0,
-                    (m.ratio_high - 1.0) * 100.0
-                )
-            },
-            m.p_value.map_or("–".into(), |p| format!("{p:.3}")),
-            m.verdict.arrow()
-        ));
-    }
-    if c.metrics
-        .iter()
-        .any(|m| m.verdict == Verdict::NotEnoughSamples && m.baseline_n >= 2)
-    {
-        md.push_str("\nWith n boots per side the smallest reachable p is 2/C(2n, n): 3 vs 3 cannot reach 0.05; use `[boot] repeats` ≥ 5.\n");
-    }
-    md
 }
 
 #[cfg(test)]

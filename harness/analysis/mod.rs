@@ -2,4 +2,5 @@
 
 pub mod compare;
 pub mod figures;
+pub mod sweep;
 pub mod thresholds;

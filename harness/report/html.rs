@@ -195,7 +195,7 @@ fn comparison(h: &mut String, dir: &Path) {
     let mut rows: Vec<_> = c.metrics.iter().collect();
     rows.sort_by(|a, b| b.ratio.total_cmp(&a.ratio));
     for m in rows {
-        let f = |v: f64| crate::analysis::compare::fmt_value(&m.metric, v);
+        let f = |v: f64| crate::report::compare::fmt_value(&m.metric, v);
         let _ = writeln!(
             h,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:+.1}%</td><td>{:+.1}% … {:+.1}%</td><td>{}</td><td class=\"{}\">{}</td></tr>",

@@ -1,9 +1,11 @@
 //! Output formats, all behind one [`Exporter`] trait. Files are written atomically (temporary
 //! file, then rename) and rewritten after every stage, so a crash leaves the last good partial.
 
+pub mod compare;
 pub mod html;
 mod html_workloads;
 pub mod svg;
+pub mod sweep;
 
 use std::path::Path;
 
@@ -215,24 +217,10 @@ pub fn write_status_in_place(dir: &Path, result: &RunResult) -> std::io::Result<
 
 /// Render every format again from a run directory's result.json (after upgrading hsbench, or
 /// after `--baseline` wrote compare.json). Returns the files written.
-pub fn rerender(dir: &Path) -> Result<Vec<String>, crate::analysis::compare::CompareError> {
-    let file = if dir.is_file() {
-        dir.to_path_buf()
-    } else {
-        dir.join("result.json")
-    };
+pub fn rerender(dir: &Path) -> Result<Vec<String>, RerenderError> {
+    let file = crate::result::read::result_file(dir);
     let dir = file.parent().unwrap_or(Path::new("."));
-    let text = std::fs::read_to_string(&file).map_err(|e| {
-        crate::analysis::compare::CompareError::Read {
-            path: file.clone(),
-            message: e.to_string(),
-        }
-    })?;
-    let result: RunResult =
-        serde_json::from_str(&text).map_err(|e| crate::analysis::compare::CompareError::Read {
-            path: file.clone(),
-            message: format!("not an hsbench result: {e}"),
-        })?;
+    let result = crate::result::read::read_result(&file)?;
     let mut out = Vec::new();
     // result.json itself is left as it is.
     for e in exporters()
@@ -240,15 +228,26 @@ pub fn rerender(dir: &Path) -> Result<Vec<String>, crate::analysis::compare::Com
         .filter(|e| e.file_name() != "result.json")
     {
         let p = dir.join(e.file_name());
-        write_atomic(&p, &e.render(&result, dir)).map_err(|err| {
-            crate::analysis::compare::CompareError::Read {
-                path: p.clone(),
-                message: err.to_string(),
-            }
+        write_atomic(&p, &e.render(&result, dir)).map_err(|source| RerenderError::Write {
+            path: p.clone(),
+            source,
         })?;
         out.push(p.display().to_string());
     }
     Ok(out)
+}
+
+/// Why `hsbench report` could not write a run's files again.
+#[derive(Debug, thiserror::Error)]
+pub enum RerenderError {
+    #[error(transparent)]
+    Read(#[from] crate::result::read::ReadError),
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// The mark of figures a signal cut short.

@@ -1,5 +1,6 @@
 //! The result of a run: what `result.json` holds. `schema_version` bumps on a breaking change.
 
+pub mod read;
 pub mod schema;
 
 use crate::boot::BootRecord;

@@ -31,8 +31,22 @@ pub enum BaselineError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{}: {message}", path.display())]
-    Run { path: PathBuf, message: String },
+    #[error(transparent)]
+    Read(#[from] crate::result::read::ReadError),
+    #[error("cannot copy the run {} into the baselines: {source}", path.display())]
+    Copy {
+        path: PathBuf,
+        #[source]
+        source: crate::dataset::fixture::FixtureError,
+    },
+    #[error("against the baseline in {}: {source}", baseline.display())]
+    Compare {
+        baseline: PathBuf,
+        #[source]
+        source: crate::analysis::compare::CompareError,
+    },
+    #[error(transparent)]
+    Rerender(#[from] crate::report::RerenderError),
 }
 
 /// A saved baseline.
@@ -96,10 +110,7 @@ impl BaselineStore {
     pub fn save(&self, name: &str, run_dir: &Path) -> Result<Baseline, BaselineError> {
         check_name(name)?;
         let result = run_dir.join("result.json");
-        let r = crate::analysis::compare::load_runs(&result).map_err(|e| BaselineError::Run {
-            path: result.clone(),
-            message: e.to_string(),
-        })?;
+        let r = crate::result::read::load_runs(&result)?;
         let scenario = r[0].scenario_name().to_string();
         let dest = self.dir(name, &scenario);
         let parent = dest.parent().expect("a baseline dir has a parent");
@@ -109,9 +120,11 @@ impl BaselineStore {
         })?;
         let tmp = parent.join(format!(".{}.saving", dir_name(&scenario)));
         let _ = std::fs::remove_dir_all(&tmp);
-        crate::dataset::fixture::copy_tree(run_dir, &tmp).map_err(|e| BaselineError::Run {
-            path: run_dir.to_path_buf(),
-            message: e.to_string(),
+        crate::dataset::fixture::copy_tree(run_dir, &tmp).map_err(|source| {
+            BaselineError::Copy {
+                path: run_dir.to_path_buf(),
+                source,
+            }
         })?;
         let old = parent.join(format!(".{}.old", dir_name(&scenario)));
         let _ = std::fs::remove_dir_all(&old);
@@ -140,7 +153,7 @@ impl BaselineStore {
         check_name(name)?;
         let dir = self.dir(name, scenario);
         if dir.join("result.json").is_file() {
-            let run_id = crate::analysis::compare::load_runs(&dir)
+            let run_id = crate::result::read::load_runs(&dir)
                 .ok()
                 .and_then(|r| r.first().map(|r| r.run_id.clone()))
                 .unwrap_or_default();
@@ -179,7 +192,7 @@ impl BaselineStore {
                 if scenario.starts_with('.') || !s.path().join("result.json").is_file() {
                     continue;
                 }
-                let run_id = crate::analysis::compare::load_runs(&s.path())
+                let run_id = crate::result::read::load_runs(&s.path())
                     .ok()
                     .and_then(|r| r.first().map(|r| r.run_id.clone()))
                     .unwrap_or_default();
@@ -222,13 +235,13 @@ pub fn after_run(
             &crate::analysis::compare::GateOverrides::default(),
             false,
         )
-        .map_err(|e| BaselineError::Run {
-            path: b.dir.clone(),
-            message: e.to_string(),
+        .map_err(|source| BaselineError::Compare {
+            baseline: b.dir.clone(),
+            source,
         })?;
         let md = format!(
             "{}\n\nBaseline `{}`: run {}.\n",
-            crate::analysis::compare::markdown(&c).trim_end(),
+            crate::report::compare::markdown(&c).trim_end(),
             b.name,
             b.run_id
         );
@@ -246,10 +259,7 @@ pub fn after_run(
         )?;
         comparison = Some(c);
         // report.html shows the comparison.
-        crate::report::rerender(run_dir).map_err(|e| BaselineError::Run {
-            path: run_dir.to_path_buf(),
-            message: e.to_string(),
-        })?;
+        crate::report::rerender(run_dir)?;
     }
     let saved = save_as.map(|n| store.save(n, run_dir)).transpose()?;
     Ok(BaselineOutcome { comparison, saved })

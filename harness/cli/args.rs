@@ -1,0 +1,337 @@
+//! Command-line types (clap derive). They stay apart from the validated scenario: the CLI
+//! parses arguments, `scenario::load` validates the file, `From` joins the two into
+//! [`RunOptions`].
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::dataset::fixture::FixtureStore;
+use crate::run::RunOptions;
+
+const EXAMPLES: &str = "\
+Examples:
+  hsbench run scenarios/smoke.toml
+  hsbench run scenarios/smoke.toml --server-version 1.163.2 --out /tmp/results
+  hsbench check scenarios/smoke.toml
+  hsbench seed scenarios/smoke.toml          # build the dataset fixture only
+  hsbench fixtures list
+  hsbench fixtures rm 3fa5                   # by key prefix; --all for every fixture
+  hsbench flamediff results/<base-run> results/<new-run>   # red = grew
+  hsbench compare results/<base-run> results/<new-run>     # exit 1 on a regression
+  hsbench run scenarios/sweep-users.toml     # a [sweep]: one run per value, fitted exponents
+  hsbench size results/<id>-sweep --users 150000
+
+  hsbench completions bash > ~/.local/share/bash-completion/completions/hsbench
+
+Exit codes (every command):
+  0      ok
+  1      a gate failed (thresholds, the error gate, lost writes) or `compare` found a regression
+  2      bad input (scenario, arguments, a result or sweep that cannot be read)
+  3      the server failed (install, crash, boot timeout)
+  4      the dataset load or a workload failed
+  5      results, fixture cache or an output file not writable
+  128+N  interrupted by signal N (130 SIGINT, 143 SIGTERM, 129 SIGHUP)";
+
+/// Benchmark and load-test harness for Matrix homeservers.
+#[derive(Debug, Parser)]
+#[command(name = "hsbench", version, about, after_help = EXAMPLES)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a scenario: install the server, build the dataset, time boots, run workloads.
+    Run(RunArgs),
+    /// Build (or find) the scenario's dataset fixture without timing boots or running workloads.
+    Seed(RunArgs),
+    /// Boot the scenario's server over its dataset and keep it serving (for `run --attach`
+    /// shards) until SIGINT, SIGTERM or SIGHUP.
+    Serve(ServeArgs),
+    /// Parse and validate a scenario without running it.
+    Check {
+        /// Scenario file (TOML).
+        scenario: PathBuf,
+    },
+    /// Differential flamegraphs of a candidate against a baseline: two run directories (one
+    /// SVG per profile both have: boot, each phase, each workload) or two .folded files.
+    Flamediff {
+        /// Baseline run directory or .folded file.
+        before: PathBuf,
+        /// Candidate run directory or .folded file.
+        after: PathBuf,
+        /// Directory for the SVGs (default: the candidate run directory, else `.`).
+        #[arg(long, short, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
+    /// Compare a candidate with a baseline: every boot phase, milestone, shutdown, RSS, CPU and
+    /// herd figure gets a verdict (Mann–Whitney significance and a bootstrap interval of the
+    /// ratio of medians beyond the noise threshold). Exit 1 when anything regressed.
+    Compare(CompareArgs),
+    /// Extrapolate a sizing sweep to a value of its dimension: each phase, time to ready,
+    /// peak RSS, data size and herd p99 with 95% prediction intervals.
+    Size(SizeArgs),
+    /// Write summary.md, report.html and the dashboard exports of a run again from its
+    /// result.json and files.
+    Report {
+        /// Run directory or its result.json.
+        run: PathBuf,
+    },
+    /// Print the JSON Schema of result.json (published as schema/result.schema.json).
+    Schema,
+    /// Load a static loopback HTTP endpoint with hsbench's request path (closed loop, or an
+    /// open-model fixed rate with coordinated-omission correction), reporting requests per
+    /// CPU-second of the generator: the benchmark of the generator itself against wrk and oha.
+    HttpLoad(HttpLoadArgs),
+    /// Merge the histograms (`.hist`, HDR V2) of several run directories, e.g. shards of one
+    /// load run on several machines, into one directory: merged `.hist`/`.hgrm` per histogram
+    /// and `merged.json` with their percentiles.
+    Merge {
+        /// Run directories.
+        #[arg(required = true, num_args = 1..)]
+        dirs: Vec<PathBuf>,
+        /// Output directory.
+        #[arg(long, short, value_name = "DIR")]
+        out: PathBuf,
+    },
+    /// List saved baselines.
+    Baselines {
+        /// Where baselines are kept.
+        #[arg(long, default_value = "results/baselines", value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page (roff) of hsbench.
+    Man,
+    /// Manage the fixture cache.
+    Fixtures {
+        #[command(subcommand)]
+        action: FixturesAction,
+        /// Fixture cache directory (default: <cache>/fixtures).
+        #[arg(long, global = true, value_name = "DIR")]
+        fixtures_dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FixturesAction {
+    /// List cached fixtures: key, scenario, server, database, totals, size.
+    List,
+    /// Remove fixtures whose key starts with KEY, or all with --all.
+    Rm {
+        key: Option<String>,
+        #[arg(long, conflicts_with = "key")]
+        all: bool,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CompareArgs {
+    /// BASELINE CANDIDATE, each a run directory, a result.json, or a directory of runs
+    /// (samples pooled); with --baseline, only CANDIDATE.
+    #[arg(num_args = 1..=2, required = true, value_name = "RUN")]
+    pub runs: Vec<PathBuf>,
+    /// Compare CANDIDATE with this saved baseline (`hsbench run --save-baseline NAME`).
+    #[arg(long, value_name = "NAME")]
+    pub baseline: Option<String>,
+    /// Where baselines are kept.
+    #[arg(long, default_value = "results/baselines", value_name = "DIR")]
+    pub baselines_dir: PathBuf,
+    /// Changes within ± this share are noise (e.g. 0.05 = 5%); default: the candidate
+    /// scenario's `[compare] noise` and `noise_by_metric`, else 0.05. Overrides both.
+    #[arg(long, value_name = "SHARE")]
+    pub noise: Option<f64>,
+    /// Significance level of the rank test; default: `[compare] alpha`, else 0.05.
+    #[arg(long)]
+    pub alpha: Option<f64>,
+    /// A time metric's medians must differ by more than this to count (e.g. "10ms", "0ms");
+    /// default: `[compare] min_delta`, else 10ms.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub min_delta: Option<std::time::Duration>,
+    /// Compare runs of different scenarios, datasets or databases anyway.
+    #[arg(long)]
+    pub force: bool,
+    /// Also write the comparison as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Write differential flamegraphs (when both sides have profiles) into this directory.
+    #[arg(long, value_name = "DIR")]
+    pub flamediff: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SizeArgs {
+    /// Sweep directory (`results/<id>-sweep`) or its sweep.json.
+    pub sweep: PathBuf,
+    #[arg(long, value_name = "N")]
+    pub users: Option<u64>,
+    #[arg(long, value_name = "N")]
+    pub rooms: Option<u64>,
+    #[arg(long, value_name = "N")]
+    pub big_room_members: Option<u64>,
+    #[arg(long, value_name = "N")]
+    pub messages_per_room: Option<u64>,
+    #[arg(long, value_name = "N")]
+    pub dm_pairs: Option<u64>,
+    #[arg(long, value_name = "N")]
+    pub state_events_per_room: Option<u64>,
+    /// Extrapolate beyond 10× of the measured range anyway.
+    #[arg(long)]
+    pub force: bool,
+}
+
+impl SizeArgs {
+    /// The (dimension, value) pairs given.
+    pub fn given(&self) -> Vec<(&'static str, u64)> {
+        [
+            ("users", self.users),
+            ("rooms", self.rooms),
+            ("big_room_members", self.big_room_members),
+            ("messages_per_room", self.messages_per_room),
+            ("dm_pairs", self.dm_pairs),
+            ("state_events_per_room", self.state_events_per_room),
+        ]
+        .into_iter()
+        .filter_map(|(n, v)| v.map(|v| (n, v)))
+        .collect()
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Scenario file (TOML).
+    pub scenario: PathBuf,
+    /// Directory that receives the run directory `<run-id>/`.
+    #[arg(long, default_value = "results", value_name = "DIR")]
+    pub out: PathBuf,
+    /// Server version to install and test, overriding `[server] version`.
+    #[arg(long, value_name = "V")]
+    pub server_version: Option<String>,
+    /// No progress bars or stage lines; the summary still goes to stdout.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Concurrent requests while loading the dataset.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub load_concurrency: u16,
+    /// Build the dataset again even when its fixture is cached (replaces the fixture).
+    #[arg(long)]
+    pub rebuild_fixture: bool,
+    /// Check a sample of users and rooms through the server's API against the plan.
+    #[arg(long)]
+    pub verify: bool,
+    /// Fixture cache directory (default: <cache>/fixtures).
+    #[arg(long, value_name = "DIR")]
+    pub fixtures_dir: Option<PathBuf>,
+    /// After the run, compare it with this saved baseline (`<out>/baselines/NAME/<scenario>`),
+    /// write compare.md and compare.json into the run directory, and exit 1 on a regression.
+    #[arg(long, value_name = "NAME")]
+    pub baseline: Option<String>,
+    /// Save this run as the named baseline of its scenario (replacing the previous one).
+    #[arg(long, value_name = "NAME")]
+    pub save_baseline: Option<String>,
+    /// Run only the workloads, against an already running server: the `serve.json` that
+    /// `hsbench serve` wrote (or its directory), or a loopback URL with --credentials.
+    #[arg(
+        long,
+        value_name = "SERVE_JSON|URL",
+        conflicts_with_all = ["baseline", "save_baseline", "rebuild_fixture", "verify"]
+    )]
+    pub attach: Option<String>,
+    /// The dataset users' credentials that `hsbench serve` wrote (default: the one its
+    /// serve.json names).
+    #[arg(long, value_name = "FILE", requires = "attach")]
+    pub credentials: Option<PathBuf>,
+    /// With --attach: run clients j with j % COUNT == INDEX (0-based), e.g. 1/4. Default:
+    /// $HSBENCH_SHARD, else $JOB_COMPLETION_INDEX/$HSBENCH_SHARDS (a Kubernetes Indexed Job),
+    /// else the whole load.
+    #[arg(long, value_name = "INDEX/COUNT", requires = "attach")]
+    pub shard: Option<String>,
+    /// With --attach: release the herd at this time (RFC 3339, or Unix seconds), so that every
+    /// shard fires at the same instant. Default: $HSBENCH_RELEASE_AT, else when ready.
+    #[arg(long, value_name = "TIME", requires = "attach")]
+    pub release_at: Option<String>,
+}
+
+/// `hsbench serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Scenario file (TOML): its dataset and server.
+    pub scenario: PathBuf,
+    /// Directory that receives the run directory `<run-id>/` (dataset, boot, serve.json).
+    #[arg(long, default_value = "results", value_name = "DIR")]
+    pub out: PathBuf,
+    /// Where to write the dataset users' credentials (mode 0600) for `run --attach`; a
+    /// `serve.json` with the server's URL goes beside it. Default:
+    /// <cache>/serve/<scenario name>/credentials.json.
+    #[arg(long, value_name = "FILE")]
+    pub credentials_out: Option<PathBuf>,
+    /// Server version to install and serve, overriding `[server] version`.
+    #[arg(long, value_name = "V")]
+    pub server_version: Option<String>,
+    /// Fixture cache directory (default: <cache>/fixtures).
+    #[arg(long, value_name = "DIR")]
+    pub fixtures_dir: Option<PathBuf>,
+    /// No stage lines.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+impl From<&RunArgs> for RunOptions {
+    fn from(a: &RunArgs) -> Self {
+        RunOptions {
+            results_dir: a.out.clone(),
+            server_version: a.server_version.clone(),
+            quiet: a.quiet,
+            load_concurrency: a.load_concurrency as usize,
+            fixtures: a
+                .fixtures_dir
+                .as_ref()
+                .map_or_else(FixtureStore::default, FixtureStore::new),
+            rebuild_fixture: a.rebuild_fixture,
+            verify: a.verify,
+            seed_only: false,
+            run_id: None,
+        }
+    }
+}
+
+impl From<&ServeArgs> for RunOptions {
+    fn from(a: &ServeArgs) -> Self {
+        RunOptions {
+            results_dir: a.out.clone(),
+            server_version: a.server_version.clone(),
+            quiet: a.quiet,
+            fixtures: a
+                .fixtures_dir
+                .as_ref()
+                .map_or_else(FixtureStore::default, FixtureStore::new),
+            ..RunOptions::default()
+        }
+    }
+}
+
+/// `hsbench http-load`.
+#[derive(Debug, clap::Args)]
+pub struct HttpLoadArgs {
+    /// `http://<loopback address>[:port]/path` (only 127.0.0.0/8, ::1 or localhost).
+    pub url: String,
+    /// Keep-alive connections (one worker each).
+    #[arg(long, short, default_value_t = 50)]
+    pub connections: usize,
+    /// How long to send.
+    #[arg(long, short, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub duration: std::time::Duration,
+    /// Requests per second (open model, latency corrected from each due time); without it, a
+    /// closed loop.
+    #[arg(long, short)]
+    pub rate: Option<f64>,
+    /// Runtime threads (1: a current-thread runtime).
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}

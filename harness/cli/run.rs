@@ -1,0 +1,122 @@
+//! `run`, `seed` and `serve`: the commands that boot a server.
+
+use super::Outcome;
+use super::args::{RunArgs, ServeArgs};
+use super::error::RunCommandError;
+use crate::run::baseline::{BaselineStore, after_run};
+use crate::run::{Attach, RunError, RunOptions, ServeHooks};
+use crate::scenario::{self, Scenario};
+
+/// `hsbench run` (and `seed`, which builds the fixture only).
+pub async fn run(args: &RunArgs, seed_only: bool) -> Result<Outcome, RunCommandError> {
+    crate::util::interrupt::watch();
+    let scenario = scenario::load(&args.scenario).map_err(RunError::from)?;
+    if let Some(url) = &args.attach {
+        if seed_only {
+            return Err(RunCommandError::Usage(
+                "`hsbench seed` builds a fixture; --attach runs workloads (use `hsbench run --attach`)"
+                    .into(),
+            ));
+        }
+        return attached(args, &scenario, url).await;
+    }
+    let opts = RunOptions {
+        seed_only,
+        ..RunOptions::from(args)
+    };
+    let baselines = BaselineStore::in_results(&opts.results_dir);
+    // A missing baseline fails before the run, not after it.
+    let compare_with = args
+        .baseline
+        .as_deref()
+        .map(|n| baselines.find(n, &scenario.name))
+        .transpose()?;
+    if scenario.sweep.is_some() && !seed_only {
+        let out = crate::run::sweep::run_sweep(&scenario, &opts).await?;
+        println!("{}", crate::report::sweep::markdown(&out.result));
+        println!("results: {}", out.dir.display());
+        return Ok(Outcome::Ok);
+    }
+    let out = crate::run::run(&scenario, &opts).await?;
+    println!("{}", crate::report::markdown(&out.result));
+    println!("results: {}", out.run_dir.display());
+    let mut outcome = gates(&out.result);
+    let o = after_run(
+        &baselines,
+        &out.run_dir,
+        compare_with.as_ref(),
+        args.save_baseline.as_deref(),
+    )?;
+    if let Some(c) = &o.comparison {
+        println!("{}", crate::report::compare::markdown(c));
+        if !c.regressions().is_empty() {
+            outcome = Outcome::GateFailed;
+        }
+    }
+    if let Some(b) = &o.saved {
+        println!("saved as baseline {:?}: {}", b.name, b.dir.display());
+    }
+    Ok(outcome)
+}
+
+/// Failed gates, named on stderr.
+fn gates(result: &crate::result::RunResult) -> Outcome {
+    let failed: Vec<String> = result
+        .thresholds
+        .iter()
+        .filter(|t| !t.passed)
+        .map(|t| t.reason())
+        .collect();
+    if failed.is_empty() {
+        Outcome::Ok
+    } else {
+        eprintln!("FAILED: {}", failed.join("; "));
+        Outcome::GateFailed
+    }
+}
+
+/// `run --attach`: the workloads of one shard against a running server.
+async fn attached(
+    args: &RunArgs,
+    scenario: &Scenario,
+    target: &str,
+) -> Result<Outcome, RunCommandError> {
+    let attach = Attach::resolve(
+        target,
+        args.credentials.as_deref(),
+        args.shard.as_deref(),
+        args.release_at.as_deref(),
+        |k| std::env::var(k).ok(),
+    )?;
+    let out = crate::run::run_attached(scenario, &RunOptions::from(args), attach).await?;
+    println!("{}", crate::report::markdown(&out.result));
+    println!("results: {}", out.run_dir.display());
+    Ok(gates(&out.result))
+}
+
+/// `hsbench serve`: stops on SIGINT, SIGTERM (what Kubernetes sends) or SIGHUP.
+pub async fn serve(args: &ServeArgs) -> Result<Outcome, RunCommandError> {
+    crate::util::interrupt::watch();
+    let scenario = scenario::load(&args.scenario).map_err(RunError::from)?;
+    let credentials_out = args.credentials_out.clone().unwrap_or_else(|| {
+        crate::util::fs::cache_dir()
+            .join("serve")
+            .join(&scenario.name)
+            .join("credentials.json")
+    });
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        crate::util::interrupt::interrupted().await;
+        let _ = stop_tx.send(true);
+        // Keep the sender alive: a dropped sender would read as "never stopped".
+        std::future::pending::<()>().await
+    });
+    let hooks = ServeHooks {
+        credentials_out,
+        ready: None,
+        stop,
+    };
+    let out = crate::run::serve(&scenario, &RunOptions::from(args), hooks).await?;
+    println!("stopped; results: {}", out.run_dir.display());
+    Ok(Outcome::Ok)
+}

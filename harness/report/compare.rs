@@ -1,0 +1,77 @@
+//! `compare` as a pull request reads it: compare.md, the verdict first.
+
+use crate::analysis::compare::{Comparison, Verdict};
+use crate::metrics::catalogue;
+
+/// A metric's value in its unit (`_bytes`, `_s`, else milliseconds).
+pub fn fmt_value(metric: &str, v: f64) -> String {
+    catalogue::format(metric, v)
+}
+
+/// Markdown for a pull request: the verdict first, naming the regressed phases.
+pub fn markdown(c: &Comparison) -> String {
+    let regs = c.regressions();
+    let mut md = format!("## hsbench compare · {}\n\n", c.scenario);
+    let mut regs = regs;
+    // Largest change first: the phase to look at.
+    regs.sort_by(|a, b| b.ratio.total_cmp(&a.ratio));
+    if regs.is_empty() {
+        md.push_str("**No regression.**");
+    } else {
+        let names: Vec<String> = regs
+            .iter()
+            .map(|m| {
+                format!(
+                    "{} +{:.0}% (p={:.3})",
+                    m.metric.trim_start_matches("phase."),
+                    (m.ratio - 1.0) * 100.0,
+                    m.p_value.unwrap_or(1.0)
+                )
+            })
+            .collect();
+        md.push_str(&format!("**Regressed: {}.**", names.join(", ")));
+    }
+    md.push_str(&format!(
+        " Baseline {} run(s), candidate {} run(s); gates: Mann–Whitney p < {}, the 95% bootstrap interval of the ratio of medians beyond the noise threshold, and for times a change of more than {}.\n\n",
+        c.baseline.len(),
+        c.candidate.len(),
+        c.alpha,
+        crate::util::fmt::fmt_ms(
+            c.metrics
+                .iter()
+                .map(|m| m.min_delta)
+                .fold(0.0, f64::max)
+        )
+    ));
+    for w in &c.warnings {
+        md.push_str(&format!("⚠ {w}\n\n"));
+    }
+    md.push_str("| metric | baseline | candidate | change | 95% CI | p | verdict |\n|---|---:|---:|---:|---|---:|---|\n");
+    for m in &c.metrics {
+        md.push_str(&format!(
+            "| {} | {} | {} | {:+.1}% | {} | {} | {} |\n",
+            m.metric,
+            fmt_value(&m.metric, m.baseline_median),
+            fmt_value(&m.metric, m.candidate_median),
+            (m.ratio - 1.0) * 100.0,
+            if m.ratio_low.is_nan() {
+                "–".to_string()
+            } else {
+                format!(
+                    "{:+.1}% … {:+.1}%",
+                    (m.ratio_low - 1.0) * 100.0,
+                    (m.ratio_high - 1.0) * 100.0
+                )
+            },
+            m.p_value.map_or("–".into(), |p| format!("{p:.3}")),
+            m.verdict.arrow()
+        ));
+    }
+    if c.metrics
+        .iter()
+        .any(|m| m.verdict == Verdict::NotEnoughSamples && m.baseline_n >= 2)
+    {
+        md.push_str("\nWith n boots per side the smallest reachable p is 2/C(2n, n): 3 vs 3 cannot reach 0.05; use `[boot] repeats` ≥ 5.\n");
+    }
+    md
+}
