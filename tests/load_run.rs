@@ -70,7 +70,7 @@ async fn triggered_herd_and_steady_traffic_against_real_synapse() {
     assert_eq!(r.status, RunStatus::Complete);
 
     // ---- a ramped herd with the lazy-loading filter ----
-    let order: Vec<&str> = sc.workload_order.iter().map(|w| w.name()).collect();
+    let order: Vec<&str> = sc.workloads.iter().map(|w| w.name()).collect();
     assert_eq!(order, ["herd", "triggered", "steady", "catchup"]);
     let h = r.herd.as_ref().expect("herd result");
     assert!(

@@ -5,8 +5,8 @@ mod common;
 
 use std::path::Path;
 
-use hsbench::result::{RunResult, RunStatus};
 use hsbench::analysis::sweep::{extrapolate, load};
+use hsbench::result::{RunResult, RunStatus};
 use hsbench::run::sweep::run_sweep;
 use hsbench::scenario::{self, SweepDimension};
 

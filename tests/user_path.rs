@@ -484,8 +484,7 @@ fn a_full_results_disk_is_a_clear_error_with_a_truthful_status() {
 async fn two_runs_needing_one_new_fixture_build_it_once() {
     let sandbox = common::Sandbox::new();
     let mut sc = scenario::load(&root().join("tests/scenarios/tiny-timeouts.toml")).expect("valid");
-    sc.herd = None;
-    sc.workload_order.clear();
+    sc.workloads.clear();
     let opts = |id: &str| hsbench::run::RunOptions {
         run_id: Some(id.into()),
         verify: false,

@@ -947,7 +947,7 @@ fn import_room(
     }
     for k in 0..room.state_events {
         creator_state.push((
-            "org.hsbench.state",
+            crate::dataset::plan::STATE_EVENT_TYPE,
             format!("k{k}"),
             json!({"value": k, "note": "hsbench large-state room"}),
         ));

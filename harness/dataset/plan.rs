@@ -11,6 +11,9 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::scenario::DatasetSpec;
 
+/// The event type of the custom state events a large-state room holds.
+pub const STATE_EVENT_TYPE: &str = "org.hsbench.state";
+
 /// Exponent of the room-size power law: `P(size >= s) ∝ s^-(ALPHA-1)`. With 2.0 the median
 /// ordinary room has 4 members and one room in ten has 20 or more (capped at the spec's maximum).
 pub const ROOM_SIZE_ALPHA: f64 = 2.0;

@@ -13,7 +13,7 @@ use ruma::api::client::room::{Visibility, create_room};
 use ruma::api::client::uiaa::{AuthData, Dummy, RegistrationToken};
 use ruma::{OwnedEventId, OwnedRoomId, OwnedUserId};
 
-use crate::dataset::plan::{DatasetPlan, EventKind, PlanTotals, RoomKind};
+use crate::dataset::plan::{DatasetPlan, EventKind, PlanTotals, RoomKind, STATE_EVENT_TYPE};
 use crate::matrix::{CallError, MatrixClient};
 
 /// A loading step failed: which step, which request, and what the server answered.
@@ -438,7 +438,7 @@ pub async fn load(
                 req.initial_state = (0..room.state_events)
                     .map(|k| {
                         raw_json(serde_json::json!({
-                            "type": "org.hsbench.state", "state_key": format!("k{k}"),
+                            "type": STATE_EVENT_TYPE, "state_key": format!("k{k}"),
                             "content": {"value": k, "note": "hsbench large-state room"}
                         }))
                     })
@@ -773,13 +773,13 @@ pub async fn verify(
                 .iter()
                 .filter(|e| {
                     e.get_field::<String>("type").ok().flatten().as_deref()
-                        == Some("org.hsbench.state")
+                        == Some(STATE_EVENT_TYPE)
                 })
                 .count() as u64;
             report.checks += 1;
             if got != room.state_events {
                 report.mismatches.push(format!(
-                    "{}: {got} org.hsbench.state events, the plan says {}",
+                    "{}: {got} {STATE_EVENT_TYPE} events, the plan says {}",
                     room.name, room.state_events
                 ));
             }

@@ -24,7 +24,7 @@ use ruma::api::client::sync::sync_events;
 use ruma::{OwnedEventId, OwnedRoomId, OwnedTransactionId, UInt};
 
 use crate::load::engine::{Collector, Ep, ErrorKind, Recorder, read_body};
-use crate::load::syncload::{
+use crate::load::workload::{
     HarnessLoad, WorkloadData, WorkloadError, bytes_out, harness_load, message_content, new_client,
     nonce, status_error, unix_ms,
 };
@@ -352,13 +352,13 @@ pub async fn run_catchup(
     tokens: &[String],
     room: &OwnedRoomId,
     spec: &CatchupSpec,
-    shard: Option<crate::load::syncload::ShardRun>,
+    shard: Option<crate::load::workload::ShardRun>,
 ) -> Result<(CatchupResult, WorkloadData), WorkloadError> {
-    let part = crate::load::syncload::ShardRun::part(shard);
+    let part = crate::load::workload::ShardRun::part(shard);
     let readers = part.slice(&tokens[1..=spec.readers as usize]);
     let n = readers.len();
     let client = new_client(base_url, n.max(1))?;
-    let base = crate::load::syncload::ShardRun::seq_base(shard);
+    let base = crate::load::workload::ShardRun::seq_base(shard);
     let write_s = write_backlog(&client, &tokens[0], room, base, spec.backlog, part).await?;
 
     let (origin, origin_wall) = match shard {

@@ -16,6 +16,7 @@ use hdrhistogram::Histogram;
 use hdrhistogram::sync::SyncHistogram;
 use ruma::api::client::sync::sync_events;
 
+use crate::load::engine::{ErrorKind, MAX_INTERVALS, read_body};
 use crate::matrix::{MatrixClient, error_fields};
 use crate::metrics::{IntervalSeries, LatencySummary, new_latency_histogram};
 use crate::scenario::{HerdSpec, SyncKind};
@@ -81,24 +82,10 @@ pub struct HerdHistograms {
     pub released: std::time::SystemTime,
 }
 
-/// Most intervals an interval log of a herd holds.
-const MAX_INTERVALS: usize = 10_000;
-
+/// How one herd request ended: answered, or failed with the engine's error taxonomy.
 enum Outcome {
     Ok,
-    Error(String),
-}
-
-fn classify(e: &reqwest::Error) -> String {
-    if e.is_timeout() {
-        "timeout".into()
-    } else if e.is_connect() {
-        "connect".into()
-    } else if e.is_decode() || e.is_body() {
-        "body".into()
-    } else {
-        "transport".into()
-    }
+    Error(ErrorKind),
 }
 
 /// A filter that leaves a sync almost empty: used only to obtain `since` tokens cheaply. Each
@@ -253,7 +240,7 @@ pub async fn run_herd_at(
                 }
                 if rx.changed().await.is_err() {
                     let now = Instant::now();
-                    return (Outcome::Error("cancelled".into()), now, now, now);
+                    return (Outcome::Error(ErrorKind::Transport), now, now, now);
                 }
             };
             if !offset.is_zero() {
@@ -261,38 +248,17 @@ pub async fn run_herd_at(
             }
             let sent = Instant::now();
             let outcome = match http.execute(request).await {
-                Err(e) => Outcome::Error(classify(&e)),
+                Err(e) => Outcome::Error(ErrorKind::of(&e)),
                 Ok(mut resp) => {
                     let status = resp.status().as_u16();
-                    let mut n_bytes = 0u64;
-                    let mut first_chunk: Vec<u8> = Vec::new();
-                    let mut failed = None;
-                    loop {
-                        match resp.chunk().await {
-                            Ok(Some(c)) => {
-                                n_bytes += c.len() as u64;
-                                if status >= 400 && first_chunk.len() < 4096 {
-                                    first_chunk.extend_from_slice(&c[..c.len().min(4096)]);
-                                }
-                            }
-                            Ok(None) => break,
-                            Err(e) => {
-                                failed = Some(classify(&e));
-                                break;
-                            }
-                        }
-                    }
+                    // An error's body is kept for its errcode; a 200's only counted.
+                    let keep = if status >= 400 { 4096 } else { 0 };
+                    let (n_bytes, kept, failed) = read_body(&mut resp, keep, None).await;
                     bytes.fetch_add(n_bytes, Ordering::Relaxed);
                     match (failed, status) {
                         (Some(kind), _) => Outcome::Error(kind),
                         (None, 200) => Outcome::Ok,
-                        (None, s) => {
-                            let (errcode, _) = error_fields(&first_chunk);
-                            Outcome::Error(match errcode {
-                                Some(c) => format!("http_{s}_{c}"),
-                                None => format!("http_{s}"),
-                            })
-                        }
+                        (None, s) => Outcome::Error(ErrorKind::Status(s, error_fields(&kept).0)),
                     }
                 }
             };
@@ -343,7 +309,7 @@ pub async fn run_herd_at(
         };
         let (outcome, intended, sent, end) = joined.unwrap_or_else(|_| {
             let now = Instant::now();
-            (Outcome::Error("panic".into()), now, now, now)
+            (Outcome::Error(ErrorKind::Transport), now, now, now)
         });
         last_end = last_end.max(end);
         match outcome {
@@ -355,7 +321,7 @@ pub async fn run_herd_at(
                     end.saturating_duration_since(t0),
                 ));
             }
-            Outcome::Error(kind) => *errors.entry(kind).or_default() += 1,
+            Outcome::Error(kind) => *errors.entry(kind.label()).or_default() += 1,
         }
     }
     let cpu_after = crate::metrics::self_usage();

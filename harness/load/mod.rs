@@ -9,3 +9,4 @@ pub mod merge;
 pub mod recovery;
 pub mod shard;
 pub mod syncload;
+pub mod workload;

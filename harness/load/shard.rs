@@ -21,7 +21,7 @@
 //! send, so merged delivery histograms (and the triggered herd's merged recovery) count every
 //! receiver of every message.
 
-use crate::scenario::{Scenario, WorkloadKind};
+use crate::scenario::{Scenario, Workload, WorkloadKind};
 
 /// Slice `index` of `count` (0-based).
 #[derive(
@@ -128,28 +128,30 @@ impl Shard {
         if self.count == 1 {
             return Ok(out);
         }
-        if sc.workload_order.len() > 1 {
+        if sc.workloads.len() > 1 {
             return Err(ShardError::OneWorkload {
                 scenario: sc.name.clone(),
                 workloads: sc
-                    .workload_order
+                    .workloads
                     .iter()
                     .map(|w| format!("[workload.{}]", w.name()))
                     .collect::<Vec<_>>()
                     .join(", "),
             });
         }
-        if let Some(w) = sc.workload_order.first()
+        if let Some(w) = sc.workloads.first()
             && !released
-            && !matches!(w, WorkloadKind::Herd)
+            && w.kind() != WorkloadKind::Herd
         {
             return Err(ShardError::NeedsRelease {
                 scenario: sc.name.clone(),
                 workload: w.name().into(),
             });
         }
-        if let Some(h) = out.herd.as_mut() {
-            h.clients = self.slice_len(h.clients);
+        for w in &mut out.workloads {
+            if let Workload::Herd(h) = w {
+                h.clients = self.slice_len(h.clients);
+            }
         }
         Ok(out)
     }

@@ -409,6 +409,24 @@ pub fn hint(phases: &[String]) -> String {
     )
 }
 
+/// The catalogue as the Markdown table `scenarios/README.md` shows (a test keeps them equal).
+pub fn markdown_table() -> String {
+    let mut s = String::from("| metric | unit | samples | what it measures |\n|---|---|---|---|\n");
+    for e in CATALOGUE {
+        let samples = match e.scope {
+            Scope::Boot => "per timed boot; also `cold.`, `crash.`",
+            Scope::Run => "per run",
+        };
+        s.push_str(&format!(
+            "| `{}` | {} | {samples} | {} |\n",
+            e.name,
+            e.unit.label(),
+            e.about
+        ));
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

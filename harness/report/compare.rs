@@ -49,11 +49,16 @@ pub fn markdown(c: &Comparison) -> String {
     md.push_str("| metric | baseline | candidate | change | 95% CI | p | verdict |\n|---|---:|---:|---:|---|---:|---|\n");
     for m in &c.metrics {
         md.push_str(&format!(
-            "| {} | {} | {} | {:+.1}% | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} |\n",
             m.metric,
             fmt_value(&m.metric, m.baseline_median),
             fmt_value(&m.metric, m.candidate_median),
-            (m.ratio - 1.0) * 100.0,
+            // Two zero medians (no failed request on either side) have no ratio.
+            if m.ratio.is_finite() {
+                format!("{:+.1}%", (m.ratio - 1.0) * 100.0)
+            } else {
+                "–".to_string()
+            },
             if m.ratio_low.is_nan() {
                 "–".to_string()
             } else {

@@ -936,7 +936,7 @@ fn endpoints_md(
 }
 
 /// hsbench's own load during a workload, loud when it may have been the bottleneck.
-fn harness_md(md: &mut String, h: &crate::load::syncload::HarnessLoad, what: &str) {
+fn harness_md(md: &mut String, h: &crate::load::workload::HarnessLoad, what: &str) {
     if h.cpu_share > crate::load::herd::HARNESS_CPU_LIMIT {
         md.push_str(&format!(
             "> ⚠️ **hsbench itself used {:.0}% of a core** ({:.2} CPU s) during the {what}: above {:.0}%, the harness may have limited these figures.\n\n",

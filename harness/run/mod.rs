@@ -27,7 +27,7 @@ use crate::report::write_all;
 use crate::result::{DatasetInfo, RunResult, RunStatus, ServerInfo};
 use crate::scenario::Scenario;
 use crate::scenario::{
-    CacheMode, DatabaseKind, LoadMethod, ProfilerChoice, Registration, WorkloadKind,
+    CacheMode, DatabaseKind, LoadMethod, ProfilerChoice, Registration, Workload,
 };
 use crate::util::fs::write_atomic;
 
@@ -59,8 +59,13 @@ pub enum RunError {
     Seed(#[from] Box<SeedError>),
     #[error("direct import: {0}")]
     Import(#[from] crate::dataset::import::ImportError),
-    #[error("workload `{workload}` failed: {message}")]
-    Workload { workload: String, message: String },
+    #[error("workload `{workload}` failed: {source}")]
+    Workload {
+        workload: String,
+        /// The workload's own error (a call, a setup step), or what went wrong as text.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error(transparent)]
     Fixture(#[from] FixtureError),
     #[error("interrupted by {}; servers stopped, partial results written", crate::util::interrupt::name(*signal))]
@@ -865,7 +870,7 @@ async fn measure(
     }
 
     // 4. Verification and workloads, on a boot of their own.
-    if scenario.workload_order.is_empty() && !ctx.opts.verify {
+    if scenario.workloads.is_empty() && !ctx.opts.verify {
         crash_restarts(ctx, inst, creds, plan, profile, db, &probe_token).await?;
         return finish_files(ctx);
     }
@@ -1316,7 +1321,7 @@ fn write_herd_files(
 fn write_workload_files(
     ctx: &mut Ctx<'_>,
     workload: &str,
-    data: &crate::load::syncload::WorkloadData,
+    data: &crate::load::workload::WorkloadData,
 ) -> Result<(), RunError> {
     let run_dir = ctx.run_dir.clone();
     let rec = &data.recorded;
@@ -1396,7 +1401,7 @@ fn shard_part(
     ctx: &Ctx<'_>,
     creds: &Credentials,
     workload: &str,
-) -> Result<(Vec<String>, Option<crate::load::syncload::ShardRun>), RunError> {
+) -> Result<(Vec<String>, Option<crate::load::workload::ShardRun>), RunError> {
     match &ctx.mode {
         Mode::Attach(a) if a.shard.count > 1 => {
             let release_at = a.release_at.ok_or_else(|| {
@@ -1406,7 +1411,7 @@ fn shard_part(
             })?;
             Ok((
                 a.credentials.tokens.clone(),
-                Some(crate::load::syncload::ShardRun {
+                Some(crate::load::workload::ShardRun {
                     shard: a.shard,
                     release_at,
                 }),
@@ -1416,9 +1421,14 @@ fn shard_part(
     }
 }
 
-fn workload_error(workload: &str) -> impl FnOnce(String) -> RunError {
+fn workload_error<E: Into<Box<dyn std::error::Error + Send + Sync>>>(
+    workload: &str,
+) -> impl FnOnce(E) -> RunError {
     let workload = workload.to_string();
-    move |message| RunError::Workload { workload, message }
+    move |e| RunError::Workload {
+        workload,
+        source: e.into(),
+    }
 }
 
 /// Verification (with `--verify`) and the workloads in the scenario's order, against a running
@@ -1437,140 +1447,15 @@ async fn workloads(
         ctx.save()?;
     }
     let scenario = ctx.scenario;
-    for kind in scenario.workload_order.iter().copied() {
-        let name = kind.name();
+    for workload in &scenario.workloads {
+        let name = workload.name();
         ctx.in_workload
             .store(true, std::sync::atomic::Ordering::SeqCst);
         let attached = match profiler {
             Some((tool, pid)) => Some(start_load_profile(ctx, tool, pid, name).await),
             None => None,
         };
-        let outcome: Result<(), RunError> = match kind {
-            WorkloadKind::Herd => {
-                let herd = scenario.herd.as_ref().expect("ordered workloads exist");
-                ctx.say(&format!(
-                    "herd: {} clients, {:?} sync",
-                    herd.clients, herd.sync
-                ));
-                let release_at = match &ctx.mode {
-                    Mode::Attach(a) => a.release_at,
-                    _ => None,
-                };
-                match run_herd_at(base_url, &creds.tokens, herd, release_at).await {
-                    Ok((result, hists)) => {
-                        let w = write_herd_files(ctx, &result, &hists);
-                        ctx.result.herd = Some(result);
-                        w
-                    }
-                    Err(e) => Err(workload_error(name)(e.to_string())),
-                }
-            }
-            WorkloadKind::Triggered => {
-                let t = scenario
-                    .triggered
-                    .as_ref()
-                    .expect("ordered workloads exist");
-                ctx.say(&format!(
-                    "triggered herd: {} long-poll clients, {}/s chatter, trigger after {}, {:?} re-sync, watching {}",
-                    t.clients,
-                    t.chatter_rate,
-                    humantime::format_duration(t.baseline),
-                    t.reaction,
-                    humantime::format_duration(t.observe)
-                ));
-                let big = creds
-                    .room_ids
-                    .first()
-                    .ok_or_else(|| workload_error(name)("the dataset has no big room".into()))?;
-                let (tokens, shard) = shard_part(ctx, creds, name)?;
-                match crate::load::syncload::run_triggered(base_url, &tokens, big, t, shard).await {
-                    Ok((result, data)) => {
-                        let w = write_workload_files(ctx, name, &data);
-                        ctx.say(&format!(
-                            "  recovery: {}; peak {} re-syncs in flight; {} of {} deliveries",
-                            result
-                                .recovery
-                                .time_to_recover_s
-                                .map_or("not recovered".into(), |s| format!("{s:.1} s")),
-                            result.peak_concurrent_resyncs,
-                            result.deliveries.delivered,
-                            result.deliveries.expected
-                        ));
-                        ctx.result.triggered = Some(result);
-                        w
-                    }
-                    Err(e) => Err(workload_error(name)(e.to_string())),
-                }
-            }
-            WorkloadKind::Steady => {
-                let t = scenario.steady.as_ref().expect("ordered workloads exist");
-                ctx.say(&format!(
-                    "steady: {} long-poll clients, {} senders, {:?} for {}",
-                    t.clients,
-                    t.senders,
-                    t.arrivals,
-                    humantime::format_duration(t.duration)
-                ));
-                let (tokens, shard) = shard_part(ctx, creds, name)?;
-                match crate::load::syncload::run_steady(
-                    base_url,
-                    &tokens,
-                    &creds.room_ids,
-                    plan,
-                    t,
-                    shard,
-                )
-                .await
-                {
-                    Ok((result, data)) => {
-                        let w = write_workload_files(ctx, name, &data);
-                        ctx.say(&format!(
-                            "  {} messages accepted of {} sent, delivery p50 {} p99 {}, {} of {} deliveries",
-                            result.deliveries.messages,
-                            result
-                                .endpoints
-                                .iter()
-                                .find(|e| e.name == "send")
-                                .map_or(0, |e| e.started),
-                            crate::report::lat(&result.deliveries.latency, result.deliveries.latency.p50_ms),
-                            crate::report::lat(&result.deliveries.latency, result.deliveries.latency.p99_ms),
-                            result.deliveries.delivered,
-                            result.deliveries.expected
-                        ));
-                        ctx.result.steady = Some(result);
-                        w
-                    }
-                    Err(e) => Err(workload_error(name)(e.to_string())),
-                }
-            }
-            WorkloadKind::Catchup => {
-                let t = scenario.catchup.as_ref().expect("ordered workloads exist");
-                ctx.say(&format!(
-                    "catch-up: {} readers, {} unread messages each, {} per page",
-                    t.readers, t.backlog, t.page
-                ));
-                let big = creds
-                    .room_ids
-                    .first()
-                    .ok_or_else(|| workload_error(name)("the dataset has no big room".into()))?;
-                let (tokens, shard) = shard_part(ctx, creds, name)?;
-                match crate::load::catchup::run_catchup(base_url, &tokens, big, t, shard).await {
-                    Ok((result, data)) => {
-                        let w = write_workload_files(ctx, name, &data);
-                        ctx.say(&format!(
-                            "  {} of {} readers caught up, p50 {} max {}",
-                            result.caught_up,
-                            result.readers,
-                            crate::report::lat(&result.catch_up, result.catch_up.p50_ms),
-                            crate::report::lat(&result.catch_up, result.catch_up.max_ms)
-                        ));
-                        ctx.result.catchup = Some(result);
-                        w
-                    }
-                    Err(e) => Err(workload_error(name)(e.to_string())),
-                }
-            }
-        };
+        let outcome = run_workload(ctx, workload, base_url, plan, creds).await;
         if let Some(a) = attached {
             finish_load_profile(ctx, a)?;
         }
@@ -1583,6 +1468,130 @@ async fn workloads(
         }
     }
     Ok(())
+}
+
+/// One workload against the running server: say what it does, run it, write its files, say
+/// what it found and keep its result.
+async fn run_workload(
+    ctx: &mut Ctx<'_>,
+    workload: &Workload,
+    base_url: &str,
+    plan: &DatasetPlan,
+    creds: &Credentials,
+) -> Result<(), RunError> {
+    let name = workload.name();
+    let big_room = || {
+        creds
+            .room_ids
+            .first()
+            .ok_or_else(|| workload_error(name)("the dataset has no big room"))
+    };
+    match workload {
+        Workload::Herd(herd) => {
+            ctx.say(&format!(
+                "herd: {} clients, {:?} sync",
+                herd.clients, herd.sync
+            ));
+            let release_at = match &ctx.mode {
+                Mode::Attach(a) => a.release_at,
+                _ => None,
+            };
+            let (result, hists) = run_herd_at(base_url, &creds.tokens, herd, release_at)
+                .await
+                .map_err(workload_error(name))?;
+            let w = write_herd_files(ctx, &result, &hists);
+            ctx.result.herd = Some(result);
+            w
+        }
+        Workload::Triggered(t) => {
+            ctx.say(&format!(
+                "triggered herd: {} long-poll clients, {}/s chatter, trigger after {}, {:?} re-sync, watching {}",
+                t.clients,
+                t.chatter_rate,
+                humantime::format_duration(t.baseline),
+                t.reaction,
+                humantime::format_duration(t.observe)
+            ));
+            let big = big_room()?;
+            let (tokens, shard) = shard_part(ctx, creds, name)?;
+            let (result, data) =
+                crate::load::syncload::run_triggered(base_url, &tokens, big, t, shard)
+                    .await
+                    .map_err(workload_error(name))?;
+            let w = write_workload_files(ctx, name, &data);
+            ctx.say(&format!(
+                "  recovery: {}; peak {} re-syncs in flight; {} of {} deliveries",
+                result
+                    .recovery
+                    .time_to_recover_s
+                    .map_or("not recovered".into(), |s| format!("{s:.1} s")),
+                result.peak_concurrent_resyncs,
+                result.deliveries.delivered,
+                result.deliveries.expected
+            ));
+            ctx.result.triggered = Some(result);
+            w
+        }
+        Workload::Steady(t) => {
+            ctx.say(&format!(
+                "steady: {} long-poll clients, {} senders, {:?} for {}",
+                t.clients,
+                t.senders,
+                t.arrivals,
+                humantime::format_duration(t.duration)
+            ));
+            let (tokens, shard) = shard_part(ctx, creds, name)?;
+            let (result, data) = crate::load::syncload::run_steady(
+                base_url,
+                &tokens,
+                &creds.room_ids,
+                plan,
+                t,
+                shard,
+            )
+            .await
+            .map_err(workload_error(name))?;
+            let w = write_workload_files(ctx, name, &data);
+            let d = &result.deliveries;
+            ctx.say(&format!(
+                "  {} messages accepted of {} sent, delivery p50 {} p99 {}, {} of {} deliveries",
+                d.messages,
+                result
+                    .endpoints
+                    .iter()
+                    .find(|e| e.name == "send")
+                    .map_or(0, |e| e.started),
+                crate::report::lat(&d.latency, d.latency.p50_ms),
+                crate::report::lat(&d.latency, d.latency.p99_ms),
+                d.delivered,
+                d.expected
+            ));
+            ctx.result.steady = Some(result);
+            w
+        }
+        Workload::Catchup(t) => {
+            ctx.say(&format!(
+                "catch-up: {} readers, {} unread messages each, {} per page",
+                t.readers, t.backlog, t.page
+            ));
+            let big = big_room()?;
+            let (tokens, shard) = shard_part(ctx, creds, name)?;
+            let (result, data) =
+                crate::load::catchup::run_catchup(base_url, &tokens, big, t, shard)
+                    .await
+                    .map_err(workload_error(name))?;
+            let w = write_workload_files(ctx, name, &data);
+            ctx.say(&format!(
+                "  {} of {} readers caught up, p50 {} max {}",
+                result.caught_up,
+                result.readers,
+                crate::report::lat(&result.catch_up, result.catch_up.p50_ms),
+                crate::report::lat(&result.catch_up, result.catch_up.max_ms)
+            ));
+            ctx.result.catchup = Some(result);
+            w
+        }
+    }
 }
 
 /// The profiler the scenario asks for, installed or found; `None` when profiling is off or the
@@ -2027,10 +2036,7 @@ async fn build_dataset(
 
 /// A client of the server under test; a failure to build one fails `workload`.
 fn api_client(base_url: &str, timeout: Duration, workload: &str) -> Result<MatrixClient, RunError> {
-    MatrixClient::new(base_url, timeout).map_err(|e| RunError::Workload {
-        workload: workload.into(),
-        message: e.to_string(),
-    })
+    MatrixClient::new(base_url, timeout).map_err(workload_error(workload))
 }
 
 /// Say what a check of the dataset through the API found, keep it in the result, and fail the
@@ -2057,10 +2063,9 @@ fn record_verify(
     if mismatches.is_empty() {
         Ok(())
     } else {
-        Err(RunError::Workload {
-            workload: step.into(),
-            message: format!("the server's data differs from the plan: {mismatches}"),
-        })
+        Err(workload_error(step)(format!(
+            "the server's data differs from the plan: {mismatches}"
+        )))
     }
 }
 

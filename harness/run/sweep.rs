@@ -68,11 +68,7 @@ pub async fn run_sweep(scenario: &Scenario, opts: &RunOptions) -> Result<SweepOu
         point.dataset = scenario.dataset.with(sweep.dimension, value);
         point.sweep = None;
         if !sweep.workloads {
-            point.herd = None;
-            point.triggered = None;
-            point.steady = None;
-            point.catchup = None;
-            point.workload_order.clear();
+            point.workloads.clear();
         }
         let run_id = format!("{dim}-{value}");
         let point_opts = RunOptions {
@@ -127,7 +123,7 @@ pub async fn run_sweep(scenario: &Scenario, opts: &RunOptions) -> Result<SweepOu
         write_files(&dir, &mut result)?;
         return Err(RunError::Workload {
             workload: "sweep".into(),
-            message: msg,
+            source: msg.into(),
         });
     }
     result.status = RunStatus::Complete;

@@ -5,6 +5,13 @@
 //! crate works on [`Scenario`] and never re-checks what validation has established.
 
 pub mod arrivals;
+mod boot;
+mod dataset;
+mod gates;
+mod profile;
+mod server;
+mod sweep;
+mod workload;
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -233,19 +240,10 @@ pub struct Scenario {
     pub dataset: DatasetSpec,
     pub server: ServerSpec,
     pub boot: BootPlan,
-    pub herd: Option<HerdSpec>,
-    /// `[workload.triggered]`: long-poll clients, a trigger, a re-sync storm, recovery.
+    /// The workloads in the order the file declares them (run in this order), at most one of
+    /// each kind.
     #[serde(default)]
-    pub triggered: Option<TriggeredSpec>,
-    /// `[workload.steady]`: long-poll receivers and open-model senders.
-    #[serde(default)]
-    pub steady: Option<SteadySpec>,
-    /// `[workload.catchup]`: readers page through an unread backlog and mark it read.
-    #[serde(default)]
-    pub catchup: Option<CatchupSpec>,
-    /// The workloads in the order the file declares them (run in this order).
-    #[serde(default)]
-    pub workload_order: Vec<WorkloadKind>,
+    pub workloads: Vec<Workload>,
     pub profile: ProfileSpec,
     pub sweep: Option<SweepSpec>,
     /// Absolute limits a run must meet (`[thresholds]`); `hsbench run` exits 1 when one fails.
@@ -896,6 +894,65 @@ pub enum WorkloadKind {
     Catchup,
 }
 
+/// One workload of a scenario, validated.
+#[derive(Debug, Clone, schemars::JsonSchema, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Workload {
+    Herd(HerdSpec),
+    Triggered(TriggeredSpec),
+    Steady(SteadySpec),
+    Catchup(CatchupSpec),
+}
+
+impl Workload {
+    pub fn kind(&self) -> WorkloadKind {
+        match self {
+            Workload::Herd(_) => WorkloadKind::Herd,
+            Workload::Triggered(_) => WorkloadKind::Triggered,
+            Workload::Steady(_) => WorkloadKind::Steady,
+            Workload::Catchup(_) => WorkloadKind::Catchup,
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.kind().name()
+    }
+}
+
+impl Scenario {
+    /// `[workload.herd]`, if the scenario has it.
+    pub fn herd(&self) -> Option<&HerdSpec> {
+        self.workloads.iter().find_map(|w| match w {
+            Workload::Herd(h) => Some(h),
+            _ => None,
+        })
+    }
+
+    /// `[workload.triggered]`, if the scenario has it.
+    pub fn triggered(&self) -> Option<&TriggeredSpec> {
+        self.workloads.iter().find_map(|w| match w {
+            Workload::Triggered(t) => Some(t),
+            _ => None,
+        })
+    }
+
+    /// `[workload.steady]`, if the scenario has it.
+    pub fn steady(&self) -> Option<&SteadySpec> {
+        self.workloads.iter().find_map(|w| match w {
+            Workload::Steady(t) => Some(t),
+            _ => None,
+        })
+    }
+
+    /// `[workload.catchup]`, if the scenario has it.
+    pub fn catchup(&self) -> Option<&CatchupSpec> {
+        self.workloads.iter().find_map(|w| match w {
+            Workload::Catchup(t) => Some(t),
+            _ => None,
+        })
+    }
+}
+
 impl WorkloadKind {
     pub fn name(self) -> &'static str {
         match self {
@@ -1189,992 +1246,18 @@ fn validate(loc: &Locator, raw: RawScenario) -> Result<Scenario, ScenarioError> 
         ));
     }
 
-    let d = &raw.dataset;
-    let users = positive(loc, &d.users, "dataset.users")?;
-    for (v, field, max) in [
-        (&d.users, "dataset.users", MAX_USERS),
-        (&d.rooms, "dataset.rooms", MAX_ROOMS),
-    ] {
-        if *v.get_ref() > max {
-            return Err(loc.at(
-                v.span(),
-                field,
-                format!(
-                    "{} is more than the largest dataset hsbench plans ({max})",
-                    v.get_ref()
-                ),
-            ));
-        }
-    }
-    let events = (d.rooms.get_ref() + 1).saturating_mul(*d.messages_per_room.get_ref());
-    if events > MAX_TIMELINE_EVENTS {
-        return Err(loc.at(
-            d.messages_per_room.span(),
-            "dataset.messages_per_room",
-            format!(
-                "{} rooms × {} messages is {events} timeline events, more than the largest dataset hsbench plans ({MAX_TIMELINE_EVENTS})",
-                d.rooms.get_ref() + 1,
-                d.messages_per_room.get_ref()
-            ),
-        ));
-    }
-    let big = positive(loc, &d.big_room_members, "dataset.big_room_members")?;
-    if big > users {
-        return Err(loc.at(
-            d.big_room_members.span(),
-            "dataset.big_room_members",
-            format!("{big} members cannot come from {users} users"),
-        ));
-    }
-    let max_room_members = match &d.max_room_members {
-        Some(m) => {
-            let v = *m.get_ref();
-            if v < 2 || v > users {
-                return Err(loc.at(
-                    m.span(),
-                    "dataset.max_room_members",
-                    format!("must be between 2 and dataset.users ({users}), not {v}"),
-                ));
-            }
-            v
-        }
-        None => users.clamp(2, 50),
-    };
-    if users < 2 && *d.rooms.get_ref() > 0 {
-        return Err(loc.at(
-            d.users.span(),
-            "dataset.users",
-            "rooms need at least 2 users",
-        ));
-    }
-    let mut dataset = DatasetSpec::new(
-        d.seed,
-        users,
-        *d.rooms.get_ref(),
-        big,
-        *d.messages_per_room.get_ref(),
-    );
-    dataset.max_room_members = max_room_members;
-    let share = |v: &Option<Spanned<f64>>, field: &str, default: f64| match v {
-        None => Ok(default),
-        Some(x) if (0.0..=1.0).contains(x.get_ref()) => Ok(*x.get_ref()),
-        Some(x) => Err(loc.at(
-            x.span(),
-            field,
-            format!("a share is between 0 and 1, not {}", x.get_ref()),
-        )),
-    };
-    for (raw, field, slot) in [
-        (
-            &d.display_name_share,
-            "dataset.display_name_share",
-            &mut dataset.display_name_share,
-        ),
-        (
-            &d.avatar_share,
-            "dataset.avatar_share",
-            &mut dataset.avatar_share,
-        ),
-        (
-            &d.presence_share,
-            "dataset.presence_share",
-            &mut dataset.presence_share,
-        ),
-        (
-            &d.multi_device_share,
-            "dataset.multi_device_share",
-            &mut dataset.multi_device_share,
-        ),
-        (
-            &d.private_room_share,
-            "dataset.private_room_share",
-            &mut dataset.private_room_share,
-        ),
-        (
-            &d.reply_share,
-            "dataset.reply_share",
-            &mut dataset.reply_share,
-        ),
-        (
-            &d.reaction_share,
-            "dataset.reaction_share",
-            &mut dataset.reaction_share,
-        ),
-        (&d.edit_share, "dataset.edit_share", &mut dataset.edit_share),
-        (
-            &d.redaction_share,
-            "dataset.redaction_share",
-            &mut dataset.redaction_share,
-        ),
-        (
-            &d.receipt_share,
-            "dataset.receipt_share",
-            &mut dataset.receipt_share,
-        ),
-    ] {
-        *slot = share(raw, field, *slot)?;
-    }
-    let mix =
-        dataset.reply_share + dataset.reaction_share + dataset.edit_share + dataset.redaction_share;
-    if mix > 1.0 {
-        let span = d
-            .reply_share
-            .as_ref()
-            .map_or(d.messages_per_room.span(), |x| x.span());
-        return Err(loc.at(
-            span,
-            "dataset.reply_share",
-            format!("reply + reaction + edit + redaction shares add up to {mix:.2}, more than 1"),
-        ));
-    }
-    if users < 2 && d.dm_pairs.unwrap_or(0) > 0 {
-        return Err(loc.at(
-            d.users.span(),
-            "dataset.users",
-            "DM pairs need at least 2 users",
-        ));
-    }
-    dataset.dm_pairs = d.dm_pairs.unwrap_or(0);
-    if let Some(sr) = &d.state_rooms {
-        if *sr.get_ref() > dataset.rooms {
-            return Err(loc.at(
-                sr.span(),
-                "dataset.state_rooms",
-                format!("at most dataset.rooms ({})", dataset.rooms),
-            ));
-        }
-        dataset.state_rooms = *sr.get_ref();
-    }
-    dataset.state_events_per_room = d.state_events_per_room.unwrap_or(0);
-    if let Some(r) = &d.registration {
-        dataset.registration = match r.get_ref().as_str() {
-            "appservice" => Registration::Appservice,
-            "password" => Registration::Password,
-            other => {
-                return Err(loc.at(
-                    r.span(),
-                    "dataset.registration",
-                    format!("{other:?}: \"appservice\" or \"password\""),
-                ));
-            }
-        }
-    }
-
-    let server = match &raw.server {
-        None => ServerSpec::synapse(DEFAULT_SYNAPSE_VERSION.to_string()),
-        Some(s) => {
-            let kind = match &s.kind {
-                None => ServerKind::Synapse,
-                Some(k) => *ServerKind::ALL
-                    .iter()
-                    .find(|x| x.as_str() == k.get_ref())
-                    .ok_or_else(|| {
-                        loc.at(
-                            k.span(),
-                            "server.kind",
-                            format!(
-                                "unknown server kind {:?}; one of {}",
-                                k.get_ref(),
-                                ServerKind::ALL
-                                    .iter()
-                                    .map(|x| format!("{:?}", x.as_str()))
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
-                            ),
-                        )
-                    })?,
-            };
-            let native = kind != ServerKind::Synapse;
-            let version = match &s.version {
-                Some(v) if native => {
-                    return Err(loc.at(
-                        v.span(),
-                        "server.version",
-                        format!(
-                            "applies to synapse only: a {} server's version is read from its binary (`--version`)",
-                            kind.as_str()
-                        ),
-                    ));
-                }
-                Some(v) => {
-                    let ok = !v.get_ref().is_empty()
-                        && v.get_ref()
-                            .chars()
-                            .all(|c| c.is_ascii_alphanumeric() || ".-+_".contains(c));
-                    if !ok {
-                        return Err(loc.at(
-                            v.span(),
-                            "server.version",
-                            format!("{:?} is not a version (e.g. \"1.163.2\")", v.get_ref()),
-                        ));
-                    }
-                    v.get_ref().clone()
-                }
-                None if native => String::new(),
-                None => DEFAULT_SYNAPSE_VERSION.to_string(),
-            };
-            let database = match s.database.as_ref().map(|d| d.get_ref().as_str()) {
-                None | Some("sqlite") => DatabaseKind::Sqlite,
-                Some("postgres") if !native => DatabaseKind::Postgres,
-                Some(other) => {
-                    let db = s.database.as_ref().expect("matched Some");
-                    let msg = if native {
-                        format!(
-                            "{other:?}: hsbench chooses the database of synapse only; a {} server's storage is set in its config template",
-                            kind.as_str()
-                        )
-                    } else {
-                        format!("unknown database {other:?}: \"sqlite\" or \"postgres\"")
-                    };
-                    return Err(loc.at(db.span(), "server.database", msg));
-                }
-            };
-            let postgres_url = match &s.postgres_url {
-                None => None,
-                Some(u) => {
-                    if database != DatabaseKind::Postgres {
-                        return Err(loc.at(
-                            u.span(),
-                            "server.postgres_url",
-                            "needs database = \"postgres\"",
-                        ));
-                    }
-                    Some(
-                        parse_pg_url(u.get_ref())
-                            .map_err(|m| loc.at(u.span(), "server.postgres_url", m))?,
-                    )
-                }
-            };
-            // Paths are relative to the scenario's own directory.
-            let base = loc
-                .path
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(Path::new("."));
-            let file = |v: &Spanned<String>, field: &str| -> Result<PathBuf, ScenarioError> {
-                let expanded = expand_env(v.get_ref()).map_err(|m| loc.at(v.span(), field, m))?;
-                let p = base.join(&expanded);
-                if !p.is_file() {
-                    return Err(loc.at(v.span(), field, format!("{} is not a file", p.display())));
-                }
-                Ok(normalize(&std::path::absolute(&p).unwrap_or(p)))
-            };
-            let binary = match (&s.binary, native) {
-                (Some(b), true) => Some(file(b, "server.binary")?),
-                (Some(b), false) => {
-                    return Err(loc.at(
-                        b.span(),
-                        "server.binary",
-                        "synapse is installed by hsbench from PyPI (`version`); `binary` is for the other kinds",
-                    ));
-                }
-                (None, true) => {
-                    return Err(loc.at(
-                        s.kind.as_ref().map_or(0..0, |k| k.span()),
-                        "server.binary",
-                        format!(
-                            "a {} server needs `binary = \"path/to/the/server\"` (hsbench does not build it)",
-                            kind.as_str()
-                        ),
-                    ));
-                }
-                (None, false) => None,
-            };
-            let profile = match &s.profile {
-                Some(p) if native => {
-                    let path = file(p, "server.profile")?;
-                    let prof = crate::server::ServerProfile::load(&path)
-                        .map_err(|e| loc.at(p.span(), "server.profile", e.to_string()))?;
-                    if prof.launch.is_none() {
-                        return Err(loc.at(
-                            p.span(),
-                            "server.profile",
-                            format!(
-                                "{} has no [launch] section: hsbench cannot start the server",
-                                path.display()
-                            ),
-                        ));
-                    }
-                    Some(path)
-                }
-                Some(p) => {
-                    return Err(loc.at(
-                        p.span(),
-                        "server.profile",
-                        "synapse uses the shipped profile; `profile` is for the other kinds",
-                    ));
-                }
-                None if kind == ServerKind::Generic => {
-                    return Err(loc.at(
-                        s.kind.as_ref().map_or(0..0, |k| k.span()),
-                        "server.profile",
-                        "a generic server needs `profile = \"path/to/profile.toml\"` (markers, phases, [launch])",
-                    ));
-                }
-                None => None,
-            };
-            let config_template = match &s.config_template {
-                Some(t) if native => Some(file(t, "server.config_template")?),
-                Some(t) => {
-                    return Err(loc.at(
-                        t.span(),
-                        "server.config_template",
-                        "synapse's config is generated by hsbench; `config_template` is for the other kinds",
-                    ));
-                }
-                None => None,
-            };
-            let source = match &s.source {
-                None => None,
-                Some(src) if native => {
-                    return Err(loc.at(
-                        src.span(),
-                        "server.source",
-                        "a Synapse source checkout; other servers run from `binary`",
-                    ));
-                }
-                Some(src) => {
-                    if let Some(v) = &s.version {
-                        return Err(loc.at(
-                            v.span(),
-                            "server.version",
-                            "`version` (PyPI) and `source` (a checkout) exclude each other",
-                        ));
-                    }
-                    let expanded = expand_env(src.get_ref())
-                        .map_err(|m| loc.at(src.span(), "server.source", m))?;
-                    let p = base.join(&expanded);
-                    if !p.join("pyproject.toml").is_file() {
-                        return Err(loc.at(
-                            src.span(),
-                            "server.source",
-                            format!(
-                                "{} is not a Synapse source checkout (no pyproject.toml)",
-                                p.display()
-                            ),
-                        ));
-                    }
-                    Some(normalize(&std::path::absolute(&p).unwrap_or(p)))
-                }
-            };
-            let synapse_config =
-                match &s.synapse_config {
-                    None => None,
-                    Some(t) if native => {
-                        return Err(loc.at(
-                            t.span(),
-                            "server.synapse_config",
-                            "Synapse config keys; other servers take a `config_template`",
-                        ));
-                    }
-                    Some(t) => {
-                        if let Some(k) = t
-                            .get_ref()
-                            .keys()
-                            .find(|k| SYNAPSE_RESERVED_KEYS.contains(&k.as_str()))
-                        {
-                            return Err(loc.at(
-                                t.span(),
-                                &format!("server.synapse_config.{k}"),
-                                format!(
-                                    "hsbench sets `{k}` itself (reserved: {})",
-                                    SYNAPSE_RESERVED_KEYS.join(", ")
-                                ),
-                            ));
-                        }
-                        Some(serde_json::to_value(t.get_ref()).map_err(|e| {
-                            loc.at(t.span(), "server.synapse_config", e.to_string())
-                        })?)
-                    }
-                };
-            ServerSpec {
-                kind,
-                version,
-                database,
-                postgres_url,
-                binary,
-                profile,
-                config_template,
-                source,
-                synapse_config,
-            }
-        }
-    };
-    if let Some(l) = &raw.dataset.load {
-        dataset.load = match l.get_ref().as_str() {
-            "api" => LoadMethod::Api,
-            "direct" if server.kind != ServerKind::Synapse => {
-                return Err(loc.at(
-                    l.span(),
-                    "dataset.load",
-                    format!(
-                        "\"direct\" writes Synapse's own tables; a {} server loads through the API (\"api\")",
-                        server.kind.as_str()
-                    ),
-                ));
-            }
-            "direct" if server.postgres_url.is_some() => {
-                return Err(loc.at(
-                    l.span(),
-                    "dataset.load",
-                    "\"direct\" builds the database itself; it cannot write into an external server.postgres_url",
-                ));
-            }
-            "direct" if server.database == DatabaseKind::Postgres => {
-                return Err(loc.at(
-                    l.span(),
-                    "dataset.load",
-                    "\"direct\" writes SQLite for now; a PostgreSQL dataset loads through the API (\"api\")",
-                ));
-            }
-            "direct" => LoadMethod::Direct,
-            other => {
-                return Err(loc.at(
-                    l.span(),
-                    "dataset.load",
-                    format!("{other:?}: \"api\" or \"direct\""),
-                ));
-            }
-        };
-    }
-
-    let boot = match &raw.boot {
-        None => BootPlan {
-            repeats: 3,
-            warmup: 0,
-            cache: CacheMode::Warm,
-            timeout: Duration::from_secs(300),
-            shutdown_timeout: Duration::from_secs(30),
-            crash_restarts: 0,
-            crash_writes: DEFAULT_CRASH_WRITES,
-            background: None,
-        },
-        Some(b) => {
-            let repeats = match &b.repeats {
-                Some(r) => {
-                    let v = positive(loc, r, "boot.repeats")?;
-                    if v > 1000 {
-                        return Err(loc.at(r.span(), "boot.repeats", "at most 1000"));
-                    }
-                    v as u32
-                }
-                None => 3,
-            };
-            let warmup = match &b.warmup {
-                Some(w) if *w.get_ref() > 100 => {
-                    return Err(loc.at(w.span(), "boot.warmup", "at most 100"));
-                }
-                Some(w) => *w.get_ref() as u32,
-                None => 0,
-            };
-            let cache = match b.cache.as_ref().map(|c| (c.get_ref().as_str(), c.span())) {
-                None | Some(("warm", _)) => CacheMode::Warm,
-                Some(("cold", _)) => CacheMode::Cold,
-                Some(("both", _)) => CacheMode::Both,
-                Some((other, span)) => {
-                    return Err(loc.at(
-                        span,
-                        "boot.cache",
-                        format!("{other:?}: \"warm\", \"cold\" or \"both\""),
-                    ));
-                }
-            };
-            BootPlan {
-                repeats,
-                warmup,
-                cache,
-                timeout: duration(loc, &b.timeout, "boot.timeout", Duration::from_secs(300))?,
-                shutdown_timeout: duration(
-                    loc,
-                    &b.shutdown_timeout,
-                    "boot.shutdown_timeout",
-                    Duration::from_secs(30),
-                )?,
-                crash_restarts: match &b.crash_restarts {
-                    Some(c) if *c.get_ref() > 20 => {
-                        return Err(loc.at(c.span(), "boot.crash_restarts", "at most 20"));
-                    }
-                    Some(c) => *c.get_ref() as u32,
-                    None => 0,
-                },
-                crash_writes: match &b.crash_writes {
-                    Some(c) if *c.get_ref() > 100_000 => {
-                        return Err(loc.at(c.span(), "boot.crash_writes", "at most 100000"));
-                    }
-                    Some(c) => *c.get_ref() as u32,
-                    None => DEFAULT_CRASH_WRITES,
-                },
-                background: match &b.background {
-                    None => None,
-                    Some(_) => Some(duration(
-                        loc,
-                        &b.background,
-                        "boot.background",
-                        Duration::ZERO,
-                    )?)
-                    .filter(|d| !d.is_zero()),
-                },
-            }
-        }
-    };
-
-    let herd = match raw
-        .workload
-        .as_ref()
-        .and_then(|w| w.herd.as_ref())
-        .map(|h| h.get_ref())
-    {
-        None => None,
-        Some(h) => {
-            let clients = positive(loc, &h.clients, "workload.herd.clients")?;
-            if clients > users {
-                return Err(loc.at(
-                    h.clients.span(),
-                    "workload.herd.clients",
-                    format!(
-                        "{clients} distinct clients need as many users, the dataset has {users}"
-                    ),
-                ));
-            }
-            let sync = match &h.sync {
-                None => SyncKind::Initial,
-                Some(s) => match s.get_ref().as_str() {
-                    "initial" => SyncKind::Initial,
-                    "full_state" => SyncKind::FullState,
-                    other => {
-                        return Err(loc.at(
-                            s.span(),
-                            "workload.herd.sync",
-                            format!("{other:?} is not a sync kind: \"initial\" or \"full_state\""),
-                        ));
-                    }
-                },
-            };
-            Some(HerdSpec {
-                clients,
-                sync,
-                request_timeout: duration(
-                    loc,
-                    &h.request_timeout,
-                    "workload.herd.request_timeout",
-                    Duration::from_secs(120),
-                )?,
-                ramp: duration(loc, &h.ramp, "workload.herd.ramp", Duration::ZERO)?,
-                lazy_load_members: h
-                    .lazy_load_members
-                    .as_ref()
-                    .map(|b| *b.get_ref())
-                    .unwrap_or(false),
-            })
-        }
-    };
-
-    let triggered = match raw.workload.as_ref().and_then(|w| w.triggered.as_ref()) {
-        None => None,
-        Some(t) => {
-            let t = t.get_ref();
-            let f = |name: &str| format!("workload.triggered.{name}");
-            let clients = positive(loc, &t.clients, &f("clients"))?;
-            if clients > big {
-                return Err(loc.at(
-                    t.clients.span(),
-                    &f("clients"),
-                    format!(
-                        "the triggered herd's clients are members of the big room, which has \
-                         {big} (dataset.big_room_members)"
-                    ),
-                ));
-            }
-            let chatter_rate = match &t.chatter_rate {
-                None => 2.0,
-                Some(r) => {
-                    let v = *r.get_ref();
-                    if !(v > 0.0 && v <= 10_000.0) {
-                        return Err(loc.at(
-                            r.span(),
-                            &f("chatter_rate"),
-                            format!("{v} messages/s: must be above 0 (recovery is measured on the chatter's deliveries) and at most 10000"),
-                        ));
-                    }
-                    v
-                }
-            };
-            let tolerance = share_in(loc, &t.tolerance, &f("tolerance"), 0.5, 0.0, 0.99)?;
-            let reaction = match &t.reaction {
-                None => SyncKind::FullState,
-                Some(s) => match s.get_ref().as_str() {
-                    "initial" => SyncKind::Initial,
-                    "full_state" => SyncKind::FullState,
-                    other => {
-                        return Err(loc.at(
-                            s.span(),
-                            &f("reaction"),
-                            format!("{other:?} is not a reaction: \"full_state\" or \"initial\""),
-                        ));
-                    }
-                },
-            };
-            let retries = match &t.retries {
-                None => 3,
-                Some(r) if *r.get_ref() > 100 => {
-                    return Err(loc.at(r.span(), &f("retries"), "at most 100"));
-                }
-                Some(r) => *r.get_ref() as u32,
-            };
-            let interval = duration(loc, &t.interval, &f("interval"), Duration::from_secs(1))?;
-            let baseline = duration(loc, &t.baseline, &f("baseline"), Duration::from_secs(20))?;
-            if baseline < interval * 2 {
-                return Err(loc.at(
-                    t.baseline.as_ref().map(|b| b.span()).unwrap_or(0..0),
-                    &f("baseline"),
-                    format!("must hold at least two intervals ({:?} each)", interval),
-                ));
-            }
-            Some(TriggeredSpec {
-                clients,
-                poll_timeout: duration(
-                    loc,
-                    &t.poll_timeout,
-                    &f("poll_timeout"),
-                    Duration::from_secs(30),
-                )?,
-                connect_ramp: duration(loc, &t.connect_ramp, &f("connect_ramp"), Duration::ZERO)?,
-                chatter_rate,
-                baseline,
-                observe: duration(loc, &t.observe, &f("observe"), Duration::from_secs(120))?,
-                reaction,
-                resync_timeout: duration(
-                    loc,
-                    &t.resync_timeout,
-                    &f("resync_timeout"),
-                    Duration::from_secs(60),
-                )?,
-                retries,
-                retry_delay: duration(
-                    loc,
-                    &t.retry_delay,
-                    &f("retry_delay"),
-                    Duration::from_secs(2),
-                )?,
-                tolerance,
-                hold: duration(loc, &t.hold, &f("hold"), Duration::from_secs(5))?,
-                slack: duration(loc, &t.slack, &f("slack"), Duration::from_millis(50))?,
-                interval,
-            })
-        }
-    };
-    let steady = match raw.workload.as_ref().and_then(|w| w.steady.as_ref()) {
-        None => None,
-        Some(t) => {
-            let t = t.get_ref();
-            let f = |name: &str| format!("workload.steady.{name}");
-            let clients = positive(loc, &t.clients, &f("clients"))?;
-            if clients > users {
-                return Err(loc.at(
-                    t.clients.span(),
-                    &f("clients"),
-                    format!(
-                        "{clients} syncing clients need as many users, the dataset has {users}"
-                    ),
-                ));
-            }
-            let senders = match &t.senders {
-                None => clients.min(10),
-                Some(s) => {
-                    let n = positive(loc, s, &f("senders"))?;
-                    if n > clients {
-                        return Err(loc.at(
-                            s.span(),
-                            &f("senders"),
-                            format!("{n} senders: senders are the first of the {clients} clients"),
-                        ));
-                    }
-                    n
-                }
-            };
-            let rate_of = |v: &Spanned<f64>, name: &str| -> Result<f64, ScenarioError> {
-                let r = *v.get_ref();
-                if !(r > 0.0 && r <= 1_000_000.0) {
-                    return Err(loc.at(
-                        v.span(),
-                        &f(name),
-                        format!("{r}: messages per second, above 0"),
-                    ));
-                }
-                Ok(r)
-            };
-            let rate = rate_of(&t.rate, "rate")?;
-            let arrivals = match (&t.ramp_to, &t.ramp_over) {
-                (None, None) => crate::scenario::arrivals::Arrivals::Constant { rate },
-                (Some(to), over) => crate::scenario::arrivals::Arrivals::Ramp {
-                    from: rate,
-                    to: rate_of(to, "ramp_to")?,
-                    over_s: duration(loc, over, &f("ramp_over"), Duration::from_secs(30))?
-                        .as_secs_f64(),
-                },
-                (None, Some(o)) => {
-                    return Err(loc.at(
-                        o.span(),
-                        &f("ramp_over"),
-                        "needs ramp_to (the rate to ramp to)",
-                    ));
-                }
-            };
-            Some(SteadySpec {
-                clients,
-                senders,
-                arrivals,
-                duration: duration(loc, &t.duration, &f("duration"), Duration::from_secs(60))?,
-                poll_timeout: duration(
-                    loc,
-                    &t.poll_timeout,
-                    &f("poll_timeout"),
-                    Duration::from_secs(30),
-                )?,
-                connect_ramp: duration(loc, &t.connect_ramp, &f("connect_ramp"), Duration::ZERO)?,
-                drain: duration(loc, &t.drain, &f("drain"), Duration::from_secs(30))?,
-                interval: duration(loc, &t.interval, &f("interval"), Duration::from_secs(1))?,
-            })
-        }
-    };
-    let catchup = match raw.workload.as_ref().and_then(|w| w.catchup.as_ref()) {
-        None => None,
-        Some(t) => {
-            let t = t.get_ref();
-            let f = |name: &str| format!("workload.catchup.{name}");
-            let readers = positive(loc, &t.readers, &f("readers"))?;
-            if readers >= big {
-                return Err(loc.at(
-                    t.readers.span(),
-                    &f("readers"),
-                    format!(
-                        "{readers} readers: readers are big-room members 1..={readers} (user 0 writes the backlog), the big room has {big} members"
-                    ),
-                ));
-            }
-            let capped = |v: &Option<Spanned<u64>>, name: &str, default: u64, max: u64| {
-                let Some(v) = v else { return Ok(default) };
-                let n = positive(loc, v, &f(name))?;
-                if n > max {
-                    return Err(loc.at(v.span(), &f(name), format!("{n}: at most {max}")));
-                }
-                Ok(n)
-            };
-            let backlog = positive(loc, &t.backlog, &f("backlog"))?;
-            if backlog > 1_000_000 {
-                return Err(loc.at(
-                    t.backlog.span(),
-                    &f("backlog"),
-                    format!("{backlog}: at most 1000000 messages"),
-                ));
-            }
-            Some(CatchupSpec {
-                readers,
-                backlog,
-                page: capped(&t.page, "page", 100, 1000)?,
-                timeline_limit: capped(&t.timeline_limit, "timeline_limit", 20, 1000)?,
-                request_timeout: duration(
-                    loc,
-                    &t.request_timeout,
-                    &f("request_timeout"),
-                    Duration::from_secs(600),
-                )?,
-                interval: duration(loc, &t.interval, &f("interval"), Duration::from_secs(1))?,
-            })
-        }
-    };
-    let mut workload_order: Vec<(usize, WorkloadKind)> = Vec::new();
-    if let Some(w) = &raw.workload {
-        if let Some(x) = &w.herd {
-            workload_order.push((x.span().start, WorkloadKind::Herd));
-        }
-        if let Some(x) = &w.triggered {
-            workload_order.push((x.span().start, WorkloadKind::Triggered));
-        }
-        if let Some(x) = &w.steady {
-            workload_order.push((x.span().start, WorkloadKind::Steady));
-        }
-        if let Some(x) = &w.catchup {
-            workload_order.push((x.span().start, WorkloadKind::Catchup));
-        }
-    }
-    workload_order.sort();
-    let workload_order: Vec<WorkloadKind> = workload_order.into_iter().map(|x| x.1).collect();
-
-    let profile = match &raw.profile {
-        None => ProfileSpec::off(),
-        Some(p) => {
-            let profiler = match p
-                .profiler
-                .as_ref()
-                .map(|c| (c.get_ref().as_str(), c.span()))
-            {
-                None | Some(("auto", _)) => ProfilerChoice::Auto,
-                Some(("py-spy", _)) => ProfilerChoice::PySpy,
-                Some(("perf", _)) => ProfilerChoice::Perf,
-                Some(("none", _)) => ProfilerChoice::None,
-                Some((other, span)) => {
-                    return Err(loc.at(
-                        span,
-                        "profile.profiler",
-                        format!("{other:?}: \"auto\", \"py-spy\", \"perf\" or \"none\""),
-                    ));
-                }
-            };
-            let rate_hz = match &p.rate {
-                None => 100,
-                Some(r) => {
-                    let v = positive(loc, r, "profile.rate")?;
-                    if v > 1000 {
-                        return Err(loc.at(
-                            r.span(),
-                            "profile.rate",
-                            "at most 1000 samples per second (higher rates distort the server)",
-                        ));
-                    }
-                    v as u32
-                }
-            };
-            let boot_runs = match &p.boot_runs {
-                None => 1,
-                Some(r) => {
-                    let v = positive(loc, r, "profile.boot_runs")?;
-                    if v > 100 {
-                        return Err(loc.at(r.span(), "profile.boot_runs", "at most 100"));
-                    }
-                    v as u32
-                }
-            };
-            ProfileSpec {
-                profiler,
-                boot: p.boot.unwrap_or(true),
-                load: p.load.unwrap_or(true),
-                rate_hz,
-                boot_runs,
-            }
-        }
-    };
-
-    let sweep = match &raw.sweep {
-        None => None,
-        Some(sw) => {
-            let dimension = SweepDimension::ALL
-                .iter()
-                .find(|(n, _)| *n == sw.dimension.get_ref())
-                .map(|(_, d)| *d)
-                .ok_or_else(|| {
-                    let names: Vec<&str> = SweepDimension::ALL.iter().map(|(n, _)| *n).collect();
-                    loc.at(
-                        sw.dimension.span(),
-                        "sweep.dimension",
-                        format!(
-                            "{:?} is not a sweepable dimension: {}",
-                            sw.dimension.get_ref(),
-                            names.join(", ")
-                        ),
-                    )
-                })?;
-            let values = sw.values.get_ref().clone();
-            let at = |m: String| loc.at(sw.values.span(), "sweep.values", m);
-            if values.len() < 3 {
-                return Err(at(format!(
-                    "{} value(s): a fitted exponent needs at least 3",
-                    values.len()
-                )));
-            }
-            if values.windows(2).any(|w| w[0] >= w[1]) || values[0] == 0 {
-                return Err(at("values must be positive and strictly ascending".into()));
-            }
-            for v in &values {
-                dataset
-                    .with(dimension, *v)
-                    .check()
-                    .map_err(|m| at(format!("at {} = {v}: {m}", dimension.name())))?;
-                if let Some(h) = &herd
-                    && dimension == SweepDimension::Users
-                    && h.clients > *v
-                {
-                    return Err(at(format!(
-                        "at users = {v}: the herd's {} clients need as many users",
-                        h.clients
-                    )));
-                }
-            }
-            Some(SweepSpec {
-                dimension,
-                values,
-                workloads: sw.workloads.unwrap_or(false),
-            })
-        }
-    };
-
-    let server_profile = server
-        .profile()
-        .map_err(|e| loc.at(0..0, "server.profile", e.to_string()))?;
-    let phases: Vec<String> = server_profile
-        .phases
-        .iter()
-        .map(|p| p.name.clone())
-        .collect();
-    let mut thresholds = Vec::new();
-    for (metric, text) in raw.thresholds.iter().flatten() {
-        thresholds.push(
-            parse_threshold(metric, text.get_ref(), &phases)
-                .map_err(|m| loc.at(text.span(), &format!("thresholds.{metric}"), m))?,
-        );
-    }
-
-    let mut compare = CompareSpec::default();
-    if let Some(c) = &raw.compare {
-        let share = |v: &Spanned<f64>, field: &str| -> Result<f64, ScenarioError> {
-            let x = *v.get_ref();
-            if (0.0..1.0).contains(&x) {
-                Ok(x)
-            } else {
-                Err(loc.at(
-                    v.span(),
-                    field,
-                    format!("{x} is not a share in [0, 1): e.g. 0.05 for 5%"),
-                ))
-            }
-        };
-        if let Some(n) = &c.noise {
-            compare.noise = share(n, "compare.noise")?;
-        }
-        if let Some(a) = &c.alpha {
-            let x = *a.get_ref();
-            if !(x > 0.0 && x <= 0.5) {
-                return Err(loc.at(
-                    a.span(),
-                    "compare.alpha",
-                    format!("{x} is not a significance level in (0, 0.5]: e.g. 0.05"),
-                ));
-            }
-            compare.alpha = x;
-        }
-        if let Some(v) = &c.min_delta {
-            let d = humantime::parse_duration(v.get_ref()).map_err(|e| {
-                loc.at(
-                    v.span(),
-                    "compare.min_delta",
-                    format!(
-                        "{:?} is not a duration ({e}); write e.g. \"10ms\" or \"0ms\"",
-                        v.get_ref()
-                    ),
-                )
-            })?;
-            compare.min_delta_ms = d.as_secs_f64() * 1e3;
-        }
-        for (metric, v) in c.noise_by_metric.iter().flatten() {
-            let field = format!("compare.noise_by_metric.{metric}");
-            if let Err(e) = catalogue::parse(metric, &phases) {
-                return Err(loc.at(v.span(), &field, e.to_string()));
-            }
-            compare
-                .noise_by_metric
-                .insert(metric.clone(), share(v, &field)?);
-        }
-    }
+    let mut dataset = dataset::validate(loc, &raw)?;
+    let server = server::validate(loc, &raw)?;
+    dataset::load_method(loc, &raw, &server, &mut dataset)?;
+    let boot = boot::validate(loc, &raw)?;
+    let workloads = workload::validate(loc, &raw, &dataset)?;
+    let profile = profile::validate(loc, &raw)?;
+    let herd = workloads.iter().find_map(|w| match w {
+        Workload::Herd(h) => Some(h),
+        _ => None,
+    });
+    let sweep = sweep::validate(loc, &raw, &dataset, herd)?;
+    let (thresholds, compare) = gates::validate(loc, &raw, &server)?;
 
     let name = raw.name.unwrap_or_else(|| {
         loc.path
@@ -2189,11 +1272,7 @@ fn validate(loc: &Locator, raw: RawScenario) -> Result<Scenario, ScenarioError> 
         dataset,
         server,
         boot,
-        herd,
-        triggered,
-        steady,
-        catchup,
-        workload_order,
+        workloads,
         profile,
         sweep,
         thresholds,
@@ -2302,14 +1381,14 @@ sync = "full_state"
         );
         let s = parse(Path::new("s.toml"), &text).unwrap();
         assert_eq!(
-            s.workload_order,
+            s.workloads.iter().map(Workload::kind).collect::<Vec<_>>(),
             [
                 WorkloadKind::Steady,
                 WorkloadKind::Triggered,
                 WorkloadKind::Herd
             ]
         );
-        let t = s.triggered.unwrap();
+        let t = s.triggered().unwrap().clone();
         assert_eq!(
             (t.clients, t.chatter_rate, t.reaction, t.retries),
             (5, 1.5, SyncKind::FullState, 3)
@@ -2317,7 +1396,7 @@ sync = "full_state"
         assert_eq!(t.poll_timeout, Duration::from_secs(30));
         assert_eq!(t.connect_ramp, Duration::ZERO);
         assert_eq!(t.interval, Duration::from_secs(1));
-        let st = s.steady.unwrap();
+        let st = s.steady().unwrap().clone();
         assert_eq!((st.clients, st.senders), (8, 8));
         assert_eq!(
             st.arrivals,
@@ -2364,8 +1443,9 @@ sync = "full_state"
             &with("[workload.catchup]\nreaders = 2\nbacklog = 50"),
         )
         .unwrap()
-        .catchup
-        .unwrap();
+        .catchup()
+        .unwrap()
+        .clone();
         assert_eq!(
             (c.readers, c.backlog, c.page, c.timeline_limit),
             (2, 50, 100, 20)
@@ -2393,7 +1473,7 @@ sync = "full_state"
         assert_eq!(s.boot.repeats, 2);
         assert_eq!(s.boot.timeout, Duration::from_secs(90));
         assert_eq!(s.boot.shutdown_timeout, Duration::from_secs(30));
-        let h = s.herd.unwrap();
+        let h = s.herd().unwrap().clone();
         assert_eq!((h.clients, h.sync), (4, SyncKind::FullState));
         assert_eq!(h.request_timeout, Duration::from_secs(120));
     }

@@ -1,0 +1,86 @@
+//! Validation of `[boot]`: the boot plan.
+
+use super::*;
+
+pub(super) fn validate(loc: &Locator, raw: &RawScenario) -> Result<BootPlan, ScenarioError> {
+    let boot = match &raw.boot {
+        None => BootPlan {
+            repeats: 3,
+            warmup: 0,
+            cache: CacheMode::Warm,
+            timeout: Duration::from_secs(300),
+            shutdown_timeout: Duration::from_secs(30),
+            crash_restarts: 0,
+            crash_writes: DEFAULT_CRASH_WRITES,
+            background: None,
+        },
+        Some(b) => {
+            let repeats = match &b.repeats {
+                Some(r) => {
+                    let v = positive(loc, r, "boot.repeats")?;
+                    if v > 1000 {
+                        return Err(loc.at(r.span(), "boot.repeats", "at most 1000"));
+                    }
+                    v as u32
+                }
+                None => 3,
+            };
+            let warmup = match &b.warmup {
+                Some(w) if *w.get_ref() > 100 => {
+                    return Err(loc.at(w.span(), "boot.warmup", "at most 100"));
+                }
+                Some(w) => *w.get_ref() as u32,
+                None => 0,
+            };
+            let cache = match b.cache.as_ref().map(|c| (c.get_ref().as_str(), c.span())) {
+                None | Some(("warm", _)) => CacheMode::Warm,
+                Some(("cold", _)) => CacheMode::Cold,
+                Some(("both", _)) => CacheMode::Both,
+                Some((other, span)) => {
+                    return Err(loc.at(
+                        span,
+                        "boot.cache",
+                        format!("{other:?}: \"warm\", \"cold\" or \"both\""),
+                    ));
+                }
+            };
+            BootPlan {
+                repeats,
+                warmup,
+                cache,
+                timeout: duration(loc, &b.timeout, "boot.timeout", Duration::from_secs(300))?,
+                shutdown_timeout: duration(
+                    loc,
+                    &b.shutdown_timeout,
+                    "boot.shutdown_timeout",
+                    Duration::from_secs(30),
+                )?,
+                crash_restarts: match &b.crash_restarts {
+                    Some(c) if *c.get_ref() > 20 => {
+                        return Err(loc.at(c.span(), "boot.crash_restarts", "at most 20"));
+                    }
+                    Some(c) => *c.get_ref() as u32,
+                    None => 0,
+                },
+                crash_writes: match &b.crash_writes {
+                    Some(c) if *c.get_ref() > 100_000 => {
+                        return Err(loc.at(c.span(), "boot.crash_writes", "at most 100000"));
+                    }
+                    Some(c) => *c.get_ref() as u32,
+                    None => DEFAULT_CRASH_WRITES,
+                },
+                background: match &b.background {
+                    None => None,
+                    Some(_) => Some(duration(
+                        loc,
+                        &b.background,
+                        "boot.background",
+                        Duration::ZERO,
+                    )?)
+                    .filter(|d| !d.is_zero()),
+                },
+            }
+        }
+    };
+    Ok(boot)
+}

@@ -1,0 +1,288 @@
+//! Golden files of the text a user reads: summary.md, compare.md, the sweep summary and the
+//! `hsbench size` table, report.html's outline, and one SVG of each kind, all rendered from
+//! fixed inputs (`tests/data/golden/run/`: a real tiny-load run against Synapse, kept as it was
+//! written). A formatting change shows here as a diff.
+//!
+//! When a change is meant, rewrite the files and review the diff in git:
+//! `HSBENCH_BLESS=1 cargo test --release --test golden`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use hsbench::analysis::compare::{Gates, compare};
+use hsbench::analysis::sweep::{
+    SWEEP_SCHEMA_VERSION, SweepPoint, SweepResult, extrapolate, fit_all, worst_phase,
+};
+use hsbench::report::Exporter;
+use hsbench::result::RunResult;
+use hsbench::result::RunStatus;
+use hsbench::scenario::SweepDimension;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests")
+}
+
+fn run_dir() -> PathBuf {
+    root().join("data/golden/run")
+}
+
+fn run() -> RunResult {
+    hsbench::result::read::read_result(&run_dir().join("result.json")).unwrap()
+}
+
+/// Compare `actual` with `tests/golden/<name>`, or rewrite it under `HSBENCH_BLESS=1`.
+fn golden(name: &str, actual: &str) {
+    let path = root().join("golden").join(name);
+    if std::env::var_os("HSBENCH_BLESS").is_some_and(|v| v == "1") {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; write it with HSBENCH_BLESS=1 cargo test --release --test golden",
+            path.display()
+        )
+    });
+    if expected == actual {
+        return;
+    }
+    let (e, a): (Vec<&str>, Vec<&str>) = (expected.lines().collect(), actual.lines().collect());
+    let first = e
+        .iter()
+        .zip(&a)
+        .position(|(x, y)| x != y)
+        .unwrap_or(e.len().min(a.len()));
+    panic!(
+        "{} differs from the golden file at line {} (golden {} lines, now {}):\n  golden: {:?}\n  now:    {:?}\n\
+         If the change is meant: HSBENCH_BLESS=1 cargo test --release --test golden, and review the diff.",
+        path.display(),
+        first + 1,
+        e.len(),
+        a.len(),
+        e.get(first).unwrap_or(&"<end>"),
+        a.get(first).unwrap_or(&"<end>"),
+    );
+}
+
+/// The structure of an HTML page: its headings, the ids of its sections and plots, and how
+/// many figures, tables and SVGs it has. Text inside is left to summary.md's golden file.
+fn outline(html: &str) -> String {
+    let mut out = String::new();
+    let mut rest = html;
+    while let Some(i) = rest.find('<') {
+        rest = &rest[i + 1..];
+        let tag: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .collect();
+        let end = rest.find('>').unwrap_or(rest.len());
+        let attrs = &rest[..end];
+        if matches!(tag.as_str(), "h1" | "h2" | "h3") {
+            let close = format!("</{tag}>");
+            let text_end = rest.find(&close).unwrap_or(end);
+            let text = strip_tags(&rest[end + 1..text_end.max(end + 1)]);
+            out.push_str(&format!("{tag} {}\n", text.trim()));
+        }
+        if let Some(j) = attrs.find(" id=\"") {
+            let id = &attrs[j + 5..];
+            let id = &id[..id.find('"').unwrap_or(id.len())];
+            out.push_str(&format!("  #{id} ({tag})\n"));
+        }
+        rest = &rest[end.min(rest.len())..];
+    }
+    for tag in ["<svg", "<table", "<figure", "<details", "<script", "<img"] {
+        out.push_str(&format!("count {tag}> {}\n", html.matches(tag).count()));
+    }
+    out
+}
+
+fn strip_tags(s: &str) -> String {
+    let mut out = String::new();
+    let mut inside = false;
+    for c in s.chars() {
+        match c {
+            '<' => inside = true,
+            '>' => inside = false,
+            c if !inside => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
+#[test]
+fn summary_md() {
+    golden("summary.md", &hsbench::report::markdown(&run()));
+}
+
+#[test]
+fn report_html_outline() {
+    let html = hsbench::report::HtmlExporter.render(&run(), &run_dir());
+    let html = String::from_utf8(html).unwrap();
+    golden("report.html.outline", &outline(&html));
+}
+
+#[test]
+fn dashboard_exports() {
+    let r = run();
+    for e in [
+        &hsbench::report::BmfExporter as &dyn Exporter,
+        &hsbench::report::GithubBenchmarkExporter,
+    ] {
+        let text = String::from_utf8(e.render(&r, &run_dir())).unwrap();
+        golden(e.file_name(), &text);
+    }
+}
+
+#[test]
+fn compare_md() {
+    // The candidate: five copies of the run with every phase 60% slower, against five copies
+    // of the run as it was (5 vs 5 boots reach p = 0.008: the phases regress; the workloads'
+    // figures, one per run and equal, do not).
+    let a = run();
+    let mut b = run();
+    for boot in &mut b.boots {
+        for p in &mut boot.phases {
+            if let Some(d) = p.duration_ms.as_mut() {
+                *d *= 1.6;
+            }
+        }
+    }
+    let c = compare(&vec![a; 5], &vec![b; 5], &Gates::default(), false).unwrap();
+    golden("compare.md", &hsbench::report::compare::markdown(&c));
+}
+
+/// A sweep over four values with exact growth laws: time to ready linear, one phase
+/// quadratic, peak RSS as the square root.
+fn sweep() -> SweepResult {
+    let points: Vec<SweepPoint> = [1_000u64, 2_000, 4_000, 8_000]
+        .iter()
+        .map(|&v| {
+            let x = v as f64;
+            let metrics: BTreeMap<String, f64> = [
+                ("time_to_ready", 2.0 * x),
+                ("phase.db_prepare", 1e-3 * x * x),
+                ("peak_rss", 1e6 * x.sqrt()),
+                ("data_size", 4096.0 * x),
+                ("herd.sync.p99", 40.0 + 0.01 * x),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+            SweepPoint {
+                value: v,
+                run_dir: format!("points/users-{v}"),
+                status: RunStatus::Complete,
+                error: None,
+                metrics,
+            }
+        })
+        .collect();
+    let fits = fit_all(&points);
+    SweepResult {
+        schema_version: SWEEP_SCHEMA_VERSION,
+        sweep_id: "golden-sweep".into(),
+        scenario: "golden".into(),
+        scenario_sha256: "0".repeat(64),
+        dimension: SweepDimension::Users,
+        values: points.iter().map(|p| p.value).collect(),
+        status: RunStatus::Complete,
+        error: None,
+        started_at: "2026-11-30T00:00:00Z".into(),
+        finished_at: Some("2026-11-30T01:00:00Z".into()),
+        worst_phase: worst_phase(&fits),
+        points,
+        fits,
+    }
+}
+
+#[test]
+fn sweep_summary_size_table_and_page() {
+    let s = sweep();
+    golden("sweep-summary.md", &hsbench::report::sweep::markdown(&s));
+    let rows = extrapolate(&s, 16_000, false).unwrap();
+    golden(
+        "size.txt",
+        &hsbench::report::sweep::size_report(&s, 16_000, &rows),
+    );
+    golden(
+        "sweep-report.html.outline",
+        &outline(&hsbench::report::sweep::html(&s, &[])),
+    );
+}
+
+#[test]
+fn one_svg_of_each_kind() {
+    use hsbench::report::svg;
+    let r = run();
+    let boot = r.boots.iter().find(|b| !b.warmup).unwrap();
+    let samples = hsbench::metrics::read_samples_csv(
+        &run_dir().join(format!("{}.resources.csv", boot.label)),
+    )
+    .unwrap_or_default();
+    golden("waterfall.svg", &svg::waterfall(boot, &samples, "boot"));
+
+    let s = sweep();
+    let f = s
+        .fits
+        .iter()
+        .find(|f| f.metric == "phase.db_prepare")
+        .unwrap();
+    let pts: Vec<(f64, f64)> = s
+        .points
+        .iter()
+        .map(|p| (p.value as f64, p.metrics["phase.db_prepare"]))
+        .collect();
+    golden(
+        "loglog.svg",
+        &svg::loglog(
+            "db_prepare vs users",
+            "users",
+            &f.unit,
+            &pts,
+            f.fit.as_ref(),
+        ),
+    );
+
+    golden(
+        "boxplots.svg",
+        &svg::boxplots(
+            "phases",
+            &[svg::BoxRow {
+                label: "db_prepare".into(),
+                groups: vec![
+                    ("warm".into(), "#1f77b4", vec![10.0, 12.0, 11.0, 30.0, 9.5]),
+                    ("cold".into(), "#9467bd", vec![40.0, 44.0, 39.0]),
+                ],
+            }],
+        ),
+    );
+    golden(
+        "percentiles.svg",
+        &svg::percentiles(
+            "latency",
+            &[(
+                "corrected".to_string(),
+                "#d62728",
+                vec![(0.5, 12.0), (0.9, 40.0), (0.99, 120.0), (0.999, 300.0)],
+            )],
+        ),
+    );
+    golden(
+        "timeseries.svg",
+        &svg::timeseries(
+            "delivery",
+            &[svg::Panel::new(
+                "p50",
+                "ms",
+                vec![(
+                    "p50".to_string(),
+                    "#2ca02c",
+                    vec![(0.0, 10.0), (1.0, 12.0), (2.0, 200.0), (3.0, 15.0)],
+                )],
+            )],
+            &[("trigger".to_string(), 1.5, "#000")],
+        ),
+    );
+}
