@@ -116,10 +116,10 @@ pub struct RunResult {
     pub herd: Option<HerdResult>,
     /// `[workload.triggered]`: the re-sync storm and the recovery.
     #[serde(default)]
-    pub triggered: Option<crate::load::syncload::TriggeredResult>,
+    pub triggered: Option<crate::load::triggered::TriggeredResult>,
     /// `[workload.steady]`: send and delivery latency under open-model traffic.
     #[serde(default)]
-    pub steady: Option<crate::load::syncload::SteadyResult>,
+    pub steady: Option<crate::load::steady::SteadyResult>,
     /// `[workload.catchup]`: readers paging through an unread backlog.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub catchup: Option<crate::load::catchup::CatchupResult>,

@@ -1515,7 +1515,7 @@ async fn run_workload(
             let big = big_room()?;
             let (tokens, shard) = shard_part(ctx, creds, name)?;
             let (result, data) =
-                crate::load::syncload::run_triggered(base_url, &tokens, big, t, shard)
+                crate::load::triggered::run_triggered(base_url, &tokens, big, t, shard)
                     .await
                     .map_err(workload_error(name))?;
             let w = write_workload_files(ctx, name, &data);
@@ -1541,16 +1541,10 @@ async fn run_workload(
                 humantime::format_duration(t.duration)
             ));
             let (tokens, shard) = shard_part(ctx, creds, name)?;
-            let (result, data) = crate::load::syncload::run_steady(
-                base_url,
-                &tokens,
-                &creds.room_ids,
-                plan,
-                t,
-                shard,
-            )
-            .await
-            .map_err(workload_error(name))?;
+            let (result, data) =
+                crate::load::steady::run_steady(base_url, &tokens, &creds.room_ids, plan, t, shard)
+                    .await
+                    .map_err(workload_error(name))?;
             let w = write_workload_files(ctx, name, &data);
             let d = &result.deliveries;
             ctx.say(&format!(

@@ -1,0 +1,524 @@
+//! The long-poll plumbing of the sync workloads (triggered herd, steady traffic): the triggered herd and steady traffic.
+//!
+//! Both put `clients` users in long-poll incremental `/sync` loops (closed loop per client, as
+//! real clients are) and send messages on an open-model schedule. Every message carries its
+//! sequence number (`org.hsbench.seq`), so each receiver's `/sync` answer says which messages it
+//! delivered; delivery latency runs from the send's 200 to the end of that answer.
+//!
+//! The triggered herd adds the matrix.org failure: after a baseline, one client sends a state
+//! event into the big room; every client that sees it re-syncs (a `full_state` sync from its
+//! token, or an initial sync), with a client timeout and retries, and then resumes long-polling
+//! from the re-sync's token. Re-sync answers can be megabytes: they are streamed and scanned for
+//! the token and the sequence numbers, never held.
+//!
+//! Timing is taken at the HTTP layer: a request's `done` instant is taken when the last byte of
+//! its answer arrived, before anything is decoded.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use ruma::api::IncomingResponseExt;
+use ruma::api::client::message::send_message_event;
+use ruma::api::client::sync::sync_events;
+use ruma::{OwnedRoomId, OwnedTransactionId};
+
+use crate::load::engine::{Collector, Ep, ErrorKind, Msg, Recorder, Scanner, read_body};
+use crate::load::workload::{
+    ShardRun, WorkloadError, bytes_out, message_content, new_client, status_error,
+};
+use crate::matrix::MatrixClient;
+use crate::scenario::SyncKind;
+use crate::scenario::arrivals::Arrivals;
+
+/// The trigger's event type.
+pub const TRIGGER_TYPE: &str = "org.hsbench.trigger";
+
+/// Everything a sync-loop client shares with the others.
+pub(crate) struct Shared {
+    pub(crate) client: MatrixClient,
+    pub(crate) rec: Recorder,
+    pub(crate) stop: AtomicBool,
+    pub(crate) poll_timeout: Duration,
+    pub(crate) reaction: Option<Reaction>,
+    /// Deliveries seen so far (for the drain; the collector's count is authoritative).
+    pub(crate) delivered: AtomicU64,
+    /// When the first client saw the trigger.
+    pub(crate) trigger_seen: std::sync::Mutex<Option<Instant>>,
+}
+
+#[derive(Clone, Copy)]
+pub(crate) struct Reaction {
+    pub(crate) kind: SyncKind,
+    pub(crate) timeout: Duration,
+    pub(crate) retries: u32,
+    pub(crate) retry_delay: Duration,
+}
+
+/// Just what hsbench reads from a timeline event.
+#[derive(serde::Deserialize)]
+pub(crate) struct Probe {
+    #[serde(rename = "type")]
+    pub(crate) kind: String,
+    #[serde(default)]
+    pub(crate) content: ProbeContent,
+}
+
+#[derive(serde::Deserialize, Default)]
+pub(crate) struct ProbeContent {
+    #[serde(rename = "org.hsbench.seq")]
+    pub(crate) seq: Option<u64>,
+}
+
+/// Receivers dedupe deliveries over their last few hundred messages (an initial re-sync returns
+/// recent messages again).
+pub(crate) const SEEN: usize = 512;
+
+pub(crate) fn fresh(seen: &mut VecDeque<u64>, seq: u64) -> bool {
+    if seen.contains(&seq) {
+        return false;
+    }
+    if seen.len() == SEEN {
+        seen.pop_front();
+    }
+    seen.push_back(seq);
+    true
+}
+
+/// One client's long-poll loop, until `stop`.
+pub(crate) async fn sync_loop(shared: Arc<Shared>, token: String, mut since: String) {
+    let mut seen: VecDeque<u64> = VecDeque::with_capacity(SEEN);
+    let rec = &shared.rec;
+    // A client reacts to the trigger once (later answers may mention it again, in state).
+    let mut reacted = false;
+    while !shared.stop.load(Ordering::Relaxed) {
+        let mut req = sync_events::v3::Request::new();
+        req.since = Some(since.clone());
+        req.timeout = Some(shared.poll_timeout);
+        let Ok(mut request) = shared.client.build(req, Some(&token)) else {
+            return;
+        };
+        *request.timeout_mut() = Some(shared.poll_timeout + Duration::from_secs(30));
+        let out = bytes_out(&request);
+        rec.start(Ep::Sync);
+        let sent = Instant::now();
+        let result = shared.client.http().execute(request).await;
+        let (error, n_in, body, done) = match result {
+            Err(e) => (Some(ErrorKind::of(&e)), 0, Vec::new(), Instant::now()),
+            Ok(mut resp) => {
+                let status = resp.status().as_u16();
+                let (n, body, err) = read_body(&mut resp, usize::MAX, None).await;
+                let done = Instant::now();
+                let err = err.or_else(|| (status != 200).then(|| status_error(status, &body)));
+                (err, n, body, done)
+            }
+        };
+        // Decode after the timing: what the client learns from the answer.
+        let mut error = error;
+        let mut trigger = false;
+        let mut seqs = Vec::new();
+        if error.is_none() {
+            match decode_sync(&body) {
+                Some((next, s, t)) => {
+                    since = next;
+                    seqs = s;
+                    trigger = t;
+                }
+                None => error = Some(ErrorKind::Decode),
+            }
+        }
+        let failed = error.is_some();
+        rec.done(Ep::Sync, sent, sent, done, error, n_in, out);
+        for seq in seqs {
+            if fresh(&mut seen, seq) {
+                shared.delivered.fetch_add(1, Ordering::Relaxed);
+                rec.send(Msg::Delivered { seq, at: done });
+            }
+        }
+        if failed {
+            // A failing server is not hammered in a tight loop (what SDKs do too).
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
+        if trigger
+            && !reacted
+            && let Some(r) = shared.reaction
+        {
+            reacted = true;
+            {
+                let mut first = shared.trigger_seen.lock().expect("not poisoned");
+                if first.is_none_or(|t| done < t) {
+                    *first = Some(done);
+                }
+            }
+            if let Some(next) = resync(&shared, &token, &since, r, done, &mut seen).await {
+                since = next;
+            }
+        }
+    }
+}
+
+/// The naive client's reaction to the trigger: re-sync, retrying; the new token on success.
+pub(crate) async fn resync(
+    shared: &Shared,
+    token: &str,
+    since: &str,
+    r: Reaction,
+    seen_at: Instant,
+    seen: &mut VecDeque<u64>,
+) -> Option<String> {
+    let rec = &shared.rec;
+    for attempt in 0..=r.retries {
+        if attempt > 0 {
+            tokio::time::sleep(r.retry_delay).await;
+        }
+        if shared.stop.load(Ordering::Relaxed) {
+            return None;
+        }
+        let mut req = sync_events::v3::Request::new();
+        req.timeout = Some(Duration::ZERO);
+        if r.kind == SyncKind::FullState {
+            req.since = Some(since.to_string());
+            req.full_state = true;
+        }
+        let Ok(mut request) = shared.client.build(req, Some(token)) else {
+            return None;
+        };
+        *request.timeout_mut() = Some(r.timeout);
+        let out = bytes_out(&request);
+        rec.start(Ep::Resync);
+        let sent = Instant::now();
+        let mut scan = Scanner::default();
+        let (error, n_in, done) = match shared.client.http().execute(request).await {
+            Err(e) => (Some(ErrorKind::of(&e)), 0, Instant::now()),
+            Ok(mut resp) => {
+                let status = resp.status().as_u16();
+                let keep = if status == 200 { 0 } else { 4096 };
+                let (n, kept, err) = read_body(&mut resp, keep, Some(&mut scan)).await;
+                let done = Instant::now();
+                let err = err.or_else(|| (status != 200).then(|| status_error(status, &kept)));
+                let err = err.or_else(|| scan.next_batch.is_none().then_some(ErrorKind::Decode));
+                (err, n, done)
+            }
+        };
+        let ok = error.is_none();
+        // Corrected: from the moment the client saw the trigger (retries and waits included).
+        rec.done(Ep::Resync, seen_at, sent, done, error, n_in, out);
+        if ok {
+            for seq in std::mem::take(&mut scan.seqs) {
+                if fresh(seen, seq) {
+                    shared.delivered.fetch_add(1, Ordering::Relaxed);
+                    rec.send(Msg::Delivered { seq, at: done });
+                }
+            }
+            rec.send(Msg::Reacted {
+                took: done - seen_at,
+                ok: true,
+            });
+            return scan.next_batch;
+        }
+    }
+    rec.send(Msg::Reacted {
+        took: seen_at.elapsed(),
+        ok: false,
+    });
+    None
+}
+
+/// `(next_batch, sequence numbers, trigger seen)` of an incremental sync answer, decoded with
+/// ruma's response type.
+pub(crate) fn decode_sync(body: &[u8]) -> Option<(String, Vec<u64>, bool)> {
+    let resp = http::Response::builder().status(200).body(body).ok()?;
+    let sync = sync_events::v3::Response::try_from_http_response(resp).ok()?;
+    let mut seqs = Vec::new();
+    let mut trigger = false;
+    for room in sync.rooms.join.values() {
+        for ev in &room.timeline.events {
+            if let Ok(p) = ev.deserialize_as_unchecked::<Probe>() {
+                if p.kind == TRIGGER_TYPE {
+                    trigger = true;
+                }
+                if let Some(s) = p.content.seq {
+                    seqs.push(s);
+                }
+            }
+        }
+    }
+    // A limited timeline may carry the trigger in the state section only.
+    if !trigger && contains(body, TRIGGER_TYPE.as_bytes()) {
+        trigger = true;
+    }
+    Some((sync.next_batch, seqs, trigger))
+}
+
+pub(crate) fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Since tokens for `tokens`, a few at a time.
+pub(crate) async fn since_tokens(
+    client: &MatrixClient,
+    tokens: &[String],
+) -> Result<Vec<String>, WorkloadError> {
+    use futures::StreamExt;
+    let got: Vec<(usize, Result<String, String>)> =
+        futures::stream::iter(tokens.iter().enumerate())
+            .map(|(i, t)| async move { (i, crate::load::herd::since_token(client, t).await) })
+            .buffer_unordered(16)
+            .collect()
+            .await;
+    let mut out = vec![String::new(); tokens.len()];
+    for (i, r) in got {
+        out[i] = r.map_err(|message| WorkloadError::Setup {
+            what: "since token".into(),
+            message,
+        })?;
+    }
+    Ok(out)
+}
+
+/// One message of a schedule: who sends it where, and how many syncing clients should see it.
+#[derive(Clone)]
+pub(crate) struct Route {
+    pub(crate) sender: usize,
+    pub(crate) room: OwnedRoomId,
+    pub(crate) receivers: u32,
+}
+
+/// Send message `seq` by `route` and tell the collector.
+pub(crate) async fn send_message(
+    client: &MatrixClient,
+    rec: &Recorder,
+    token: &str,
+    route: &Route,
+    seq: u64,
+    nonce: &str,
+    intended: Instant,
+) {
+    let txn: OwnedTransactionId = format!("hsb-{nonce}-{seq}").into();
+    let req = send_message_event::v3::Request::new_raw(
+        route.room.clone(),
+        txn,
+        ruma::events::MessageLikeEventType::RoomMessage,
+        message_content(seq, nonce),
+    );
+    let Ok(mut request) = client.build(req, Some(token)) else {
+        return;
+    };
+    // An overloaded server must not hold a workload open indefinitely: a send unanswered after
+    // this long is a `timeout` error.
+    *request.timeout_mut() = Some(SEND_TIMEOUT);
+    let out = bytes_out(&request);
+    rec.start(Ep::Send);
+    let sent = Instant::now();
+    let (error, n_in, done) = match client.http().execute(request).await {
+        Err(e) => (Some(ErrorKind::of(&e)), 0, Instant::now()),
+        Ok(mut resp) => {
+            let status = resp.status().as_u16();
+            let (n, kept, err) = read_body(&mut resp, 4096, None).await;
+            let done = Instant::now();
+            (
+                err.or_else(|| (status != 200).then(|| status_error(status, &kept))),
+                n,
+                done,
+            )
+        }
+    };
+    let ok = error.is_none();
+    rec.done(Ep::Send, intended, sent, done, error, n_in, out);
+    if ok {
+        rec.send(Msg::Sent {
+            seq,
+            at: done,
+            receivers: route.receivers,
+        });
+    }
+}
+
+/// Run messages on an open-model schedule from `origin` until `end`: message `i` is due at
+/// `origin + arrivals.intended(i)`, sent then whether or not earlier ones have answered.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn dispatch(
+    client: MatrixClient,
+    rec: Recorder,
+    tokens: Arc<Vec<String>>,
+    routes: Arc<Vec<Route>>,
+    arrivals: Arrivals,
+    origin: Instant,
+    end: Instant,
+    nonce: Arc<str>,
+    seq_base: u64,
+    shard: crate::load::shard::Shard,
+) -> u64 {
+    let mut set = tokio::task::JoinSet::new();
+    let mut i = 0u64;
+    // Sends leave within microseconds of their intended times, not on tokio's millisecond ticks.
+    let mut timer = crate::load::clock::PreciseTimer::new();
+    loop {
+        let intended = origin + arrivals.intended(i);
+        if intended >= end {
+            break;
+        }
+        // A shard sends its share of the one schedule: messages i with i % count == index.
+        if i % shard.count as u64 != shard.index as u64 {
+            i += 1;
+            continue;
+        }
+        timer.sleep_until(intended).await;
+        let route = routes[(i as usize) % routes.len()].clone();
+        let (client, rec, tokens, nonce) =
+            (client.clone(), rec.clone(), tokens.clone(), nonce.clone());
+        set.spawn(async move {
+            send_message(
+                &client,
+                &rec,
+                &tokens[route.sender],
+                &route,
+                seq_base + i,
+                &nonce,
+                intended,
+            )
+            .await;
+        });
+        // Reap finished sends so the set stays as small as the requests in flight.
+        while set.try_join_next().is_some() {}
+        i += 1;
+    }
+    while set.join_next().await.is_some() {}
+    i
+}
+
+/// One task per client; client `i` of `n` starts its first long poll `ramp · i / n` after now.
+pub(crate) fn spawn_clients(
+    shared: &Arc<Shared>,
+    tokens: &[String],
+    since: Vec<String>,
+    ramp: Duration,
+) -> tokio::task::JoinSet<()> {
+    let mut set = tokio::task::JoinSet::new();
+    let start = Instant::now();
+    let n = tokens.len().max(1) as f64;
+    for (i, (t, s)) in tokens.iter().zip(since).enumerate() {
+        let (shared, t) = (shared.clone(), t.clone());
+        let at = start + ramp.mul_f64(i as f64 / n);
+        set.spawn(async move {
+            if !ramp.is_zero() {
+                tokio::time::sleep_until(at.into()).await;
+            }
+            sync_loop(shared, t, s).await
+        });
+    }
+    set
+}
+
+/// Longest wait for a message send's answer.
+pub(crate) const SEND_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Sleep until `t`; false when a signal (SIGINT, SIGTERM, SIGHUP) came first.
+pub(crate) async fn sleep_or_interrupt(t: Instant) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep_until(t.into()) => true,
+        _ = crate::util::interrupt::interrupted() => false,
+    }
+}
+
+/// Longest wait for the chatter's last deliveries after a triggered herd's observation.
+pub(crate) const TRIGGERED_DRAIN: Duration = Duration::from_secs(15);
+
+/// How long clients get to park in their first long poll before the origin.
+pub(crate) const SETTLE: Duration = Duration::from_millis(1500);
+
+/// Long-poll clients parked and a collector running: what the triggered herd and steady
+/// traffic start from.
+pub(crate) struct Started {
+    pub(crate) client: MatrixClient,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) clients: tokio::task::JoinSet<()>,
+    pub(crate) collector: crate::load::engine::CollectorHandle,
+    /// The workload's time zero (the clients had [`SETTLE`] to park their first long poll).
+    pub(crate) origin: Instant,
+    pub(crate) origin_wall: std::time::SystemTime,
+    pub(crate) prepare_ms: f64,
+}
+
+/// Fetch since tokens for `tokens` (timed apart as preparation), start the collector and one
+/// long-poll loop per token.
+pub(crate) async fn start_long_polls(
+    base_url: &str,
+    tokens: &[String],
+    poll_timeout: Duration,
+    connect_ramp: Duration,
+    reaction: Option<Reaction>,
+    interval: Duration,
+    release: Option<ShardRun>,
+) -> Result<Started, WorkloadError> {
+    let client = new_client(base_url, tokens.len())?;
+    let prep = Instant::now();
+    let since = since_tokens(&client, tokens).await?;
+    let prepare_ms = prep.elapsed().as_secs_f64() * 1000.0;
+    let lead = connect_ramp + SETTLE;
+    let (origin, origin_wall) = match release {
+        None => (Instant::now() + lead, std::time::SystemTime::now() + lead),
+        // A shard: time zero is the common release time; the clients come online before it.
+        Some(s) => {
+            let doing = format!(
+                "preparing ({:.1} s), for its connect ramp and {} s to settle",
+                prepare_ms / 1000.0,
+                SETTLE.as_secs_f64()
+            );
+            let origin = s.origin(lead, &doing)?;
+            tokio::time::sleep_until((origin - lead).into()).await;
+            (origin, s.release_at)
+        }
+    };
+    let collector = Collector::spawn(origin, interval);
+    let shared = Arc::new(Shared {
+        client: client.clone(),
+        rec: collector.recorder(),
+        stop: AtomicBool::new(false),
+        poll_timeout,
+        reaction,
+        delivered: AtomicU64::new(0),
+        trigger_seen: std::sync::Mutex::new(None),
+    });
+    let clients = spawn_clients(&shared, tokens, since, connect_ramp);
+    Ok(Started {
+        client,
+        shared,
+        clients,
+        collector,
+        origin,
+        origin_wall,
+        prepare_ms,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn receivers_dedupe_a_bounded_window() {
+        let mut seen = VecDeque::new();
+        assert!(fresh(&mut seen, 1));
+        assert!(!fresh(&mut seen, 1));
+        for i in 2..2000 {
+            assert!(fresh(&mut seen, i));
+        }
+        assert_eq!(seen.len(), SEEN);
+    }
+
+    #[test]
+    fn sync_answers_are_decoded_with_ruma() {
+        let body = br#"{"next_batch":"s9","rooms":{"join":{"!r:x":{"timeline":{"events":[
+            {"type":"m.room.message","event_id":"$a","sender":"@u:x","origin_server_ts":1,"content":{"msgtype":"m.text","body":"b","org.hsbench.seq":4}},
+            {"type":"org.hsbench.trigger","state_key":"","event_id":"$b","sender":"@u:x","origin_server_ts":2,"content":{}}
+        ],"limited":false}}}}}"#;
+        let (next, seqs, trigger) = decode_sync(body).unwrap();
+        assert_eq!(next, "s9");
+        assert_eq!(seqs, vec![4]);
+        assert!(trigger);
+        assert!(decode_sync(b"{}").is_none());
+    }
+}
