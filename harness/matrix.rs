@@ -13,8 +13,12 @@ use ruma::api::{IncomingResponseExt, OutgoingRequest, OutgoingRequestExt, Suppor
 /// What a failed call returns.
 #[derive(Debug, thiserror::Error)]
 pub enum CallError {
-    #[error("{endpoint}: cannot build the request: {message}")]
-    Build { endpoint: String, message: String },
+    #[error("{endpoint}: cannot build the request: {source}")]
+    Build {
+        endpoint: String,
+        #[source]
+        source: BoxError,
+    },
     #[error("{endpoint}: {source}")]
     Transport {
         endpoint: String,
@@ -31,9 +35,15 @@ pub enum CallError {
         /// `session` of a User-Interactive Authentication answer, when there is one.
         uia_session: Option<String>,
     },
-    #[error("{endpoint}: cannot decode the response: {message}")]
-    Decode { endpoint: String, message: String },
+    #[error("{endpoint}: cannot decode the response: {source}")]
+    Decode {
+        endpoint: String,
+        #[source]
+        source: BoxError,
+    },
 }
+
+use crate::util::BoxError;
 
 /// Extract `errcode` (and `session` for UIA answers) from an error body without a full decode.
 pub fn error_fields(body: &[u8]) -> (Option<String>, Option<String>) {
@@ -103,6 +113,7 @@ impl MatrixClient {
     where
         R: OutgoingRequest<PathBuilder = VersionHistory>,
         R::Authentication: for<'a> AuthScheme<Input<'a> = SendAccessToken<'a>>,
+        R::EndpointError: Send + Sync,
     {
         let access = user_token(token);
         self.build_with(req, access)
@@ -124,11 +135,11 @@ impl MatrixClient {
             .try_into_http_request(&self.base_url, access, Cow::Borrowed(&self.versions))
             .map_err(|e| CallError::Build {
                 endpoint: endpoint.clone(),
-                message: e.to_string(),
+                source: e.into(),
             })?;
         reqwest::Request::try_from(http_req).map_err(|e| CallError::Build {
             endpoint,
-            message: e.to_string(),
+            source: e.into(),
         })
     }
 
@@ -141,6 +152,7 @@ impl MatrixClient {
     where
         R: OutgoingRequest<PathBuilder = VersionHistory>,
         R::Authentication: for<'a> AuthScheme<Input<'a> = SendAccessToken<'a>>,
+        R::EndpointError: Send + Sync,
     {
         let access = user_token(token);
         self.send_with(req, access).await
@@ -155,6 +167,7 @@ impl MatrixClient {
     where
         R: OutgoingRequest<PathBuilder = VersionHistory>,
         R::Authentication: for<'a> AuthScheme<Input<'a> = SendAccessToken<'a>>,
+        R::EndpointError: Send + Sync,
     {
         let endpoint = endpoint_name::<R>();
         let request = self.build_with(req, access)?;
@@ -181,11 +194,11 @@ impl MatrixClient {
             .body(body.as_ref())
             .map_err(|e| CallError::Decode {
                 endpoint: endpoint.clone(),
-                message: e.to_string(),
+                source: e.into(),
             })?;
         R::IncomingResponse::try_from_http_response(http_resp).map_err(|e| CallError::Decode {
             endpoint,
-            message: e.to_string(),
+            source: e.into(),
         })
     }
 }

@@ -126,8 +126,12 @@ pub struct Extrapolation {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SizeError {
-    #[error("{}: {message}", path.display())]
-    Read { path: PathBuf, message: String },
+    #[error("{}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: crate::util::BoxError,
+    },
     #[error(
         "{dimension} = {value} is {factor:.1}× beyond the measured range {min}–{max}: refusing to extrapolate more than {MAX_EXTRAPOLATION}× (a decade on the log scale); sweep further, or pass --force"
     )]
@@ -151,11 +155,11 @@ pub fn load(path: &Path) -> Result<SweepResult, SizeError> {
     };
     let text = std::fs::read_to_string(&file).map_err(|e| SizeError::Read {
         path: file.clone(),
-        message: e.to_string(),
+        source: e.into(),
     })?;
     serde_json::from_str(&text).map_err(|e| SizeError::Read {
         path: file,
-        message: format!("not a sweep result: {e}"),
+        source: format!("not a sweep result: {e}").into(),
     })
 }
 

@@ -44,8 +44,12 @@ const INSTANCE: &str = "master";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
-    #[error("signing key {path}: {message}")]
-    SigningKey { path: PathBuf, message: String },
+    #[error("signing key {path}: {source}")]
+    SigningKey {
+        path: PathBuf,
+        #[source]
+        source: crate::util::BoxError,
+    },
     #[error("database {path}: step {step}: {source}")]
     Sql {
         path: PathBuf,
@@ -53,11 +57,12 @@ pub enum ImportError {
         #[source]
         source: rusqlite::Error,
     },
-    #[error("step {step}: event {what}: {message}")]
+    #[error("step {step}: event {what}: {source}")]
     Event {
         step: &'static str,
         what: String,
-        message: String,
+        #[source]
+        source: crate::util::BoxError,
     },
 }
 
@@ -69,29 +74,32 @@ pub struct SigningKey {
 
 impl SigningKey {
     pub fn read(path: &Path) -> Result<Self, ImportError> {
-        let fail = |message: String| ImportError::SigningKey {
+        let fail = |source: crate::util::BoxError| ImportError::SigningKey {
             path: path.to_path_buf(),
-            message,
+            source,
         };
-        let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+        let text = std::fs::read_to_string(path).map_err(|e| fail(e.into()))?;
         let line = text
             .lines()
             .find(|l| !l.trim().is_empty())
             .ok_or_else(|| fail("empty".into()))?;
         let parts: Vec<&str> = line.split_whitespace().collect();
         let [alg, version, seed] = parts[..] else {
-            return Err(fail(format!(
-                "expected `ed25519 <version> <seed>`, got {} fields",
-                parts.len()
-            )));
+            return Err(fail(
+                format!(
+                    "expected `ed25519 <version> <seed>`, got {} fields",
+                    parts.len()
+                )
+                .into(),
+            ));
         };
         if alg != "ed25519" {
-            return Err(fail(format!("algorithm {alg:?}, expected ed25519")));
+            return Err(fail(format!("algorithm {alg:?}, expected ed25519").into()));
         }
         let seed = base64::engine::general_purpose::STANDARD_NO_PAD
             .decode(seed.trim_end_matches('='))
-            .map_err(|e| fail(format!("seed: {e}")))?;
-        Self::from_seed(version, &seed).map_err(fail)
+            .map_err(|e| fail(e.into()))?;
+        Self::from_seed(version, &seed).map_err(|m| fail(m.into()))
     }
 
     /// A key from its 32-byte Ed25519 seed.
@@ -157,7 +165,7 @@ impl<'k> EventFactory<'k> {
         ts: i64,
         prev: Option<&str>,
         auth: Vec<String>,
-    ) -> Result<BuiltEvent, String> {
+    ) -> Result<BuiltEvent, crate::util::BoxError> {
         let mut v = json!({
             "type": event_type,
             "sender": sender,
@@ -176,16 +184,15 @@ impl<'k> EventFactory<'k> {
         let mut obj: CanonicalJsonObject = match CanonicalJsonValue::try_from(v) {
             Ok(CanonicalJsonValue::Object(o)) => o,
             Ok(_) => return Err("not an object".into()),
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(e.into()),
         };
         hash_and_sign_event(
             &self.server_name,
             &self.key.pair,
             &mut obj,
             &self.rules.redaction,
-        )
-        .map_err(|e| e.to_string())?;
-        let hash = reference_hash(&obj, &self.rules).map_err(|e| e.to_string())?;
+        )?;
+        let hash = reference_hash(&obj, &self.rules)?;
         let mut unsigned = CanonicalJsonObject::new();
         unsigned.insert(
             "age_ts".into(),
@@ -488,11 +495,14 @@ pub fn import_sqlite(
             ud.execute(params![uid, name, u.avatar_url]).map_err(&e)?;
             uds.execute(params![uid, format!("{uid} {}", name.to_lowercase())])
                 .map_err(&e)?;
-            user_ids.push(uid.parse().map_err(|err| ImportError::Event {
-                step: "users",
-                what: uid.clone(),
-                message: format!("{err}"),
-            })?);
+            user_ids.push(
+                uid.parse()
+                    .map_err(|err: ruma::IdParseError| ImportError::Event {
+                        step: "users",
+                        what: uid.clone(),
+                        source: err.into(),
+                    })?,
+            );
             pb.inc(1);
         }
         set_position(&conn, db, "device_lists_stream", dl_stream)?;
@@ -511,14 +521,10 @@ pub fn import_sqlite(
     for room in plan.rooms() {
         let (outcome, n) = import_room(plan, &room, &factory, &mut st, &mut streams, &user_id)
             .map_err(|e| match e {
-                ImportError::Event {
-                    step,
-                    what,
-                    message,
-                } => ImportError::Event {
+                ImportError::Event { step, what, source } => ImportError::Event {
                     step,
                     what: format!("{what} in room {} ({})", room.index, room.name),
-                    message,
+                    source,
                 },
                 other => other,
             })?;
@@ -528,7 +534,7 @@ pub fn import_sqlite(
             ImportError::Event {
                 step: "rooms",
                 what: outcome.room_id.clone(),
-                message: err.to_string(),
+                source: err.into(),
             }
         })?);
         outcomes.push(outcome);
@@ -788,10 +794,10 @@ fn import_room(
                 prev.as_deref(),
                 auth,
             )
-            .map_err(|message| ImportError::Event {
+            .map_err(|source| ImportError::Event {
                 step: "events",
                 what: format!("{event_type} #{depth}"),
-                message,
+                source,
             })?;
         if room_id.is_empty() {
             *room_id = format!("!{}", &ev.event_id[1..]);

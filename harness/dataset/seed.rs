@@ -203,7 +203,7 @@ async fn register_user(
     };
     let token = resp.access_token.ok_or_else(|| CallError::Decode {
         endpoint: "POST /_matrix/client/v3/register".into(),
-        message: "no access_token in the answer".into(),
+        source: "no access_token in the answer".into(),
     })?;
     Ok((resp.user_id, token))
 }

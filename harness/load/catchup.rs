@@ -297,7 +297,7 @@ async fn write_backlog(
     let nonce = nonce();
     let start = Instant::now();
     let mine = (0..n).filter(move |i| i % part.count as u64 == part.index as u64);
-    let results: Vec<Result<(), String>> = futures::stream::iter(mine)
+    let results: Vec<Result<(), crate::matrix::CallError>> = futures::stream::iter(mine)
         .map(|i| {
             let nonce = nonce.clone();
             async move {
@@ -309,22 +309,7 @@ async fn write_backlog(
                     ruma::events::MessageLikeEventType::RoomMessage,
                     message_content(seq, &nonce),
                 );
-                let request = client.build(req, Some(token)).map_err(|e| e.to_string())?;
-                let resp = client
-                    .http()
-                    .execute(request)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let status = resp.status();
-                let body = resp.bytes().await.map_err(|e| e.to_string())?;
-                if status.is_success() {
-                    Ok(())
-                } else {
-                    Err(format!(
-                        "message {i}: HTTP {status}: {}",
-                        String::from_utf8_lossy(&body[..body.len().min(300)])
-                    ))
-                }
+                client.send(req, Some(token)).await.map(drop)
             }
         })
         .buffer_unordered(8)
@@ -332,8 +317,8 @@ async fn write_backlog(
         .await;
     if let Some(Err(e)) = results.into_iter().find(Result::is_err) {
         return Err(WorkloadError::Setup {
-            what: "catch-up backlog (PUT …/send/m.room.message)".into(),
-            message: e,
+            what: "catch-up backlog".into(),
+            source: e.into(),
         });
     }
     Ok(start.elapsed().as_secs_f64())

@@ -46,7 +46,7 @@ pub enum Ep {
     Send,
     /// `PUT …/state/<trigger type>` (one request).
     Trigger,
-    /// `/sync` that a catch-up reader starts with.
+    /// A first `/sync`: a herd client's (initial or full-state), a catch-up reader's.
     InitialSync,
     /// `GET …/messages` back through a backlog.
     Messages,
@@ -187,6 +187,32 @@ struct WorkerStats {
     delivered: u64,
     before_send_ok: u64,
     reactions: Reactions,
+    /// [`Intervals::Fitted`]: each answered request's (endpoint, end since the origin,
+    /// corrected µs, raw µs), placed into intervals by [`CollectorHandle::finish`].
+    samples: Vec<(Ep, Duration, u64, u64)>,
+}
+
+/// How a collector cuts its run into intervals (latency over time, throughput per interval).
+#[derive(Debug, Clone, Copy)]
+pub enum Intervals {
+    /// Fixed intervals from the origin (the long-running workloads: known before they start).
+    Every(Duration),
+    /// About `target` intervals over the span of the completions, chosen when the collector
+    /// finishes (the herd: its length is what it measures). Until then each answered request
+    /// keeps its three instants, at most `capacity` of them (a herd's clients): later ones are
+    /// in the whole-run histograms but not in the intervals, and counted in
+    /// [`Recorded::unplaced`].
+    Fitted { target: u32, capacity: usize },
+}
+
+impl Intervals {
+    /// The interval the workers record with (a fitted one is chosen at the end).
+    fn recording(self) -> Duration {
+        match self {
+            Intervals::Every(d) => d,
+            Intervals::Fitted { .. } => Duration::from_secs(10),
+        }
+    }
 }
 
 impl WorkerStats {
@@ -209,6 +235,7 @@ impl WorkerStats {
                 ok: 0,
                 gave_up: 0,
             },
+            samples: Vec::new(),
         }
     }
 }
@@ -218,6 +245,9 @@ struct Shared {
     id: u64,
     origin: Instant,
     interval: Duration,
+    plan: Intervals,
+    /// [`Intervals::Fitted`]: samples that may still be kept (may go below zero).
+    samples_left: AtomicI64,
     gauges: Gauges,
     /// Every worker's stats, registered by the worker's first record.
     workers: std::sync::Mutex<Vec<Arc<WorkerSlot>>>,
@@ -308,6 +338,13 @@ impl Recorder {
         let interval = self.shared.interval;
         let c = us(done.saturating_duration_since(intended));
         let r = us(done.saturating_duration_since(sent));
+        // Fitted intervals: keep the instants while the budget lasts.
+        let keep = match self.shared.plan {
+            Intervals::Every(_) => None,
+            Intervals::Fitted { .. } => Some(
+                error.is_none() && self.shared.samples_left.fetch_sub(1, Ordering::Relaxed) > 0,
+            ),
+        };
         self.shared.with_local(|w| {
             let s = w.eps.get_mut(&ep).expect("every endpoint has stats");
             s.bytes_in += bytes_in;
@@ -315,18 +352,16 @@ impl Recorder {
             // Latencies are of answered requests only: a timeout's "latency" is the timeout.
             match error {
                 None => {
-                    s.intervals_corrected.record(at, c);
-                    s.intervals_raw.record(at, r);
                     if let Some([rc, rr]) = w.recorders.get_mut(&ep) {
                         let _ = rc.record(c);
                         let _ = rr.record(r);
                     }
                     s.ok += 1;
-                    let i = ((at.as_nanos() / interval.as_nanos()) as usize).min(MAX_INTERVALS - 1);
-                    if s.ok_per_interval.len() <= i {
-                        s.ok_per_interval.resize(i + 1, 0);
+                    match keep {
+                        None => s.record_interval(at, c, r, interval),
+                        Some(true) => w.samples.push((ep, at, c, r)),
+                        Some(false) => {}
                     }
-                    s.ok_per_interval[i] += 1;
                 }
                 Some(e) => *s.errors.entry(e.label()).or_default() += 1,
             }
@@ -435,6 +470,17 @@ impl EpStats {
         }
     }
 
+    /// Place one answered request, ended `at` after the origin, into its interval.
+    fn record_interval(&mut self, at: Duration, corrected: u64, raw: u64, interval: Duration) {
+        self.intervals_corrected.record(at, corrected);
+        self.intervals_raw.record(at, raw);
+        let i = ((at.as_nanos() / interval.as_nanos()) as usize).min(MAX_INTERVALS - 1);
+        if self.ok_per_interval.len() <= i {
+            self.ok_per_interval.resize(i + 1, 0);
+        }
+        self.ok_per_interval[i] += 1;
+    }
+
     /// Requests that ended: answered (the histograms' count) or failed.
     pub fn completed(&self) -> u64 {
         self.ok + self.errors.values().sum::<u64>()
@@ -505,6 +551,9 @@ pub struct Recorded {
     pub resync_gauge: Vec<u32>,
     /// Worker threads that recorded (each with its own histograms, merged here).
     pub workers: usize,
+    /// [`Intervals::Fitted`]: answered requests beyond its capacity, in the whole-run
+    /// histograms but in no interval.
+    pub unplaced: u64,
 }
 
 /// Sampling step of the in-flight gauge.
@@ -523,12 +572,23 @@ pub struct CollectorHandle {
 pub struct Collector;
 
 impl Collector {
-    /// Start a collector whose intervals count from `origin`.
+    /// Start a collector whose intervals of length `interval` count from `origin`.
     pub fn spawn(origin: Instant, interval: Duration) -> CollectorHandle {
+        Self::spawn_with(origin, Intervals::Every(interval))
+    }
+
+    /// Start a collector whose intervals count from `origin`, cut as `plan` says.
+    pub fn spawn_with(origin: Instant, plan: Intervals) -> CollectorHandle {
+        let capacity = match plan {
+            Intervals::Every(_) => 0,
+            Intervals::Fitted { capacity, .. } => capacity,
+        };
         let shared = Arc::new(Shared {
             id: NEXT_COLLECTOR.fetch_add(1, Ordering::Relaxed),
             origin,
-            interval,
+            interval: plan.recording(),
+            plan,
+            samples_left: AtomicI64::new(i64::try_from(capacity).unwrap_or(i64::MAX)),
             gauges: Gauges::default(),
             workers: std::sync::Mutex::new(Vec::new()),
             sync: std::sync::Mutex::new(
@@ -584,7 +644,31 @@ impl CollectorHandle {
         self.stop_gauge.store(true, Ordering::Relaxed);
         let resync_gauge = self.gauge_task.await.unwrap_or_default();
         let sh = &self.recorder.shared;
-        let interval = sh.interval;
+        let workers = std::mem::take(&mut *sh.workers.lock().expect("worker list"));
+        let workers: Vec<WorkerStats> = workers
+            .iter()
+            .filter_map(|w| w.lock().expect("worker stats").take())
+            .collect();
+        let (interval, unplaced) = match sh.plan {
+            Intervals::Every(d) => (d, 0),
+            Intervals::Fitted { target, capacity } => {
+                let kept: usize = workers.iter().map(|w| w.samples.len()).sum();
+                let span = workers
+                    .iter()
+                    .flat_map(|w| w.samples.iter().map(|s| s.1))
+                    .max()
+                    .unwrap_or_default();
+                let answered: u64 = workers
+                    .iter()
+                    .flat_map(|w| w.eps.values().map(|s| s.ok))
+                    .sum();
+                debug_assert!(kept <= capacity);
+                (
+                    IntervalSeries::interval_for(span, target),
+                    answered.saturating_sub(kept as u64),
+                )
+            }
+        };
         let mut r = Recorded {
             origin: sh.origin,
             interval,
@@ -612,16 +696,16 @@ impl CollectorHandle {
                 gave_up: 0,
             },
             resync_gauge,
-            workers: 0,
+            workers: workers.len(),
+            unplaced,
         };
-        let workers = std::mem::take(&mut *sh.workers.lock().expect("worker list"));
-        r.workers = workers.len();
         for w in workers {
-            let Some(w) = w.lock().expect("worker stats").take() else {
-                continue;
-            };
             for (ep, s) in &w.eps {
                 r.eps.get_mut(ep).expect("every endpoint").merge(s);
+            }
+            for &(ep, at, c, raw) in &w.samples {
+                let s = r.eps.get_mut(&ep).expect("every endpoint");
+                s.record_interval(at, c, raw, interval);
             }
             let d = &mut r.deliveries;
             let _ = d.latency.add(&w.delivery_latency);
@@ -884,6 +968,55 @@ mod tests {
             assert_eq!(s.seqs, vec![12345, 7], "chunk {size}");
             assert!(s.carry.len() <= MAX_TAIL + NEXT_BATCH.len());
         }
+    }
+
+    #[tokio::test]
+    async fn fitted_intervals_are_cut_to_the_span_and_bounded_by_the_capacity() {
+        let origin = Instant::now();
+        let c = Collector::spawn_with(
+            origin,
+            Intervals::Fitted {
+                target: 30,
+                capacity: 4,
+            },
+        );
+        let r = c.recorder();
+        let t = |ms: u64| origin + Duration::from_millis(ms);
+        // Six answered over 3 s (the last two beyond the capacity) and one failure.
+        for i in 0..6u64 {
+            r.start(Ep::InitialSync);
+            r.done(Ep::InitialSync, t(0), t(i), t(500 * i + 500), None, 10, 0);
+        }
+        r.start(Ep::InitialSync);
+        r.done(
+            Ep::InitialSync,
+            t(0),
+            t(0),
+            t(100),
+            Some(ErrorKind::Timeout),
+            0,
+            0,
+        );
+        let rec = c.finish().await;
+        // The span of the kept completions is 2 s: 30 intervals of it round up to 100 ms.
+        assert_eq!(rec.interval, Duration::from_millis(100));
+        assert_eq!(rec.unplaced, 2);
+        let s = &rec.eps[&Ep::InitialSync];
+        assert_eq!((s.ok, s.completed(), s.bytes_in), (6, 7, 60));
+        assert_eq!(
+            s.corrected.len(),
+            6,
+            "the whole-run histogram has every answer"
+        );
+        assert_eq!(s.intervals_corrected.count(), 4);
+        assert_eq!(s.intervals_corrected.interval, Duration::from_millis(100));
+        assert_eq!(s.ok_per_interval.iter().sum::<u64>(), 4);
+        assert_eq!(s.ok_per_interval[5], 1, "the first answer ended at 500 ms");
+        // Its corrected latency counts from the intended start, its raw one from the send.
+        let near = |v: u64, us: u64| v.abs_diff(us) < us / 500 + 2;
+        assert!(near(s.intervals_corrected.hists[5].max(), 500_000));
+        assert!(near(s.intervals_raw.hists[5].max(), 500_000));
+        assert!(near(s.intervals_raw.hists[15].max(), 1_500_000 - 2_000));
     }
 
     #[tokio::test]

@@ -4,21 +4,21 @@
 //! every request's *intended* start. Latency is recorded twice, in separate histograms: from the
 //! intended start (`corrected`: includes any wait for a connection or a runtime slot, i.e. what a
 //! user of the herd experiences) and from the moment the request was actually sent (`raw`).
-//! Each client records into its own HDR recorder; nothing grows with the response sizes (bodies
-//! are counted chunk by chunk, never held).
+//! Requests are recorded by the engine's [`Recorder`] (per-worker HDR recorders, its error
+//! taxonomy), as the other workloads' are; the herd's intervals are fitted to its length
+//! ([`Intervals::Fitted`]). Nothing grows with the response sizes (bodies are counted chunk by
+//! chunk, never held).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use hdrhistogram::sync::SyncHistogram;
 use ruma::api::client::sync::sync_events;
 
-use crate::load::engine::{ErrorKind, MAX_INTERVALS, read_body};
+use crate::load::engine::{Collector, Ep, ErrorKind, Intervals, Recorder, read_body};
+use crate::load::longpoll::since_tokens;
 use crate::matrix::{MatrixClient, error_fields};
-use crate::metrics::{IntervalSeries, LatencySummary, new_latency_histogram};
+use crate::metrics::{IntervalSeries, LatencySummary};
 use crate::scenario::{HerdSpec, SyncKind};
 
 /// A herd's measured outcome.
@@ -82,68 +82,8 @@ pub struct HerdHistograms {
     pub released: std::time::SystemTime,
 }
 
-/// How one herd request ended: answered, or failed with the engine's error taxonomy.
-enum Outcome {
-    Ok,
-    Error(ErrorKind),
-}
-
-/// A filter that leaves a sync almost empty: used only to obtain `since` tokens cheaply. Each
-/// call names a different (nonexistent) account-data type: Synapse answers a repeated identical
-/// /sync from its response cache for minutes (`caches.sync_response_cache_duration`), and a
-/// cached answer carries a stale token, from which a workload's first sync would replay
-/// everything since.
-fn empty_filter() -> String {
-    use std::sync::atomic::AtomicU64;
-    static CALLS: AtomicU64 = AtomicU64::new(0);
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_micros();
-    let n = CALLS.fetch_add(1, Ordering::Relaxed);
-    format!(
-        r#"{{"room":{{"rooms":[]}},"presence":{{"types":[]}},"account_data":{{"types":["org.hsbench.fresh.{t}.{n}"]}}}}"#
-    )
-}
-
-pub(crate) async fn since_token(client: &MatrixClient, token: &str) -> Result<String, String> {
-    #[derive(serde::Deserialize)]
-    struct NextBatch {
-        next_batch: String,
-    }
-    let url = format!(
-        "{}/_matrix/client/v3/sync?timeout=0&filter={}",
-        client.base_url(),
-        urlencode(&empty_filter())
-    );
-    let resp = client
-        .http()
-        .get(url)
-        .bearer_auth(token)
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    let status = resp.status();
-    let body = resp.bytes().await.map_err(|e| e.to_string())?;
-    if !status.is_success() {
-        return Err(format!("HTTP {status}: {}", String::from_utf8_lossy(&body)));
-    }
-    serde_json::from_slice::<NextBatch>(&body)
-        .map(|n| n.next_batch)
-        .map_err(|e| e.to_string())
-}
-
-fn urlencode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() * 3);
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
+/// The engine endpoint a herd's requests are recorded as.
+const HERD: Ep = Ep::InitialSync;
 
 /// The filter Element-like clients send on their first sync: member lazy-loading (only the
 /// members the returned timeline needs) and a short timeline.
@@ -184,21 +124,11 @@ pub async fn run_herd_at(
     let prep = Instant::now();
     let mut since: Vec<Option<String>> = vec![None; n];
     if spec.sync == SyncKind::FullState {
-        use futures::StreamExt;
-        let got: Vec<(usize, Result<String, String>)> =
-            futures::stream::iter(tokens[..n].iter().enumerate())
-                .map(|(i, t)| {
-                    let c = &client;
-                    async move { (i, since_token(c, t).await) }
-                })
-                .buffer_unordered(8)
-                .collect()
-                .await;
-        for (i, r) in got {
-            since[i] = Some(r.map_err(|message| crate::matrix::CallError::Decode {
-                endpoint: "GET /_matrix/client/v3/sync (since token)".into(),
-                message,
-            })?);
+        for (slot, token) in since
+            .iter_mut()
+            .zip(since_tokens(&client, &tokens[..n]).await?)
+        {
+            *slot = Some(token);
         }
     }
     let prepare_ms = prep.elapsed().as_secs_f64() * 1000.0;
@@ -222,77 +152,72 @@ pub async fn run_herd_at(
         requests.push((offset, client.build(req, Some(token))?));
     }
 
-    let mut corrected: SyncHistogram<u64> = new_latency_histogram().into_sync();
-    let mut raw: SyncHistogram<u64> = new_latency_histogram().into_sync();
-    let bytes = Arc::new(AtomicU64::new(0));
-    let (start_tx, start_rx) = tokio::sync::watch::channel::<Option<Instant>>(None);
+    // Every client waits at the start line for the release instant and the recorder; hsbench
+    // fixes the release ahead (at least 50 ms, for every task to reach the line; later when
+    // shards of one herd are released together), and sleeps precisely until it.
+    let (start_tx, start_rx) = tokio::sync::watch::channel::<Option<(Instant, Recorder)>>(None);
     let mut set = tokio::task::JoinSet::new();
     for (offset, request) in requests {
         let mut rx = start_rx.clone();
         let http = client.http().clone();
-        let mut rec_c = corrected.recorder();
-        let mut rec_r = raw.recorder();
-        let bytes = bytes.clone();
         set.spawn(async move {
-            let intended = loop {
-                if let Some(t) = *rx.borrow_and_update() {
-                    break t + offset;
+            let (intended, rec) = loop {
+                if let Some((t0, rec)) = rx.borrow_and_update().clone() {
+                    break (t0 + offset, rec);
                 }
                 if rx.changed().await.is_err() {
-                    let now = Instant::now();
-                    return (Outcome::Error(ErrorKind::Transport), now, now, now);
+                    return None;
                 }
             };
             if !offset.is_zero() {
                 tokio::time::sleep_until(intended.into()).await;
             }
+            rec.start(HERD);
             let sent = Instant::now();
-            let outcome = match http.execute(request).await {
-                Err(e) => Outcome::Error(ErrorKind::of(&e)),
+            let (error, bytes_in) = match http.execute(request).await {
+                Err(e) => (Some(ErrorKind::of(&e)), 0),
                 Ok(mut resp) => {
                     let status = resp.status().as_u16();
                     // An error's body is kept for its errcode; a 200's only counted.
                     let keep = if status >= 400 { 4096 } else { 0 };
                     let (n_bytes, kept, failed) = read_body(&mut resp, keep, None).await;
-                    bytes.fetch_add(n_bytes, Ordering::Relaxed);
-                    match (failed, status) {
-                        (Some(kind), _) => Outcome::Error(kind),
-                        (None, 200) => Outcome::Ok,
-                        (None, s) => Outcome::Error(ErrorKind::Status(s, error_fields(&kept).0)),
-                    }
+                    let error = match (failed, status) {
+                        (Some(kind), _) => Some(kind),
+                        (None, 200) => None,
+                        (None, s) => Some(ErrorKind::Status(s, error_fields(&kept).0)),
+                    };
+                    (error, n_bytes)
                 }
             };
             let end = Instant::now();
-            // Latencies are of answered requests only: a timeout's "latency" is the timeout.
-            if matches!(outcome, Outcome::Ok) {
-                let us = |d: Duration| (d.as_micros() as u64).max(1);
-                let _ = rec_c.record(us(end - intended));
-                let _ = rec_r.record(us(end - sent));
-            }
-            (outcome, intended, sent, end)
+            rec.done(HERD, intended, sent, end, error, bytes_in, 0);
+            Some(end)
         });
     }
     drop(start_rx);
-    // Let every task reach the start line before the release.
     tokio::task::yield_now().await;
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    if let Some(ahead) =
-        release_at.and_then(|t| t.duration_since(std::time::SystemTime::now()).ok())
-    {
-        crate::load::clock::PreciseTimer::new().sleep(ahead).await;
-    }
+    let lead = Duration::from_millis(50);
+    let ahead = release_at
+        .and_then(|t| t.duration_since(std::time::SystemTime::now()).ok())
+        .map_or(lead, |a| a.max(lead));
+    let t0 = Instant::now() + ahead;
+    let released = std::time::SystemTime::now() + ahead;
+    let collector = Collector::spawn_with(
+        t0,
+        Intervals::Fitted {
+            target: 30,
+            capacity: n,
+        },
+    );
+    crate::load::clock::PreciseTimer::new()
+        .sleep_until(t0)
+        .await;
     let cpu_before = crate::metrics::self_usage();
-    let t0 = Instant::now();
-    let released = std::time::SystemTime::now();
-    let _ = start_tx.send(Some(t0));
+    let _ = start_tx.send(Some((t0, collector.recorder())));
 
-    let mut ok = 0u64;
-    let mut errors: BTreeMap<String, u64> = BTreeMap::new();
     let mut last_end = t0;
-    // (due, sent, ended) per client since the release: one pair per client, bounded by the herd.
-    let mut times: Vec<(Duration, Duration, Duration)> = Vec::with_capacity(n);
-    // A signal ends the herd early: the requests still out are abandoned, and what completed
-    // is kept and marked partial.
+    // A signal ends the herd early: the requests still out are abandoned (neither answered nor
+    // failed), and what completed is kept and marked partial.
     let mut partial = false;
     let mut interrupted = std::pin::pin!(crate::util::interrupt::interrupted());
     loop {
@@ -307,39 +232,24 @@ pub async fn run_herd_at(
                 break;
             }
         };
-        let (outcome, intended, sent, end) = joined.unwrap_or_else(|_| {
-            let now = Instant::now();
-            (Outcome::Error(ErrorKind::Transport), now, now, now)
-        });
-        last_end = last_end.max(end);
-        match outcome {
-            Outcome::Ok => {
-                ok += 1;
-                times.push((
-                    intended.saturating_duration_since(t0),
-                    sent.saturating_duration_since(t0),
-                    end.saturating_duration_since(t0),
-                ));
-            }
-            Outcome::Error(kind) => *errors.entry(kind.label()).or_default() += 1,
+        if let Ok(Some(end)) = joined {
+            last_end = last_end.max(end);
         }
     }
     let cpu_after = crate::metrics::self_usage();
     let harness_cpu_s = (cpu_after.cpu_user_s + cpu_after.cpu_sys_s)
         - (cpu_before.cpu_user_s + cpu_before.cpu_sys_s);
     let wall_s = (last_end - t0).as_secs_f64();
-    let interval = IntervalSeries::interval_for(last_end - t0, 30);
-    let mut intervals_corrected = IntervalSeries::new(interval, MAX_INTERVALS);
-    let mut intervals_raw = IntervalSeries::new(interval, MAX_INTERVALS);
-    for (intended, sent, end) in times {
-        let us = |d: Duration| (d.as_micros() as u64).max(1);
-        intervals_corrected.record(end, us(end.saturating_sub(intended)));
-        intervals_raw.record(end, us(end.saturating_sub(sent)));
-    }
-    corrected.refresh();
-    raw.refresh();
-    let corrected_h: Histogram<u64> = (*corrected).clone();
-    let raw_h: Histogram<u64> = (*raw).clone();
+    let mut recorded = collector.finish().await;
+    let interval = recorded.interval;
+    let stats = recorded
+        .eps
+        .remove(&HERD)
+        .expect("the collector keeps every endpoint");
+    let errors = stats.errors;
+    let corrected_h = stats.corrected;
+    let raw_h = stats.raw;
+    let (intervals_corrected, intervals_raw) = (stats.intervals_corrected, stats.intervals_raw);
     Ok((
         HerdResult {
             endpoint: "GET /_matrix/client/v3/sync".into(),
@@ -357,9 +267,9 @@ pub async fn run_herd_at(
             },
             corrected: LatencySummary::of(&corrected_h),
             raw: LatencySummary::of(&raw_h),
-            ok,
+            ok: stats.ok,
             errors,
-            bytes_received: bytes.load(Ordering::Relaxed),
+            bytes_received: stats.bytes_in,
             wall_ms: (last_end - t0).as_secs_f64() * 1000.0,
             prepare_ms,
             released_unix_ms: Some(
@@ -382,14 +292,4 @@ pub async fn run_herd_at(
             released,
         },
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn urlencode_encodes_json() {
-        assert_eq!(urlencode("{\"a\":[]}"), "%7B%22a%22%3A%5B%5D%7D");
-    }
 }

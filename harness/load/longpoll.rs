@@ -28,7 +28,7 @@ use crate::load::engine::{Collector, Ep, ErrorKind, Msg, Recorder, Scanner, read
 use crate::load::workload::{
     ShardRun, WorkloadError, bytes_out, message_content, new_client, status_error,
 };
-use crate::matrix::MatrixClient;
+use crate::matrix::{CallError, MatrixClient, error_fields};
 use crate::scenario::SyncKind;
 use crate::scenario::arrivals::Arrivals;
 
@@ -260,22 +260,91 @@ pub(crate) fn contains(hay: &[u8], needle: &[u8]) -> bool {
 pub(crate) async fn since_tokens(
     client: &MatrixClient,
     tokens: &[String],
-) -> Result<Vec<String>, WorkloadError> {
+) -> Result<Vec<String>, CallError> {
     use futures::StreamExt;
-    let got: Vec<(usize, Result<String, String>)> =
+    let got: Vec<(usize, Result<String, CallError>)> =
         futures::stream::iter(tokens.iter().enumerate())
-            .map(|(i, t)| async move { (i, crate::load::herd::since_token(client, t).await) })
+            .map(|(i, t)| async move { (i, since_token(client, t).await) })
             .buffer_unordered(16)
             .collect()
             .await;
     let mut out = vec![String::new(); tokens.len()];
     for (i, r) in got {
-        out[i] = r.map_err(|message| WorkloadError::Setup {
-            what: "since token".into(),
-            message,
-        })?;
+        out[i] = r?;
     }
     Ok(out)
+}
+
+/// A filter that leaves a sync almost empty: used only to obtain `since` tokens cheaply. Each
+/// call names a different (nonexistent) account-data type: Synapse answers a repeated identical
+/// /sync from its response cache for minutes (`caches.sync_response_cache_duration`), and a
+/// cached answer carries a stale token, from which a workload's first sync would replay
+/// everything since.
+fn empty_filter() -> String {
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_micros();
+    let n = CALLS.fetch_add(1, Ordering::Relaxed);
+    format!(
+        r#"{{"room":{{"rooms":[]}},"presence":{{"types":[]}},"account_data":{{"types":["org.hsbench.fresh.{t}.{n}"]}}}}"#
+    )
+}
+
+/// A `since` token for `token`'s user: the `next_batch` of a nearly empty `/sync`.
+async fn since_token(client: &MatrixClient, token: &str) -> Result<String, CallError> {
+    #[derive(serde::Deserialize)]
+    struct NextBatch {
+        next_batch: String,
+    }
+    const ENDPOINT: &str = "GET /_matrix/client/v3/sync (since token)";
+    let url = format!(
+        "{}/_matrix/client/v3/sync?timeout=0&filter={}",
+        client.base_url(),
+        urlencode(&empty_filter())
+    );
+    let transport = |source| CallError::Transport {
+        endpoint: ENDPOINT.into(),
+        source,
+    };
+    let resp = client
+        .http()
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .map_err(transport)?;
+    let status = resp.status().as_u16();
+    let body = resp.bytes().await.map_err(transport)?;
+    if status >= 300 {
+        let (errcode, uia_session) = error_fields(&body);
+        return Err(CallError::Status {
+            endpoint: ENDPOINT.into(),
+            status,
+            errcode,
+            body: String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned(),
+            uia_session,
+        });
+    }
+    serde_json::from_slice::<NextBatch>(&body)
+        .map(|n| n.next_batch)
+        .map_err(|e| CallError::Decode {
+            endpoint: ENDPOINT.into(),
+            source: e.into(),
+        })
+}
+
+fn urlencode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 3);
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// One message of a schedule: who sends it where, and how many syncing clients should see it.
@@ -497,6 +566,11 @@ pub(crate) async fn start_long_polls(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urlencode_encodes_json() {
+        assert_eq!(urlencode("{\"a\":[]}"), "%7B%22a%22%3A%5B%5D%7D");
+    }
 
     #[test]
     fn receivers_dedupe_a_bounded_window() {

@@ -99,7 +99,7 @@ pub async fn run_steady(
     if per_sender.is_empty() {
         return Err(WorkloadError::Setup {
             what: "steady senders".into(),
-            message: "no sender is a member of any room".into(),
+            source: "no sender is a member of any room".into(),
         });
     }
     let longest = per_sender.iter().map(|r| r.len()).max().unwrap_or(0);

@@ -16,8 +16,12 @@ use crate::metrics::IntervalSeries;
 pub enum WorkloadError {
     #[error("{0}")]
     Call(#[from] crate::matrix::CallError),
-    #[error("{what}: {message}")]
-    Setup { what: String, message: String },
+    #[error("{what}: {source}")]
+    Setup {
+        what: String,
+        #[source]
+        source: crate::util::BoxError,
+    },
 }
 
 /// hsbench's own load during a workload.
@@ -174,7 +178,7 @@ pub(crate) fn new_client(base_url: &str, clients: usize) -> Result<MatrixClient,
     MatrixClient::with_pool(base_url, Duration::from_secs(3600), clients + 64).map_err(|e| {
         WorkloadError::Setup {
             what: "HTTP client".into(),
-            message: e.to_string(),
+            source: e.into(),
         }
     })
 }
@@ -209,10 +213,11 @@ impl ShardRun {
             .map(|ahead| Instant::now() + ahead)
             .ok_or_else(|| WorkloadError::Setup {
                 what: "release time".into(),
-                message: format!(
+                source: format!(
                     "it must leave this shard {:.1} s after {doing}; release the shards later",
                     lead.as_secs_f64()
-                ),
+                )
+                .into(),
             })
     }
 }

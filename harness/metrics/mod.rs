@@ -150,6 +150,9 @@ impl IntervalSeries {
 
     /// Add another series of the same interval length, interval by interval.
     pub fn merge(&mut self, other: &IntervalSeries) {
+        if other.hists.is_empty() {
+            return;
+        }
         debug_assert_eq!(self.interval, other.interval);
         while self.hists.len() < other.hists.len() {
             self.hists.push(new_latency_histogram());

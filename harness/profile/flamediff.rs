@@ -70,10 +70,11 @@ pub fn flamediff(
     if pairs.is_empty() {
         return Err(ProfilerError::Data {
             path: after.to_path_buf(),
-            message: format!(
+            source: format!(
                 "no profile in common with {} (profiles are in <run>/profile/*.folded)",
                 before.display()
-            ),
+            )
+            .into(),
         });
     }
     std::fs::create_dir_all(out_dir).map_err(io_err(out_dir))?;

@@ -20,7 +20,7 @@ impl PerfSamples {
         )
         .map_err(|message| ProfilerError::Data {
             path: data.to_path_buf(),
-            message,
+            source: message.into(),
         })?;
         Ok(Self::parse(&text))
     }

@@ -49,7 +49,7 @@ impl Timeline {
         let events: Vec<TraceEvent> =
             serde_json::from_str(&text).map_err(|e| ProfilerError::Data {
                 path: path.to_path_buf(),
-                message: format!("not a py-spy Chrome trace: {e}"),
+                source: format!("not a py-spy Chrome trace: {e}").into(),
             })?;
         Ok(Self::from_events(&events))
     }

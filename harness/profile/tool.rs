@@ -5,21 +5,43 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+/// `perf record`'s arguments up to the sampling rate: DWARF call graphs (native servers are
+/// built without frame pointers), timestamps on CLOCK_MONOTONIC (hsbench's phase clock).
+const PERF_RECORD: [&str; 7] = [
+    "record",
+    "-q",
+    "--call-graph",
+    "dwarf",
+    "-k",
+    "CLOCK_MONOTONIC",
+    "-F",
+];
+
 /// The py-spy release hsbench installs into its tool cache.
 pub const PY_SPY_VERSION: &str = "0.4.3";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProfilerError {
-    #[error("profiler {tool} is unavailable: {reason}")]
-    Unavailable { tool: String, reason: String },
+    #[error("profiler {tool} is unavailable{hint}: {source}")]
+    Unavailable {
+        tool: String,
+        /// What to do about it, or what the machine says (empty, or starting with `" ("`).
+        hint: String,
+        #[source]
+        source: CommandError,
+    },
     #[error("{}: {source}", path.display())]
     Io {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("{}: {message}", path.display())]
-    Data { path: PathBuf, message: String },
+    #[error("{}: {source}", path.display())]
+    Data {
+        path: PathBuf,
+        #[source]
+        source: crate::util::BoxError,
+    },
 }
 
 pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ProfilerError + '_ {
@@ -46,23 +68,45 @@ pub struct Tool {
     pub version: String,
 }
 
-pub(crate) fn output_of(cmd: &mut std::process::Command) -> Result<String, String> {
+/// A helper command that could not run or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error("cannot start {program}")]
+    Start {
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{program} failed ({status}): {tail}")]
+    Failed {
+        program: String,
+        status: std::process::ExitStatus,
+        /// The last 20 lines of its output.
+        tail: String,
+    },
+}
+
+/// Run `cmd` and return its output (stdout, then stderr).
+pub(crate) fn output_of(cmd: &mut std::process::Command) -> Result<String, CommandError> {
+    let program = cmd.get_program().to_string_lossy().into_owned();
     let out = cmd
         .stdin(Stdio::null())
         .output()
-        .map_err(|e| format!("cannot start {:?}: {e}", cmd.get_program()))?;
+        .map_err(|source| CommandError::Start {
+            program: program.clone(),
+            source,
+        })?;
     let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
     text.push_str(&String::from_utf8_lossy(&out.stderr));
     if out.status.success() {
         Ok(text)
     } else {
         let tail: Vec<&str> = text.lines().rev().take(20).collect();
-        Err(format!(
-            "{:?} failed ({}): {}",
-            cmd.get_program(),
-            out.status,
-            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-        ))
+        Err(CommandError::Failed {
+            program,
+            status: out.status,
+            tail: tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
+        })
     }
 }
 
@@ -70,9 +114,10 @@ impl Tool {
     /// py-spy from PyPI, installed once into `<cache>/tools/py-spy-<version>/venv` (a wheel
     /// with the static binary; no compiler needed). Blocking.
     pub fn py_spy() -> Result<Self, ProfilerError> {
-        let unavailable = |reason: String| ProfilerError::Unavailable {
+        let unavailable = |source| ProfilerError::Unavailable {
             tool: "py-spy".into(),
-            reason,
+            hint: String::new(),
+            source,
         };
         let root = cache_dir()
             .join("tools")
@@ -117,14 +162,15 @@ impl Tool {
     /// trivial command: a kernel that refuses `perf_event_open` (perf_event_paranoid, seccomp
     /// in containers) is reported here, not mid-run. Blocking.
     pub fn perf() -> Result<Self, ProfilerError> {
-        let unavailable = |reason: String| ProfilerError::Unavailable {
+        let unavailable = |hint: String, source| ProfilerError::Unavailable {
             tool: "perf".into(),
-            reason,
+            hint,
+            source,
         };
         let bin =
             std::env::var_os("HSBENCH_PERF").map_or_else(|| PathBuf::from("perf"), PathBuf::from);
         let version = output_of(std::process::Command::new(&bin).arg("--version"))
-            .map_err(|e| unavailable(format!("{e} (on Debian: apt-get install linux-perf)")))?;
+            .map_err(|e| unavailable(" (on Debian: apt-get install linux-perf)".into(), e))?;
         let probe = tempfile::NamedTempFile::new().map_err(io_err(Path::new("/tmp")))?;
         output_of(
             std::process::Command::new(&bin)
@@ -135,10 +181,13 @@ impl Tool {
         .map_err(|e| {
             let paranoid =
                 std::fs::read_to_string("/proc/sys/kernel/perf_event_paranoid").unwrap_or_default();
-            unavailable(format!(
-                "perf record does not work here (kernel.perf_event_paranoid = {}): {e}",
-                paranoid.trim()
-            ))
+            unavailable(
+                format!(
+                    " (perf record does not work here: kernel.perf_event_paranoid = {})",
+                    paranoid.trim()
+                ),
+                e,
+            )
         })?;
         Ok(Self {
             kind: ToolKind::Perf,
@@ -193,18 +242,10 @@ impl Tool {
                     .arg(out);
             }
             ToolKind::Perf => {
-                w.args([
-                    "record",
-                    "-q",
-                    "--call-graph",
-                    "dwarf",
-                    "-k",
-                    "CLOCK_MONOTONIC",
-                    "-F",
-                ])
-                .arg(rate_hz.to_string())
-                .arg("-o")
-                .arg(out);
+                w.args(PERF_RECORD)
+                    .arg(rate_hz.to_string())
+                    .arg("-o")
+                    .arg(out);
             }
         }
         w.arg("--").arg(cmd.get_program()).args(cmd.get_args());
@@ -235,20 +276,12 @@ impl Tool {
                     .arg(out);
             }
             ToolKind::Perf => {
-                cmd.args([
-                    "record",
-                    "-q",
-                    "--call-graph",
-                    "dwarf",
-                    "-k",
-                    "CLOCK_MONOTONIC",
-                    "-F",
-                ])
-                .arg(rate_hz.to_string())
-                .arg("-p")
-                .arg(pid.to_string())
-                .arg("-o")
-                .arg(out);
+                cmd.args(PERF_RECORD)
+                    .arg(rate_hz.to_string())
+                    .arg("-p")
+                    .arg(pid.to_string())
+                    .arg("-o")
+                    .arg(out);
             }
         }
         let log_path = out.with_extension("profiler.log");
@@ -328,11 +361,11 @@ impl Attached {
         match status {
             None => Err(ProfilerError::Data {
                 path: self.out.clone(),
-                message: format!("the profiler did not stop within {limit:?}:\n{}", tail()),
+                source: format!("the profiler did not stop within {limit:?}:\n{}", tail()).into(),
             }),
             Some(_) if !self.out.exists() => Err(ProfilerError::Data {
                 path: self.out.clone(),
-                message: format!("the profiler wrote no output:\n{}", tail()),
+                source: format!("the profiler wrote no output:\n{}", tail()).into(),
             }),
             Some(_) => Ok(AttachReport {
                 duration_s,

@@ -18,8 +18,12 @@ pub use profile::ServerProfile;
 /// Errors of installing, starting or stopping a server.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    #[error("installing the server failed at {step}: {message}")]
-    Install { step: String, message: String },
+    #[error("installing the server failed at {step}: {source}")]
+    Install {
+        step: String,
+        #[source]
+        source: crate::util::BoxError,
+    },
     #[error("{}: {source}", path.display())]
     Io {
         path: PathBuf,

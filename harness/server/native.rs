@@ -114,7 +114,7 @@ impl NativeInstance {
     ) -> Result<Self, ServerError> {
         let launch = profile.launch.clone().ok_or_else(|| ServerError::Install {
             step: "profile".into(),
-            message: format!("profile {:?} has no [launch] section", profile.name),
+            source: format!("profile {:?} has no [launch] section", profile.name).into(),
         })?;
         let template = match template_override {
             Some(p) => std::fs::read_to_string(p).map_err(|e| ServerError::io(p, e))?,
@@ -139,7 +139,7 @@ impl NativeInstance {
                     .output()
                     .map_err(|e| ServerError::Install {
                         step: format!("init command {argv:?}"),
-                        message: e.to_string(),
+                        source: e.into(),
                     })?;
                 if !out.status.success() {
                     let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -147,11 +147,12 @@ impl NativeInstance {
                     let tail: Vec<&str> = text.lines().rev().take(30).collect();
                     return Err(ServerError::Install {
                         step: format!("init command {argv:?}"),
-                        message: format!(
+                        source: format!(
                             "{}:\n{}",
                             out.status,
                             tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-                        ),
+                        )
+                        .into(),
                     });
                 }
             }

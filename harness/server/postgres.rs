@@ -75,7 +75,7 @@ impl PgBinaries {
         }
         Err(ServerError::Install {
             step: "find PostgreSQL".into(),
-            message: "no PostgreSQL server binaries (postgres, initdb) found: install Debian's \
+            source: "no PostgreSQL server binaries (postgres, initdb) found: install Debian's \
                       `postgresql` package or set HSBENCH_PG_BINDIR"
                 .into(),
         })
@@ -104,7 +104,7 @@ fn run_as() -> Result<Option<RunAs>, ServerError> {
     if pw.is_null() {
         return Err(ServerError::Install {
             step: "PostgreSQL user".into(),
-            message: "hsbench runs as root and PostgreSQL refuses root, but there is no \
+            source: "hsbench runs as root and PostgreSQL refuses root.into(), but there is no \
                       `postgres` user (install Debian's `postgresql` package)"
                 .into(),
         });
@@ -137,11 +137,12 @@ fn checked(mut cmd: Command, step: &str) -> Result<String, ServerError> {
     if !out.status.success() {
         return Err(ServerError::Install {
             step: step.into(),
-            message: format!(
+            source: format!(
                 "{}\n{}",
                 String::from_utf8_lossy(&out.stdout),
                 String::from_utf8_lossy(&out.stderr)
-            ),
+            )
+            .into(),
         });
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
@@ -175,12 +176,13 @@ impl PgCluster {
                 {
                     return Err(ServerError::Install {
                         step: "PostgreSQL directory".into(),
-                        message: format!(
+                        source: format!(
                             "the `postgres` user cannot reach {} ({} is not searchable by \
                              others); use a cluster directory directly under /tmp",
                             root.display(),
                             parent.display()
-                        ),
+                        )
+                        .into(),
                     });
                 }
             }

@@ -33,7 +33,7 @@ fn run_checked(cmd: &mut std::process::Command, what: &str) -> Result<String, Se
         .output()
         .map_err(|e| ServerError::Install {
             step: what.to_string(),
-            message: format!("cannot start {:?}: {e}", cmd.get_program()),
+            source: format!("cannot start {:?}: {e}", cmd.get_program()).into(),
         })?;
     if !out.status.success() {
         let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -42,7 +42,7 @@ fn run_checked(cmd: &mut std::process::Command, what: &str) -> Result<String, Se
         let tail: Vec<&str> = tail.into_iter().rev().collect();
         return Err(ServerError::Install {
             step: what.to_string(),
-            message: format!("{} failed:\n{}", what, tail.join("\n")),
+            source: format!("{} failed:\n{}", what, tail.join("\n")).into(),
         });
     }
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
@@ -112,7 +112,7 @@ impl SynapseInstall {
         if got != version {
             return Err(ServerError::Install {
                 step: "version check".into(),
-                message: format!("asked for Synapse {version}, the venv has {got}"),
+                source: format!("asked for Synapse {version}, the venv has {got}").into(),
             });
         }
         std::fs::write(&marker, version).map_err(|e| ServerError::io(&marker, e))?;
@@ -207,10 +207,11 @@ impl SynapseInstall {
         if !dir.join("pyproject.toml").is_file() {
             return Err(ServerError::Install {
                 step: "source checkout".into(),
-                message: format!(
+                source: format!(
                     "{} has no pyproject.toml: not a Synapse source checkout",
                     dir.display()
-                ),
+                )
+                .into(),
             });
         }
         let canonical = dir.canonicalize().map_err(|e| ServerError::io(dir, e))?;
@@ -622,7 +623,7 @@ impl SynapseInstance {
         )?;
         serde_json::from_str(&out).map_err(|e| ServerError::Install {
             step: "count the database's rows".into(),
-            message: format!("unexpected output {out:?}: {e}"),
+            source: format!("unexpected output {out:?}: {e}").into(),
         })
     }
 }

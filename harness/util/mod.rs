@@ -5,3 +5,7 @@ pub mod fs;
 pub mod interrupt;
 pub mod span;
 pub mod time;
+
+/// The cause an error keeps when it may be another crate's error or a sentence of hsbench's
+/// own (`"…".into()`): shown after the context, and reachable through `source()`.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -1,0 +1,242 @@
+//! The dataset of a run: built through the API or imported directly, verified, and recorded.
+
+use super::*;
+
+/// Boot a fresh server, load the plan through the API, stop it, and snapshot it as a fixture.
+pub(super) async fn build_dataset(
+    ctx: &mut Ctx<'_>,
+    inst: &Instance,
+    plan: &DatasetPlan,
+    profile: &ServerProfile,
+    identity: &FixtureIdentity,
+    mut pg: Option<&mut PgCluster>,
+    snapshot: bool,
+) -> Result<Credentials, RunError> {
+    let scenario = ctx.scenario;
+    let run_dir = ctx.run_dir.clone();
+    let t = plan.totals();
+    ctx.say(&format!(
+        "dataset: building fixture {} — {} users, {} rooms, {} memberships, {} timeline events (seed {})",
+        identity.key(),
+        t.users,
+        t.rooms,
+        t.memberships,
+        t.timeline_events,
+        scenario.dataset.seed
+    ));
+    let built = Instant::now();
+    let server = boot(boot_spec(
+        inst,
+        profile,
+        &run_dir,
+        "seed",
+        None,
+        scenario,
+        &[],
+    )?)
+    .await?;
+    let client = api_client(&server.base_url(), Duration::from_secs(120), "client")?;
+    let as_token = match inst {
+        Instance::Synapse(i) => i.appservice_token(),
+        Instance::Native(_) => None,
+    };
+    let registrar = match (inst, scenario.dataset.registration, as_token.as_deref()) {
+        (Instance::Native(n), _, _) => match n.launch.registration {
+            ProfileRegistration::Token => Registrar::Token(&n.registration_token),
+            ProfileRegistration::Password => Registrar::Password,
+        },
+        (_, Registration::Appservice, Some(t)) => Registrar::Appservice(t),
+        _ => Registrar::Password,
+    };
+    let shutdown = scenario.boot.shutdown_timeout;
+    let mut server = Some(server);
+    let (creds, report) = if scenario.dataset.load == LoadMethod::Direct {
+        // Synapse has created its schema and signing key; it must be stopped while its
+        // database is written, then it boots again and its own API checks the result.
+        let s = server.take().expect("running");
+        ctx.result.seed_boot = Some(s.stop(shutdown, &run_dir).await);
+        let (creds, report) = direct_import(ctx, inst, plan).await?;
+        let check = boot(boot_spec(
+            inst,
+            profile,
+            &run_dir,
+            "import-check",
+            None,
+            scenario,
+            &[],
+        )?)
+        .await?;
+        let client = api_client(&check.base_url(), Duration::from_secs(120), "client")?;
+        let verified = verify(&client, plan, &creds, 8, 8).await;
+        let stopped = check.stop(shutdown, &run_dir).await;
+        ctx.result.import_check_boot = Some(stopped);
+        record_verify(ctx, "import-check", verified.map_err(Box::new)?)?;
+        (creds, report)
+    } else {
+        let log = ctx.load_steps.clone();
+        let loaded = load(
+            &client,
+            plan,
+            ctx.opts.load_concurrency,
+            !ctx.opts.quiet,
+            registrar,
+            Some(&log),
+        )
+        .await;
+        match loaded {
+            Ok(x) => x,
+            Err(e) => {
+                let s = server.take().expect("running");
+                ctx.result.seed_boot = Some(s.stop(shutdown, &run_dir).await);
+                return Err(Box::new(e).into());
+            }
+        }
+    };
+    ctx.say(&format!(
+        "dataset loaded in {:.1} s ({})",
+        report.total_seconds,
+        report
+            .steps
+            .iter()
+            .map(|s| format!("{} {:.1}/s", s.name, s.rate_per_s))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    if let Some(s) = server.take() {
+        ctx.result.seed_boot = Some(s.stop(shutdown, &run_dir).await);
+    }
+    let i2 = inst.clone();
+    let counts = tokio::task::spawn_blocking(move || i2.table_counts())
+        .await
+        .expect("count task")?;
+    let manifest = FixtureManifest {
+        key: identity.key(),
+        identity: identity.clone(),
+        created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        scenario: scenario.name.clone(),
+        totals: t,
+        load: report.clone(),
+        table_counts: counts.clone(),
+        size_bytes: 0,
+        build_seconds: built.elapsed().as_secs_f64(),
+    };
+    if !snapshot {
+        if let Some(d) = ctx.result.dataset.as_mut() {
+            d.load = Some(report);
+        }
+        ctx.save()?;
+        return Ok(creds);
+    }
+    // PostgreSQL's data directory is copied with the cluster stopped, then it starts again.
+    let pgdata = pg.as_ref().map(|c| c.pgdata.clone());
+    if let Some(c) = pg.as_mut() {
+        c.stop().await;
+    }
+    let (store, dd, c2) = (
+        ctx.opts.fixtures.clone(),
+        inst.data_dir().to_path_buf(),
+        creds.clone(),
+    );
+    let (fx, snapshot_seconds) =
+        tokio::task::spawn_blocking(move || store.save(manifest, &dd, pgdata.as_deref(), &c2))
+            .await
+            .expect("snapshot task")?;
+    if let Some(c) = pg {
+        let port = c.port;
+        c.start(port, &run_dir.join("postgres-after-snapshot.log"))
+            .await?;
+    }
+    ctx.say(&format!(
+        "fixture {} saved: {:.1} MiB in {:.2} s",
+        fx.manifest.key,
+        fx.manifest.size_bytes as f64 / (1 << 20) as f64,
+        snapshot_seconds
+    ));
+    if let Some(d) = ctx.result.dataset.as_mut() {
+        d.load = Some(report);
+        d.fixture = Some(FixtureUse {
+            key: fx.manifest.key.clone(),
+            path: fx.dir.display().to_string(),
+            reused: false,
+            size_bytes: fx.manifest.size_bytes,
+            snapshot_seconds: Some(snapshot_seconds),
+            restore_seconds: None,
+            restore_mib_per_s: None,
+            table_counts: counts,
+        });
+    }
+    ctx.save()?;
+    Ok(creds)
+}
+
+/// A client of the server under test; a failure to build one fails `workload`.
+pub(super) fn api_client(
+    base_url: &str,
+    timeout: Duration,
+    workload: &str,
+) -> Result<MatrixClient, RunError> {
+    MatrixClient::new(base_url, timeout).map_err(workload_error(workload))
+}
+
+/// Say what a check of the dataset through the API found, keep it in the result, and fail the
+/// step (`verify` or `import-check`) on any mismatch with the plan.
+pub(super) fn record_verify(
+    ctx: &mut Ctx<'_>,
+    step: &str,
+    report: crate::dataset::seed::VerifyReport,
+) -> Result<(), RunError> {
+    ctx.say(&format!(
+        "{step}: {} users and {} rooms checked through the API against the plan: {}",
+        report.users_checked,
+        report.rooms_checked,
+        if report.mismatches.is_empty() {
+            "exact".to_string()
+        } else {
+            format!("{} MISMATCHES", report.mismatches.len())
+        }
+    ));
+    let mismatches = report.mismatches.join("; ");
+    if let Some(d) = ctx.result.dataset.as_mut() {
+        d.verify = Some(report);
+    }
+    if mismatches.is_empty() {
+        Ok(())
+    } else {
+        Err(workload_error(step)(format!(
+            "the server's data differs from the plan: {mismatches}"
+        )))
+    }
+}
+
+/// Write the plan straight into the stopped Synapse's database.
+pub(super) async fn direct_import(
+    ctx: &mut Ctx<'_>,
+    inst: &Instance,
+    plan: &DatasetPlan,
+) -> Result<(Credentials, crate::dataset::seed::LoadReport), RunError> {
+    let Instance::Synapse(syn) = inst else {
+        unreachable!("the scenario refuses a direct load for other servers")
+    };
+    let data = syn.data_dir.clone();
+    let (db, key) = (
+        data.join("homeserver.db"),
+        data.join(format!("{SERVER_NAME}.signing.key")),
+    );
+    let (plan2, show) = (plan.clone(), !ctx.opts.quiet);
+    let (creds, report) = tokio::task::spawn_blocking(move || {
+        crate::dataset::import::import_sqlite(&db, &key, SERVER_NAME, &plan2, show)
+    })
+    .await
+    .expect("import task")?;
+    ctx.say(&format!(
+        "dataset imported in {:.1} s ({})",
+        report.total_seconds,
+        report
+            .steps
+            .iter()
+            .map(|s| format!("{} {} in {:.1} s", s.name, s.count, s.seconds))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    Ok((creds, report))
+}
