@@ -141,6 +141,11 @@ pub struct BootRecord {
     pub subphases: Vec<PhaseTiming>,
     /// Markers of the profile that never appeared in the log.
     pub missing_markers: Vec<String>,
+    /// Durations the server printed itself, by marker, ms: the marker's `(?P<time>…)` capture
+    /// (tuwunel's `Opened database. … time=64.6ms` as `opened_database`), beside hsbench's
+    /// own phases.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub server_reported_ms: BTreeMap<String, f64>,
     /// Spawn until the server answered an authenticated `/sync` (or `/versions` without a token).
     pub time_to_ready_ms: f64,
     /// With `[boot] background`: when the start-up background work finished.
@@ -171,6 +176,8 @@ pub struct MarkerMatcher {
     spawn_unix_ms: f64,
     seen: Vec<bool>,
     hits: Vec<Option<f64>>,
+    /// The duration each marker's line reported itself, ms ([`ServerProfile::reported_ms`]).
+    reported: Vec<Option<f64>>,
     sub_hits: Vec<SubphaseHit>,
 }
 
@@ -194,6 +201,7 @@ impl MarkerMatcher {
             spawn_unix_ms,
             seen: vec![false; n],
             hits: vec![None; n],
+            reported: vec![None; n],
             sub_hits: Vec::new(),
         }
     }
@@ -206,6 +214,7 @@ impl MarkerMatcher {
         if let Some(i) = self.profile.match_marker(line, &self.seen) {
             self.seen[i] = true;
             self.hits[i] = Some(at(&self.profile));
+            self.reported[i] = self.profile.reported_ms(i, line);
         }
         if self.sub_hits.len() < MAX_SUBPHASE_HITS {
             for (def, sp) in self.profile.subphases.iter().enumerate() {
@@ -237,6 +246,16 @@ impl MarkerMatcher {
             .iter()
             .zip(&self.hits)
             .filter_map(|(m, h)| h.map(|ms| (m.name.clone(), ms)))
+            .collect()
+    }
+
+    /// Durations the markers' lines reported, ms, by marker.
+    pub fn reported(&self) -> BTreeMap<String, f64> {
+        self.profile
+            .markers
+            .iter()
+            .zip(&self.reported)
+            .filter_map(|(m, r)| r.map(|ms| (m.name.clone(), ms)))
             .collect()
     }
 
@@ -547,6 +566,7 @@ impl RunningServer {
                     self.background.is_some() || profile.background_marker.as_ref() != Some(m)
                 })
                 .collect(),
+            server_reported_ms: st.matcher.reported(),
             time_to_ready_ms: self.time_to_ready_ms,
             background: self.background.clone(),
             shutdown_ms,
@@ -881,7 +901,7 @@ mod tests {
     /// in tracing's default format) replayed through the shipped profiles.
     #[test]
     fn native_profiles_find_their_markers_and_migrations() {
-        for kind in ["conduwuit", "continuwuity", "tuwunel"] {
+        for kind in ["conduwuit", "continuwuity"] {
             let profile = ServerProfile::builtin(kind).unwrap();
             let text = std::fs::read_to_string(
                 Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/data/{kind}-boot.log")),
@@ -934,6 +954,83 @@ mod tests {
             m.observe(line, 0.0);
         }
         assert!(m.missing().is_empty(), "conduit: missing {:?}", m.missing());
+    }
+
+    /// Real boot logs of tuwunel 1.4.6 (a release build: INFO and up), over an existing and a
+    /// fresh database, replayed through the shipped profile: every marker, every phase, and
+    /// the database-open time the server reports itself.
+    #[test]
+    fn tuwunel_release_logs_give_every_phase() {
+        let profile = ServerProfile::builtin("tuwunel").unwrap();
+        for (file, reported, phases_ms) in [
+            (
+                "tuwunel-1.4.6-boot.log",
+                123.407505,
+                [163.317, 1.916, 5.907],
+            ),
+            (
+                "tuwunel-1.4.6-boot-fresh.log",
+                81.74362,
+                [103.324, 8.323, 25.314],
+            ),
+        ] {
+            let text = std::fs::read_to_string(
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("tests/data")
+                    .join(file),
+            )
+            .unwrap();
+            let first = text
+                .lines()
+                .find_map(|l| profile.line_timestamp_ms(l))
+                .unwrap();
+            let mut m = MarkerMatcher::new(profile.clone(), first - 100.0);
+            for line in text.lines() {
+                m.observe(line, 0.0);
+            }
+            assert!(m.missing().is_empty(), "{file}: missing {:?}", m.missing());
+            let mut points = m.points();
+            points.insert("spawn".into(), 0.0);
+            points.insert("versions_200".into(), points["listening"] + 2.0);
+            points.insert("sync_200".into(), points["listening"] + 9.0);
+            let ph = phases(&profile, &points);
+            let names: Vec<&str> = ph.iter().map(|p| p.name.as_str()).collect();
+            assert_eq!(
+                names,
+                [
+                    "init",
+                    "db_open",
+                    "migrations",
+                    "services_start",
+                    "http_ready",
+                    "first_sync"
+                ]
+            );
+            assert!(ph.iter().all(|p| p.duration_ms.is_some()), "{file}: {ph:?}");
+            let get = |n: &str| {
+                ph.iter()
+                    .find(|p| p.name == n)
+                    .unwrap()
+                    .duration_ms
+                    .unwrap()
+            };
+            for (name, want) in ["db_open", "migrations", "services_start"]
+                .iter()
+                .zip(phases_ms)
+            {
+                assert!(
+                    (get(name) - want).abs() < 1e-3,
+                    "{file}: {name} {}",
+                    get(name)
+                );
+            }
+            let r = m.reported();
+            assert!(
+                (r["opened_database"] - reported).abs() < 1e-9,
+                "{file}: {r:?}"
+            );
+            assert_eq!(r.len(), 1);
+        }
     }
 
     #[test]

@@ -183,6 +183,9 @@ pub struct BootSummary {
     /// that waited; `missing_in` counts those where it did not finish within the limit.
     #[serde(default)]
     pub background_done_ms: Option<NamedStat>,
+    /// Durations the server reported itself, by marker ([`BootRecord::server_reported_ms`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub server_reported_ms: Vec<NamedStat>,
 }
 
 /// Resources used during one phase, over the boots.
@@ -260,7 +263,23 @@ pub fn summarize_boots(boots: &[BootRecord]) -> BootSummary {
         warnings.extend(outliers(name, &labels, &values));
     }
     let col = |f: &dyn Fn(&BootRecord) -> f64| Stat::of(&boots.iter().map(f).collect::<Vec<_>>());
+    let mut reported: Vec<&str> = boots
+        .iter()
+        .flat_map(|b| b.server_reported_ms.keys().map(String::as_str))
+        .collect();
+    reported.sort_unstable();
+    reported.dedup();
+    let server_reported_ms = reported
+        .iter()
+        .map(|m| {
+            named(
+                m,
+                boots.iter().map(|b| b.server_reported_ms.get(*m).copied()),
+            )
+        })
+        .collect();
     BootSummary {
+        server_reported_ms,
         boots: boots.len() as u32,
         time_to_ready_ms: col(&|b| b.time_to_ready_ms),
         shutdown_ms: named("shutdown", boots.iter().map(|b| b.shutdown_ms)),

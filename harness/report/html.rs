@@ -265,6 +265,22 @@ fn summary_table(h: &mut String, title: &str, s: &BootSummary) {
         stat, missing_in, ..
     } = &s.shutdown_ms;
     row(h, "shutdown", stat.as_ref(), *missing_in);
+    if let Some(bg) = &s.background_done_ms {
+        row(
+            h,
+            "background work finished (from spawn)",
+            bg.stat.as_ref(),
+            bg.missing_in,
+        );
+    }
+    for r in &s.server_reported_ms {
+        row(
+            h,
+            &format!("{}, as the server reports it", r.name),
+            r.stat.as_ref(),
+            r.missing_in,
+        );
+    }
     h.push_str("</table>\n");
     if let Some(rss) = &s.peak_rss_bytes {
         let _ = writeln!(

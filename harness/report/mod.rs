@@ -355,13 +355,23 @@ fn boot_section(
         ..b.shutdown_ms.clone()
     }));
     if let Some(bg) = &b.background_done_ms {
-        let how: Vec<&str> = boots
+        let mut how: Vec<&str> = boots
             .iter()
             .filter_map(|x| x.background.as_ref().map(|g| g.source.as_str()))
             .collect();
+        how.sort_unstable();
+        how.dedup();
         md.push_str(&named_row(&NamedStat {
             name: format!("background work finished (spawn → {})", how.join(", ")),
             ..bg.clone()
+        }));
+    }
+    // Durations the server printed itself (e.g. tuwunel's `Opened database. … time=`), beside
+    // hsbench's phases.
+    for r in &b.server_reported_ms {
+        md.push_str(&named_row(&NamedStat {
+            name: format!("{}, as the server reports it", r.name),
+            ..r.clone()
         }));
     }
     md.push_str(&stat_row("peak RSS", b.peak_rss_bytes, 0, &|v| {

@@ -789,6 +789,7 @@ mod tests {
                 })
                 .collect(),
             missing_markers: vec![],
+            server_reported_ms: Default::default(),
             time_to_ready_ms: 1900.0,
             background: None,
             shutdown_ms: Some(40.0),

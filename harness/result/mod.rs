@@ -191,7 +191,18 @@ impl RunResult {
     pub fn server_label(&self) -> String {
         self.server
             .as_ref()
-            .map(|s| format!("{} {} ({})", s.kind, s.version, s.database))
+            .map(|s| {
+                // A native server's version line names it already ("tuwunel 1.4.6 (sha256 …)").
+                let named = s
+                    .version
+                    .to_lowercase()
+                    .starts_with(&format!("{} ", s.kind.to_lowercase()));
+                if named {
+                    format!("{} ({})", s.version, s.database)
+                } else {
+                    format!("{} {} ({})", s.kind, s.version, s.database)
+                }
+            })
             .unwrap_or_else(|| "server not installed".into())
     }
 

@@ -533,6 +533,14 @@ impl ServerProfile {
     }
 
     /// Index of the first marker (not yet seen) that this line matches.
+    /// The duration marker `i` reports on `line`, ms: its regex's `time` capture, in Rust's
+    /// `Debug` form of a `Duration` (`64.6ms`, `1.203s`, `950µs`, `12ns`), as tracing prints
+    /// `time=?elapsed`.
+    pub fn reported_ms(&self, i: usize, line: &str) -> Option<f64> {
+        let t = self.markers.get(i)?.regex.captures(line)?.name("time")?;
+        parse_reported(t.as_str())
+    }
+
     pub fn match_marker(&self, line: &str, seen: &[bool]) -> Option<usize> {
         self.markers
             .iter()
@@ -542,9 +550,34 @@ impl ServerProfile {
     }
 }
 
+/// `64.6ms`, `1.203s`, `950µs` / `950us`, `12ns` → milliseconds.
+fn parse_reported(text: &str) -> Option<f64> {
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+    let (n, unit) = text.split_at(split);
+    let n: f64 = n.parse().ok()?;
+    match unit {
+        "ns" => Some(n / 1e6),
+        "µs" | "us" => Some(n / 1e3),
+        "ms" => Some(n),
+        "s" => Some(n * 1e3),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reported_durations_in_debug_form() {
+        assert_eq!(parse_reported("64.6ms"), Some(64.6));
+        assert_eq!(parse_reported("1.5s"), Some(1500.0));
+        assert_eq!(parse_reported("950µs"), Some(0.95));
+        assert_eq!(parse_reported("950us"), Some(0.95));
+        assert_eq!(parse_reported("2000ns"), Some(0.002));
+        assert_eq!(parse_reported("12m"), None);
+        assert_eq!(parse_reported("ms"), None);
+    }
 
     #[test]
     fn shipped_profile_is_valid() {
