@@ -169,8 +169,37 @@ impl MatrixClient {
         R::Authentication: for<'a> AuthScheme<Input<'a> = SendAccessToken<'a>>,
         R::EndpointError: Send + Sync,
     {
-        let endpoint = endpoint_name::<R>();
         let request = self.build_with(req, access)?;
+        self.execute::<R>(request).await
+    }
+
+    /// Send a request as `user` through an application service (its token, and `user_id` in
+    /// the query string: the Application Service API's identity assertion).
+    pub async fn send_as<R>(
+        &self,
+        req: R,
+        appservice_token: &str,
+        user: &ruma::UserId,
+    ) -> Result<R::IncomingResponse, CallError>
+    where
+        R: OutgoingRequest<PathBuilder = VersionHistory>,
+        R::Authentication: for<'a> AuthScheme<Input<'a> = SendAccessToken<'a>>,
+        R::EndpointError: Send + Sync,
+    {
+        let mut request = self.build_with(req, SendAccessToken::Appservice(appservice_token))?;
+        request
+            .url_mut()
+            .query_pairs_mut()
+            .append_pair("user_id", user.as_str());
+        self.execute::<R>(request).await
+    }
+
+    async fn execute<R>(&self, request: reqwest::Request) -> Result<R::IncomingResponse, CallError>
+    where
+        R: OutgoingRequest<PathBuilder = VersionHistory>,
+        R::EndpointError: Send + Sync,
+    {
+        let endpoint = endpoint_name::<R>();
         let transport = |source| CallError::Transport {
             endpoint: endpoint.clone(),
             source,

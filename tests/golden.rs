@@ -286,3 +286,20 @@ fn one_svg_of_each_kind() {
         ),
     );
 }
+
+/// Two real sweeps over one dataset (`scenarios/presence-reset*.toml`: tuwunel 1.4.6 and Synapse
+/// 1.163.2, 10k → 150k users), kept as written (each sweep.json with the result.json of its
+/// first point), put side by side with a prediction at 300k.
+#[test]
+fn side_by_side_md_and_page() {
+    use hsbench::analysis::servers::side_by_side;
+    use hsbench::report::servers::{html, markdown, plots};
+    let dirs = [
+        PathBuf::from("tests/data/golden/side-by-side/tuwunel"),
+        PathBuf::from("tests/data/golden/side-by-side/synapse"),
+    ];
+    let s = side_by_side(&dirs, Some(300_000), false).unwrap();
+    assert_eq!(s.servers.len(), 2);
+    golden("side-by-side.md", &markdown(&s));
+    golden("side-by-side.html.outline", &outline(&html(&s, &plots(&s))));
+}

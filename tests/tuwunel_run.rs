@@ -56,14 +56,27 @@ async fn tuwunel_release_build_every_phase_herds_crash_and_profiles() {
         server.version
     );
 
-    // Built through the API with the registration token, then checked through the API.
+    // Built through the API: the users the plan puts online with a password (the registration
+    // token), the others through the application service the seed boot registered; then
+    // checked through the API (joins of passwordless users go through the service).
     let d = r.dataset.as_ref().unwrap();
     let load = d.load.as_ref().unwrap();
     assert!(
-        load.method.contains("m.login.registration_token"),
+        load.method.contains("application service"),
         "{}",
         load.method
     );
+    let count = |name: &str| {
+        load.steps
+            .iter()
+            .find(|s| s.name == name)
+            .unwrap_or_else(|| panic!("no step {name}: {:?}", load.steps))
+            .count
+    };
+    let online = d.totals.presence_online;
+    assert!(online > 0 && online < d.totals.users, "{:?}", d.totals);
+    assert_eq!(count("register (password)"), online);
+    assert_eq!(count("register (appservice)"), d.totals.users - online);
     let v = d.verify.as_ref().unwrap();
     assert!(v.mismatches.is_empty() && v.checks > 0, "{v:?}");
     assert!(!d.fixture.as_ref().unwrap().reused);
@@ -109,8 +122,16 @@ async fn tuwunel_release_build_every_phase_herds_crash_and_profiles() {
         );
         let bg = b.background.as_ref().unwrap();
         assert!(bg.at_ms.unwrap() >= b.time_to_ready_ms, "{bg:?}");
+        assert!(bg.cpu_s.is_some_and(|c| c >= 0.0), "{bg:?}");
         assert!(b.shutdown_ms.is_some() && !b.shutdown_hung, "{}", b.label);
         assert_eq!(b.cold, b.eviction.is_some());
+        // `[boot] restore = "each"`: every boot started from the fixture.
+        assert!(
+            b.restore_seconds.is_some_and(|s| s > 0.0),
+            "{}: {:?}",
+            b.label,
+            b.restore_seconds
+        );
     }
     let warm = r.boot_summary.as_ref().unwrap();
     let reported = &warm.server_reported_ms;

@@ -97,8 +97,14 @@ fn boot_values(b: &BootRecord) -> Vec<(String, f64)> {
     if let Some(s) = b.shutdown_ms {
         out.push(("shutdown".into(), s));
     }
-    if let Some(t) = b.background.as_ref().and_then(|g| g.at_ms) {
+    if let Some(g) = &b.background
+        && let Some(t) = g.at_ms
+    {
         out.push(("background_done".into(), t));
+        out.push(("background".into(), (t - b.time_to_ready_ms).max(0.0)));
+        if let Some(c) = g.cpu_s {
+            out.push(("cpu_background".into(), c));
+        }
     }
     out.push(("peak_rss".into(), b.resources_total.peak_rss_bytes as f64));
     out.push((

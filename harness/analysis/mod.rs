@@ -2,5 +2,6 @@
 
 pub mod compare;
 pub mod figures;
+pub mod servers;
 pub mod sweep;
 pub mod thresholds;

@@ -116,7 +116,7 @@ pub fn worst_phase(fits: &[MetricFit]) -> Option<String> {
 }
 
 /// One metric extrapolated to a value of the swept dimension.
-#[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize)]
 pub struct Extrapolation {
     pub metric: String,
     pub unit: String,

@@ -51,6 +51,18 @@ pub struct BackgroundDone {
     pub source: String,
     /// The limit waited (ms after ready).
     pub limit_ms: f64,
+    /// CPU time (user + system) of the process tree from ready until `at_ms` (or until the
+    /// limit), from the resource samples nearest to both.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_s: Option<f64>,
+}
+
+/// CPU (user + system) the samples grew by between `from_ms` and `to_ms` (the last sample at or
+/// before each; `None` without a sample at or before `from_ms`).
+pub fn cpu_between(samples: &[ResourceSample], from_ms: f64, to_ms: f64) -> Option<f64> {
+    let cpu = |s: &ResourceSample| s.cpu_user_s + s.cpu_sys_s;
+    let at = |t: f64| samples.iter().rev().find(|s| s.t_ms <= t).map(cpu);
+    Some((at(to_ms)? - at(from_ms)?).max(0.0))
 }
 
 /// The first instant at or after `from_ms` that starts a window of `window_ms` in which the
@@ -126,6 +138,10 @@ pub struct BootRecord {
     pub cold: bool,
     #[serde(default)]
     pub eviction: Option<crate::boot::cache::Eviction>,
+    /// Seconds spent restoring the data directory from the fixture before this boot
+    /// (`[boot] restore = "each"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_seconds: Option<f64>,
     /// Wall-clock spawn time, Unix milliseconds.
     pub spawn_unix_ms: f64,
     /// CLOCK_MONOTONIC at spawn, seconds (aligns external tools' stamps, e.g. perf's).
@@ -547,6 +563,7 @@ impl RunningServer {
             warmup: false,
             cold: false,
             eviction: None,
+            restore_seconds: None,
             spawn_unix_ms: self.sink.spawn_unix_ms,
             spawn_monotonic_s: self.spawn_monotonic_s,
             timestamp_source: if profile.has_log_timestamps() {
@@ -788,10 +805,16 @@ async fn wait_background(
                 .points()
                 .get(m)
         {
+            let samples = server
+                .sampler
+                .as_ref()
+                .map(|s| s.snapshot())
+                .unwrap_or_default();
             return Ok(BackgroundDone {
                 at_ms: Some(at),
                 source: "marker".into(),
                 limit_ms,
+                cpu_s: cpu_between(&samples, ready, at),
             });
         }
         let samples = server
@@ -809,6 +832,7 @@ async fn wait_background(
                 at_ms: Some(at),
                 source: "cpu_idle".into(),
                 limit_ms,
+                cpu_s: cpu_between(&samples, ready, at),
             });
         }
         if server.elapsed_ms() - ready >= limit_ms {
@@ -816,6 +840,7 @@ async fn wait_background(
                 at_ms: None,
                 source: "limit".into(),
                 limit_ms,
+                cpu_s: cpu_between(&samples, ready, f64::INFINITY),
             });
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -73,6 +73,10 @@ pub enum Command {
     /// Extrapolate a sizing sweep to a value of its dimension: each phase, time to ready,
     /// peak RSS, data size and herd p99 with 95% prediction intervals.
     Size(SizeArgs),
+    /// Put the sizing sweeps of different servers over one dataset side by side: per value,
+    /// time to ready, the phase that dominates it and the start-up work after ready; each
+    /// metric's growth exponent per server; predictions at `--at`.
+    SideBySide(SideBySideArgs),
     /// Write summary.md, report.html and the dashboard exports of a run again from its
     /// result.json and files.
     Report {
@@ -160,6 +164,23 @@ pub struct CompareArgs {
     /// Write differential flamegraphs (when both sides have profiles) into this directory.
     #[arg(long, value_name = "DIR")]
     pub flamediff: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SideBySideArgs {
+    /// Sweep directories (`results/<id>-sweep`), one per server, over the same dataset spec.
+    #[arg(required = true, num_args = 2..)]
+    pub sweeps: Vec<PathBuf>,
+    /// Also predict every server at this value of the swept dimension.
+    #[arg(long, value_name = "N")]
+    pub at: Option<u64>,
+    /// Predict beyond 10× of a sweep's measured range anyway.
+    #[arg(long)]
+    pub force: bool,
+    /// Directory for side-by-side.md, side-by-side.json and report.html (default:
+    /// `results/side-by-side-<time>`).
+    #[arg(long, short, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]

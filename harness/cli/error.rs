@@ -78,6 +78,19 @@ pub enum SizeCommandError {
     Usage { flag: String },
 }
 
+/// `side-by-side`.
+#[derive(Debug, thiserror::Error)]
+pub enum SideBySideCommandError {
+    #[error(transparent)]
+    Input(#[from] crate::analysis::servers::SideBySideError),
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
 /// `fixtures`.
 #[derive(Debug, thiserror::Error)]
 pub enum FixturesCommandError {
@@ -98,6 +111,8 @@ pub enum CliError {
     Compare(#[from] CompareCommandError),
     #[error(transparent)]
     Size(#[from] SizeCommandError),
+    #[error(transparent)]
+    SideBySide(#[from] SideBySideCommandError),
     #[error(transparent)]
     Report(#[from] RerenderError),
     #[error("hsbench flamediff: {0}")]
@@ -121,6 +136,7 @@ impl CliError {
             CliError::Run(e) => e.exit_code(),
             CliError::Compare(e) => e.exit_code(),
             CliError::Report(RerenderError::Write { .. }) => NOT_WRITABLE,
+            CliError::SideBySide(SideBySideCommandError::Write { .. }) => NOT_WRITABLE,
             CliError::Flamediff(ProfilerError::Io { source, .. })
             | CliError::Merge(MergeError::Io { source, .. })
                 if source.kind() != std::io::ErrorKind::NotFound =>
@@ -134,6 +150,7 @@ impl CliError {
             CliError::Stdout(_) | CliError::Runtime(_) => NOT_WRITABLE,
             CliError::Check(_)
             | CliError::Size(_)
+            | CliError::SideBySide(_)
             | CliError::Report(_)
             | CliError::Flamediff(_)
             | CliError::Merge(_)

@@ -3,8 +3,10 @@
 use std::path::{Path, PathBuf};
 
 use super::Outcome;
-use super::args::{CompareArgs, FixturesAction, HttpLoadArgs, SizeArgs};
-use super::error::{CliError, CompareCommandError, FixturesCommandError, SizeCommandError};
+use super::args::{CompareArgs, FixturesAction, HttpLoadArgs, SideBySideArgs, SizeArgs};
+use super::error::{
+    CliError, CompareCommandError, FixturesCommandError, SideBySideCommandError, SizeCommandError,
+};
 use crate::dataset::fixture::FixtureStore;
 use crate::scenario::LoadError;
 use crate::util::fmt::fmt_ms;
@@ -136,6 +138,33 @@ pub fn size(args: &SizeArgs) -> Result<Outcome, SizeCommandError> {
         "{}",
         crate::report::sweep::size_report(&sweep, value, &rows)
     );
+    Ok(Outcome::Ok)
+}
+
+/// `hsbench side-by-side`: the sweeps of several servers over one dataset, next to each other.
+pub fn side_by_side(args: &SideBySideArgs) -> Result<Outcome, SideBySideCommandError> {
+    use crate::report::servers::{html, markdown, plots};
+    let s = crate::analysis::servers::side_by_side(&args.sweeps, args.at, args.force)?;
+    let out = args.out.clone().unwrap_or_else(|| {
+        PathBuf::from("results").join(format!(
+            "side-by-side-{}",
+            chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
+        ))
+    });
+    let write = |name: &str, bytes: &[u8]| {
+        let path = out.join(name);
+        std::fs::create_dir_all(&out)
+            .and_then(|()| crate::util::fs::write_atomic(&path, bytes))
+            .map_err(|source| SideBySideCommandError::Write { path, source })
+    };
+    let md = markdown(&s);
+    let mut json = serde_json::to_vec_pretty(&s).expect("side by side serializes");
+    json.push(b'\n');
+    write("side-by-side.json", &json)?;
+    write("side-by-side.md", md.as_bytes())?;
+    write("report.html", html(&s, &plots(&s)).as_bytes())?;
+    print!("{md}");
+    println!("\nwritten: {}", out.display());
     Ok(Outcome::Ok)
 }
 

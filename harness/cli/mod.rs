@@ -63,6 +63,7 @@ async fn dispatch(command: Command) -> Result<Outcome, CliError> {
         Command::Check { scenario } => Ok(inspect::check(&scenario)?),
         Command::Flamediff { before, after, out } => inspect::flamediff(&before, &after, out),
         Command::Size(a) => Ok(inspect::size(&a)?),
+        Command::SideBySide(a) => Ok(inspect::side_by_side(&a)?),
         Command::Compare(a) => Ok(inspect::compare(&a)?),
         Command::Report { run } => inspect::report(&run),
         Command::Merge { dirs, out } => inspect::merge(&dirs, &out),

@@ -111,6 +111,18 @@ pub const CATALOGUE: &[Entry] = &[
         "spawn until the start-up background work finished ([boot] background)",
     ),
     e(
+        "background",
+        Ms,
+        Boot,
+        "ready until the start-up background work finished (e.g. a presence reset after the listener is up)",
+    ),
+    e(
+        "cpu_background",
+        Seconds,
+        Boot,
+        "CPU time (user + system) of the process tree from ready until the background work finished",
+    ),
+    e(
         "peak_rss",
         Bytes,
         Boot,

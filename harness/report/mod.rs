@@ -4,6 +4,7 @@
 pub mod compare;
 pub mod html;
 mod html_workloads;
+pub mod servers;
 pub mod svg;
 pub mod sweep;
 

@@ -772,6 +772,7 @@ mod tests {
             warmup: false,
             cold: false,
             eviction: None,
+            restore_seconds: None,
             spawn_unix_ms: 0.0,
             spawn_monotonic_s: 0.0,
             timestamp_source: TimestampSource::LogLine,

@@ -25,26 +25,50 @@ pub(super) async fn build_dataset(
         scenario.dataset.seed
     ));
     let built = Instant::now();
-    let server = boot(boot_spec(
-        inst,
-        profile,
-        &run_dir,
-        "seed",
-        None,
-        scenario,
-        &[],
-    )?)
-    .await?;
+    let mut spec = boot_spec(inst, profile, &run_dir, "seed", None, scenario, &[])?;
+    // A native server registers hsbench's application service on this boot when its profile
+    // knows how and the scenario asks for it (the load's own step is skipped by a direct import).
+    let native_appservice = match inst {
+        Instance::Native(n)
+            if scenario.dataset.registration == Registration::Appservice
+                && scenario.dataset.load == LoadMethod::Api =>
+        {
+            n.appservice_args(spec.port).map(|args| {
+                spec.command.args(args);
+                n.appservice_token.clone()
+            })
+        }
+        _ => None,
+    };
+    let server = boot(spec).await?;
     let client = api_client(&server.base_url(), Duration::from_secs(120), "client")?;
     let as_token = match inst {
         Instance::Synapse(i) => i.appservice_token(),
-        Instance::Native(_) => None,
+        Instance::Native(_) => native_appservice,
     };
+    if let (Instance::Native(_), Some(t)) = (inst, as_token.as_deref())
+        && let Err(e) = wait_for_appservice(&client, t, Duration::from_secs(60)).await
+    {
+        let s = server.stop(scenario.boot.shutdown_timeout, &run_dir).await;
+        ctx.result.seed_boot = Some(s);
+        return Err(workload_error(
+            "application service registration (the profile's launch.appservice; see seed.log)",
+        )(e));
+    }
     let registrar = match (inst, scenario.dataset.registration, as_token.as_deref()) {
-        (Instance::Native(n), _, _) => match n.launch.registration {
-            ProfileRegistration::Token => Registrar::Token(&n.registration_token),
-            ProfileRegistration::Password => Registrar::Password,
-        },
+        (Instance::Native(n), _, as_token) => {
+            let token = match n.launch.registration {
+                ProfileRegistration::Token => Some(n.registration_token.as_str()),
+                ProfileRegistration::Password => None,
+            };
+            match (as_token, token) {
+                (Some(appservice), token) => {
+                    Registrar::AppserviceExceptOnline { appservice, token }
+                }
+                (None, Some(t)) => Registrar::Token(t),
+                (None, None) => Registrar::Password,
+            }
+        }
         (_, Registration::Appservice, Some(t)) => Registrar::Appservice(t),
         _ => Registrar::Password,
     };

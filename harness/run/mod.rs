@@ -22,7 +22,8 @@ use std::time::{Duration, Instant};
 use crate::boot::summary::summarize_boots;
 use crate::boot::{BootRecord, BootSpec, Wrapper, boot};
 use crate::dataset::fixture::{
-    FixtureError, FixtureIdentity, FixtureManifest, FixtureStore, FixtureUse, MODEL_VERSION,
+    Fixture, FixtureError, FixtureIdentity, FixtureManifest, FixtureStore, FixtureUse,
+    MODEL_VERSION,
 };
 use crate::dataset::plan::DatasetPlan;
 use crate::load::herd::{HerdHistograms, HerdResult, run_herd_at};
@@ -36,7 +37,7 @@ use crate::report::write_all;
 use crate::result::{DatasetInfo, RunResult, RunStatus, ServerInfo};
 use crate::scenario::Scenario;
 use crate::scenario::{
-    CacheMode, DatabaseKind, LoadMethod, ProfilerChoice, Registration, Workload,
+    CacheMode, DatabaseKind, LoadMethod, ProfilerChoice, Registration, RestoreMode, Workload,
 };
 use crate::util::fs::write_atomic;
 
@@ -45,7 +46,7 @@ const WORKLOAD_GRACE: Duration = Duration::from_secs(15);
 
 /// Run subdirectory of the profiles (raw profiler output, folded stacks, flamegraphs).
 pub const PROFILE_DIR: &str = "profile";
-use crate::dataset::seed::{Credentials, Registrar, SeedError, load, verify};
+use crate::dataset::seed::{Credentials, Registrar, SeedError, load, verify, wait_for_appservice};
 use crate::server::postgres::{PG_DATABASE, PG_USER, PgBinaries, PgCluster};
 use crate::server::profile::{NativeProfiler, ProfileRegistration};
 use crate::server::synapse::{DbTarget, SERVER_NAME, SynapseInstall, SynapseInstance};
@@ -630,6 +631,7 @@ async fn stages(
         server_kind: scenario.server.kind.as_str().into(),
         server_version: server_version.clone(),
         database: db_label.clone(),
+        accounts: native_accounts(&server_profile, scenario),
     };
     let key = identity.key();
     let store = ctx.opts.fixtures.clone();
@@ -825,8 +827,10 @@ async fn measure(
         }
     }
     let total = sequence.len();
+    let per_boot = per_boot_fixture(ctx)?;
     for (n, (label, cold, warmup)) in sequence.into_iter().enumerate() {
         ctx.say(&format!("{label} ({}/{total})", n + 1));
+        let restore_seconds = restore_before_boot(ctx, inst, per_boot.as_ref()).await?;
         let eviction = if cold {
             let mut roots = inst.cache_roots();
             roots.extend_from_slice(&db.cache_roots);
@@ -853,6 +857,7 @@ async fn measure(
         rec.cold = cold;
         rec.warmup = warmup;
         rec.eviction = eviction;
+        rec.restore_seconds = restore_seconds;
         let note = if cold { " (cold cache)" } else { "" };
         write_waterfall(ctx, inst, &rec, &samples, note)?;
         report_boot(ctx, &rec);
@@ -878,15 +883,20 @@ async fn measure(
         && scenario.profile.boot
     {
         for i in 1..=scenario.profile.boot_runs {
+            restore_before_boot(ctx, inst, per_boot.as_ref()).await?;
             profiled_boot(ctx, inst, profile, db, tool, &probe_token, i).await?;
         }
     }
 
     // 4. Verification and workloads, on a boot of their own.
     if scenario.workloads.is_empty() && !ctx.opts.verify {
+        if scenario.boot.crash_restarts > 0 {
+            restore_before_boot(ctx, inst, per_boot.as_ref()).await?;
+        }
         crash_restarts(ctx, inst, creds, plan, profile, db, &probe_token).await?;
         return finish_files(ctx);
     }
+    restore_before_boot(ctx, inst, per_boot.as_ref()).await?;
     let spec = boot_spec(
         inst,
         profile,
@@ -911,6 +921,60 @@ async fn measure(
     // 5. Crash-restart cycles last: their writes change the dataset the workloads measured.
     crash_restarts(ctx, inst, creds, plan, profile, db, &probe_token).await?;
     finish_files(ctx)
+}
+
+/// The fixture every boot restores from with `[boot] restore = "each"` (`None`: restored once).
+fn per_boot_fixture(ctx: &Ctx<'_>) -> Result<Option<Fixture>, RunError> {
+    if ctx.scenario.boot.restore == RestoreMode::Once {
+        return Ok(None);
+    }
+    let key = ctx
+        .result
+        .dataset
+        .as_ref()
+        .and_then(|d| d.fixture.as_ref())
+        .map(|f| f.key.clone());
+    key.as_deref()
+        .and_then(|k| ctx.opts.fixtures.get(k))
+        .map(Some)
+        .ok_or_else(|| {
+            workload_error("boot.restore")(
+                "[boot] restore = \"each\" needs the dataset's fixture, and this run has none \
+                 (the fixture cache could not keep it)",
+            )
+        })
+}
+
+/// `[boot] restore = "each"`: wipe the data directory and restore it from the fixture, so that
+/// the next boot starts from the fixture's data, not from what the boot before it left (a
+/// start-up that rewrites state, e.g. a presence reset, would otherwise be measured once and
+/// skipped by every later boot). What the last boot wrote (new SSTs, WAL files, SQLite's -wal)
+/// goes too. Returns the seconds it took.
+async fn restore_before_boot(
+    ctx: &Ctx<'_>,
+    inst: &Instance,
+    fixture: Option<&Fixture>,
+) -> Result<Option<f64>, RunError> {
+    let Some(fx) = fixture else {
+        return Ok(None);
+    };
+    let (store, fx, dd) = (
+        ctx.opts.fixtures.clone(),
+        fx.clone(),
+        inst.data_dir().to_path_buf(),
+    );
+    let secs = tokio::task::spawn_blocking(move || {
+        if dd.exists() {
+            std::fs::remove_dir_all(&dd).map_err(|source| FixtureError::Io {
+                path: dd.clone(),
+                source,
+            })?;
+        }
+        store.restore(&fx, &dd, None).map(|(secs, _)| secs)
+    })
+    .await
+    .expect("restore task")?;
+    Ok(Some(secs))
 }
 
 /// `serve`: one boot over the dataset, kept up until stopped; the credentials are written for
@@ -1074,6 +1138,16 @@ async fn attached(ctx: &mut Ctx<'_>) -> Result<(), RunError> {
     workloads(ctx, &url, &plan, &creds, None).await?;
     ctx.save()?;
     finish_files(ctx)
+}
+
+/// How a native server's dataset users get accounts, when it is not every user with a password:
+/// with the profile's application service, only the users the plan puts online have one.
+fn native_accounts(profile: &ServerProfile, scenario: &Scenario) -> Option<String> {
+    let launch = profile.launch.as_ref()?;
+    (!launch.appservice.is_empty()
+        && scenario.dataset.registration == Registration::Appservice
+        && scenario.dataset.load == LoadMethod::Api)
+        .then(|| "passwords: online users; others: application service".to_string())
 }
 
 fn boot_spec<'p>(

@@ -2,7 +2,11 @@
 
 use super::*;
 
-pub(super) fn validate(loc: &Locator, raw: &RawScenario) -> Result<BootPlan, ScenarioError> {
+pub(super) fn validate(
+    loc: &Locator,
+    raw: &RawScenario,
+    server: &ServerSpec,
+) -> Result<BootPlan, ScenarioError> {
     let boot = match &raw.boot {
         None => BootPlan {
             repeats: 3,
@@ -13,6 +17,7 @@ pub(super) fn validate(loc: &Locator, raw: &RawScenario) -> Result<BootPlan, Sce
             crash_restarts: 0,
             crash_writes: DEFAULT_CRASH_WRITES,
             background: None,
+            restore: RestoreMode::Once,
         },
         Some(b) => {
             let repeats = match &b.repeats {
@@ -78,6 +83,29 @@ pub(super) fn validate(loc: &Locator, raw: &RawScenario) -> Result<BootPlan, Sce
                         Duration::ZERO,
                     )?)
                     .filter(|d| !d.is_zero()),
+                },
+                restore: match b.restore.as_ref().map(|r| (r.get_ref().as_str(), r.span())) {
+                    None | Some(("once", _)) => RestoreMode::Once,
+                    Some(("each", span)) => {
+                        if server.database == DatabaseKind::Postgres
+                            || server.postgres_url.is_some()
+                        {
+                            return Err(loc.at(
+                                span,
+                                "boot.restore",
+                                "\"each\" restores the server's data directory, which holds the \
+                                 database only on SQLite or a native server; not with PostgreSQL",
+                            ));
+                        }
+                        RestoreMode::Each
+                    }
+                    Some((other, span)) => {
+                        return Err(loc.at(
+                            span,
+                            "boot.restore",
+                            format!("{other:?}: \"once\" or \"each\""),
+                        ));
+                    }
                 },
             }
         }

@@ -148,6 +148,7 @@ struct RawBoot {
     crash_restarts: Option<Spanned<u64>>,
     crash_writes: Option<Spanned<u64>>,
     background: Option<Spanned<String>>,
+    restore: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -844,6 +845,17 @@ pub struct BootPlan {
     #[serde(serialize_with = "opt_secs")]
     #[schemars(with = "Option<f64>")]
     pub background: Option<Duration>,
+    /// When the data directory is restored from the fixture: once per run, or before every boot
+    /// (for servers whose start-up changes what the next start-up sees, e.g. a presence reset
+    /// that leaves every user offline).
+    pub restore: RestoreMode,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, schemars::JsonSchema, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RestoreMode {
+    Once,
+    Each,
 }
 
 #[derive(
@@ -1249,7 +1261,7 @@ fn validate(loc: &Locator, raw: RawScenario) -> Result<Scenario, ScenarioError> 
     let mut dataset = dataset::validate(loc, &raw)?;
     let server = server::validate(loc, &raw)?;
     dataset::load_method(loc, &raw, &server, &mut dataset)?;
-    let boot = boot::validate(loc, &raw)?;
+    let boot = boot::validate(loc, &raw, &server)?;
     let workloads = workload::validate(loc, &raw, &dataset)?;
     let profile = profile::validate(loc, &raw)?;
     let herd = workloads.iter().find_map(|w| match w {

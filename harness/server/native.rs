@@ -92,7 +92,13 @@ pub struct NativeInstance {
     /// The registration token written into the config (fresh per instance: it is only needed
     /// while the dataset is loaded).
     pub registration_token: String,
+    /// The token of hsbench's application service, registered on the boot that loads the
+    /// dataset when the profile can (`launch.appservice`).
+    pub appservice_token: String,
 }
+
+/// The id and sender of the application service hsbench registers to load a dataset.
+pub const APPSERVICE_ID: &str = "hsbench";
 
 fn random_token() -> String {
     use rand::Rng;
@@ -127,6 +133,7 @@ impl NativeInstance {
             template,
             data_dir: data_dir.to_path_buf(),
             registration_token: random_token(),
+            appservice_token: random_token(),
         };
         if fresh {
             inst.write_config(0)?;
@@ -174,8 +181,34 @@ impl NativeInstance {
                 ("port", &port.to_string()),
                 ("server_name", SERVER_NAME),
                 ("registration_token", &self.registration_token),
+                ("appservice_token", &self.appservice_token),
+                ("appservice_registration", &self.appservice_registration()),
             ],
         )
+    }
+
+    /// hsbench's application service as a registration file (YAML): every user id in its
+    /// namespace, not exclusively, so that users may still register with a password too; no URL
+    /// (nothing is pushed to it).
+    pub fn appservice_registration(&self) -> String {
+        format!(
+            "id: {APPSERVICE_ID}\nurl: null\nas_token: {}\nhs_token: {}\n\
+             sender_localpart: hsbench-loader\nrate_limited: false\n\
+             namespaces:\n  users:\n    - exclusive: false\n      regex: \"@.*\"\n  aliases: []\n  rooms: []",
+            self.appservice_token, self.registration_token
+        )
+    }
+
+    /// What the boot that loads the dataset adds to the command line to register hsbench's
+    /// application service, when the profile knows how (`None`: it does not).
+    pub fn appservice_args(&self, port: u16) -> Option<Vec<String>> {
+        (!self.launch.appservice.is_empty()).then(|| {
+            self.launch
+                .appservice
+                .iter()
+                .map(|a| self.fill(a, port))
+                .collect()
+        })
     }
 
     /// The config for a boot on `port`, as written.

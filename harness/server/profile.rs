@@ -69,6 +69,10 @@ fn parse_launch(l: RawLaunch, err: &ErrAt<'_>) -> Result<Launch, ProfileError> {
     for (i, a) in l.args.iter().enumerate() {
         args.push(check(a, &format!("launch.args[{i}]"))?);
     }
+    let mut appservice = Vec::new();
+    for (i, a) in l.appservice.iter().enumerate() {
+        appservice.push(check(a, &format!("launch.appservice[{i}]"))?);
+    }
     let mut env = Vec::new();
     for (k, v) in &l.env {
         env.push((k.clone(), check(v, &format!("launch.env.{k}"))?));
@@ -134,6 +138,7 @@ fn parse_launch(l: RawLaunch, err: &ErrAt<'_>) -> Result<Launch, ProfileError> {
     };
     Ok(Launch {
         args,
+        appservice,
         env,
         config_name,
         config_template,
@@ -193,6 +198,8 @@ struct RawLaunch {
     #[serde(default)]
     args: Vec<toml::Spanned<String>>,
     #[serde(default)]
+    appservice: Vec<toml::Spanned<String>>,
+    #[serde(default)]
     env: std::collections::BTreeMap<String, toml::Spanned<String>>,
     config_name: Option<toml::Spanned<String>>,
     config_template: Option<toml::Spanned<String>>,
@@ -248,6 +255,8 @@ pub const PLACEHOLDERS: &[&str] = &[
     "port",
     "server_name",
     "registration_token",
+    "appservice_token",
+    "appservice_registration",
 ];
 
 /// Replace `{{name}}` placeholders; `values` must cover every name in [`PLACEHOLDERS`].
@@ -292,6 +301,10 @@ pub enum NativeProfiler {
 #[derive(Debug, Clone, schemars::JsonSchema, serde::Serialize)]
 pub struct Launch {
     pub args: Vec<String>,
+    /// Arguments added to the boot that loads the dataset, which register hsbench's application
+    /// service with the server (`{{appservice_registration}}`: the registration as YAML). Empty:
+    /// the server cannot register one at start-up, and every user registers with a password.
+    pub appservice: Vec<String>,
     pub env: Vec<(String, String)>,
     /// File name of the rendered config inside the data directory.
     pub config_name: String,
