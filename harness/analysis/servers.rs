@@ -76,7 +76,10 @@ pub enum SideBySideError {
     TooFew(usize),
     #[error(transparent)]
     Sweep(#[from] SizeError),
-    #[error("{}: no point of the sweep completed; nothing to put side by side", path.display())]
+    #[error(
+        "{}: no point of the sweep completed with its dataset recorded; nothing to put side by side",
+        path.display()
+    )]
     NoPoint { path: PathBuf },
     #[error("reading a point of the sweep {}", path.display())]
     Point {
@@ -215,9 +218,11 @@ pub fn side_by_side(
             .dataset
             .as_ref()
             .map(|d| d.spec.clone())
-            .expect("a completed run has its dataset")
+            .ok_or_else(|| SideBySideError::NoPoint {
+                path: l.dir.clone(),
+            })
     };
-    let base_spec = spec_of(base);
+    let base_spec = spec_of(base)?;
     let base_cmp = comparable(&base_spec, dim);
     for other in &loaded[1..] {
         if other.sweep.dimension != base.sweep.dimension {
@@ -228,7 +233,7 @@ pub fn side_by_side(
                 b_path: other.dir.clone(),
             });
         }
-        let cmp = comparable(&spec_of(other), dim);
+        let cmp = comparable(&spec_of(other)?, dim);
         if let Some((field, a)) = base_cmp.iter().find(|(k, v)| cmp.get(*k) != Some(v)) {
             return Err(SideBySideError::Dataset {
                 field: field.clone(),
