@@ -130,7 +130,7 @@ name = "loading_database"
 regex = 'Loading database$'
 [[markers]]
 name = "opened_database"
-regex = 'Opened database\.$'
+regex = 'Opened database\.'
 [[markers]]
 name = "starting_services"
 regex = 'Starting services\.\.\.$'

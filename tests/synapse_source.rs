@@ -122,15 +122,35 @@ sync = "initial"
         "{}",
         server.install_dir
     );
-    // The fixture key names the checkout's state, not the release.
+    // The result traces to the commit: checkout, commit, branch, no uncommitted changes; the
+    // summary's title names them.
+    let src = server.source.as_ref().expect("server.source");
+    let head = String::from_utf8(
+        Command::new("git")
+            .arg("-C")
+            .arg(&checkout)
+            .args(["rev-parse", "HEAD"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(src.commit.as_deref(), Some(head.trim()));
+    assert!(src.branch.is_some() && !src.dirty, "{src:?}");
+    assert_eq!(src.fingerprint, fp);
+    let summary = std::fs::read_to_string(out.run_dir.join("summary.md")).unwrap();
+    assert!(summary.contains(&src.describe()), "{summary}");
+    // The fixture key names the checkout's schema, not its commit.
     let fx = r.dataset.as_ref().unwrap().fixture.as_ref().unwrap();
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(Path::new(&fx.path).join("fixture.json")).unwrap())
             .unwrap();
-    assert_eq!(
-        manifest["identity"]["server_version"],
-        server.version.as_str()
+    let schema = format!(
+        "{DEFAULT_SYNAPSE_VERSION}+schema.{}",
+        hsbench::server::synapse::schema_hash(&checkout)
     );
+    assert_eq!(src.schema, schema);
+    assert_eq!(manifest["identity"]["server_version"], schema.as_str());
     assert!(
         r.dataset
             .as_ref()
@@ -146,10 +166,68 @@ sync = "initial"
     assert!(b.phases.iter().all(|p| p.duration_ms.is_some()));
     assert_eq!(r.herd.as_ref().unwrap().ok, 4);
     // Unchanged checkout: the virtualenv is reused.
-    let again = tokio::task::spawn_blocking(move || SynapseInstall::ensure_source(&checkout))
+    let c2 = checkout.clone();
+    let again = tokio::task::spawn_blocking(move || SynapseInstall::ensure_source(&c2))
         .await
         .unwrap()
         .unwrap();
     assert!(!again.installed_now);
     assert_eq!(again.version, server.version);
+
+    // A pull request's commit that leaves the schema alone: a new version and commit in the
+    // result, the same fixture reused (no rebuild), and compare names both sides' servers.
+    let git = |args: &[&str]| {
+        ok(Command::new("git")
+            .arg("-C")
+            .arg(&checkout)
+            .args([
+                "-c",
+                "user.name=hsbench",
+                "-c",
+                "user.email=t@hsbench.invalid",
+            ])
+            .args(args));
+    };
+    let _ = Command::new("git")
+        .arg("-C")
+        .arg(&checkout)
+        .args(["branch", "-D", "pr"])
+        .output();
+    git(&["checkout", "-q", "-b", "pr"]);
+    std::fs::write(&init, format!("{original}\n# a pull request\n")).unwrap();
+    git(&["commit", "-qam", "a python-only change"]);
+    let pr = hsbench::run::run(&sc, &sandbox.opts).await;
+    git(&["checkout", "-q", "-"]);
+    git(&["branch", "-D", "pr"]);
+    let pr = pr.unwrap_or_else(|e| panic!("pr run failed: {e}"));
+    let ps = pr.result.server.as_ref().unwrap();
+    assert_ne!(ps.version, server.version);
+    let psrc = ps.source.as_ref().unwrap();
+    assert_eq!(psrc.branch.as_deref(), Some("pr"));
+    assert_ne!(psrc.commit, src.commit);
+    assert_eq!(psrc.schema, src.schema);
+    let pfx = pr
+        .result
+        .dataset
+        .as_ref()
+        .unwrap()
+        .fixture
+        .as_ref()
+        .unwrap();
+    assert!(pfx.reused, "the base's fixture is reused: {pfx:?}");
+    assert_eq!(pfx.key, fx.key);
+    let c = hsbench::analysis::compare::compare_paths(
+        &out.run_dir,
+        &pr.run_dir,
+        &Default::default(),
+        false,
+    )
+    .unwrap();
+    let md = hsbench::report::compare::markdown(&c);
+    assert!(
+        md.contains(&format!("Baseline: {}", r.server_label()))
+            && md.contains(&format!("Candidate: {}", pr.result.server_label()))
+            && md.contains("pr @ "),
+        "{md}"
+    );
 }

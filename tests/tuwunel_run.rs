@@ -182,6 +182,16 @@ async fn tuwunel_release_build_every_phase_herds_crash_and_profiles() {
         p.tool.as_ref().unwrap().kind,
         hsbench::profile::ToolKind::Perf
     );
+    // The shared binary is stripped: the result says what that does to the flamegraphs.
+    assert!(
+        p.note
+            .as_deref()
+            .is_some_and(|n| n.contains("no symbol table")),
+        "{:?}",
+        p.note
+    );
+    let summary = std::fs::read_to_string(first.run_dir.join("summary.md")).unwrap();
+    assert!(summary.contains("no symbol table (stripped)"), "{summary}");
     let pb = &p.boots[0];
     assert!(pb.error.is_none(), "{:?}", pb.error);
     let whole = pb.flamegraphs.iter().find(|f| f.scope == "boot").unwrap();

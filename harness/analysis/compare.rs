@@ -365,6 +365,11 @@ pub fn compare_metric(metric: &str, a: &[f64], b: &[f64], gates: &Gates) -> Metr
 pub struct Comparison {
     pub baseline: Vec<String>,
     pub candidate: Vec<String>,
+    /// The servers of each side (version, and a checkout's branch and commit), each once.
+    #[serde(default)]
+    pub baseline_servers: Vec<String>,
+    #[serde(default)]
+    pub candidate_servers: Vec<String>,
     pub scenario: String,
     pub alpha: f64,
     pub metrics: Vec<MetricComparison>,
@@ -468,9 +473,21 @@ pub fn compare(
         .filter_map(|(k, va)| b.get(k).map(|vb| compare_metric(k, va, vb, gates)))
         .collect();
     warnings.extend(whole_run_shift(&metrics, gates.noise));
+    let servers = |runs: &[RunResult]| {
+        let mut v: Vec<String> = Vec::new();
+        for r in runs {
+            let l = r.server_label();
+            if !v.contains(&l) {
+                v.push(l);
+            }
+        }
+        v
+    };
     Ok(Comparison {
         baseline: baseline.iter().map(|r| r.run_id.clone()).collect(),
         candidate: candidate.iter().map(|r| r.run_id.clone()).collect(),
+        baseline_servers: servers(baseline),
+        candidate_servers: servers(candidate),
         scenario: cs,
         alpha: gates.alpha,
         metrics,

@@ -20,7 +20,9 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-fn log(msg: &str) {
+/// One line in tracing's default format, as the conduwuit family writes it:
+/// `<RFC 3339 stamp>Z  INFO <target>: <message>`.
+fn log_at(level: &str, target: &str, msg: &str) {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock after 1970");
@@ -28,13 +30,17 @@ fn log(msg: &str) {
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let (y, m, d) = civil_from_days(days);
     println!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:06}Z  INFO hsbench_standin: {msg}",
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:06}Z {level:>5} {target}: {msg}",
         rem / 3600,
         rem % 3600 / 60,
         rem % 60,
         now.subsec_micros()
     );
     let _ = std::io::stdout().flush();
+}
+
+fn log(msg: &str) {
+    log_at("INFO", "hsbench_standin", msg);
 }
 
 /// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
@@ -294,7 +300,29 @@ fn main() {
         }
     }
     let fresh = state.users_file.as_ref().is_none_or(|f| !f.exists());
-    log("Loading database");
+    // The lines a conduwuit-family release build prints at INFO (the shipped profiles cut every
+    // phase by them), plus the two DEBUG lines of a build that keeps DEBUG.
+    log_at(
+        "INFO",
+        "conduwuit::server",
+        &format!(
+            "hsbench-standin {} server_name={} database_path={:?} log_levels=info",
+            env!("CARGO_PKG_VERSION"),
+            state.server_name,
+            state
+                .users_file
+                .as_ref()
+                .and_then(|f| f.parent())
+                .map(|d| d.display().to_string())
+                .unwrap_or_default(),
+        ),
+    );
+    log_at(
+        "DEBUG",
+        "conduwuit_database::engine::open",
+        "Loading database",
+    );
+    let opening = Instant::now();
     open_database(phase_ms);
     if let Some(f) = &state.users_file
         && let Ok(text) = std::fs::read_to_string(f)
@@ -302,22 +330,49 @@ fn main() {
         let mut users = state.users.lock().expect("users");
         users.extend(text.lines().filter(|l| !l.is_empty()).map(str::to_string));
     }
-    log("Opened database.");
-    log("Starting services...");
+    log_at(
+        "INFO",
+        "main:start:open: conduwuit_database::engine::open",
+        &format!(
+            "Opened database. columns=1 sequence={} time={:?}",
+            state.users.lock().expect("users").len(),
+            opening.elapsed()
+        ),
+    );
+    log_at(
+        "DEBUG",
+        "main:start: conduwuit_service::services",
+        "Starting services...",
+    );
+    let migrations = "main:start: conduwuit_service::migrations";
     if fresh && state.users_file.is_some() {
-        // A fresh database runs its migrations once, as the conduwuit family does.
+        // A fresh database runs its migrations once; each line is written when its step is done.
         for m in ["initial_schema", "user_index"] {
-            log(&format!("Running migration '{m}'"));
             spin(phase_ms / 4, 3);
+            log_at("INFO", migrations, &format!("Migration: {m}"));
         }
+        log_at(
+            "WARN",
+            migrations,
+            "Created new RocksDB database with version 18",
+        );
+    } else {
+        log_at(
+            "INFO",
+            migrations,
+            "Loaded RocksDB database with schema version 18",
+        );
     }
-    log("Loaded RocksDB database with schema version 18");
     start_services(phase_ms);
     log(&format!(
         "Database holds {} users",
         state.users.lock().expect("users").len()
     ));
-    log("Services startup complete.");
+    log_at(
+        "DEBUG",
+        "main:start: conduwuit_service::services",
+        "Services startup complete.",
+    );
     let state = std::sync::Arc::new(state);
     let listener = match TcpListener::bind(("127.0.0.1", port)) {
         Ok(l) => l,
@@ -326,7 +381,11 @@ fn main() {
             std::process::exit(1);
         }
     };
-    log(&format!("Listening on 127.0.0.1:{port}"));
+    log_at(
+        "INFO",
+        "conduwuit_router::serve::plain",
+        &format!("Listening on [127.0.0.1:{port}]"),
+    );
     for stream in listener.incoming().flatten() {
         let st = state.clone();
         std::thread::spawn(move || serve(stream, st));

@@ -246,19 +246,23 @@ pub struct RunArgs {
     /// Fixture cache directory (default: <cache>/fixtures).
     #[arg(long, value_name = "DIR")]
     pub fixtures_dir: Option<PathBuf>,
-    /// After the run, compare it with this saved baseline (`<out>/baselines/NAME/<scenario>`),
+    /// After the run, compare it with this saved baseline (`<baselines-dir>/NAME/<scenario>`),
     /// write compare.md and compare.json into the run directory, and exit 1 on a regression.
     #[arg(long, value_name = "NAME")]
     pub baseline: Option<String>,
     /// Save this run as the named baseline of its scenario (replacing the previous one).
     #[arg(long, value_name = "NAME")]
     pub save_baseline: Option<String>,
+    /// Where baselines are kept (default: `<out>/baselines`, which with the default --out is
+    /// `results/baselines`, where `hsbench compare --baseline` and `hsbench baselines` look).
+    #[arg(long, value_name = "DIR")]
+    pub baselines_dir: Option<PathBuf>,
     /// Run only the workloads, against an already running server: the `serve.json` that
     /// `hsbench serve` wrote (or its directory), or a loopback URL with --credentials.
     #[arg(
         long,
         value_name = "SERVE_JSON|URL",
-        conflicts_with_all = ["baseline", "save_baseline", "rebuild_fixture", "verify"]
+        conflicts_with_all = ["baseline", "save_baseline", "baselines_dir", "rebuild_fixture", "verify"]
     )]
     pub attach: Option<String>,
     /// The dataset users' credentials that `hsbench serve` wrote (default: the one its

@@ -1,5 +1,6 @@
 //! The commands that read what runs left behind, or the scenario, without booting a server.
 
+use super::out::{out, outln};
 use std::path::{Path, PathBuf};
 
 use super::Outcome;
@@ -16,7 +17,7 @@ pub fn check(path: &Path) -> Result<Outcome, LoadError> {
     let s = crate::scenario::load(path)?;
     let plan = crate::dataset::plan::DatasetPlan::new(s.dataset.clone());
     match plan.totals_within(std::time::Duration::from_millis(500)) {
-        None => println!(
+        None => outln!(
             "{}: ok ({}): {} users, {} rooms ({} DMs), about {} timeline events \
              (the exact totals take longer to count than `check` waits; \
              `hsbench seed` reports them)",
@@ -27,7 +28,7 @@ pub fn check(path: &Path) -> Result<Outcome, LoadError> {
             s.dataset.dm_pairs,
             plan.expected_timeline_events()
         ),
-        Some(t) => println!(
+        Some(t) => outln!(
             "{}: ok ({}): {} users ({} devices), {} rooms ({} DMs, largest {}), \
              {} memberships, {} timeline events, {} state events, {} receipts",
             path.display(),
@@ -44,7 +45,7 @@ pub fn check(path: &Path) -> Result<Outcome, LoadError> {
         ),
     }
     if let Some(sw) = &s.sweep {
-        println!(
+        outln!(
             "sweep: {} = {:?} ({} runs{})",
             sw.dimension.name(),
             sw.values,
@@ -88,7 +89,7 @@ pub fn compare(args: &CompareArgs) -> Result<Outcome, CompareCommandError> {
         min_delta_ms: args.min_delta.map(|d| d.as_secs_f64() * 1e3),
     };
     let c = compare::compare_paths(&base, &cand, &overrides, args.force)?;
-    println!("{}", crate::report::compare::markdown(&c));
+    outln!("{}", crate::report::compare::markdown(&c));
     if let Some(path) = &args.json {
         let json = serde_json::to_vec_pretty(&c).expect("a comparison serializes");
         std::fs::write(path, json).map_err(|source| CompareCommandError::Write {
@@ -100,7 +101,7 @@ pub fn compare(args: &CompareArgs) -> Result<Outcome, CompareCommandError> {
         match crate::profile::flamediff(&base, &cand, dir) {
             Ok(diffs) => {
                 for d in diffs {
-                    println!("flamediff {}: {}", d.scope, d.svg.display());
+                    outln!("flamediff {}: {}", d.scope, d.svg.display());
                 }
             }
             Err(e) => eprintln!("no differential flamegraphs: {e}"),
@@ -134,7 +135,7 @@ pub fn size(args: &SizeArgs) -> Result<Outcome, SizeCommandError> {
         }
     };
     let rows = extrapolate(&sweep, value, args.force)?;
-    print!(
+    out!(
         "{}",
         crate::report::sweep::size_report(&sweep, value, &rows)
     );
@@ -163,15 +164,15 @@ pub fn side_by_side(args: &SideBySideArgs) -> Result<Outcome, SideBySideCommandE
     write("side-by-side.json", &json)?;
     write("side-by-side.md", md.as_bytes())?;
     write("report.html", html(&s, &plots(&s)).as_bytes())?;
-    print!("{md}");
-    println!("\nwritten: {}", out.display());
+    out!("{md}");
+    outln!("\nwritten: {}", out.display());
     Ok(Outcome::Ok)
 }
 
 /// `hsbench report`: a run's files written again from its result.json.
 pub fn report(run: &Path) -> Result<Outcome, CliError> {
     for f in crate::report::rerender(run)? {
-        println!("{f}");
+        outln!("{f}");
     }
     Ok(Outcome::Ok)
 }
@@ -191,7 +192,7 @@ pub fn flamediff(before: &Path, after: &Path, out: Option<PathBuf>) -> Result<Ou
             .iter()
             .map(|(f, share)| format!("{f} +{:.1}%", share * 100.0))
             .collect();
-        println!(
+        outln!(
             "{}: {} ({} → {} in the profiles' unit); grew most: {}",
             d.scope,
             d.svg.display(),
@@ -211,7 +212,7 @@ pub fn flamediff(before: &Path, after: &Path, out: Option<PathBuf>) -> Result<Ou
 pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Outcome, CliError> {
     let m = crate::load::merge::merge_dirs(dirs, out)?;
     for (name, h) in &m.histograms {
-        println!(
+        outln!(
             "{name}: {} values from {} inputs, p50 {} p99 {} max {}",
             h.summary.count,
             h.inputs,
@@ -221,13 +222,14 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Outcome, CliError> {
         );
     }
     for (w, c) in &m.cross_shard_deliveries {
-        println!(
+        outln!(
             "{w}: {} deliveries across shards matched with their sends, {} of messages no shard sent",
-            c.matched, c.unmatched
+            c.matched,
+            c.unmatched
         );
     }
     if let Some(r) = &m.triggered_recovery {
-        println!(
+        outln!(
             "triggered: recovered over every shard {}",
             r.time_to_recover_s
                 .map_or("never (within the observation)".into(), |s| format!(
@@ -235,7 +237,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Outcome, CliError> {
                 ))
         );
     }
-    println!("merged: {}", out.display());
+    outln!("merged: {}", out.display());
     Ok(Outcome::Ok)
 }
 
@@ -243,10 +245,10 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Outcome, CliError> {
 pub fn baselines(dir: &Path) -> Outcome {
     let all = crate::run::baseline::BaselineStore::new(dir).list();
     if all.is_empty() {
-        println!("no baselines in {}", dir.display());
+        outln!("no baselines in {}", dir.display());
     }
     for b in all {
-        println!(
+        outln!(
             "{:<16} {:<24} run {}  {}",
             b.name,
             b.scenario,
@@ -267,11 +269,11 @@ pub fn fixtures(
         FixturesAction::List => {
             let all = store.list();
             if all.is_empty() {
-                println!("no fixtures in {}", store.root.display());
+                outln!("no fixtures in {}", store.root.display());
             }
             for fx in all {
                 let m = &fx.manifest;
-                println!(
+                outln!(
                     "{}  {:<12} {} {} {:<12} {:>7} users {:>6} rooms {:>8} memberships {:>9} timeline events {:>9.1} MiB  built {} in {:.0} s",
                     m.key,
                     m.scenario,
@@ -293,7 +295,7 @@ pub fn fixtures(
                 return Err(FixturesCommandError::NoKey);
             }
             let n = store.remove(key.as_deref())?;
-            println!("removed {n} fixture(s)");
+            outln!("removed {n} fixture(s)");
         }
     }
     Ok(Outcome::Ok)
@@ -323,13 +325,13 @@ pub fn http_load(a: &HttpLoadArgs) -> Result<Outcome, CliError> {
         threads: a.threads,
     })?;
     if a.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&r).expect("serializable")
         );
         return Ok(Outcome::Ok);
     }
-    println!(
+    outln!(
         "{}\n{} requests in {:.2} s ({:.0}/s), {} errors, {} bytes in\n\
          generator CPU {:.3} s user + {:.3} s sys: {:.0} requests per CPU-second\n\
          corrected p50 {:.3} ms p99 {:.3} ms max {:.3} ms\n\
@@ -351,9 +353,11 @@ pub fn http_load(a: &HttpLoadArgs) -> Result<Outcome, CliError> {
         r.raw.max_ms
     );
     if let Some(l) = &r.send_lag {
-        println!(
+        outln!(
             "send lag  p50 {:.3} ms p99 {:.3} ms max {:.3} ms (hsbench's own lateness: due time → send)",
-            l.p50_ms, l.p99_ms, l.max_ms
+            l.p50_ms,
+            l.p99_ms,
+            l.max_ms
         );
     }
     Ok(Outcome::Ok)

@@ -5,6 +5,7 @@
 pub mod args;
 mod error;
 mod inspect;
+pub(crate) mod out;
 mod run;
 
 pub use args::{Cli, Command};
@@ -38,7 +39,9 @@ pub fn execute(cli: Cli) -> Result<Outcome, CliError> {
         Command::HttpLoad(a) => inspect::http_load(&a),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(shell, &mut cmd, "hsbench", &mut std::io::stdout());
+            let mut text = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "hsbench", &mut text);
+            out::out!("{}", String::from_utf8_lossy(&text));
             Ok(Outcome::Ok)
         }
         Command::Man => inspect::man(),
@@ -68,7 +71,7 @@ async fn dispatch(command: Command) -> Result<Outcome, CliError> {
         Command::Report { run } => inspect::report(&run),
         Command::Merge { dirs, out } => inspect::merge(&dirs, &out),
         Command::Schema => {
-            print!("{}", crate::result::schema::result_schema_text());
+            out::out!("{}", crate::result::schema::result_schema_text());
             Ok(Outcome::Ok)
         }
         Command::Baselines { dir } => Ok(inspect::baselines(&dir)),

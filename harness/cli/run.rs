@@ -3,6 +3,7 @@
 use super::Outcome;
 use super::args::{RunArgs, ServeArgs};
 use super::error::RunCommandError;
+use super::out::outln;
 use crate::run::baseline::{BaselineStore, after_run};
 use crate::run::{Attach, RunError, RunOptions, ServeHooks};
 use crate::scenario::{self, Scenario};
@@ -24,7 +25,10 @@ pub async fn run(args: &RunArgs, seed_only: bool) -> Result<Outcome, RunCommandE
         seed_only,
         ..RunOptions::from(args)
     };
-    let baselines = BaselineStore::in_results(&opts.results_dir);
+    let baselines = match &args.baselines_dir {
+        Some(dir) => BaselineStore::new(dir),
+        None => BaselineStore::in_results(&opts.results_dir),
+    };
     // A missing baseline fails before the run, not after it.
     let compare_with = args
         .baseline
@@ -33,13 +37,13 @@ pub async fn run(args: &RunArgs, seed_only: bool) -> Result<Outcome, RunCommandE
         .transpose()?;
     if scenario.sweep.is_some() && !seed_only {
         let out = crate::run::sweep::run_sweep(&scenario, &opts).await?;
-        println!("{}", crate::report::sweep::markdown(&out.result));
-        println!("results: {}", out.dir.display());
+        outln!("{}", crate::report::sweep::markdown(&out.result));
+        outln!("results: {}", out.dir.display());
         return Ok(Outcome::Ok);
     }
     let out = crate::run::run(&scenario, &opts).await?;
-    println!("{}", crate::report::markdown(&out.result));
-    println!("results: {}", out.run_dir.display());
+    outln!("{}", crate::report::markdown(&out.result));
+    outln!("results: {}", out.run_dir.display());
     let mut outcome = gates(&out.result);
     let o = after_run(
         &baselines,
@@ -48,13 +52,13 @@ pub async fn run(args: &RunArgs, seed_only: bool) -> Result<Outcome, RunCommandE
         args.save_baseline.as_deref(),
     )?;
     if let Some(c) = &o.comparison {
-        println!("{}", crate::report::compare::markdown(c));
+        outln!("{}", crate::report::compare::markdown(c));
         if !c.regressions().is_empty() {
             outcome = Outcome::GateFailed;
         }
     }
     if let Some(b) = &o.saved {
-        println!("saved as baseline {:?}: {}", b.name, b.dir.display());
+        outln!("saved as baseline {:?}: {}", b.name, b.dir.display());
     }
     Ok(outcome)
 }
@@ -89,8 +93,8 @@ async fn attached(
         |k| std::env::var(k).ok(),
     )?;
     let out = crate::run::run_attached(scenario, &RunOptions::from(args), attach).await?;
-    println!("{}", crate::report::markdown(&out.result));
-    println!("results: {}", out.run_dir.display());
+    outln!("{}", crate::report::markdown(&out.result));
+    outln!("results: {}", out.run_dir.display());
     Ok(gates(&out.result))
 }
 
@@ -117,6 +121,6 @@ pub async fn serve(args: &ServeArgs) -> Result<Outcome, RunCommandError> {
         stop,
     };
     let out = crate::run::serve(&scenario, &RunOptions::from(args), hooks).await?;
-    println!("stopped; results: {}", out.run_dir.display());
+    outln!("stopped; results: {}", out.run_dir.display());
     Ok(Outcome::Ok)
 }

@@ -7,7 +7,12 @@ use std::path::{Path, PathBuf};
 /// Folded profiles of a run directory by scope (`boot`, a phase name, `load.herd`), the
 /// profiled boots of one scope merged (folded stacks add up).
 pub fn run_profiles(run_dir: &Path) -> Result<BTreeMap<String, Folded>, ProfilerError> {
-    let dir = run_dir.join("profile");
+    let dir = run_dir.join(PROFILE_DIR);
+    if !dir.is_dir() && run_dir.is_dir() {
+        return Err(ProfilerError::NoProfiles {
+            run: run_dir.to_path_buf(),
+        });
+    }
     let entries = std::fs::read_dir(&dir).map_err(io_err(&dir))?;
     let mut out: BTreeMap<String, Folded> = BTreeMap::new();
     for e in entries.flatten() {

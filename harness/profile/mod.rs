@@ -16,6 +16,9 @@
 //! Folded stacks (`frame;frame;frame count`) are the data kept next to every SVG: they merge and
 //! diff; the SVG is a view of them.
 
+/// The directory of a run that holds its profiles (raw recordings, folded stacks, SVGs).
+pub const PROFILE_DIR: &str = "profile";
+
 mod flamediff;
 mod flamegraph;
 mod folded;
@@ -94,6 +97,25 @@ mod tests {
         assert_eq!(w.0["thread 2;wait (m.py)"], 200);
         assert_eq!(w.inclusive("main (m.py)"), 200);
         assert!(tl.window(1000, 2000).is_empty());
+    }
+
+    /// Two runs without `[profile]`: the error says so and what to add, not "No such file".
+    #[test]
+    fn flamediff_of_runs_without_profiles_says_what_to_add() {
+        let (a, b, out) = (
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+        );
+        let e = flamediff(a.path(), b.path(), out.path()).unwrap_err();
+        let text = e.to_string();
+        assert!(matches!(e, ProfilerError::NoProfiles { .. }), "{e:?}");
+        assert!(
+            text.contains(&a.path().display().to_string())
+                && text.contains("has no profiles")
+                && text.contains("add [profile]"),
+            "{text}"
+        );
     }
 
     #[test]

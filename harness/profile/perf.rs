@@ -76,3 +76,51 @@ impl PerfSamples {
         Folded::parse(&String::from_utf8_lossy(&out))
     }
 }
+
+/// Whether a native binary keeps its symbol table (`.symtab`), from which perf names the frames;
+/// a stripped binary shows addresses and the few exported names only. `None` when the file is
+/// not an object file hsbench can read (a script or a wrapper): nothing to say then.
+pub fn has_symbol_table(binary: &std::path::Path) -> Option<bool> {
+    use object::Object;
+    let file = std::fs::File::open(binary).ok()?;
+    let cache = object::ReadCache::new(file);
+    let obj = object::File::parse(&cache).ok()?;
+    Some(obj.symbols().next().is_some())
+}
+
+/// What a profile of a stripped binary looks like, and how to get a better one.
+pub fn stripped_note(binary: &std::path::Path) -> String {
+    format!(
+        "{} has no symbol table (stripped): perf names few frames, the flamegraphs show \
+         addresses; profile a build that keeps symbols (cargo: `strip = false`, or the \
+         project's `release-debuginfo` profile where it has one)",
+        binary.display()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// This test binary keeps its symbols; a `strip`ped copy of it does not; a text file is not
+    /// an object file at all.
+    #[test]
+    fn symbol_tables_of_a_binary_its_stripped_copy_and_a_script() {
+        let me = std::env::current_exe().unwrap();
+        assert_eq!(has_symbol_table(&me), Some(true));
+        let dir = tempfile::tempdir().unwrap();
+        let copy = dir.path().join("stripped");
+        let out = std::process::Command::new("strip")
+            .arg("-o")
+            .arg(&copy)
+            .arg(&me)
+            .output()
+            .expect("strip (binutils) runs");
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(has_symbol_table(&copy), Some(false));
+        assert!(stripped_note(&copy).contains("no symbol table (stripped)"));
+        let script = dir.path().join("run.sh");
+        std::fs::write(&script, "#!/bin/sh\nexec true\n").unwrap();
+        assert_eq!(has_symbol_table(&script), None);
+    }
+}

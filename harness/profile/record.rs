@@ -10,6 +10,9 @@ pub struct ProfileResult {
     /// Why nothing was profiled (the profiler is missing or refused), said loudly in the summary.
     pub unavailable: Option<String>,
     pub rate_hz: u32,
+    /// What limits these profiles though they were taken (a stripped server binary).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
     pub boots: Vec<ProfiledBoot>,
     pub load: Vec<LoadProfile>,
 }

@@ -36,6 +36,12 @@ pub enum ProfilerError {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "{} has no profiles (no {}/ directory): add [profile] to the scenario and run it again",
+        run.display(),
+        super::PROFILE_DIR
+    )]
+    NoProfiles { run: PathBuf },
     #[error("{}: {source}", path.display())]
     Data {
         path: PathBuf,

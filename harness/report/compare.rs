@@ -43,6 +43,13 @@ pub fn markdown(c: &Comparison) -> String {
                 .fold(0.0, f64::max)
         )
     ));
+    if !c.baseline_servers.is_empty() || !c.candidate_servers.is_empty() {
+        md.push_str(&format!(
+            "Baseline: {}. Candidate: {}.\n\n",
+            c.baseline_servers.join("; "),
+            c.candidate_servers.join("; ")
+        ));
+    }
     for w in &c.warnings {
         md.push_str(&format!("⚠ {w}\n\n"));
     }

@@ -596,6 +596,9 @@ fn profiles(h: &mut String, r: &RunResult) {
     if let Some(why) = &p.unavailable {
         let _ = writeln!(h, "<p class=\"fail\">No profiles: {}</p>", esc(why));
     }
+    if let Some(note) = &p.note {
+        let _ = writeln!(h, "<p class=\"alert warn\">{}.</p>", esc(note));
+    }
     let link = |h: &mut String, f: &crate::profile::FlameFile| match &f.svg {
         Some(svg) => {
             let _ = writeln!(

@@ -829,6 +829,9 @@ fn profile_section(md: &mut String, p: &crate::profile::ProfileResult) {
             t.kind, t.version, p.rate_hz
         ));
     }
+    if let Some(note) = &p.note {
+        md.push_str(&format!("**Note: {note}.**\n\n"));
+    }
     for b in &p.boots {
         md.push_str(&format!(
             "**{}** ({}; ready in {}): ",

@@ -48,6 +48,9 @@ pub struct ServerInfo {
     pub install_seconds: f64,
     /// What hsbench changed in the server's generated config, and why: see README.
     pub config_overrides: serde_json::Value,
+    /// A source install's checkout, commit, branch and uncommitted changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<crate::server::synapse::SourceInfo>,
 }
 
 #[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize)]
@@ -197,10 +200,15 @@ impl RunResult {
                     .version
                     .to_lowercase()
                     .starts_with(&format!("{} ", s.kind.to_lowercase()));
+                let from = s
+                    .source
+                    .as_ref()
+                    .map(|src| format!(" [{}]", src.describe()))
+                    .unwrap_or_default();
                 if named {
-                    format!("{} ({})", s.version, s.database)
+                    format!("{}{from} ({})", s.version, s.database)
                 } else {
-                    format!("{} {} ({})", s.kind, s.version, s.database)
+                    format!("{} {}{from} ({})", s.kind, s.version, s.database)
                 }
             })
             .unwrap_or_else(|| "server not installed".into())

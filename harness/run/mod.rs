@@ -23,7 +23,7 @@ use crate::boot::summary::summarize_boots;
 use crate::boot::{BootRecord, BootSpec, Wrapper, boot};
 use crate::dataset::fixture::{
     Fixture, FixtureError, FixtureIdentity, FixtureManifest, FixtureStore, FixtureUse,
-    MODEL_VERSION,
+    IMPORT_FORMAT, MODEL_VERSION,
 };
 use crate::dataset::plan::DatasetPlan;
 use crate::load::herd::{HerdHistograms, HerdResult, run_herd_at};
@@ -31,7 +31,7 @@ use crate::matrix::MatrixClient;
 use crate::metrics::{self_usage, write_histogram};
 use crate::profile::{
     Attached, AttachedSlicing, BootSlicing, LoadProfile, ProfileResult, ProfiledBoot,
-    ProfilerError, Tool, ToolKind, process_cpu_s,
+    ProfilerError, Tool, ToolKind, has_symbol_table, process_cpu_s, stripped_note,
 };
 use crate::report::write_all;
 use crate::result::{DatasetInfo, RunResult, RunStatus, ServerInfo};
@@ -44,9 +44,9 @@ use crate::util::fs::write_atomic;
 /// How long an interrupted run waits for its running workload to save what it measured.
 const WORKLOAD_GRACE: Duration = Duration::from_secs(15);
 
-/// Run subdirectory of the profiles (raw profiler output, folded stacks, flamegraphs).
-pub const PROFILE_DIR: &str = "profile";
 use crate::dataset::seed::{Credentials, Registrar, SeedError, load, verify, wait_for_appservice};
+/// Run subdirectory of the profiles (raw profiler output, folded stacks, flamegraphs).
+pub use crate::profile::PROFILE_DIR;
 use crate::server::postgres::{PG_DATABASE, PG_USER, PgBinaries, PgCluster};
 use crate::server::profile::{NativeProfiler, ProfileRegistration};
 use crate::server::synapse::{DbTarget, SERVER_NAME, SynapseInstall, SynapseInstance};
@@ -625,13 +625,20 @@ async fn stages(
         (None, Some(i)) => i.version.clone(),
         (None, None) => version.clone(),
     };
+    // A checkout's fixtures are keyed by its schema, not its commit: a PR that leaves the schema
+    // alone reuses the base's fixture.
+    let fixture_version = match (&native, &install) {
+        (None, Some(i)) => i.fixture_version(),
+        _ => server_version.clone(),
+    };
     let identity = FixtureIdentity {
         model_version: MODEL_VERSION,
         spec: scenario.dataset.clone(),
         server_kind: scenario.server.kind.as_str().into(),
-        server_version: server_version.clone(),
+        server_version: fixture_version,
         database: db_label.clone(),
         accounts: native_accounts(&server_profile, scenario),
+        import_format: (scenario.dataset.load == LoadMethod::Direct).then_some(IMPORT_FORMAT),
     };
     let key = identity.key();
     let store = ctx.opts.fixtures.clone();
@@ -770,6 +777,7 @@ async fn stages(
         installed_now: install.as_ref().is_some_and(|i| i.installed_now),
         install_seconds: install.as_ref().map_or(0.0, |i| i.install_seconds),
         config_overrides: inst.config_record(0),
+        source: install.as_ref().and_then(|i| i.source.clone()),
     });
     save_credentials(&work.join("credentials.json"), &creds)?;
     ctx.save()?;
@@ -1117,6 +1125,7 @@ async fn attached(ctx: &mut Ctx<'_>) -> Result<(), RunError> {
         installed_now: false,
         install_seconds: 0.0,
         config_overrides: serde_json::Value::Null,
+        source: None,
     });
     ctx.result.dataset = Some(DatasetInfo::planned(&plan));
     ctx.result.shard = Some(crate::result::ShardInfo {

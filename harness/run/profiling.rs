@@ -28,6 +28,7 @@ pub(super) async fn resolve_profiler(ctx: &mut Ctx<'_>, inst: &Instance) -> Opti
         tool: None,
         unavailable: None,
         rate_hz: spec.rate_hz,
+        note: None,
         boots: Vec::new(),
         load: Vec::new(),
     };
@@ -37,6 +38,20 @@ pub(super) async fn resolve_profiler(ctx: &mut Ctx<'_>, inst: &Instance) -> Opti
                 "profiler: {:?} {} at {} Hz",
                 t.kind, t.version, spec.rate_hz
             ));
+            if let (ToolKind::Perf, Instance::Native(n)) = (t.kind, inst) {
+                let binary = n.install.binary.clone();
+                let symbols = tokio::task::spawn_blocking({
+                    let b = binary.clone();
+                    move || has_symbol_table(&b)
+                })
+                .await
+                .expect("symbol table task");
+                if symbols == Some(false) {
+                    let note = stripped_note(&binary);
+                    eprintln!("WARNING: {note}");
+                    result.note = Some(note);
+                }
+            }
             result.tool = Some(t.clone());
             Some(t)
         }

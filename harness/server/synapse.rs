@@ -25,6 +25,132 @@ pub struct SynapseInstall {
     pub installed_now: bool,
     /// Seconds the install took (0 when reused).
     pub install_seconds: f64,
+    /// Where a source install came from (`[server] source`); `None` for a PyPI release.
+    pub source: Option<SourceInfo>,
+}
+
+impl SynapseInstall {
+    /// What keys this install's dataset fixtures: a release's version, or for a checkout its
+    /// version and a hash of its database schema ([`SourceInfo::schema`]), so that commits which
+    /// leave the schema alone share one fixture.
+    pub fn fixture_version(&self) -> String {
+        self.source
+            .as_ref()
+            .map_or_else(|| self.version.clone(), |s| s.schema.clone())
+    }
+}
+
+/// Where a source install came from, so that a result can be traced to its commit.
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize)]
+pub struct SourceInfo {
+    /// The checkout, canonical.
+    pub path: String,
+    /// `git rev-parse HEAD`; `None` outside git.
+    pub commit: Option<String>,
+    /// The branch checked out; `None` on a detached HEAD or outside git.
+    pub branch: Option<String>,
+    /// Uncommitted changes to tracked files, or untracked source files (outside git: unknown,
+    /// `false`).
+    pub dirty: bool,
+    /// The tree's fingerprint (the `+src.<fingerprint>` of the version).
+    pub fingerprint: String,
+    /// What keys its fixtures: `<version>+schema.<hash of synapse/storage/schema/>`.
+    pub schema: String,
+}
+
+impl SourceInfo {
+    /// `main @ 1a2b3c4d5e, uncommitted changes`, or the path outside git.
+    pub fn describe(&self) -> String {
+        match &self.commit {
+            Some(c) => format!(
+                "{} @ {}{}",
+                self.branch.as_deref().unwrap_or("detached"),
+                &c[..c.len().min(10)],
+                if self.dirty {
+                    ", uncommitted changes"
+                } else {
+                    ""
+                }
+            ),
+            None => format!("{} (not a git checkout)", self.path),
+        }
+    }
+}
+
+/// Hash of a checkout's database schema (`synapse/storage/schema/`: every file's relative path
+/// and content, in order): what decides whether a fixture built by one commit fits another.
+pub fn schema_hash(dir: &Path) -> String {
+    use sha2::{Digest, Sha256};
+    fn walk(root: &Path, d: &Path, h: &mut Sha256) {
+        let Ok(rd) = std::fs::read_dir(d) else { return };
+        let mut entries: Vec<_> = rd.flatten().collect();
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let p = e.path();
+            let name = e.file_name();
+            if name.to_string_lossy() == "__pycache__" {
+                continue;
+            }
+            if p.is_dir() {
+                walk(root, &p, h);
+            } else if let Ok(mut f) = std::fs::File::open(&p) {
+                h.update(
+                    p.strip_prefix(root)
+                        .unwrap_or(&p)
+                        .to_string_lossy()
+                        .as_bytes(),
+                );
+                h.update(b"\0");
+                let _ = std::io::copy(&mut f, h);
+                h.update(b"\0");
+            }
+        }
+    }
+    let root = dir.join("synapse/storage/schema");
+    let mut h = Sha256::new();
+    walk(&root, &root, &mut h);
+    hex::encode(&h.finalize()[..8])
+}
+
+/// The commit, branch and dirtiness of a git checkout; `None` outside git.
+fn git_state(dir: &Path) -> Option<(String, Option<String>, bool)> {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(args)
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output()
+            .ok()
+    };
+    let head = git(&["rev-parse", "HEAD"]).filter(|o| o.status.success())?;
+    let commit = String::from_utf8_lossy(&head.stdout).trim().to_string();
+    let branch = git(&["symbolic-ref", "--short", "-q", "HEAD"])
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .filter(|b| !b.is_empty());
+    let changed = git(&["diff", "HEAD", "--quiet"]).is_some_and(|o| o.status.code() == Some(1));
+    let untracked = git(&["ls-files", "--others", "--exclude-standard"])
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .any(|f| !is_build_output(f))
+        })
+        .unwrap_or(false);
+    Some((commit, branch, changed || untracked))
+}
+
+/// Files a build of the checkout makes (never source): a checkout without a .gitignore (the
+/// sdist, a fresh clone of a fork) lists them as untracked.
+fn is_build_output(f: &str) -> bool {
+    ["target/", "build/", "dist/"]
+        .iter()
+        .any(|d| f.starts_with(d))
+        || f.contains("__pycache__/")
+        || f.contains(".egg-info/")
+        || f.ends_with(".so")
+        || f.ends_with(".pyc")
 }
 
 fn run_checked(cmd: &mut std::process::Command, what: &str) -> Result<String, ServerError> {
@@ -88,6 +214,7 @@ impl SynapseInstall {
                 python,
                 installed_now: false,
                 install_seconds: 0.0,
+                source: None,
             });
         }
         let started = std::time::Instant::now();
@@ -122,6 +249,7 @@ impl SynapseInstall {
             python,
             installed_now: true,
             install_seconds: started.elapsed().as_secs_f64(),
+            source: None,
         })
     }
 }
@@ -152,16 +280,13 @@ pub fn source_fingerprint(dir: &Path) -> String {
             let untracked =
                 git(&["ls-files", "--others", "--exclude-standard"]).unwrap_or_default();
             for f in String::from_utf8_lossy(&untracked).lines() {
-                let built = ["target/", "build/", "dist/"]
-                    .iter()
-                    .any(|d| f.starts_with(d))
-                    || f.contains("__pycache__/")
-                    || f.contains(".egg-info/")
-                    || f.ends_with(".so")
-                    || f.ends_with(".pyc");
-                if !built {
+                if !is_build_output(f) {
+                    // Name and content: editing a new, uncommitted file is a new state.
                     h.update(f.as_bytes());
                     h.update(b"\n");
+                    if let Ok(mut file) = std::fs::File::open(dir.join(f)) {
+                        let _ = std::io::copy(&mut file, &mut h);
+                    }
                 }
             }
         }
@@ -228,12 +353,24 @@ impl SynapseInstall {
                     .args(["-c", "import synapse; print(synapse.__version__)"]),
                 "import synapse",
             )?;
+            let (commit, branch, dirty) = match git_state(&canonical) {
+                Some((c, b, d)) => (Some(c), b, d),
+                None => (None, None, false),
+            };
             Ok(Self {
                 version: format!("{got}+src.{fingerprint}"),
                 venv: venv.clone(),
                 python: python.clone(),
                 installed_now,
                 install_seconds: secs,
+                source: Some(SourceInfo {
+                    path: canonical.display().to_string(),
+                    commit,
+                    branch,
+                    dirty,
+                    fingerprint: fingerprint.clone(),
+                    schema: format!("{got}+schema.{}", schema_hash(&canonical)),
+                }),
             })
         };
         if std::fs::read_to_string(&marker).is_ok_and(|v| v.trim() == fingerprint) {
@@ -632,6 +769,53 @@ impl SynapseInstance {
 mod tests {
     use super::*;
 
+    /// A git checkout's fingerprint follows its uncommitted state: an edit of a tracked file, a
+    /// new untracked file, and an edit of that untracked file (same name, new content) each
+    /// change it; build output does not.
+    #[test]
+    fn fingerprint_follows_untracked_file_contents() {
+        let dir = tempfile::tempdir().unwrap();
+        let git = |args: &[&str]| {
+            let out = std::process::Command::new("git")
+                .arg("-C")
+                .arg(dir.path())
+                .args(args)
+                .output()
+                .expect("git runs");
+            assert!(out.status.success(), "git {args:?}: {out:?}");
+        };
+        git(&["init", "-q"]);
+        std::fs::write(dir.path().join("a.py"), "x = 1\n").unwrap();
+        git(&["add", "a.py"]);
+        git(&[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-qm",
+            "a",
+        ]);
+        let clean = source_fingerprint(dir.path());
+        assert_eq!(clean, source_fingerprint(dir.path()));
+        std::fs::write(dir.path().join("new.py"), "y = 1\n").unwrap();
+        let with_new = source_fingerprint(dir.path());
+        assert_ne!(clean, with_new);
+        std::fs::write(dir.path().join("new.py"), "y = 2\n").unwrap();
+        let edited = source_fingerprint(dir.path());
+        assert_ne!(
+            with_new, edited,
+            "an edit of an untracked file is a new state"
+        );
+        std::fs::create_dir_all(dir.path().join("build")).unwrap();
+        std::fs::write(dir.path().join("build/out.so"), "bin").unwrap();
+        assert_eq!(
+            edited,
+            source_fingerprint(dir.path()),
+            "build output is not source"
+        );
+    }
+
     #[test]
     fn overrides_keep_everything_on_loopback_and_unlimited() {
         let inst = SynapseInstance {
@@ -641,6 +825,7 @@ mod tests {
                 python: "/v/bin/python".into(),
                 installed_now: false,
                 install_seconds: 0.0,
+                source: None,
             },
             data_dir: "/d".into(),
             db: DbTarget::Sqlite,
