@@ -11,6 +11,20 @@ use hsbench::server::synapse::{SynapseInstall, source_fingerprint};
 
 mod common;
 
+/// `git` in the checkout, as a committer, and it must succeed.
+fn git(checkout: &Path, args: &[&str]) {
+    ok(Command::new("git")
+        .arg("-C")
+        .arg(checkout)
+        .args([
+            "-c",
+            "user.name=hsbench",
+            "-c",
+            "user.email=t@hsbench.invalid",
+        ])
+        .args(args));
+}
+
 fn ok(cmd: &mut Command) {
     let out = cmd.output().unwrap();
     assert!(
@@ -48,18 +62,7 @@ async fn synapse_from_a_source_checkout() {
             .arg(root.join(format!("matrix_synapse-{DEFAULT_SYNAPSE_VERSION}.tar.gz")))
             .arg("-C")
             .arg(&root));
-        let git = |args: &[&str]| {
-            ok(Command::new("git")
-                .arg("-C")
-                .arg(&checkout)
-                .args([
-                    "-c",
-                    "user.name=hsbench",
-                    "-c",
-                    "user.email=t@hsbench.invalid",
-                ])
-                .args(args));
-        };
+        let git = |args: &[&str]| git(&checkout, args);
         git(&["init", "-q"]);
         git(&["add", "-A"]);
         git(&["commit", "-qm", "release sdist"]);
@@ -176,18 +179,7 @@ sync = "initial"
 
     // A pull request's commit that leaves the schema alone: a new version and commit in the
     // result, the same fixture reused (no rebuild), and compare names both sides' servers.
-    let git = |args: &[&str]| {
-        ok(Command::new("git")
-            .arg("-C")
-            .arg(&checkout)
-            .args([
-                "-c",
-                "user.name=hsbench",
-                "-c",
-                "user.email=t@hsbench.invalid",
-            ])
-            .args(args));
-    };
+    let git = |args: &[&str]| git(&checkout, args);
     let _ = Command::new("git")
         .arg("-C")
         .arg(&checkout)

@@ -26,7 +26,17 @@ pub struct Figure {
 /// The figures of a run: the median of each metric's samples with the interval of the median
 /// (a metric with one sample per run has no interval), in the order of [`samples`].
 pub fn figures(r: &RunResult) -> Vec<Figure> {
-    ordered_samples(r)
+    figures_of(r, false)
+}
+
+/// [`figures`] and the sub-phases (`subphase.<name>`): what thresholds can gate. Dashboards
+/// and sweeps take [`figures`] alone (sub-phase names come and go with the server's log lines).
+pub fn figures_with_subphases(r: &RunResult) -> Vec<Figure> {
+    figures_of(r, true)
+}
+
+fn figures_of(r: &RunResult, subphases: bool) -> Vec<Figure> {
+    ordered_samples(r, subphases)
         .into_iter()
         .filter_map(|(metric, v)| {
             let s = Stat::of(&v)?;
@@ -46,12 +56,12 @@ pub fn figures(r: &RunResult) -> Vec<Figure> {
         .collect()
 }
 
-/// The samples of every metric of several runs (for `compare`): boot metrics one per timed
-/// boot, the others one per run. Lower is better for all of them.
+/// The samples of every metric of several runs (for `compare`), sub-phases included: boot
+/// metrics one per timed boot, the others one per run. Lower is better for all of them.
 pub fn samples(runs: &[RunResult]) -> BTreeMap<String, Vec<f64>> {
     let mut m: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     for r in runs {
-        for (k, v) in ordered_samples(r) {
+        for (k, v) in ordered_samples(r, true) {
             m.entry(k).or_default().extend(v);
         }
     }
@@ -60,7 +70,7 @@ pub fn samples(runs: &[RunResult]) -> BTreeMap<String, Vec<f64>> {
 
 /// One run's samples by metric, in report order (boot metrics warm, cold, crash; then the
 /// run's own).
-fn ordered_samples(r: &RunResult) -> Vec<(String, Vec<f64>)> {
+fn ordered_samples(r: &RunResult, subphases: bool) -> Vec<(String, Vec<f64>)> {
     let mut out: Vec<(String, Vec<f64>)> = Vec::new();
     let mut push = |k: String, v: f64| match out.iter_mut().find(|(n, _)| *n == k) {
         Some((_, s)) => s.push(v),
@@ -74,9 +84,28 @@ fn ordered_samples(r: &RunResult) -> Vec<(String, Vec<f64>)> {
         for (k, v) in boot_values(b) {
             push(format!("{p}{k}"), v);
         }
+        if subphases {
+            for (k, v) in subphase_values(b) {
+                push(format!("{p}{k}"), v);
+            }
+        }
     }
     for (k, v) in run_values(r) {
         push(k, v);
+    }
+    out
+}
+
+/// One boot's sub-phases as `subphase.<name>` (spans of one name summed), in log order.
+fn subphase_values(b: &BootRecord) -> Vec<(String, f64)> {
+    let mut out: Vec<(String, f64)> = Vec::new();
+    for sp in &b.subphases {
+        let Some(d) = sp.duration_ms else { continue };
+        let k = format!("subphase.{}", sp.name);
+        match out.iter_mut().find(|(n, _)| *n == k) {
+            Some((_, v)) => *v += d,
+            None => out.push((k, d)),
+        }
     }
     out
 }

@@ -1,6 +1,6 @@
 //! `[thresholds]` checked against a run's figures, and the gates that always apply.
 
-use crate::analysis::figures::{WorkloadErrors, figures, workload_errors};
+use crate::analysis::figures::{WorkloadErrors, figures_with_subphases, workload_errors};
 use crate::result::{RunResult, ThresholdResult};
 
 /// Check every threshold against the run's figures; a figure the run lacks fails its threshold.
@@ -10,7 +10,7 @@ pub fn check_thresholds(
     r: &RunResult,
     thresholds: &[crate::scenario::Threshold],
 ) -> Vec<ThresholdResult> {
-    let figs = figures(r);
+    let figs = figures_with_subphases(r);
     let errors = workload_errors(r);
     let defaults: Vec<crate::scenario::Threshold> = errors
         .iter()

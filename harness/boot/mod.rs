@@ -922,6 +922,33 @@ mod tests {
         assert_eq!(points["listening"] - points["starting_server"], 69.0);
     }
 
+    /// Replay a recorded conduwuit-family log (`tests/data/<file>`) through `profile`: the first
+    /// stamped line 100 ms after spawn, /versions and /sync answered 2 and 9 ms after the
+    /// listener. Every marker must be found.
+    fn replay_native(profile: &ServerProfile, file: &str) -> (MarkerMatcher, Vec<PhaseTiming>) {
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/data")
+                .join(file),
+        )
+        .unwrap();
+        let first = text
+            .lines()
+            .find_map(|l| profile.line_timestamp_ms(l))
+            .unwrap();
+        let mut m = MarkerMatcher::new(profile.clone(), first - 100.0);
+        for line in text.lines() {
+            m.observe(line, 0.0);
+        }
+        assert!(m.missing().is_empty(), "{file}: missing {:?}", m.missing());
+        let mut points = m.points();
+        points.insert("spawn".into(), 0.0);
+        points.insert("versions_200".into(), points["listening"] + 2.0);
+        points.insert("sync_200".into(), points["listening"] + 9.0);
+        let ph = phases(profile, &points);
+        (m, ph)
+    }
+
     /// Boot logs of conduwuit (a default release build: INFO and up) and continuwuity (DEBUG lines
     /// kept, one migration run), written from their sources' log statements in the format of
     /// tuwunel 1.4.6's real log, replayed through the shipped profiles: every phase from INFO
@@ -930,23 +957,7 @@ mod tests {
     fn native_profiles_find_every_phase_from_info_lines() {
         for kind in ["conduwuit", "continuwuity"] {
             let profile = ServerProfile::builtin(kind).unwrap();
-            let text = std::fs::read_to_string(
-                Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/data/{kind}-boot.log")),
-            )
-            .unwrap();
-            let first = profile
-                .line_timestamp_ms(text.lines().next().unwrap())
-                .unwrap();
-            let mut m = MarkerMatcher::new(profile.clone(), first - 100.0);
-            for line in text.lines() {
-                m.observe(line, 0.0);
-            }
-            assert!(m.missing().is_empty(), "{kind}: missing {:?}", m.missing());
-            let mut points = m.points();
-            points.insert("spawn".into(), 0.0);
-            points.insert("versions_200".into(), points["listening"] + 2.0);
-            points.insert("sync_200".into(), points["listening"] + 9.0);
-            let ph = phases(&profile, &points);
+            let (m, ph) = replay_native(&profile, &format!("{kind}-boot.log"));
             assert!(ph.iter().all(|p| p.duration_ms.is_some()), "{kind}: {ph:?}");
             let get = |n: &str| {
                 ph.iter()
@@ -1024,26 +1035,7 @@ mod tests {
                 [103.324, 8.323, 25.314],
             ),
         ] {
-            let text = std::fs::read_to_string(
-                Path::new(env!("CARGO_MANIFEST_DIR"))
-                    .join("tests/data")
-                    .join(file),
-            )
-            .unwrap();
-            let first = text
-                .lines()
-                .find_map(|l| profile.line_timestamp_ms(l))
-                .unwrap();
-            let mut m = MarkerMatcher::new(profile.clone(), first - 100.0);
-            for line in text.lines() {
-                m.observe(line, 0.0);
-            }
-            assert!(m.missing().is_empty(), "{file}: missing {:?}", m.missing());
-            let mut points = m.points();
-            points.insert("spawn".into(), 0.0);
-            points.insert("versions_200".into(), points["listening"] + 2.0);
-            points.insert("sync_200".into(), points["listening"] + 9.0);
-            let ph = phases(&profile, &points);
+            let (m, ph) = replay_native(&profile, file);
             let names: Vec<&str> = ph.iter().map(|p| p.name.as_str()).collect();
             assert_eq!(
                 names,

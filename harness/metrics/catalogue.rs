@@ -93,6 +93,12 @@ pub const CATALOGUE: &[Entry] = &[
         "one init phase of the server's profile, from its log lines",
     ),
     e(
+        "subphase.<name>",
+        Ms,
+        Boot,
+        "one sub-phase of the server's profile, `<sub-phase>: <name its line gave>` (a stream generator's scan, a migration), summed per boot; compared by `compare`, not exported to dashboards",
+    ),
+    e(
         "milestone.<name>",
         Ms,
         Boot,
@@ -364,6 +370,12 @@ pub fn parse(name: &str, phases: &[String]) -> Result<Metric, UnknownMetric> {
             return Err(unknown());
         }
         (entry("milestone.<name>"), Some(m.to_string()))
+    } else if let Some(sp) = base.strip_prefix("subphase.") {
+        // Sub-phase names come from the server's log lines: known only after a boot.
+        if sp.trim().is_empty() {
+            return Err(unknown());
+        }
+        (entry("subphase.<name>"), Some(sp.to_string()))
     } else {
         (entry(base), None)
     };
@@ -392,6 +404,8 @@ pub fn unit_of(name: &str) -> Unit {
     let (_, base) = split_prefix(name);
     let family = if base.starts_with("phase.") {
         "phase.<name>"
+    } else if base.starts_with("subphase.") {
+        "subphase.<name>"
     } else if base.starts_with("milestone.") {
         "milestone.<name>"
     } else {
@@ -464,6 +478,20 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Sub-phase names come from log lines: any non-empty name, spelled as reports write it.
+    #[test]
+    fn subphases_take_the_names_reports_give_them() {
+        for n in [
+            "subphase.stream_generator: events",
+            "cold.subphase.migration: 12 -> 13 finished",
+        ] {
+            assert_eq!(parse(n, &[]).unwrap().to_string(), n);
+            assert_eq!(unit_of(n), Unit::Ms);
+        }
+        assert!(parse("subphase.", &[]).is_err());
+        assert!(parse("subphase. ", &[]).is_err());
     }
 
     #[test]

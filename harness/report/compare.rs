@@ -1,6 +1,6 @@
 //! `compare` as a pull request reads it: compare.md, the verdict first.
 
-use crate::analysis::compare::{Comparison, Verdict};
+use crate::analysis::compare::{Comparison, MetricComparison, Verdict};
 use crate::metrics::catalogue;
 
 /// A metric's value in its unit (`_bytes`, `_s`, else milliseconds).
@@ -53,8 +53,48 @@ pub fn markdown(c: &Comparison) -> String {
     for w in &c.warnings {
         md.push_str(&format!("⚠ {w}\n\n"));
     }
-    md.push_str("| metric | baseline | candidate | change | 95% CI | p | verdict |\n|---|---:|---:|---:|---|---:|---|\n");
-    for m in &c.metrics {
+    // `subphase.<name>`, `cold.subphase.<name>`, `crash.subphase.<name>`.
+    let is_sub = |m: &&MetricComparison| {
+        ["", "cold.", "crash."]
+            .iter()
+            .any(|p| m.metric.starts_with(&format!("{p}subphase.")))
+    };
+    let (subs, main): (Vec<&MetricComparison>, Vec<&MetricComparison>) =
+        c.metrics.iter().partition(is_sub);
+    md.push_str(&table(&main));
+    if !subs.is_empty() {
+        let changed: Vec<&MetricComparison> = subs
+            .iter()
+            .copied()
+            .filter(|m| matches!(m.verdict, Verdict::Regressed | Verdict::Improved))
+            .collect();
+        md.push_str(&format!(
+            "\n#### Sub-phases: {} compared, {} changed\n\n",
+            subs.len(),
+            changed.len()
+        ));
+        if changed.is_empty() {
+            md.push_str("No sub-phase changed beyond the gates.\n");
+        } else {
+            md.push_str("A sub-phase whose log line marks its end is timed from the line before it: work between two lines is charged to the later one.\n\n");
+            md.push_str(&table(&changed));
+        }
+    }
+    if c.metrics
+        .iter()
+        .any(|m| m.verdict == Verdict::NotEnoughSamples && m.baseline_n >= 2)
+    {
+        md.push_str("\nWith n boots per side the smallest reachable p is 2/C(2n, n): 3 vs 3 cannot reach 0.05; use `[boot] repeats` ≥ 5.\n");
+    }
+    md
+}
+
+/// The metrics' rows under one header.
+fn table(metrics: &[&MetricComparison]) -> String {
+    let mut md = String::from(
+        "| metric | baseline | candidate | change | 95% CI | p | verdict |\n|---|---:|---:|---:|---|---:|---|\n",
+    );
+    for m in metrics {
         md.push_str(&format!(
             "| {} | {} | {} | {} | {} | {} | {} |\n",
             m.metric,
@@ -78,12 +118,6 @@ pub fn markdown(c: &Comparison) -> String {
             m.p_value.map_or("–".into(), |p| format!("{p:.3}")),
             m.verdict.arrow()
         ));
-    }
-    if c.metrics
-        .iter()
-        .any(|m| m.verdict == Verdict::NotEnoughSamples && m.baseline_n >= 2)
-    {
-        md.push_str("\nWith n boots per side the smallest reachable p is 2/C(2n, n): 3 vs 3 cannot reach 0.05; use `[boot] repeats` ≥ 5.\n");
     }
     md
 }

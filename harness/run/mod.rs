@@ -525,16 +525,20 @@ async fn stages(
                         src.display()
                     ));
                     let src = src.clone();
-                    tokio::task::spawn_blocking(move || SynapseInstall::ensure_source(&src))
-                        .await
-                        .expect("install task")?
+                    let task =
+                        tokio::task::spawn_blocking(move || SynapseInstall::ensure_source(&src));
+                    heartbeat(
+                        ctx,
+                        task,
+                        "installing the checkout (the first install builds Synapse's Rust extension: minutes)",
+                    )
+                    .await?
                 }
                 None => {
                     ctx.say(&format!("Synapse {version}: checking the install cache"));
                     let v = version.clone();
-                    tokio::task::spawn_blocking(move || SynapseInstall::ensure(&v))
-                        .await
-                        .expect("install task")?
+                    let task = tokio::task::spawn_blocking(move || SynapseInstall::ensure(&v));
+                    heartbeat(ctx, task, "installing Synapse from PyPI").await?
                 }
             };
             if install.installed_now {
@@ -1157,6 +1161,23 @@ fn native_accounts(profile: &ServerProfile, scenario: &Scenario) -> Option<Strin
         && scenario.dataset.registration == Registration::Appservice
         && scenario.dataset.load == LoadMethod::Api)
         .then(|| "passwords: online users; others: application service".to_string())
+}
+
+/// Wait for a long blocking step (an install), saying every 30 s that it is still running, so
+/// that a first install that takes minutes is never silent.
+async fn heartbeat<T>(ctx: &Ctx<'_>, mut task: tokio::task::JoinHandle<T>, what: &str) -> T {
+    let started = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_secs(30));
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            r = &mut task => return r.expect("blocking task"),
+            _ = tick.tick() => ctx.say(&format!(
+                "still {what}: {:.0} s",
+                started.elapsed().as_secs_f64()
+            )),
+        }
+    }
 }
 
 fn boot_spec<'p>(

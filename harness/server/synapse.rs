@@ -112,18 +112,21 @@ pub fn schema_hash(dir: &Path) -> String {
     hex::encode(&h.finalize()[..8])
 }
 
+/// `git -C <dir> <args>`, quietly; `None` when git cannot run.
+fn git_in(dir: &Path, args: &[&str]) -> Option<std::process::Output> {
+    std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()
+}
+
 /// The commit, branch and dirtiness of a git checkout; `None` outside git.
 fn git_state(dir: &Path) -> Option<(String, Option<String>, bool)> {
-    let git = |args: &[&str]| {
-        std::process::Command::new("git")
-            .arg("-C")
-            .arg(dir)
-            .args(args)
-            .stdin(Stdio::null())
-            .stderr(Stdio::null())
-            .output()
-            .ok()
-    };
+    let git = |args: &[&str]| git_in(dir, args);
     let head = git(&["rev-parse", "HEAD"]).filter(|o| o.status.success())?;
     let commit = String::from_utf8_lossy(&head.stdout).trim().to_string();
     let branch = git(&["symbolic-ref", "--short", "-q", "HEAD"])
@@ -260,14 +263,7 @@ pub fn source_fingerprint(dir: &Path) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
     let git = |args: &[&str]| {
-        std::process::Command::new("git")
-            .arg("-C")
-            .arg(dir)
-            .args(args)
-            .stdin(Stdio::null())
-            .stderr(Stdio::null())
-            .output()
-            .ok()
+        git_in(dir, args)
             .filter(|o| o.status.success())
             .map(|o| o.stdout)
     };
