@@ -97,11 +97,11 @@ pub(super) async fn build_dataset(
             .is_some_and(|b| b.source == "marker");
         ctx.result.seed_boot = Some(stopped);
         if !updates_done {
-            ctx.say(&format!(
-                "warning: the schema boot's background updates did not finish within {} s (seed.log); \
-                 those left run over the imported rows at every boot of this fixture",
+            eprintln!(
+                "WARNING: the schema boot's background updates did not finish within {} s \
+                 (seed.log); those left run over the imported rows at every boot of this fixture",
                 SCHEMA_BACKGROUND_LIMIT.as_secs()
-            ));
+            );
         }
         let (creds, report) = direct_import(ctx, inst, plan).await?;
         let check = boot(boot_spec(
