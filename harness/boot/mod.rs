@@ -922,6 +922,14 @@ mod tests {
         assert_eq!(points["listening"] - points["starting_server"], 69.0);
     }
 
+    /// The duration of the phase `name`, which must have one.
+    fn duration(ph: &[PhaseTiming], name: &str) -> f64 {
+        ph.iter()
+            .find(|p| p.name == name)
+            .and_then(|p| p.duration_ms)
+            .unwrap_or_else(|| panic!("no duration for {name}: {ph:?}"))
+    }
+
     /// Replay a recorded conduwuit-family log (`tests/data/<file>`) through `profile`: the first
     /// stamped line 100 ms after spawn, /versions and /sync answered 2 and 9 ms after the
     /// listener. Every marker must be found.
@@ -959,13 +967,7 @@ mod tests {
             let profile = ServerProfile::builtin(kind).unwrap();
             let (m, ph) = replay_native(&profile, &format!("{kind}-boot.log"));
             assert!(ph.iter().all(|p| p.duration_ms.is_some()), "{kind}: {ph:?}");
-            let get = |n: &str| {
-                ph.iter()
-                    .find(|p| p.name == n)
-                    .unwrap()
-                    .duration_ms
-                    .unwrap()
-            };
+            let get = |n: &str| duration(&ph, n);
             // 00:40:01.102233 is 100 ms after spawn; "Opened database." at 01.931554, "Loaded
             // RocksDB database" at 03.101900, "Listening on" at 07.361187.
             for (name, want) in [
@@ -1049,13 +1051,7 @@ mod tests {
                 ]
             );
             assert!(ph.iter().all(|p| p.duration_ms.is_some()), "{file}: {ph:?}");
-            let get = |n: &str| {
-                ph.iter()
-                    .find(|p| p.name == n)
-                    .unwrap()
-                    .duration_ms
-                    .unwrap()
-            };
+            let get = |n: &str| duration(&ph, n);
             for (name, want) in ["db_open", "migrations", "services_start"]
                 .iter()
                 .zip(phases_ms)
