@@ -11,28 +11,7 @@ use hsbench::server::synapse::{SynapseInstall, source_fingerprint};
 
 mod common;
 
-/// `git` in the checkout, as a committer, and it must succeed.
-fn git(checkout: &Path, args: &[&str]) {
-    ok(Command::new("git")
-        .arg("-C")
-        .arg(checkout)
-        .args([
-            "-c",
-            "user.name=hsbench",
-            "-c",
-            "user.email=t@hsbench.invalid",
-        ])
-        .args(args));
-}
-
-fn ok(cmd: &mut Command) {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+use common::git;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn synapse_from_a_source_checkout() {
@@ -40,33 +19,7 @@ async fn synapse_from_a_source_checkout() {
         .await
         .unwrap()
         .unwrap();
-    // A stable place in the cache, so that a rerun reuses the checkout's virtualenv.
-    let root = hsbench::util::fs::cache_dir().join("test-synapse-source");
-    let checkout = root.join(format!("matrix_synapse-{DEFAULT_SYNAPSE_VERSION}"));
-    if !checkout.join(".git").is_dir() {
-        let _ = std::fs::remove_dir_all(&root);
-        std::fs::create_dir_all(&root).unwrap();
-        ok(Command::new(&release.python)
-            .args([
-                "-m",
-                "pip",
-                "download",
-                "--quiet",
-                "--disable-pip-version-check",
-            ])
-            .args(["--no-deps", "--no-binary", "matrix-synapse", "-d"])
-            .arg(&root)
-            .arg(format!("matrix-synapse=={DEFAULT_SYNAPSE_VERSION}")));
-        ok(Command::new("tar")
-            .arg("xzf")
-            .arg(root.join(format!("matrix_synapse-{DEFAULT_SYNAPSE_VERSION}.tar.gz")))
-            .arg("-C")
-            .arg(&root));
-        let git = |args: &[&str]| git(&checkout, args);
-        git(&["init", "-q"]);
-        git(&["add", "-A"]);
-        git(&["commit", "-qm", "release sdist"]);
-    }
+    let checkout = common::synapse_sdist_checkout(&release.python);
 
     // The fingerprint follows the checkout: stable, and changed by an uncommitted edit.
     let fp = source_fingerprint(&checkout);

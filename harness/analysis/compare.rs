@@ -112,6 +112,11 @@ pub struct MetricComparison {
     #[serde(default)]
     pub min_delta: f64,
     pub verdict: Verdict,
+    /// Boots compared in pairs (`hsbench ab`: the k-th boot of each side, taken one right after
+    /// the other): the number of pairs, whose ratios the rank test (Wilcoxon signed-rank) and
+    /// the interval are of. 0: the two sides' samples compared as independent groups.
+    #[serde(default)]
+    pub pairs: usize,
 }
 
 /// Thresholds of the gates.
@@ -357,7 +362,162 @@ pub fn compare_metric(metric: &str, a: &[f64], b: &[f64], gates: &Gates) -> Metr
         noise_threshold: noise,
         min_delta,
         verdict,
+        pairs: 0,
     }
+}
+
+/// Two-sided exact Wilcoxon signed-rank p-value of paired differences (zeros dropped, ties
+/// given their average rank): the share of the 2^n sign assignments whose positive rank sum is
+/// at least as far from its mean as the observed one.
+pub fn signed_rank(d: &[f64]) -> f64 {
+    let nz: Vec<f64> = d.iter().copied().filter(|x| *x != 0.0).collect();
+    let n = nz.len();
+    if n == 0 {
+        return 1.0;
+    }
+    let abs: Vec<f64> = nz.iter().map(|x| x.abs()).collect();
+    // Doubled ranks are integers even with ties (average ranks are halves).
+    let r2: Vec<usize> = ranks(&abs)
+        .iter()
+        .map(|r| (r * 2.0).round() as usize)
+        .collect();
+    let total: usize = r2.iter().sum();
+    let observed: usize = nz
+        .iter()
+        .zip(&r2)
+        .filter(|(x, _)| **x > 0.0)
+        .map(|(_, r)| *r)
+        .sum();
+    // counts[s] = sign assignments whose positive doubled-rank sum is s.
+    let mut counts = vec![0f64; total + 1];
+    counts[0] = 1.0;
+    for &r in &r2 {
+        for s in (r..=total).rev() {
+            counts[s] += counts[s - r];
+        }
+    }
+    let mean = total as f64 / 2.0;
+    let dist = (observed as f64 - mean).abs() - 1e-9;
+    let all: f64 = counts.iter().sum();
+    let extreme: f64 = counts
+        .iter()
+        .enumerate()
+        .filter(|(s, _)| (*s as f64 - mean).abs() >= dist)
+        .map(|(_, c)| c)
+        .sum();
+    (extreme / all).min(1.0)
+}
+
+/// Compare one metric over paired samples (base, head): the ratio is the median of the pairs'
+/// ratios, its 95% interval a bootstrap over pairs, the rank test Wilcoxon's signed-rank on the
+/// log ratios. A drift of the machine that moves both boots of a pair moves neither ratio.
+pub fn compare_paired(metric: &str, pairs: &[(f64, f64)], gates: &Gates) -> MetricComparison {
+    let noise = gates
+        .noise_by_metric
+        .get(metric)
+        .copied()
+        .unwrap_or(gates.noise);
+    let a: Vec<f64> = pairs.iter().map(|p| p.0).collect();
+    let b: Vec<f64> = pairs.iter().map(|p| p.1).collect();
+    let (ma, mb) = (median(&a), median(&b));
+    let usable = pairs.iter().all(|p| p.0 > 0.0 && p.1 > 0.0);
+    let logs: Vec<f64> = if usable {
+        pairs.iter().map(|(x, y)| (y / x).ln()).collect()
+    } else {
+        Vec::new()
+    };
+    let n = logs.len();
+    let enough = n >= 2;
+    let min_p = if enough {
+        2.0 / 2f64.powi(n as i32)
+    } else {
+        1.0
+    };
+    let p_value = enough.then(|| signed_rank(&logs));
+    let ratio = if enough {
+        median(&logs).exp()
+    } else {
+        f64::NAN
+    };
+    let (lo, hi) = if enough {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0xab);
+        let mut meds = Vec::with_capacity(BOOTSTRAP_RESAMPLES);
+        let mut buf = vec![0.0; n];
+        for _ in 0..BOOTSTRAP_RESAMPLES {
+            for x in buf.iter_mut() {
+                *x = logs[rng.random_range(0..n)];
+            }
+            meds.push(median(&buf));
+        }
+        meds.sort_by(f64::total_cmp);
+        let q = |p: f64| meds[((meds.len() - 1) as f64 * p).round() as usize].exp();
+        (q(0.025), q(0.975))
+    } else {
+        (f64::NAN, f64::NAN)
+    };
+    let is_time = is_time_metric(metric);
+    let min_delta = if is_time {
+        gates.min_delta_ms.max(RESOLUTION_MS)
+    } else {
+        0.0
+    };
+    let resolved = !is_time || (mb - ma).abs() > min_delta;
+    let verdict = match p_value {
+        _ if !enough || min_p >= gates.alpha => Verdict::NotEnoughSamples,
+        _ if !resolved => Verdict::NoChange,
+        Some(p) if p < gates.alpha && lo > 1.0 + noise => Verdict::Regressed,
+        Some(p) if p < gates.alpha && hi < 1.0 - noise => Verdict::Improved,
+        _ => Verdict::NoChange,
+    };
+    MetricComparison {
+        metric: metric.to_string(),
+        baseline_n: a.len(),
+        candidate_n: b.len(),
+        baseline_median: ma,
+        candidate_median: mb,
+        ratio,
+        ratio_low: lo,
+        ratio_high: hi,
+        p_value,
+        min_p,
+        noise_threshold: noise,
+        min_delta,
+        verdict,
+        pairs: n,
+    }
+}
+
+/// Two runs whose boots were taken in turns (`hsbench ab`): every boot metric compared over the
+/// pairs of boots with the same label (the k-th boot of each side, taken one after the other),
+/// the rest as [`compare`] does.
+pub fn compare_interleaved(
+    base: &RunResult,
+    head: &RunResult,
+    gates: &Gates,
+) -> Result<Comparison, CompareError> {
+    let mut c = compare(
+        std::slice::from_ref(base),
+        std::slice::from_ref(head),
+        gates,
+        false,
+    )?;
+    let (pb, ph) = (
+        crate::analysis::figures::per_boot(base),
+        crate::analysis::figures::per_boot(head),
+    );
+    for m in c.metrics.iter_mut() {
+        let pairs: Vec<(f64, f64)> = pb
+            .iter()
+            .filter_map(|(label, vb)| {
+                let vh = &ph.iter().find(|(l, _)| l == label)?.1;
+                Some((*vb.get(&m.metric)?, *vh.get(&m.metric)?))
+            })
+            .collect();
+        if pairs.len() >= 2 {
+            *m = compare_paired(&m.metric, &pairs, gates);
+        }
+    }
+    Ok(c)
 }
 
 /// The result of `hsbench compare`.
@@ -513,6 +673,39 @@ mod tests {
         let a: Vec<f64> = (0..40).map(|i| i as f64).collect();
         let b: Vec<f64> = (0..40).map(|i| i as f64 + 30.0).collect();
         assert!(mann_whitney(&a, &b) < 0.001);
+    }
+
+    #[test]
+    fn signed_rank_matches_known_exact_values() {
+        // All 5 differences positive: p = 2 / 2^5.
+        assert!((signed_rank(&[1.0, 2.0, 3.0, 4.0, 5.0]) - 2.0 / 32.0).abs() < 1e-12);
+        // Symmetric: p = 1.
+        assert!((signed_rank(&[-1.0, 1.0]) - 1.0).abs() < 1e-12);
+        // n = 10, one negative of rank 1: W+ = 54 of 55; P(W+ >= 54 or <= 1) = 4/1024.
+        let d = [-0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0];
+        assert!((signed_rank(&d) - 4.0 / 1024.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn pairs_see_through_a_drift_that_groups_cannot() {
+        // The machine slows down by 40% over the run; the head is 5% slower in every pair.
+        let pairs: Vec<(f64, f64)> = (0..10)
+            .map(|i| {
+                let drift = 1.0 + 0.04 * i as f64;
+                (2000.0 * drift, 2100.0 * drift)
+            })
+            .collect();
+        let g = Gates {
+            noise: 0.02,
+            ..Gates::default()
+        };
+        let paired = compare_paired("time_to_ready", &pairs, &g);
+        assert_eq!(paired.verdict, Verdict::Regressed, "{paired:?}");
+        assert!((paired.ratio - 1.05).abs() < 1e-9);
+        assert_eq!(paired.pairs, 10);
+        let (a, b): (Vec<f64>, Vec<f64>) = pairs.iter().copied().unzip();
+        let groups = compare_metric("time_to_ready", &a, &b, &g);
+        assert_eq!(groups.verdict, Verdict::NoChange, "{groups:?}");
     }
 
     #[test]

@@ -68,6 +68,24 @@ pub fn samples(runs: &[RunResult]) -> BTreeMap<String, Vec<f64>> {
     m
 }
 
+/// Each timed boot's value of every boot metric (sub-phases included), by boot label
+/// (`boot-3`, `cold-2`), warm ones unprefixed and cold ones as `cold.<metric>`: what pairs the
+/// boots of two interleaved runs.
+pub fn per_boot(r: &RunResult) -> Vec<(String, BTreeMap<String, f64>)> {
+    r.boots
+        .iter()
+        .filter(|b| !b.warmup)
+        .map(|b| {
+            let p = if b.cold { "cold." } else { "" };
+            let mut m = BTreeMap::new();
+            for (k, v) in boot_values(b).into_iter().chain(subphase_values(b)) {
+                m.insert(format!("{p}{k}"), v);
+            }
+            (b.label.clone(), m)
+        })
+        .collect()
+}
+
 /// One run's samples by metric, in report order (boot metrics warm, cold, crash; then the
 /// run's own).
 fn ordered_samples(r: &RunResult, subphases: bool) -> Vec<(String, Vec<f64>)> {

@@ -310,8 +310,11 @@ pub fn phases(profile: &ServerProfile, points: &BTreeMap<String, f64>) -> Vec<Ph
 }
 
 /// Spans of the profile's sub-phases, from their lines and their parents' bounds. A line that
-/// marks the start of its work ends at the next line of the same sub-phase (or the parent's end);
-/// one that marks the end starts at the previous line (or the parent's start).
+/// marks the start of its work ends at the next line of the same sub-phase (or the parent's end).
+/// A line that marks the end starts at the previous line (or the parent's start) only when the
+/// profile says the server's code makes the steps adjacent; otherwise the time up to each line is
+/// its own span, `name: (before X)` for the first and `name: (between X and Y)` after, so that
+/// unrelated work between two lines is never charged to the step whose line ends it.
 pub fn subphases(
     profile: &ServerProfile,
     phases: &[PhaseTiming],
@@ -323,19 +326,20 @@ pub fn subphases(
         let (p_start, p_end) = parent.map_or((None, None), |p| (p.start_ms, p.end_ms));
         let mine: Vec<&SubphaseHit> = hits.iter().filter(|h| h.def == def).collect();
         for (i, h) in mine.iter().enumerate() {
+            let prev = i.checked_sub(1).map(|p| mine[p]);
             let (start_ms, end_ms) = if sp.line_marks_start {
                 let end = mine.get(i + 1).map(|n| n.ms).or(p_end);
                 (Some(h.ms), end)
             } else {
-                let start = if i == 0 {
-                    p_start
-                } else {
-                    Some(mine[i - 1].ms)
-                };
-                (start, Some(h.ms))
+                (prev.map(|p| p.ms).or(p_start), Some(h.ms))
+            };
+            let label = match prev {
+                _ if sp.line_marks_start || sp.adjacent => h.name.clone(),
+                None => format!("(before {})", h.name),
+                Some(p) => format!("(between {} and {})", p.name, h.name),
             };
             out.push(PhaseTiming {
-                name: format!("{}: {}", sp.name, h.name),
+                name: format!("{}: {label}", sp.name),
                 from: sp.name.clone(),
                 to: sp.name.clone(),
                 start_ms,
@@ -1096,7 +1100,7 @@ mod tests {
     }
 
     #[test]
-    fn subphase_lines_that_mark_the_end_start_at_the_previous_one() {
+    fn subphase_lines_that_mark_the_end_leave_the_time_before_them_to_a_span_of_its_own() {
         let (points, _, profile) = replay("synapse-1.163.2-boot-existing-db.log");
         let mut all = points.clone();
         all.insert("spawn".into(), 0.0);
@@ -1118,9 +1122,18 @@ mod tests {
             .iter()
             .filter(|s| s.parent.as_deref() == Some("stores_start"))
             .collect();
-        assert_eq!(gens[0].name, "stream_generator: push_rules");
-        // The first starts where stores_start starts ("Starting 'main' database", 18,784) and
-        // ends at its own line (18,793); the next starts there.
+        // Synapse logs a generator's line after its scan, inside a store's constructor: what ran
+        // before the line (other constructors) is not the scan's, so the spans are named by the
+        // lines around them. The first starts where stores_start starts ("Starting 'main'
+        // database", 18,784) and ends at the push_rules line (18,793); the next starts there.
+        assert_eq!(gens[0].name, "stream_generator: (before push_rules)");
+        assert!(
+            gens[1]
+                .name
+                .starts_with("stream_generator: (between push_rules and "),
+            "{}",
+            gens[1].name
+        );
         assert_eq!(
             gens[0].start_ms,
             ph.iter()

@@ -19,6 +19,9 @@ Examples:
   hsbench fixtures rm 3fa5                   # by key prefix; --all for every fixture
   hsbench flamediff results/<base-run> results/<new-run>   # red = grew
   hsbench compare results/<base-run> results/<new-run>     # exit 1 on a regression
+  hsbench ab scenarios/smoke.toml --repo ../synapse --base origin/develop --head HEAD
+  hsbench bisect scenarios/smoke.toml --repo ../synapse --good v1.163.0 --bad HEAD \
+      --metric time_to_ready
   hsbench run scenarios/sweep-users.toml     # a [sweep]: one run per value, fitted exponents
   hsbench size results/<id>-sweep --users 150000
 
@@ -50,6 +53,13 @@ pub enum Command {
     /// Boot the scenario's server over its dataset and keep it serving (for `run --attach`
     /// shards) until SIGINT, SIGTERM or SIGHUP.
     Serve(ServeArgs),
+    /// Base against head in one run: both sides installed (a git ref becomes a worktree of
+    /// the repository with a cached virtualenv), one fixture, boots interleaved ABBA…, and one
+    /// comparison with the two gates (sub-phases included). Exit 1 when the head regressed.
+    Ab(AbArgs),
+    /// Find the first commit between --good and --bad whose metric regresses against good:
+    /// every step an `ab` of good against the commit tried. Writes bisect.md with every step.
+    Bisect(BisectArgs),
     /// Parse and validate a scenario without running it.
     Check {
         /// Scenario file (TOML).
@@ -280,6 +290,101 @@ pub struct RunArgs {
     pub release_at: Option<String>,
 }
 
+/// What `ab` and `bisect` share: where results and fixtures go, the gates.
+#[derive(Debug, clap::Args)]
+pub struct SidesArgs {
+    /// Scenario file (TOML).
+    pub scenario: PathBuf,
+    /// The repository the git refs name (default: the scenario's `[server] source`).
+    #[arg(long, value_name = "DIR")]
+    pub repo: Option<PathBuf>,
+    /// Timed boots a side (default: the scenario's `[boot] repeats`, at least 8: fewer than 5
+    /// a side cannot reach p < 0.05).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub boots: Option<u32>,
+    /// Directory that receives the run directory.
+    #[arg(long, default_value = "results", value_name = "DIR")]
+    pub out: PathBuf,
+    /// Fixture cache directory (default: <cache>/fixtures).
+    #[arg(long, value_name = "DIR")]
+    pub fixtures_dir: Option<PathBuf>,
+    /// No stage lines.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Concurrent requests while loading the dataset.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub load_concurrency: u16,
+    /// Changes within ± this share are noise; default: the scenario's `[compare] noise`.
+    #[arg(long, value_name = "SHARE")]
+    pub noise: Option<f64>,
+    /// Significance level of the rank test; default: `[compare] alpha`, else 0.05.
+    #[arg(long)]
+    pub alpha: Option<f64>,
+    /// A time metric's medians must differ by more than this; default `[compare] min_delta`.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub min_delta: Option<std::time::Duration>,
+}
+
+impl SidesArgs {
+    pub fn run_options(&self) -> RunOptions {
+        RunOptions {
+            results_dir: self.out.clone(),
+            quiet: self.quiet,
+            load_concurrency: self.load_concurrency as usize,
+            fixtures: self
+                .fixtures_dir
+                .as_ref()
+                .map_or_else(FixtureStore::default, FixtureStore::new),
+            ..RunOptions::default()
+        }
+    }
+
+    pub fn gates(&self) -> crate::analysis::compare::GateOverrides {
+        crate::analysis::compare::GateOverrides {
+            noise: self.noise,
+            alpha: self.alpha,
+            min_delta_ms: self.min_delta.map(|d| d.as_secs_f64() * 1e3),
+        }
+    }
+}
+
+/// `hsbench ab`.
+#[derive(Debug, clap::Args)]
+pub struct AbArgs {
+    #[command(flatten)]
+    pub common: SidesArgs,
+    /// The base: a git ref of the repository, a Synapse source directory, a native server's
+    /// binary, or a Synapse version from PyPI.
+    #[arg(long, value_name = "REF|DIR|BINARY|VERSION")]
+    pub base: String,
+    /// The head, in the same forms.
+    #[arg(long, value_name = "REF|DIR|BINARY|VERSION")]
+    pub head: String,
+    /// Give the head a fixture of its own instead of booting it on the base's (the head's schema
+    /// deltas then run while its fixture is built, not at each boot).
+    #[arg(long)]
+    pub fresh_fixture: bool,
+    /// Only time boots: no workloads, no crash-restart cycles.
+    #[arg(long)]
+    pub boots_only: bool,
+}
+
+/// `hsbench bisect`.
+#[derive(Debug, clap::Args)]
+pub struct BisectArgs {
+    #[command(flatten)]
+    pub common: SidesArgs,
+    /// A commit (ref) where the metric is good.
+    #[arg(long, value_name = "REF")]
+    pub good: String,
+    /// A later commit where it regressed.
+    #[arg(long, value_name = "REF")]
+    pub bad: String,
+    /// The metric (catalogue name: time_to_ready, phase.stores_start, subphase.<name>, …).
+    #[arg(long, value_name = "NAME")]
+    pub metric: String,
+}
+
 /// `hsbench serve`.
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
@@ -318,7 +423,7 @@ impl From<&RunArgs> for RunOptions {
             rebuild_fixture: a.rebuild_fixture,
             verify: a.verify,
             seed_only: false,
-            run_id: None,
+            ..RunOptions::default()
         }
     }
 }

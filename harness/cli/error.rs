@@ -123,6 +123,9 @@ pub enum CliError {
     HttpLoad(#[from] GeneratorError),
     #[error(transparent)]
     Fixtures(#[from] FixturesCommandError),
+    /// `ab` and `bisect`.
+    #[error(transparent)]
+    Ab(#[from] Box<crate::run::ab::AbError>),
     #[error("cannot write to stdout: {0}")]
     Stdout(#[source] std::io::Error),
     #[error("cannot start the async runtime: {0}")]
@@ -134,6 +137,7 @@ impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::Run(e) => e.exit_code(),
+            CliError::Ab(e) => e.exit_code() as u8,
             CliError::Compare(e) => e.exit_code(),
             CliError::Report(RerenderError::Write { .. }) => NOT_WRITABLE,
             CliError::SideBySide(SideBySideCommandError::Write { .. }) => NOT_WRITABLE,

@@ -63,6 +63,8 @@ async fn dispatch(command: Command) -> Result<Outcome, CliError> {
         Command::Run(a) => Ok(run::run(&a, false).await?),
         Command::Seed(a) => Ok(run::run(&a, true).await?),
         Command::Serve(a) => Ok(run::serve(&a).await?),
+        Command::Ab(a) => run::ab(&a).await,
+        Command::Bisect(a) => run::bisect(&a).await,
         Command::Check { scenario } => Ok(inspect::check(&scenario)?),
         Command::Flamediff { before, after, out } => inspect::flamediff(&before, &after, out),
         Command::Size(a) => Ok(inspect::size(&a)?),

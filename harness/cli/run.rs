@@ -1,7 +1,7 @@
 //! `run`, `seed` and `serve`: the commands that boot a server.
 
 use super::Outcome;
-use super::args::{RunArgs, ServeArgs};
+use super::args::{AbArgs, BisectArgs, RunArgs, ServeArgs};
 use super::error::RunCommandError;
 use super::out::outln;
 use crate::run::baseline::{BaselineStore, after_run};
@@ -122,5 +122,61 @@ pub async fn serve(args: &ServeArgs) -> Result<Outcome, RunCommandError> {
     };
     let out = crate::run::serve(&scenario, &RunOptions::from(args), hooks).await?;
     outln!("stopped; results: {}", out.run_dir.display());
+    Ok(Outcome::Ok)
+}
+
+/// `hsbench ab`: exit 1 when the head regressed.
+pub async fn ab(args: &AbArgs) -> Result<Outcome, super::CliError> {
+    crate::util::interrupt::watch();
+    let c = &args.common;
+    let scenario = scenario::load(&c.scenario).map_err(|e| RunCommandError::Run(e.into()))?;
+    let mut o = crate::run::ab::AbOptions::new(
+        &args.base,
+        &args.head,
+        RunOptions {
+            boots_only: args.boots_only,
+            ..c.run_options()
+        },
+    );
+    o.repo = c.repo.clone();
+    o.boots = c.boots;
+    o.fresh_fixture = args.fresh_fixture;
+    o.gates = c.gates();
+    let out = crate::run::ab::ab(&scenario, &o).await.map_err(Box::new)?;
+    outln!(
+        "{}",
+        std::fs::read_to_string(out.dir.join("compare.md")).unwrap_or_default()
+    );
+    for d in &out.flamediffs {
+        outln!("flamediff {}: {}", d.scope, d.svg.display());
+    }
+    outln!("results: {}", out.dir.display());
+    Ok(if out.comparison.regressions().is_empty() {
+        Outcome::Ok
+    } else {
+        Outcome::GateFailed
+    })
+}
+
+/// `hsbench bisect`: exit 0 with the first bad commit named (or none, when bad does not
+/// regress).
+pub async fn bisect(args: &BisectArgs) -> Result<Outcome, super::CliError> {
+    crate::util::interrupt::watch();
+    let c = &args.common;
+    let scenario = scenario::load(&c.scenario).map_err(|e| RunCommandError::Run(e.into()))?;
+    let o = crate::run::bisect::BisectOptions {
+        good: args.good.clone(),
+        bad: args.bad.clone(),
+        metric: args.metric.clone(),
+        repo: c.repo.clone(),
+        boots: c.boots,
+        gates: c.gates(),
+        run: c.run_options(),
+    };
+    let out = crate::run::bisect::bisect(&scenario, &o)
+        .await
+        .map_err(Box::new)?;
+    outln!("{}", crate::run::bisect::markdown(&out.result));
+    outln!("results: {}", out.dir.display());
     Ok(Outcome::Ok)
 }

@@ -31,11 +31,22 @@ pub fn markdown(c: &Comparison) -> String {
             .collect();
         md.push_str(&format!("**Regressed: {}.**", names.join(", ")));
     }
+    let pairs = c.metrics.iter().map(|m| m.pairs).max().unwrap_or(0);
+    let test = if pairs > 0 {
+        format!(
+            "boot metrics over {pairs} pairs of boots taken one after the other (Wilcoxon signed-rank p < {a}, the 95% bootstrap interval of the median pair ratio beyond the noise threshold), the others Mann–Whitney p < {a} and the interval of the ratio of medians",
+            a = c.alpha
+        )
+    } else {
+        format!(
+            "Mann–Whitney p < {}, the 95% bootstrap interval of the ratio of medians beyond the noise threshold",
+            c.alpha
+        )
+    };
     md.push_str(&format!(
-        " Baseline {} run(s), candidate {} run(s); gates: Mann–Whitney p < {}, the 95% bootstrap interval of the ratio of medians beyond the noise threshold, and for times a change of more than {}.\n\n",
+        " Baseline {} run(s), candidate {} run(s); gates: {test}, and for times a change of more than {}.\n\n",
         c.baseline.len(),
         c.candidate.len(),
-        c.alpha,
         crate::util::fmt::fmt_ms(
             c.metrics
                 .iter()

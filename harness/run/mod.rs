@@ -4,11 +4,14 @@
 //! files are rewritten after every stage. On an error or an interrupt the servers are killed
 //! (their guards drop with the stage's future) and the result is written with its status.
 
+pub mod ab;
 pub mod baseline;
+pub mod bisect;
 mod crash;
 mod dataset;
 mod profiling;
 pub mod sweep;
+pub mod turns;
 mod workloads;
 
 use crash::*;
@@ -49,7 +52,7 @@ use crate::dataset::seed::{Credentials, Registrar, SeedError, load, verify, wait
 pub use crate::profile::PROFILE_DIR;
 use crate::server::postgres::{PG_DATABASE, PG_USER, PgBinaries, PgCluster};
 use crate::server::profile::{NativeProfiler, ProfileRegistration};
-use crate::server::synapse::{DbTarget, SERVER_NAME, SynapseInstall, SynapseInstance};
+use crate::server::synapse::{DbTarget, InstallStep, SERVER_NAME, SynapseInstall, SynapseInstance};
 use crate::server::{self, Instance, ServerError, ServerProfile, free_port};
 
 /// Why a run failed. [`RunError::exit_code`] maps each kind to the CLI's documented exit code.
@@ -130,6 +133,17 @@ pub struct RunOptions {
     pub seed_only: bool,
     /// Name of the run directory (default: `<UTC time>-<scenario name>`).
     pub run_id: Option<String>,
+    /// Prefix of the stage lines (`base`, `head`: two runs of `hsbench ab` share stderr).
+    pub label: Option<String>,
+    /// Key the dataset fixture by this server version instead of the run's own: the head of
+    /// `hsbench ab` boots on the base's fixture (and applies its own schema deltas at boot, as
+    /// an upgrade would).
+    pub fixture_version: Option<String>,
+    /// Measure in turns with other runs of this process (`hsbench ab`): each timed or profiled
+    /// boot is one turn, the rest of the run (workloads, files) one more.
+    pub turns: Option<turns::Turns>,
+    /// Time boots only: no workloads, no crash-restart cycles (`hsbench bisect` of a boot metric).
+    pub boots_only: bool,
 }
 
 impl Default for RunOptions {
@@ -144,6 +158,10 @@ impl Default for RunOptions {
             verify: false,
             seed_only: false,
             run_id: None,
+            label: None,
+            fixture_version: None,
+            turns: None,
+            boots_only: false,
         }
     }
 }
@@ -280,7 +298,18 @@ struct Ctx<'a> {
 impl Ctx<'_> {
     fn say(&self, msg: &str) {
         if !self.opts.quiet {
-            eprintln!("==> {msg}");
+            match &self.opts.label {
+                Some(l) => eprintln!("==> [{l}] {msg}"),
+                None => eprintln!("==> {msg}"),
+            }
+        }
+    }
+
+    /// This run's next turn among the runs it is interleaved with (`None`: it runs alone).
+    async fn turn(&self) -> Option<turns::TurnGuard> {
+        match &self.opts.turns {
+            Some(t) => Some(t.take().await),
+            None => None,
         }
     }
 
@@ -524,21 +553,26 @@ async fn stages(
                         "Synapse from {}: checking its virtualenv",
                         src.display()
                     ));
-                    let src = src.clone();
-                    let task =
-                        tokio::task::spawn_blocking(move || SynapseInstall::ensure_source(&src));
+                    let (src, step) = (src.clone(), InstallStep::default());
+                    let st = step.clone();
+                    let task = tokio::task::spawn_blocking(move || {
+                        SynapseInstall::ensure_source_with(&src, &st)
+                    });
                     heartbeat(
                         ctx,
                         task,
                         "installing the checkout (the first install builds Synapse's Rust extension: minutes)",
+                        &step,
                     )
                     .await?
                 }
                 None => {
                     ctx.say(&format!("Synapse {version}: checking the install cache"));
-                    let v = version.clone();
-                    let task = tokio::task::spawn_blocking(move || SynapseInstall::ensure(&v));
-                    heartbeat(ctx, task, "installing Synapse from PyPI").await?
+                    let (v, step) = (version.clone(), InstallStep::default());
+                    let st = step.clone();
+                    let task =
+                        tokio::task::spawn_blocking(move || SynapseInstall::ensure_with(&v, &st));
+                    heartbeat(ctx, task, "installing Synapse from PyPI", &step).await?
                 }
             };
             if install.installed_now {
@@ -631,8 +665,9 @@ async fn stages(
     };
     // A checkout's fixtures are keyed by its schema, not its commit: a PR that leaves the schema
     // alone reuses the base's fixture.
-    let fixture_version = match (&native, &install) {
-        (None, Some(i)) => i.fixture_version(),
+    let fixture_version = match (&ctx.opts.fixture_version, &native, &install) {
+        (Some(v), _, _) => v.clone(),
+        (None, None, Some(i)) => i.fixture_version(),
         _ => server_version.clone(),
     };
     let identity = FixtureIdentity {
@@ -841,6 +876,7 @@ async fn measure(
     let total = sequence.len();
     let per_boot = per_boot_fixture(ctx)?;
     for (n, (label, cold, warmup)) in sequence.into_iter().enumerate() {
+        let turn = ctx.turn().await;
         ctx.say(&format!("{label} ({}/{total})", n + 1));
         let restore_seconds = restore_before_boot(ctx, inst, per_boot.as_ref()).await?;
         let eviction = if cold {
@@ -887,6 +923,7 @@ async fn measure(
         ctx.result.cold_boot_summary =
             (!cold_boots.is_empty()).then(|| summarize_boots(&cold_boots));
         ctx.save()?;
+        drop(turn);
     }
 
     // 3b. Profiled boots: extra boots under the profiler, compared with the timed ones.
@@ -895,12 +932,17 @@ async fn measure(
         && scenario.profile.boot
     {
         for i in 1..=scenario.profile.boot_runs {
+            let _turn = ctx.turn().await;
             restore_before_boot(ctx, inst, per_boot.as_ref()).await?;
             profiled_boot(ctx, inst, profile, db, tool, &probe_token, i).await?;
         }
     }
 
-    // 4. Verification and workloads, on a boot of their own.
+    // 4. Verification and workloads, on a boot of their own (one turn: everything left).
+    let _rest = ctx.turn().await;
+    if ctx.opts.boots_only {
+        return finish_files(ctx);
+    }
     if scenario.workloads.is_empty() && !ctx.opts.verify {
         if scenario.boot.crash_restarts > 0 {
             restore_before_boot(ctx, inst, per_boot.as_ref()).await?;
@@ -1163,19 +1205,60 @@ fn native_accounts(profile: &ServerProfile, scenario: &Scenario) -> Option<Strin
         .then(|| "passwords: online users; others: application service".to_string())
 }
 
-/// Wait for a long blocking step (an install), saying every 30 s that it is still running, so
-/// that a first install that takes minutes is never silent.
-async fn heartbeat<T>(ctx: &Ctx<'_>, mut task: tokio::task::JoinHandle<T>, what: &str) -> T {
+/// Wait for a long blocking step (an install), showing what it does: on a terminal a spinner
+/// with the step and the elapsed time; otherwise a line every 30 s, so that a first install that
+/// takes minutes is never silent.
+async fn heartbeat<T>(
+    ctx: &Ctx<'_>,
+    task: tokio::task::JoinHandle<T>,
+    what: &str,
+    step: &InstallStep,
+) -> T {
+    let say = |m: &str| ctx.say(m);
+    wait_showing_steps(ctx.opts.quiet, &say, task, what, step).await
+}
+
+/// [`heartbeat`] without a run: `say` prints a stage line.
+pub(crate) async fn wait_showing_steps<T>(
+    quiet: bool,
+    say: &dyn Fn(&str),
+    mut task: tokio::task::JoinHandle<T>,
+    what: &str,
+    step: &InstallStep,
+) -> T {
+    use std::io::IsTerminal;
     let started = Instant::now();
-    let mut tick = tokio::time::interval(Duration::from_secs(30));
-    tick.tick().await;
+    let spinner = (!quiet && std::io::stderr().is_terminal()).then(|| {
+        let pb = indicatif::ProgressBar::new_spinner();
+        pb.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {msg} [{elapsed}]")
+                .expect("spinner template"),
+        );
+        pb.enable_steady_tick(Duration::from_millis(120));
+        pb
+    });
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    let mut last_line = Instant::now();
     loop {
         tokio::select! {
-            r = &mut task => return r.expect("blocking task"),
-            _ = tick.tick() => ctx.say(&format!(
-                "still {what}: {:.0} s",
-                started.elapsed().as_secs_f64()
-            )),
+            r = &mut task => {
+                if let Some(pb) = &spinner {
+                    pb.finish_and_clear();
+                }
+                return r.expect("blocking task");
+            }
+            _ = tick.tick() => {
+                let now = step.get();
+                let msg = if now.is_empty() { what.to_string() } else { format!("{what}: {now}") };
+                match &spinner {
+                    Some(pb) => pb.set_message(msg),
+                    None if last_line.elapsed() >= Duration::from_secs(30) => {
+                        last_line = Instant::now();
+                        say(&format!("still {msg}: {:.0} s", started.elapsed().as_secs_f64()));
+                    }
+                    None => {}
+                }
+            }
         }
     }
 }

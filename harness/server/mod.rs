@@ -4,6 +4,7 @@
 //! it is dropped, so an error, a panic or a Ctrl+C (which drops the run's future) never leaves a
 //! server behind; `PR_SET_PDEATHSIG` covers hsbench itself being killed.
 
+pub mod git;
 pub mod native;
 pub mod postgres;
 pub mod profile;

@@ -190,6 +190,10 @@ struct RawSubphase {
     parent: toml::Spanned<String>,
     #[serde(default)]
     line_marks: Option<toml::Spanned<String>>,
+    /// With `line_marks = "end"`: the server's code starts each step right where the previous
+    /// one ended (consecutive calls), so a line's span may start at the previous line.
+    #[serde(default)]
+    adjacent: Option<toml::Spanned<bool>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -329,6 +333,11 @@ pub struct SubphaseDef {
     /// the parent's end); `false`: when it finished (span = previous line or the parent's start
     /// → this line).
     pub line_marks_start: bool,
+    /// With `line_marks_start == false`: each step starts where the previous one ended (the
+    /// server's code makes them adjacent). When not, nothing says where a step started, so the
+    /// time up to each line is reported as its own span, `(before X)` / `(between X and Y)`,
+    /// instead of being charged to the step whose line ends it.
+    pub adjacent: bool,
 }
 
 #[derive(Debug, Clone, schemars::JsonSchema, serde::Serialize)]
@@ -474,11 +483,22 @@ impl ServerProfile {
                     ));
                 }
             };
+            if let Some(a) = &sp.adjacent
+                && line_marks_start
+            {
+                return Err(err(
+                    a.span(),
+                    &format!("subphases[{i}].adjacent"),
+                    "only for line_marks = \"end\" (a line that marks a start begins its own span)"
+                        .to_string(),
+                ));
+            }
             subphases.push(SubphaseDef {
                 name: sp.name,
                 regex,
                 parent: sp.parent.into_inner(),
                 line_marks_start,
+                adjacent: sp.adjacent.is_some_and(|a| *a.get_ref()),
             });
         }
         let launch = match raw.launch {

@@ -177,6 +177,107 @@ fn run_checked(cmd: &mut std::process::Command, what: &str) -> Result<String, Se
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
+/// What a long install is doing now (`venv`, `dependencies`, `building Synapse and its Rust
+/// extension`, …), for a progress line; shared with the thread that installs.
+#[derive(Debug, Clone, Default)]
+pub struct InstallStep(std::sync::Arc<std::sync::Mutex<String>>);
+
+impl InstallStep {
+    pub fn set(&self, step: &str) {
+        if let Ok(mut s) = self.0.lock()
+            && *s != step
+        {
+            step.clone_into(&mut s);
+        }
+    }
+
+    pub fn get(&self) -> String {
+        self.0.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
+/// The step a line of pip's output starts.
+fn pip_step(line: &str) -> Option<&'static str> {
+    let l = line.trim_start();
+    if l.starts_with("Installing build dependencies") {
+        Some("build dependencies")
+    } else if l.starts_with("Getting requirements to build") || l.starts_with("Preparing metadata")
+    {
+        Some("reading the package's metadata")
+    } else if l.starts_with("Collecting")
+        || l.starts_with("Downloading")
+        || l.starts_with("Requirement already satisfied")
+        || l.starts_with("Using cached")
+    {
+        Some("dependencies")
+    } else if l.starts_with("Building wheel for matrix-synapse")
+        || l.starts_with("Building wheel for matrix_synapse")
+    {
+        Some("building Synapse and its Rust extension (cargo)")
+    } else if l.starts_with("Building wheel") {
+        Some("building wheels")
+    } else if l.starts_with("Installing collected packages") {
+        Some("installing")
+    } else {
+        None
+    }
+}
+
+/// pip, its output read line by line into `step`; on failure the error holds the output's tail.
+fn run_pip(
+    cmd: &mut std::process::Command,
+    what: &str,
+    step: &InstallStep,
+) -> Result<(), ServerError> {
+    use std::io::BufRead;
+    let fail = |source: String| ServerError::Install {
+        step: what.to_string(),
+        source: source.into(),
+    };
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| fail(format!("cannot start {:?}: {e}", cmd.get_program())))?;
+    let stderr = child.stderr.take().expect("piped stderr");
+    let errors = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut std::io::BufReader::new(stderr), &mut text);
+        text
+    });
+    let mut tail: std::collections::VecDeque<String> = std::collections::VecDeque::new();
+    let stdout = child.stdout.take().expect("piped stdout");
+    for line in std::io::BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+    {
+        if let Some(s) = pip_step(&line) {
+            step.set(s);
+        }
+        if tail.len() == 30 {
+            tail.pop_front();
+        }
+        tail.push_back(line);
+    }
+    let status = child.wait().map_err(|e| fail(e.to_string()))?;
+    let errors = errors.join().unwrap_or_default();
+    if !status.success() {
+        let mut lines: Vec<String> = tail.into_iter().collect();
+        lines.extend(errors.lines().map(str::to_string));
+        let n = lines.len().saturating_sub(40);
+        return Err(fail(format!("{what} failed:\n{}", lines[n..].join("\n"))));
+    }
+    Ok(())
+}
+
+/// Where every source install builds Synapse's Rust extension: one cargo target directory
+/// shared by all checkouts and worktrees, so that a commit that changes only Python files does
+/// not rebuild the extension and a new worktree compiles only Synapse's own crate.
+pub fn cargo_target_dir() -> PathBuf {
+    cache_dir().join("synapse-cargo-target")
+}
+
 /// Create `root` and hold its lock file: concurrent installers (tests, parallel runs) of one
 /// virtualenv serialize on it. The lock is released when the file is dropped.
 fn lock_root(root: &Path) -> Result<std::fs::File, ServerError> {
@@ -204,6 +305,11 @@ impl SynapseInstall {
     /// complete install is already there. Concurrent callers (tests, parallel runs) serialize
     /// on a lock file. Blocking: call from `spawn_blocking`.
     pub fn ensure(version: &str) -> Result<Self, ServerError> {
+        Self::ensure_with(version, &InstallStep::default())
+    }
+
+    /// [`Self::ensure`], saying in `step` what it is doing.
+    pub fn ensure_with(version: &str, step: &InstallStep) -> Result<Self, ServerError> {
         let root = cache_dir().join(format!("synapse-{version}"));
         let _lock = lock_root(&root)?;
 
@@ -222,17 +328,21 @@ impl SynapseInstall {
         }
         let started = std::time::Instant::now();
         let _ = std::fs::remove_dir_all(&venv);
+        step.set("virtualenv");
         create_venv(&venv)?;
-        run_checked(
+        step.set("dependencies");
+        run_pip(
             std::process::Command::new(&python).args([
                 "-m",
                 "pip",
                 "install",
                 "--disable-pip-version-check",
-                "--quiet",
+                "--progress-bar",
+                "off",
                 &format!("matrix-synapse=={version}"),
             ]),
             &format!("pip install matrix-synapse=={version}"),
+            step,
         )?;
         let got = run_checked(
             std::process::Command::new(&python)
@@ -324,6 +434,11 @@ impl SynapseInstall {
     /// so a Rust toolchain must be on PATH. The version is Synapse's own plus `+src.<fingerprint>`.
     /// Blocking.
     pub fn ensure_source(dir: &Path) -> Result<Self, ServerError> {
+        Self::ensure_source_with(dir, &InstallStep::default())
+    }
+
+    /// [`Self::ensure_source`], saying in `step` what it is doing.
+    pub fn ensure_source_with(dir: &Path, step: &InstallStep) -> Result<Self, ServerError> {
         use sha2::{Digest, Sha256};
         if !dir.join("pyproject.toml").is_file() {
             return Err(ServerError::Install {
@@ -375,22 +490,27 @@ impl SynapseInstall {
         let started = std::time::Instant::now();
         let fresh_venv = !python.is_file();
         if fresh_venv {
+            step.set("virtualenv");
             create_venv(&venv)?;
         }
         let _ = std::fs::remove_file(&marker);
         let pip = |extra: &[&str], what: &str| {
-            run_checked(
+            step.set("pip");
+            run_pip(
                 std::process::Command::new(&python)
+                    .env("CARGO_TARGET_DIR", cargo_target_dir())
                     .args([
                         "-m",
                         "pip",
                         "install",
                         "--disable-pip-version-check",
-                        "--quiet",
+                        "--progress-bar",
+                        "off",
                     ])
                     .args(extra)
                     .arg(&canonical),
                 what,
+                step,
             )
         };
         let what = format!("pip install {} (the checkout)", canonical.display());

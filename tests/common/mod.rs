@@ -69,3 +69,66 @@ pub fn schema_errors(
         .map(str::to_string)
         .collect()
 }
+
+/// Synapse's release sdist (the default version) made a git repository with one commit, at a
+/// stable place in the cache so that reruns reuse it and the virtualenvs built from it.
+#[allow(dead_code)]
+pub fn synapse_sdist_checkout(python: &std::path::Path) -> std::path::PathBuf {
+    use hsbench::scenario::DEFAULT_SYNAPSE_VERSION;
+    use std::process::Command;
+    let root = hsbench::util::fs::cache_dir().join("test-synapse-source");
+    let checkout = root.join(format!("matrix_synapse-{DEFAULT_SYNAPSE_VERSION}"));
+    if !checkout.join(".git").is_dir() {
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
+        ok(Command::new(python)
+            .args([
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--disable-pip-version-check",
+            ])
+            .args(["--no-deps", "--no-binary", "matrix-synapse", "-d"])
+            .arg(&root)
+            .arg(format!("matrix-synapse=={DEFAULT_SYNAPSE_VERSION}")));
+        ok(Command::new("tar")
+            .arg("xzf")
+            .arg(root.join(format!("matrix_synapse-{DEFAULT_SYNAPSE_VERSION}.tar.gz")))
+            .arg("-C")
+            .arg(&root));
+        git(&checkout, &["init", "-q"]);
+        git(&checkout, &["add", "-A"]);
+        git(&checkout, &["commit", "-qm", "release sdist"]);
+    }
+    checkout
+}
+
+/// `git` in `dir`, as a committer with fixed dates (the same commits get the same ids on every
+/// run), and it must succeed.
+#[allow(dead_code)]
+pub fn git(dir: &std::path::Path, args: &[&str]) {
+    ok(std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .env("GIT_AUTHOR_DATE", "2026-01-01T00:00:00Z")
+        .env("GIT_COMMITTER_DATE", "2026-01-01T00:00:00Z")
+        .args([
+            "-c",
+            "user.name=hsbench",
+            "-c",
+            "user.email=t@hsbench.invalid",
+        ])
+        .args(args));
+}
+
+/// Run a command that must succeed.
+#[allow(dead_code)]
+pub fn ok(cmd: &mut std::process::Command) {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
