@@ -40,6 +40,9 @@ pub enum AbError {
     },
     #[error(transparent)]
     Compare(#[from] CompareError),
+    /// A signal while the sides were being installed (nothing measured yet).
+    #[error("interrupted by {} while installing the sides", crate::util::interrupt::name(*signal))]
+    Interrupted { signal: i32 },
     #[error("{}: {source}", path.display())]
     Output {
         path: PathBuf,
@@ -55,6 +58,7 @@ impl AbError {
             AbError::Install { .. } => 3,
             AbError::Side { source, .. } => source.exit_code(),
             AbError::Output { .. } => 5,
+            AbError::Interrupted { signal } => crate::util::interrupt::exit_code(*signal),
         }
     }
 }
@@ -309,8 +313,18 @@ pub async fn ab(scenario: &Scenario, o: &AbOptions) -> Result<AbOutcome, AbError
     }
     let quiet = o.run.quiet;
     let repo = o.repo.as_deref();
-    let base = prepare_side(&scenario, "base", &o.base, repo, &o.slots[0], quiet).await?;
-    let head = prepare_side(&scenario, "head", &o.head, repo, &o.slots[1], quiet).await?;
+    let sides = async {
+        let base = prepare_side(&scenario, "base", &o.base, repo, &o.slots[0], quiet).await?;
+        let head = prepare_side(&scenario, "head", &o.head, repo, &o.slots[1], quiet).await?;
+        Ok::<_, AbError>((base, head))
+    };
+    // An install takes minutes: a signal ends it (the runtime drops the blocking work).
+    let (base, head) = tokio::select! {
+        r = sides => r?,
+        signal = crate::util::interrupt::interrupted() => {
+            return Err(AbError::Interrupted { signal });
+        }
+    };
     let id = o
         .run
         .run_id
