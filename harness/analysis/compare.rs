@@ -570,6 +570,23 @@ pub struct GateOverrides {
     pub min_delta_ms: Option<f64>,
 }
 
+impl GateOverrides {
+    /// `gates` with these overrides applied (an explicit noise is a decision about every metric).
+    pub fn apply(&self, mut gates: Gates) -> Gates {
+        if let Some(n) = self.noise {
+            gates.noise = n;
+            gates.noise_by_metric.clear();
+        }
+        if let Some(a) = self.alpha {
+            gates.alpha = a;
+        }
+        if let Some(d) = self.min_delta_ms {
+            gates.min_delta_ms = d;
+        }
+        gates
+    }
+}
+
 /// Load both sides and compare them with the candidate scenario's gates (`[compare]`), as
 /// overridden.
 pub fn compare_paths(
@@ -580,18 +597,7 @@ pub fn compare_paths(
 ) -> Result<Comparison, CompareError> {
     let base = load_runs(baseline)?;
     let cand = load_runs(candidate)?;
-    let mut gates = Gates::of_run(&cand[0]);
-    if let Some(n) = overrides.noise {
-        gates.noise = n;
-        // An explicit --noise is a decision about every metric.
-        gates.noise_by_metric.clear();
-    }
-    if let Some(a) = overrides.alpha {
-        gates.alpha = a;
-    }
-    if let Some(d) = overrides.min_delta_ms {
-        gates.min_delta_ms = d;
-    }
+    let gates = overrides.apply(Gates::of_run(&cand[0]));
     compare(&base, &cand, &gates, force)
 }
 

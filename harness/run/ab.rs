@@ -412,17 +412,7 @@ fn compare_sides(
     head: &RunResult,
     overrides: &GateOverrides,
 ) -> Result<Comparison, CompareError> {
-    let mut gates = Gates::of_run(head);
-    if let Some(n) = overrides.noise {
-        gates.noise = n;
-        gates.noise_by_metric.clear();
-    }
-    if let Some(a) = overrides.alpha {
-        gates.alpha = a;
-    }
-    if let Some(d) = overrides.min_delta_ms {
-        gates.min_delta_ms = d;
-    }
+    let gates = overrides.apply(Gates::of_run(head));
     compare::compare_interleaved(base, head, &gates)
 }
 
