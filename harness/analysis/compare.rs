@@ -315,11 +315,6 @@ fn whole_run_shift(metrics: &[MetricComparison], noise: f64) -> Option<String> {
 
 /// Compare one metric's samples.
 pub fn compare_metric(metric: &str, a: &[f64], b: &[f64], gates: &Gates) -> MetricComparison {
-    let noise = gates
-        .noise_by_metric
-        .get(metric)
-        .copied()
-        .unwrap_or(gates.noise);
     let (ma, mb) = (median(a), median(b));
     let ratio = if ma > 0.0 { mb / ma } else { f64::NAN };
     let enough = a.len() >= 2 && b.len() >= 2;
@@ -334,6 +329,36 @@ pub fn compare_metric(metric: &str, a: &[f64], b: &[f64], gates: &Gates) -> Metr
     } else {
         (f64::NAN, f64::NAN)
     };
+    judge(
+        metric,
+        (a.len(), b.len()),
+        (ma, mb),
+        (ratio, lo, hi),
+        (p_value, min_p),
+        enough && ma > 0.0,
+        gates,
+        0,
+    )
+}
+
+/// One metric's verdict from its statistics: both gates (the rank test's p below alpha, the
+/// ratio's interval beyond the metric's noise threshold) and, for times, the minimum delta.
+#[allow(clippy::too_many_arguments)]
+fn judge(
+    metric: &str,
+    (baseline_n, candidate_n): (usize, usize),
+    (ma, mb): (f64, f64),
+    (ratio, lo, hi): (f64, f64, f64),
+    (p_value, min_p): (Option<f64>, f64),
+    enough: bool,
+    gates: &Gates,
+    pairs: usize,
+) -> MetricComparison {
+    let noise = gates
+        .noise_by_metric
+        .get(metric)
+        .copied()
+        .unwrap_or(gates.noise);
     let is_time = is_time_metric(metric);
     let min_delta = if is_time {
         gates.min_delta_ms.max(RESOLUTION_MS)
@@ -342,7 +367,7 @@ pub fn compare_metric(metric: &str, a: &[f64], b: &[f64], gates: &Gates) -> Metr
     };
     let resolved = !is_time || (mb - ma).abs() > min_delta;
     let verdict = match p_value {
-        _ if !enough || min_p >= gates.alpha || ma <= 0.0 => Verdict::NotEnoughSamples,
+        _ if !enough || min_p >= gates.alpha => Verdict::NotEnoughSamples,
         _ if !resolved => Verdict::NoChange,
         Some(p) if p < gates.alpha && lo > 1.0 + noise => Verdict::Regressed,
         Some(p) if p < gates.alpha && hi < 1.0 - noise => Verdict::Improved,
@@ -350,8 +375,8 @@ pub fn compare_metric(metric: &str, a: &[f64], b: &[f64], gates: &Gates) -> Metr
     };
     MetricComparison {
         metric: metric.to_string(),
-        baseline_n: a.len(),
-        candidate_n: b.len(),
+        baseline_n,
+        candidate_n,
         baseline_median: ma,
         candidate_median: mb,
         ratio,
@@ -362,7 +387,7 @@ pub fn compare_metric(metric: &str, a: &[f64], b: &[f64], gates: &Gates) -> Metr
         noise_threshold: noise,
         min_delta,
         verdict,
-        pairs: 0,
+        pairs,
     }
 }
 
@@ -412,11 +437,6 @@ pub fn signed_rank(d: &[f64]) -> f64 {
 /// ratios, its 95% interval a bootstrap over pairs, the rank test Wilcoxon's signed-rank on the
 /// log ratios. A drift of the machine that moves both boots of a pair moves neither ratio.
 pub fn compare_paired(metric: &str, pairs: &[(f64, f64)], gates: &Gates) -> MetricComparison {
-    let noise = gates
-        .noise_by_metric
-        .get(metric)
-        .copied()
-        .unwrap_or(gates.noise);
     let a: Vec<f64> = pairs.iter().map(|p| p.0).collect();
     let b: Vec<f64> = pairs.iter().map(|p| p.1).collect();
     let (ma, mb) = (median(&a), median(&b));
@@ -455,36 +475,16 @@ pub fn compare_paired(metric: &str, pairs: &[(f64, f64)], gates: &Gates) -> Metr
     } else {
         (f64::NAN, f64::NAN)
     };
-    let is_time = is_time_metric(metric);
-    let min_delta = if is_time {
-        gates.min_delta_ms.max(RESOLUTION_MS)
-    } else {
-        0.0
-    };
-    let resolved = !is_time || (mb - ma).abs() > min_delta;
-    let verdict = match p_value {
-        _ if !enough || min_p >= gates.alpha => Verdict::NotEnoughSamples,
-        _ if !resolved => Verdict::NoChange,
-        Some(p) if p < gates.alpha && lo > 1.0 + noise => Verdict::Regressed,
-        Some(p) if p < gates.alpha && hi < 1.0 - noise => Verdict::Improved,
-        _ => Verdict::NoChange,
-    };
-    MetricComparison {
-        metric: metric.to_string(),
-        baseline_n: a.len(),
-        candidate_n: b.len(),
-        baseline_median: ma,
-        candidate_median: mb,
-        ratio,
-        ratio_low: lo,
-        ratio_high: hi,
-        p_value,
-        min_p,
-        noise_threshold: noise,
-        min_delta,
-        verdict,
-        pairs: n,
-    }
+    judge(
+        metric,
+        (a.len(), b.len()),
+        (ma, mb),
+        (ratio, lo, hi),
+        (p_value, min_p),
+        enough,
+        gates,
+        n,
+    )
 }
 
 /// Two runs whose boots were taken in turns (`hsbench ab`): every boot metric compared over the
