@@ -142,6 +142,33 @@ pub enum FixturesAction {
     },
 }
 
+/// The gates `compare`, `ab` and `bisect` take from the command line, each overriding the
+/// scenario's `[compare]`.
+#[derive(Debug, clap::Args)]
+pub struct GateArgs {
+    /// Changes within ± this share are noise (e.g. 0.05 = 5%); default: the candidate
+    /// scenario's `[compare] noise` and `noise_by_metric`, else 0.05. Overrides both.
+    #[arg(long, value_name = "SHARE")]
+    pub noise: Option<f64>,
+    /// Significance level of the rank test; default: `[compare] alpha`, else 0.05.
+    #[arg(long)]
+    pub alpha: Option<f64>,
+    /// A time metric's medians must differ by more than this to count (e.g. "10ms", "0ms");
+    /// default: `[compare] min_delta`, else 10ms.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub min_delta: Option<std::time::Duration>,
+}
+
+impl GateArgs {
+    pub fn overrides(&self) -> crate::analysis::compare::GateOverrides {
+        crate::analysis::compare::GateOverrides {
+            noise: self.noise,
+            alpha: self.alpha,
+            min_delta_ms: self.min_delta.map(|d| d.as_secs_f64() * 1e3),
+        }
+    }
+}
+
 #[derive(Debug, clap::Args)]
 pub struct CompareArgs {
     /// BASELINE CANDIDATE, each a run directory, a result.json, or a directory of runs
@@ -154,17 +181,8 @@ pub struct CompareArgs {
     /// Where baselines are kept.
     #[arg(long, default_value = "results/baselines", value_name = "DIR")]
     pub baselines_dir: PathBuf,
-    /// Changes within ± this share are noise (e.g. 0.05 = 5%); default: the candidate
-    /// scenario's `[compare] noise` and `noise_by_metric`, else 0.05. Overrides both.
-    #[arg(long, value_name = "SHARE")]
-    pub noise: Option<f64>,
-    /// Significance level of the rank test; default: `[compare] alpha`, else 0.05.
-    #[arg(long)]
-    pub alpha: Option<f64>,
-    /// A time metric's medians must differ by more than this to count (e.g. "10ms", "0ms");
-    /// default: `[compare] min_delta`, else 10ms.
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
-    pub min_delta: Option<std::time::Duration>,
+    #[command(flatten)]
+    pub gates: GateArgs,
     /// Compare runs of different scenarios, datasets or databases anyway.
     #[arg(long)]
     pub force: bool,
@@ -314,15 +332,8 @@ pub struct SidesArgs {
     /// Concurrent requests while loading the dataset.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub load_concurrency: u16,
-    /// Changes within ± this share are noise; default: the scenario's `[compare] noise`.
-    #[arg(long, value_name = "SHARE")]
-    pub noise: Option<f64>,
-    /// Significance level of the rank test; default: `[compare] alpha`, else 0.05.
-    #[arg(long)]
-    pub alpha: Option<f64>,
-    /// A time metric's medians must differ by more than this; default `[compare] min_delta`.
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
-    pub min_delta: Option<std::time::Duration>,
+    #[command(flatten)]
+    pub gates: GateArgs,
 }
 
 impl SidesArgs {
@@ -336,14 +347,6 @@ impl SidesArgs {
                 .as_ref()
                 .map_or_else(FixtureStore::default, FixtureStore::new),
             ..RunOptions::default()
-        }
-    }
-
-    pub fn gates(&self) -> crate::analysis::compare::GateOverrides {
-        crate::analysis::compare::GateOverrides {
-            noise: self.noise,
-            alpha: self.alpha,
-            min_delta_ms: self.min_delta.map(|d| d.as_secs_f64() * 1e3),
         }
     }
 }

@@ -83,11 +83,7 @@ pub fn compare(args: &CompareArgs) -> Result<Outcome, CompareCommandError> {
             ));
         }
     };
-    let overrides = compare::GateOverrides {
-        noise: args.noise,
-        alpha: args.alpha,
-        min_delta_ms: args.min_delta.map(|d| d.as_secs_f64() * 1e3),
-    };
+    let overrides = args.gates.overrides();
     let c = compare::compare_paths(&base, &cand, &overrides, args.force)?;
     outln!("{}", crate::report::compare::markdown(&c));
     if let Some(path) = &args.json {

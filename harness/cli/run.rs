@@ -141,7 +141,7 @@ pub async fn ab(args: &AbArgs) -> Result<Outcome, super::CliError> {
     o.repo = c.repo.clone();
     o.boots = c.boots;
     o.fresh_fixture = args.fresh_fixture;
-    o.gates = c.gates();
+    o.gates = c.gates.overrides();
     let out = crate::run::ab::ab(&scenario, &o).await.map_err(Box::new)?;
     outln!(
         "{}",
@@ -170,7 +170,7 @@ pub async fn bisect(args: &BisectArgs) -> Result<Outcome, super::CliError> {
         metric: args.metric.clone(),
         repo: c.repo.clone(),
         boots: c.boots,
-        gates: c.gates(),
+        gates: c.gates.overrides(),
         run: c.run_options(),
     };
     let out = crate::run::bisect::bisect(&scenario, &o)
