@@ -176,6 +176,12 @@ fn run_values(r: &RunResult) -> Vec<(String, f64)> {
         push("herd.sync.p99", h.corrected.p99_ms);
         push("herd.sync.max", h.corrected.max_ms);
         push("herd.wall", h.wall_ms);
+        if let Some(l) = h.room_list.as_ref().filter(|l| l.full_list.count > 0) {
+            push("herd.first_page.p50", l.first_page.p50_ms);
+            push("herd.first_page.p99", l.first_page.p99_ms);
+            push("herd.room_list.p50", l.full_list.p50_ms);
+            push("herd.room_list.p99", l.full_list.p99_ms);
+        }
     }
     let ep = |eps: &[EndpointResult], name: &str| {
         eps.iter()

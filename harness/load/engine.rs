@@ -35,6 +35,9 @@ use crate::metrics::{IntervalSeries, LatencySummary, new_latency_histogram};
 /// Most intervals an interval series holds (later completions land in the last one).
 pub const MAX_INTERVALS: usize = 20_000;
 
+/// Simplified sliding sync (MSC4186), as results name it.
+pub const SLIDING_SYNC: &str = "POST /_matrix/client/unstable/org.matrix.simplified_msc3575/sync";
+
 /// The endpoints the workloads call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Ep {
@@ -52,10 +55,12 @@ pub enum Ep {
     Messages,
     /// `POST …/receipt/m.read/<event>`.
     Receipt,
+    /// A simplified sliding sync request (MSC4186): a list load or a long poll.
+    SlidingSync,
 }
 
 impl Ep {
-    pub const ALL: [Ep; 7] = [
+    pub const ALL: [Ep; 8] = [
         Ep::Sync,
         Ep::Resync,
         Ep::Send,
@@ -63,6 +68,7 @@ impl Ep {
         Ep::InitialSync,
         Ep::Messages,
         Ep::Receipt,
+        Ep::SlidingSync,
     ];
 
     fn index(self) -> usize {
@@ -79,6 +85,7 @@ impl Ep {
             Ep::InitialSync => "initial_sync",
             Ep::Messages => "messages",
             Ep::Receipt => "receipt",
+            Ep::SlidingSync => "sliding_sync",
         }
     }
 
@@ -90,6 +97,7 @@ impl Ep {
             Ep::Trigger => "PUT /_matrix/client/v3/rooms/{roomId}/state/{eventType}/{stateKey}",
             Ep::Messages => "GET /_matrix/client/v3/rooms/{roomId}/messages",
             Ep::Receipt => "POST /_matrix/client/v3/rooms/{roomId}/receipt/m.read/{eventId}",
+            Ep::SlidingSync => SLIDING_SYNC,
         }
     }
 }
@@ -156,9 +164,9 @@ pub enum Msg {
 /// Per-endpoint counters shared with the clients (started requests and requests in flight).
 #[derive(Debug, Default)]
 struct Gauges {
-    started: [AtomicU64; 7],
-    in_flight: [AtomicI64; 7],
-    peak: [AtomicI64; 7],
+    started: [AtomicU64; Ep::ALL.len()],
+    in_flight: [AtomicI64; Ep::ALL.len()],
+    peak: [AtomicI64; Ep::ALL.len()],
 }
 
 /// Shards of the send/delivery matcher (by sequence number): a delivery locks one of them for
@@ -885,19 +893,39 @@ pub async fn read_body(
     }
 }
 
-/// Finds `"next_batch":"<token>"` and every `"org.hsbench.seq":<n>` in a JSON body streamed in
-/// chunks, without holding the body (re-sync answers are megabytes). Bounded: it carries at
-/// most a few dozen bytes between chunks.
+/// Finds the few keys hsbench needs in a JSON body streamed in chunks, without holding the body
+/// (re-sync answers are megabytes): `"next_batch":"<token>"` (v2), `"pos":"<token>"` and the
+/// list's `"count":<n>` (sliding sync), and every `"org.hsbench.seq":<n>`. The first `next_batch`,
+/// `pos` and `count` are kept (each is a top-level or list-level key that comes once). Bounded:
+/// it carries at most a few hundred bytes between chunks.
 #[derive(Debug, Default)]
 pub struct Scanner {
     carry: Vec<u8>,
     pub next_batch: Option<String>,
+    pub pos: Option<String>,
+    pub count: Option<u64>,
     pub seqs: Vec<u64>,
     pub saw_trigger: bool,
 }
 
-const NEXT_BATCH: &[u8] = b"\"next_batch\":\"";
-const SEQ: &[u8] = b"\"org.hsbench.seq\":";
+/// What a key's value is, and where it goes.
+#[derive(Clone, Copy)]
+enum Key {
+    NextBatch,
+    Pos,
+    Seq,
+    Count,
+}
+
+const KEYS: &[(&[u8], Key)] = &[
+    (b"\"next_batch\":\"", Key::NextBatch),
+    (b"\"pos\":\"", Key::Pos),
+    (b"\"org.hsbench.seq\":", Key::Seq),
+    (b"\"count\":", Key::Count),
+];
+/// The longest key.
+#[cfg(test)]
+const MAX_KEY: usize = 18;
 /// The longest token a match may need after its key.
 const MAX_TAIL: usize = 256;
 
@@ -907,42 +935,56 @@ impl Scanner {
         buf.extend_from_slice(chunk);
         let mut consumed = 0;
         let mut i = 0;
-        while i < buf.len() {
+        'scan: while i < buf.len() {
             if buf[i] == b'"' {
                 let rest = &buf[i..];
-                if rest.starts_with(NEXT_BATCH) {
-                    let v = &rest[NEXT_BATCH.len()..];
-                    match v.iter().position(|&b| b == b'"') {
-                        Some(end) => {
-                            if self.next_batch.is_none() {
-                                self.next_batch = Some(String::from_utf8_lossy(&v[..end]).into());
-                            }
-                            i += NEXT_BATCH.len() + end;
-                            consumed = i;
-                            continue;
+                for &(key, kind) in KEYS {
+                    if !rest.starts_with(key) {
+                        if rest.len() < key.len() && key.starts_with(rest) {
+                            break 'scan; // a key may be cut at the chunk's end
                         }
-                        None if v.len() < MAX_TAIL => break,
-                        None => {}
+                        continue;
                     }
-                } else if rest.starts_with(SEQ) {
-                    let v = &rest[SEQ.len()..];
-                    let digits = v.iter().take_while(|b| b.is_ascii_digit()).count();
-                    if digits == v.len() && v.len() < 24 {
-                        break; // the number may go on in the next chunk
+                    let v = &rest[key.len()..];
+                    match kind {
+                        Key::NextBatch | Key::Pos => match v.iter().position(|&b| b == b'"') {
+                            Some(end) => {
+                                let slot = match kind {
+                                    Key::NextBatch => &mut self.next_batch,
+                                    _ => &mut self.pos,
+                                };
+                                if slot.is_none() {
+                                    *slot = Some(String::from_utf8_lossy(&v[..end]).into());
+                                }
+                                i += key.len() + end;
+                                consumed = i;
+                                continue 'scan;
+                            }
+                            None if v.len() < MAX_TAIL => break 'scan,
+                            None => {}
+                        },
+                        Key::Seq | Key::Count => {
+                            let digits = v.iter().take_while(|b| b.is_ascii_digit()).count();
+                            if digits == v.len() && v.len() < 24 {
+                                break 'scan; // the number may go on in the next chunk
+                            }
+                            if let Ok(n) = std::str::from_utf8(&v[..digits])
+                                .unwrap_or("")
+                                .parse::<u64>()
+                            {
+                                match kind {
+                                    Key::Seq => self.seqs.push(n),
+                                    _ => {
+                                        self.count.get_or_insert(n);
+                                    }
+                                }
+                            }
+                            i += key.len() + digits;
+                            consumed = i;
+                            continue 'scan;
+                        }
                     }
-                    if let Ok(n) = std::str::from_utf8(&v[..digits])
-                        .unwrap_or("")
-                        .parse::<u64>()
-                    {
-                        self.seqs.push(n);
-                    }
-                    i += SEQ.len() + digits;
-                    consumed = i;
-                    continue;
-                } else if rest.len() < NEXT_BATCH.len().max(SEQ.len())
-                    && (NEXT_BATCH.starts_with(rest) || SEQ.starts_with(rest))
-                {
-                    break; // a key may be cut at the chunk's end
+                    break;
                 }
             }
             i += 1;
@@ -966,7 +1008,17 @@ mod tests {
             }
             assert_eq!(s.next_batch.as_deref(), Some("s72_19_0_4"), "chunk {size}");
             assert_eq!(s.seqs, vec![12345, 7], "chunk {size}");
-            assert!(s.carry.len() <= MAX_TAIL + NEXT_BATCH.len());
+            assert!(s.carry.len() <= MAX_TAIL + MAX_KEY);
+        }
+        let sliding = br#"{"pos":"s1_2","lists":{"all_rooms":{"count":37}},"rooms":{"!a:x":{"notification_count":2,"timeline":[{"content":{"org.hsbench.seq":9}}],"joined_count":12}}}"#;
+        for size in 1..sliding.len() {
+            let mut s = Scanner::default();
+            for c in sliding.chunks(size) {
+                s.feed(c);
+            }
+            assert_eq!(s.pos.as_deref(), Some("s1_2"), "chunk {size}");
+            assert_eq!(s.count, Some(37), "chunk {size}");
+            assert_eq!(s.seqs, vec![9], "chunk {size}");
         }
     }
 

@@ -13,18 +13,24 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
+use ruma::OwnedUserId;
 use ruma::api::client::sync::sync_events;
 
 use crate::load::engine::{Collector, Ep, ErrorKind, Intervals, Recorder, read_body};
 use crate::load::longpoll::since_tokens;
+use crate::load::sliding::{Connection, ListLoad, load_list};
 use crate::matrix::{MatrixClient, error_fields};
-use crate::metrics::{IntervalSeries, LatencySummary};
-use crate::scenario::{HerdSpec, SyncKind};
+use crate::metrics::{IntervalSeries, LatencySummary, new_latency_histogram};
+use crate::scenario::{HerdSpec, SyncKind, SyncProtocol};
 
 /// A herd's measured outcome.
 #[derive(Debug, Clone, schemars::JsonSchema, serde::Serialize, serde::Deserialize, PartialEq)]
 pub struct HerdResult {
     pub endpoint: String,
+    /// `/sync` v2 (one request per client) or sliding sync (a room list loaded request by
+    /// request). The latencies, `ok`, `errors` and bytes are of requests either way.
+    #[serde(default)]
+    pub protocol: SyncProtocol,
     pub sync: SyncKind,
     pub clients: u64,
     /// Requests were due evenly over this many seconds after the release (0: all at once).
@@ -65,6 +71,79 @@ pub struct HerdResult {
     /// others were abandoned, neither answered nor failed).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub partial: bool,
+    /// Each client's room list, from its intended start: what a user waits for. A v2 client's
+    /// list is its one answer; a sliding client's first page is its first answer and its full
+    /// list the answer that listed every room. Absent in results of earlier versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room_list: Option<RoomListLoad>,
+}
+
+/// How long the herd's clients waited for their room lists (from each one's intended start,
+/// so corrected for coordinated omission), of the clients whose list loaded.
+#[derive(Debug, Clone, schemars::JsonSchema, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct RoomListLoad {
+    /// Until the first answer: the first rooms on screen.
+    pub first_page: LatencySummary,
+    /// Until every room was listed.
+    pub full_list: LatencySummary,
+    /// Clients whose list loaded.
+    pub loaded: u64,
+    /// Clients whose load failed (a request failed, or the list never completed).
+    pub failed: u64,
+    /// Requests a client sent, on average.
+    pub requests_per_client: f64,
+    /// The list's length the server reported, on average (sliding sync).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rooms_per_client: Option<f64>,
+}
+
+/// The herd's list loads as they complete (two histograms and counters: bounded).
+struct ListLoads {
+    first: Histogram<u64>,
+    full: Histogram<u64>,
+    loaded: u64,
+    failed: u64,
+    requests: u64,
+    rooms: u64,
+}
+
+impl ListLoads {
+    fn new() -> Self {
+        Self {
+            first: new_latency_histogram(),
+            full: new_latency_histogram(),
+            loaded: 0,
+            failed: 0,
+            requests: 0,
+            rooms: 0,
+        }
+    }
+
+    fn add(&mut self, l: &ListLoad) {
+        let us = |d: Duration| d.as_micros().min(u64::MAX as u128) as u64;
+        self.requests += u64::from(l.requests);
+        match (l.failed, l.first, l.full) {
+            (false, Some(first), Some(full)) => {
+                let _ = self.first.record(us(first).max(1));
+                let _ = self.full.record(us(full).max(1));
+                self.loaded += 1;
+                self.rooms += l.rooms;
+            }
+            _ => self.failed += 1,
+        }
+    }
+
+    fn summary(&self) -> RoomListLoad {
+        let clients = (self.loaded + self.failed).max(1) as f64;
+        RoomListLoad {
+            first_page: LatencySummary::of(&self.first),
+            full_list: LatencySummary::of(&self.full),
+            loaded: self.loaded,
+            failed: self.failed,
+            requests_per_client: self.requests as f64 / clients,
+            rooms_per_client: (self.loaded > 0).then(|| self.rooms as f64 / self.loaded as f64),
+        }
+    }
 }
 
 /// The share of a core hsbench may use during a workload before its results warn that the
@@ -97,9 +176,10 @@ pub fn lazy_loading_filter() -> ruma::api::client::filter::FilterDefinition {
 pub async fn run_herd(
     base_url: &str,
     tokens: &[String],
+    user_ids: &[OwnedUserId],
     spec: &HerdSpec,
 ) -> Result<(HerdResult, HerdHistograms), crate::matrix::CallError> {
-    run_herd_at(base_url, tokens, spec, None).await
+    run_herd_at(base_url, tokens, user_ids, spec, None).await
 }
 
 /// [`run_herd`], released at a wall-clock time (when it is still ahead once every request is
@@ -107,6 +187,7 @@ pub async fn run_herd(
 pub async fn run_herd_at(
     base_url: &str,
     tokens: &[String],
+    user_ids: &[OwnedUserId],
     spec: &HerdSpec,
     release_at: Option<std::time::SystemTime>,
 ) -> Result<(HerdResult, HerdHistograms), crate::matrix::CallError> {
@@ -123,7 +204,7 @@ pub async fn run_herd_at(
     // Preparation: `since` tokens for full-state re-syncs, a few at a time.
     let prep = Instant::now();
     let mut since: Vec<Option<String>> = vec![None; n];
-    if spec.sync == SyncKind::FullState {
+    if spec.sync == SyncKind::FullState && spec.protocol == SyncProtocol::V2 {
         for (slot, token) in since
             .iter_mut()
             .zip(since_tokens(&client, &tokens[..n]).await?)
@@ -133,9 +214,19 @@ pub async fn run_herd_at(
     }
     let prepare_ms = prep.elapsed().as_secs_f64() * 1000.0;
 
-    // Build every request before the start line, so that release costs nothing.
+    // Build every first request before the start line, so that release costs nothing.
+    let sliding = spec.protocol == SyncProtocol::Sliding;
     let mut requests = Vec::with_capacity(n);
     for (i, token) in tokens[..n].iter().enumerate() {
+        // Client i is due `ramp * i / n` after the release.
+        let offset = spec.ramp.mul_f64(i as f64 / n as f64);
+        if sliding {
+            let user = user_ids.get(i).map_or("$ME", |u| u.as_str());
+            let conn = Connection::new(user);
+            let first = client.build(conn.request(Duration::ZERO), Some(token))?;
+            requests.push((offset, first, Some((conn, token.clone()))));
+            continue;
+        }
         let mut req = sync_events::v3::Request::new();
         req.timeout = Some(Duration::ZERO);
         if let Some(s) = since[i].take() {
@@ -147,9 +238,7 @@ pub async fn run_herd_at(
                 lazy_loading_filter(),
             ));
         }
-        // Client i is due `ramp * i / n` after the release.
-        let offset = spec.ramp.mul_f64(i as f64 / n as f64);
-        requests.push((offset, client.build(req, Some(token))?));
+        requests.push((offset, client.build(req, Some(token))?, None));
     }
 
     // Every client waits at the start line for the release instant and the recorder; hsbench
@@ -157,9 +246,9 @@ pub async fn run_herd_at(
     // shards of one herd are released together), and sleeps precisely until it.
     let (start_tx, start_rx) = tokio::sync::watch::channel::<Option<(Instant, Recorder)>>(None);
     let mut set = tokio::task::JoinSet::new();
-    for (offset, request) in requests {
+    for (offset, request, conn) in requests {
         let mut rx = start_rx.clone();
-        let http = client.http().clone();
+        let client = client.clone();
         set.spawn(async move {
             let (intended, rec) = loop {
                 if let Some((t0, rec)) = rx.borrow_and_update().clone() {
@@ -172,9 +261,15 @@ pub async fn run_herd_at(
             if !offset.is_zero() {
                 tokio::time::sleep_until(intended.into()).await;
             }
+            if let Some((mut conn, token)) = conn {
+                // Sliding sync: the room list loaded as the SDK loads it, every request
+                // recorded; the client's outcome is the list's load.
+                let load = load_list(&client, &rec, &token, &mut conn, request, intended).await;
+                return Some((Instant::now(), Some(load)));
+            }
             rec.start(HERD);
             let sent = Instant::now();
-            let (error, bytes_in) = match http.execute(request).await {
+            let (error, bytes_in) = match client.http().execute(request).await {
                 Err(e) => (Some(ErrorKind::of(&e)), 0),
                 Ok(mut resp) => {
                     let status = resp.status().as_u16();
@@ -191,7 +286,7 @@ pub async fn run_herd_at(
             };
             let end = Instant::now();
             rec.done(HERD, intended, sent, end, error, bytes_in, 0);
-            Some(end)
+            Some((end, None))
         });
     }
     drop(start_rx);
@@ -206,7 +301,8 @@ pub async fn run_herd_at(
         t0,
         Intervals::Fitted {
             target: 30,
-            capacity: n,
+            // A sliding client sends a few requests (its list grows 20 rooms at a time).
+            capacity: if sliding { n * 8 } else { n },
         },
     );
     crate::load::clock::PreciseTimer::new()
@@ -216,6 +312,7 @@ pub async fn run_herd_at(
     let _ = start_tx.send(Some((t0, collector.recorder())));
 
     let mut last_end = t0;
+    let mut loads = ListLoads::new();
     // A signal ends the herd early: the requests still out are abandoned (neither answered nor
     // failed), and what completed is kept and marked partial.
     let mut partial = false;
@@ -232,8 +329,11 @@ pub async fn run_herd_at(
                 break;
             }
         };
-        if let Ok(Some(end)) = joined {
+        if let Ok(Some((end, load))) = joined {
             last_end = last_end.max(end);
+            if let Some(l) = load {
+                loads.add(&l);
+            }
         }
     }
     let cpu_after = crate::metrics::self_usage();
@@ -242,29 +342,50 @@ pub async fn run_herd_at(
     let wall_s = (last_end - t0).as_secs_f64();
     let mut recorded = collector.finish().await;
     let interval = recorded.interval;
+    let ep = if sliding { Ep::SlidingSync } else { HERD };
     let stats = recorded
         .eps
-        .remove(&HERD)
+        .remove(&ep)
         .expect("the collector keeps every endpoint");
     let errors = stats.errors;
     let corrected_h = stats.corrected;
     let raw_h = stats.raw;
     let (intervals_corrected, intervals_raw) = (stats.intervals_corrected, stats.intervals_raw);
+    // A v2 client's room list is its one answer.
+    let room_list = if sliding {
+        loads.summary()
+    } else {
+        let failed: u64 = errors.values().sum();
+        RoomListLoad {
+            first_page: LatencySummary::of(&corrected_h),
+            full_list: LatencySummary::of(&corrected_h),
+            loaded: stats.ok,
+            failed,
+            requests_per_client: 1.0,
+            rooms_per_client: None,
+        }
+    };
     Ok((
         HerdResult {
-            endpoint: "GET /_matrix/client/v3/sync".into(),
+            endpoint: ep.http().into(),
+            protocol: spec.protocol,
             sync: spec.sync,
             clients: spec.clients,
             ramp_s: spec.ramp.as_secs_f64(),
             lazy_load_members: spec.lazy_load_members,
-            model: if spec.ramp.is_zero() {
-                "closed: one request per client, all released at one instant".into()
-            } else {
-                format!(
+            model: match (sliding, spec.ramp.is_zero()) {
+                (false, true) => "closed: one request per client, all released at one instant".into(),
+                (false, false) => format!(
                     "open: one request per client, due evenly over {:?} (latency corrected from each one's due time)",
                     spec.ramp
-                )
+                ),
+                (true, true) => "closed: each client loads its room list (a request, then the next when the answer arrived), all released at one instant".into(),
+                (true, false) => format!(
+                    "open: each client loads its room list (a request, then the next when the answer arrived), clients due evenly over {:?}",
+                    spec.ramp
+                ),
             },
+            room_list: Some(room_list),
             corrected: LatencySummary::of(&corrected_h),
             raw: LatencySummary::of(&raw_h),
             ok: stats.ok,

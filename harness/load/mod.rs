@@ -9,6 +9,7 @@ pub mod longpoll;
 pub mod merge;
 pub mod recovery;
 pub mod shard;
+pub mod sliding;
 pub mod steady;
 pub mod triggered;
 pub mod workload;

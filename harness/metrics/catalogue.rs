@@ -150,7 +150,7 @@ pub const CATALOGUE: &[Entry] = &[
         "herd.sync.p50",
         Ms,
         Run,
-        "herd: /sync latency, median (answered requests, corrected)",
+        "herd: latency of one sync request (v2 /sync, or one sliding sync request), median (answered requests, corrected)",
     ),
     e(
         "herd.sync.p90",
@@ -165,6 +165,30 @@ pub const CATALOGUE: &[Entry] = &[
         "herd: /sync latency, 99th percentile",
     ),
     e("herd.sync.max", Ms, Run, "herd: /sync latency, slowest"),
+    e(
+        "herd.first_page.p50",
+        Ms,
+        Run,
+        "herd: a client's start until its first rooms were listed, median (sliding sync: the first answer; v2: its one answer)",
+    ),
+    e(
+        "herd.first_page.p99",
+        Ms,
+        Run,
+        "herd: a client's start until its first rooms were listed, 99th percentile",
+    ),
+    e(
+        "herd.room_list.p50",
+        Ms,
+        Run,
+        "herd: a client's start until every one of its rooms was listed, median (sliding sync: the list grown to its count; v2: its one answer)",
+    ),
+    e(
+        "herd.room_list.p99",
+        Ms,
+        Run,
+        "herd: a client's start until every one of its rooms was listed, 99th percentile",
+    ),
     e(
         "herd.wall",
         Ms,

@@ -411,9 +411,13 @@ fn herd(h: &mut String, r: &RunResult, dir: &Path) {
     crate::report::html_workloads::partial(h, hr.partial);
     let _ = writeln!(
         h,
-        "<p>{} clients, {:?} sync of <code>{}</code>; {}. {} answered, {} failed, {} received, wall {}.</p>",
+        "<p>{} clients, {} of <code>{}</code>; {}. {} requests answered, {} failed, {} received, wall {}.</p>",
         hr.clients,
-        hr.sync,
+        match (hr.protocol, hr.sync) {
+            (crate::scenario::SyncProtocol::Sliding, _) => "sliding sync room lists",
+            (_, crate::scenario::SyncKind::Initial) => "initial sync",
+            (_, crate::scenario::SyncKind::FullState) => "full-state sync",
+        },
         esc(&hr.endpoint),
         esc(&hr.model),
         hr.ok,
@@ -421,7 +425,31 @@ fn herd(h: &mut String, r: &RunResult, dir: &Path) {
         fmt_bytes(hr.bytes_received as f64),
         fmt_ms(hr.wall_ms)
     );
-    h.push_str("<table id=\"herd-latency\"><tr><th>latency</th><th>count</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>max</th></tr>\n");
+    if let Some(l) = &hr.room_list {
+        h.push_str("<table id=\"herd-room-list\"><tr><th>room list, from each client's intended start</th><th>clients</th><th>p50</th><th>p90</th><th>p99</th><th>max</th></tr>\n");
+        for (label, s) in [("first page", &l.first_page), ("whole list", &l.full_list)] {
+            let _ = writeln!(
+                h,
+                "<tr><td>{label}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                s.count,
+                crate::report::lat(s, s.p50_ms),
+                crate::report::lat(s, s.p90_ms),
+                crate::report::lat(s, s.p99_ms),
+                crate::report::lat(s, s.max_ms)
+            );
+        }
+        let _ = writeln!(
+            h,
+            "</table>\n<p class=\"note\">{} of {} clients loaded their list; {:.1} requests a client{}.</p>",
+            l.loaded,
+            l.loaded + l.failed,
+            l.requests_per_client,
+            l.rooms_per_client
+                .map(|n| format!(", {n:.1} rooms a list"))
+                .unwrap_or_default()
+        );
+    }
+    h.push_str("<table id=\"herd-latency\"><tr><th>request latency</th><th>count</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>max</th></tr>\n");
     for (label, s) in [
         ("corrected (from the intended start)", &hr.corrected),
         ("raw (from the actual send)", &hr.raw),

@@ -605,15 +605,44 @@ pub fn markdown(r: &RunResult) -> String {
     }
 
     if let Some(h) = &r.herd {
+        let sliding = h.protocol == crate::scenario::SyncProtocol::Sliding;
+        let what = match (sliding, h.sync) {
+            (true, _) => "sliding sync room lists (MSC4186)",
+            (false, crate::scenario::SyncKind::Initial) => "initial /sync",
+            (false, crate::scenario::SyncKind::FullState) => "full-state /sync",
+        };
         md.push_str(&format!(
-            "### Herd: {} clients, {} /sync at one instant{}\n\n",
+            "### Herd: {} clients, {what} at one instant{}\n\n",
             h.clients,
-            match h.sync {
-                crate::scenario::SyncKind::Initial => "initial",
-                crate::scenario::SyncKind::FullState => "full-state",
-            },
             partial(h.partial)
         ));
+        if let Some(l) = &h.room_list {
+            md.push_str("| room list (from each client's intended start) | p50 | p90 | p99 | max | clients |\n|---|---:|---:|---:|---:|---:|\n");
+            for (label, s) in [("first page", &l.first_page), ("whole list", &l.full_list)] {
+                md.push_str(&format!(
+                    "| {label} | {} | {} | {} | {} | {} |\n",
+                    lat(s, s.p50_ms),
+                    lat(s, s.p90_ms),
+                    lat(s, s.p99_ms),
+                    lat(s, s.max_ms),
+                    s.count
+                ));
+            }
+            md.push_str(&format!(
+                "\n{} of {} clients loaded their list{} · {:.1} requests a client{}\n\n",
+                l.loaded,
+                l.loaded + l.failed,
+                if l.failed > 0 {
+                    format!(" · **{} failed**", l.failed)
+                } else {
+                    String::new()
+                },
+                l.requests_per_client,
+                l.rooms_per_client
+                    .map(|n| format!(" · {n:.1} rooms a list"))
+                    .unwrap_or_default()
+            ));
+        }
         md.push_str("| latency (answered requests) | p50 | p90 | p99 | p99.9 | max | count |\n|---|---:|---:|---:|---:|---:|---:|\n");
         for (label, s) in [
             ("corrected (from intended start)", &h.corrected),
@@ -631,9 +660,9 @@ pub fn markdown(r: &RunResult) -> String {
         }
         let errors = fmt_errors(&h.errors);
         md.push_str(&format!(
-            "\n{} ok of {} · errors: {errors} · wall {} · {} received\n\n",
+            "\n{} ok of {} requests · errors: {errors} · wall {} · {} received\n\n",
             h.ok,
-            h.clients,
+            h.ok + h.errors.values().sum::<u64>(),
             fmt_ms(h.wall_ms),
             fmt_bytes(h.bytes_received as f64)
         ));

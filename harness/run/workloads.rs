@@ -220,9 +220,10 @@ pub(super) async fn run_workload(
                 Mode::Attach(a) => a.release_at,
                 _ => None,
             };
-            let (result, hists) = run_herd_at(base_url, &creds.tokens, herd, release_at)
-                .await
-                .map_err(workload_error(name))?;
+            let (result, hists) =
+                run_herd_at(base_url, &creds.tokens, &creds.user_ids, herd, release_at)
+                    .await
+                    .map_err(workload_error(name))?;
             let w = write_herd_files(ctx, &result, &hists);
             ctx.result.herd = Some(result);
             w

@@ -219,6 +219,7 @@ struct RawProfile {
 #[serde(deny_unknown_fields)]
 struct RawHerd {
     clients: Spanned<u64>,
+    protocol: Option<Spanned<String>>,
     sync: Option<Spanned<String>>,
     request_timeout: Option<Spanned<String>>,
     ramp: Option<Spanned<String>>,
@@ -869,9 +870,42 @@ pub enum SyncKind {
     FullState,
 }
 
+/// The sync protocol a workload's clients speak.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    schemars::JsonSchema,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncProtocol {
+    /// `GET /_matrix/client/v3/sync`.
+    #[default]
+    V2,
+    /// Simplified sliding sync (MSC4186), as matrix-rust-sdk's room list sends it.
+    Sliding,
+}
+
+impl SyncProtocol {
+    /// The name scenario files and reports use.
+    pub fn name(self) -> &'static str {
+        match self {
+            SyncProtocol::V2 => "v2",
+            SyncProtocol::Sliding => "sliding",
+        }
+    }
+}
+
 #[derive(Debug, Clone, schemars::JsonSchema, serde::Serialize)]
 pub struct HerdSpec {
     pub clients: u64,
+    /// `/sync` v2 or sliding sync.
+    pub protocol: SyncProtocol,
     pub sync: SyncKind,
     #[serde(with = "humantime_serde_secs")]
     #[schemars(with = "f64")]

@@ -40,8 +40,27 @@ pub(super) fn validate(
                     }
                 },
             };
+            let protocol = protocol(loc, &h.protocol, "workload.herd.protocol")?;
+            if protocol == SyncProtocol::Sliding {
+                if let (SyncKind::FullState, Some(s)) = (sync, &h.sync) {
+                    return Err(loc.at(
+                        s.span(),
+                        "workload.herd.sync",
+                        "\"full_state\" is a /sync v2 re-sync; a sliding sync herd opens new \
+                         connections (\"initial\")",
+                    ));
+                }
+                if let Some(l) = h.lazy_load_members.as_ref().filter(|l| *l.get_ref()) {
+                    return Err(loc.at(
+                        l.span(),
+                        "workload.herd.lazy_load_members",
+                        "sliding sync always loads members lazily (`$LAZY`): leave it out",
+                    ));
+                }
+            }
             Some(HerdSpec {
                 clients,
+                protocol,
                 sync,
                 request_timeout: duration(
                     loc,
@@ -301,4 +320,26 @@ pub(super) fn validate(
         .filter_map(|(_, k)| by_kind[k as usize].take())
         .collect();
     Ok(workloads)
+}
+
+/// `protocol = "v2" | "sliding"` (default v2).
+pub(super) fn protocol(
+    loc: &Locator,
+    raw: &Option<Spanned<String>>,
+    field: &str,
+) -> Result<SyncProtocol, ScenarioError> {
+    match raw {
+        None => Ok(SyncProtocol::V2),
+        Some(p) => match p.get_ref().as_str() {
+            "v2" => Ok(SyncProtocol::V2),
+            "sliding" => Ok(SyncProtocol::Sliding),
+            other => Err(loc.at(
+                p.span(),
+                field,
+                format!(
+                    "{other:?} is not a sync protocol: \"v2\" (/sync) or \"sliding\" (simplified sliding sync, MSC4186)"
+                ),
+            )),
+        },
+    }
 }

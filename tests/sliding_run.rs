@@ -1,0 +1,154 @@
+//! The sliding sync herd (MSC4186, as matrix-rust-sdk's RoomListService loads a room list)
+//! against real servers: Synapse on a direct-import fixture, and tuwunel 1.4.6 on an API-built
+//! one of the same plan. Every user is in more rooms than a page (20), so every client grows
+//! its list over several requests; the list lengths the servers report must be the plan's, and
+//! every request made must be in the histograms.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use hsbench::dataset::plan::DatasetPlan;
+use hsbench::load::herd::HerdResult;
+use hsbench::load::sliding::{FIRST_RANGE_END, GROWING_BATCH, PATH};
+use hsbench::metrics::read_histogram;
+use hsbench::result::RunStatus;
+use hsbench::run::run;
+use hsbench::scenario::{self, Scenario, SyncProtocol};
+
+/// The plan's rooms of each of the first `clients` users, and the requests a RoomListService
+/// client needs to list them: the first page, then pages of 20 until the range covers them.
+fn expected(sc: &Scenario, clients: u64) -> (Vec<u64>, u64) {
+    let plan = DatasetPlan::new(sc.dataset.clone());
+    let mut rooms = vec![0u64; clients as usize];
+    for room in plan.rooms() {
+        for &m in &room.members {
+            if m < clients {
+                rooms[m as usize] += 1;
+            }
+        }
+    }
+    let requests = rooms
+        .iter()
+        .map(|&n| 1 + n.div_ceil(GROWING_BATCH).max(1))
+        .sum();
+    (rooms, requests)
+}
+
+fn check(sc: &Scenario, h: &HerdResult, run_dir: &Path) {
+    assert_eq!(h.protocol, SyncProtocol::Sliding);
+    assert_eq!(h.endpoint, PATH);
+    let (rooms, requests) = expected(sc, h.clients);
+    // The test needs lists longer than a page.
+    assert!(
+        rooms.iter().filter(|&&n| n > FIRST_RANGE_END + 1).count() as u64 > h.clients / 2,
+        "{rooms:?}"
+    );
+    let l = h
+        .room_list
+        .as_ref()
+        .expect("a sliding herd reports its room lists");
+    assert_eq!((l.loaded, l.failed), (h.clients, 0), "{l:?}");
+    assert_eq!(
+        (l.first_page.count, l.full_list.count),
+        (h.clients, h.clients)
+    );
+    // The lists the server reported are the plan's memberships, in sum.
+    let listed = l.rooms_per_client.unwrap() * h.clients as f64;
+    assert!(
+        (listed - rooms.iter().sum::<u64>() as f64).abs() < 0.5,
+        "listed {listed}, plan {rooms:?}"
+    );
+    // Every request of the SDK's walk was made, answered and recorded once.
+    assert_eq!(h.ok, requests, "{h:?}");
+    assert!(h.errors.is_empty(), "{:?}", h.errors);
+    assert_eq!((h.corrected.count, h.raw.count), (requests, requests));
+    assert!((l.requests_per_client - requests as f64 / h.clients as f64).abs() < 1e-9);
+    assert_eq!(
+        read_histogram(&run_dir.join("herd-sync.hist"))
+            .unwrap()
+            .len(),
+        requests
+    );
+    // A first page comes before the whole list, and a client's whole list after its requests.
+    assert!(l.first_page.p50_ms <= l.full_list.p50_ms, "{l:?}");
+    // (HDR histograms keep three significant digits.)
+    assert!(
+        l.full_list.max_ms <= h.wall_ms * 1.002,
+        "{l:?} {}",
+        h.wall_ms
+    );
+    assert!(h.bytes_received > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sliding_sync_herd_against_real_synapse() {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let sc = scenario::load(&manifest.join("tests/scenarios/tiny-sliding.toml")).unwrap();
+    let sandbox = common::Sandbox::new();
+    let outcome = run(&sc, &sandbox.opts)
+        .await
+        .unwrap_or_else(|e| panic!("run failed: {e}"));
+    let r = &outcome.result;
+    assert_eq!(r.status, RunStatus::Complete, "{:?}", r.error);
+    check(&sc, r.herd.as_ref().unwrap(), &outcome.run_dir);
+
+    // The figures a user reads and gates on.
+    let md = std::fs::read_to_string(outcome.run_dir.join("summary.md")).unwrap();
+    assert!(
+        md.contains("sliding sync room lists (MSC4186)") && md.contains("| whole list |"),
+        "{md}"
+    );
+    let html = std::fs::read_to_string(outcome.run_dir.join("report.html")).unwrap();
+    assert!(html.contains("id=\"herd-room-list\""));
+    let names: Vec<String> = hsbench::analysis::figures::figures(r)
+        .into_iter()
+        .map(|f| f.metric)
+        .collect();
+    for m in ["herd.first_page.p50", "herd.room_list.p99", "herd.sync.p50"] {
+        assert!(names.iter().any(|n| n == m), "{m} missing from {names:?}");
+    }
+}
+
+/// The tuwunel binary (`HSBENCH_TUWUNEL`), or `None` (skipped, saying why).
+fn tuwunel() -> Option<PathBuf> {
+    let required = std::env::var_os("HSBENCH_REQUIRE_REAL_SERVERS").is_some();
+    match std::env::var_os("HSBENCH_TUWUNEL").map(PathBuf::from) {
+        Some(p) if p.is_file() => Some(std::fs::canonicalize(&p).unwrap()),
+        other => {
+            assert!(
+                !required,
+                "HSBENCH_REQUIRE_REAL_SERVERS is set, but HSBENCH_TUWUNEL is {other:?}"
+            );
+            eprintln!("SKIPPED: HSBENCH_TUWUNEL is not a file ({other:?})");
+            None
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sliding_sync_herd_against_tuwunel() {
+    let Some(binary) = tuwunel() else { return };
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let path = manifest.join("tests/scenarios/tiny-sliding.toml");
+    // The same plan, built through tuwunel's API (the direct import writes Synapse's schema).
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("load = \"direct\"\n", "")
+        .replace(
+            "[boot]",
+            &format!(
+                "[server]\nkind = \"tuwunel\"\nbinary = \"{}\"\n\n[boot]",
+                binary.display()
+            ),
+        );
+    let sc = scenario::parse(&path, &text).unwrap();
+    let sandbox = common::Sandbox::new();
+    let outcome = run(&sc, &sandbox.opts)
+        .await
+        .unwrap_or_else(|e| panic!("run failed: {e}"));
+    let r = &outcome.result;
+    assert_eq!(r.status, RunStatus::Complete, "{:?}", r.error);
+    assert_eq!(r.server.as_ref().unwrap().kind, "tuwunel");
+    check(&sc, r.herd.as_ref().unwrap(), &outcome.run_dir);
+}
