@@ -1,20 +1,24 @@
-//! The sliding sync herd (MSC4186, as matrix-rust-sdk's RoomListService loads a room list)
+//! Sliding sync workloads (MSC4186, as matrix-rust-sdk's RoomListService loads a room list)
 //! against real servers: Synapse on a direct-import fixture, and tuwunel 1.4.6 on an API-built
-//! one of the same plan. Every user is in more rooms than a page (20), so every client grows
-//! its list over several requests; the list lengths the servers report must be the plan's, and
-//! every request made must be in the histograms.
+//! one of the same plan. The herd: every user is in more rooms than a page (20), so every client
+//! grows its list over several requests; the list lengths the servers report must be the plan's,
+//! and every request made must be in the histograms. The triggered herd (Synapse: the clients
+//! open the room; tuwunel: they start over) and steady traffic on sliding sync long polls, every
+//! delivery accounted for.
 
 mod common;
 
 use std::path::{Path, PathBuf};
 
 use hsbench::dataset::plan::DatasetPlan;
+use hsbench::load::engine::EndpointResult;
 use hsbench::load::herd::HerdResult;
 use hsbench::load::sliding::{FIRST_RANGE_END, GROWING_BATCH, PATH};
 use hsbench::metrics::read_histogram;
+use hsbench::result::RunResult;
 use hsbench::result::RunStatus;
 use hsbench::run::run;
-use hsbench::scenario::{self, Scenario, SyncProtocol};
+use hsbench::scenario::{self, ReactionKind, Scenario, SyncProtocol};
 
 /// The plan's rooms of each of the first `clients` users, and the requests a RoomListService
 /// client needs to list them: the first page, then pages of 20 until the range covers them.
@@ -81,6 +85,95 @@ fn check(sc: &Scenario, h: &HerdResult, run_dir: &Path) {
     assert!(h.bytes_received > 0);
 }
 
+/// Every request an endpoint started completed or was cut at the end; one histogram value per
+/// answered request, in the result and on disk.
+fn check_endpoint(run_dir: &Path, workload: &str, e: &EndpointResult) {
+    let errors: u64 = e.errors.values().sum();
+    assert_eq!(e.completed, e.ok + errors, "{workload} {e:?}");
+    assert_eq!(e.started, e.completed + e.cancelled, "{workload} {e:?}");
+    assert_eq!(
+        (e.corrected.count, e.raw.count),
+        (e.ok, e.ok),
+        "{workload} {e:?}"
+    );
+    let stem = format!("{workload}-{}", e.name);
+    let corrected = read_histogram(&run_dir.join(format!("{stem}.hist"))).unwrap();
+    assert_eq!(corrected.len(), e.ok, "{stem}.hist");
+}
+
+/// The long-poll workloads over sliding sync: the clients' long polls delivered every message
+/// of steady traffic; every client that saw the trigger reacted as configured.
+fn check_long_polls(r: &RunResult, run_dir: &Path, reaction: ReactionKind, everyone: bool) {
+    let t = r.triggered.as_ref().expect("triggered result");
+    assert_eq!((t.protocol, t.reaction), (SyncProtocol::Sliding, reaction));
+    for e in &t.endpoints {
+        check_endpoint(run_dir, "triggered", e);
+    }
+    let ep = |eps: &[EndpointResult], name: &str| {
+        eps.iter()
+            .find(|e| e.name == name)
+            .unwrap_or_else(|| panic!("{name} missing from {eps:?}"))
+            .clone()
+    };
+    let polls = ep(&t.endpoints, "sliding_sync");
+    assert!(polls.ok > t.clients, "{polls:?}");
+    assert!(
+        !t.endpoints.iter().any(|e| e.name == "sync"),
+        "no v2 request"
+    );
+    // Every client that saw the trigger reacted, once. Synapse wakes every long poll for
+    // every event; tuwunel 1.4.6 leaves some of them waiting out their timeout, and an answer
+    // that then brings more than its timeline limit may lose the trigger (the report names
+    // the clients that never saw it).
+    let reacted = t.reacted_ok + t.reacted_gave_up;
+    assert_eq!(t.reaction_time.count, reacted, "{t:?}");
+    assert_eq!(t.reacted_gave_up, 0, "{t:?}");
+    assert_eq!(
+        t.never_saw_trigger(),
+        (reacted < t.clients).then(|| t.clients - reacted)
+    );
+    if everyone {
+        assert_eq!(reacted, t.clients, "{t:?}");
+    } else {
+        assert!(reacted * 2 >= t.clients, "{t:?}");
+    }
+    let resync = ep(&t.endpoints, "resync");
+    assert_eq!(resync.endpoint, PATH);
+    let errors: u64 = resync.errors.values().sum();
+    match reaction {
+        // One room subscription a client (plus its retries).
+        ReactionKind::Subscribe => {
+            assert_eq!(resync.started, reacted + t.resync_retries, "{resync:?}")
+        }
+        // The list loaded again: the first page and at least one growing request.
+        _ => assert!(resync.ok >= 2 * reacted, "{resync:?}"),
+    }
+    assert!(
+        errors <= t.resync_retries,
+        "{resync:?} {}",
+        t.resync_retries
+    );
+    assert!(t.deliveries.delivered > 0, "{:?}", t.deliveries);
+
+    let s = r.steady.as_ref().expect("steady result");
+    assert_eq!(s.protocol, SyncProtocol::Sliding);
+    for e in &s.endpoints {
+        check_endpoint(run_dir, "steady", e);
+    }
+    assert!(ep(&s.endpoints, "sliding_sync").ok > 0);
+    let d = &s.deliveries;
+    assert!(d.messages > 0 && d.expected > 0, "{d:?}");
+    // Every receiver of every accepted message saw it in a sliding sync answer (tuwunel: the
+    // long polls it leaves waiting may bring more than the timeline limit, and lose some).
+    assert_eq!(d.delivered + d.missing, d.expected, "{d:?}");
+    if everyone {
+        assert_eq!(d.missing, 0, "{d:?}");
+    } else {
+        assert!(d.delivered * 10 >= d.expected * 9, "{d:?}");
+    }
+    assert_eq!(d.latency.count, d.delivered);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sliding_sync_herd_against_real_synapse() {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -92,6 +185,7 @@ async fn sliding_sync_herd_against_real_synapse() {
     let r = &outcome.result;
     assert_eq!(r.status, RunStatus::Complete, "{:?}", r.error);
     check(&sc, r.herd.as_ref().unwrap(), &outcome.run_dir);
+    check_long_polls(r, &outcome.run_dir, ReactionKind::Subscribe, true);
 
     // The figures a user reads and gates on.
     let md = std::fs::read_to_string(outcome.run_dir.join("summary.md")).unwrap();
@@ -135,6 +229,7 @@ async fn sliding_sync_herd_against_tuwunel() {
     let text = std::fs::read_to_string(&path)
         .unwrap()
         .replace("load = \"direct\"\n", "")
+        .replace("reaction = \"subscribe\"", "reaction = \"reconnect\"")
         .replace(
             "[boot]",
             &format!(
@@ -151,4 +246,5 @@ async fn sliding_sync_herd_against_tuwunel() {
     assert_eq!(r.status, RunStatus::Complete, "{:?}", r.error);
     assert_eq!(r.server.as_ref().unwrap().kind, "tuwunel");
     check(&sc, r.herd.as_ref().unwrap(), &outcome.run_dir);
+    check_long_polls(r, &outcome.run_dir, ReactionKind::Reconnect, false);
 }

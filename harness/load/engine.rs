@@ -158,7 +158,12 @@ pub enum Msg {
     /// A receiver's `/sync` returned message `seq` at `at`.
     Delivered { seq: u64, at: Instant },
     /// A client finished reacting to the trigger `took` after seeing it (retries included).
-    Reacted { took: Duration, ok: bool },
+    /// A client's reaction to the trigger ended; `retries`: its attempts after a failure.
+    Reacted {
+        took: Duration,
+        ok: bool,
+        retries: u32,
+    },
 }
 
 /// Per-endpoint counters shared with the clients (started requests and requests in flight).
@@ -242,6 +247,7 @@ impl WorkerStats {
                 took: new_latency_histogram(),
                 ok: 0,
                 gave_up: 0,
+                retries: 0,
             },
             samples: Vec::new(),
         }
@@ -412,8 +418,9 @@ impl Recorder {
                     self.deliver(at, ok_at);
                 }
             }
-            Msg::Reacted { took, ok } => sh.with_local(|w| {
+            Msg::Reacted { took, ok, retries } => sh.with_local(|w| {
                 let _ = w.reactions.took.record(us(took));
+                w.reactions.retries += u64::from(retries);
                 if ok {
                     w.reactions.ok += 1;
                 } else {
@@ -544,6 +551,8 @@ pub struct Reactions {
     pub took: Histogram<u64>,
     pub ok: u64,
     pub gave_up: u64,
+    /// Attempts after a failed one, over every client.
+    pub retries: u64,
 }
 
 /// Everything the recorders recorded, merged over the workers.
@@ -702,6 +711,7 @@ impl CollectorHandle {
                 took: new_latency_histogram(),
                 ok: 0,
                 gave_up: 0,
+                retries: 0,
             },
             resync_gauge,
             workers: workers.len(),
@@ -723,6 +733,7 @@ impl CollectorHandle {
             let _ = r.reactions.took.add(&w.reactions.took);
             r.reactions.ok += w.reactions.ok;
             r.reactions.gave_up += w.reactions.gave_up;
+            r.reactions.retries += w.reactions.retries;
             // Dropping `w` drops its recorders, which hand their histograms over.
         }
         for (ep, [c, raw]) in sh.sync.lock().expect("sync histograms").iter_mut() {
@@ -915,6 +926,8 @@ enum Key {
     Pos,
     Seq,
     Count,
+    /// The triggered herd's event type, anywhere (a timeline or a state section).
+    Trigger,
 }
 
 const KEYS: &[(&[u8], Key)] = &[
@@ -922,10 +935,11 @@ const KEYS: &[(&[u8], Key)] = &[
     (b"\"pos\":\"", Key::Pos),
     (b"\"org.hsbench.seq\":", Key::Seq),
     (b"\"count\":", Key::Count),
+    (b"\"org.hsbench.trigger\"", Key::Trigger),
 ];
 /// The longest key.
 #[cfg(test)]
-const MAX_KEY: usize = 18;
+const MAX_KEY: usize = 21;
 /// The longest token a match may need after its key.
 const MAX_TAIL: usize = 256;
 
@@ -946,7 +960,14 @@ impl Scanner {
                         continue;
                     }
                     let v = &rest[key.len()..];
+                    if let Key::Trigger = kind {
+                        self.saw_trigger = true;
+                        i += key.len();
+                        consumed = i;
+                        continue 'scan;
+                    }
                     match kind {
+                        Key::Trigger => unreachable!("handled above"),
                         Key::NextBatch | Key::Pos => match v.iter().position(|&b| b == b'"') {
                             Some(end) => {
                                 let slot = match kind {
@@ -1010,7 +1031,7 @@ mod tests {
             assert_eq!(s.seqs, vec![12345, 7], "chunk {size}");
             assert!(s.carry.len() <= MAX_TAIL + MAX_KEY);
         }
-        let sliding = br#"{"pos":"s1_2","lists":{"all_rooms":{"count":37}},"rooms":{"!a:x":{"notification_count":2,"timeline":[{"content":{"org.hsbench.seq":9}}],"joined_count":12}}}"#;
+        let sliding = br#"{"pos":"s1_2","lists":{"all_rooms":{"count":37}},"rooms":{"!a:x":{"notification_count":2,"timeline":[{"content":{"org.hsbench.seq":9}},{"type":"org.hsbench.trigger","content":{}}],"joined_count":12}}}"#;
         for size in 1..sliding.len() {
             let mut s = Scanner::default();
             for c in sliding.chunks(size) {
@@ -1019,6 +1040,7 @@ mod tests {
             assert_eq!(s.pos.as_deref(), Some("s1_2"), "chunk {size}");
             assert_eq!(s.count, Some(37), "chunk {size}");
             assert_eq!(s.seqs, vec![9], "chunk {size}");
+            assert!(s.saw_trigger, "chunk {size}");
         }
     }
 

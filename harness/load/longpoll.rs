@@ -22,15 +22,16 @@ use std::time::{Duration, Instant};
 use ruma::api::IncomingResponseExt;
 use ruma::api::client::message::send_message_event;
 use ruma::api::client::sync::sync_events;
-use ruma::{OwnedRoomId, OwnedTransactionId};
+use ruma::{OwnedRoomId, OwnedTransactionId, OwnedUserId};
 
 use crate::load::engine::{Collector, Ep, ErrorKind, Msg, Recorder, Scanner, read_body};
+use crate::load::sliding::Connection;
 use crate::load::workload::{
     ShardRun, WorkloadError, bytes_out, message_content, new_client, status_error,
 };
 use crate::matrix::{CallError, MatrixClient, error_fields};
-use crate::scenario::SyncKind;
 use crate::scenario::arrivals::Arrivals;
+use crate::scenario::{ReactionKind, SyncProtocol};
 
 /// The trigger's event type.
 pub const TRIGGER_TYPE: &str = "org.hsbench.trigger";
@@ -46,11 +47,13 @@ pub(crate) struct Shared {
     pub(crate) delivered: AtomicU64,
     /// When the first client saw the trigger.
     pub(crate) trigger_seen: std::sync::Mutex<Option<Instant>>,
+    /// The room a `subscribe` reaction opens (the big room, where the trigger lands).
+    pub(crate) big_room: Option<OwnedRoomId>,
 }
 
 #[derive(Clone, Copy)]
 pub(crate) struct Reaction {
-    pub(crate) kind: SyncKind,
+    pub(crate) kind: ReactionKind,
     pub(crate) timeout: Duration,
     pub(crate) retries: u32,
     pub(crate) retry_delay: Duration,
@@ -84,6 +87,142 @@ pub(crate) fn fresh(seen: &mut VecDeque<u64>, seq: u64) -> bool {
     }
     seen.push_back(seq);
     true
+}
+
+/// Where a long-poll client starts from.
+pub(crate) enum Start {
+    /// `/sync` v2 from this `since` token.
+    V2(String),
+    /// Sliding sync on this connection (its list loaded).
+    Sliding(Connection),
+}
+
+/// One sliding sync client's long-poll loop, until `stop`: the connection's long polls, each
+/// answer's sequence numbers delivered. A connection the server expired starts over (its list
+/// loaded again, request by request, as the SDK does). On the trigger, the reaction
+/// ([`sliding_react`]).
+pub(crate) async fn sliding_loop(shared: Arc<Shared>, token: String, mut conn: Connection) {
+    let mut seen: VecDeque<u64> = VecDeque::with_capacity(SEEN);
+    let rec = &shared.rec;
+    let mut reacted = false;
+    while !shared.stop.load(Ordering::Relaxed) {
+        let x = crate::load::sliding::exchange(
+            &shared.client,
+            Some(rec),
+            &token,
+            &mut conn,
+            shared.poll_timeout,
+            Instant::now(),
+        )
+        .await;
+        for seq in &x.seqs {
+            if fresh(&mut seen, *seq) {
+                shared.delivered.fetch_add(1, Ordering::Relaxed);
+                rec.send(Msg::Delivered {
+                    seq: *seq,
+                    at: x.end,
+                });
+            }
+        }
+        if x.expired() {
+            conn.reset();
+            continue;
+        }
+        if x.error.is_some() {
+            // A failing server is not hammered in a tight loop (what SDKs do too).
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
+        if x.saw_trigger
+            && !reacted
+            && let Some(r) = shared.reaction
+        {
+            reacted = true;
+            {
+                let mut first = shared.trigger_seen.lock().expect("not poisoned");
+                if first.is_none_or(|t| x.end < t) {
+                    *first = Some(x.end);
+                }
+            }
+            sliding_react(&shared, &token, &mut conn, r, x.end, &mut seen).await;
+        }
+    }
+}
+
+/// A sliding sync client's reaction to the trigger (`reaction`): `subscribe` opens the big room
+/// (a room subscription with the SDK's 20-event timeline and all of the room's state), as a
+/// client that shows the room does; `reconnect` drops the connection and loads the list again
+/// from the first page, as the SDK does when it starts over. Immediate answers (`timeout=0`),
+/// each with the reaction's client timeout, retried; the reaction's time runs from the moment
+/// the client saw the trigger until the answer that completed it.
+pub(crate) async fn sliding_react(
+    shared: &Shared,
+    token: &str,
+    conn: &mut Connection,
+    r: Reaction,
+    seen_at: Instant,
+    seen: &mut VecDeque<u64>,
+) {
+    let rec = &shared.rec;
+    match r.kind {
+        ReactionKind::Subscribe => conn.subscribe_all_state(shared.big_room.clone()),
+        _ => conn.reset(),
+    }
+    let mut attempts = 0u32;
+    loop {
+        if shared.stop.load(Ordering::Relaxed) {
+            return;
+        }
+        let Ok(mut request) = shared
+            .client
+            .build(conn.request(Duration::ZERO), Some(token))
+        else {
+            return;
+        };
+        *request.timeout_mut() = Some(r.timeout);
+        // Every request of the reaction is a re-sync, corrected from the moment the trigger
+        // was seen.
+        let x =
+            crate::load::sliding::send_as(&shared.client, rec, Ep::Resync, conn, request, seen_at)
+                .await;
+        for seq in &x.seqs {
+            if fresh(seen, *seq) {
+                shared.delivered.fetch_add(1, Ordering::Relaxed);
+                rec.send(Msg::Delivered {
+                    seq: *seq,
+                    at: x.end,
+                });
+            }
+        }
+        if x.error.is_none() {
+            let done = match r.kind {
+                ReactionKind::Subscribe => true,
+                _ => conn.stage() == crate::load::sliding::Stage::Loaded,
+            };
+            if done {
+                rec.send(Msg::Reacted {
+                    took: x.end - seen_at,
+                    ok: true,
+                    retries: attempts,
+                });
+                return;
+            }
+            continue;
+        }
+        if x.expired() {
+            conn.reset();
+        }
+        attempts += 1;
+        if attempts > r.retries {
+            rec.send(Msg::Reacted {
+                took: seen_at.elapsed(),
+                ok: false,
+                retries: r.retries,
+            });
+            return;
+        }
+        tokio::time::sleep(r.retry_delay).await;
+    }
 }
 
 /// One client's long-poll loop, until `stop`.
@@ -178,7 +317,7 @@ pub(crate) async fn resync(
         }
         let mut req = sync_events::v3::Request::new();
         req.timeout = Some(Duration::ZERO);
-        if r.kind == SyncKind::FullState {
+        if r.kind == ReactionKind::FullState {
             req.since = Some(since.to_string());
             req.full_state = true;
         }
@@ -215,6 +354,7 @@ pub(crate) async fn resync(
             rec.send(Msg::Reacted {
                 took: done - seen_at,
                 ok: true,
+                retries: attempt,
             });
             return scan.next_batch;
         }
@@ -222,6 +362,7 @@ pub(crate) async fn resync(
     rec.send(Msg::Reacted {
         took: seen_at.elapsed(),
         ok: false,
+        retries: r.retries,
     });
     None
 }
@@ -462,20 +603,23 @@ pub(crate) async fn dispatch(
 pub(crate) fn spawn_clients(
     shared: &Arc<Shared>,
     tokens: &[String],
-    since: Vec<String>,
+    starts: Vec<Start>,
     ramp: Duration,
 ) -> tokio::task::JoinSet<()> {
     let mut set = tokio::task::JoinSet::new();
     let start = Instant::now();
     let n = tokens.len().max(1) as f64;
-    for (i, (t, s)) in tokens.iter().zip(since).enumerate() {
+    for (i, (t, s)) in tokens.iter().zip(starts).enumerate() {
         let (shared, t) = (shared.clone(), t.clone());
         let at = start + ramp.mul_f64(i as f64 / n);
         set.spawn(async move {
             if !ramp.is_zero() {
                 tokio::time::sleep_until(at.into()).await;
             }
-            sync_loop(shared, t, s).await
+            match s {
+                Start::V2(since) => sync_loop(shared, t, since).await,
+                Start::Sliding(conn) => sliding_loop(shared, t, conn).await,
+            }
         });
     }
     set
@@ -513,18 +657,34 @@ pub(crate) struct Started {
 
 /// Fetch since tokens for `tokens` (timed apart as preparation), start the collector and one
 /// long-poll loop per token.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn start_long_polls(
     base_url: &str,
     tokens: &[String],
+    user_ids: &[OwnedUserId],
+    protocol: SyncProtocol,
     poll_timeout: Duration,
     connect_ramp: Duration,
     reaction: Option<Reaction>,
+    big_room: Option<OwnedRoomId>,
     interval: Duration,
     release: Option<ShardRun>,
 ) -> Result<Started, WorkloadError> {
     let client = new_client(base_url, tokens.len())?;
     let prep = Instant::now();
-    let since = since_tokens(&client, tokens).await?;
+    // Untimed: a v2 client's `since` token; a sliding client's connection with its list loaded.
+    let starts: Vec<Start> = match protocol {
+        SyncProtocol::V2 => since_tokens(&client, tokens)
+            .await?
+            .into_iter()
+            .map(Start::V2)
+            .collect(),
+        SyncProtocol::Sliding => crate::load::sliding::prepare(&client, tokens, user_ids)
+            .await?
+            .into_iter()
+            .map(Start::Sliding)
+            .collect(),
+    };
     let prepare_ms = prep.elapsed().as_secs_f64() * 1000.0;
     let lead = connect_ramp + SETTLE;
     let (origin, origin_wall) = match release {
@@ -550,8 +710,9 @@ pub(crate) async fn start_long_polls(
         reaction,
         delivered: AtomicU64::new(0),
         trigger_seen: std::sync::Mutex::new(None),
+        big_room,
     });
-    let clients = spawn_clients(&shared, tokens, since, connect_ramp);
+    let clients = spawn_clients(&shared, tokens, starts, connect_ramp);
     Ok(Started {
         client,
         shared,

@@ -23,10 +23,10 @@ use std::time::{Duration, Instant};
 
 use ruma::api::client::sync::sync_events::v5;
 use ruma::events::StateEventType;
-use ruma::{OwnedRoomId, UInt};
+use ruma::{OwnedRoomId, OwnedUserId, UInt};
 
 use crate::load::engine::{Ep, ErrorKind, Recorder, Scanner, read_body};
-use crate::matrix::{MatrixClient, error_fields};
+use crate::matrix::{CallError, MatrixClient, error_fields};
 
 /// The endpoint, as results name it.
 pub use crate::load::engine::SLIDING_SYNC as PATH;
@@ -105,8 +105,9 @@ pub struct Connection {
     range_end: u64,
     /// The list's length, from the last answer.
     count: Option<u64>,
-    /// Rooms the user opened (subscribed with a longer timeline).
-    subscriptions: Vec<OwnedRoomId>,
+    /// Rooms the user opened (subscribed with a longer timeline); `true`: with all of the
+    /// room's state.
+    subscriptions: Vec<(OwnedRoomId, bool)>,
     /// Requests answered.
     answered: u32,
 }
@@ -138,10 +139,18 @@ impl Connection {
         self.answered
     }
 
-    /// Open a room: the next requests subscribe to it.
+    /// Open a room: the next requests subscribe to it (the SDK's room subscription).
     pub fn subscribe(&mut self, room: OwnedRoomId) {
-        if !self.subscriptions.contains(&room) {
-            self.subscriptions.push(room);
+        self.subscriptions.retain(|(r, _)| *r != room);
+        self.subscriptions.push((room, false));
+    }
+
+    /// Open a room asking for all of its state (`["*", "*"]`) as well: a client that must
+    /// rebuild the room after a state change. `None` (no room known): nothing.
+    pub fn subscribe_all_state(&mut self, room: Option<OwnedRoomId>) {
+        if let Some(room) = room {
+            self.subscriptions.retain(|(r, _)| *r != room);
+            self.subscriptions.push((room, true));
         }
     }
 
@@ -172,11 +181,15 @@ impl Connection {
             _ => Duration::ZERO,
         });
         req.lists.insert(LIST.to_string(), list);
-        for room in &self.subscriptions {
+        for (room, all_state) in &self.subscriptions {
             let mut sub = v5::request::RoomSubscription::default();
-            sub.required_state = required_state(&self.user_id);
-            sub.required_state
-                .push((StateEventType::from("m.room.pinned_events"), String::new()));
+            sub.required_state = if *all_state {
+                vec![(StateEventType::from("*"), "*".to_string())]
+            } else {
+                let mut rs = required_state(&self.user_id);
+                rs.push((StateEventType::from("m.room.pinned_events"), String::new()));
+                rs
+            };
             sub.timeline_limit = UInt::from(SUBSCRIPTION_TIMELINE_LIMIT);
             req.room_subscriptions.insert(room.clone(), sub);
         }
@@ -227,30 +240,51 @@ pub struct Exchange {
     pub end: Instant,
     /// hsbench's sequence numbers in the answer's timelines.
     pub seqs: Vec<u64>,
+    /// The answer carried a triggered herd's trigger event.
+    pub saw_trigger: bool,
     pub error: Option<ErrorKind>,
 }
 
-/// Send the connection's next request, record it (intended start `intended`), read the answer
-/// as a stream and move the connection on. A 200 without `pos` is a `decode` error.
+impl Exchange {
+    /// The server no longer knows the connection's `pos` (`M_UNKNOWN_POS`): the SDK starts the
+    /// connection over.
+    pub fn expired(&self) -> bool {
+        matches!(&self.error, Some(ErrorKind::Status(400, Some(code))) if code == "M_UNKNOWN_POS")
+    }
+}
+
+/// Slack on top of a long poll's timeout before the client gives up on the request.
+pub const POLL_SLACK: Duration = Duration::from_secs(30);
+
+/// Send the connection's next request, record it (intended start `intended`; not recorded
+/// without a recorder: preparation), read the answer as a stream and move the connection on. A
+/// 200 without `pos` is a `decode` error. A long poll's request may take `poll` plus
+/// [`POLL_SLACK`].
 pub async fn exchange(
     client: &MatrixClient,
-    rec: &Recorder,
+    rec: Option<&Recorder>,
     token: &str,
     conn: &mut Connection,
     poll: Duration,
     intended: Instant,
 ) -> Exchange {
-    let request = match client.build(conn.request(poll), Some(token)) {
+    let request = conn.request(poll);
+    let long = request.timeout.is_some_and(|t| !t.is_zero());
+    let mut request = match client.build(request, Some(token)) {
         Ok(r) => r,
         Err(_) => {
             // Nothing was sent: not a request of the server's.
             return Exchange {
                 end: Instant::now(),
                 seqs: Vec::new(),
+                saw_trigger: false,
                 error: Some(ErrorKind::Decode),
             };
         }
     };
+    if long {
+        *request.timeout_mut() = Some(poll + POLL_SLACK);
+    }
     send(client, rec, conn, request, intended).await
 }
 
@@ -258,7 +292,36 @@ pub async fn exchange(
 /// release).
 pub async fn send(
     client: &MatrixClient,
+    rec: Option<&Recorder>,
+    conn: &mut Connection,
+    request: reqwest::Request,
+    intended: Instant,
+) -> Exchange {
+    send_inner(
+        client,
+        rec.map(|r| (r, Ep::SlidingSync)),
+        conn,
+        request,
+        intended,
+    )
+    .await
+}
+
+/// [`send`], recorded as `ep` (a triggered herd's reaction is a re-sync).
+pub async fn send_as(
+    client: &MatrixClient,
     rec: &Recorder,
+    ep: Ep,
+    conn: &mut Connection,
+    request: reqwest::Request,
+    intended: Instant,
+) -> Exchange {
+    send_inner(client, Some((rec, ep)), conn, request, intended).await
+}
+
+async fn send_inner(
+    client: &MatrixClient,
+    rec: Option<(&Recorder, Ep)>,
     conn: &mut Connection,
     request: reqwest::Request,
     intended: Instant,
@@ -267,7 +330,9 @@ pub async fn send(
         .body()
         .and_then(|b| b.as_bytes())
         .map_or(0, |b| b.len() as u64);
-    rec.start(Ep::SlidingSync);
+    if let Some((rec, ep)) = rec {
+        rec.start(ep);
+    }
     let sent = Instant::now();
     let mut scan = Scanner::default();
     let error = match client.http().execute(request).await {
@@ -284,38 +349,28 @@ pub async fn send(
                 (None, s) => Some(ErrorKind::Status(s, error_fields(&kept).0)),
             };
             let end = Instant::now();
-            rec.done(
-                Ep::SlidingSync,
-                intended,
-                sent,
-                end,
-                error.clone(),
-                n,
-                bytes_out,
-            );
+            if let Some((rec, ep)) = rec {
+                rec.done(ep, intended, sent, end, error.clone(), n, bytes_out);
+            }
             if error.is_none() {
                 conn.absorb(scan.pos.take().unwrap_or_default(), scan.count);
             }
             return Exchange {
                 end,
                 seqs: std::mem::take(&mut scan.seqs),
+                saw_trigger: scan.saw_trigger,
                 error,
             };
         }
     };
     let end = Instant::now();
-    rec.done(
-        Ep::SlidingSync,
-        intended,
-        sent,
-        end,
-        error.clone(),
-        0,
-        bytes_out,
-    );
+    if let Some((rec, ep)) = rec {
+        rec.done(ep, intended, sent, end, error.clone(), 0, bytes_out);
+    }
     Exchange {
         end,
         seqs: Vec::new(),
+        saw_trigger: false,
         error,
     }
 }
@@ -353,7 +408,7 @@ pub async fn load_list(
         rooms: 0,
         failed: false,
     };
-    let mut x = send(client, rec, conn, first, start).await;
+    let mut x = send(client, Some(rec), conn, first, start).await;
     loop {
         if x.error.is_some() {
             load.failed = true;
@@ -371,8 +426,66 @@ pub async fn load_list(
         }
         load.requests += 1;
         let due = x.end;
-        x = exchange(client, rec, token, conn, Duration::ZERO, due).await;
+        x = exchange(client, Some(rec), token, conn, Duration::ZERO, due).await;
     }
+}
+
+/// Connections whose lists are loaded (untimed preparation, a few at a time, as the v2
+/// workloads fetch their `since` tokens): what long-poll clients start from.
+pub async fn prepare(
+    client: &MatrixClient,
+    tokens: &[String],
+    user_ids: &[OwnedUserId],
+) -> Result<Vec<Connection>, CallError> {
+    use futures::StreamExt;
+    let got: Vec<(usize, Result<Connection, CallError>)> =
+        futures::stream::iter(tokens.iter().enumerate())
+            .map(|(i, token)| async move {
+                let user = user_ids.get(i).map_or("$ME", |u| u.as_str());
+                let mut conn = Connection::new(user);
+                let mut sent = 0u32;
+                while conn.stage() != Stage::Loaded {
+                    sent += 1;
+                    let x = exchange(
+                        client,
+                        None,
+                        token,
+                        &mut conn,
+                        Duration::ZERO,
+                        Instant::now(),
+                    )
+                    .await;
+                    if let Some(e) = &x.error {
+                        if x.expired() && sent < 3 {
+                            conn.reset();
+                            continue;
+                        }
+                        return (
+                            i,
+                            Err(CallError::Decode {
+                                endpoint: PATH.into(),
+                                source: format!(
+                                    "loading {user}'s room list before the workload: {}",
+                                    e.label()
+                                )
+                                .into(),
+                            }),
+                        );
+                    }
+                    if sent > MAX_LOAD_REQUESTS {
+                        break;
+                    }
+                }
+                (i, Ok(conn))
+            })
+            .buffer_unordered(16)
+            .collect()
+            .await;
+    let mut out: Vec<Option<Connection>> = vec![None; tokens.len()];
+    for (i, r) in got {
+        out[i] = Some(r?);
+    }
+    Ok(out.into_iter().flatten().collect())
 }
 
 #[cfg(test)]

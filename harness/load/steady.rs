@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use ruma::OwnedRoomId;
+use ruma::{OwnedRoomId, OwnedUserId};
 
 use crate::load::engine::Ep;
 use crate::load::longpoll::*;
@@ -14,13 +14,16 @@ use crate::load::workload::{
     HarnessLoad, ShardRun, WorkloadData, WorkloadError, harness_load, nonce, shard_deliveries,
     unix_ms,
 };
-use crate::scenario::SteadySpec;
 use crate::scenario::arrivals::Arrivals;
+use crate::scenario::{SteadySpec, SyncProtocol};
 
 /// Steady traffic's outcome.
 #[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize)]
 pub struct SteadyResult {
     pub clients: u64,
+    /// `/sync` v2 or sliding sync long polls.
+    #[serde(default)]
+    pub protocol: SyncProtocol,
     pub senders: u64,
     pub arrivals: Arrivals,
     pub model: String,
@@ -68,9 +71,11 @@ pub fn rooms_of_clients(
 /// sequence numbers counted from the common release time. `tokens` are then every user's. A
 /// delivery of another shard's message is kept as `foreign` (seq and time) for `hsbench merge`,
 /// which matches it with that shard's send.
+#[allow(clippy::too_many_arguments)]
 pub async fn run_steady(
     base_url: &str,
     tokens: &[String],
+    user_ids: &[OwnedUserId],
     room_ids: &[OwnedRoomId],
     plan: &crate::dataset::plan::DatasetPlan,
     spec: &SteadySpec,
@@ -115,6 +120,7 @@ pub async fn run_steady(
         }
     }
     let receivers = part.slice(&tokens[..k]);
+    let receiver_ids = part.slice(&user_ids[..k.min(user_ids.len())]);
 
     let Started {
         client,
@@ -127,8 +133,11 @@ pub async fn run_steady(
     } = start_long_polls(
         base_url,
         &receivers,
+        &receiver_ids,
+        spec.protocol,
         spec.poll_timeout,
         spec.connect_ramp,
+        None,
         None,
         spec.interval,
         shard,
@@ -186,9 +195,13 @@ pub async fn run_steady(
     let (deliveries, shard_log) = shard_deliveries(&recorded, origin_wall, seq_base, shard);
     let result = SteadyResult {
         clients: receivers.len() as u64,
+        protocol: spec.protocol,
         senders: spec.senders,
         arrivals: spec.arrivals,
-        model: "senders open (each message due at its scheduled time, latency corrected from it); receivers closed loop (long-poll sync)".into(),
+        model: match spec.protocol {
+            SyncProtocol::V2 => "senders open (each message due at its scheduled time, latency corrected from it); receivers closed loop (long-poll /sync)".into(),
+            SyncProtocol::Sliding => "senders open (each message due at its scheduled time, latency corrected from it); receivers closed loop (sliding sync long polls on a loaded room list)".into(),
+        },
         endpoints: recorded.endpoint_results(|ep| match ep {
             Ep::Send => "open",
             _ => "closed",

@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use ruma::OwnedRoomId;
 use ruma::api::client::state::send_state_event;
 use ruma::serde::Raw;
+use ruma::{OwnedRoomId, OwnedUserId};
 
 use crate::load::engine::{Ep, ErrorKind, read_body};
 use crate::load::longpoll::*;
@@ -18,13 +18,16 @@ use crate::load::workload::{
 };
 use crate::metrics::LatencySummary;
 use crate::scenario::arrivals::Arrivals;
-use crate::scenario::{SyncKind, TriggeredSpec};
+use crate::scenario::{ReactionKind, SyncProtocol, TriggeredSpec};
 
 /// A triggered herd's outcome.
 #[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize)]
 pub struct TriggeredResult {
     pub clients: u64,
-    pub reaction: SyncKind,
+    /// `/sync` v2 or sliding sync long polls.
+    #[serde(default)]
+    pub protocol: SyncProtocol,
+    pub reaction: ReactionKind,
     pub chatter_rate: f64,
     pub model: String,
     /// Every endpoint used: `sync` (long polls), `resync`, `send` (chatter), `trigger`.
@@ -64,11 +67,23 @@ pub struct TriggeredResult {
     pub harness: HarnessLoad,
 }
 
+impl TriggeredResult {
+    /// Clients that never reacted (the trigger never reached them: their long polls did not see
+    /// it, e.g. a sliding sync answer whose timeline was cut to its limit), when the trigger was
+    /// taken and the run was not interrupted.
+    pub fn never_saw_trigger(&self) -> Option<u64> {
+        let reacted = self.reacted_ok + self.reacted_gave_up;
+        (self.trigger_error.is_none() && !self.partial && reacted < self.clients)
+            .then(|| self.clients - reacted)
+    }
+}
+
 /// Run a triggered herd: `tokens[..clients]` are big-room members; `tokens[0]` sends the
 /// chatter and the trigger.
 pub async fn run_triggered(
     base_url: &str,
     tokens: &[String],
+    user_ids: &[OwnedUserId],
     big_room: &OwnedRoomId,
     spec: &TriggeredSpec,
     shard: Option<ShardRun>,
@@ -76,6 +91,7 @@ pub async fn run_triggered(
     let m = spec.clients as usize;
     let part = ShardRun::part(shard);
     let local = part.slice(&tokens[..m]);
+    let local_ids = part.slice(&user_ids[..m.min(user_ids.len())]);
     let reaction = Reaction {
         kind: spec.reaction,
         timeout: spec.resync_timeout,
@@ -93,9 +109,12 @@ pub async fn run_triggered(
     } = start_long_polls(
         base_url,
         &local,
+        &local_ids,
+        spec.protocol,
         spec.poll_timeout,
         spec.connect_ramp,
         Some(reaction),
+        Some(big_room.clone()),
         spec.interval,
         shard,
     )
@@ -246,18 +265,29 @@ pub async fn run_triggered(
             .max(0.0)
     });
     let (deliveries, shard_log) = shard_deliveries(&recorded, origin_wall, seq_base, shard);
-    let reacted = recorded.reactions.ok + recorded.reactions.gave_up;
-    let resync_started = recorded.started.get(&Ep::Resync).copied().unwrap_or(0);
     let result = TriggeredResult {
         clients: local.len() as u64,
+        protocol: spec.protocol,
         reaction: spec.reaction,
         chatter_rate: spec.chatter_rate,
-        model: "closed loop per client (long-poll sync, then re-sync with retries on the trigger); chatter and trigger open (from their schedule)".into(),
-        endpoints: recorded.endpoint_results(|ep| match ep {
-            Ep::Send | Ep::Trigger => "open",
-            Ep::Resync => "closed; corrected from the moment the client saw the trigger",
-            _ => "closed",
-        }),
+        model: match spec.protocol {
+            SyncProtocol::V2 => "closed loop per client (long-poll sync, then re-sync with retries on the trigger); chatter and trigger open (from their schedule)".into(),
+            SyncProtocol::Sliding => "closed loop per client (sliding sync long polls, then the reaction with retries on the trigger); chatter and trigger open (from their schedule)".into(),
+        },
+        endpoints: {
+            let mut eps = recorded.endpoint_results(|ep| match ep {
+                Ep::Send | Ep::Trigger => "open",
+                Ep::Resync => "closed; corrected from the moment the client saw the trigger",
+                _ => "closed",
+            });
+            // A sliding client's reaction is sliding sync requests.
+            if spec.protocol == SyncProtocol::Sliding {
+                for e in eps.iter_mut().filter(|e| e.name == Ep::Resync.name()) {
+                    e.endpoint = crate::load::engine::SLIDING_SYNC.into();
+                }
+            }
+            eps
+        },
         deliveries,
         recovery,
         trigger_error,
@@ -266,7 +296,7 @@ pub async fn run_triggered(
         reacted_ok: recorded.reactions.ok,
         reacted_gave_up: recorded.reactions.gave_up,
         reaction_time: LatencySummary::of(&recorded.reactions.took),
-        resync_retries: resync_started.saturating_sub(reacted),
+        resync_retries: recorded.reactions.retries,
         peak_concurrent_resyncs: peak,
         time_to_saturation_s,
         interval_ms: spec.interval.as_secs_f64() * 1000.0,

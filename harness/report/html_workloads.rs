@@ -189,18 +189,21 @@ pub fn triggered(h: &mut String, r: &RunResult, dir: &Path) {
     let _ = writeln!(
         h,
         "<p>{} long-poll clients of the big room, chatter at {}/s; after {:.1} s one client sends a state event \
-         and every client that sees it re-syncs ({:?}). {recovered}. Peak {} re-syncs in flight{}; \
-         {} clients re-synced, {} gave up after their retries; {} retries.{}</p>",
+         and every client that sees it reacts ({}). {recovered}. Peak {} re-syncs in flight{}; \
+         {} clients re-synced, {} gave up after their retries{}; {} retries.{}</p>",
         t.clients,
         t.chatter_rate,
         rec.trigger_s,
-        t.reaction,
+        t.reaction.describe(),
         t.peak_concurrent_resyncs,
         t.time_to_saturation_s
             .map(|s| format!(" (90% of it {s:.1} s after the trigger)"))
             .unwrap_or_default(),
         t.reacted_ok,
         t.reacted_gave_up,
+        t.never_saw_trigger()
+            .map(|n| format!(", <span class=\"fail\">{n} never saw the trigger</span>"))
+            .unwrap_or_default(),
         t.resync_retries,
         t.trigger_error
             .as_deref()

@@ -684,12 +684,9 @@ pub fn markdown(r: &RunResult) -> String {
 
     if let Some(t) = &r.triggered {
         md.push_str(&format!(
-            "### Triggered herd: {} long-poll clients, {} re-sync on the trigger, {}/s chatter{}\n\n",
+            "### Triggered herd: {} long-poll clients, {} on the trigger, {}/s chatter{}\n\n",
             t.clients,
-            match t.reaction {
-                crate::scenario::SyncKind::Initial => "initial",
-                crate::scenario::SyncKind::FullState => "full-state",
-            },
+            t.reaction.describe(),
             t.chatter_rate,
             partial(t.partial)
         ));
@@ -714,12 +711,15 @@ pub fn markdown(r: &RunResult) -> String {
             rc.throughput_floor_per_s,
         ));
         md.push_str(&format!(
-            "Peak {} re-syncs in flight{} · {} clients re-synced, {} gave up · {} retries · reaction (trigger seen → re-synced) p50 {} p99 {} max {}\n\n",
+            "Peak {} re-syncs in flight{} · {} clients re-synced, {} gave up{} · {} retries · reaction (trigger seen → re-synced) p50 {} p99 {} max {}\n\n",
             t.peak_concurrent_resyncs,
             t.time_to_saturation_s
                 .map_or(String::new(), |s| format!(", reached {s:.2} s after the trigger")),
             t.reacted_ok,
             t.reacted_gave_up,
+            t.never_saw_trigger()
+                .map(|n| format!(", **{n} never saw the trigger**"))
+                .unwrap_or_default(),
             t.resync_retries,
             fmt_ms(t.reaction_time.p50_ms),
             fmt_ms(t.reaction_time.p99_ms),

@@ -239,10 +239,16 @@ pub(super) async fn run_workload(
             ));
             let big = big_room()?;
             let (tokens, shard) = shard_part(ctx, creds, name)?;
-            let (result, data) =
-                crate::load::triggered::run_triggered(base_url, &tokens, big, t, shard)
-                    .await
-                    .map_err(workload_error(name))?;
+            let (result, data) = crate::load::triggered::run_triggered(
+                base_url,
+                &tokens,
+                &creds.user_ids,
+                big,
+                t,
+                shard,
+            )
+            .await
+            .map_err(workload_error(name))?;
             let w = write_workload_files(ctx, name, &data);
             ctx.say(&format!(
                 "  recovery: {}; peak {} re-syncs in flight; {} of {} deliveries",
@@ -266,10 +272,17 @@ pub(super) async fn run_workload(
                 humantime::format_duration(t.duration)
             ));
             let (tokens, shard) = shard_part(ctx, creds, name)?;
-            let (result, data) =
-                crate::load::steady::run_steady(base_url, &tokens, &creds.room_ids, plan, t, shard)
-                    .await
-                    .map_err(workload_error(name))?;
+            let (result, data) = crate::load::steady::run_steady(
+                base_url,
+                &tokens,
+                &creds.user_ids,
+                &creds.room_ids,
+                plan,
+                t,
+                shard,
+            )
+            .await
+            .map_err(workload_error(name))?;
             let w = write_workload_files(ctx, name, &data);
             let d = &result.deliveries;
             ctx.say(&format!(

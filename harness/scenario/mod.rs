@@ -175,6 +175,7 @@ struct RawCatchup {
 #[serde(deny_unknown_fields)]
 struct RawTriggered {
     clients: Spanned<u64>,
+    protocol: Option<Spanned<String>>,
     poll_timeout: Option<Spanned<String>>,
     connect_ramp: Option<Spanned<String>>,
     chatter_rate: Option<Spanned<f64>>,
@@ -194,6 +195,7 @@ struct RawTriggered {
 #[serde(deny_unknown_fields)]
 struct RawSteady {
     clients: Spanned<u64>,
+    protocol: Option<Spanned<String>>,
     senders: Option<Spanned<u64>>,
     rate: Spanned<f64>,
     ramp_to: Option<Spanned<f64>>,
@@ -870,6 +872,35 @@ pub enum SyncKind {
     FullState,
 }
 
+/// What a triggered herd's client does when it sees the trigger.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, schemars::JsonSchema, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum ReactionKind {
+    /// v2: `/sync` with no `since` token.
+    Initial,
+    /// v2: `/sync?since=<token>&full_state=true`.
+    FullState,
+    /// Sliding sync: open the room (a room subscription with all of its state and a 20-event
+    /// timeline).
+    Subscribe,
+    /// Sliding sync: start the connection over (the room list loaded again).
+    Reconnect,
+}
+
+impl ReactionKind {
+    /// What the clients do, as reports say it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            ReactionKind::Initial => "initial re-sync",
+            ReactionKind::FullState => "full-state re-sync",
+            ReactionKind::Subscribe => "sliding sync room subscription (all state)",
+            ReactionKind::Reconnect => "sliding sync reconnection (room list reloaded)",
+        }
+    }
+}
+
 /// The sync protocol a workload's clients speak.
 #[derive(
     Debug,
@@ -1018,6 +1049,8 @@ impl WorkloadKind {
 #[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize)]
 pub struct TriggeredSpec {
     pub clients: u64,
+    /// `/sync` v2 or sliding sync long polls.
+    pub protocol: SyncProtocol,
     /// Long-poll timeout of the incremental syncs.
     #[serde(with = "humantime_serde_secs")]
     #[schemars(with = "f64")]
@@ -1039,7 +1072,7 @@ pub struct TriggeredSpec {
     pub observe: Duration,
     /// What a client does on seeing the trigger: a `full_state` re-sync from its token, or an
     /// `initial` sync without one.
-    pub reaction: SyncKind,
+    pub reaction: ReactionKind,
     /// Client timeout of one re-sync attempt.
     #[serde(with = "humantime_serde_secs")]
     #[schemars(with = "f64")]
@@ -1072,6 +1105,8 @@ pub struct TriggeredSpec {
 #[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize)]
 pub struct SteadySpec {
     pub clients: u64,
+    /// `/sync` v2 or sliding sync long polls.
+    pub protocol: SyncProtocol,
     pub senders: u64,
     pub arrivals: crate::scenario::arrivals::Arrivals,
     #[serde(with = "humantime_serde_secs")]
@@ -1437,7 +1472,7 @@ sync = "full_state"
         let t = s.triggered().unwrap().clone();
         assert_eq!(
             (t.clients, t.chatter_rate, t.reaction, t.retries),
-            (5, 1.5, SyncKind::FullState, 3)
+            (5, 1.5, ReactionKind::FullState, 3)
         );
         assert_eq!(t.poll_timeout, Duration::from_secs(30));
         assert_eq!(t.connect_ramp, Duration::ZERO);
@@ -1468,6 +1503,38 @@ sync = "full_state"
             "[workload.triggered]\nclients = 2\nreaction = \"panic\"",
         ));
         assert_eq!(e.field, "workload.triggered.reaction");
+        // Reactions belong to a protocol; protocols are named.
+        let e = err(&with(
+            "[workload.triggered]\nclients = 2\nprotocol = \"sliding\"\nreaction = \"full_state\"",
+        ));
+        assert_eq!(e.field, "workload.triggered.reaction");
+        assert!(e.message.contains("subscribe"), "{e}");
+        let e = err(&with(
+            "[workload.triggered]\nclients = 2\nreaction = \"reconnect\"",
+        ));
+        assert!(e.message.contains("protocol = \"sliding\""), "{e}");
+        let e = err(&with(
+            "[workload.steady]\nclients = 4\nrate = 1\nprotocol = \"v3\"",
+        ));
+        assert_eq!(e.field, "workload.steady.protocol");
+        assert!(e.message.contains("\"sliding\""), "{e}");
+        let s = parse(
+            Path::new("s.toml"),
+            &with("[workload.triggered]\nclients = 2\nprotocol = \"sliding\""),
+        )
+        .unwrap();
+        let t = s.triggered().unwrap();
+        assert_eq!(
+            (t.protocol, t.reaction),
+            (SyncProtocol::Sliding, ReactionKind::Subscribe)
+        );
+        let e = err(&GOOD.replace("[workload.herd]", "[workload.herd]\nprotocol = \"sliding\""));
+        assert_eq!(e.field, "workload.herd.sync");
+        let e = err(&GOOD.replace(
+            "sync = \"full_state\"",
+            "protocol = \"sliding\"\nlazy_load_members = true",
+        ));
+        assert_eq!(e.field, "workload.herd.lazy_load_members");
         let e = err(&with("[workload.triggered]\nclients = 2\ntolerance = 1.5"));
         assert_eq!(e.field, "workload.triggered.tolerance");
         let e = err(&with(

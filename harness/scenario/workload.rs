@@ -109,16 +109,28 @@ pub(super) fn validate(
                 }
             };
             let tolerance = share_in(loc, &t.tolerance, &f("tolerance"), 0.5, 0.0, 0.99)?;
-            let reaction = match &t.reaction {
-                None => SyncKind::FullState,
-                Some(s) => match s.get_ref().as_str() {
-                    "initial" => SyncKind::Initial,
-                    "full_state" => SyncKind::FullState,
-                    other => {
+            let protocol = protocol(loc, &t.protocol, &f("protocol"))?;
+            let sliding = protocol == SyncProtocol::Sliding;
+            let reaction = match (&t.reaction, sliding) {
+                (None, false) => ReactionKind::FullState,
+                (None, true) => ReactionKind::Subscribe,
+                (Some(s), _) => match (s.get_ref().as_str(), sliding) {
+                    ("initial", false) => ReactionKind::Initial,
+                    ("full_state", false) => ReactionKind::FullState,
+                    ("subscribe", true) => ReactionKind::Subscribe,
+                    ("reconnect", true) => ReactionKind::Reconnect,
+                    (other, false) => {
                         return Err(loc.at(
                             s.span(),
                             &f("reaction"),
-                            format!("{other:?} is not a reaction: \"full_state\" or \"initial\""),
+                            format!("{other:?} is not a /sync v2 reaction: \"full_state\" or \"initial\" (\"subscribe\" and \"reconnect\" need protocol = \"sliding\")"),
+                        ));
+                    }
+                    (other, true) => {
+                        return Err(loc.at(
+                            s.span(),
+                            &f("reaction"),
+                            format!("{other:?} is not a sliding sync reaction: \"subscribe\" (open the room) or \"reconnect\" (start the connection over)"),
                         ));
                     }
                 },
@@ -141,6 +153,7 @@ pub(super) fn validate(
             }
             Some(TriggeredSpec {
                 clients,
+                protocol,
                 poll_timeout: duration(
                     loc,
                     &t.poll_timeout,
@@ -231,6 +244,7 @@ pub(super) fn validate(
             };
             Some(SteadySpec {
                 clients,
+                protocol: protocol(loc, &t.protocol, &f("protocol"))?,
                 senders,
                 arrivals,
                 duration: duration(loc, &t.duration, &f("duration"), Duration::from_secs(60))?,
