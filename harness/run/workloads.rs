@@ -27,8 +27,10 @@ pub(super) fn write_herd_files(
         &hlog,
         hists.released,
         &format!(
-            "hsbench herd: {} clients, {:?} sync",
-            result.clients, result.sync
+            "hsbench herd: {} clients, {} {:?} sync",
+            result.clients,
+            result.protocol.name(),
+            result.sync
         ),
         &[
             ("corrected", &hists.intervals_corrected),
@@ -213,8 +215,13 @@ pub(super) async fn run_workload(
     match workload {
         Workload::Herd(herd) => {
             ctx.say(&format!(
-                "herd: {} clients, {:?} sync",
-                herd.clients, herd.sync
+                "herd: {} clients, {}",
+                herd.clients,
+                match herd.protocol {
+                    crate::scenario::SyncProtocol::V2 => format!("{:?} /sync", herd.sync),
+                    crate::scenario::SyncProtocol::Sliding =>
+                        "sliding sync room lists (MSC4186)".to_string(),
+                }
             ));
             let release_at = match &ctx.mode {
                 Mode::Attach(a) => a.release_at,
@@ -230,11 +237,12 @@ pub(super) async fn run_workload(
         }
         Workload::Triggered(t) => {
             ctx.say(&format!(
-                "triggered herd: {} long-poll clients, {}/s chatter, trigger after {}, {:?} re-sync, watching {}",
+                "triggered herd: {} {} long-poll clients, {}/s chatter, trigger after {}, then {}, watching {}",
                 t.clients,
+                t.protocol.name(),
                 t.chatter_rate,
                 humantime::format_duration(t.baseline),
-                t.reaction,
+                t.reaction.describe(),
                 humantime::format_duration(t.observe)
             ));
             let big = big_room()?;
@@ -265,8 +273,9 @@ pub(super) async fn run_workload(
         }
         Workload::Steady(t) => {
             ctx.say(&format!(
-                "steady: {} long-poll clients, {} senders, {:?} for {}",
+                "steady: {} {} long-poll clients, {} senders, {:?} for {}",
                 t.clients,
+                t.protocol.name(),
                 t.senders,
                 t.arrivals,
                 humantime::format_duration(t.duration)
