@@ -491,7 +491,7 @@ fn herd(h: &mut String, r: &RunResult, dir: &Path) {
             h,
             "<h3>Latency distribution</h3><figure id=\"percentiles\">{}</figure>",
             svg::percentiles(
-                "Herd /sync latency by percentile: corrected vs raw",
+                "Herd request latency by percentile: corrected vs raw",
                 &series
             )
         );
