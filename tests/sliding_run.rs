@@ -8,7 +8,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use hsbench::dataset::plan::DatasetPlan;
 use hsbench::load::engine::EndpointResult;
@@ -174,18 +174,31 @@ fn check_long_polls(r: &RunResult, run_dir: &Path, reaction: ReactionKind, every
     assert_eq!(d.latency.count, d.delivered);
 }
 
+/// Run the scenario; it completes, and its three workloads pass [`check`] and
+/// [`check_long_polls`].
+async fn run_and_check(
+    sc: &Scenario,
+    sandbox: &common::Sandbox,
+    reaction: ReactionKind,
+    everyone: bool,
+) -> hsbench::run::RunOutcome {
+    let outcome = run(sc, &sandbox.opts)
+        .await
+        .unwrap_or_else(|e| panic!("run failed: {e}"));
+    let r = &outcome.result;
+    assert_eq!(r.status, RunStatus::Complete, "{:?}", r.error);
+    check(sc, r.herd.as_ref().unwrap(), &outcome.run_dir);
+    check_long_polls(r, &outcome.run_dir, reaction, everyone);
+    outcome
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sliding_sync_herd_against_real_synapse() {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     let sc = scenario::load(&manifest.join("tests/scenarios/tiny-sliding.toml")).unwrap();
     let sandbox = common::Sandbox::new();
-    let outcome = run(&sc, &sandbox.opts)
-        .await
-        .unwrap_or_else(|e| panic!("run failed: {e}"));
+    let outcome = run_and_check(&sc, &sandbox, ReactionKind::Subscribe, true).await;
     let r = &outcome.result;
-    assert_eq!(r.status, RunStatus::Complete, "{:?}", r.error);
-    check(&sc, r.herd.as_ref().unwrap(), &outcome.run_dir);
-    check_long_polls(r, &outcome.run_dir, ReactionKind::Subscribe, true);
 
     // The figures a user reads and gates on.
     let md = std::fs::read_to_string(outcome.run_dir.join("summary.md")).unwrap();
@@ -204,25 +217,11 @@ async fn sliding_sync_herd_against_real_synapse() {
     }
 }
 
-/// The tuwunel binary (`HSBENCH_TUWUNEL`), or `None` (skipped, saying why).
-fn tuwunel() -> Option<PathBuf> {
-    let required = std::env::var_os("HSBENCH_REQUIRE_REAL_SERVERS").is_some();
-    match std::env::var_os("HSBENCH_TUWUNEL").map(PathBuf::from) {
-        Some(p) if p.is_file() => Some(std::fs::canonicalize(&p).unwrap()),
-        other => {
-            assert!(
-                !required,
-                "HSBENCH_REQUIRE_REAL_SERVERS is set, but HSBENCH_TUWUNEL is {other:?}"
-            );
-            eprintln!("SKIPPED: HSBENCH_TUWUNEL is not a file ({other:?})");
-            None
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sliding_sync_herd_against_tuwunel() {
-    let Some(binary) = tuwunel() else { return };
+    let Some(binary) = common::tuwunel() else {
+        return;
+    };
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     let path = manifest.join("tests/scenarios/tiny-sliding.toml");
     // The same plan, built through tuwunel's API (the direct import writes Synapse's schema).
@@ -239,12 +238,6 @@ async fn sliding_sync_herd_against_tuwunel() {
         );
     let sc = scenario::parse(&path, &text).unwrap();
     let sandbox = common::Sandbox::new();
-    let outcome = run(&sc, &sandbox.opts)
-        .await
-        .unwrap_or_else(|e| panic!("run failed: {e}"));
-    let r = &outcome.result;
-    assert_eq!(r.status, RunStatus::Complete, "{:?}", r.error);
-    assert_eq!(r.server.as_ref().unwrap().kind, "tuwunel");
-    check(&sc, r.herd.as_ref().unwrap(), &outcome.run_dir);
-    check_long_polls(r, &outcome.run_dir, ReactionKind::Reconnect, false);
+    let outcome = run_and_check(&sc, &sandbox, ReactionKind::Reconnect, false).await;
+    assert_eq!(outcome.result.server.as_ref().unwrap().kind, "tuwunel");
 }

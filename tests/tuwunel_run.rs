@@ -6,34 +6,17 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use hsbench::result::RunStatus;
 use hsbench::run::run;
 use hsbench::scenario;
 
-/// The tuwunel binary, or `None` (the test is skipped, saying why).
-fn tuwunel() -> Option<PathBuf> {
-    let required = std::env::var_os("HSBENCH_REQUIRE_REAL_SERVERS").is_some();
-    match std::env::var_os("HSBENCH_TUWUNEL").map(PathBuf::from) {
-        Some(p) if p.is_file() => Some(std::fs::canonicalize(&p).unwrap()),
-        other => {
-            let why = match other {
-                Some(p) => format!("HSBENCH_TUWUNEL={} is not a file", p.display()),
-                None => "HSBENCH_TUWUNEL is not set".to_string(),
-            };
-            assert!(!required, "HSBENCH_REQUIRE_REAL_SERVERS is set, but {why}");
-            eprintln!(
-                "SKIPPED: {why}; set it to a tuwunel binary (CI: ../shared/servers/tuwunel-1.4.6)"
-            );
-            None
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tuwunel_release_build_every_phase_herds_crash_and_profiles() {
-    let Some(binary) = tuwunel() else { return };
+    let Some(binary) = common::tuwunel() else {
+        return;
+    };
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     let path = manifest.join("tests/scenarios/tiny-tuwunel.toml");
     let text = std::fs::read_to_string(&path)

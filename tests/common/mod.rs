@@ -132,3 +132,26 @@ pub fn ok(cmd: &mut std::process::Command) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The tuwunel binary named by `HSBENCH_TUWUNEL` (`.ci/run` sets it to
+/// `../shared/servers/tuwunel-1.4.6`), or `None`: the test says that it was skipped and why,
+/// unless `HSBENCH_REQUIRE_REAL_SERVERS` is set, when it fails.
+#[allow(dead_code)]
+pub fn tuwunel() -> Option<std::path::PathBuf> {
+    use std::path::PathBuf;
+    let required = std::env::var_os("HSBENCH_REQUIRE_REAL_SERVERS").is_some();
+    match std::env::var_os("HSBENCH_TUWUNEL").map(PathBuf::from) {
+        Some(p) if p.is_file() => Some(std::fs::canonicalize(&p).unwrap()),
+        other => {
+            let why = match other {
+                Some(p) => format!("HSBENCH_TUWUNEL={} is not a file", p.display()),
+                None => "HSBENCH_TUWUNEL is not set".to_string(),
+            };
+            assert!(!required, "HSBENCH_REQUIRE_REAL_SERVERS is set, but {why}");
+            eprintln!(
+                "SKIPPED: {why}; set it to a tuwunel binary (CI: ../shared/servers/tuwunel-1.4.6)"
+            );
+            None
+        }
+    }
+}
