@@ -119,15 +119,15 @@ pub(super) fn write_workload_files(
     Ok(())
 }
 
-/// The tokens a workload runs with, and its shard. A sharded steady, triggered or catch-up
-/// workload slices its clients itself and may act as any user (a sender, the trigger, the
-/// backlog's writer): it gets every token, and the common release time its schedule and
-/// message numbers count from.
+/// The users a workload runs with (tokens and ids, in the same order), and its shard. A sharded
+/// steady, triggered or catch-up workload slices its clients itself and may act as any user (a
+/// sender, the trigger, the backlog's writer): it gets every user, and the common release time
+/// its schedule and message numbers count from.
 pub(super) fn shard_part(
     ctx: &Ctx<'_>,
     creds: &Credentials,
     workload: &str,
-) -> Result<(Vec<String>, Option<crate::load::workload::ShardRun>), RunError> {
+) -> Result<(Credentials, Option<crate::load::workload::ShardRun>), RunError> {
     match &ctx.mode {
         Mode::Attach(a) if a.shard.count > 1 => {
             let release_at = a.release_at.ok_or_else(|| {
@@ -136,14 +136,14 @@ pub(super) fn shard_part(
                 ))
             })?;
             Ok((
-                a.credentials.tokens.clone(),
+                a.credentials.clone(),
                 Some(crate::load::workload::ShardRun {
                     shard: a.shard,
                     release_at,
                 }),
             ))
         }
-        _ => Ok((creds.tokens.clone(), None)),
+        _ => Ok((creds.clone(), None)),
     }
 }
 
@@ -246,11 +246,11 @@ pub(super) async fn run_workload(
                 humantime::format_duration(t.observe)
             ));
             let big = big_room()?;
-            let (tokens, shard) = shard_part(ctx, creds, name)?;
+            let (users, shard) = shard_part(ctx, creds, name)?;
             let (result, data) = crate::load::triggered::run_triggered(
                 base_url,
-                &tokens,
-                &creds.user_ids,
+                &users.tokens,
+                &users.user_ids,
                 big,
                 t,
                 shard,
@@ -280,11 +280,11 @@ pub(super) async fn run_workload(
                 t.arrivals,
                 humantime::format_duration(t.duration)
             ));
-            let (tokens, shard) = shard_part(ctx, creds, name)?;
+            let (users, shard) = shard_part(ctx, creds, name)?;
             let (result, data) = crate::load::steady::run_steady(
                 base_url,
-                &tokens,
-                &creds.user_ids,
+                &users.tokens,
+                &users.user_ids,
                 &creds.room_ids,
                 plan,
                 t,
@@ -316,9 +316,9 @@ pub(super) async fn run_workload(
                 t.readers, t.backlog, t.page
             ));
             let big = big_room()?;
-            let (tokens, shard) = shard_part(ctx, creds, name)?;
+            let (users, shard) = shard_part(ctx, creds, name)?;
             let (result, data) =
-                crate::load::catchup::run_catchup(base_url, &tokens, big, t, shard)
+                crate::load::catchup::run_catchup(base_url, &users.tokens, big, t, shard)
                     .await
                     .map_err(workload_error(name))?;
             let w = write_workload_files(ctx, name, &data);
