@@ -301,14 +301,50 @@ async fn api_and_direct_fixtures_of_one_plan_have_the_same_rows() {
         ..sandbox.opts.clone()
     };
     let mut counts = Vec::new();
+    let mut shapes = Vec::new();
     for load in ["api", "direct"] {
         let sc = scenario::parse(Path::new(&format!("equal-{load}.toml")), &text(load)).unwrap();
         let out = run(&sc, &opts)
             .await
             .unwrap_or_else(|e| panic!("{load} build failed: {e}"));
         let fx = out.result.dataset.unwrap().fixture.unwrap();
+        let db = Path::new(&fx.path).join("synapse-data/homeserver.db");
+        shapes.push(Shape::read(&db));
         counts.push(fx.table_counts);
     }
+    // DMs as Synapse builds them in room version 12 (the invitee an additional creator, no
+    // users in the power levels), `m.direct` for both members, in both fixtures alike.
+    assert_eq!(shapes[0].creators, shapes[1].creators);
+    assert_eq!(shapes[0].power_users, shapes[1].power_users);
+    assert_eq!(shapes[0].direct, shapes[1].direct);
+    assert_eq!(
+        shapes[1].creators.iter().filter(|c| c.len() == 1).count(),
+        3,
+        "{:?}",
+        shapes[1].creators
+    );
+    assert!(shapes[1].power_users.iter().all(|u| u == "{}"));
+    assert_eq!(shapes[1].direct.len(), 6, "{:?}", shapes[1].direct);
+    // The direct import dates its events over the history (90 days by default), rising in
+    // every room, the rooms' stream order that of their last activity.
+    let (api, direct) = (&shapes[0], &shapes[1]);
+    assert!(
+        api.span_ms < 3_600_000,
+        "API-built events are dated when sent"
+    );
+    assert!(
+        direct.span_ms > 30 * 86_400_000,
+        "direct import spans {} days",
+        direct.span_ms / 86_400_000
+    );
+    assert!(
+        direct.rising,
+        "timestamps rise with the stream order in every room"
+    );
+    assert!(
+        direct.recency_ordered,
+        "rooms' newest events are in stream order"
+    );
     let (api, direct) = (&counts[0], &counts[1]);
     assert!(api.len() >= 30, "{api:?}");
     let differ: Vec<String> = api
@@ -343,5 +379,106 @@ async fn api_and_direct_fixtures_of_one_plan_have_the_same_rows() {
         "users_who_share_private_rooms",
     ] {
         assert!(api[t].unwrap() > 0 && api[t] == direct[t], "{t}");
+    }
+}
+
+/// What two fixtures of one plan must share, read from a Synapse SQLite database (room ids and
+/// event ids differ between builds; user ids do not).
+struct Shape {
+    /// `additional_creators` of every room's create event, sorted.
+    creators: Vec<Vec<String>>,
+    /// The `users` of every room's power levels, as JSON, sorted.
+    power_users: Vec<String>,
+    /// Every `m.direct`: (user, partner, number of rooms), sorted.
+    direct: Vec<(String, String, usize)>,
+    /// Newest minus oldest timestamp of the rooms' events.
+    span_ms: i64,
+    /// In every room, timestamps rise with the stream ordering.
+    rising: bool,
+    /// The rooms ordered by their newest event's stream ordering are ordered by its timestamp.
+    recency_ordered: bool,
+}
+
+impl Shape {
+    fn read(db: &Path) -> Self {
+        let conn =
+            rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .unwrap();
+        let contents = |event_type: &str| -> Vec<serde_json::Value> {
+            let mut q = conn
+                .prepare("SELECT j.json FROM events e JOIN event_json j USING (event_id) WHERE e.type = ?1")
+                .unwrap();
+            q.query_map([event_type], |r| r.get::<_, String>(0))
+                .unwrap()
+                .map(|j| {
+                    serde_json::from_str::<serde_json::Value>(&j.unwrap()).unwrap()["content"]
+                        .clone()
+                })
+                .collect()
+        };
+        let mut creators: Vec<Vec<String>> = contents("m.room.create")
+            .iter()
+            .map(|c| {
+                let mut v: Vec<String> = c["additional_creators"]
+                    .as_array()
+                    .map(|a| a.iter().map(|x| x.as_str().unwrap().to_string()).collect())
+                    .unwrap_or_default();
+                v.sort();
+                v
+            })
+            .collect();
+        creators.sort();
+        let mut power_users: Vec<String> = contents("m.room.power_levels")
+            .iter()
+            .map(|c| c["users"].to_string())
+            .collect();
+        power_users.sort();
+        let mut direct = Vec::new();
+        let mut q = conn
+            .prepare(
+                "SELECT user_id, content FROM account_data WHERE account_data_type = 'm.direct'",
+            )
+            .unwrap();
+        for row in q
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .unwrap()
+        {
+            let (user, content) = row.unwrap();
+            let c: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_str(&content).unwrap();
+            for (partner, rooms) in c {
+                direct.push((user.clone(), partner, rooms.as_array().unwrap().len()));
+            }
+        }
+        direct.sort();
+        let mut q = conn
+            .prepare("SELECT room_id, stream_ordering, origin_server_ts FROM events ORDER BY stream_ordering")
+            .unwrap();
+        let rows: Vec<(String, i64, i64)> = q
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let span_ms =
+            rows.iter().map(|r| r.2).max().unwrap() - rows.iter().map(|r| r.2).min().unwrap();
+        let mut newest: HashMap<&str, (i64, i64)> = HashMap::new();
+        let mut rising = true;
+        for (room, so, ts) in &rows {
+            if let Some((_, prev)) = newest.get(room.as_str()) {
+                rising &= ts > prev;
+            }
+            newest.insert(room, (*so, *ts));
+        }
+        let mut last: Vec<(i64, i64)> = newest.into_values().collect();
+        last.sort();
+        let recency_ordered = last.windows(2).all(|w| w[0].1 < w[1].1);
+        Self {
+            creators,
+            power_users,
+            direct,
+            span_ms,
+            rising,
+            recency_ordered,
+        }
     }
 }

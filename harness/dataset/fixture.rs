@@ -17,7 +17,7 @@ use crate::dataset::seed::{Credentials, LoadReport};
 use crate::scenario::DatasetSpec;
 
 /// Bumped whenever the dataset model or the loader changes what a spec produces.
-pub const MODEL_VERSION: u32 = 2;
+pub const MODEL_VERSION: u32 = 3;
 /// The direct import's format: 2 since Synapse's background updates are finished over the empty
 /// schema before the import (1, unrecorded: they ran over the imported rows at every boot).
 pub const IMPORT_FORMAT: u32 = 2;

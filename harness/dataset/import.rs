@@ -232,15 +232,21 @@ fn auth_sorted(v: Option<&CanonicalJsonValue>) -> Vec<String> {
     }
 }
 
-/// Power levels of a v12 room made by `createRoom` with a preset: the creator is not listed
-/// (v12 creators are privileged by the create event); trusted-private-chat invitees get 100.
-fn power_levels(room: &RoomPlan, user_id: &dyn Fn(u64) -> String) -> serde_json::Value {
-    let mut users = serde_json::Map::new();
+/// The content of a v12 room's `m.room.create` as `createRoom` writes it: a trusted private
+/// chat (a DM) makes its invitees `additional_creators` (MSC4289).
+fn create_content(room: &RoomPlan, user_id: &dyn Fn(u64) -> String) -> serde_json::Value {
+    let mut c = json!({"room_version": ROOM_VERSION});
     if room.kind == RoomKind::Direct {
-        for &u in room.invited() {
-            users.insert(user_id(u), json!(100));
-        }
+        let invitees: Vec<String> = room.invited().iter().map(|&u| user_id(u)).collect();
+        c["additional_creators"] = json!(invitees);
     }
+    c
+}
+
+/// Power levels of a v12 room made by `createRoom` with a preset: no user is listed, since v12
+/// creators (the sender and a DM's `additional_creators`) are privileged by the create event.
+fn power_levels(room: &RoomPlan) -> serde_json::Value {
+    let users = serde_json::Map::new();
     let public = matches!(room.kind, RoomKind::Big | RoomKind::Public);
     let mut events = json!({
         "m.room.avatar": 50, "m.room.canonical_alias": 50, "m.room.encryption": 100,
@@ -295,7 +301,8 @@ struct Streams {
     state_group: i64,
     receipt: i64,
     chain: i64,
-    ts: i64,
+    /// Where the dataset's history ends (the import's start): events are dated before it.
+    end_ms: i64,
 }
 
 impl Streams {
@@ -433,7 +440,7 @@ pub fn import_sqlite(
         state_group: max("SELECT MAX(id) FROM state_groups")?,
         receipt: max("SELECT MAX(stream_id) FROM receipts_linearized")?.max(1),
         chain: max("SELECT MAX(chain_id) FROM event_auth_chains")?,
-        ts: now_ms - events_total as i64,
+        end_ms: now_ms,
     };
     let user_id = |u: u64| format!("@{}:{server_name}", DatasetPlan::localpart(u));
     let mut steps = Vec::new();
@@ -462,7 +469,9 @@ pub fn import_sqlite(
         let mut token_id = max("SELECT MAX(id) FROM access_tokens")?;
         let mut dl_stream = max("SELECT MAX(stream_id) FROM device_lists_stream")?.max(1);
         let mut presence_stream = max("SELECT MAX(stream_id) FROM presence_stream")?.max(1);
-        let creation_s = now_ms / 1000;
+        // Accounts are older than the history their rooms hold.
+        let creation_s =
+            (now_ms - plan.spec().history_seconds as i64 * 1000 - 86_400_000).max(0) / 1000;
         for u in plan.users() {
             let uid = user_id(u.index);
             let name = u
@@ -515,10 +524,17 @@ pub fn import_sqlite(
     let t = Instant::now();
     let pb = bar("events", events_total, show_progress);
     let mut outcomes = Vec::with_capacity(totals.rooms as usize);
-    let mut room_ids = Vec::with_capacity(totals.rooms as usize);
+    let mut room_ids: Vec<Option<OwnedRoomId>> = vec![None; totals.rooms as usize];
     let mut events_written = 0u64;
     let mut st = Stmts::new(&conn, db)?;
-    for room in plan.rooms() {
+    // Rooms in the order of their last activity: the stream ordering of a room's newest event
+    // (sliding sync's `bump_stamp`, the order of every room list) agrees with its timestamp.
+    let mut order: Vec<(i64, u64)> = plan
+        .rooms()
+        .map(|r| (plan.room_times(&r, now_ms).last(), r.index))
+        .collect();
+    order.sort_unstable();
+    for room in order.into_iter().map(|(_, i)| plan.room(i)) {
         let (outcome, n) = import_room(plan, &room, &factory, &mut st, &mut streams, &user_id)
             .map_err(|e| match e {
                 ImportError::Event { step, what, source } => ImportError::Event {
@@ -530,16 +546,20 @@ pub fn import_sqlite(
             })?;
         events_written += n;
         pb.inc(n);
-        room_ids.push(outcome.room_id.parse::<OwnedRoomId>().map_err(|err| {
-            ImportError::Event {
+        room_ids[room.index as usize] = Some(outcome.room_id.parse::<OwnedRoomId>().map_err(
+            |err| ImportError::Event {
                 step: "rooms",
                 what: outcome.room_id.clone(),
                 source: err.into(),
-            }
-        })?);
+            },
+        )?);
         outcomes.push(outcome);
     }
     drop(st);
+    let room_ids: Vec<OwnedRoomId> = room_ids
+        .into_iter()
+        .map(|r| r.expect("every room imported"))
+        .collect();
     pb.finish_and_clear();
     steps.push(step("events", events_written, t));
 
@@ -577,6 +597,23 @@ pub fn import_sqlite(
                 .map_err(&e)?;
         }
     }
+    // `m.direct` account data for both members of every DM, as clients write it.
+    let mut account_data = max(
+        "SELECT MAX(s) FROM (SELECT MAX(stream_id) AS s FROM account_data UNION ALL \
+         SELECT MAX(stream_id) FROM room_account_data UNION ALL \
+         SELECT MAX(stream_id) FROM room_tags_revisions)",
+    )?
+    .max(1);
+    {
+        let e = sql(db, "account data");
+        let mut ad = conn.prepare_cached("INSERT INTO account_data (user_id, account_data_type, stream_id, content, instance_name) VALUES (?1, 'm.direct', ?2, ?3, 'master')").map_err(&e)?;
+        for (u, content) in plan.direct_content(&user_id, &room_ids) {
+            account_data += 1;
+            ad.execute(params![user_id(u), account_data, content.to_string()])
+                .map_err(&e)?;
+        }
+    }
+    set_position(&conn, db, "account_data", account_data)?;
     set_position(&conn, db, "events", max_stream)?;
     set_position(&conn, db, "receipts", streams.receipt)?;
     let e = sql(db, "positions");
@@ -767,6 +804,10 @@ fn import_room(
     let mut participants = std::collections::HashSet::new();
     let mut name: Option<String> = None;
     let mut last_bump = 0i64;
+    // When each event happens: the clock moves a millisecond per event and jumps forward to the
+    // planned time of each join and timeline event.
+    let times = plan.room_times(room, streams.end_ms);
+    let clock = std::cell::Cell::new(times.created);
 
     // Sends one event: build it, then write every row it owns.
     let mut send = |room_id: &mut String,
@@ -781,7 +822,8 @@ fn import_room(
      -> Result<(BuiltEvent, i64), ImportError> {
         depth += 1;
         let so = streams.next_stream();
-        let ts = streams.ts + so;
+        let ts = clock.get();
+        clock.set(ts + 1);
         let ev = f
             .build(
                 (!room_id.is_empty()).then_some(room_id.as_str()),
@@ -896,7 +938,7 @@ fn import_room(
         "m.room.create",
         Some(String::new()),
         &creator,
-        json!({"room_version": ROOM_VERSION}),
+        create_content(room, user_id),
         vec![],
         &mut state,
         st,
@@ -923,7 +965,7 @@ fn import_room(
         "m.room.power_levels",
         Some(String::new()),
         &creator,
-        power_levels(room, user_id),
+        power_levels(room),
         vec![creator_member.clone()],
         &mut state,
         st,
@@ -1009,7 +1051,8 @@ fn import_room(
     }
 
     // Joins of everyone else.
-    for &u in &room.members[1..] {
+    for (j, &u) in room.members[1..].iter().enumerate() {
+        clock.set(clock.get().max(times.joins[j]));
         let uid = user_id(u);
         let p = profile(plan, u);
         let mut auth = vec![pl.clone(), jr.clone()];
@@ -1035,7 +1078,9 @@ fn import_room(
     // The timeline.
     let timeline = plan.timeline(room);
     let mut ids: Vec<(String, i64)> = Vec::with_capacity(timeline.len());
-    for e in &timeline {
+    let mut sent_at: Vec<i64> = Vec::with_capacity(timeline.len());
+    for (i, e) in timeline.iter().enumerate() {
+        clock.set(clock.get().max(times.timeline[i]));
         let sender = user_id(e.sender);
         let target = |to: &usize| ids[*to].0.clone();
         let content = match &e.kind {
@@ -1103,6 +1148,7 @@ fn import_room(
             last_bump = so;
         }
         participants.insert(e.sender);
+        sent_at.push(ev.ts);
         ids.push((ev.event_id, so));
         count += 1;
     }
@@ -1157,7 +1203,9 @@ fn import_room(
     for (m, at) in receipts {
         streams.receipt += 1;
         let (eid, so) = &ids[at];
-        let data = format!("{{\"ts\":{}}}", streams.ts + streams.stream);
+        // Read a little after it arrived, never after the history's end.
+        let read_at = (sent_at[at] + 90_000).min(streams.end_ms);
+        let data = format!("{{\"ts\":{read_at}}}");
         st.receipts
             .execute(params![streams.receipt, room_id, user_id(m), eid, so, data])
             .map_err(&err)?;

@@ -5,6 +5,8 @@
 //! be produced on its own, in any order, without holding the whole plan in memory, and the same
 //! spec always yields the same plan.
 
+use std::collections::BTreeMap;
+
 use rand::seq::index;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -224,6 +226,66 @@ const USERS: u64 = 1 << 60;
 const ROOMS: u64 = 2 << 60;
 const TIMELINE: u64 = 3 << 60;
 const RECEIPTS: u64 = 4 << 60;
+const TIMES: u64 = 5 << 60;
+
+/// The newest event of any room is at least this old (ms) when the history ends.
+const MIN_AGE_MS: i64 = 60_000;
+const DAY_MS: i64 = 86_400_000;
+
+/// When a room's events happen, in Unix milliseconds (see [`DatasetPlan::room_times`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomTimes {
+    /// createRoom's events and the invites follow one another from here, a millisecond apart.
+    pub created: i64,
+    /// The joins of the members after the creator, in the order of `RoomPlan::members`; rising.
+    pub joins: Vec<i64>,
+    /// One per timeline event; rising; the last is the room's last activity.
+    pub timeline: Vec<i64>,
+}
+
+impl RoomTimes {
+    /// The room's last activity: its newest event.
+    pub fn last(&self) -> i64 {
+        self.timeline
+            .last()
+            .or(self.joins.last())
+            .copied()
+            .unwrap_or(self.created)
+    }
+}
+
+/// The diurnal rhythm of chat (UTC): quiet from 23:00 to 07:00 (0.15), busiest at 15:00 (1).
+pub fn diurnal_weight(ts_ms: i64) -> f64 {
+    let hour = ts_ms.rem_euclid(DAY_MS) as f64 / 3_600_000.0;
+    let day = if (7.0..23.0).contains(&hour) {
+        (std::f64::consts::PI * (hour - 7.0) / 16.0).sin()
+    } else {
+        0.0
+    };
+    0.15 + 0.85 * day
+}
+
+/// `n` rising times in `[from, to]`, drawn with the diurnal rhythm (rejection sampling), then
+/// nudged a millisecond apart where two coincide.
+fn rising_times(rng: &mut impl Rng, n: usize, from: i64, to: i64, diurnal: bool) -> Vec<i64> {
+    let mut out: Vec<i64> = (0..n)
+        .map(|_| {
+            loop {
+                let t = rng.random_range(from..=to.max(from));
+                if !diurnal || rng.random::<f64>() < diurnal_weight(t) {
+                    break t;
+                }
+            }
+        })
+        .collect();
+    out.sort_unstable();
+    for i in 1..out.len() {
+        if out[i] <= out[i - 1] {
+            out[i] = out[i - 1] + 1;
+        }
+    }
+    out
+}
 
 impl DatasetPlan {
     pub fn new(spec: DatasetSpec) -> Self {
@@ -388,6 +450,94 @@ impl DatasetPlan {
             out.push(TimelineEvent { sender, kind });
         }
         out
+    }
+
+    /// When room `room` was created and when it was last active (Unix ms), for a history of
+    /// `history_seconds` that ends at `end_ms`. Rooms are created across the whole window (the
+    /// big room at its start); the last activity is skewed to the recent past (a room's idle
+    /// time is its age × u⁴), as in a real room list where a few rooms are busy and most are
+    /// quiet.
+    pub fn room_span(&self, room: &RoomPlan, end_ms: i64) -> (i64, i64) {
+        let mut rng = self.rng(TIMES | room.index);
+        self.span_from(&mut rng, room, end_ms)
+    }
+
+    fn span_from(&self, rng: &mut ChaCha8Rng, room: &RoomPlan, end_ms: i64) -> (i64, i64) {
+        let h = self.spec.history_seconds as f64 * 1000.0;
+        let (created_age, idle) = if room.kind == RoomKind::Big {
+            (h, h * 1e-4 * rng.random::<f64>())
+        } else {
+            let c = h * (0.05 + 0.95 * rng.random::<f64>());
+            (c, c * 0.9 * rng.random::<f64>().powi(4))
+        };
+        let newest = end_ms - MIN_AGE_MS;
+        let end = newest - idle as i64;
+        // Room enough for every event a millisecond apart, whatever the window.
+        let events = 16 + room.state_events + room.members.len() as u64 * 2 + room.timeline_len;
+        let start = (newest - created_age as i64).min(end - 2 * events as i64);
+        (start, end)
+    }
+
+    /// When each event of `room` happens, for a history ending at `end_ms`: createRoom's events
+    /// at the room's creation, the joins over the first tenth of its life, the timeline after
+    /// them with the diurnal rhythm, the last event at the room's last activity.
+    pub fn room_times(&self, room: &RoomPlan, end_ms: i64) -> RoomTimes {
+        let mut rng = self.rng(TIMES | room.index);
+        let (start, end) = self.span_from(&mut rng, room, end_ms);
+        let setup = 16 + room.state_events as i64 + room.members.len() as i64;
+        let joins_n = room.members.len().saturating_sub(1);
+        let join_from = start + setup;
+        let join_to = join_from + ((end - start) / 10).max(joins_n as i64);
+        let joins = rising_times(&mut rng, joins_n, join_from, join_to, false);
+        let tl_from = joins.last().copied().unwrap_or(join_from).max(join_to) + 1;
+        let n = room.timeline_len as usize;
+        let mut timeline = rising_times(&mut rng, n, tl_from, end, true);
+        if let Some(last) = timeline.last_mut() {
+            *last = (*last).max(end);
+        }
+        RoomTimes {
+            created: start,
+            joins,
+            timeline,
+        }
+    }
+
+    /// The DM partners of every user with DMs, as `m.direct` account data lists them: user →
+    /// (partner → DM room indices, in plan order).
+    pub fn direct_rooms(&self) -> BTreeMap<u64, BTreeMap<u64, Vec<u64>>> {
+        let mut out: BTreeMap<u64, BTreeMap<u64, Vec<u64>>> = BTreeMap::new();
+        for i in 1 + self.spec.rooms..self.room_count() {
+            let room = self.room(i);
+            let (a, b) = (room.members[0], room.members[1]);
+            out.entry(a).or_default().entry(b).or_default().push(i);
+            out.entry(b).or_default().entry(a).or_default().push(i);
+        }
+        out
+    }
+
+    /// Every DM member's `m.direct` account data: partner's user id → the DM room ids
+    /// (`room_ids` by room index).
+    pub fn direct_content<R: AsRef<str>>(
+        &self,
+        user_id: &dyn Fn(u64) -> String,
+        room_ids: &[R],
+    ) -> Vec<(u64, serde_json::Value)> {
+        self.direct_rooms()
+            .into_iter()
+            .map(|(u, partners)| {
+                let content: serde_json::Map<String, serde_json::Value> = partners
+                    .into_iter()
+                    .map(|(v, rooms)| {
+                        let ids: Vec<serde_json::Value> = rooms
+                            .iter()
+                            .map(|&r| room_ids[r as usize].as_ref().into())
+                            .collect();
+                        (user_id(v), serde_json::Value::Array(ids))
+                    })
+                    .collect();
+                (u, serde_json::Value::Object(content))
+            })
+            .collect()
     }
 
     /// Read receipts of a room: (member, index of the timeline event read).
@@ -635,6 +785,73 @@ mod tests {
             }
             for (m, at) in p.receipts(&room) {
                 assert!(room.members.contains(&m) && at < tl.len());
+            }
+        }
+    }
+
+    #[test]
+    fn times_rise_inside_the_history_with_a_diurnal_rhythm() {
+        let p = DatasetPlan::new(spec(3));
+        let end = 1_780_000_000_000i64; // a fixed end: the plan does not read the clock
+        let history = p.spec().history_seconds as i64 * 1000;
+        let (mut day, mut night) = (0u64, 0u64);
+        let mut lasts = Vec::new();
+        for room in p.rooms() {
+            let t = p.room_times(&room, end);
+            assert_eq!(t, p.room_times(&room, end), "deterministic");
+            assert_eq!(t.joins.len(), room.members.len() - 1);
+            assert_eq!(t.timeline.len() as u64, room.timeline_len);
+            let all: Vec<i64> = std::iter::once(t.created)
+                .chain(t.joins.iter().copied())
+                .chain(t.timeline.iter().copied())
+                .collect();
+            assert!(
+                all.windows(2).all(|w| w[0] < w[1]),
+                "room {} rises",
+                room.index
+            );
+            assert!(
+                t.created >= end - history - 86_400_000,
+                "room {}",
+                room.index
+            );
+            assert!(t.last() <= end - MIN_AGE_MS);
+            assert_eq!(t.last(), p.room_span(&room, end).1.max(t.last()));
+            for &ts in &t.timeline {
+                let hour = ts.rem_euclid(DAY_MS) / 3_600_000;
+                if (12..18).contains(&hour) {
+                    day += 1;
+                } else if hour < 6 {
+                    night += 1;
+                }
+            }
+            lasts.push(t.last());
+        }
+        // Six busy hours against six quiet ones: the weights average ~0.93 and 0.15.
+        assert!(day > 4 * night, "{day} events 12-18h, {night} events 0-6h");
+        // Most rooms went quiet recently, some long ago: the room list has a real order.
+        lasts.sort_unstable();
+        let median_idle = end - lasts[lasts.len() / 2];
+        assert!(
+            median_idle > 3_600_000 && median_idle < history / 4,
+            "median idle {median_idle} ms"
+        );
+    }
+
+    #[test]
+    fn every_dm_is_listed_for_both_members() {
+        let p = DatasetPlan::new(spec(4));
+        let direct = p.direct_rooms();
+        let listed: usize = direct.values().flat_map(|m| m.values()).map(Vec::len).sum();
+        assert_eq!(listed as u64, 2 * p.spec().dm_pairs);
+        for (u, partners) in &direct {
+            for (v, rooms) in partners {
+                assert_eq!(direct[v][u], *rooms);
+                for &r in rooms {
+                    let room = p.room(r);
+                    assert_eq!(room.kind, RoomKind::Direct);
+                    assert!(room.members.contains(u) && room.members.contains(v));
+                }
             }
         }
     }

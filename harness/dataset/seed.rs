@@ -359,6 +359,7 @@ pub async fn load(
     registrar: Registrar<'_>,
     log: Option<&StepLog>,
 ) -> Result<(Credentials, LoadReport), SeedError> {
+    use ruma::api::client::config::set_global_account_data;
     use ruma::api::client::presence::set_presence;
     use ruma::api::client::receipt::create_receipt;
     use ruma::api::client::redact::redact_event;
@@ -587,12 +588,50 @@ pub async fn load(
     )
     .await?;
 
-    // 5. Timelines: each room in order (replies, reactions, edits and redactions point at
-    //    earlier events), rooms side by side. Only the event ids that receipts need are kept.
+    // 5. `m.direct` account data of both members of every DM, as clients write it.
+    let user_id_of = |u: u64| user_ids[u as usize].to_string();
+    let direct = plan.direct_content(&user_id_of, room_ids);
+    run_step(
+        &mut steps,
+        "m.direct",
+        direct.len() as u64,
+        show,
+        conc,
+        direct.into_iter(),
+        |(u, content)| async move {
+            let req = set_global_account_data::v3::Request::new_raw(
+                user_ids[u as usize].clone(),
+                "m.direct".into(),
+                raw_json(content),
+            );
+            client
+                .send(req, Some(&tokens[u as usize]))
+                .await
+                .map_err(fail(
+                    "m.direct",
+                    format!("m.direct of {}", DatasetPlan::localpart(u)),
+                ))?;
+            Ok(1)
+        },
+    )
+    .await?;
+
+    // 6. Timelines: each room in order (replies, reactions, edits and redactions point at
+    //    earlier events), rooms side by side, in the order of their planned last activity (the
+    //    API cannot backdate events, but the room list's order by recency is the plan's).
+    //    Only the event ids that receipts need are kept.
     let receipts_len = totals.receipts;
     let t = Instant::now();
     let pb = bar("timeline", totals.timeline_events, show);
-    let receipt_targets: Vec<Vec<(u64, OwnedEventId)>> = futures::stream::iter(plan.rooms())
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let mut order: Vec<(i64, u64)> = plan
+        .rooms()
+        .map(|r| (plan.room_span(&r, now_ms).1, r.index))
+        .collect();
+    order.sort_unstable();
+    let receipt_targets: Vec<(usize, Vec<(u64, OwnedEventId)>)> = futures::stream::iter(
+        order.into_iter().map(|(_, i)| plan.room(i)),
+    )
         .map(|room| {
             let pb = &pb;
             async move {
@@ -633,12 +672,13 @@ pub async fn load(
                     ids[i] = Some(event_id);
                     pb.inc(1);
                 }
-                Ok::<_, SeedError>(
+                Ok::<_, SeedError>((
+                    room.index as usize,
                     receipts
                         .into_iter()
                         .map(|(m, at)| (m, ids[at].clone().expect("sent")))
                         .collect::<Vec<_>>(),
-                )
+                ))
             }
         })
         .buffered(conc)
@@ -647,7 +687,7 @@ pub async fn load(
     pb.finish_and_clear();
     steps.push(step("timeline", totals.timeline_events, t));
 
-    // 6. Read receipts.
+    // 7. Read receipts.
     run_step(
         &mut steps,
         "receipts",
@@ -656,8 +696,7 @@ pub async fn load(
         conc,
         receipt_targets
             .iter()
-            .enumerate()
-            .flat_map(|(room, v)| v.iter().map(move |(m, id)| (room, *m, id.clone()))),
+            .flat_map(|(room, v)| v.iter().map(move |(m, id)| (*room, *m, id.clone()))),
         |(room, member, event_id)| async move {
             let req = create_receipt::v3::Request::new(
                 room_ids[room].clone(),
@@ -755,7 +794,7 @@ fn sample(total: u64, n: u64) -> Vec<u64> {
 
 /// Compare the server's answers with the plan for a sample of users and rooms: each sampled
 /// user's joined rooms (exact set), each sampled room's joined members (exact set) and its
-/// message count.
+/// message count, the `m.direct` account data of a sample of DM members.
 pub async fn verify(
     client: &MatrixClient,
     plan: &DatasetPlan,
@@ -888,6 +927,30 @@ pub async fn verify(
                     room.name, room.state_events
                 ));
             }
+        }
+    }
+    // `m.direct` of members of DMs spread over the plan, exactly as planned.
+    let user_id_of = |u: u64| creds.user_ids[u as usize].to_string();
+    let direct = plan.direct_content(&user_id_of, &creds.room_ids);
+    for i in sample(direct.len() as u64, users) {
+        use ruma::api::client::config::get_global_account_data;
+        let (u, want) = &direct[i as usize];
+        let req = get_global_account_data::v3::Request::new(
+            creds.user_ids[*u as usize].clone(),
+            "m.direct".into(),
+        );
+        let resp = client
+            .send(req, Some(&creds.tokens[*u as usize]))
+            .await
+            .map_err(err(format!("m.direct of {}", DatasetPlan::localpart(*u))))?;
+        report.checks += 1;
+        let got: serde_json::Value =
+            serde_json::from_str(resp.account_data.json().get()).unwrap_or_default();
+        if &got != want {
+            report.mismatches.push(format!(
+                "{}: m.direct {got}, the plan says {want}",
+                DatasetPlan::localpart(*u)
+            ));
         }
     }
     // Display names, as the profile API answers them.

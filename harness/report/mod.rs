@@ -531,7 +531,7 @@ pub fn markdown(r: &RunResult) -> String {
     }
     if let Some(d) = &r.dataset {
         md.push_str(&format!(
-            "Dataset: seed {} · spec `{}` · {} users ({} devices) · {} rooms (largest {}, {} private, {} DMs) · {} memberships · {} timeline events · {} state events · {} receipts{}\n\n",
+            "Dataset: seed {} · spec `{}` · {} users ({} devices) · {} rooms (largest {}, {} private, {} DMs) · {} memberships · {} timeline events · {} state events · {} receipts · {} · {}{}\n\n",
             d.spec.seed,
             d.spec_hash,
             d.totals.users,
@@ -544,6 +544,17 @@ pub fn markdown(r: &RunResult) -> String {
             d.totals.timeline_events,
             d.totals.state_events,
             d.totals.receipts,
+            match d.spec.load {
+                crate::scenario::LoadMethod::Direct => format!(
+                    "history over {} days",
+                    d.spec.history_seconds.div_ceil(86_400)
+                ),
+                crate::scenario::LoadMethod::Api => "events dated when loaded".to_string(),
+            },
+            match d.spec.presence {
+                crate::scenario::PresenceMode::Tracked => "presence tracked by the server",
+                crate::scenario::PresenceMode::Stays => "presence stays as planned",
+            },
             d.fixture
                 .as_ref()
                 .map(|f| format!(

@@ -150,6 +150,9 @@ pub(super) async fn build_dataset(
             .collect::<Vec<_>>()
             .join(", ")
     ));
+    if let (Some(_), Instance::Synapse(i)) = (&server, inst) {
+        settle_push_bookkeeping(ctx, i).await;
+    }
     if let Some(s) = server.take() {
         ctx.result.seed_boot = Some(s.stop(shutdown, &run_dir).await);
     }
@@ -215,6 +218,59 @@ pub(super) async fn build_dataset(
     }
     ctx.save()?;
     Ok(creds)
+}
+
+/// Longest wait for Synapse to fold the loaded receipts into its notification summaries (it
+/// does so every 30 s).
+const SETTLE_LIMIT: Duration = Duration::from_secs(150);
+
+/// Waits until Synapse has folded every receipt and push action of the load into its
+/// notification summaries, so that the fixture's unread counts are right from the first
+/// request after any boot (saved earlier, each boot would answer stale counts until the
+/// server's 30-second rotation ran). A database that cannot be read, or a wait past
+/// [`SETTLE_LIMIT`], is reported and the fixture saved as it is.
+async fn settle_push_bookkeeping(
+    ctx: &mut Ctx<'_>,
+    inst: &crate::server::synapse::SynapseInstance,
+) {
+    let t = Instant::now();
+    loop {
+        let i = inst.clone();
+        let state = tokio::task::spawn_blocking(move || i.push_bookkeeping())
+            .await
+            .expect("bookkeeping task");
+        match state {
+            Ok(b) if b.caught_up() => {
+                ctx.say(&format!(
+                    "dataset: Synapse's notification counts caught up with the load (receipts to stream id {}, events to stream ordering {}) {:.1} s after it",
+                    b.receipts_newest,
+                    b.events_newest,
+                    t.elapsed().as_secs_f64()
+                ));
+                return;
+            }
+            Ok(b) if t.elapsed() > SETTLE_LIMIT => {
+                eprintln!(
+                    "WARNING: after {} s Synapse had folded receipts up to {} of {} and events up to {} of {} into its notification counts; the fixture's unread counts are stale until its next rotation",
+                    SETTLE_LIMIT.as_secs(),
+                    b.receipts_folded,
+                    b.receipts_newest,
+                    b.events_folded,
+                    b.events_newest
+                );
+                return;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                eprintln!("WARNING: could not read Synapse's notification bookkeeping: {e}");
+                return;
+            }
+        }
+        if crate::util::interrupt::pending().is_some() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 /// A client of the server under test; a failure to build one fails `workload`.

@@ -801,7 +801,7 @@ async fn stages(
     drop(build_lock);
     // The scenario's Synapse config applies to the boots on the finished dataset only.
     if let Instance::Synapse(syn) = &mut inst {
-        syn.extra = scenario.server.synapse_config.clone();
+        syn.extra = boot_config(scenario);
     }
     ctx.result.server = Some(ServerInfo {
         kind: scenario.server.kind.as_str().into(),
@@ -978,6 +978,22 @@ async fn measure(
 }
 
 /// The fixture every boot restores from with `[boot] restore = "each"` (`None`: restored once).
+/// Synapse's config keys for the boots on the finished dataset: `[dataset] presence = "stays"`
+/// (presence untracked), then the scenario's own `[server.synapse_config]`, which wins.
+fn boot_config(scenario: &Scenario) -> Option<serde_json::Value> {
+    let mut o = serde_json::Map::new();
+    if scenario.dataset.presence == crate::scenario::PresenceMode::Stays {
+        o.insert(
+            "presence".into(),
+            serde_json::json!({"enabled": "untracked"}),
+        );
+    }
+    if let Some(serde_json::Value::Object(extra)) = &scenario.server.synapse_config {
+        o.extend(extra.clone());
+    }
+    (!o.is_empty()).then_some(serde_json::Value::Object(o))
+}
+
 fn per_boot_fixture(ctx: &Ctx<'_>) -> Result<Option<Fixture>, RunError> {
     if ctx.scenario.boot.restore == RestoreMode::Once {
         return Ok(None);

@@ -173,8 +173,25 @@ pub(super) fn validate(loc: &Locator, raw: &RawScenario) -> Result<DatasetSpec, 
             }
         }
     }
+    if let Some(h) = &raw.dataset.history {
+        let d = duration(loc, &raw.dataset.history, "dataset.history", Duration::ZERO)?;
+        if !(MIN_HISTORY..=MAX_HISTORY).contains(&d) {
+            return Err(loc.at(
+                h.span(),
+                "dataset.history",
+                format!(
+                    "{:?} is outside the history hsbench dates events in (1h to 20 years)",
+                    h.get_ref()
+                ),
+            ));
+        }
+        dataset.history_seconds = d.as_secs();
+    }
     Ok(dataset)
 }
+
+const MIN_HISTORY: Duration = Duration::from_secs(3600);
+const MAX_HISTORY: Duration = Duration::from_secs(20 * 365 * 86_400);
 
 pub(super) fn load_method(
     loc: &Locator,
@@ -182,6 +199,29 @@ pub(super) fn load_method(
     server: &ServerSpec,
     dataset: &mut DatasetSpec,
 ) -> Result<(), ScenarioError> {
+    if let Some(p) = &raw.dataset.presence {
+        dataset.presence = match p.get_ref().as_str() {
+            "tracked" => PresenceMode::Tracked,
+            "stays" if server.kind != ServerKind::Synapse => {
+                return Err(loc.at(
+                    p.span(),
+                    "dataset.presence",
+                    format!(
+                        "\"stays\" turns Synapse's presence tracking off; hsbench has no such switch for a {} server (use \"tracked\")",
+                        server.kind.as_str()
+                    ),
+                ));
+            }
+            "stays" => PresenceMode::Stays,
+            other => {
+                return Err(loc.at(
+                    p.span(),
+                    "dataset.presence",
+                    format!("{other:?}: \"tracked\" or \"stays\""),
+                ));
+            }
+        };
+    }
     if let Some(l) = &raw.dataset.load {
         dataset.load = match l.get_ref().as_str() {
             "api" => LoadMethod::Api,

@@ -121,6 +121,8 @@ struct RawDataset {
     receipt_share: Option<Spanned<f64>>,
     registration: Option<Spanned<String>>,
     load: Option<Spanned<String>>,
+    history: Option<Spanned<String>>,
+    presence: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -534,6 +536,59 @@ pub struct DatasetSpec {
     /// fixtures built before the key existed keep their keys.
     #[serde(default, skip_serializing_if = "LoadMethod::is_api")]
     pub load: LoadMethod,
+    /// The span of time the rooms' history covers, in seconds (`history = "90d"`): events are
+    /// dated inside it, monotonic per room, with a diurnal rhythm, the last one in the past.
+    /// Honoured by the direct import; the API cannot backdate events (they carry the time
+    /// they were sent).
+    /// Left out of the spec's hash when it is the default, so specs keep their hashes.
+    #[serde(
+        default = "default_history",
+        skip_serializing_if = "is_default_history"
+    )]
+    pub history_seconds: u64,
+    /// What happens to the planned presence during a run: `tracked` (the server's own
+    /// timeouts apply: Synapse turns planned "online" users offline 30 s after each boot unless
+    /// they sync) or `stays` (Synapse's presence is untracked: the planned states hold for the
+    /// whole run, and syncs no longer change them). Left out of fixture keys when `tracked`.
+    #[serde(default, skip_serializing_if = "PresenceMode::is_tracked")]
+    pub presence: PresenceMode,
+}
+
+/// `[dataset] presence`.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    schemars::JsonSchema,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum PresenceMode {
+    #[default]
+    Tracked,
+    Stays,
+}
+
+impl PresenceMode {
+    pub fn is_tracked(&self) -> bool {
+        *self == PresenceMode::Tracked
+    }
+}
+
+/// The default `[dataset] history`: 90 days.
+pub const DEFAULT_HISTORY_SECONDS: u64 = 90 * 86_400;
+
+fn default_history() -> u64 {
+    DEFAULT_HISTORY_SECONDS
+}
+
+fn is_default_history(s: &u64) -> bool {
+    *s == DEFAULT_HISTORY_SECONDS
 }
 
 /// How a dataset gets into the server.
@@ -609,6 +664,8 @@ impl DatasetSpec {
             receipt_share: 0.5,
             registration: Registration::Appservice,
             load: LoadMethod::Api,
+            history_seconds: DEFAULT_HISTORY_SECONDS,
+            presence: PresenceMode::Tracked,
         }
     }
 }
@@ -1388,6 +1445,42 @@ sync = "full_state"
 
     fn err(text: &str) -> ScenarioError {
         parse(Path::new("s.toml"), text).expect_err("must fail")
+    }
+
+    #[test]
+    fn history_and_presence_are_checked_where_they_are_written() {
+        let with = |extra: &str| {
+            GOOD.replace(
+                "messages_per_room = 3",
+                &format!("messages_per_room = 3\n{extra}"),
+            )
+        };
+        let sc = parse(Path::new("s.toml"), GOOD).unwrap();
+        assert_eq!(sc.dataset.history_seconds, DEFAULT_HISTORY_SECONDS);
+        assert_eq!(sc.dataset.presence, PresenceMode::Tracked);
+        let sc = parse(
+            Path::new("s.toml"),
+            &with("history = \"30d\"\npresence = \"stays\""),
+        )
+        .unwrap();
+        assert_eq!(sc.dataset.history_seconds, 30 * 86_400);
+        assert_eq!(sc.dataset.presence, PresenceMode::Stays);
+        for (extra, line) in [
+            ("history = \"10m\"", 9),
+            ("history = \"soon\"", 9),
+            ("presence = \"always\"", 9),
+        ] {
+            let e = err(&with(extra));
+            assert_eq!(e.line, line, "{extra}: {e}");
+            assert!(e.field.starts_with("dataset."), "{extra}: {e}");
+        }
+        let native = with("presence = \"stays\"").replace(
+            "version = \"1.163.2\"",
+            "kind = \"tuwunel\"\nbinary = \"/bin/true\"",
+        );
+        let e = err(&native);
+        assert_eq!(e.field, "dataset.presence", "{e}");
+        assert!(e.to_string().contains("tuwunel"), "{e}");
     }
 
     #[test]

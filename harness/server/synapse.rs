@@ -840,7 +840,7 @@ tables = ["users", "profiles", "devices", "access_tokens", "rooms", "events", "e
           "event_auth", "event_auth_chains", "event_auth_chain_links", "event_relations",
           "redactions", "event_search", "user_directory", "users_in_public_rooms",
           "users_who_share_private_rooms", "room_stats_current", "sliding_sync_joined_rooms",
-          "sliding_sync_membership_snapshots"]
+          "sliding_sync_membership_snapshots", "account_data"]
 if cfg["name"] == "sqlite3":
     import sqlite3
     conn = sqlite3.connect(args["database"])
@@ -860,7 +860,69 @@ for t in tables:
 print(json.dumps(out))
 "#;
 
+/// How far Synapse's notification bookkeeping has come: the receipts and events it has folded
+/// into `event_push_summary` (its `_rotate_notifs` loop, every 30 s) against the newest ones.
+const PUSH_BOOKKEEPING: &str = r#"
+import json, sys
+cfg = json.loads(sys.argv[1])
+args = cfg["args"]
+if cfg["name"] == "sqlite3":
+    import sqlite3
+    conn = sqlite3.connect(args["database"])
+else:
+    import psycopg2
+    conn = psycopg2.connect(**{k: v for k, v in args.items()
+                               if k in ("host", "port", "user", "password", "dbname")})
+cur = conn.cursor()
+def one(q):
+    cur.execute(q)
+    return cur.fetchone()[0] or 0
+print(json.dumps([
+    one("SELECT stream_id FROM event_push_summary_last_receipt_stream_id"),
+    one("SELECT MAX(stream_id) FROM receipts_linearized"),
+    one("SELECT stream_ordering FROM event_push_summary_stream_ordering"),
+    one("SELECT MAX(stream_ordering) FROM event_push_actions"),
+]))
+"#;
+
+/// Where Synapse's notification bookkeeping stands (see [`SynapseInstance::push_bookkeeping`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PushBookkeeping {
+    pub receipts_folded: i64,
+    pub receipts_newest: i64,
+    pub events_folded: i64,
+    pub events_newest: i64,
+}
+
+impl PushBookkeeping {
+    /// Every receipt and every push action is in the notification summaries: unread counts
+    /// read from this database are right from the first request.
+    pub fn caught_up(&self) -> bool {
+        self.receipts_folded >= self.receipts_newest && self.events_folded >= self.events_newest
+    }
+}
+
 impl SynapseInstance {
+    /// Where the running server's notification bookkeeping stands. Blocking.
+    pub fn push_bookkeeping(&self) -> Result<PushBookkeeping, ServerError> {
+        let out = run_checked(
+            std::process::Command::new(&self.install.python)
+                .args(["-c", PUSH_BOOKKEEPING])
+                .arg(self.database_config().to_string()),
+            "read the notification bookkeeping",
+        )?;
+        let v: [i64; 4] = serde_json::from_str(&out).map_err(|e| ServerError::Install {
+            step: "read the notification bookkeeping".into(),
+            source: format!("unexpected output {out:?}: {e}").into(),
+        })?;
+        Ok(PushBookkeeping {
+            receipts_folded: v[0],
+            receipts_newest: v[1],
+            events_folded: v[2],
+            events_newest: v[3],
+        })
+    }
+
     /// Rows per table of this instance's database (the server may be running or stopped).
     /// Blocking: call from `spawn_blocking`.
     pub fn table_counts(
