@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::time::Duration;
 
-use hsbench::dataset::plan::{DatasetPlan, EventKind, RoomKind};
+use hsbench::dataset::plan::{DatasetPlan, RoomKind};
 use hsbench::dataset::seed::Credentials;
 use hsbench::matrix::MatrixClient;
 use hsbench::result::RunStatus;
@@ -186,40 +186,6 @@ async fn writes_on_imported_rooms(plan: &DatasetPlan, creds: &Credentials, clien
 
 /// What Synapse's default push rules make of the plan: per (member, room), the messages and
 /// replies by others after the member's read receipt (or join), not redacted.
-fn expected_unread(plan: &DatasetPlan, user: u64) -> HashMap<u64, u64> {
-    let mut out = HashMap::new();
-    for room in plan.rooms() {
-        if !room.members.contains(&user) {
-            continue;
-        }
-        let tl = plan.timeline(&room);
-        let redacted: HashSet<usize> = tl
-            .iter()
-            .filter_map(|e| match e.kind {
-                EventKind::Redaction { to } => Some(to),
-                _ => None,
-            })
-            .collect();
-        let read = plan
-            .receipts(&room)
-            .into_iter()
-            .find(|(m, _)| *m == user)
-            .map(|(_, at)| at);
-        let n = tl
-            .iter()
-            .enumerate()
-            .filter(|(i, e)| {
-                matches!(e.kind, EventKind::Message { .. } | EventKind::Reply { .. })
-                    && e.sender != user
-                    && !redacted.contains(i)
-                    && read.is_none_or(|r| *i > r)
-            })
-            .count() as u64;
-        out.insert(room.index, n);
-    }
-    out
-}
-
 /// Users who are in no room touched by `writes_on_imported_rooms`' sends, so their counts are
 /// the imported ones: every joined room's notification count equals the plan's.
 async fn unread_counts_match_the_plan(
@@ -231,7 +197,7 @@ async fn unread_counts_match_the_plan(
     let mut checked = 0;
     let mut nonzero = 0;
     for u in (users / 2..users).step_by(4).take(30) {
-        let want = expected_unread(plan, u);
+        let want = common::expected_unread(plan, u);
         // Rooms that took writes after the import are left out.
         let req = sync_events::v3::Request::new();
         let resp = client

@@ -18,9 +18,10 @@ use crate::scenario::DatasetSpec;
 
 /// Bumped whenever the dataset model or the loader changes what a spec produces.
 pub const MODEL_VERSION: u32 = 3;
-/// The direct import's format: 2 since Synapse's background updates are finished over the empty
-/// schema before the import (1, unrecorded: they ran over the imported rows at every boot).
-pub const IMPORT_FORMAT: u32 = 2;
+/// The direct import's format: 3 since invites count in their target's notifications; 2 since
+/// Synapse's background updates are finished over the empty schema before the import (1,
+/// unrecorded: they ran over the imported rows at every boot).
+pub const IMPORT_FORMAT: u32 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FixtureError {

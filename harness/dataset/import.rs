@@ -1180,24 +1180,33 @@ fn import_room(
         })
         .map(|(i, e)| (ids[i].1, e.sender))
         .collect();
-    if !notifying.is_empty() {
-        let mut summary = st
-            .conn
-            .prepare_cached("INSERT INTO event_push_summary (user_id, room_id, notif_count, stream_ordering, unread_count, last_receipt_stream_ordering, thread_id) VALUES (?1, ?2, ?3, ?4, ?3, ?5, 'main')")
-            .map_err(&err)?;
-        let last_so = ids.last().map(|x| x.1).unwrap_or(0);
-        for &u in &room.members {
-            let receipt = read_up_to.get(&u).copied();
-            let since = receipt.unwrap_or(membership[&u].1);
-            let n = notifying
-                .iter()
-                .filter(|(so, sender)| *so > since && *sender != u)
-                .count() as i64;
-            if n > 0 {
-                summary
-                    .execute(params![user_id(u), room_id, n, last_so, receipt])
-                    .map_err(&err)?;
-            }
+    // An invite notifies its target (`.m.rule.invite_for_me`; not an unread message): it counts
+    // until a receipt, and receipts are on timeline events, which come after every join.
+    let invited: std::collections::HashSet<u64> = room.invited().iter().copied().collect();
+    let mut summary = st
+        .conn
+        .prepare_cached("INSERT INTO event_push_summary (user_id, room_id, notif_count, stream_ordering, unread_count, last_receipt_stream_ordering, thread_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'main')")
+        .map_err(&err)?;
+    let last_so = ids.last().map(|x| x.1).unwrap_or(streams.stream);
+    for &u in &room.members {
+        let receipt = read_up_to.get(&u).copied();
+        let since = receipt.unwrap_or(membership[&u].1);
+        let unread = notifying
+            .iter()
+            .filter(|(so, sender)| *so > since && *sender != u)
+            .count() as i64;
+        let notif = unread + i64::from(receipt.is_none() && invited.contains(&u));
+        if notif > 0 {
+            summary
+                .execute(params![
+                    user_id(u),
+                    room_id,
+                    notif,
+                    last_so,
+                    unread,
+                    receipt
+                ])
+                .map_err(&err)?;
         }
     }
     for (m, at) in receipts {

@@ -155,3 +155,105 @@ pub fn tuwunel() -> Option<std::path::PathBuf> {
         }
     }
 }
+
+/// matrix-nio's version for the client-library fidelity test.
+#[allow(dead_code)]
+pub const NIO_VERSION: &str = "0.26.0";
+
+/// The python of a virtualenv with matrix-nio from PyPI (a second, independent client to read
+/// fixtures with), made once in the cache (`tools/matrix-nio-<version>`) and reused.
+#[allow(dead_code)]
+pub fn nio_python() -> std::path::PathBuf {
+    use std::process::Command;
+    let venv = hsbench::util::fs::cache_dir()
+        .join("tools")
+        .join(format!("matrix-nio-{NIO_VERSION}"));
+    let python = venv.join("bin/python");
+    let probe = |p: &std::path::Path| {
+        Command::new(p)
+            .args(["-c", "import nio"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if probe(&python) {
+        return python;
+    }
+    let _ = std::fs::remove_dir_all(&venv);
+    std::fs::create_dir_all(venv.parent().unwrap()).unwrap();
+    ok(Command::new("python3").arg("-m").arg("venv").arg(&venv));
+    ok(Command::new(&python).args([
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        &format!("matrix-nio=={NIO_VERSION}"),
+    ]));
+    assert!(
+        probe(&python),
+        "matrix-nio did not install into {}",
+        venv.display()
+    );
+    python
+}
+
+/// Notification counts a member of each of its rooms has, by the plan: messages and replies by
+/// others after the member's read receipt (or all of them without one), redacted ones excepted
+/// (reactions, edits and redactions do not notify), and the invite of an invited member without
+/// a receipt (`.m.rule.invite_for_me`).
+#[allow(dead_code)]
+pub fn expected_unread(
+    plan: &hsbench::dataset::plan::DatasetPlan,
+    user: u64,
+) -> std::collections::HashMap<u64, u64> {
+    unread_counts(plan, user, false, true)
+}
+
+/// The same, choosing what counts where Synapse's answer depends on its 30-second notification
+/// rotation: a redacted message still counts when a rotation summarised it before the redaction
+/// (a redaction removes the message's push action, not a summary that already counted it); an
+/// invite counts only when a rotation summarised it before the join (without a receipt, Synapse
+/// counts from the member's join). Over a history of days both count, as the import writes.
+#[allow(dead_code)]
+pub fn unread_counts(
+    plan: &hsbench::dataset::plan::DatasetPlan,
+    user: u64,
+    count_redacted: bool,
+    count_invite: bool,
+) -> std::collections::HashMap<u64, u64> {
+    use hsbench::dataset::plan::EventKind;
+    use std::collections::{HashMap, HashSet};
+    let mut out = HashMap::new();
+    for room in plan.rooms() {
+        if !room.members.contains(&user) {
+            continue;
+        }
+        let tl = plan.timeline(&room);
+        let redacted: HashSet<usize> = tl
+            .iter()
+            .filter_map(|e| match e.kind {
+                EventKind::Redaction { to } => Some(to),
+                _ => None,
+            })
+            .collect();
+        let read = plan
+            .receipts(&room)
+            .into_iter()
+            .find(|(m, _)| *m == user)
+            .map(|(_, at)| at);
+        let n = tl
+            .iter()
+            .enumerate()
+            .filter(|(i, e)| {
+                matches!(e.kind, EventKind::Message { .. } | EventKind::Reply { .. })
+                    && e.sender != user
+                    && (count_redacted || !redacted.contains(i))
+                    && read.is_none_or(|r| *i > r)
+            })
+            .count() as u64;
+        // The invite notified its target; a receipt (on a later timeline event) clears it.
+        let invite = u64::from(count_invite && read.is_none() && room.invited().contains(&user));
+        out.insert(room.index, n + invite);
+    }
+    out
+}
