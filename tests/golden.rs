@@ -135,6 +135,50 @@ fn dashboard_exports() {
     }
 }
 
+/// One scenario over two protocols: the golden run as "v2" and, with its herd twice as slow and
+/// half the bytes, as "sliding".
+#[test]
+fn protocols_md_and_html() {
+    let a = run();
+    let mut b = run();
+    if let Some(h) = b.herd.as_mut() {
+        for s in [&mut h.corrected, &mut h.raw] {
+            s.p50_ms *= 2.0;
+            s.p90_ms *= 2.0;
+            s.p99_ms *= 2.0;
+            s.max_ms *= 2.0;
+        }
+        h.bytes_received /= 2;
+    }
+    let sides = hsbench::analysis::protocols::sides(
+        "tiny-load",
+        &[
+            ("v2".into(), &a, "../run-v2".into()),
+            ("sliding".into(), &b, "../run-sliding".into()),
+        ],
+    );
+    let herd = sides
+        .rows
+        .iter()
+        .find(|r| r.metric == "herd.sync.p50")
+        .unwrap();
+    assert!((herd.ratios[1].unwrap() - 2.0).abs() < 1e-9);
+    let bytes = sides
+        .rows
+        .iter()
+        .find(|r| r.metric == "herd.bytes")
+        .unwrap();
+    assert!((bytes.ratios[1].unwrap() - 0.5).abs() < 0.01);
+    golden(
+        "protocols.md",
+        &hsbench::report::protocols::markdown(&sides),
+    );
+    let html = hsbench::report::protocols::html(&sides);
+    assert!(html.contains("href=\"../run-sliding/report.html\""));
+    assert!(html.contains("class=\"n worse\">2.00×"));
+    assert!(html.contains("class=\"n better\">0.50×"));
+}
+
 #[test]
 fn compare_md() {
     // The candidate: five copies of the run with every phase 60% slower and one sub-phase (the

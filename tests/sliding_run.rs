@@ -192,29 +192,109 @@ async fn run_and_check(
     outcome
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sliding_sync_herd_against_real_synapse() {
+/// As a user runs it: `hsbench run … --protocols v2,sliding` from the repository root. The
+/// sliding run passes [`check`] and [`check_long_polls`]; the v2 run is the same scenario over
+/// v2 (full-state re-syncs); protocols.{json,md,html} put every figure of both side by side.
+#[test]
+fn sliding_sync_against_real_synapse_side_by_side_with_v2() {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let sc = scenario::load(&manifest.join("tests/scenarios/tiny-sliding.toml")).unwrap();
-    let sandbox = common::Sandbox::new();
-    let outcome = run_and_check(&sc, &sandbox, ReactionKind::Subscribe, true).await;
-    let r = &outcome.result;
+    let file = manifest.join("tests/scenarios/tiny-sliding.toml");
+    let sc = scenario::load(&file).unwrap();
+    let (results, fixtures) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hsbench"))
+        .current_dir(manifest)
+        .args([
+            "run",
+            "tests/scenarios/tiny-sliding.toml",
+            "--protocols",
+            "v2,sliding",
+            "-q",
+        ])
+        .arg("--out")
+        .arg(results.path())
+        .arg("--fixtures-dir")
+        .arg(fixtures.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let side = std::fs::read_dir(results.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with("-protocols"))
+        .expect("a -protocols directory");
+    let sides: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(side.join("protocols.json")).unwrap()).unwrap();
+    assert_eq!(sides["schema_version"], 1);
+    let runs = sides["runs"].as_array().unwrap();
+    let dir_of = |i: usize| {
+        assert_eq!(runs[i]["status"], "complete", "{sides}");
+        side.join(runs[i]["run_dir"].as_str().unwrap())
+    };
+    assert_eq!(
+        (runs[0]["protocol"].as_str(), runs[1]["protocol"].as_str()),
+        (Some("v2"), Some("sliding"))
+    );
+    let read = |d: &Path| hsbench::result::read::read_result(&d.join("result.json")).unwrap();
 
-    // The figures a user reads and gates on.
-    let md = std::fs::read_to_string(outcome.run_dir.join("summary.md")).unwrap();
+    // The v2 side: the same clients over /sync v2, the reaction its counterpart.
+    let v2 = read(&dir_of(0));
+    assert_eq!(v2.herd.as_ref().unwrap().protocol, SyncProtocol::V2);
+    assert_eq!(
+        v2.triggered.as_ref().unwrap().reaction,
+        ReactionKind::FullState
+    );
+    assert_eq!(v2.steady.as_ref().unwrap().protocol, SyncProtocol::V2);
+
+    // The sliding side, checked as the herd, triggered herd and steady traffic always are.
+    let run_dir = dir_of(1);
+    let r = read(&run_dir);
+    assert_eq!(r.status, RunStatus::Complete, "{:?}", r.error);
+    check(&sc, r.herd.as_ref().unwrap(), &run_dir);
+    check_long_polls(&r, &run_dir, ReactionKind::Subscribe, true);
+    let md = std::fs::read_to_string(run_dir.join("summary.md")).unwrap();
     assert!(
         md.contains("sliding sync room lists (MSC4186)") && md.contains("| whole list |"),
         "{md}"
     );
-    let html = std::fs::read_to_string(outcome.run_dir.join("report.html")).unwrap();
+    let html = std::fs::read_to_string(run_dir.join("report.html")).unwrap();
     assert!(html.contains("id=\"herd-room-list\""));
-    let names: Vec<String> = hsbench::analysis::figures::figures(r)
-        .into_iter()
-        .map(|f| f.metric)
-        .collect();
-    for m in ["herd.first_page.p50", "herd.room_list.p99", "herd.sync.p50"] {
-        assert!(names.iter().any(|n| n == m), "{m} missing from {names:?}");
+
+    // Side by side: every workload figure has both values; the server worked in each.
+    let rows = sides["rows"].as_array().unwrap();
+    let row = |m: &str| {
+        rows.iter()
+            .find(|r| r["metric"] == m)
+            .unwrap_or_else(|| panic!("{m} missing: {sides}"))
+    };
+    for m in [
+        "herd.first_page.p50",
+        "herd.room_list.p99",
+        "herd.sync.p50",
+        "herd.bytes",
+        "herd.server_cpu",
+        "triggered.recovery",
+        "triggered.server_cpu",
+        "steady.delivery.p50",
+        "steady.server_cpu",
+    ] {
+        let v = row(m)["values"].as_array().unwrap();
+        assert!(
+            v.iter().all(|x| x.as_f64().is_some_and(|x| x > 0.0)),
+            "{m}: {v:?}"
+        );
     }
+    let protocols_md = std::fs::read_to_string(side.join("protocols.md")).unwrap();
+    assert!(
+        protocols_md.contains("| `herd.room_list.p50` |"),
+        "{protocols_md}"
+    );
+    assert!(stdout.contains("| sliding / v2 |"), "{stdout}");
+    assert!(side.join("protocols.html").is_file());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

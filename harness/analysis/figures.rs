@@ -225,6 +225,14 @@ fn run_values(r: &RunResult) -> Vec<(String, f64)> {
             push("catchup.messages.p99", s.p99_ms);
         }
     }
+    if let Some(h) = &r.herd {
+        push("herd.bytes", h.bytes_received as f64);
+    }
+    for l in &r.server_load {
+        if ["herd", "triggered", "steady", "catchup"].contains(&l.workload.as_str()) {
+            out.push((format!("{}.server_cpu", l.workload), l.cpu_s));
+        }
+    }
     for e in workload_errors(r) {
         out.push((e.metric(), e.percent()));
     }

@@ -2,6 +2,7 @@
 
 pub mod compare;
 pub mod figures;
+pub mod protocols;
 pub mod servers;
 pub mod sweep;
 pub mod thresholds;

@@ -306,6 +306,32 @@ pub struct RunArgs {
     /// shard fires at the same instant. Default: $HSBENCH_RELEASE_AT, else when ready.
     #[arg(long, value_name = "TIME", requires = "attach")]
     pub release_at: Option<String>,
+    /// Run the scenario once per sync protocol, its herd, triggered herd and steady traffic
+    /// over each in turn on one fixture (the first is the reference), and write the runs side
+    /// by side: `<results>/<run id>-protocols/protocols.{md,html,json}`. E.g. `v2,sliding`.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "LIST",
+        conflicts_with_all = ["attach", "baseline", "save_baseline"]
+    )]
+    pub protocols: Vec<ProtocolArg>,
+}
+
+/// A sync protocol on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProtocolArg {
+    V2,
+    Sliding,
+}
+
+impl From<ProtocolArg> for crate::scenario::SyncProtocol {
+    fn from(p: ProtocolArg) -> Self {
+        match p {
+            ProtocolArg::V2 => Self::V2,
+            ProtocolArg::Sliding => Self::Sliding,
+        }
+    }
 }
 
 /// What `ab` and `bisect` share: where results and fixtures go, the gates.

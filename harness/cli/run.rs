@@ -35,6 +35,9 @@ pub async fn run(args: &RunArgs, seed_only: bool) -> Result<Outcome, RunCommandE
         .as_deref()
         .map(|n| baselines.find(n, &scenario.name))
         .transpose()?;
+    if !args.protocols.is_empty() && !seed_only {
+        return protocols(args, &scenario, &opts).await;
+    }
     if scenario.sweep.is_some() && !seed_only {
         let out = crate::run::sweep::run_sweep(&scenario, &opts).await?;
         outln!("{}", crate::report::sweep::markdown(&out.result));
@@ -60,6 +63,50 @@ pub async fn run(args: &RunArgs, seed_only: bool) -> Result<Outcome, RunCommandE
     if let Some(b) = &o.saved {
         outln!("saved as baseline {:?}: {}", b.name, b.dir.display());
     }
+    Ok(outcome)
+}
+
+/// `run --protocols`: the scenario over each protocol, then the side-by-side files.
+async fn protocols(
+    args: &RunArgs,
+    scenario: &Scenario,
+    opts: &RunOptions,
+) -> Result<Outcome, RunCommandError> {
+    if scenario.sweep.is_some() {
+        return Err(RunCommandError::Usage(
+            "--protocols runs a scenario's workloads over each protocol; a sweep scenario is run without it".into(),
+        ));
+    }
+    if !scenario.speaks_sync() {
+        return Err(RunCommandError::Usage(format!(
+            "--protocols: {} has no herd, triggered or steady workload to run over a sync protocol",
+            args.scenario.display()
+        )));
+    }
+    let list: Vec<crate::scenario::SyncProtocol> =
+        args.protocols.iter().map(|&p| p.into()).collect();
+    let out = crate::run::protocols::run_protocols(scenario, opts, &list).await?;
+    let mut outcome = Outcome::Ok;
+    for (p, o) in &out.runs {
+        outln!("results ({}): {}", p.name(), o.run_dir.display());
+        if o.result.status != crate::result::RunStatus::Complete {
+            eprintln!(
+                "FAILED: the {} run is {:?}{}",
+                p.name(),
+                o.result.status,
+                o.result
+                    .error
+                    .as_deref()
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default()
+            );
+            outcome = Outcome::GateFailed;
+        } else if gates(&o.result) != Outcome::Ok {
+            outcome = Outcome::GateFailed;
+        }
+    }
+    outln!("{}", crate::report::protocols::markdown(&out.sides));
+    outln!("side by side: {}", out.dir.display());
     Ok(outcome)
 }
 

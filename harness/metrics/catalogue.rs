@@ -268,6 +268,36 @@ pub const CATALOGUE: &[Entry] = &[
         "catch-up: /messages latency, 99th percentile",
     ),
     e(
+        "herd.bytes",
+        Bytes,
+        Run,
+        "herd: response bytes received, all requests",
+    ),
+    e(
+        "herd.server_cpu",
+        Seconds,
+        Run,
+        "herd: CPU time (user + system) of the server's process tree while the herd ran",
+    ),
+    e(
+        "triggered.server_cpu",
+        Seconds,
+        Run,
+        "triggered herd: CPU time of the server's process tree while the workload ran",
+    ),
+    e(
+        "steady.server_cpu",
+        Seconds,
+        Run,
+        "steady traffic: CPU time of the server's process tree while the workload ran",
+    ),
+    e(
+        "catchup.server_cpu",
+        Seconds,
+        Run,
+        "catch-up: CPU time of the server's process tree while the workload ran",
+    ),
+    e(
         "herd.errors",
         Percent,
         Run,

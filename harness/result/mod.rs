@@ -27,6 +27,18 @@ pub enum RunStatus {
     Interrupted,
 }
 
+/// What the server spent while one workload ran: its process tree's CPU and I/O between the
+/// workload's start and end, and its resident memory at the end.
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize)]
+pub struct WorkloadServerLoad {
+    /// `herd`, `triggered`, `steady` or `catchup`.
+    pub workload: String,
+    pub cpu_s: f64,
+    pub read_bytes: u64,
+    pub write_bytes: u64,
+    pub rss_after_bytes: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize)]
 pub struct HarnessInfo {
     pub name: String,
@@ -126,6 +138,9 @@ pub struct RunResult {
     /// `[workload.catchup]`: readers paging through an unread backlog.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub catchup: Option<crate::load::catchup::CatchupResult>,
+    /// The server's process tree (and its private PostgreSQL cluster) while each workload ran.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub server_load: Vec<WorkloadServerLoad>,
     /// Flamegraphs of profiled boots and workloads (`[profile]`).
     #[serde(default)]
     pub profile: Option<crate::profile::ProfileResult>,
@@ -245,6 +260,7 @@ impl RunResult {
             triggered: None,
             steady: None,
             catchup: None,
+            server_load: Vec::new(),
             profile: None,
             thresholds: Vec::new(),
             shard: None,

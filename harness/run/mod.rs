@@ -10,6 +10,7 @@ pub mod bisect;
 mod crash;
 mod dataset;
 mod profiling;
+pub mod protocols;
 pub mod sweep;
 pub mod turns;
 mod workloads;
@@ -966,7 +967,11 @@ async fn measure(
         .as_ref()
         .filter(|_| scenario.profile.load)
         .map(|t| (t, server.server_pid()));
-    let outcome = workloads(ctx, &server.base_url(), plan, creds, load_profiler).await;
+    // The server's process group and its database's (a private PostgreSQL cluster).
+    let groups: Vec<i32> = std::iter::once(server.pid())
+        .chain(db.pgids.iter().copied())
+        .collect();
+    let outcome = workloads(ctx, &server.base_url(), plan, creds, load_profiler, &groups).await;
     let alive = server.check_alive();
     ctx.result.workload_boot = Some(server.stop(shutdown, &run_dir).await);
     alive?;
@@ -1206,7 +1211,7 @@ async fn attached(ctx: &mut Ctx<'_>) -> Result<(), RunError> {
         creds.tokens.len(),
         all_users
     ));
-    workloads(ctx, &url, &plan, &creds, None).await?;
+    workloads(ctx, &url, &plan, &creds, None, &[]).await?;
     ctx.save()?;
     finish_files(ctx)
 }

@@ -165,6 +165,7 @@ pub(super) async fn workloads(
     plan: &DatasetPlan,
     creds: &Credentials,
     profiler: Option<(&Tool, i32)>,
+    server_groups: &[i32],
 ) -> Result<(), RunError> {
     if ctx.opts.verify {
         let client = api_client(base_url, Duration::from_secs(120), "verify")?;
@@ -181,7 +182,21 @@ pub(super) async fn workloads(
             Some((tool, pid)) => Some(start_load_profile(ctx, tool, pid, name).await),
             None => None,
         };
+        let before =
+            (!server_groups.is_empty()).then(|| crate::metrics::sample_groups(server_groups, 0.0));
         let outcome = run_workload(ctx, workload, base_url, plan, creds).await;
+        if let Some(b) = before {
+            let a = crate::metrics::sample_groups(server_groups, 0.0);
+            ctx.result
+                .server_load
+                .push(crate::result::WorkloadServerLoad {
+                    workload: name.to_string(),
+                    cpu_s: ((a.cpu_user_s + a.cpu_sys_s) - (b.cpu_user_s + b.cpu_sys_s)).max(0.0),
+                    read_bytes: a.read_bytes.saturating_sub(b.read_bytes),
+                    write_bytes: a.write_bytes.saturating_sub(b.write_bytes),
+                    rss_after_bytes: a.rss_bytes,
+                });
+        }
         if let Some(a) = attached {
             finish_load_profile(ctx, a)?;
         }

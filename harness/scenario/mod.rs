@@ -1054,6 +1054,49 @@ impl Workload {
 }
 
 impl Scenario {
+    /// Whether a workload of this scenario speaks a sync protocol (herd, triggered, steady).
+    pub fn speaks_sync(&self) -> bool {
+        self.workloads.iter().any(|w| {
+            matches!(
+                w,
+                Workload::Herd(_) | Workload::Triggered(_) | Workload::Steady(_)
+            )
+        })
+    }
+
+    /// This scenario with every sync workload over `protocol`: the same dataset, clients and
+    /// timing. A herd over sliding sync loads room lists (no full-state or lazy-loading
+    /// filter: those are v2's); a triggered herd's reaction becomes its counterpart (a v2
+    /// full-state re-sync ↔ a sliding room subscription with all state; a v2 initial sync ↔ a
+    /// sliding reconnection). Catch-up stays as it is.
+    pub fn over_protocol(&self, protocol: SyncProtocol) -> Scenario {
+        let mut s = self.clone();
+        for w in &mut s.workloads {
+            match w {
+                Workload::Herd(h) => {
+                    h.protocol = protocol;
+                    if protocol == SyncProtocol::Sliding {
+                        h.sync = SyncKind::Initial;
+                        h.lazy_load_members = false;
+                    }
+                }
+                Workload::Triggered(t) => {
+                    t.protocol = protocol;
+                    t.reaction = match (protocol, t.reaction) {
+                        (SyncProtocol::Sliding, ReactionKind::FullState) => ReactionKind::Subscribe,
+                        (SyncProtocol::Sliding, ReactionKind::Initial) => ReactionKind::Reconnect,
+                        (SyncProtocol::V2, ReactionKind::Subscribe) => ReactionKind::FullState,
+                        (SyncProtocol::V2, ReactionKind::Reconnect) => ReactionKind::Initial,
+                        (_, r) => r,
+                    };
+                }
+                Workload::Steady(st) => st.protocol = protocol,
+                Workload::Catchup(_) => {}
+            }
+        }
+        s
+    }
+
     /// `[workload.herd]`, if the scenario has it.
     pub fn herd(&self) -> Option<&HerdSpec> {
         self.workloads.iter().find_map(|w| match w {
@@ -1445,6 +1488,32 @@ sync = "full_state"
 
     fn err(text: &str) -> ScenarioError {
         parse(Path::new("s.toml"), text).expect_err("must fail")
+    }
+
+    #[test]
+    fn a_scenario_goes_over_either_protocol() {
+        let smoke =
+            load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/smoke.toml")).unwrap();
+        assert!(smoke.speaks_sync());
+        let sliding = smoke.over_protocol(SyncProtocol::Sliding);
+        let herd = sliding.herd().unwrap();
+        assert_eq!(
+            (herd.protocol, herd.sync),
+            (SyncProtocol::Sliding, SyncKind::Initial)
+        );
+        let t = sliding.triggered().unwrap();
+        assert_eq!(
+            (t.protocol, t.reaction),
+            (SyncProtocol::Sliding, ReactionKind::Subscribe)
+        );
+        assert_eq!(sliding.dataset, smoke.dataset, "one dataset");
+        let back = sliding.over_protocol(SyncProtocol::V2);
+        let t = back.triggered().unwrap();
+        assert_eq!(
+            (t.protocol, t.reaction),
+            (SyncProtocol::V2, ReactionKind::FullState)
+        );
+        assert_eq!(back.herd().unwrap().clients, smoke.herd().unwrap().clients);
     }
 
     #[test]
