@@ -37,7 +37,7 @@ pub struct ProtocolSides {
 }
 
 /// The workload metrics a protocol changes, shown first.
-fn workload_metric(name: &str) -> bool {
+pub fn workload_metric(name: &str) -> bool {
     ["herd.", "triggered.", "steady.", "catchup.", "load."]
         .iter()
         .any(|p| name.starts_with(p))

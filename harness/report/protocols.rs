@@ -1,6 +1,6 @@
 //! One scenario over both sync protocols, side by side: protocols.md and protocols.html.
 
-use crate::analysis::protocols::ProtocolSides;
+use crate::analysis::protocols::{ProtocolSides, workload_metric};
 use crate::metrics::catalogue;
 
 fn cell(metric: &str, v: Option<f64>) -> String {
@@ -23,7 +23,7 @@ pub fn markdown(s: &ProtocolSides) -> String {
             .collect::<Vec<_>>()
             .join(" and ")
     );
-    md.push_str("One dataset and one set of clients, each sync workload over each protocol.\n\n");
+    md.push_str("One dataset and one set of clients, each sync workload over each protocol. The workloads' figures come first; the boots' and the dataset's follow (the protocol does not change them: their differences are run-to-run noise).\n\n");
     for r in &s.runs {
         md.push_str(&format!(
             "- **{}**: run `{}` · {} · `{}`\n",
@@ -95,7 +95,16 @@ pub fn html(s: &ProtocolSides) -> String {
         ));
     }
     h.push_str("</tr>");
+    let mut boots_said = false;
     for row in &s.rows {
+        let workload = workload_metric(&row.metric);
+        if !workload && !boots_said {
+            boots_said = true;
+            h.push_str(&format!(
+                "<tr><th colspan=\"{}\">Boots and dataset (the protocol does not change them: their differences are run-to-run noise)</th></tr>",
+                2 * s.runs.len()
+            ));
+        }
         h.push_str(&format!("<tr><td><code>{}</code></td>", esc(&row.metric)));
         for v in &row.values {
             h.push_str(&format!(
@@ -104,10 +113,11 @@ pub fn html(s: &ProtocolSides) -> String {
             ));
         }
         for r in &row.ratios[1..] {
-            // Every metric here is a cost (time, bytes, CPU, errors): below 1 is better.
+            // Every metric here is a cost (time, bytes, CPU, errors), as `compare` treats them:
+            // below 1 is better. Only the workloads' figures depend on the protocol.
             let class = match r {
-                Some(r) if *r < 0.95 => " better",
-                Some(r) if *r > 1.05 => " worse",
+                Some(r) if workload && *r < 0.95 => " better",
+                Some(r) if workload && *r > 1.05 => " worse",
                 _ => "",
             };
             h.push_str(&format!("<td class=\"n{class}\">{}</td>", esc(&ratio(*r))));
