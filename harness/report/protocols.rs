@@ -2,6 +2,7 @@
 
 use crate::analysis::protocols::{ProtocolSides, workload_metric};
 use crate::metrics::catalogue;
+use crate::util::fmt::esc;
 
 fn cell(metric: &str, v: Option<f64>) -> String {
     v.map(|v| catalogue::format(metric, v))
@@ -52,13 +53,6 @@ pub fn markdown(s: &ProtocolSides) -> String {
         md.push('\n');
     }
     md
-}
-
-fn esc(t: &str) -> String {
-    t.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 /// A self-contained page: the same table, each run linked to its own report.html.
