@@ -116,6 +116,21 @@ fn summary_md() {
     golden("summary.md", &hsbench::report::markdown(&run()));
 }
 
+/// Catch-up over sliding sync: the summary's catch-up section says what came back (the
+/// receipts) and claims no unread counts (the server sends none).
+#[test]
+fn catchup_over_sliding_sync_md() {
+    let mut r = run();
+    let c = r.catchup.as_mut().unwrap();
+    c.protocol = hsbench::scenario::SyncProtocol::Sliding;
+    (c.unread_before_min, c.unread_before_max, c.unread_after_max) = (None, None, None);
+    c.receipts_echoed = Some(4);
+    let md = hsbench::report::markdown(&r);
+    let start = md.find("### Catch-up").unwrap();
+    let end = start + md[start..].find("| endpoint").unwrap();
+    golden("catchup-sliding.md", &md[start..end]);
+}
+
 #[test]
 fn report_html_outline() {
     let html = hsbench::report::HtmlExporter.render(&run(), &run_dir());

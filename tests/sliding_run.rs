@@ -4,7 +4,8 @@
 //! grows its list over several requests; the list lengths the servers report must be the plan's,
 //! and every request made must be in the histograms. The triggered herd (Synapse: the clients
 //! open the room; tuwunel: they start over) and steady traffic on sliding sync long polls, every
-//! delivery accounted for.
+//! delivery accounted for. Catch-up over sliding sync: readers load their lists, open the room
+//! and page back through a backlog; their receipts come back on the connection.
 
 mod common;
 
@@ -174,6 +175,44 @@ fn check_long_polls(r: &RunResult, run_dir: &Path, reaction: ReactionKind, every
     assert_eq!(d.latency.count, d.delivered);
 }
 
+/// Catch-up over sliding sync: every reader loaded its list, opened the room, paged back
+/// through the whole backlog and sent its receipt; the receipt came back on the connection
+/// (`echoed`: every reader's). No unread counts are claimed (the server sends none).
+fn check_catchup(r: &RunResult, run_dir: &Path, echoed: bool) {
+    let c = r.catchup.as_ref().expect("catch-up result");
+    assert_eq!(c.protocol, SyncProtocol::Sliding);
+    for e in &c.endpoints {
+        check_endpoint(run_dir, "catchup", e);
+        assert_eq!(e.cancelled, 0, "{e:?}");
+        assert!(e.errors.is_empty(), "{e:?}");
+    }
+    let ep = |name: &str| c.endpoints.iter().find(|e| e.name == name).unwrap();
+    assert_eq!(c.caught_up, c.readers, "{c:?}");
+    assert_eq!(c.messages_read, c.readers * c.backlog);
+    // The list: the first page and at least one growing request a reader.
+    assert!(ep("sliding_sync").ok >= 2 * c.readers, "{c:?}");
+    for name in ["initial_sync", "sync"] {
+        assert_eq!(ep(name).endpoint, PATH);
+        assert_eq!(ep(name).ok, c.readers, "{name}");
+    }
+    assert_eq!(ep("receipt").ok, c.readers);
+    // The room opened with 20 events: 130 more at 40 a page.
+    assert!(
+        c.pages >= 4 * c.readers && ep("messages").ok == c.pages,
+        "{c:?}"
+    );
+    assert_eq!(c.catch_up.count, c.readers);
+    assert_eq!((c.unread_before_min, c.unread_after_max), (None, None));
+    if echoed {
+        assert_eq!(c.receipts_echoed, Some(c.readers), "{c:?}");
+    }
+    assert!(
+        !r.thresholds.iter().any(|t| !t.passed),
+        "{:?}",
+        r.thresholds
+    );
+}
+
 /// Run the scenario; it completes, and its three workloads pass [`check`] and
 /// [`check_long_polls`].
 async fn run_and_check(
@@ -189,6 +228,7 @@ async fn run_and_check(
     assert_eq!(r.status, RunStatus::Complete, "{:?}", r.error);
     check(sc, r.herd.as_ref().unwrap(), &outcome.run_dir);
     check_long_polls(r, &outcome.run_dir, reaction, everyone);
+    check_catchup(r, &outcome.run_dir, everyone);
     outcome
 }
 
@@ -249,6 +289,10 @@ fn sliding_sync_against_real_synapse_side_by_side_with_v2() {
         ReactionKind::FullState
     );
     assert_eq!(v2.steady.as_ref().unwrap().protocol, SyncProtocol::V2);
+    let c = v2.catchup.as_ref().unwrap();
+    assert_eq!((c.protocol, c.caught_up), (SyncProtocol::V2, 5), "{c:?}");
+    assert!(c.unread_before_min.is_some_and(|n| n >= 150), "{c:?}");
+    assert_eq!(c.receipts_echoed, None);
 
     // The sliding side, checked as the herd, triggered herd and steady traffic always are.
     let run_dir = dir_of(1);
@@ -256,6 +300,7 @@ fn sliding_sync_against_real_synapse_side_by_side_with_v2() {
     assert_eq!(r.status, RunStatus::Complete, "{:?}", r.error);
     check(&sc, r.herd.as_ref().unwrap(), &run_dir);
     check_long_polls(&r, &run_dir, ReactionKind::Subscribe, true);
+    check_catchup(&r, &run_dir, true);
     let md = std::fs::read_to_string(run_dir.join("summary.md")).unwrap();
     assert!(
         md.contains("sliding sync room lists (MSC4186)") && md.contains("| whole list |"),
@@ -281,6 +326,8 @@ fn sliding_sync_against_real_synapse_side_by_side_with_v2() {
         "triggered.server_cpu",
         "steady.delivery.p50",
         "steady.server_cpu",
+        "catchup.time.p50",
+        "catchup.server_cpu",
     ] {
         let v = row(m)["values"].as_array().unwrap();
         assert!(

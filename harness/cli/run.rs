@@ -79,7 +79,7 @@ async fn protocols(
     }
     if !scenario.speaks_sync() {
         return Err(RunCommandError::Usage(format!(
-            "--protocols: {} has no herd, triggered or steady workload to run over a sync protocol",
+            "--protocols: {} has no workload (herd, triggered, steady, catch-up) to run over a sync protocol",
             args.scenario.display()
         )));
     }

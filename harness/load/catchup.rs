@@ -14,6 +14,15 @@
 //!
 //! Each reader is a closed loop (one request at a time); the figure users feel is a reader's
 //! whole catch-up time, from its first request to its receipt's 200.
+//!
+//! Over sliding sync (`protocol = "sliding"`) a reader does what matrix-rust-sdk does when its
+//! user comes back and opens the busy room: it loads its room list (the SDK's Init and Growing
+//! requests, `sliding_sync`), opens the room with a room subscription of `timeline_limit`
+//! events (`initial_sync`: the room's first sight, with its `prev_batch`), pages back and sends
+//! the receipt as above, then asks the connection once more (`sync`) and checks that its own
+//! receipt came back in the receipts extension. Synapse's sliding sync sends no unread counts
+//! (its `notification_count` is a fixed 0; clients count from receipts), so the unread figures
+//! of a sliding run are left out rather than reported as zero.
 
 use std::time::{Duration, Instant};
 
@@ -21,21 +30,26 @@ use ruma::api::IncomingResponseExt;
 use ruma::api::client::message::get_message_events;
 use ruma::api::client::receipt::create_receipt;
 use ruma::api::client::sync::sync_events;
+use ruma::api::client::sync::sync_events::v5;
 use ruma::{OwnedEventId, OwnedRoomId, OwnedTransactionId, UInt};
 
 use crate::load::engine::{Collector, Ep, ErrorKind, Recorder, read_body};
+use crate::load::sliding;
 use crate::load::workload::{
     HarnessLoad, WorkloadData, WorkloadError, bytes_out, harness_load, message_content, new_client,
     nonce, status_error, unix_ms,
 };
 use crate::matrix::MatrixClient;
 use crate::metrics::LatencySummary;
-use crate::scenario::CatchupSpec;
+use crate::scenario::{CatchupSpec, SyncProtocol};
 
 /// A catch-up workload's outcome.
 #[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize)]
 pub struct CatchupResult {
     pub readers: u64,
+    /// How the readers synced (v2 `/sync` or sliding sync).
+    #[serde(default)]
+    pub protocol: SyncProtocol,
     pub backlog: u64,
     pub page: u64,
     pub model: String,
@@ -52,12 +66,20 @@ pub struct CatchupResult {
     pub messages_read: u64,
     /// `/messages` pages over all readers.
     pub pages: u64,
-    /// Unread (notification) counts of the big room the readers' first sync reported.
-    pub unread_before_min: u64,
-    pub unread_before_max: u64,
+    /// Unread (notification) counts of the big room the readers' first sync reported; `None`
+    /// over sliding sync (the server sends none).
+    #[serde(default)]
+    pub unread_before_min: Option<u64>,
+    #[serde(default)]
+    pub unread_before_max: Option<u64>,
     /// The largest unread count an incremental sync reported after a receipt (0 when every
-    /// receipt cleared the room); `None` when no sync after a receipt mentioned the room.
+    /// receipt cleared the room); `None` when no sync after a receipt mentioned the room, and
+    /// over sliding sync.
     pub unread_after_max: Option<u64>,
+    /// Sliding sync: readers whose own receipt came back in the receipts extension of the
+    /// connection's next answer (`None` over v2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipts_echoed: Option<u64>,
     pub wall_s: f64,
     pub origin_unix_ms: f64,
     pub harness: HarnessLoad,
@@ -74,6 +96,8 @@ struct Reader {
     pages: u64,
     unread_before: Option<u64>,
     unread_after: Option<u64>,
+    /// Sliding sync: the reader's receipt came back in the receipts extension.
+    echoed: bool,
 }
 
 /// Which backlog messages a reader has seen: one bit per message.
@@ -122,43 +146,44 @@ struct ProbeContent {
     seq: Option<u64>,
 }
 
-/// Send one request, read its answer whole, and record it (closed loop: intended = sent).
-async fn call(
+/// Send one request, read its answer whole, hand it to `parse` after the timing is taken, and
+/// record it (closed loop: intended = sent). A 200 that `parse` refuses (`None`: it lacks what
+/// the reader needs) is recorded as a `decode` error.
+async fn call<T>(
     client: &MatrixClient,
     rec: &Recorder,
     ep: Ep,
     request: reqwest::Request,
-) -> Result<Vec<u8>, ErrorKind> {
+    parse: impl FnOnce(&[u8]) -> Option<T>,
+) -> Result<T, ErrorKind> {
     let out = bytes_out(&request);
     rec.start(ep);
     let sent = Instant::now();
-    let (error, n, body, done) = match client.http().execute(request).await {
-        Err(e) => (Some(ErrorKind::of(&e)), 0, Vec::new(), Instant::now()),
+    let (error, n, parsed, done) = match client.http().execute(request).await {
+        Err(e) => (Some(ErrorKind::of(&e)), 0, None, Instant::now()),
         Ok(mut resp) => {
             let status = resp.status().as_u16();
             let (n, body, err) = read_body(&mut resp, usize::MAX, None).await;
             let done = Instant::now();
-            (
-                err.or_else(|| (status != 200).then(|| status_error(status, &body))),
-                n,
-                body,
-                done,
-            )
+            let error = err.or_else(|| (status != 200).then(|| status_error(status, &body)));
+            let parsed = if error.is_none() { parse(&body) } else { None };
+            let error = match (error, &parsed) {
+                (None, None) => Some(ErrorKind::Decode),
+                (e, _) => e,
+            };
+            (error, n, parsed, done)
         }
     };
     rec.done(ep, sent, sent, done, error.clone(), n, out);
-    match error {
-        None => Ok(body),
-        Some(e) => Err(e),
+    match (error, parsed) {
+        (None, Some(t)) => Ok(t),
+        (e, _) => Err(e.unwrap_or(ErrorKind::Decode)),
     }
 }
 
-fn decode<R: IncomingResponseExt>(body: Vec<u8>) -> Result<R, ErrorKind> {
-    let resp = http::Response::builder()
-        .status(200)
-        .body(body.as_slice())
-        .map_err(|_| ErrorKind::Decode)?;
-    R::try_from_http_response(resp).map_err(|_| ErrorKind::Decode)
+fn decode<R: IncomingResponseExt>(body: &[u8]) -> Option<R> {
+    let resp = http::Response::builder().status(200).body(body).ok()?;
+    R::try_from_http_response(resp).ok()
 }
 
 /// The lazy-loading filter with the spec's timeline limit. It also names an account-data type
@@ -172,40 +197,21 @@ fn filter(timeline_limit: u64, base: u64) -> sync_events::v3::Filter {
     sync_events::v3::Filter::FilterDefinition(f)
 }
 
-/// One reader's catch-up. Errors end it (counted in the endpoint's errors).
-async fn read(
-    client: &MatrixClient,
-    rec: &Recorder,
-    token: &str,
-    room: &OwnedRoomId,
-    spec: &CatchupSpec,
-    base: u64,
-) -> Reader {
-    let mut r = Reader::default();
-    let mut seen = Seen::new(base, spec.backlog);
-    let start = Instant::now();
-    // 1. The initial sync.
-    let mut req = sync_events::v3::Request::new();
-    req.filter = Some(filter(spec.timeline_limit, base));
-    req.timeout = Some(Duration::ZERO);
-    let Ok(request) = client.build(req, Some(token)) else {
-        return r;
-    };
-    let Ok(body) = call(client, rec, Ep::InitialSync, request).await else {
-        return r;
-    };
-    let Ok(sync) = decode::<sync_events::v3::Response>(body) else {
-        return r;
-    };
-    let Some(joined) = sync.rooms.join.get(room) else {
-        return r;
-    };
-    r.unread_before = joined
-        .unread_notifications
-        .notification_count
-        .map(u64::from);
-    let mut newest: Option<OwnedEventId> = None;
-    for ev in &joined.timeline.events {
+/// Where a reader's first sight of the room leaves it: the token to page back from, the newest
+/// event (the receipt's target) and, over v2, the token of its next sync.
+struct FirstSight {
+    from: Option<String>,
+    newest: Option<OwnedEventId>,
+    next_batch: Option<String>,
+}
+
+/// Mark the backlog messages of a timeline; the newest event with an id.
+fn take_in<'a, T: 'a>(
+    events: impl IntoIterator<Item = &'a ruma::serde::Raw<T>>,
+    seen: &mut Seen,
+) -> Option<OwnedEventId> {
+    let mut newest = None;
+    for ev in events {
         if let Ok(p) = ev.deserialize_as_unchecked::<Probe>() {
             if let Some(s) = p.content.seq {
                 seen.mark(s);
@@ -215,8 +221,180 @@ async fn read(
             }
         }
     }
-    let next_batch = sync.next_batch;
-    let mut from = joined.timeline.prev_batch.clone();
+    newest
+}
+
+/// v2: the initial sync with the lazy-loading filter; it reports the room's unread count. An
+/// answer without the room is a `decode` error.
+#[allow(clippy::too_many_arguments)]
+async fn first_v2(
+    client: &MatrixClient,
+    rec: &Recorder,
+    token: &str,
+    room: &OwnedRoomId,
+    spec: &CatchupSpec,
+    base: u64,
+    seen: &mut Seen,
+    r: &mut Reader,
+) -> Option<FirstSight> {
+    let mut req = sync_events::v3::Request::new();
+    req.filter = Some(filter(spec.timeline_limit, base));
+    req.timeout = Some(Duration::ZERO);
+    let request = client.build(req, Some(token)).ok()?;
+    let (mut joined, next_batch) = call(client, rec, Ep::InitialSync, request, |b| {
+        let mut sync = decode::<sync_events::v3::Response>(b)?;
+        Some((sync.rooms.join.remove(room)?, sync.next_batch))
+    })
+    .await
+    .ok()?;
+    r.unread_before = joined
+        .unread_notifications
+        .notification_count
+        .map(u64::from);
+    Some(FirstSight {
+        newest: take_in(&joined.timeline.events, seen),
+        from: joined.timeline.prev_batch.take(),
+        next_batch: Some(next_batch),
+    })
+}
+
+/// The big room in a sliding sync answer, if the answer has it.
+fn room_in(answer: &mut v5::Response, room: &OwnedRoomId) -> Option<v5::response::Room> {
+    answer.rooms.remove(room)
+}
+
+/// Sliding sync: the room list loaded as the SDK loads it (the first page, then the growing
+/// range), then the room opened (a room subscription with the spec's timeline limit). What the
+/// client knows of the room is what the last answer that had it said: a server that already
+/// sent the room in the list may leave it out of the subscription's answer (tuwunel does), and
+/// the SDK then pages back from the list's `prev_batch`. A list that never had the room and an
+/// opening that does not bring it are a `decode` error.
+async fn first_sliding(
+    client: &MatrixClient,
+    rec: &Recorder,
+    token: &str,
+    room: &OwnedRoomId,
+    conn: &mut sliding::Connection,
+    seen: &mut Seen,
+    start: Instant,
+) -> Option<FirstSight> {
+    let mut sight: Option<FirstSight> = None;
+    let learn = |sight: &mut Option<FirstSight>, opened: v5::response::Room, seen: &mut Seen| {
+        let newest = take_in(&opened.timeline, seen);
+        let s = sight.get_or_insert(FirstSight {
+            from: None,
+            newest: None,
+            next_batch: None,
+        });
+        if newest.is_some() {
+            s.newest = newest;
+            s.from = opened.prev_batch;
+        }
+    };
+    let mut due = start;
+    let mut requests = 0u32;
+    while conn.stage() != sliding::Stage::Loaded {
+        requests += 1;
+        if requests > sliding::MAX_LOAD_REQUESTS {
+            return None;
+        }
+        let request = client
+            .build(conn.request(Duration::ZERO), Some(token))
+            .ok()?;
+        let (x, answer) = sliding::send_parsed(
+            client,
+            rec,
+            Ep::SlidingSync,
+            conn,
+            request,
+            due,
+            decode::<v5::Response>,
+        )
+        .await;
+        if x.error.is_some() {
+            return None;
+        }
+        if let Some(opened) = answer.and_then(|mut a| room_in(&mut a, room)) {
+            learn(&mut sight, opened, seen);
+        }
+        due = x.end;
+    }
+    conn.subscribe(room.clone());
+    let request = client
+        .build(conn.request(Duration::ZERO), Some(token))
+        .ok()?;
+    let listed = sight.is_some();
+    let (x, opened) = sliding::send_parsed(
+        client,
+        rec,
+        Ep::InitialSync,
+        conn,
+        request,
+        Instant::now(),
+        |b| {
+            let opened = room_in(&mut decode::<v5::Response>(b)?, room);
+            (opened.is_some() || listed).then_some(opened)
+        },
+    )
+    .await;
+    if x.error.is_some() {
+        return None;
+    }
+    if let Some(opened) = opened.flatten() {
+        learn(&mut sight, opened, seen);
+    }
+    sight
+}
+
+/// Whether a sliding sync answer's receipts extension holds `user`'s read receipt on `event`
+/// in `room`.
+fn receipt_echoed(
+    answer: &v5::Response,
+    room: &OwnedRoomId,
+    event: &OwnedEventId,
+    user: &str,
+) -> bool {
+    let Some(raw) = answer.extensions.receipts.rooms.get(room) else {
+        return false;
+    };
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(raw.json().get()) else {
+        return false;
+    };
+    v["content"][event.as_str()]["m.read"].get(user).is_some()
+}
+
+/// One reader's catch-up. Errors end it (counted in the endpoint's errors).
+#[allow(clippy::too_many_arguments)]
+async fn read(
+    client: &MatrixClient,
+    rec: &Recorder,
+    token: &str,
+    user: &str,
+    room: &OwnedRoomId,
+    spec: &CatchupSpec,
+    base: u64,
+) -> Reader {
+    let mut r = Reader::default();
+    let mut seen = Seen::new(base, spec.backlog);
+    let start = Instant::now();
+    // 1. The first sight of the room.
+    let mut conn = (spec.protocol == SyncProtocol::Sliding).then(|| {
+        let mut c = sliding::Connection::new(user);
+        c.set_subscription_timeline(u32::try_from(spec.timeline_limit).unwrap_or(u32::MAX));
+        c
+    });
+    let first = match conn.as_mut() {
+        None => first_v2(client, rec, token, room, spec, base, &mut seen, &mut r).await,
+        Some(c) => first_sliding(client, rec, token, room, c, &mut seen, start).await,
+    };
+    let Some(FirstSight {
+        mut from,
+        newest,
+        next_batch,
+    }) = first
+    else {
+        return r;
+    };
     // 2. Page back through the backlog.
     let max_pages = spec.backlog.div_ceil(spec.page) + 10;
     while seen.count < spec.backlog && r.pages < max_pages {
@@ -228,21 +406,19 @@ async fn read(
             break;
         };
         r.pages += 1;
-        let Ok(body) = call(client, rec, Ep::Messages, request).await else {
+        let Ok(page) = call(
+            client,
+            rec,
+            Ep::Messages,
+            request,
+            decode::<get_message_events::v3::Response>,
+        )
+        .await
+        else {
             r.read = seen.count;
             return r;
         };
-        let Ok(page) = decode::<get_message_events::v3::Response>(body) else {
-            r.read = seen.count;
-            return r;
-        };
-        for ev in &page.chunk {
-            if let Ok(p) = ev.deserialize_as_unchecked::<Probe>()
-                && let Some(s) = p.content.seq
-            {
-                seen.mark(s);
-            }
-        }
+        take_in(&page.chunk, &mut seen);
         if page.chunk.is_empty() {
             break;
         }
@@ -254,30 +430,58 @@ async fn read(
     let req = create_receipt::v3::Request::new(
         room.clone(),
         create_receipt::v3::ReceiptType::Read,
-        event,
+        event.clone(),
     );
     let Ok(request) = client.build(req, Some(token)) else {
         return r;
     };
-    if call(client, rec, Ep::Receipt, request).await.is_err() {
+    if call(client, rec, Ep::Receipt, request, |_| Some(()))
+        .await
+        .is_err()
+    {
         return r;
     }
     r.took = Some(start.elapsed());
-    // 4. What the unread count says now.
-    let mut req = sync_events::v3::Request::new();
-    req.filter = Some(filter(spec.timeline_limit, base));
-    req.since = Some(next_batch);
-    req.timeout = Some(Duration::ZERO);
-    if let Ok(request) = client.build(req, Some(token))
-        && let Ok(body) = call(client, rec, Ep::Sync, request).await
-        && let Ok(sync) = decode::<sync_events::v3::Response>(body)
-    {
-        r.unread_after = sync
-            .rooms
-            .join
-            .get(room)
-            .and_then(|j| j.unread_notifications.notification_count)
-            .map(u64::from);
+    // 4. What the next sync says now: the unread count (v2), the receipt echoed (sliding).
+    match conn.as_mut() {
+        None => {
+            let mut req = sync_events::v3::Request::new();
+            req.filter = Some(filter(spec.timeline_limit, base));
+            req.since = next_batch;
+            req.timeout = Some(Duration::ZERO);
+            if let Ok(request) = client.build(req, Some(token))
+                && let Ok(sync) = call(
+                    client,
+                    rec,
+                    Ep::Sync,
+                    request,
+                    decode::<sync_events::v3::Response>,
+                )
+                .await
+            {
+                r.unread_after = sync
+                    .rooms
+                    .join
+                    .get(room)
+                    .and_then(|j| j.unread_notifications.notification_count)
+                    .map(u64::from);
+            }
+        }
+        Some(c) => {
+            if let Ok(request) = client.build(c.request(Duration::ZERO), Some(token)) {
+                let (_, answer) = sliding::send_parsed(
+                    client,
+                    rec,
+                    Ep::Sync,
+                    c,
+                    request,
+                    Instant::now(),
+                    decode::<v5::Response>,
+                )
+                .await;
+                r.echoed = answer.is_some_and(|a| receipt_echoed(&a, room, &event, user));
+            }
+        }
     }
     r
 }
@@ -335,12 +539,22 @@ async fn write_backlog(
 pub async fn run_catchup(
     base_url: &str,
     tokens: &[String],
+    user_ids: &[ruma::OwnedUserId],
     room: &OwnedRoomId,
     spec: &CatchupSpec,
     shard: Option<crate::load::workload::ShardRun>,
 ) -> Result<(CatchupResult, WorkloadData), WorkloadError> {
     let part = crate::load::workload::ShardRun::part(shard);
     let readers = part.slice(&tokens[1..=spec.readers as usize]);
+    let reader_ids: Vec<String> = part.slice(
+        &(1..=spec.readers as usize)
+            .map(|i| {
+                user_ids
+                    .get(i)
+                    .map_or_else(|| "$ME".to_string(), |u| u.to_string())
+            })
+            .collect::<Vec<_>>(),
+    );
     let n = readers.len();
     let client = new_client(base_url, n.max(1))?;
     let base = crate::load::workload::ShardRun::seq_base(shard);
@@ -358,7 +572,7 @@ pub async fn run_catchup(
     let collector = Collector::spawn(origin, spec.interval);
     let cpu_before = crate::metrics::self_usage();
     let mut set = tokio::task::JoinSet::new();
-    for token in &readers {
+    for (token, user) in readers.iter().zip(reader_ids) {
         let (client, rec, token, room, spec) = (
             client.clone(),
             collector.recorder(),
@@ -369,7 +583,7 @@ pub async fn run_catchup(
         set.spawn(async move {
             tokio::time::timeout(
                 spec.request_timeout,
-                read(&client, &rec, &token, &room, &spec, base),
+                read(&client, &rec, &token, &user, &room, &spec, base),
             )
             .await
             .unwrap_or_default()
@@ -408,10 +622,26 @@ pub async fn run_catchup(
         readers: n as u64,
         backlog: spec.backlog,
         page: spec.page,
-        model: "closed: each reader makes one request at a time; all readers start at once".into(),
+        protocol: spec.protocol,
+        model: match spec.protocol {
+            SyncProtocol::V2 => "closed: each reader makes one request at a time; all readers start at once".into(),
+            SyncProtocol::Sliding => "closed: each reader makes one request at a time (room list, room opened, pages, receipt); all readers start at once".into(),
+        },
         backlog_write_s: write_s,
         backlog_write_per_s: part.slice_len(spec.backlog) as f64 / write_s.max(1e-9),
-        endpoints: recorded.endpoint_results(|_| "closed"),
+        endpoints: {
+            let mut eps = recorded.endpoint_results(|_| "closed");
+            // A sliding reader's syncs are sliding sync requests.
+            if spec.protocol == SyncProtocol::Sliding {
+                for e in eps
+                    .iter_mut()
+                    .filter(|e| e.name == Ep::InitialSync.name() || e.name == Ep::Sync.name())
+                {
+                    e.endpoint = crate::load::engine::SLIDING_SYNC.into();
+                }
+            }
+            eps
+        },
         catch_up: LatencySummary::of(&took),
         caught_up: readers
             .iter()
@@ -419,9 +649,11 @@ pub async fn run_catchup(
             .count() as u64,
         messages_read: readers.iter().map(|r| r.read).sum(),
         pages: readers.iter().map(|r| r.pages).sum(),
-        unread_before_min: before.iter().copied().min().unwrap_or(0),
-        unread_before_max: before.iter().copied().max().unwrap_or(0),
+        unread_before_min: before.iter().copied().min(),
+        unread_before_max: before.iter().copied().max(),
         unread_after_max: readers.iter().filter_map(|r| r.unread_after).max(),
+        receipts_echoed: (spec.protocol == SyncProtocol::Sliding)
+            .then(|| readers.iter().filter(|r| r.echoed).count() as u64),
         wall_s: wall.as_secs_f64(),
         origin_unix_ms: unix_ms(origin_wall),
         harness,

@@ -41,7 +41,7 @@ pub const FIRST_TIMELINE_LIMIT: u32 = 1;
 /// Growing: rooms added per request.
 pub const GROWING_BATCH: u64 = 20;
 /// Growing and loaded: the timeline of each listed room.
-pub const GROWING_TIMELINE_LIMIT: u32 = 10;
+pub const GROWING_TIMELINE_LIMIT: u32 = crate::scenario::SLIDING_LIST_TIMELINE_LIMIT;
 /// A room subscription's timeline (a room the user opened).
 pub const SUBSCRIPTION_TIMELINE_LIMIT: u32 = 20;
 /// A connection that needs more requests than this to load its list is broken (the list keeps
@@ -108,6 +108,8 @@ pub struct Connection {
     /// Rooms the user opened (subscribed with a longer timeline); `true`: with all of the
     /// room's state.
     subscriptions: Vec<(OwnedRoomId, bool)>,
+    /// A room subscription's timeline limit.
+    subscription_timeline: u32,
     /// Requests answered.
     answered: u32,
 }
@@ -121,6 +123,7 @@ impl Connection {
             range_end: FIRST_RANGE_END,
             count: None,
             subscriptions: Vec::new(),
+            subscription_timeline: SUBSCRIPTION_TIMELINE_LIMIT,
             answered: 0,
         }
     }
@@ -137,6 +140,12 @@ impl Connection {
     /// Requests answered so far.
     pub fn answered(&self) -> u32 {
         self.answered
+    }
+
+    /// The timeline limit of the rooms this connection opens (default
+    /// [`SUBSCRIPTION_TIMELINE_LIMIT`], the SDK's).
+    pub fn set_subscription_timeline(&mut self, limit: u32) {
+        self.subscription_timeline = limit;
     }
 
     /// Open a room: the next requests subscribe to it (the SDK's room subscription).
@@ -190,7 +199,7 @@ impl Connection {
                 rs.push((StateEventType::from("m.room.pinned_events"), String::new()));
                 rs
             };
-            sub.timeline_limit = UInt::from(SUBSCRIPTION_TIMELINE_LIMIT);
+            sub.timeline_limit = UInt::from(self.subscription_timeline);
             req.room_subscriptions.insert(room.clone(), sub);
         }
         req.extensions = extensions();
@@ -303,6 +312,7 @@ pub async fn send(
         conn,
         request,
         intended,
+        None,
     )
     .await
 }
@@ -316,8 +326,46 @@ pub async fn send_as(
     request: reqwest::Request,
     intended: Instant,
 ) -> Exchange {
-    send_inner(client, Some((rec, ep)), conn, request, intended).await
+    send_inner(client, Some((rec, ep)), conn, request, intended, None).await
 }
+
+/// The most of an answer [`send_parsed`] holds: a room list page or an opened room is far below
+/// this; a larger answer is a `body` error.
+pub const MAX_KEPT_BODY: usize = 64 << 20;
+
+/// [`send_as`] for a caller that reads more of the answer than the scanner finds (a catch-up
+/// reader's room list and opened room): the answer is kept (up to [`MAX_KEPT_BODY`]) and handed
+/// to `parse` after the timing is taken; a 200 that `parse` refuses (`None`: it lacks what the
+/// client needs) is recorded as a `decode` error.
+pub async fn send_parsed<T: Send>(
+    client: &MatrixClient,
+    rec: &Recorder,
+    ep: Ep,
+    conn: &mut Connection,
+    request: reqwest::Request,
+    intended: Instant,
+    parse: impl FnOnce(&[u8]) -> Option<T> + Send,
+) -> (Exchange, Option<T>) {
+    let mut out = None;
+    let mut parse = Some(parse);
+    let mut check = |body: &[u8]| {
+        out = parse.take().and_then(|p| p(body));
+        out.is_some()
+    };
+    let x = send_inner(
+        client,
+        Some((rec, ep)),
+        conn,
+        request,
+        intended,
+        Some(&mut check),
+    )
+    .await;
+    (x, out)
+}
+
+/// Reads a kept answer after the timing: `false`, the answer lacks what the client needs.
+type BodyCheck<'a> = dyn FnMut(&[u8]) -> bool + Send + 'a;
 
 async fn send_inner(
     client: &MatrixClient,
@@ -325,6 +373,7 @@ async fn send_inner(
     conn: &mut Connection,
     request: reqwest::Request,
     intended: Instant,
+    check: Option<&mut BodyCheck<'_>>,
 ) -> Exchange {
     let bytes_out = request
         .body()
@@ -339,16 +388,27 @@ async fn send_inner(
         Err(e) => Some(ErrorKind::of(&e)),
         Ok(mut resp) => {
             let status = resp.status().as_u16();
-            let keep = if status >= 400 { 4096 } else { 0 };
+            let keep = match status {
+                200 if check.is_some() => MAX_KEPT_BODY + 1,
+                s if s >= 400 => 4096,
+                _ => 0,
+            };
             let scanner = (status == 200).then_some(&mut scan);
             let (n, kept, failed) = read_body(&mut resp, keep, scanner).await;
+            let end = Instant::now();
             let error = match (failed, status) {
                 (Some(kind), _) => Some(kind),
+                (None, 200) if check.is_some() && kept.len() > MAX_KEPT_BODY => {
+                    Some(ErrorKind::Body)
+                }
                 (None, 200) if scan.pos.is_none() => Some(ErrorKind::Decode),
-                (None, 200) => None,
+                // Parsed after the timing was taken.
+                (None, 200) => match check {
+                    Some(check) => (!check(&kept)).then_some(ErrorKind::Decode),
+                    None => None,
+                },
                 (None, s) => Some(ErrorKind::Status(s, error_fields(&kept).0)),
             };
-            let end = Instant::now();
             if let Some((rec, ep)) = rec {
                 rec.done(ep, intended, sent, end, error.clone(), n, bytes_out);
             }

@@ -438,10 +438,15 @@ pub fn catchup(h: &mut String, r: &RunResult, dir: &Path) {
     partial(h, c.partial);
     let _ = writeln!(
         h,
-        "<p>{} readers come back to {} unread messages each and page through them {} at a time. \
+        "<p>{} readers come back to {} unread messages each ({}) and page through them {} at a time. \
          <span class=\"{}\">{} of {} caught up</span>; per reader p50 {}, max {}; {} pages, {} messages read.</p>",
         c.readers,
         c.backlog,
+        match c.protocol {
+            crate::scenario::SyncProtocol::V2 => "/sync v2",
+            crate::scenario::SyncProtocol::Sliding =>
+                "sliding sync: room list, then the room opened",
+        },
         c.page,
         if c.caught_up < c.readers {
             "fail"
@@ -469,17 +474,21 @@ pub fn catchup(h: &mut String, r: &RunResult, dir: &Path) {
         }
         None => missing(h, "catch-up time distribution", "catchup-reader.hist"),
     }
+    let (Some(lo), Some(hi)) = (c.unread_before_min, c.unread_before_max) else {
+        // Sliding sync: no unread counts from the server; what came back is the receipt.
+        if let Some(echoed) = c.receipts_echoed {
+            let _ = writeln!(
+                h,
+                "<h3>Receipts</h3><p id=\"catchup-unread\">Over sliding sync the server sends no unread counts (Synapse's <code>notification_count</code> is a fixed 0; clients count from receipts). <span class=\"{}\">{echoed} of {} readers' receipts came back</span> in the receipts extension of the connection's next answer.</p>",
+                if echoed < c.readers { "fail" } else { "pass" },
+                c.readers
+            );
+        }
+        return;
+    };
     let mut rows = vec![
-        (
-            "unread before (fewest)",
-            c.unread_before_min as f64,
-            "#1f77b4",
-        ),
-        (
-            "unread before (most)",
-            c.unread_before_max as f64,
-            "#1f77b4",
-        ),
+        ("unread before (fewest)", lo as f64, "#1f77b4"),
+        ("unread before (most)", hi as f64, "#1f77b4"),
     ];
     if let Some(a) = c.unread_after_max {
         rows.push(("unread after the receipt (most)", a as f64, DELIVERY));

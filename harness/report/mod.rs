@@ -616,6 +616,14 @@ pub fn markdown(r: &RunResult) -> String {
         md.push_str("\n\n");
     }
 
+    /// How a workload's clients synced, in a heading.
+    fn protocol_words(p: crate::scenario::SyncProtocol) -> &'static str {
+        match p {
+            crate::scenario::SyncProtocol::V2 => "/sync v2",
+            crate::scenario::SyncProtocol::Sliding => "sliding sync (MSC4186)",
+        }
+    }
+
     if let Some(h) = &r.herd {
         let sliding = h.protocol == crate::scenario::SyncProtocol::Sliding;
         let what = match (sliding, h.sync) {
@@ -755,22 +763,32 @@ pub fn markdown(r: &RunResult) -> String {
     }
     if let Some(c) = &r.catchup {
         md.push_str(&format!(
-            "### Catch-up: {} readers, {} unread messages each, {} per page{}\n\n",
+            "### Catch-up: {} readers, {} unread messages each, {} per page, over {}{}\n\n",
             c.readers,
             c.backlog,
             c.page,
+            protocol_words(c.protocol),
             partial(c.partial)
         ));
+        let counts = match (c.unread_before_min, c.unread_before_max, c.receipts_echoed) {
+            (Some(lo), Some(hi), _) => format!(
+                "unread count before {lo}–{hi}, after {}",
+                c.unread_after_max
+                    .map_or("not reported".into(), |n| n.to_string())
+            ),
+            (_, _, Some(echoed)) => format!(
+                "{echoed} of {} receipts came back on the connection (sliding sync sends no unread counts)",
+                c.readers
+            ),
+            _ => "no unread count reported".into(),
+        };
         md.push_str(&format!(
-            "**Catch-up time** (first request → read receipt accepted): p50 {} · max {} · {} of {} readers read everything · {} pages · unread count before {}–{}, after {}\n\n",
+            "**Catch-up time** (first request → read receipt accepted): p50 {} · max {} · {} of {} readers read everything · {} pages · {counts}\n\n",
             fmt_ms(c.catch_up.p50_ms),
             fmt_ms(c.catch_up.max_ms),
             c.caught_up,
             c.readers,
             c.pages,
-            c.unread_before_min,
-            c.unread_before_max,
-            c.unread_after_max.map_or("not reported".into(), |n| n.to_string()),
         ));
         endpoints_md(
             &mut md,

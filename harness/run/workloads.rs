@@ -327,15 +327,24 @@ pub(super) async fn run_workload(
         }
         Workload::Catchup(t) => {
             ctx.say(&format!(
-                "catch-up: {} readers, {} unread messages each, {} per page",
-                t.readers, t.backlog, t.page
+                "catch-up: {} readers, {} unread messages each, {} per page, over {}",
+                t.readers,
+                t.backlog,
+                t.page,
+                t.protocol.name()
             ));
             let big = big_room()?;
             let (users, shard) = shard_part(ctx, creds, name)?;
-            let (result, data) =
-                crate::load::catchup::run_catchup(base_url, &users.tokens, big, t, shard)
-                    .await
-                    .map_err(workload_error(name))?;
+            let (result, data) = crate::load::catchup::run_catchup(
+                base_url,
+                &users.tokens,
+                &users.user_ids,
+                big,
+                t,
+                shard,
+            )
+            .await
+            .map_err(workload_error(name))?;
             let w = write_workload_files(ctx, name, &data);
             ctx.say(&format!(
                 "  {} of {} readers caught up, p50 {} max {}",

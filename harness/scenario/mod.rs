@@ -166,6 +166,7 @@ struct RawWorkload {
 #[serde(deny_unknown_fields)]
 struct RawCatchup {
     readers: Spanned<u64>,
+    protocol: Option<Spanned<String>>,
     backlog: Spanned<u64>,
     page: Option<Spanned<u64>>,
     timeline_limit: Option<Spanned<u64>>,
@@ -958,6 +959,10 @@ impl ReactionKind {
     }
 }
 
+/// The timeline limit of every room of a sliding sync room list once it grows past its first
+/// page (matrix-rust-sdk's room list service); `load::sliding` sends it.
+pub const SLIDING_LIST_TIMELINE_LIMIT: u32 = 10;
+
 /// The sync protocol a workload's clients speak.
 #[derive(
     Debug,
@@ -1054,21 +1059,18 @@ impl Workload {
 }
 
 impl Scenario {
-    /// Whether a workload of this scenario speaks a sync protocol (herd, triggered, steady).
+    /// Whether a workload of this scenario speaks a sync protocol (every workload kind does:
+    /// herd, triggered, steady, catch-up).
     pub fn speaks_sync(&self) -> bool {
-        self.workloads.iter().any(|w| {
-            matches!(
-                w,
-                Workload::Herd(_) | Workload::Triggered(_) | Workload::Steady(_)
-            )
-        })
+        !self.workloads.is_empty()
     }
 
     /// This scenario with every sync workload over `protocol`: the same dataset, clients and
     /// timing. A herd over sliding sync loads room lists (no full-state or lazy-loading
     /// filter: those are v2's); a triggered herd's reaction becomes its counterpart (a v2
     /// full-state re-sync ↔ a sliding room subscription with all state; a v2 initial sync ↔ a
-    /// sliding reconnection). Catch-up stays as it is.
+    /// sliding reconnection). Catch-up readers load their room list and open the room over
+    /// sliding sync instead of an initial `/sync`.
     pub fn over_protocol(&self, protocol: SyncProtocol) -> Scenario {
         let mut s = self.clone();
         for w in &mut s.workloads {
@@ -1091,7 +1093,7 @@ impl Scenario {
                     };
                 }
                 Workload::Steady(st) => st.protocol = protocol,
-                Workload::Catchup(_) => {}
+                Workload::Catchup(c) => c.protocol = protocol,
             }
         }
         s
@@ -1233,9 +1235,13 @@ pub struct SteadySpec {
 #[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize)]
 pub struct CatchupSpec {
     pub readers: u64,
+    /// How a reader syncs: a v2 initial `/sync`, or a sliding sync room list then the room
+    /// opened (a room subscription), as matrix-rust-sdk does.
+    pub protocol: SyncProtocol,
     pub backlog: u64,
     pub page: u64,
-    /// The initial sync's timeline limit (with member lazy-loading, as real clients ask).
+    /// The room's timeline limit on first sight: the v2 initial sync's (with member
+    /// lazy-loading, as real clients ask) or the sliding room subscription's.
     pub timeline_limit: u64,
     /// A reader's whole catch-up gives up after this long.
     #[serde(with = "humantime_serde_secs")]
@@ -1514,6 +1520,10 @@ sync = "full_state"
             (SyncProtocol::V2, ReactionKind::FullState)
         );
         assert_eq!(back.herd().unwrap().clients, smoke.herd().unwrap().clients);
+        if let Some(c) = sliding.catchup() {
+            assert_eq!(c.protocol, SyncProtocol::Sliding);
+            assert_eq!(back.catchup().unwrap().protocol, SyncProtocol::V2);
+        }
     }
 
     #[test]
@@ -1722,9 +1732,19 @@ sync = "full_state"
         .unwrap()
         .clone();
         assert_eq!(
-            (c.readers, c.backlog, c.page, c.timeline_limit),
-            (2, 50, 100, 20)
+            (c.readers, c.protocol, c.backlog, c.page, c.timeline_limit),
+            (2, SyncProtocol::V2, 50, 100, 20)
         );
+        let sliding = parse(
+            Path::new("s.toml"),
+            &with("[workload.catchup]\nreaders = 2\nbacklog = 50\nprotocol = \"sliding\""),
+        )
+        .unwrap();
+        assert_eq!(sliding.catchup().unwrap().protocol, SyncProtocol::Sliding);
+        let e = err(&with(
+            "[workload.catchup]\nreaders = 2\nbacklog = 50\nprotocol = \"v5\"",
+        ));
+        assert_eq!(e.field, "workload.catchup.protocol");
         let e = err(&with("[workload.catchup]\nreaders = 50\nbacklog = 5"));
         assert_eq!(e.field, "workload.catchup.readers");
         let e = err(&with(

@@ -291,11 +291,28 @@ pub(super) fn validate(
                     format!("{backlog}: at most 1000000 messages"),
                 ));
             }
+            let sync = protocol(loc, &t.protocol, &f("protocol"))?;
+            let timeline_limit = capped(&t.timeline_limit, "timeline_limit", 20, 1000)?;
+            let list_limit = u64::from(SLIDING_LIST_TIMELINE_LIMIT);
+            if sync == SyncProtocol::Sliding && timeline_limit <= list_limit {
+                let span = t.timeline_limit.as_ref().map_or_else(
+                    || t.protocol.as_ref().map_or(0..0, |p| p.span()),
+                    |v| v.span(),
+                );
+                return Err(loc.at(
+                    span,
+                    &f("timeline_limit"),
+                    format!(
+                        "{timeline_limit}: over sliding sync the room list already holds the room's last {list_limit} events, and opening the room with no longer a timeline gets none (the SDK opens rooms with 20)"
+                    ),
+                ));
+            }
             Some(CatchupSpec {
                 readers,
+                protocol: sync,
                 backlog,
                 page: capped(&t.page, "page", 100, 1000)?,
-                timeline_limit: capped(&t.timeline_limit, "timeline_limit", 20, 1000)?,
+                timeline_limit,
                 request_timeout: duration(
                     loc,
                     &t.request_timeout,
