@@ -56,7 +56,34 @@ async fn tiny_scenario_on_private_postgres() {
             b.phases
         );
         assert!(!b.shutdown_hung);
+        // PostgreSQL's own view of the boot: every statement from spawn to ready, the
+        // slowest first, each within the boot's window.
+        let st = b.db_statements.as_ref().expect("the boot's statements");
+        assert_eq!(st.threshold_ms, 0.0);
+        assert!(
+            st.count >= st.slowest.len() as u64 && st.count > 0,
+            "{st:?}"
+        );
+        assert_eq!(st.slowest.len(), st.count.min(10) as usize, "{st:?}");
+        assert!(st.slowest.windows(2).all(|w| w[0].ms >= w[1].ms), "{st:?}");
+        let top = &st.slowest[0];
+        assert!(top.ms > 0.0 && st.total_ms >= top.ms, "{st:?}");
+        assert!(!top.statement.is_empty());
+        for s in &st.slowest {
+            assert!(
+                s.ended_at_ms >= -1.0 && s.ended_at_ms <= b.time_to_ready_ms + 1.0,
+                "{s:?} {}",
+                b.time_to_ready_ms
+            );
+        }
     }
+    let md = std::fs::read_to_string(first.run_dir.join("summary.md")).unwrap();
+    assert!(
+        md.contains("PostgreSQL's statement log, spawn to ready"),
+        "{md}"
+    );
+    let html = std::fs::read_to_string(first.run_dir.join("report.html")).unwrap();
+    assert!(html.contains("id=\"db-statements\""));
     let h = r.herd.as_ref().unwrap();
     assert_eq!((h.ok, h.corrected.count, h.raw.count), (25, 25, 25));
     // Crash durability on PostgreSQL: SIGKILL with writes in flight, then every acknowledged
@@ -100,12 +127,19 @@ async fn external_postgres_database() {
 
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     let path = manifest.join("tests/scenarios/tiny-postgres.toml");
-    let text = std::fs::read_to_string(&path).unwrap().replace(
-        "database = \"postgres\"",
-        &format!(
-            "database = \"postgres\"\npostgres_url = \"postgresql://synapse@127.0.0.1:{port}/synapse\""
-        ),
-    );
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace(
+            "database = \"postgres\"",
+            &format!(
+                "database = \"postgres\"\npostgres_url = \"postgresql://synapse@127.0.0.1:{port}/synapse\""
+            ),
+        )
+        .replace("slow_statements = \"0s\"\n", "");
+    // The statement log is the private cluster's: refused on a user's database, with where.
+    let with_log = text.replace("[boot]\n", "[boot]\nslow_statements = \"5ms\"\n");
+    let e = scenario::parse(&path, &with_log).unwrap_err();
+    assert_eq!(e.field, "boot.slow_statements", "{e}");
     let sc = scenario::parse(&path, &text).unwrap();
     let sandbox = common::Sandbox::new();
     let opts = &sandbox.opts;

@@ -181,6 +181,10 @@ pub struct BootRecord {
     /// The log file is incomplete: writing it failed (a full disk), with the error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_write_error: Option<String>,
+    /// On a private PostgreSQL cluster (`[boot] slow_statements`): the statements the database
+    /// logged from spawn to ready, with the slowest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub db_statements: Option<crate::server::postgres::DbStatements>,
 }
 
 /// Matches a profile's markers against log lines (the first occurrence of each counts) and
@@ -603,6 +607,7 @@ impl RunningServer {
                 .to_string(),
             log_lines: st.lines,
             log_write_error: st.write_error.clone(),
+            db_statements: None,
         }
     }
 }

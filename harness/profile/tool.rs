@@ -66,6 +66,16 @@ pub enum ToolKind {
     Perf,
 }
 
+impl ToolKind {
+    /// The tool's own name: `py-spy`, `perf`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ToolKind::PySpy => "py-spy",
+            ToolKind::Perf => "perf",
+        }
+    }
+}
+
 /// A profiler found (or installed) on this machine.
 #[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize)]
 pub struct Tool {

@@ -369,6 +369,25 @@ fn boot(h: &mut String, r: &RunResult, dir: &Path) {
             &rows
         )
     );
+    // PostgreSQL's own view: the slowest statements from spawn to ready.
+    let slowest = crate::report::slowest_statements(&timed, 10);
+    if !slowest.is_empty() {
+        let _ = writeln!(
+            h,
+            "<h3>Slowest start-up statements (PostgreSQL)</h3><p class=\"note\">From the private cluster's statement log (<code>log_min_duration_statement</code>), spawn to ready, over every timed boot.</p><table id=\"db-statements\"><tr><th>ran</th><th>ended after spawn</th><th>boot</th><th>statement</th></tr>"
+        );
+        for (label, st) in slowest {
+            let _ = writeln!(
+                h,
+                "<tr><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td><td><code>{}</code></td></tr>",
+                fmt_ms(st.ms),
+                fmt_ms(st.ended_at_ms),
+                esc(label),
+                esc(&st.statement)
+            );
+        }
+        h.push_str("</table>\n");
+    }
     // Waterfalls, one per boot, from the SVG the run wrote.
     h.push_str("<h3>Waterfall per boot</h3>\n");
     for (i, b) in r.boots.iter().enumerate() {

@@ -299,6 +299,64 @@ fn named_row(s: &NamedStat) -> String {
     stat_row(&s.name, s.stat, s.missing_in, &fmt_ms)
 }
 
+/// Start-up statements listed in summary.md per cache mode (the slowest over its boots).
+const STATEMENT_ROWS: usize = 5;
+/// A statement's text in summary.md is cut after this many characters (result.json keeps more).
+const STATEMENT_MD_CHARS: usize = 160;
+
+/// The slowest statements the database logged over `boots` from spawn to ready, slowest
+/// first, each with its boot's label.
+pub fn slowest_statements<'a>(
+    boots: &[&'a BootRecord],
+    n: usize,
+) -> Vec<(&'a str, &'a crate::server::postgres::DbStatement)> {
+    let mut all: Vec<(&str, &crate::server::postgres::DbStatement)> = boots
+        .iter()
+        .filter_map(|b| b.db_statements.as_ref().map(|d| (b.label.as_str(), d)))
+        .flat_map(|(label, d)| d.slowest.iter().map(move |s| (label, s)))
+        .collect();
+    all.sort_by(|a, b| b.1.ms.total_cmp(&a.1.ms));
+    all.truncate(n);
+    all
+}
+
+/// PostgreSQL's own view of the boots: how many statements it logged and the slowest.
+fn statements_md(md: &mut String, boots: &[&BootRecord]) {
+    let logged: Vec<&crate::server::postgres::DbStatements> = boots
+        .iter()
+        .filter_map(|b| b.db_statements.as_ref())
+        .collect();
+    let Some(first) = logged.first() else { return };
+    let mut counts: Vec<u64> = logged.iter().map(|d| d.count).collect();
+    let mut totals: Vec<f64> = logged.iter().map(|d| d.total_ms).collect();
+    counts.sort_unstable();
+    totals.sort_by(f64::total_cmp);
+    md.push_str(&format!(
+        "\nPostgreSQL's statement log, spawn to ready (statements of {} or more): median {} statements a boot, {} in all; the slowest:\n",
+        fmt_ms(first.threshold_ms),
+        counts[counts.len() / 2],
+        fmt_ms(totals[totals.len() / 2]),
+    ));
+    let rows = slowest_statements(boots, STATEMENT_ROWS);
+    if rows.is_empty() {
+        md.push_str("none logged\n");
+        return;
+    }
+    md.push_str("\n| statement | ran | ended after spawn | boot |\n|---|---:|---:|---|\n");
+    for (label, st) in rows {
+        let mut text: String = st.statement.chars().take(STATEMENT_MD_CHARS).collect();
+        if st.statement.chars().count() > STATEMENT_MD_CHARS {
+            text.push('…');
+        }
+        md.push_str(&format!(
+            "| `{}` | {} | {} | {label} |\n",
+            text.replace('`', "'").replace('|', "\\|"),
+            fmt_ms(st.ms),
+            fmt_ms(st.ended_at_ms),
+        ));
+    }
+}
+
 /// Sub-phases listed in summary.md per cache mode (the longest; all are in result.json).
 const SUBPHASE_ROWS: usize = 8;
 
@@ -446,6 +504,7 @@ fn boot_section(
             ));
         }
     }
+    statements_md(md, boots);
     for w in &b.outliers {
         md.push_str(&format!(
             "\n⚠ outlier: {} of {} = {} (median {}, modified z {:.1}): {}\n",

@@ -801,6 +801,7 @@ mod tests {
             log_file: "boot-1.log".into(),
             log_lines: 1,
             log_write_error: None,
+            db_statements: None,
         };
         let samples: Vec<ResourceSample> = (0..20)
             .map(|i| ResourceSample {

@@ -825,6 +825,12 @@ async fn stages(
     let db = DbProcesses {
         cache_roots: pg.iter().map(|c| c.pgdata.clone()).collect(),
         pgids: pg.iter().filter_map(|c| c.pid()).collect(),
+        statements: pg.as_ref().and_then(|c| {
+            scenario
+                .boot
+                .slow_statements
+                .and_then(|t| c.statement_log(t))
+        }),
     };
     let measured = match std::mem::replace(&mut ctx.mode, Mode::Full) {
         _ if ctx.opts.seed_only => finish_files(ctx),
@@ -843,6 +849,21 @@ async fn stages(
 struct DbProcesses {
     cache_roots: Vec<PathBuf>,
     pgids: Vec<i32>,
+    /// The private cluster's statement log (`[boot] slow_statements`), read for each timed
+    /// boot.
+    statements: Option<crate::server::postgres::StatementLog>,
+}
+
+/// Switch the private cluster's statement log on or off (psql calls, off the runtime's
+/// threads); on: where the boot's lines start in the log.
+async fn switch_statement_log(
+    log: &crate::server::postgres::StatementLog,
+    on: bool,
+) -> Result<u64, RunError> {
+    let log = log.clone();
+    Ok(tokio::task::spawn_blocking(move || log.switch(on))
+        .await
+        .expect("statement log task")?)
 }
 
 /// Timed boots, then verification and workloads, over a ready dataset.
@@ -901,8 +922,20 @@ async fn measure(
             &db.pgids,
         )?;
         spec.background = scenario.boot.background;
-        let server = boot(spec).await?;
+        let log_from = match &db.statements {
+            Some(l) => Some(switch_statement_log(l, true).await?),
+            None => None,
+        };
+        let server = boot(spec).await;
+        if let Some(l) = &db.statements {
+            switch_statement_log(l, false).await?;
+        }
+        let server = server?;
         let (mut rec, samples) = server.stop_with_samples(shutdown, &run_dir).await;
+        if let (Some(l), Some(from)) = (&db.statements, log_from) {
+            let (start, ready) = (rec.spawn_unix_ms, rec.spawn_unix_ms + rec.time_to_ready_ms);
+            rec.db_statements = Some(l.read(from, start, ready));
+        }
         rec.cold = cold;
         rec.warmup = warmup;
         rec.eviction = eviction;

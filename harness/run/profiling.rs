@@ -35,8 +35,10 @@ pub(super) async fn resolve_profiler(ctx: &mut Ctx<'_>, inst: &Instance) -> Opti
     let tool = match found {
         Ok(t) => {
             ctx.say(&format!(
-                "profiler: {:?} {} at {} Hz",
-                t.kind, t.version, spec.rate_hz
+                "profiler: {} {} at {} Hz",
+                t.kind.name(),
+                t.version,
+                spec.rate_hz
             ));
             if let (ToolKind::Perf, Instance::Native(n)) = (t.kind, inst) {
                 let binary = n.install.binary.clone();
@@ -79,7 +81,7 @@ pub(super) async fn profiled_boot(
     let scenario = ctx.scenario;
     let run_dir = ctx.run_dir.clone();
     let label = format!("profile-{i}");
-    ctx.say(&format!("{label}: boot under {:?}", tool.kind));
+    ctx.say(&format!("{label}: boot under {}", tool.kind.name()));
     let dir = run_dir.join(PROFILE_DIR);
     std::fs::create_dir_all(&dir).map_err(|source| RunError::Output {
         path: dir.clone(),

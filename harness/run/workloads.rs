@@ -288,7 +288,7 @@ pub(super) async fn run_workload(
         }
         Workload::Steady(t) => {
             ctx.say(&format!(
-                "steady: {} {} long-poll clients, {} senders, {:?} for {}",
+                "steady: {} {} long-poll clients, {} senders, {} for {}",
                 t.clients,
                 t.protocol.name(),
                 t.senders,

@@ -22,6 +22,18 @@ pub enum Arrivals {
     Ramp { from: f64, to: f64, over_s: f64 },
 }
 
+impl std::fmt::Display for Arrivals {
+    /// As a user reads it: `5 messages/s`, `1 → 20 messages/s over 60 s`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            Arrivals::Constant { rate } => write!(f, "{rate} messages/s"),
+            Arrivals::Ramp { from, to, over_s } => {
+                write!(f, "{from} → {to} messages/s over {over_s} s")
+            }
+        }
+    }
+}
+
 impl Arrivals {
     /// The intended start of request `i` (0-based), after the workload's start.
     pub fn intended(&self, i: u64) -> Duration {
@@ -90,6 +102,17 @@ impl Timing {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn arrivals_read_as_a_user_writes_them() {
+        assert_eq!(Arrivals::Constant { rate: 5.0 }.to_string(), "5 messages/s");
+        let r = Arrivals::Ramp {
+            from: 1.0,
+            to: 20.5,
+            over_s: 60.0,
+        };
+        assert_eq!(r.to_string(), "1 → 20.5 messages/s over 60 s");
+    }
     use crate::metrics::new_latency_histogram;
 
     #[test]

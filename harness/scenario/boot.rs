@@ -18,6 +18,7 @@ pub(super) fn validate(
             crash_writes: DEFAULT_CRASH_WRITES,
             background: None,
             restore: RestoreMode::Once,
+            slow_statements: None,
         },
         Some(b) => {
             let repeats = match &b.repeats {
@@ -107,8 +108,43 @@ pub(super) fn validate(
                         ));
                     }
                 },
+                slow_statements: None,
             }
         }
     };
-    Ok(boot)
+    let private_pg = server.database == DatabaseKind::Postgres && server.postgres_url.is_none();
+    let given = raw.boot.as_ref().and_then(|b| b.slow_statements.as_ref());
+    let slow_statements = match given {
+        None => private_pg.then_some(DEFAULT_SLOW_STATEMENTS),
+        Some(v) if v.get_ref() == "off" => None,
+        Some(v) if !private_pg => {
+            return Err(loc.at(
+                v.span(),
+                "boot.slow_statements",
+                "PostgreSQL's statement log is read from the private cluster hsbench starts \
+                 ([server] database = \"postgres\" without postgres_url)",
+            ));
+        }
+        Some(v) => {
+            // "0s" is allowed here: every statement.
+            let d = humantime::parse_duration(v.get_ref())
+                .ok()
+                .filter(|d| *d <= Duration::from_secs(3600))
+                .ok_or_else(|| {
+                    loc.at(
+                        v.span(),
+                        "boot.slow_statements",
+                        format!(
+                            "{:?}: a duration from \"0s\" (every statement) to \"1h\", or \"off\"",
+                            v.get_ref()
+                        ),
+                    )
+                })?;
+            Some(d)
+        }
+    };
+    Ok(BootPlan {
+        slow_statements,
+        ..boot
+    })
 }

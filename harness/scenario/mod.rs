@@ -151,6 +151,7 @@ struct RawBoot {
     crash_writes: Option<Spanned<u64>>,
     background: Option<Spanned<String>>,
     restore: Option<Spanned<String>>,
+    slow_statements: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -910,7 +911,16 @@ pub struct BootPlan {
     /// (for servers whose start-up changes what the next start-up sees, e.g. a presence reset
     /// that leaves every user offline).
     pub restore: RestoreMode,
+    /// On a private PostgreSQL cluster: every statement of a timed boot that runs at least this
+    /// long is logged by PostgreSQL (`log_min_duration_statement`) and the slowest are attached
+    /// to the boot. `None`: not logged (the default off PostgreSQL, or `"off"`).
+    #[serde(serialize_with = "opt_secs")]
+    #[schemars(with = "Option<f64>")]
+    pub slow_statements: Option<Duration>,
 }
+
+/// `[boot] slow_statements` on a private PostgreSQL cluster when the scenario does not say.
+pub const DEFAULT_SLOW_STATEMENTS: Duration = Duration::from_millis(1);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, schemars::JsonSchema, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -1988,6 +1998,32 @@ sync = "full_state"
         .unwrap();
         assert_eq!(s.server.database, DatabaseKind::Postgres);
         assert!(s.server.postgres_url.is_none());
+        // The start-up statement log: on by default on the private cluster only.
+        assert_eq!(s.boot.slow_statements, Some(DEFAULT_SLOW_STATEMENTS));
+        let sqlite = parse(Path::new("s.toml"), GOOD).unwrap();
+        assert_eq!(sqlite.boot.slow_statements, None);
+        let with = |server: &str, v: &str| {
+            GOOD.replace("[server]", &format!("[server]\n{server}"))
+                .replace("[boot]", &format!("[boot]\nslow_statements = \"{v}\""))
+        };
+        let pg = "database = \"postgres\"";
+        for (v, want) in [
+            ("0s", Some(Duration::ZERO)),
+            ("250ms", Some(Duration::from_millis(250))),
+            ("off", None),
+        ] {
+            let s = parse(Path::new("s.toml"), &with(pg, v)).unwrap();
+            assert_eq!(s.boot.slow_statements, want, "{v}");
+        }
+        for (server, v) in [(pg, "2h"), (pg, "soon"), ("", "5ms")] {
+            let e = err(&with(server, v));
+            assert_eq!(e.field, "boot.slow_statements", "{server} {v}: {e}");
+        }
+        let e = err(&with(
+            "database = \"postgres\"\npostgres_url = \"postgresql://s@127.0.0.1/s\"",
+            "5ms",
+        ));
+        assert!(e.message.contains("private cluster"), "{e}");
     }
 
     #[test]

@@ -157,6 +157,8 @@ pub struct PgCluster {
     run_as: Option<RunAs>,
     process: Option<ServerProcess>,
     pumps: Vec<tokio::task::JoinHandle<()>>,
+    /// Where the running postmaster logs (set by [`start`](Self::start)).
+    log_path: Option<PathBuf>,
 }
 
 impl PgCluster {
@@ -196,6 +198,7 @@ impl PgCluster {
             run_as,
             process: None,
             pumps: Vec::new(),
+            log_path: None,
         })
     }
 
@@ -236,6 +239,7 @@ impl PgCluster {
     /// accepts connections.
     pub async fn start(&mut self, port: u16, log_path: &Path) -> Result<(), ServerError> {
         self.port = port;
+        self.log_path = Some(log_path.to_path_buf());
         let mut cmd = self.command("postgres");
         cmd.arg("-D")
             .arg(&self.pgdata)
@@ -243,7 +247,9 @@ impl PgCluster {
             .arg(port.to_string())
             .arg("-k")
             .arg(&self.socket_dir)
-            .args(["-c", "listen_addresses=127.0.0.1"]);
+            .args(["-c", "listen_addresses=127.0.0.1"])
+            // The statement log's lines start with a stamp hsbench reads (`StatementLog`).
+            .args(["-c", LOG_LINE_PREFIX_SETTING]);
         let mut process = ServerProcess::spawn(cmd)?;
         let file = std::fs::File::create(log_path).map_err(|e| ServerError::io(log_path, e))?;
         let file = std::sync::Arc::new(std::sync::Mutex::new(file));
@@ -357,6 +363,196 @@ impl PgCluster {
     }
 }
 
+/// `log_line_prefix`: the stamp (with milliseconds, UTC: the cluster runs with `TZ=UTC`) and
+/// the backend's pid.
+const LOG_LINE_PREFIX_SETTING: &str = "log_line_prefix=%m [%p] ";
+
+/// The slowest statements [`StatementLog::read`] keeps.
+pub const SLOWEST_KEPT: usize = 10;
+/// A kept statement's text is cut after this many characters.
+pub const STATEMENT_CHARS: usize = 400;
+
+/// What PostgreSQL ran during a window (a boot from spawn to ready), from its own statement
+/// log (`log_min_duration_statement`).
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize)]
+pub struct DbStatements {
+    /// The log's threshold: statements shorter than this were not logged, ms.
+    pub threshold_ms: f64,
+    /// Statements logged in the window (those at or over the threshold).
+    pub count: u64,
+    /// Their summed duration, ms.
+    pub total_ms: f64,
+    /// The slowest, slowest first (at most [`SLOWEST_KEPT`]).
+    pub slowest: Vec<DbStatement>,
+}
+
+/// One logged statement.
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize)]
+pub struct DbStatement {
+    /// How long it ran, ms (PostgreSQL's own figure).
+    pub ms: f64,
+    /// When it ended, ms after the window's start (the boot's spawn).
+    pub ended_at_ms: f64,
+    /// Its text, whitespace collapsed, cut after [`STATEMENT_CHARS`] characters.
+    pub statement: String,
+}
+
+/// The private cluster's statement log: switched on around a window, then read back from the
+/// cluster's log file.
+#[derive(Debug, Clone)]
+pub struct StatementLog {
+    bins: PgBinaries,
+    port: u16,
+    log_path: PathBuf,
+    threshold: Duration,
+}
+
+impl PgCluster {
+    /// The statement log of this running cluster (`None` before [`start`](Self::start)); it is
+    /// read from the log file of the current start (a restart after a snapshot logs elsewhere).
+    pub fn statement_log(&self, threshold: Duration) -> Option<StatementLog> {
+        Some(StatementLog {
+            bins: self.bins.clone(),
+            port: self.port,
+            log_path: self.log_path.clone()?,
+            threshold,
+        })
+    }
+}
+
+impl StatementLog {
+    fn psql(&self, sql: &str) -> Result<String, ServerError> {
+        let mut cmd = Command::new(self.bins.bin("psql"));
+        cmd.args(["-X", "-q", "-A", "-t", "-h", "127.0.0.1"])
+            .arg("-p")
+            .arg(self.port.to_string())
+            .args(["-U", PG_USER, "-d", "postgres", "-c", sql]);
+        checked(cmd, &format!("psql: {sql}"))
+    }
+
+    /// Switch the log on (`true`: statements at or over the threshold) or off, for every
+    /// session (`ALTER SYSTEM`, reloaded), and wait until a new session sees it. Returns the
+    /// log file's length at that moment: where the window's lines start.
+    pub fn switch(&self, on: bool) -> Result<u64, ServerError> {
+        let want = if on {
+            format!("{}", self.threshold.as_millis())
+        } else {
+            "-1".to_string()
+        };
+        self.psql(&format!(
+            "ALTER SYSTEM SET log_min_duration_statement = {want}"
+        ))?;
+        self.psql("SELECT pg_reload_conf()")?;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let now = self.psql("SHOW log_min_duration_statement")?;
+            let ms = now.trim().trim_end_matches("ms").trim();
+            let seen = if on { ms != "-1" } else { ms == "-1" };
+            if seen || Instant::now() > deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(std::fs::metadata(&self.log_path).map_or(0, |m| m.len()))
+    }
+
+    /// Read the statements logged from byte `from` of the log whose end stamps fall in
+    /// `[start_unix_ms, end_unix_ms]`; times are placed relative to `start_unix_ms`.
+    pub fn read(&self, from: u64, start_unix_ms: f64, end_unix_ms: f64) -> DbStatements {
+        use std::io::{BufRead, Seek};
+        let mut out = DbStatements {
+            threshold_ms: self.threshold.as_secs_f64() * 1e3,
+            count: 0,
+            total_ms: 0.0,
+            slowest: Vec::new(),
+        };
+        let Ok(mut f) = std::fs::File::open(&self.log_path) else {
+            return out;
+        };
+        if f.seek(std::io::SeekFrom::Start(from)).is_err() {
+            return out;
+        }
+        let mut lines = std::io::BufReader::new(f)
+            .lines()
+            .map_while(Result::ok)
+            .peekable();
+        while let Some(line) = lines.next() {
+            let Some((stamp_ms, ms, text)) = parse_duration_line(&line) else {
+                continue;
+            };
+            // A statement's own line breaks continue on lines starting with a tab.
+            let mut statement = text.to_string();
+            while let Some(next) = lines.peek() {
+                if !next.starts_with('\t') {
+                    break;
+                }
+                if statement.len() < STATEMENT_CHARS * 4 {
+                    statement.push(' ');
+                    statement.push_str(next.trim());
+                }
+                lines.next();
+            }
+            if stamp_ms < start_unix_ms - 1.0 || stamp_ms > end_unix_ms + 1.0 {
+                continue;
+            }
+            out.count += 1;
+            out.total_ms += ms;
+            keep_slowest(
+                &mut out.slowest,
+                DbStatement {
+                    ms,
+                    ended_at_ms: stamp_ms - start_unix_ms,
+                    statement: collapse(&statement),
+                },
+            );
+        }
+        out
+    }
+}
+
+/// Keep the [`SLOWEST_KEPT`] slowest, slowest first.
+fn keep_slowest(kept: &mut Vec<DbStatement>, s: DbStatement) {
+    if kept.len() == SLOWEST_KEPT && kept.last().is_some_and(|l| l.ms >= s.ms) {
+        return;
+    }
+    let at = kept.partition_point(|k| k.ms >= s.ms);
+    kept.insert(at, s);
+    kept.truncate(SLOWEST_KEPT);
+}
+
+/// Whitespace collapsed, cut after [`STATEMENT_CHARS`] characters (with `…`).
+fn collapse(s: &str) -> String {
+    let words: Vec<&str> = s.split_whitespace().collect();
+    let joined = words.join(" ");
+    if joined.chars().count() <= STATEMENT_CHARS {
+        return joined;
+    }
+    let mut cut: String = joined.chars().take(STATEMENT_CHARS).collect();
+    cut.push('…');
+    cut
+}
+
+/// A `duration:` line of the statement log: its stamp (Unix ms), the duration (ms) and the
+/// statement. `2026-12-01 00:12:34.567 UTC [123] LOG:  duration: 17.5 ms  statement: SELECT 1`
+/// (the simple protocol) or `… execute <name>: SELECT …` (the extended one).
+fn parse_duration_line(line: &str) -> Option<(f64, f64, &str)> {
+    let (stamp, rest) = line.split_at_checked(23)?;
+    let stamp = chrono::NaiveDateTime::parse_from_str(stamp, "%Y-%m-%d %H:%M:%S%.3f").ok()?;
+    let stamp_ms = stamp.and_utc().timestamp_millis() as f64;
+    let rest = rest.strip_prefix(" UTC [")?;
+    let rest = &rest[rest.find("] LOG:  duration: ")? + "] LOG:  duration: ".len()..];
+    let (ms, rest) = rest.split_once(" ms  ")?;
+    let ms: f64 = ms.parse().ok()?;
+    let text = if let Some(t) = rest.strip_prefix("statement: ") {
+        t
+    } else if rest.starts_with("execute ") {
+        rest.split_once(": ")?.1
+    } else {
+        return None;
+    };
+    Some((stamp_ms, ms, text))
+}
+
 fn tail(path: &Path) -> Vec<String> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<String> = text.lines().map(String::from).collect();
@@ -366,6 +562,38 @@ fn tail(path: &Path) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn statement_log_lines_are_read() {
+        let l = "2026-12-01 00:12:34.567 UTC [4242] LOG:  duration: 17.532 ms  statement: SELECT MAX(stream_ordering) FROM events";
+        let (stamp, ms, text) = parse_duration_line(l).unwrap();
+        assert_eq!(stamp, 1_796_083_954_567.0);
+        assert_eq!(ms, 17.532);
+        assert_eq!(text, "SELECT MAX(stream_ordering) FROM events");
+        let l = "2026-12-01 00:12:34.567 UTC [4242] LOG:  duration: 2.000 ms  execute <unnamed>: SELECT 1";
+        assert_eq!(parse_duration_line(l).unwrap().2, "SELECT 1");
+        for other in [
+            "2026-12-01 00:12:34.567 UTC [4242] LOG:  database system is ready",
+            "\tFROM events",
+            "",
+        ] {
+            assert!(parse_duration_line(other).is_none(), "{other}");
+        }
+        let mut kept = Vec::new();
+        for ms in [3.0, 9.0, 1.0, 7.0, 9.5, 2.0, 8.0, 4.0, 6.0, 5.0, 0.5, 10.0] {
+            keep_slowest(
+                &mut kept,
+                DbStatement {
+                    ms,
+                    ended_at_ms: 0.0,
+                    statement: String::new(),
+                },
+            );
+        }
+        let got: Vec<f64> = kept.iter().map(|k| k.ms).collect();
+        assert_eq!(got, [10.0, 9.5, 9.0, 8.0, 7.0, 6.0, 5.0, 4.0, 3.0, 2.0]);
+        assert_eq!(collapse("SELECT\n\t a  FROM b"), "SELECT a FROM b");
+    }
 
     /// A real cluster: init, start, create Synapse's database with the required collation,
     /// stop; nothing left running.
@@ -389,6 +617,32 @@ mod tests {
             )
             .unwrap();
         assert_eq!(coll.trim(), "C,UTF8");
+        // The statement log: on, a slow statement, off; read back with its duration.
+        let statements = pg.statement_log(Duration::from_millis(50)).unwrap();
+        let from = statements.switch(true).unwrap();
+        let now = || {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs_f64()
+                * 1e3
+        };
+        let start = now();
+        pg.psql("postgres", "SELECT pg_sleep(0.2)").unwrap();
+        pg.psql("postgres", "SELECT 1").unwrap();
+        statements.switch(false).unwrap();
+        pg.psql("postgres", "SELECT pg_sleep(0.1)").unwrap();
+        let end = now();
+        // The cluster's log reaches the file through this runtime's pump tasks.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let got = statements.read(from, start, end);
+        assert_eq!(got.count, 1, "{got:?}");
+        assert!(got.slowest[0].ms >= 200.0, "{got:?}");
+        assert!(
+            got.slowest[0].statement.contains("pg_sleep(0.2)"),
+            "{got:?}"
+        );
+        assert!(got.slowest[0].ended_at_ms >= 0.0, "{got:?}");
         let pid = pg.pid().unwrap();
         pg.stop().await;
         assert!(
