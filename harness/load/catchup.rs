@@ -364,7 +364,6 @@ fn receipt_echoed(
 }
 
 /// One reader's catch-up. Errors end it (counted in the endpoint's errors).
-#[allow(clippy::too_many_arguments)]
 async fn read(
     client: &MatrixClient,
     rec: &Recorder,
@@ -629,19 +628,7 @@ pub async fn run_catchup(
         },
         backlog_write_s: write_s,
         backlog_write_per_s: part.slice_len(spec.backlog) as f64 / write_s.max(1e-9),
-        endpoints: {
-            let mut eps = recorded.endpoint_results(|_| "closed");
-            // A sliding reader's syncs are sliding sync requests.
-            if spec.protocol == SyncProtocol::Sliding {
-                for e in eps
-                    .iter_mut()
-                    .filter(|e| e.name == Ep::InitialSync.name() || e.name == Ep::Sync.name())
-                {
-                    e.endpoint = crate::load::engine::SLIDING_SYNC.into();
-                }
-            }
-            eps
-        },
+        endpoints: recorded.endpoint_results_over(spec.protocol, |_| "closed"),
         catch_up: LatencySummary::of(&took),
         caught_up: readers
             .iter()

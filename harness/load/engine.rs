@@ -31,6 +31,7 @@ use hdrhistogram::Histogram;
 use hdrhistogram::sync::SyncHistogram;
 
 use crate::metrics::{IntervalSeries, LatencySummary, new_latency_histogram};
+use crate::scenario::SyncProtocol;
 
 /// Most intervals an interval series holds (later completions land in the last one).
 pub const MAX_INTERVALS: usize = 20_000;
@@ -779,6 +780,17 @@ impl Recorded {
 
     /// The per-endpoint results of the endpoints that were used.
     pub fn endpoint_results(&self, model: impl Fn(Ep) -> &'static str) -> Vec<EndpointResult> {
+        self.endpoint_results_over(SyncProtocol::V2, model)
+    }
+
+    /// [`endpoint_results`](Self::endpoint_results) of clients that speak `protocol`: over
+    /// sliding sync, every sync role (`initial_sync`, `sync`, `resync`) is a sliding sync
+    /// request and names that path.
+    pub fn endpoint_results_over(
+        &self,
+        protocol: SyncProtocol,
+        model: impl Fn(Ep) -> &'static str,
+    ) -> Vec<EndpointResult> {
         Ep::ALL
             .iter()
             .filter(|ep| self.started.get(ep).copied().unwrap_or(0) > 0)
@@ -787,7 +799,13 @@ impl Recorded {
                 let started = self.started.get(&ep).copied().unwrap_or(0);
                 EndpointResult {
                     name: ep.name().into(),
-                    endpoint: ep.http().into(),
+                    endpoint: match (protocol, ep) {
+                        (SyncProtocol::Sliding, Ep::Sync | Ep::Resync | Ep::InitialSync) => {
+                            SLIDING_SYNC
+                        }
+                        _ => ep.http(),
+                    }
+                    .into(),
                     model: model(ep).into(),
                     started,
                     completed: s.completed(),

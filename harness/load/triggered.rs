@@ -275,18 +275,11 @@ pub async fn run_triggered(
             SyncProtocol::Sliding => "closed loop per client (sliding sync long polls, then the reaction with retries on the trigger); chatter and trigger open (from their schedule)".into(),
         },
         endpoints: {
-            let mut eps = recorded.endpoint_results(|ep| match ep {
+            recorded.endpoint_results_over(spec.protocol, |ep| match ep {
                 Ep::Send | Ep::Trigger => "open",
                 Ep::Resync => "closed; corrected from the moment the client saw the trigger",
                 _ => "closed",
-            });
-            // A sliding client's reaction is sliding sync requests.
-            if spec.protocol == SyncProtocol::Sliding {
-                for e in eps.iter_mut().filter(|e| e.name == Ep::Resync.name()) {
-                    e.endpoint = crate::load::engine::SLIDING_SYNC.into();
-                }
-            }
-            eps
+            })
         },
         deliveries,
         recovery,

@@ -312,21 +312,7 @@ impl PgCluster {
 
     /// Run SQL as the cluster's superuser against `database`.
     pub fn psql(&self, database: &str, sql: &str) -> Result<String, ServerError> {
-        let mut cmd = Command::new(self.bins.bin("psql"));
-        cmd.args([
-            "-X",
-            "-q",
-            "-A",
-            "-t",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-h",
-            "127.0.0.1",
-        ])
-        .arg("-p")
-        .arg(self.port.to_string())
-        .args(["-U", PG_USER, "-d", database, "-c", sql]);
-        checked(cmd, &format!("psql: {sql}"))
+        psql(&self.bins, self.port, database, sql)
     }
 
     /// Create Synapse's database: UTF8, C collation, from template0 (Synapse refuses others).
@@ -422,12 +408,7 @@ impl PgCluster {
 
 impl StatementLog {
     fn psql(&self, sql: &str) -> Result<String, ServerError> {
-        let mut cmd = Command::new(self.bins.bin("psql"));
-        cmd.args(["-X", "-q", "-A", "-t", "-h", "127.0.0.1"])
-            .arg("-p")
-            .arg(self.port.to_string())
-            .args(["-U", PG_USER, "-d", "postgres", "-c", sql]);
-        checked(cmd, &format!("psql: {sql}"))
+        psql(&self.bins, self.port, "postgres", sql)
     }
 
     /// Switch the log on (`true`: statements at or over the threshold) or off, for every
@@ -551,6 +532,25 @@ fn parse_duration_line(line: &str) -> Option<(f64, f64, &str)> {
         return None;
     };
     Some((stamp_ms, ms, text))
+}
+
+/// Run SQL as the superuser of the cluster on 127.0.0.1:`port` against `database`.
+fn psql(bins: &PgBinaries, port: u16, database: &str, sql: &str) -> Result<String, ServerError> {
+    let mut cmd = Command::new(bins.bin("psql"));
+    cmd.args([
+        "-X",
+        "-q",
+        "-A",
+        "-t",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-h",
+        "127.0.0.1",
+    ])
+    .arg("-p")
+    .arg(port.to_string())
+    .args(["-U", PG_USER, "-d", database, "-c", sql]);
+    checked(cmd, &format!("psql: {sql}"))
 }
 
 fn tail(path: &Path) -> Vec<String> {
