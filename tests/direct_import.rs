@@ -20,8 +20,24 @@ use ruma::api::client::{membership::join_room_by_id, message::send_message_event
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn direct_import_is_what_synapse_would_have_written() {
+    imported_and_used("tiny-direct.toml", "Synapse's SQLite database").await;
+}
+
+/// The same plan through COPY into the private PostgreSQL cluster: the same checks, plus the
+/// full-text columns PostgreSQL computes (`tsvector`s) answering searches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_import_into_postgres_is_what_synapse_would_have_written() {
+    imported_and_used(
+        "tiny-direct-postgres.toml",
+        "Synapse's PostgreSQL database through COPY",
+    )
+    .await;
+}
+
+/// Import the scenario's plan, run it, then serve the fixture and write, read and search on it.
+async fn imported_and_used(scenario_file: &str, into: &str) {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let sc = scenario::load(&manifest.join("tests/scenarios/tiny-direct.toml")).unwrap();
+    let sc = scenario::load(&manifest.join("tests/scenarios").join(scenario_file)).unwrap();
     let sandbox = common::Sandbox::new();
     let plan = DatasetPlan::new(sc.dataset.clone());
     let t = plan.totals();
@@ -38,7 +54,12 @@ async fn direct_import_is_what_synapse_would_have_written() {
     assert_eq!(r.status, RunStatus::Complete, "{:?}", r.error);
     let d = r.dataset.as_ref().unwrap();
     let load = d.load.as_ref().unwrap();
-    assert!(load.method.starts_with("direct import"), "{}", load.method);
+    assert!(
+        load.method
+            .starts_with(&format!("direct import into {into}")),
+        "{}",
+        load.method
+    );
     let count = |name: &str| load.steps.iter().find(|s| s.name == name).unwrap().count;
     assert_eq!(count("users"), t.users);
     assert!(t.avatars > 50, "{t:?}");
@@ -109,12 +130,73 @@ async fn direct_import_is_what_synapse_would_have_written() {
         let creds: Credentials =
             serde_json::from_slice(&std::fs::read(&creds_path).unwrap()).unwrap();
         let client = MatrixClient::new(&info.base_url, Duration::from_secs(60)).unwrap();
+        search_finds_imported(&plan, &creds, &client).await;
         writes_on_imported_rooms(&plan, &creds, &client).await;
         unread_counts_match_the_plan(&plan, &creds, &client).await;
         stop_tx.send(true).unwrap();
     });
     let served = served.unwrap();
     assert!(served.result.dataset.unwrap().fixture.unwrap().reused);
+}
+
+/// The full-text rows answer the server's searches: a word of the imported messages is found
+/// in the big room, and a named user is found in the user directory by their display name.
+async fn search_finds_imported(plan: &DatasetPlan, creds: &Credentials, client: &MatrixClient) {
+    use ruma::api::client::search::search_events::v3 as search;
+    use ruma::api::client::user_directory::search_users::v3 as users;
+    let big = plan.room(0);
+    let reader = big.members[1] as usize;
+    let word = "federation";
+    let bodies: Vec<String> = plan
+        .timeline(&big)
+        .iter()
+        .filter_map(|e| match &e.kind {
+            hsbench::dataset::plan::EventKind::Message { body } => Some(body.clone()),
+            _ => None,
+        })
+        .filter(|b| b.split(' ').any(|w| w == word))
+        .collect();
+    assert!(!bodies.is_empty(), "the plan has {word:?} in the big room");
+    let mut categories = search::Categories::new();
+    categories.room_events = Some(search::Criteria::new(word.into()));
+    let req = search::Request::new(categories);
+    let resp = client
+        .send(req, Some(&creds.tokens[reader]))
+        .await
+        .unwrap_or_else(|e| panic!("search for {word:?}: {e}"));
+    let found = &resp.search_categories.room_events;
+    assert!(
+        !found.results.is_empty() && found.count.is_some_and(|c| u64::from(c) > 0),
+        "{word:?} found nowhere: {found:?}"
+    );
+    for r in &found.results {
+        let body = r
+            .result
+            .as_ref()
+            .and_then(|ev| ev.get_field::<serde_json::Value>("content").ok().flatten())
+            .and_then(|c| c["body"].as_str().map(str::to_string))
+            .unwrap_or_default();
+        assert!(body.contains(word), "a hit without {word:?}: {body:?}");
+    }
+    // A named member of the big (public) room, looked up by name by another user.
+    let named = big.members[2..]
+        .iter()
+        .map(|&u| plan.user(u))
+        .find(|u| u.display_name.is_some())
+        .expect("a named member");
+    let name = named.display_name.clone().unwrap();
+    let mut req = users::Request::new(name.clone());
+    req.limit = 50u32.into();
+    let resp = client
+        .send(req, Some(&creds.tokens[reader]))
+        .await
+        .unwrap_or_else(|e| panic!("user directory search for {name:?}: {e}"));
+    let want = &creds.user_ids[named.index as usize];
+    assert!(
+        resp.results.iter().any(|u| &u.user_id == want),
+        "{want} ({name:?}) not found: {:?}",
+        resp.results.iter().map(|u| &u.user_id).collect::<Vec<_>>()
+    );
 }
 
 fn raw<T>(v: serde_json::Value) -> ruma::serde::Raw<T> {
@@ -252,12 +334,23 @@ fn touched(plan: &DatasetPlan, i: u64) -> bool {
 /// holds one row per room rather than one per persisted batch.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_and_direct_fixtures_of_one_plan_have_the_same_rows() {
+    same_rows("sqlite").await;
+}
+
+/// The same on PostgreSQL: the direct import through COPY against an API-built PostgreSQL
+/// fixture of the same plan.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_and_direct_postgres_fixtures_of_one_plan_have_the_same_rows() {
+    same_rows("postgres").await;
+}
+
+async fn same_rows(database: &str) {
     let text = |load: &str| {
         format!(
-            "schema = 1\nname = \"equal-{load}\"\n[dataset]\nseed = 5\nusers = 60\nrooms = 8\n\
+            "schema = 1\nname = \"equal-{load}-{database}\"\n[dataset]\nseed = 5\nusers = 60\nrooms = 8\n\
              big_room_members = 40\nmessages_per_room = 6\nmax_room_members = 12\ndm_pairs = 3\n\
              state_rooms = 1\nstate_events_per_room = 15\navatar_share = 0.3\nload = \"{load}\"\n\
-             [boot]\nrepeats = 1\ntimeout = \"180s\"\n"
+             [server]\ndatabase = \"{database}\"\n[boot]\nrepeats = 1\ntimeout = \"180s\"\n"
         )
     };
     let sandbox = common::Sandbox::new();
@@ -274,9 +367,53 @@ async fn api_and_direct_fixtures_of_one_plan_have_the_same_rows() {
             .await
             .unwrap_or_else(|e| panic!("{load} build failed: {e}"));
         let fx = out.result.dataset.unwrap().fixture.unwrap();
-        let db = Path::new(&fx.path).join("synapse-data/homeserver.db");
-        shapes.push(Shape::read(&db));
+        if database == "sqlite" {
+            let db = Path::new(&fx.path).join("synapse-data/homeserver.db");
+            shapes.push(Shape::read(&db));
+        }
         counts.push(fx.table_counts);
+    }
+    let (api, direct) = (&counts[0], &counts[1]);
+    assert!(api.len() >= 30, "{api:?}");
+    let differ: Vec<String> = api
+        .iter()
+        .filter(|(t, n)| direct.get(*t) != Some(n))
+        .map(|(t, n)| format!("{t}: api {n:?}, direct {:?}", direct.get(t)))
+        .collect();
+    let expected = [
+        "event_push_actions",
+        "event_push_summary",
+        "presence_stream",
+        "state_groups",
+        "stream_ordering_to_exterm",
+    ];
+    for d in &differ {
+        assert!(
+            expected.iter().any(|t| d.starts_with(&format!("{t}:"))),
+            "unexpected difference {d} (all: {differ:?})"
+        );
+    }
+    assert_eq!(direct["event_push_actions"], Some(0));
+    assert!(api["event_push_actions"].unwrap() > 0);
+    // The summary the import writes instead: a row per member with unread messages (Synapse
+    // had not yet rotated its push actions into it when the API-built fixture was saved).
+    assert!(direct["event_push_summary"].unwrap() > 0);
+    // Everything else is equal, including the auth-chain index, relations, the user
+    // directory and its search rows, full-text search, room stats and the sliding-sync tables.
+    assert!(differ.len() <= expected.len());
+    for t in [
+        "event_auth_chains",
+        "event_auth_chain_links",
+        "users_who_share_private_rooms",
+        "event_search",
+        "user_directory_search",
+    ] {
+        assert!(api[t].unwrap() > 0 && api[t] == direct[t], "{t}");
+    }
+    if shapes.is_empty() {
+        // The event JSON and its shape come from the one import code for both databases;
+        // SQLite's run checks them.
+        return;
     }
     // DMs as Synapse builds them in room version 12 (the invitee an additional creator, no
     // users in the power levels), `m.direct` for both members, in both fixtures alike.
@@ -311,41 +448,6 @@ async fn api_and_direct_fixtures_of_one_plan_have_the_same_rows() {
         direct.recency_ordered,
         "rooms' newest events are in stream order"
     );
-    let (api, direct) = (&counts[0], &counts[1]);
-    assert!(api.len() >= 30, "{api:?}");
-    let differ: Vec<String> = api
-        .iter()
-        .filter(|(t, n)| direct.get(*t) != Some(n))
-        .map(|(t, n)| format!("{t}: api {n:?}, direct {:?}", direct.get(t)))
-        .collect();
-    let expected = [
-        "event_push_actions",
-        "event_push_summary",
-        "presence_stream",
-        "state_groups",
-        "stream_ordering_to_exterm",
-    ];
-    for d in &differ {
-        assert!(
-            expected.iter().any(|t| d.starts_with(&format!("{t}:"))),
-            "unexpected difference {d} (all: {differ:?})"
-        );
-    }
-    assert_eq!(direct["event_push_actions"], Some(0));
-    assert!(api["event_push_actions"].unwrap() > 0);
-    // The summary the import writes instead: a row per member with unread messages (Synapse
-    // had not yet rotated its push actions into it when the API-built fixture was saved).
-    assert!(direct["event_push_summary"].unwrap() > 0);
-    // Everything else is equal, including the auth-chain index, relations, the user
-    // directory, room stats and the sliding-sync tables.
-    assert!(differ.len() <= expected.len());
-    for t in [
-        "event_auth_chains",
-        "event_auth_chain_links",
-        "users_who_share_private_rooms",
-    ] {
-        assert!(api[t].unwrap() > 0 && api[t] == direct[t], "{t}");
-    }
 }
 
 /// What two fixtures of one plan must share, read from a Synapse SQLite database (room ids and

@@ -28,11 +28,12 @@ use base64::Engine;
 use ruma::room_version_rules::RoomVersionRules;
 use ruma::signatures::{Ed25519KeyPair, hash_and_sign_event, reference_hash};
 use ruma::{CanonicalJsonObject, CanonicalJsonValue, OwnedRoomId, OwnedUserId};
-use rusqlite::{Connection, params};
 use serde_json::json;
 
 use crate::dataset::plan::{DatasetPlan, EventKind, RoomKind, RoomPlan};
 use crate::dataset::seed::{Credentials, LoadReport, bar, step};
+use crate::dataset::sink::{PgSink, Sink, SqliteSink, Table, Val};
+use crate::row;
 
 /// Synapse stores a full state snapshot once a delta chain is this long (`MAX_STATE_DELTA_HOPS`).
 pub const MAX_STATE_DELTA_HOPS: u32 = 100;
@@ -56,6 +57,13 @@ pub enum ImportError {
         step: &'static str,
         #[source]
         source: rusqlite::Error,
+    },
+    #[error("PostgreSQL database {target}: step {step}: {source}")]
+    Postgres {
+        target: String,
+        step: String,
+        #[source]
+        source: postgres::Error,
     },
     #[error("step {step}: event {what}: {source}")]
     Event {
@@ -315,6 +323,8 @@ impl Streams {
 /// State of a room while it is built: current state map and its state group.
 struct RoomState {
     map: BTreeMap<(String, String), String>,
+    /// Stream ordering of each state event.
+    so_of: HashMap<String, i64>,
     group: i64,
     hops: u32,
     /// The create event, in every other state event's `event_auth` (room v12 leaves it out
@@ -389,18 +399,45 @@ impl LinkMap {
     }
 }
 
-fn sql(path: &Path, step: &'static str) -> impl Fn(rusqlite::Error) -> ImportError + use<> {
-    let path = path.to_path_buf();
-    move |source| ImportError::Sql {
-        path: path.clone(),
-        step,
-        source,
-    }
-}
-
 /// Import the plan into the SQLite database `db` of a stopped Synapse whose schema exists.
 pub fn import_sqlite(
     db: &Path,
+    signing_key: &Path,
+    server_name: &str,
+    plan: &DatasetPlan,
+    show_progress: bool,
+) -> Result<(Credentials, LoadReport), ImportError> {
+    import(
+        Box::new(SqliteSink::open(db)?),
+        signing_key,
+        server_name,
+        plan,
+        show_progress,
+    )
+}
+
+/// Import the plan into the PostgreSQL database of a stopped Synapse whose schema exists, at
+/// `conninfo` (libpq key=value form; `target` names it in errors and the report).
+pub fn import_postgres(
+    conninfo: &str,
+    target: &str,
+    signing_key: &Path,
+    server_name: &str,
+    plan: &DatasetPlan,
+    show_progress: bool,
+) -> Result<(Credentials, LoadReport), ImportError> {
+    import(
+        Box::new(PgSink::connect(conninfo, target)?),
+        signing_key,
+        server_name,
+        plan,
+        show_progress,
+    )
+}
+
+/// The plan as rows, into `sink`.
+pub fn import(
+    mut sink: Box<dyn Sink>,
     signing_key: &Path,
     server_name: &str,
     plan: &DatasetPlan,
@@ -410,20 +447,7 @@ pub fn import_sqlite(
     let key = SigningKey::read(signing_key)?;
     let factory = EventFactory::new(server_name, &key);
     let totals = plan.totals();
-    let conn = Connection::open(db).map_err(sql(db, "open"))?;
-    // The data directory is a scratch copy until the fixture is saved, so no journal: a
-    // failed import is thrown away whole. Synapse puts the file back into WAL mode when it
-    // next connects.
-    conn.execute_batch(
-        "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA locking_mode = EXCLUSIVE; \
-         PRAGMA temp_store = MEMORY; PRAGMA cache_size = -1048576; BEGIN;",
-    )
-    .map_err(sql(db, "open"))?;
-    let max = |q: &str| -> Result<i64, ImportError> {
-        conn.query_row(q, [], |r| r.get::<_, Option<i64>>(0))
-            .map(|v| v.unwrap_or(0))
-            .map_err(sql(db, "read positions"))
-    };
+    let described = sink.describe();
     let now_ms = chrono::Utc::now().timestamp_millis();
     // Per room: create, power levels, join rules, history visibility; guest access in private
     // kinds; a name except in DMs; then the custom state, invites, joins and timeline.
@@ -436,10 +460,14 @@ pub fn import_sqlite(
         + totals.memberships
         + totals.timeline_events;
     let mut streams = Streams {
-        stream: max("SELECT MAX(stream_ordering) FROM events")?.max(1),
-        state_group: max("SELECT MAX(id) FROM state_groups")?,
-        receipt: max("SELECT MAX(stream_id) FROM receipts_linearized")?.max(1),
-        chain: max("SELECT MAX(chain_id) FROM event_auth_chains")?,
+        stream: sink
+            .query_i64("SELECT MAX(stream_ordering) FROM events")?
+            .max(1),
+        state_group: sink.query_i64("SELECT MAX(id) FROM state_groups")?,
+        receipt: sink
+            .query_i64("SELECT MAX(stream_id) FROM receipts_linearized")?
+            .max(1),
+        chain: sink.query_i64("SELECT MAX(chain_id) FROM event_auth_chains")?,
         end_ms: now_ms,
     };
     let user_id = |u: u64| format!("@{}:{server_name}", DatasetPlan::localpart(u));
@@ -451,59 +479,95 @@ pub fn import_sqlite(
     let mut tokens = Vec::with_capacity(totals.users as usize);
     let mut user_ids: Vec<OwnedUserId> = Vec::with_capacity(totals.users as usize);
     {
-        let e = sql(db, "users");
-        let mut users = conn.prepare_cached("INSERT INTO users (name, password_hash, creation_ts, admin, is_guest, deactivated, shadow_banned, approved, locked, suspended) VALUES (?1, NULL, ?2, 0, 0, 0, 0, 1, 0, 0)").map_err(&e)?;
-        let mut profiles = conn
-            .prepare_cached(
-                "INSERT INTO profiles (user_id, displayname, avatar_url, full_user_id) VALUES (?1, ?2, ?3, ?4)",
-            )
-            .map_err(&e)?;
-        let mut devices = conn.prepare_cached("INSERT INTO devices (user_id, device_id, display_name, last_seen, ip, hidden) VALUES (?1, ?2, 'hsbench', ?3, '127.0.0.1', 0)").map_err(&e)?;
-        let mut dls = conn.prepare_cached("INSERT INTO device_lists_stream (stream_id, user_id, device_id, instance_name) VALUES (?1, ?2, ?3, 'master')").map_err(&e)?;
-        let mut toks = conn.prepare_cached("INSERT INTO access_tokens (id, user_id, device_id, token, last_validated, used) VALUES (?1, ?2, ?3, ?4, ?5, 1)").map_err(&e)?;
-        let mut presence = conn.prepare_cached("INSERT INTO presence_stream (stream_id, user_id, state, last_active_ts, last_federation_update_ts, last_user_sync_ts, currently_active, instance_name) VALUES (?1, ?2, 'online', ?3, ?3, 0, 1, 'master')").map_err(&e)?;
-        let mut ud = conn.prepare_cached("INSERT INTO user_directory (user_id, room_id, display_name, avatar_url) VALUES (?1, NULL, ?2, ?3)").map_err(&e)?;
-        let mut uds = conn
-            .prepare_cached("INSERT INTO user_directory_search (user_id, value) VALUES (?1, ?2)")
-            .map_err(&e)?;
-        let mut token_id = max("SELECT MAX(id) FROM access_tokens")?;
-        let mut dl_stream = max("SELECT MAX(stream_id) FROM device_lists_stream")?.max(1);
-        let mut presence_stream = max("SELECT MAX(stream_id) FROM presence_stream")?.max(1);
+        let mut token_id = sink.query_i64("SELECT MAX(id) FROM access_tokens")?;
+        let mut dl_stream = sink
+            .query_i64("SELECT MAX(stream_id) FROM device_lists_stream")?
+            .max(1);
+        let mut presence_stream = sink
+            .query_i64("SELECT MAX(stream_id) FROM presence_stream")?
+            .max(1);
         // Accounts are older than the history their rooms hold.
         let creation_s =
             (now_ms - plan.spec().history_seconds as i64 * 1000 - 86_400_000).max(0) / 1000;
+        let domain = server_name;
         for u in plan.users() {
             let uid = user_id(u.index);
             let name = u
                 .display_name
                 .clone()
                 .unwrap_or_else(|| u.localpart.clone());
-            users.execute(params![uid, creation_s]).map_err(&e)?;
-            profiles
-                .execute(params![u.localpart, name, u.avatar_url, uid])
-                .map_err(&e)?;
+            let s = &mut *sink;
+            s.insert(
+                Table::Users,
+                row![
+                    &uid,
+                    Val::Null,
+                    creation_s,
+                    0,
+                    0,
+                    0,
+                    false,
+                    true,
+                    false,
+                    false
+                ],
+            )?;
+            s.insert(
+                Table::Profiles,
+                row![&u.localpart, &name, &u.avatar_url, &uid],
+            )?;
             for d in 0..u.devices {
                 let device = format!("HSB{}{:07}", (b'A' + d as u8) as char, u.index);
-                devices.execute(params![uid, device, now_ms]).map_err(&e)?;
+                s.insert(
+                    Table::Devices,
+                    row![&uid, &device, "hsbench", now_ms, "127.0.0.1", false],
+                )?;
                 dl_stream += 1;
-                dls.execute(params![dl_stream, uid, device]).map_err(&e)?;
+                s.insert(
+                    Table::DeviceListsStream,
+                    row![dl_stream, &uid, &device, INSTANCE],
+                )?;
                 let token = format!("hsb_{}_{}", u.localpart, random_suffix());
                 token_id += 1;
-                toks.execute(params![token_id, uid, device, token, now_ms])
-                    .map_err(&e)?;
+                s.insert(
+                    Table::AccessTokens,
+                    row![token_id, &uid, &device, &token, now_ms, true],
+                )?;
                 if d == 0 {
                     tokens.push(token);
                 }
             }
             if u.presence_online {
                 presence_stream += 1;
-                presence
-                    .execute(params![presence_stream, uid, now_ms])
-                    .map_err(&e)?;
+                s.insert(
+                    Table::PresenceStream,
+                    row![
+                        presence_stream,
+                        &uid,
+                        "online",
+                        now_ms,
+                        now_ms,
+                        0,
+                        true,
+                        INSTANCE
+                    ],
+                )?;
             }
-            ud.execute(params![uid, name, u.avatar_url]).map_err(&e)?;
-            uds.execute(params![uid, format!("{uid} {}", name.to_lowercase())])
-                .map_err(&e)?;
+            s.insert(
+                Table::UserDirectory,
+                row![&uid, Val::Null, &name, &u.avatar_url],
+            )?;
+            let lower = name.to_lowercase();
+            s.insert(
+                Table::UserDirectorySearch,
+                row![
+                    &uid,
+                    &format!("{uid} {lower}"),
+                    &u.localpart,
+                    domain,
+                    &lower
+                ],
+            )?;
             user_ids.push(
                 uid.parse()
                     .map_err(|err: ruma::IdParseError| ImportError::Event {
@@ -514,8 +578,8 @@ pub fn import_sqlite(
             );
             pb.inc(1);
         }
-        set_position(&conn, db, "device_lists_stream", dl_stream)?;
-        set_position(&conn, db, "presence_stream", presence_stream)?;
+        set_position(&mut *sink, "device_lists_stream", dl_stream)?;
+        set_position(&mut *sink, "presence_stream", presence_stream)?;
     }
     pb.finish_and_clear();
     steps.push(step("users", totals.users, t));
@@ -526,7 +590,6 @@ pub fn import_sqlite(
     let mut outcomes = Vec::with_capacity(totals.rooms as usize);
     let mut room_ids: Vec<Option<OwnedRoomId>> = vec![None; totals.rooms as usize];
     let mut events_written = 0u64;
-    let mut st = Stmts::new(&conn, db)?;
     // Rooms in the order of their last activity: the stream ordering of a room's newest event
     // (sliding sync's `bump_stamp`, the order of every room list) agrees with its timestamp.
     let mut order: Vec<(i64, u64)> = plan
@@ -535,15 +598,15 @@ pub fn import_sqlite(
         .collect();
     order.sort_unstable();
     for room in order.into_iter().map(|(_, i)| plan.room(i)) {
-        let (outcome, n) = import_room(plan, &room, &factory, &mut st, &mut streams, &user_id)
+        let (outcome, n) = import_room(plan, &room, &factory, &mut *sink, &mut streams, &user_id)
             .map_err(|e| match e {
-                ImportError::Event { step, what, source } => ImportError::Event {
-                    step,
-                    what: format!("{what} in room {} ({})", room.index, room.name),
-                    source,
-                },
-                other => other,
-            })?;
+            ImportError::Event { step, what, source } => ImportError::Event {
+                step,
+                what: format!("{what} in room {} ({})", room.index, room.name),
+                source,
+            },
+            other => other,
+        })?;
         events_written += n;
         pb.inc(n);
         room_ids[room.index as usize] = Some(outcome.room_id.parse::<OwnedRoomId>().map_err(
@@ -555,7 +618,6 @@ pub fn import_sqlite(
         )?);
         outcomes.push(outcome);
     }
-    drop(st);
     let room_ids: Vec<OwnedRoomId> = room_ids
         .into_iter()
         .map(|r| r.expect("every room imported"))
@@ -567,77 +629,73 @@ pub fn import_sqlite(
     let t = Instant::now();
     let max_stream = streams.stream;
     {
-        let e = sql(db, "user directory");
-        let mut pubs = conn
-            .prepare_cached("INSERT INTO users_in_public_rooms (user_id, room_id) VALUES (?1, ?2)")
-            .map_err(&e)?;
-        let mut privs = conn.prepare_cached("INSERT INTO users_who_share_private_rooms (user_id, other_user_id, room_id) VALUES (?1, ?2, ?3)").map_err(&e)?;
         let mut joined = vec![0i64; totals.users as usize];
         for o in &outcomes {
             let public = matches!(o.kind, RoomKind::Big | RoomKind::Public);
             for &m in &o.members {
                 joined[m as usize] += 1;
+                let um = user_id(m);
                 if public {
-                    pubs.execute(params![user_id(m), o.room_id]).map_err(&e)?;
+                    sink.insert(Table::UsersInPublicRooms, row![&um, &o.room_id])?;
                 } else {
                     for &n in &o.members {
                         if n != m {
-                            privs
-                                .execute(params![user_id(m), user_id(n), o.room_id])
-                                .map_err(&e)?;
+                            sink.insert(
+                                Table::UsersWhoSharePrivateRooms,
+                                row![&um, &user_id(n), &o.room_id],
+                            )?;
                         }
                     }
                 }
             }
         }
-        let mut stats = conn.prepare_cached("INSERT INTO user_stats_current (user_id, joined_rooms, completed_delta_stream_id) VALUES (?1, ?2, ?3)").map_err(&e)?;
         for (u, n) in joined.iter().enumerate() {
-            stats
-                .execute(params![user_id(u as u64), n, max_stream])
-                .map_err(&e)?;
+            sink.insert(
+                Table::UserStatsCurrent,
+                row![&user_id(u as u64), *n, max_stream],
+            )?;
         }
     }
     // `m.direct` account data for both members of every DM, as clients write it.
-    let mut account_data = max(
-        "SELECT MAX(s) FROM (SELECT MAX(stream_id) AS s FROM account_data UNION ALL \
-         SELECT MAX(stream_id) FROM room_account_data UNION ALL \
-         SELECT MAX(stream_id) FROM room_tags_revisions)",
-    )?
-    .max(1);
-    {
-        let e = sql(db, "account data");
-        let mut ad = conn.prepare_cached("INSERT INTO account_data (user_id, account_data_type, stream_id, content, instance_name) VALUES (?1, 'm.direct', ?2, ?3, 'master')").map_err(&e)?;
-        for (u, content) in plan.direct_content(&user_id, &room_ids) {
-            account_data += 1;
-            ad.execute(params![user_id(u), account_data, content.to_string()])
-                .map_err(&e)?;
-        }
+    let mut account_data = sink
+        .query_i64(
+            "SELECT MAX(s) FROM (SELECT MAX(stream_id) AS s FROM account_data UNION ALL \
+             SELECT MAX(stream_id) FROM room_account_data UNION ALL \
+             SELECT MAX(stream_id) FROM room_tags_revisions) m",
+        )?
+        .max(1);
+    for (u, content) in plan.direct_content(&user_id, &room_ids) {
+        account_data += 1;
+        sink.insert(
+            Table::AccountData,
+            row![
+                &user_id(u),
+                "m.direct",
+                account_data,
+                &content.to_string(),
+                INSTANCE
+            ],
+        )?;
     }
-    set_position(&conn, db, "account_data", account_data)?;
-    set_position(&conn, db, "events", max_stream)?;
-    set_position(&conn, db, "receipts", streams.receipt)?;
-    let e = sql(db, "positions");
+    set_position(&mut *sink, "account_data", account_data)?;
+    set_position(&mut *sink, "events", max_stream)?;
+    set_position(&mut *sink, "receipts", streams.receipt)?;
+    let mut positions = String::new();
     for (table, column) in [
         ("stats_incremental_position", "stream_id"),
         ("user_directory_stream_pos", "stream_id"),
         ("appservice_stream_position", "stream_ordering"),
         ("event_push_summary_stream_ordering", "stream_ordering"),
     ] {
-        conn.execute(&format!("UPDATE {table} SET {column} = ?1"), [max_stream])
-            .map_err(&e)?;
+        positions.push_str(&format!("UPDATE {table} SET {column} = {max_stream};"));
     }
-    conn.execute(
-        "UPDATE event_push_summary_last_receipt_stream_id SET stream_id = ?1",
-        [streams.receipt],
-    )
-    .map_err(&e)?;
-    conn.execute(
-        "UPDATE federation_stream_position SET stream_id = ?1 WHERE type = 'events'",
-        [max_stream],
-    )
-    .map_err(&e)?;
-    conn.execute_batch("COMMIT; PRAGMA journal_mode = WAL;")
-        .map_err(sql(db, "commit"))?;
+    positions.push_str(&format!(
+        "UPDATE event_push_summary_last_receipt_stream_id SET stream_id = {};\
+         UPDATE federation_stream_position SET stream_id = {max_stream} WHERE type = 'events';",
+        streams.receipt
+    ));
+    sink.execute("positions", &positions)?;
+    sink.finish()?;
     steps.push(step("derived", totals.memberships, t));
 
     Ok((
@@ -648,7 +706,7 @@ pub fn import_sqlite(
         },
         LoadReport {
             method: format!(
-                "direct import into Synapse's SQLite database (room version {ROOM_VERSION}, events signed with the server key)"
+                "direct import into {described} (room version {ROOM_VERSION}, events signed with the server key)"
             ),
             concurrency: 1,
             totals,
@@ -670,108 +728,27 @@ fn random_suffix() -> String {
         .collect()
 }
 
-fn set_position(conn: &Connection, db: &Path, stream: &str, id: i64) -> Result<(), ImportError> {
-    conn.execute(
-        "DELETE FROM stream_positions WHERE stream_name = ?1 AND instance_name = ?2",
-        params![stream, INSTANCE],
+/// Where `stream` stands for the one writer (stream names are hsbench's constants).
+fn set_position(sink: &mut dyn Sink, stream: &str, id: i64) -> Result<(), ImportError> {
+    sink.execute(
+        "stream positions",
+        &format!(
+            "DELETE FROM stream_positions WHERE stream_name = '{stream}' AND instance_name = '{INSTANCE}';\
+             INSERT INTO stream_positions (stream_name, instance_name, stream_id) VALUES ('{stream}', '{INSTANCE}', {id});"
+        ),
     )
-    .and_then(|_| {
-        conn.execute(
-            "INSERT INTO stream_positions (stream_name, instance_name, stream_id) VALUES (?1, ?2, ?3)",
-            params![stream, INSTANCE, id],
-        )
-    })
-    .map(|_| ())
-    .map_err(sql(db, "stream positions"))
 }
 
-/// The prepared statements of the event tables.
-struct Stmts<'c> {
-    db: &'c Path,
-    events: rusqlite::CachedStatement<'c>,
-    event_json: rusqlite::CachedStatement<'c>,
-    state_events: rusqlite::CachedStatement<'c>,
-    edges: rusqlite::CachedStatement<'c>,
-    auth: rusqlite::CachedStatement<'c>,
-    to_group: rusqlite::CachedStatement<'c>,
-    groups: rusqlite::CachedStatement<'c>,
-    group_state: rusqlite::CachedStatement<'c>,
-    group_edges: rusqlite::CachedStatement<'c>,
-    delta: rusqlite::CachedStatement<'c>,
-    memberships: rusqlite::CachedStatement<'c>,
-    relations: rusqlite::CachedStatement<'c>,
-    redactions: rusqlite::CachedStatement<'c>,
-    search: rusqlite::CachedStatement<'c>,
-    receipts: rusqlite::CachedStatement<'c>,
-    receipts_graph: rusqlite::CachedStatement<'c>,
-    chains: rusqlite::CachedStatement<'c>,
-    chain_links: rusqlite::CachedStatement<'c>,
-    conn: &'c Connection,
-}
-
-impl<'c> Stmts<'c> {
-    fn new(conn: &'c Connection, db: &'c Path) -> Result<Self, ImportError> {
-        let e = sql(db, "prepare");
-        let p = |q: &str| conn.prepare_cached(q).map_err(&e);
-        Ok(Self {
-            db,
-            events: p(
-                "INSERT INTO events (stream_ordering, topological_ordering, event_id, type, room_id, processed, outlier, depth, origin_server_ts, received_ts, sender, contains_url, instance_name, state_key) VALUES (?1, ?2, ?3, ?4, ?5, 1, 0, ?2, ?6, ?6, ?7, 0, 'master', ?8)",
-            )?,
-            event_json: p(
-                "INSERT INTO event_json (event_id, room_id, internal_metadata, json, format_version) VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?,
-            state_events: p(
-                "INSERT INTO state_events (event_id, room_id, type, state_key) VALUES (?1, ?2, ?3, ?4)",
-            )?,
-            edges: p(
-                "INSERT INTO event_edges (event_id, prev_event_id, is_state) VALUES (?1, ?2, 0)",
-            )?,
-            auth: p("INSERT INTO event_auth (event_id, auth_id, room_id) VALUES (?1, ?2, ?3)")?,
-            to_group: p(
-                "INSERT INTO event_to_state_groups (event_id, state_group) VALUES (?1, ?2)",
-            )?,
-            groups: p("INSERT INTO state_groups (id, room_id, event_id) VALUES (?1, ?2, ?3)")?,
-            group_state: p(
-                "INSERT INTO state_groups_state (state_group, room_id, type, state_key, event_id) VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?,
-            group_edges: p(
-                "INSERT INTO state_group_edges (state_group, prev_state_group) VALUES (?1, ?2)",
-            )?,
-            delta: p(
-                "INSERT INTO current_state_delta_stream (stream_id, room_id, type, state_key, event_id, prev_event_id, instance_name) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'master')",
-            )?,
-            memberships: p(
-                "INSERT INTO room_memberships (event_id, user_id, sender, room_id, membership, forgotten, display_name, avatar_url, event_stream_ordering, participant) VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?9, ?7, ?8)",
-            )?,
-            relations: p(
-                "INSERT INTO event_relations (event_id, relates_to_id, relation_type, aggregation_key) VALUES (?1, ?2, ?3, ?4)",
-            )?,
-            redactions: p(
-                "INSERT INTO redactions (event_id, redacts, have_censored, received_ts, recheck) VALUES (?1, ?2, 0, ?3, 0)",
-            )?,
-            search: p(
-                "INSERT INTO event_search (event_id, room_id, sender, key, value) VALUES (?1, ?2, NULL, ?3, ?4)",
-            )?,
-            receipts: p(
-                "INSERT INTO receipts_linearized (stream_id, room_id, receipt_type, user_id, event_id, thread_id, event_stream_ordering, data, instance_name) VALUES (?1, ?2, 'm.read', ?3, ?4, NULL, ?5, ?6, 'master')",
-            )?,
-            chains: p(
-                "INSERT INTO event_auth_chains (event_id, chain_id, sequence_number) VALUES (?1, ?2, ?3)",
-            )?,
-            chain_links: p(
-                "INSERT INTO event_auth_chain_links (origin_chain_id, origin_sequence_number, target_chain_id, target_sequence_number) VALUES (?1, ?2, ?3, ?4)",
-            )?,
-            receipts_graph: p(
-                "INSERT INTO receipts_graph (room_id, receipt_type, user_id, event_ids, thread_id, data) VALUES (?1, 'm.read', ?2, ?3, NULL, ?4)",
-            )?,
-            conn,
-        })
-    }
-
-    fn err(&self, step: &'static str) -> impl Fn(rusqlite::Error) -> ImportError + use<> {
-        sql(self.db, step)
-    }
+/// A `room_memberships` row, held until the room is written (whether the member took part
+/// in the timeline is known only then).
+struct MembershipRow {
+    event_id: String,
+    target: String,
+    sender: String,
+    membership: &'static str,
+    name: String,
+    avatar: Option<String>,
+    so: i64,
 }
 
 /// A room's events as `createRoom` with a preset, the invites, the joins and the timeline
@@ -780,13 +757,14 @@ fn import_room(
     plan: &DatasetPlan,
     room: &RoomPlan,
     f: &EventFactory<'_>,
-    st: &mut Stmts<'_>,
+    sink: &mut dyn Sink,
     streams: &mut Streams,
     user_id: &dyn Fn(u64) -> String,
 ) -> Result<(RoomOutcome, u64), ImportError> {
     let creator = user_id(room.creator());
     let mut state = RoomState {
         map: BTreeMap::new(),
+        so_of: HashMap::new(),
         group: 0,
         hops: 0,
         create: None,
@@ -801,6 +779,7 @@ fn import_room(
     let mut room_id = String::new();
     // user index -> (membership event id, stream ordering) of the latest membership.
     let mut membership: HashMap<u64, (String, i64, &'static str)> = HashMap::new();
+    let mut membership_rows: Vec<MembershipRow> = Vec::new();
     let mut participants = std::collections::HashSet::new();
     let mut name: Option<String> = None;
     let mut last_bump = 0i64;
@@ -817,7 +796,7 @@ fn import_room(
                     content: serde_json::Value,
                     auth: Vec<String>,
                     state: &mut RoomState,
-                    st: &mut Stmts<'_>,
+                    sink: &mut dyn Sink,
                     streams: &mut Streams|
      -> Result<(BuiltEvent, i64), ImportError> {
         depth += 1;
@@ -845,24 +824,32 @@ fn import_room(
             *room_id = format!("!{}", &ev.event_id[1..]);
         }
         let rid = room_id.as_str();
-        let e = st.err("events");
-        st.events
-            .execute(params![
+        let eid = ev.event_id.as_str();
+        sink.insert(
+            Table::Events,
+            row![
                 so,
                 ev.depth,
-                ev.event_id,
-                ev.event_type,
+                eid,
+                &ev.event_type,
                 rid,
+                true,
+                false,
+                ev.depth,
                 ev.ts,
-                ev.sender,
-                ev.state_key
-            ])
-            .map_err(&e)?;
-        st.event_json
-            .execute(params![ev.event_id, rid, "{}", ev.json, FORMAT_VERSION])
-            .map_err(&e)?;
+                ev.ts,
+                &ev.sender,
+                false,
+                INSTANCE,
+                &ev.state_key
+            ],
+        )?;
+        sink.insert(
+            Table::EventJson,
+            row![eid, rid, "{}", &ev.json, FORMAT_VERSION],
+        )?;
         if let Some(p) = &ev.prev {
-            st.edges.execute(params![ev.event_id, p]).map_err(&e)?;
+            sink.insert(Table::EventEdges, row![eid, p, false])?;
         }
         if let Some(k) = &ev.state_key {
             // event_auth and the chain cover index exist for state events only.
@@ -873,57 +860,62 @@ fn import_room(
                 .chain(ev.auth.iter().cloned())
                 .collect();
             for a in &auth {
-                st.auth.execute(params![ev.event_id, a, rid]).map_err(&e)?;
+                sink.insert(Table::EventAuth, row![eid, a, rid])?;
             }
             let key = (ev.event_type.clone(), k.clone());
             let tuple = chain_cover(state, streams, &ev.event_id, &key, &auth);
-            st.chains
-                .execute(params![ev.event_id, tuple.0, tuple.1])
-                .map_err(&e)?;
+            sink.insert(Table::EventAuthChains, row![eid, tuple.0, tuple.1])?;
             for (tc, ts) in tuple.2 {
-                st.chain_links
-                    .execute(params![tuple.0, tuple.1, tc, ts])
-                    .map_err(&e)?;
+                sink.insert(Table::EventAuthChainLinks, row![tuple.0, tuple.1, tc, ts])?;
             }
             if state.create.is_none() {
                 state.create = Some(ev.event_id.clone());
             }
-            st.state_events
-                .execute(params![ev.event_id, rid, ev.event_type, k])
-                .map_err(&e)?;
+            sink.insert(Table::StateEvents, row![eid, rid, &ev.event_type, k])?;
             let replaced = state.map.insert(key, ev.event_id.clone());
-            st.delta
-                .execute(params![so, rid, ev.event_type, k, ev.event_id, replaced])
-                .map_err(&e)?;
+            state.so_of.insert(ev.event_id.clone(), so);
+            sink.insert(
+                Table::CurrentStateDeltaStream,
+                row![so, rid, &ev.event_type, k, eid, &replaced, INSTANCE],
+            )?;
             // A new state group: a delta on the previous one, or a full snapshot.
             streams.state_group += 1;
             let g = streams.state_group;
-            st.groups
-                .execute(params![g, rid, ev.event_id])
-                .map_err(&e)?;
+            sink.insert(Table::StateGroups, row![g, rid, eid])?;
             if state.group != 0 && state.hops < MAX_STATE_DELTA_HOPS {
-                st.group_edges
-                    .execute(params![g, state.group])
-                    .map_err(&e)?;
-                st.group_state
-                    .execute(params![g, rid, ev.event_type, k, ev.event_id])
-                    .map_err(&e)?;
+                sink.insert(Table::StateGroupEdges, row![g, state.group])?;
+                sink.insert(
+                    Table::StateGroupsState,
+                    row![g, rid, &ev.event_type, k, eid],
+                )?;
                 state.hops += 1;
             } else {
                 for ((t, sk), id) in &state.map {
-                    st.group_state
-                        .execute(params![g, rid, t, sk, id])
-                        .map_err(&e)?;
+                    sink.insert(Table::StateGroupsState, row![g, rid, t, sk, id])?;
                 }
                 state.hops = 0;
             }
             state.group = g;
         }
-        st.to_group
-            .execute(params![ev.event_id, state.group])
-            .map_err(&e)?;
+        sink.insert(Table::EventToStateGroups, row![eid, state.group])?;
         prev = Some(ev.event_id.clone());
         Ok((ev, so))
+    };
+    let joined_as = |rows: &mut Vec<MembershipRow>,
+                     ev: &BuiltEvent,
+                     so: i64,
+                     sender: &str,
+                     m: &'static str,
+                     p: &Profile| {
+        rows.push(MembershipRow {
+            event_id: ev.event_id.clone(),
+            target: ev.state_key.clone().expect("a membership has a state key"),
+            sender: sender.to_string(),
+            membership: m,
+            name: p.name.clone(),
+            avatar: p.avatar.clone(),
+            so,
+        });
     };
 
     let pl_key = ("m.room.power_levels".to_string(), String::new());
@@ -941,7 +933,7 @@ fn import_room(
         create_content(room, user_id),
         vec![],
         &mut state,
-        st,
+        sink,
         streams,
     )?;
     let c = room.creator();
@@ -953,10 +945,17 @@ fn import_room(
         member_content(&profile(plan, c), "join"),
         vec![],
         &mut state,
-        st,
+        sink,
         streams,
     )?;
-    write_membership(st, &room_id, &ev, so, &creator, "join", &profile(plan, c))?;
+    joined_as(
+        &mut membership_rows,
+        &ev,
+        so,
+        &creator,
+        "join",
+        &profile(plan, c),
+    );
     membership.insert(c, (ev.event_id, so, "join"));
     count += 2;
     let creator_member = get(&state, &member_key(c)).expect("just joined");
@@ -968,7 +967,7 @@ fn import_room(
         power_levels(room),
         vec![creator_member.clone()],
         &mut state,
-        st,
+        sink,
         streams,
     )?;
     count += 1;
@@ -1012,16 +1011,23 @@ fn import_room(
             content,
             vec![pl.clone(), creator_member.clone()],
             &mut state,
-            st,
+            sink,
             streams,
         )?;
         if t == "m.room.name" {
             name = Some(room.name.clone());
-            st.search
-                .execute(params![ev.event_id, room_id, "content.name", room.name])
-                .map_err(st.err("events"))?;
+            sink.insert(
+                Table::EventSearch,
+                row![
+                    &ev.event_id,
+                    &room_id,
+                    "content.name",
+                    &room.name,
+                    so,
+                    ev.ts
+                ],
+            )?;
         }
-        let _ = so;
         count += 1;
     }
     let jr = get(&state, &jr_key).expect("sent");
@@ -1042,10 +1048,10 @@ fn import_room(
             content,
             vec![pl.clone(), jr.clone(), creator_member.clone()],
             &mut state,
-            st,
+            sink,
             streams,
         )?;
-        write_membership(st, &room_id, &ev, so, &creator, "invite", &p)?;
+        joined_as(&mut membership_rows, &ev, so, &creator, "invite", &p);
         membership.insert(u, (ev.event_id, so, "invite"));
         count += 1;
     }
@@ -1067,10 +1073,10 @@ fn import_room(
             member_content(&p, "join"),
             auth,
             &mut state,
-            st,
+            sink,
             streams,
         )?;
-        write_membership(st, &room_id, &ev, so, &uid, "join", &p)?;
+        joined_as(&mut membership_rows, &ev, so, &uid, "join", &p);
         membership.insert(u, (ev.event_id, so, "join"));
         count += 1;
     }
@@ -1105,43 +1111,45 @@ fn import_room(
             content,
             vec![pl.clone(), member],
             &mut state,
-            st,
+            sink,
             streams,
         )?;
-        let err = st.err("events");
+        let eid = ev.event_id.as_str();
         match &e.kind {
             EventKind::Message { body } | EventKind::Reply { body, .. } => {
-                st.search
-                    .execute(params![ev.event_id, room_id, "content.body", body])
-                    .map_err(&err)?;
+                sink.insert(
+                    Table::EventSearch,
+                    row![eid, &room_id, "content.body", body, so, ev.ts],
+                )?;
             }
             EventKind::Edit { to, body } => {
-                st.search
-                    .execute(params![
-                        ev.event_id,
-                        room_id,
+                sink.insert(
+                    Table::EventSearch,
+                    row![
+                        eid,
+                        &room_id,
                         "content.body",
-                        format!("* {body}")
-                    ])
-                    .map_err(&err)?;
-                st.relations
-                    .execute(params![
-                        ev.event_id,
-                        target(to),
-                        "m.replace",
-                        Option::<String>::None
-                    ])
-                    .map_err(&err)?;
+                        &format!("* {body}"),
+                        so,
+                        ev.ts
+                    ],
+                )?;
+                sink.insert(
+                    Table::EventRelations,
+                    row![eid, &target(to), "m.replace", Val::Null],
+                )?;
             }
             EventKind::Reaction { to, key } => {
-                st.relations
-                    .execute(params![ev.event_id, target(to), "m.annotation", key])
-                    .map_err(&err)?;
+                sink.insert(
+                    Table::EventRelations,
+                    row![eid, &target(to), "m.annotation", key],
+                )?;
             }
             EventKind::Redaction { to } => {
-                st.redactions
-                    .execute(params![ev.event_id, target(to), ev.ts])
-                    .map_err(&err)?;
+                sink.insert(
+                    Table::Redactions,
+                    row![eid, &target(to), false, ev.ts, false],
+                )?;
             }
         }
         if e.event_type() == "m.room.message" {
@@ -1154,7 +1162,6 @@ fn import_room(
     }
 
     // Receipts.
-    let err = st.err("receipts");
     let receipts = plan.receipts(room);
     let mut read_up_to: HashMap<u64, i64> = HashMap::new();
     for &(m, at) in &receipts {
@@ -1183,10 +1190,6 @@ fn import_room(
     // An invite notifies its target (`.m.rule.invite_for_me`; not an unread message): it counts
     // until a receipt, and receipts are on timeline events, which come after every join.
     let invited: std::collections::HashSet<u64> = room.invited().iter().copied().collect();
-    let mut summary = st
-        .conn
-        .prepare_cached("INSERT INTO event_push_summary (user_id, room_id, notif_count, stream_ordering, unread_count, last_receipt_stream_ordering, thread_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'main')")
-        .map_err(&err)?;
     let last_so = ids.last().map(|x| x.1).unwrap_or(streams.stream);
     for &u in &room.members {
         let receipt = read_up_to.get(&u).copied();
@@ -1197,16 +1200,18 @@ fn import_room(
             .count() as i64;
         let notif = unread + i64::from(receipt.is_none() && invited.contains(&u));
         if notif > 0 {
-            summary
-                .execute(params![
-                    user_id(u),
-                    room_id,
+            sink.insert(
+                Table::EventPushSummary,
+                row![
+                    &user_id(u),
+                    &room_id,
                     notif,
                     last_so,
                     unread,
-                    receipt
-                ])
-                .map_err(&err)?;
+                    receipt,
+                    "main"
+                ],
+            )?;
         }
     }
     for (m, at) in receipts {
@@ -1215,71 +1220,164 @@ fn import_room(
         // Read a little after it arrived, never after the history's end.
         let read_at = (sent_at[at] + 90_000).min(streams.end_ms);
         let data = format!("{{\"ts\":{read_at}}}");
-        st.receipts
-            .execute(params![streams.receipt, room_id, user_id(m), eid, so, data])
-            .map_err(&err)?;
-        st.receipts_graph
-            .execute(params![room_id, user_id(m), format!("[\"{eid}\"]"), data])
-            .map_err(&err)?;
+        let um = user_id(m);
+        sink.insert(
+            Table::ReceiptsLinearized,
+            row![
+                streams.receipt,
+                &room_id,
+                "m.read",
+                &um,
+                eid,
+                Val::Null,
+                *so,
+                &data,
+                INSTANCE
+            ],
+        )?;
+        sink.insert(
+            Table::ReceiptsGraph,
+            row![
+                &room_id,
+                "m.read",
+                &um,
+                &format!("[\"{eid}\"]"),
+                Val::Null,
+                &data
+            ],
+        )?;
+    }
+
+    // Memberships, now that the participants are known: a member who sent a message into the
+    // room is a participant of their current membership.
+    let participating: std::collections::HashSet<&str> = participants
+        .iter()
+        .filter_map(|u| membership.get(u))
+        .filter(|(_, _, m)| *m == "join")
+        .map(|(eid, _, _)| eid.as_str())
+        .collect();
+    for r in &membership_rows {
+        let participant = participating.contains(r.event_id.as_str());
+        sink.insert(
+            Table::RoomMemberships,
+            row![
+                &r.event_id,
+                &r.target,
+                &r.sender,
+                &room_id,
+                r.membership,
+                0,
+                &r.name,
+                &r.avatar,
+                r.so,
+                participant
+            ],
+        )?;
     }
 
     // Room-level rows: the room, its extremity, current state, stats, sliding sync.
     let last = prev.clone().expect("a room has events");
     let last_so = streams.stream;
-    let conn = st.conn;
-    let e = sql(st.db, "rooms");
-    conn.execute("INSERT INTO rooms (room_id, is_public, creator, room_version, has_auth_chain_index) VALUES (?1, 0, ?2, ?3, 1)", params![room_id, creator, ROOM_VERSION]).map_err(&e)?;
-    conn.execute(
-        "INSERT INTO room_depth (room_id, min_depth) VALUES (?1, 1)",
-        [&room_id],
-    )
-    .map_err(&e)?;
-    conn.execute(
-        "INSERT INTO event_forward_extremities (event_id, room_id) VALUES (?1, ?2)",
-        params![last, room_id],
-    )
-    .map_err(&e)?;
-    conn.execute("INSERT INTO stream_ordering_to_exterm (stream_ordering, room_id, event_id) VALUES (?1, ?2, ?3)", params![last_so, room_id, last]).map_err(&e)?;
-    {
-        let mut cse = conn.prepare_cached("INSERT INTO current_state_events (event_id, room_id, type, state_key, membership, event_stream_ordering) VALUES (?1, ?2, ?3, ?4, ?5, (SELECT stream_ordering FROM events WHERE event_id = ?1))").map_err(&e)?;
-        let membership_of: HashMap<&str, &str> = membership
-            .values()
-            .map(|(eid, _, m)| (eid.as_str(), *m))
-            .collect();
-        for ((t, k), id) in &state.map {
-            let m = if t == "m.room.member" {
-                membership_of.get(id.as_str()).copied()
-            } else {
-                None
-            };
-            cse.execute(params![id, room_id, t, k, m]).map_err(&e)?;
-        }
+    sink.insert(
+        Table::Rooms,
+        row![&room_id, false, &creator, ROOM_VERSION, true],
+    )?;
+    sink.insert(Table::RoomDepth, row![&room_id, 1])?;
+    sink.insert(Table::EventForwardExtremities, row![&last, &room_id])?;
+    sink.insert(
+        Table::StreamOrderingToExterm,
+        row![last_so, &room_id, &last],
+    )?;
+    let membership_of: HashMap<&str, &str> = membership
+        .values()
+        .map(|(eid, _, m)| (eid.as_str(), *m))
+        .collect();
+    for ((t, k), id) in &state.map {
+        let m = if t == "m.room.member" {
+            membership_of.get(id.as_str()).copied()
+        } else {
+            None
+        };
+        sink.insert(
+            Table::CurrentStateEvents,
+            row![id, &room_id, t, k, m, state.so_of[id]],
+        )?;
     }
     let joined: Vec<u64> = room.members.clone();
-    let mut lcm = conn.prepare_cached("INSERT INTO local_current_membership (room_id, user_id, event_id, membership, event_stream_ordering) VALUES (?1, ?2, ?3, 'join', ?4)").map_err(&e)?;
-    let mut snap = conn.prepare_cached("INSERT INTO sliding_sync_membership_snapshots (room_id, user_id, sender, membership_event_id, membership, forgotten, event_stream_ordering, event_instance_name, has_known_state, room_type, room_name, is_encrypted, tombstone_successor_room_id) VALUES (?1, ?2, ?2, ?3, 'join', 0, ?4, 'master', 1, NULL, ?5, 0, NULL)").map_err(&e)?;
-    let mut part = conn
-        .prepare_cached("UPDATE room_memberships SET participant = 1 WHERE event_id = ?1")
-        .map_err(&e)?;
     for &u in &joined {
         let (eid, so, _) = &membership[&u];
-        lcm.execute(params![room_id, user_id(u), eid, so])
-            .map_err(&e)?;
+        let uid = user_id(u);
+        sink.insert(
+            Table::LocalCurrentMembership,
+            row![&room_id, &uid, eid, "join", *so],
+        )?;
         // The creator joined before the room had a name.
         let nm = if u == room.creator() {
             None
         } else {
-            name.clone()
+            name.as_deref()
         };
-        snap.execute(params![room_id, user_id(u), eid, so, nm])
-            .map_err(&e)?;
-        if participants.contains(&u) {
-            part.execute([eid]).map_err(&e)?;
-        }
+        sink.insert(
+            Table::SlidingSyncMembershipSnapshots,
+            row![
+                &room_id,
+                &uid,
+                &uid,
+                eid,
+                "join",
+                0,
+                *so,
+                INSTANCE,
+                true,
+                Val::Null,
+                nm,
+                false,
+                Val::Null
+            ],
+        )?;
     }
-    conn.execute("INSERT INTO sliding_sync_joined_rooms (room_id, event_stream_ordering, bump_stamp, room_type, room_name, is_encrypted, tombstone_successor_room_id) VALUES (?1, ?2, ?3, NULL, ?4, 0, NULL)", params![room_id, last_so, if last_bump > 0 { last_bump } else { create_so }, name]).map_err(&e)?;
-    conn.execute("INSERT INTO room_stats_current (room_id, current_state_events, joined_members, invited_members, left_members, banned_members, local_users_in_room, completed_delta_stream_id, knocked_members) VALUES (?1, ?2, ?3, 0, 0, 0, ?3, ?4, 0)", params![room_id, state.map.len() as i64, joined.len() as i64, last_so]).map_err(&e)?;
-    conn.execute("INSERT INTO room_stats_state (room_id, name, canonical_alias, join_rules, history_visibility, encryption, avatar, guest_access, is_federatable, topic, room_type) VALUES (?1, ?2, NULL, ?3, 'shared', NULL, NULL, ?4, 1, NULL, NULL)", params![room_id, name, if public { "public" } else { "invite" }, (!public).then_some("can_join")]).map_err(&e)?;
+    sink.insert(
+        Table::SlidingSyncJoinedRooms,
+        row![
+            &room_id,
+            last_so,
+            if last_bump > 0 { last_bump } else { create_so },
+            Val::Null,
+            &name,
+            false,
+            Val::Null
+        ],
+    )?;
+    sink.insert(
+        Table::RoomStatsCurrent,
+        row![
+            &room_id,
+            state.map.len() as i64,
+            joined.len() as i64,
+            0,
+            0,
+            0,
+            joined.len() as i64,
+            last_so,
+            0
+        ],
+    )?;
+    sink.insert(
+        Table::RoomStatsState,
+        row![
+            &room_id,
+            &name,
+            Val::Null,
+            if public { "public" } else { "invite" },
+            "shared",
+            Val::Null,
+            Val::Null,
+            (!public).then_some("can_join"),
+            true,
+            Val::Null,
+            Val::Null
+        ],
+    )?;
 
     Ok((
         RoomOutcome {
@@ -1340,32 +1438,6 @@ fn chain_cover(
         links.push(target);
     }
     (chain, seq, links)
-}
-
-/// The `room_memberships` row of a membership event; the target is its state key.
-fn write_membership(
-    st: &mut Stmts<'_>,
-    room_id: &str,
-    ev: &BuiltEvent,
-    so: i64,
-    sender: &str,
-    membership: &str,
-    target: &Profile,
-) -> Result<(), ImportError> {
-    st.memberships
-        .execute(params![
-            ev.event_id,
-            ev.state_key,
-            sender,
-            room_id,
-            membership,
-            target.name,
-            so,
-            0,
-            target.avatar
-        ])
-        .map_err(st.err("memberships"))?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -5,3 +5,4 @@ pub mod fixture;
 pub mod import;
 pub mod plan;
 pub mod seed;
+pub mod sink;

@@ -322,13 +322,20 @@ pub(super) async fn direct_import(
         unreachable!("the scenario refuses a direct load for other servers")
     };
     let data = syn.data_dir.clone();
-    let (db, key) = (
-        data.join("homeserver.db"),
-        data.join(format!("{SERVER_NAME}.signing.key")),
-    );
+    let key = data.join(format!("{SERVER_NAME}.signing.key"));
+    let db = data.join("homeserver.db");
+    let pg = syn.db.conninfo();
     let (plan2, show) = (plan.clone(), !ctx.opts.quiet);
-    let (creds, report) = tokio::task::spawn_blocking(move || {
-        crate::dataset::import::import_sqlite(&db, &key, SERVER_NAME, &plan2, show)
+    let (creds, report) = tokio::task::spawn_blocking(move || match pg {
+        Some((conninfo, target)) => crate::dataset::import::import_postgres(
+            &conninfo,
+            &target,
+            &key,
+            SERVER_NAME,
+            &plan2,
+            show,
+        ),
+        None => crate::dataset::import::import_sqlite(&db, &key, SERVER_NAME, &plan2, show),
     })
     .await
     .expect("import task")?;

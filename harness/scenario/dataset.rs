@@ -242,13 +242,6 @@ pub(super) fn load_method(
                     "\"direct\" builds the database itself; it cannot write into an external server.postgres_url",
                 ));
             }
-            "direct" if server.database == DatabaseKind::Postgres => {
-                return Err(loc.at(
-                    l.span(),
-                    "dataset.load",
-                    "\"direct\" writes SQLite for now; a PostgreSQL dataset loads through the API (\"api\")",
-                ));
-            }
             "direct" => LoadMethod::Direct,
             other => {
                 return Err(loc.at(

@@ -1573,7 +1573,7 @@ sync = "full_state"
     }
 
     #[test]
-    fn dataset_load_is_api_unless_direct_and_direct_needs_synapse_on_sqlite() {
+    fn dataset_load_is_api_unless_direct_and_direct_needs_synapse_on_its_own_database() {
         let sc = parse(Path::new("s.toml"), GOOD).unwrap();
         assert_eq!(sc.dataset.load, LoadMethod::Api);
         let direct = GOOD.replace(
@@ -1601,10 +1601,20 @@ sync = "full_state"
             "messages_per_room = 3\nload = \"bulk\"",
         ));
         assert_eq!((e.field.as_str(), e.line), ("dataset.load", 9));
+        // Into the private PostgreSQL cluster, yes; into someone else's database, no.
         let pg = direct.replace("[server]", "[server]\ndatabase = \"postgres\"");
-        let e = err(&pg);
+        let sc = parse(Path::new("s.toml"), &pg).unwrap();
+        assert_eq!(
+            (sc.dataset.load, sc.server.database),
+            (LoadMethod::Direct, DatabaseKind::Postgres)
+        );
+        let external = pg.replace(
+            "database = \"postgres\"",
+            "database = \"postgres\"\npostgres_url = \"postgresql://u@127.0.0.1/db\"",
+        );
+        let e = err(&external);
         assert_eq!((e.field.as_str(), e.line), ("dataset.load", 9));
-        assert!(e.to_string().contains("SQLite"), "{e}");
+        assert!(e.to_string().contains("postgres_url"), "{e}");
     }
 
     #[test]

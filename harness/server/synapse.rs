@@ -550,6 +550,34 @@ pub enum DbTarget {
     },
 }
 
+impl DbTarget {
+    /// A PostgreSQL target as a libpq connection string, and as `postgresql://user@host:port/db`
+    /// (no password) for messages; `None` for SQLite.
+    pub fn conninfo(&self) -> Option<(String, String)> {
+        let DbTarget::Postgres {
+            host,
+            port,
+            user,
+            password,
+            database,
+        } = self
+        else {
+            return None;
+        };
+        let quote = |v: &str| format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"));
+        let mut c = format!(
+            "host={} port={port} user={} dbname={}",
+            quote(host),
+            quote(user),
+            quote(database)
+        );
+        if let Some(p) = password {
+            c.push_str(&format!(" password={}", quote(p)));
+        }
+        Some((c, format!("postgresql://{user}@{host}:{port}/{database}")))
+    }
+}
+
 impl SynapseInstall {
     /// Make sure the venv can talk to PostgreSQL: Synapse's `postgres` extra is psycopg2,
     /// installed here as the `psycopg2-binary` wheel (no compiler or libpq headers needed).
@@ -840,7 +868,8 @@ tables = ["users", "profiles", "devices", "access_tokens", "rooms", "events", "e
           "event_auth", "event_auth_chains", "event_auth_chain_links", "event_relations",
           "redactions", "event_search", "user_directory", "users_in_public_rooms",
           "users_who_share_private_rooms", "room_stats_current", "sliding_sync_joined_rooms",
-          "sliding_sync_membership_snapshots", "account_data"]
+          "sliding_sync_membership_snapshots", "account_data", "user_directory_search",
+          "event_to_state_groups", "current_state_delta_stream", "receipts_graph"]
 if cfg["name"] == "sqlite3":
     import sqlite3
     conn = sqlite3.connect(args["database"])

@@ -1,0 +1,621 @@
+//! Where the direct import's rows go: Synapse's SQLite file, or its PostgreSQL database.
+//!
+//! The import (`import.rs`) turns the plan into rows; a [`Sink`] only stores them. Every row is
+//! a [`Table`]'s logical columns, the same on both databases; the few columns that differ
+//! (full-text search) are staged on PostgreSQL and turned into `tsvector`s at the end, with the
+//! exact expressions Synapse's stores use.
+//!
+//! - [`SqliteSink`]: prepared `INSERT`s in one transaction, no journal (the data directory is a
+//!   scratch copy until the fixture is saved).
+//! - [`PgSink`]: each table's rows are encoded in `COPY` text format into a buffer; full buffers
+//!   go to a writer thread that streams them with `COPY … FROM STDIN` while the import builds
+//!   and signs the next events, so signing and the server's writes overlap on two cores. All in
+//!   one transaction; at the end the sequences Synapse's id generators check at start-up are
+//!   moved past the last row, and the tables are analysed.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+
+use rusqlite::Connection;
+
+use crate::dataset::import::ImportError;
+
+/// One value of a row.
+#[derive(Debug, Clone, Copy)]
+pub enum Val<'a> {
+    Null,
+    Int(i64),
+    Text(&'a str),
+}
+
+impl From<i64> for Val<'_> {
+    fn from(v: i64) -> Self {
+        Val::Int(v)
+    }
+}
+impl From<bool> for Val<'_> {
+    fn from(v: bool) -> Self {
+        Val::Int(i64::from(v))
+    }
+}
+impl<'a> From<&'a str> for Val<'a> {
+    fn from(v: &'a str) -> Self {
+        Val::Text(v)
+    }
+}
+impl<'a> From<&'a String> for Val<'a> {
+    fn from(v: &'a String) -> Self {
+        Val::Text(v)
+    }
+}
+impl<'a> From<Option<&'a str>> for Val<'a> {
+    fn from(v: Option<&'a str>) -> Self {
+        v.map_or(Val::Null, Val::Text)
+    }
+}
+impl<'a> From<&'a Option<String>> for Val<'a> {
+    fn from(v: &'a Option<String>) -> Self {
+        v.as_deref().map_or(Val::Null, Val::Text)
+    }
+}
+impl From<Option<i64>> for Val<'_> {
+    fn from(v: Option<i64>) -> Self {
+        v.map_or(Val::Null, Val::Int)
+    }
+}
+
+impl rusqlite::ToSql for Val<'_> {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, ValueRef};
+        Ok(match *self {
+            Val::Null => ToSqlOutput::Borrowed(ValueRef::Null),
+            Val::Int(i) => ToSqlOutput::Borrowed(ValueRef::Integer(i)),
+            Val::Text(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
+        })
+    }
+}
+
+/// A row of logical columns: `row![a, b, c]`.
+#[macro_export]
+macro_rules! row {
+    ($($v:expr),* $(,)?) => { &[$($crate::dataset::sink::Val::from($v)),*][..] };
+}
+
+macro_rules! tables {
+    ($($variant:ident = $name:literal [$($col:literal),* $(,)?]),* $(,)?) => {
+        /// Every table the import writes, with its logical columns.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Table { $($variant),* }
+
+        impl Table {
+            pub const ALL: &'static [Table] = &[$(Table::$variant),*];
+
+            /// The table's name in Synapse's schema.
+            pub fn name(self) -> &'static str {
+                match self { $(Table::$variant => $name),* }
+            }
+
+            /// The logical columns, in the order of a row's values.
+            pub fn columns(self) -> &'static [&'static str] {
+                match self { $(Table::$variant => &[$($col),*]),* }
+            }
+        }
+    };
+}
+
+tables! {
+    Users = "users" ["name", "password_hash", "creation_ts", "admin", "is_guest", "deactivated", "shadow_banned", "approved", "locked", "suspended"],
+    Profiles = "profiles" ["user_id", "displayname", "avatar_url", "full_user_id"],
+    Devices = "devices" ["user_id", "device_id", "display_name", "last_seen", "ip", "hidden"],
+    DeviceListsStream = "device_lists_stream" ["stream_id", "user_id", "device_id", "instance_name"],
+    AccessTokens = "access_tokens" ["id", "user_id", "device_id", "token", "last_validated", "used"],
+    PresenceStream = "presence_stream" ["stream_id", "user_id", "state", "last_active_ts", "last_federation_update_ts", "last_user_sync_ts", "currently_active", "instance_name"],
+    UserDirectory = "user_directory" ["user_id", "room_id", "display_name", "avatar_url"],
+    // SQLite keeps `value` (`"<user id> <lower-case name>"`); PostgreSQL a weighted tsvector of
+    // the localpart, the server name and the name.
+    UserDirectorySearch = "user_directory_search" ["user_id", "value", "localpart", "domain", "display_name"],
+    UsersInPublicRooms = "users_in_public_rooms" ["user_id", "room_id"],
+    UsersWhoSharePrivateRooms = "users_who_share_private_rooms" ["user_id", "other_user_id", "room_id"],
+    UserStatsCurrent = "user_stats_current" ["user_id", "joined_rooms", "completed_delta_stream_id"],
+    AccountData = "account_data" ["user_id", "account_data_type", "stream_id", "content", "instance_name"],
+    Events = "events" ["stream_ordering", "topological_ordering", "event_id", "type", "room_id", "processed", "outlier", "depth", "origin_server_ts", "received_ts", "sender", "contains_url", "instance_name", "state_key"],
+    EventJson = "event_json" ["event_id", "room_id", "internal_metadata", "json", "format_version"],
+    StateEvents = "state_events" ["event_id", "room_id", "type", "state_key"],
+    EventEdges = "event_edges" ["event_id", "prev_event_id", "is_state"],
+    EventAuth = "event_auth" ["event_id", "auth_id", "room_id"],
+    EventToStateGroups = "event_to_state_groups" ["event_id", "state_group"],
+    StateGroups = "state_groups" ["id", "room_id", "event_id"],
+    StateGroupsState = "state_groups_state" ["state_group", "room_id", "type", "state_key", "event_id"],
+    StateGroupEdges = "state_group_edges" ["state_group", "prev_state_group"],
+    CurrentStateDeltaStream = "current_state_delta_stream" ["stream_id", "room_id", "type", "state_key", "event_id", "prev_event_id", "instance_name"],
+    RoomMemberships = "room_memberships" ["event_id", "user_id", "sender", "room_id", "membership", "forgotten", "display_name", "avatar_url", "event_stream_ordering", "participant"],
+    EventRelations = "event_relations" ["event_id", "relates_to_id", "relation_type", "aggregation_key"],
+    Redactions = "redactions" ["event_id", "redacts", "have_censored", "received_ts", "recheck"],
+    // SQLite's is an FTS table of the raw text; PostgreSQL keeps `to_tsvector('english', value)`
+    // with the event's place in the stream.
+    EventSearch = "event_search" ["event_id", "room_id", "key", "value", "stream_ordering", "origin_server_ts"],
+    ReceiptsLinearized = "receipts_linearized" ["stream_id", "room_id", "receipt_type", "user_id", "event_id", "thread_id", "event_stream_ordering", "data", "instance_name"],
+    ReceiptsGraph = "receipts_graph" ["room_id", "receipt_type", "user_id", "event_ids", "thread_id", "data"],
+    EventAuthChains = "event_auth_chains" ["event_id", "chain_id", "sequence_number"],
+    EventAuthChainLinks = "event_auth_chain_links" ["origin_chain_id", "origin_sequence_number", "target_chain_id", "target_sequence_number"],
+    EventPushSummary = "event_push_summary" ["user_id", "room_id", "notif_count", "stream_ordering", "unread_count", "last_receipt_stream_ordering", "thread_id"],
+    Rooms = "rooms" ["room_id", "is_public", "creator", "room_version", "has_auth_chain_index"],
+    RoomDepth = "room_depth" ["room_id", "min_depth"],
+    EventForwardExtremities = "event_forward_extremities" ["event_id", "room_id"],
+    StreamOrderingToExterm = "stream_ordering_to_exterm" ["stream_ordering", "room_id", "event_id"],
+    CurrentStateEvents = "current_state_events" ["event_id", "room_id", "type", "state_key", "membership", "event_stream_ordering"],
+    LocalCurrentMembership = "local_current_membership" ["room_id", "user_id", "event_id", "membership", "event_stream_ordering"],
+    SlidingSyncMembershipSnapshots = "sliding_sync_membership_snapshots" ["room_id", "user_id", "sender", "membership_event_id", "membership", "forgotten", "event_stream_ordering", "event_instance_name", "has_known_state", "room_type", "room_name", "is_encrypted", "tombstone_successor_room_id"],
+    SlidingSyncJoinedRooms = "sliding_sync_joined_rooms" ["room_id", "event_stream_ordering", "bump_stamp", "room_type", "room_name", "is_encrypted", "tombstone_successor_room_id"],
+    RoomStatsCurrent = "room_stats_current" ["room_id", "current_state_events", "joined_members", "invited_members", "left_members", "banned_members", "local_users_in_room", "completed_delta_stream_id", "knocked_members"],
+    RoomStatsState = "room_stats_state" ["room_id", "name", "canonical_alias", "join_rules", "history_visibility", "encryption", "avatar", "guest_access", "is_federatable", "topic", "room_type"],
+}
+
+impl Table {
+    /// How many leading logical columns SQLite stores (its full-text tables keep fewer).
+    fn sqlite_columns(self) -> &'static [&'static str] {
+        let c = self.columns();
+        match self {
+            Table::UserDirectorySearch => &c[..2],
+            Table::EventSearch => &c[..4],
+            _ => c,
+        }
+    }
+
+    /// PostgreSQL: the statement that turns the staged rows into the table's own, for tables
+    /// whose columns are computed by the database (`tsvector`s, as Synapse computes them).
+    fn pg_from_stage(self) -> Option<&'static str> {
+        match self {
+            // `user_directory.py`, `_update_profiles_in_user_dir_txn`.
+            Table::UserDirectorySearch => Some(
+                "INSERT INTO user_directory_search (user_id, vector) SELECT user_id, \
+                 setweight(to_tsvector('simple', localpart), 'A') \
+                 || setweight(to_tsvector('simple', domain), 'D') \
+                 || setweight(to_tsvector('simple', COALESCE(display_name, '')), 'B') FROM {stage}",
+            ),
+            // `search.py`, `store_search_entries_txn`.
+            Table::EventSearch => Some(
+                "INSERT INTO event_search (event_id, room_id, key, vector, stream_ordering, \
+                 origin_server_ts) SELECT event_id, room_id, key, to_tsvector('english', value), \
+                 stream_ordering, origin_server_ts FROM {stage}",
+            ),
+            _ => None,
+        }
+    }
+
+    fn pg_stage_name(self) -> String {
+        format!("hsbench_stage_{}", self.name())
+    }
+}
+
+/// Where the import's rows go.
+pub trait Sink {
+    /// What the rows are written into, for the load report ("Synapse's SQLite database").
+    fn describe(&self) -> String;
+    /// Store one row of `table` (values in [`Table::columns`] order).
+    fn insert(&mut self, table: Table, row: &[Val<'_>]) -> Result<(), ImportError>;
+    /// The single integer `sql` answers (NULL is 0): positions and maxima read before writing.
+    fn query_i64(&mut self, sql: &str) -> Result<i64, ImportError>;
+    /// Run a statement written the same for both databases (literal values only).
+    fn execute(&mut self, step: &'static str, sql: &str) -> Result<(), ImportError>;
+    /// Write what is pending and commit.
+    fn finish(self: Box<Self>) -> Result<(), ImportError>;
+}
+
+fn sql_err(path: &Path, step: &'static str) -> impl Fn(rusqlite::Error) -> ImportError + use<> {
+    let path = path.to_path_buf();
+    move |source| ImportError::Sql {
+        path: path.clone(),
+        step,
+        source,
+    }
+}
+
+/// Synapse's SQLite file, written in one transaction without a journal.
+pub struct SqliteSink {
+    path: PathBuf,
+    conn: Connection,
+    inserts: Vec<String>,
+}
+
+impl SqliteSink {
+    pub fn open(db: &Path) -> Result<Self, ImportError> {
+        let conn = Connection::open(db).map_err(sql_err(db, "open"))?;
+        // The data directory is a scratch copy until the fixture is saved, so no journal: a
+        // failed import is thrown away whole. Synapse puts the file back into WAL mode when it
+        // next connects.
+        conn.execute_batch(
+            "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA locking_mode = EXCLUSIVE; \
+             PRAGMA temp_store = MEMORY; PRAGMA cache_size = -1048576; BEGIN;",
+        )
+        .map_err(sql_err(db, "open"))?;
+        conn.set_prepared_statement_cache_capacity(Table::ALL.len() + 8);
+        let inserts = Table::ALL
+            .iter()
+            .map(|t| {
+                let cols = t.sqlite_columns();
+                let params: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
+                format!(
+                    "INSERT INTO {} ({}) VALUES ({})",
+                    t.name(),
+                    cols.join(", "),
+                    params.join(", ")
+                )
+            })
+            .collect();
+        Ok(Self {
+            path: db.to_path_buf(),
+            conn,
+            inserts,
+        })
+    }
+}
+
+impl Sink for SqliteSink {
+    fn describe(&self) -> String {
+        "Synapse's SQLite database".into()
+    }
+
+    fn insert(&mut self, table: Table, row: &[Val<'_>]) -> Result<(), ImportError> {
+        debug_assert_eq!(row.len(), table.columns().len(), "{table:?}");
+        let n = table.sqlite_columns().len();
+        let mut st = self
+            .conn
+            .prepare_cached(&self.inserts[table as usize])
+            .map_err(sql_err(&self.path, table.name()))?;
+        st.execute(rusqlite::params_from_iter(&row[..n]))
+            .map(|_| ())
+            .map_err(sql_err(&self.path, table.name()))
+    }
+
+    fn query_i64(&mut self, sql: &str) -> Result<i64, ImportError> {
+        self.conn
+            .query_row(sql, [], |r| r.get::<_, Option<i64>>(0))
+            .map(|v| v.unwrap_or(0))
+            .map_err(sql_err(&self.path, "read positions"))
+    }
+
+    fn execute(&mut self, step: &'static str, sql: &str) -> Result<(), ImportError> {
+        self.conn
+            .execute_batch(sql)
+            .map_err(sql_err(&self.path, step))
+    }
+
+    fn finish(self: Box<Self>) -> Result<(), ImportError> {
+        self.conn
+            .execute_batch("COMMIT; PRAGMA journal_mode = WAL;")
+            .map_err(sql_err(&self.path, "commit"))
+    }
+}
+
+/// A table's buffer is sent to the writer once it holds this much.
+const COPY_CHUNK: usize = 4 << 20;
+/// Buffers in flight to the writer: bounds the import's memory (≤ 8 × 4 MiB).
+const COPY_QUEUE: usize = 8;
+
+/// The sequences Synapse's id generators draw from (and check against their tables at
+/// start-up), with the maximum each must be moved past.
+const PG_SEQUENCES: &[(&str, &str)] = &[
+    (
+        "events_stream_seq",
+        "SELECT MAX(stream_ordering) FROM events",
+    ),
+    ("state_group_id_seq", "SELECT MAX(id) FROM state_groups"),
+    (
+        "event_auth_chain_id",
+        "SELECT MAX(chain_id) FROM event_auth_chains",
+    ),
+    (
+        "receipts_sequence",
+        "SELECT MAX(stream_id) FROM receipts_linearized",
+    ),
+    (
+        "account_data_sequence",
+        "SELECT MAX(s) FROM (SELECT MAX(stream_id) AS s FROM account_data UNION ALL \
+         SELECT MAX(stream_id) FROM room_account_data UNION ALL \
+         SELECT MAX(stream_id) FROM room_tags_revisions) m",
+    ),
+    (
+        "device_lists_sequence",
+        "SELECT MAX(stream_id) FROM device_lists_stream",
+    ),
+    (
+        "presence_stream_sequence",
+        "SELECT MAX(stream_id) FROM presence_stream",
+    ),
+];
+
+enum Job {
+    Copy(Table, Vec<u8>),
+    Execute(&'static str, String),
+    Query(String, mpsc::Sender<Result<i64, ImportError>>),
+}
+
+/// Synapse's PostgreSQL database, written with `COPY` from a writer thread.
+pub struct PgSink {
+    target: String,
+    buffers: Vec<Vec<u8>>,
+    jobs: Option<mpsc::SyncSender<Job>>,
+    writer: Option<std::thread::JoinHandle<Result<(), ImportError>>>,
+}
+
+impl PgSink {
+    /// Connect to `conninfo` (libpq key=value form) and open the import's transaction.
+    /// `target` names the database in errors and the load report.
+    pub fn connect(conninfo: &str, target: &str) -> Result<Self, ImportError> {
+        let target = target.to_string();
+        let pg_err = |step: &str| {
+            let target = target.clone();
+            let step = step.to_string();
+            move |source: postgres::Error| ImportError::Postgres {
+                target: target.clone(),
+                step: step.clone(),
+                source,
+            }
+        };
+        let mut client =
+            postgres::Client::connect(conninfo, postgres::NoTls).map_err(pg_err("connect"))?;
+        let mut setup = String::from(
+            "BEGIN; SET LOCAL synchronous_commit = off; SET LOCAL maintenance_work_mem = '512MB';",
+        );
+        for t in Table::ALL.iter().filter(|t| t.pg_from_stage().is_some()) {
+            let cols: Vec<String> = t
+                .columns()
+                .iter()
+                .map(|c| {
+                    let ty = if matches!(*c, "stream_ordering" | "origin_server_ts") {
+                        "bigint"
+                    } else {
+                        "text"
+                    };
+                    format!("{c} {ty}")
+                })
+                .collect();
+            setup.push_str(&format!(
+                "CREATE TEMP TABLE {} ({}) ON COMMIT DROP;",
+                t.pg_stage_name(),
+                cols.join(", ")
+            ));
+        }
+        client.batch_execute(&setup).map_err(pg_err("begin"))?;
+        let (tx, rx) = mpsc::sync_channel::<Job>(COPY_QUEUE);
+        let t2 = target.clone();
+        let writer = std::thread::Builder::new()
+            .name("pg-copy".into())
+            .spawn(move || pg_writer(client, rx, &t2))
+            .map_err(|e| ImportError::Event {
+                step: "PostgreSQL writer",
+                what: "thread".into(),
+                source: e.into(),
+            })?;
+        Ok(Self {
+            target,
+            buffers: vec![Vec::new(); Table::ALL.len()],
+            jobs: Some(tx),
+            writer: Some(writer),
+        })
+    }
+
+    fn send(&mut self, job: Job) -> Result<(), ImportError> {
+        let sent = self.jobs.as_ref().is_some_and(|j| j.send(job).is_ok());
+        if sent {
+            Ok(())
+        } else {
+            // The writer stopped: its error says why.
+            Err(self.join_writer())
+        }
+    }
+
+    fn join_writer(&mut self) -> ImportError {
+        self.jobs = None;
+        let joined = self.writer.take().map(|w| w.join());
+        match joined {
+            Some(Ok(Err(e))) => e,
+            _ => ImportError::Event {
+                step: "PostgreSQL writer",
+                what: self.target.clone(),
+                source: "the writer thread stopped".into(),
+            },
+        }
+    }
+
+    fn flush(&mut self, table: Table) -> Result<(), ImportError> {
+        let buf = std::mem::take(&mut self.buffers[table as usize]);
+        if buf.is_empty() {
+            return Ok(());
+        }
+        self.send(Job::Copy(table, buf))
+    }
+}
+
+impl Drop for PgSink {
+    fn drop(&mut self) {
+        // An import abandoned half way: the writer ends when its queue closes and the
+        // transaction is rolled back with the connection.
+        self.jobs = None;
+        if let Some(w) = self.writer.take() {
+            let _ = w.join();
+        }
+    }
+}
+
+/// Append `v` in COPY text format.
+fn encode(buf: &mut Vec<u8>, v: &Val<'_>) {
+    match *v {
+        Val::Null => buf.extend_from_slice(b"\\N"),
+        Val::Int(i) => {
+            use std::io::Write;
+            let _ = write!(buf, "{i}");
+        }
+        Val::Text(s) => {
+            for &b in s.as_bytes() {
+                match b {
+                    b'\\' => buf.extend_from_slice(b"\\\\"),
+                    b'\t' => buf.extend_from_slice(b"\\t"),
+                    b'\n' => buf.extend_from_slice(b"\\n"),
+                    b'\r' => buf.extend_from_slice(b"\\r"),
+                    _ => buf.push(b),
+                }
+            }
+        }
+    }
+}
+
+impl Sink for PgSink {
+    fn describe(&self) -> String {
+        "Synapse's PostgreSQL database through COPY".into()
+    }
+
+    fn insert(&mut self, table: Table, row: &[Val<'_>]) -> Result<(), ImportError> {
+        debug_assert_eq!(row.len(), table.columns().len(), "{table:?}");
+        let buf = &mut self.buffers[table as usize];
+        for (i, v) in row.iter().enumerate() {
+            if i > 0 {
+                buf.push(b'\t');
+            }
+            encode(buf, v);
+        }
+        buf.push(b'\n');
+        if buf.len() >= COPY_CHUNK {
+            self.flush(table)?;
+        }
+        Ok(())
+    }
+
+    fn query_i64(&mut self, sql: &str) -> Result<i64, ImportError> {
+        let (tx, rx) = mpsc::channel();
+        self.send(Job::Query(sql.to_string(), tx))?;
+        match rx.recv() {
+            Ok(r) => r,
+            Err(_) => Err(self.join_writer()),
+        }
+    }
+
+    fn execute(&mut self, step: &'static str, sql: &str) -> Result<(), ImportError> {
+        // After every row written so far.
+        for t in Table::ALL {
+            self.flush(*t)?;
+        }
+        self.send(Job::Execute(step, sql.to_string()))
+    }
+
+    fn finish(mut self: Box<Self>) -> Result<(), ImportError> {
+        for t in Table::ALL {
+            self.flush(*t)?;
+        }
+        let mut end = String::new();
+        for t in Table::ALL {
+            if let Some(q) = t.pg_from_stage() {
+                end.push_str(&q.replace("{stage}", &t.pg_stage_name()));
+                end.push(';');
+            }
+        }
+        for (seq, max) in PG_SEQUENCES {
+            end.push_str(&format!(
+                "SELECT setval('{seq}', GREATEST((SELECT last_value FROM {seq}), COALESCE(({max}), 1)));"
+            ));
+        }
+        end.push_str("COMMIT;");
+        self.send(Job::Execute("commit", end))?;
+        // Statistics for the planner, as a database that grew in production has them.
+        let analyze: String = Table::ALL
+            .iter()
+            .map(|t| format!("ANALYZE {};", t.name()))
+            .collect();
+        self.send(Job::Execute("analyze", analyze))?;
+        self.jobs = None;
+        match self.writer.take().map(|w| w.join()) {
+            Some(Ok(r)) => r,
+            _ => Err(ImportError::Event {
+                step: "PostgreSQL writer",
+                what: self.target.clone(),
+                source: "the writer thread panicked".into(),
+            }),
+        }
+    }
+}
+
+/// The writer thread: runs the jobs in order on the one connection; stops at the first error.
+fn pg_writer(
+    mut client: postgres::Client,
+    jobs: mpsc::Receiver<Job>,
+    target: &str,
+) -> Result<(), ImportError> {
+    let err = |step: String| {
+        move |source: postgres::Error| ImportError::Postgres {
+            target: target.to_string(),
+            step: step.clone(),
+            source,
+        }
+    };
+    while let Ok(job) = jobs.recv() {
+        match job {
+            Job::Copy(table, buf) => {
+                let into = if table.pg_from_stage().is_some() {
+                    table.pg_stage_name()
+                } else {
+                    table.name().to_string()
+                };
+                let step = format!("COPY {}", table.name());
+                let copy = format!("COPY {into} ({}) FROM STDIN", table.columns().join(", "));
+                let mut w = client.copy_in(&copy).map_err(err(step.clone()))?;
+                use std::io::Write;
+                w.write_all(&buf).map_err(|e| ImportError::Event {
+                    step: "PostgreSQL writer",
+                    what: format!("{step} into {target}"),
+                    source: e.into(),
+                })?;
+                w.finish().map_err(err(step))?;
+            }
+            Job::Execute(step, sql) => client.batch_execute(&sql).map_err(err(step.into()))?,
+            Job::Query(sql, reply) => {
+                let r = client
+                    .query_one(&sql, &[])
+                    .map(|row| row.get::<_, Option<i64>>(0).unwrap_or(0))
+                    .map_err(err("read positions".into()));
+                let failed = r.is_err();
+                let _ = reply.send(r);
+                if failed {
+                    return Ok(());
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_text_escapes_what_copy_reads_specially() {
+        let mut buf = Vec::new();
+        for v in [
+            Val::Text("a\tb\nc\\d\re"),
+            Val::Null,
+            Val::Int(-42),
+            Val::Text(""),
+        ] {
+            encode(&mut buf, &v);
+            buf.push(b'|');
+        }
+        assert_eq!(
+            String::from_utf8(buf).unwrap(),
+            "a\\tb\\nc\\\\d\\re|\\N|-42||"
+        );
+    }
+
+    #[test]
+    fn sqlite_keeps_the_leading_columns_of_its_search_tables() {
+        assert_eq!(
+            Table::EventSearch.sqlite_columns(),
+            ["event_id", "room_id", "key", "value"]
+        );
+        assert_eq!(
+            Table::UserDirectorySearch.sqlite_columns(),
+            ["user_id", "value"]
+        );
+        assert_eq!(Table::Events.sqlite_columns(), Table::Events.columns());
+    }
+}
