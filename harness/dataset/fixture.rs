@@ -116,6 +116,11 @@ pub struct FixtureUse {
     pub restore_seconds: Option<f64>,
     /// Restore throughput, for comparison with a raw copy of the same bytes.
     pub restore_mib_per_s: Option<f64>,
+    /// How the restore copied the fixture: `reflink` (extents shared, O(1) in the size: the
+    /// fixture cache and the run's working directory on one XFS or btrfs), `copy`, or
+    /// `reflink+copy`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_method: Option<String>,
     pub table_counts: BTreeMap<String, Option<u64>>,
 }
 
@@ -146,15 +151,41 @@ fn skip(name: &str) -> bool {
     name == "homeserver.pid" || name.starts_with("hsbench-") || name.ends_with(".log")
 }
 
-/// Copy a directory tree; returns bytes copied. `std::fs::copy` uses `copy_file_range`, which
-/// the kernel turns into a reflink or an in-kernel copy where the filesystem allows.
-pub fn copy_tree(from: &Path, to: &Path) -> Result<u64, FixtureError> {
+/// How a tree was copied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Copied {
+    pub bytes: u64,
+    /// Bytes shared with the source through reflinks (`FICLONE`): no data moved, so the time
+    /// does not grow with the size.
+    pub reflinked_bytes: u64,
+}
+
+impl Copied {
+    /// `reflink`, `copy`, or `reflink+copy` (some files could not be shared).
+    pub fn method(&self) -> &'static str {
+        match (self.reflinked_bytes, self.bytes) {
+            (0, _) => "copy",
+            (r, b) if r == b => "reflink",
+            _ => "reflink+copy",
+        }
+    }
+
+    fn add(&mut self, other: Copied) {
+        self.bytes += other.bytes;
+        self.reflinked_bytes += other.reflinked_bytes;
+    }
+}
+
+/// Copy a directory tree. Each file is first cloned (`FICLONE`: a reflink, on XFS, btrfs and
+/// other filesystems that share extents; O(1) in the file's size), else copied with
+/// `std::fs::copy` (`copy_file_range`: an in-kernel copy).
+pub fn copy_tree(from: &Path, to: &Path) -> Result<Copied, FixtureError> {
     copy_level(from, to, true)
 }
 
-fn copy_level(from: &Path, to: &Path, top: bool) -> Result<u64, FixtureError> {
+fn copy_level(from: &Path, to: &Path, top: bool) -> Result<Copied, FixtureError> {
     std::fs::create_dir_all(to).map_err(io(to))?;
-    let mut bytes = 0;
+    let mut copied = Copied::default();
     for entry in std::fs::read_dir(from).map_err(io(from))? {
         let entry = entry.map_err(io(from))?;
         let name = entry.file_name();
@@ -164,7 +195,7 @@ fn copy_level(from: &Path, to: &Path, top: bool) -> Result<u64, FixtureError> {
         let (src, dst) = (entry.path(), to.join(&name));
         let ft = entry.file_type().map_err(io(&src))?;
         if ft.is_dir() {
-            bytes += copy_level(&src, &dst, false)?;
+            copied.add(copy_level(&src, &dst, false)?);
             // Modes matter: PostgreSQL refuses a data directory that is not 0700/0750.
             let perm = std::fs::metadata(&src).map_err(io(&src))?.permissions();
             std::fs::set_permissions(&dst, perm).map_err(io(&dst))?;
@@ -172,12 +203,50 @@ fn copy_level(from: &Path, to: &Path, top: bool) -> Result<u64, FixtureError> {
             let target = std::fs::read_link(&src).map_err(io(&src))?;
             std::os::unix::fs::symlink(target, &dst).map_err(io(&dst))?;
         } else {
-            bytes += std::fs::copy(&src, &dst).map_err(io(&src))?;
+            copied.add(copy_file(&src, &dst)?);
             let perm = std::fs::metadata(&src).map_err(io(&src))?.permissions();
             std::fs::set_permissions(&dst, perm).map_err(io(&dst))?;
         }
     }
-    Ok(bytes)
+    Ok(copied)
+}
+
+/// `FICLONE` from `linux/fs.h`: `_IOW(0x94, 9, int)`.
+const FICLONE: libc::c_ulong = 0x4004_9409;
+
+/// One file: a reflink where the filesystem shares extents, else a copy.
+fn copy_file(src: &Path, dst: &Path) -> Result<Copied, FixtureError> {
+    use std::os::fd::AsRawFd;
+    let from = std::fs::File::open(src).map_err(io(src))?;
+    let len = from.metadata().map_err(io(src))?.len();
+    let to = std::fs::File::create(dst).map_err(io(dst))?;
+    // SAFETY: both descriptors are open for the duration of the call.
+    let cloned = unsafe { libc::ioctl(to.as_raw_fd(), FICLONE as _, from.as_raw_fd()) } == 0;
+    if cloned {
+        return Ok(Copied {
+            bytes: len,
+            reflinked_bytes: len,
+        });
+    }
+    drop(to);
+    let bytes = std::fs::copy(src, dst).map_err(io(src))?;
+    Ok(Copied {
+        bytes,
+        reflinked_bytes: 0,
+    })
+}
+
+/// Whether files under `dir` can be reflinked into `dir` (a probe of two small files).
+pub fn reflinks_within(dir: &Path) -> bool {
+    let Ok(probe) = tempfile::Builder::new()
+        .prefix(".reflink-probe-")
+        .tempdir_in(dir)
+    else {
+        return false;
+    };
+    let (a, b) = (probe.path().join("a"), probe.path().join("b"));
+    std::fs::write(&a, b"hsbench").is_ok()
+        && copy_file(&a, &b).is_ok_and(|c| c.reflinked_bytes > 0)
 }
 
 /// The fixture cache.
@@ -305,9 +374,9 @@ impl FixtureStore {
             .root
             .join(format!("{}.partial-{}", manifest.key, std::process::id()));
         let _ = std::fs::remove_dir_all(&tmp);
-        let mut size = copy_tree(data_dir, &tmp.join("synapse-data"))?;
+        let mut size = copy_tree(data_dir, &tmp.join("synapse-data"))?.bytes;
         if let Some(pg) = pgdata {
-            size += copy_tree(pg, &tmp.join("pgdata"))?;
+            size += copy_tree(pg, &tmp.join("pgdata"))?.bytes;
             let perm = std::fs::metadata(pg).map_err(io(pg))?.permissions();
             std::fs::set_permissions(tmp.join("pgdata"), perm).map_err(io(pg))?;
         }
@@ -338,23 +407,23 @@ impl FixtureStore {
     }
 
     /// Copy a fixture's data into a fresh data directory (and PostgreSQL data directory).
-    /// Returns (seconds, bytes).
+    /// Returns the seconds and how it was copied.
     pub fn restore(
         &self,
         fx: &Fixture,
         data_dir: &Path,
         pgdata: Option<&Path>,
-    ) -> Result<(f64, u64), FixtureError> {
+    ) -> Result<(f64, Copied), FixtureError> {
         let t = Instant::now();
-        let mut bytes = copy_tree(&fx.data_dir(), data_dir)?;
+        let mut copied = copy_tree(&fx.data_dir(), data_dir)?;
         if let Some(pg) = pgdata {
-            bytes += copy_tree(&fx.pgdata(), pg)?;
+            copied.add(copy_tree(&fx.pgdata(), pg)?);
             let perm = std::fs::metadata(fx.pgdata())
                 .map_err(io(&fx.pgdata()))?
                 .permissions();
             std::fs::set_permissions(pg, perm).map_err(io(pg))?;
         }
-        Ok((t.elapsed().as_secs_f64(), bytes))
+        Ok((t.elapsed().as_secs_f64(), copied))
     }
 }
 
@@ -455,7 +524,8 @@ mod tests {
 
         let out = tempfile::tempdir().unwrap();
         let target = out.path().join("d");
-        let (_, bytes) = store.restore(&fx, &target, None).unwrap();
+        let (_, copied) = store.restore(&fx, &target, None).unwrap();
+        let bytes = copied.bytes;
         assert_eq!(bytes, 100_001);
         assert_eq!(
             std::fs::read(target.join("homeserver.db")).unwrap(),

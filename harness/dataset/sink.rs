@@ -288,10 +288,10 @@ impl Sink for SqliteSink {
     }
 }
 
-/// A table's buffer is sent to the writer once it holds this much.
-const COPY_CHUNK: usize = 4 << 20;
-/// Buffers in flight to the writer: bounds the import's memory (≤ 8 × 4 MiB).
-const COPY_QUEUE: usize = 8;
+/// The buffers are sent to the writer once they hold this much together.
+const COPY_CHUNK: usize = 16 << 20;
+/// Batches in flight to the writer: bounds the import's memory (≤ 4 × 16 MiB).
+const COPY_QUEUE: usize = 4;
 
 /// The sequences Synapse's id generators draw from (and check against their tables at
 /// start-up), with the maximum each must be moved past.
@@ -325,8 +325,25 @@ const PG_SEQUENCES: &[(&str, &str)] = &[
     ),
 ];
 
+/// (drop, create) of every foreign key from or to the written tables (`$1`: their names).
+const PG_FOREIGN_KEYS: &str = "SELECT format('ALTER TABLE %s DROP CONSTRAINT %I', conrelid::regclass, conname), \
+     format('ALTER TABLE %s ADD CONSTRAINT %I %s', conrelid::regclass, conname, pg_get_constraintdef(oid)) \
+     FROM pg_constraint WHERE contype = 'f' \
+     AND (conrelid::regclass::text = ANY($1) OR confrelid::regclass::text = ANY($1)) ORDER BY oid";
+/// (drop, create) of every primary key, unique and exclusion constraint of the written tables.
+const PG_KEYS: &str = "SELECT format('ALTER TABLE %s DROP CONSTRAINT %I', conrelid::regclass, conname), \
+     format('ALTER TABLE %s ADD CONSTRAINT %I %s', conrelid::regclass, conname, pg_get_constraintdef(oid)) \
+     FROM pg_constraint WHERE contype IN ('p', 'u', 'x') AND conrelid::regclass::text = ANY($1) ORDER BY oid";
+/// (drop, create) of every other index of the written tables.
+const PG_INDEXES: &str = "SELECT format('DROP INDEX %s', i.indexrelid::regclass), pg_get_indexdef(i.indexrelid) \
+     FROM pg_index i WHERE i.indrelid::regclass::text = ANY($1) AND NOT EXISTS \
+     (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid AND c.contype IN ('p', 'u', 'x')) \
+     ORDER BY i.indexrelid";
+
 enum Job {
-    Copy(Table, Vec<u8>),
+    /// Rows of several tables, copied in [`Table::ALL`] order: a row referenced by a foreign
+    /// key (`events`, `rooms`) is in before the rows that reference it.
+    Copy(Vec<(Table, Vec<u8>)>),
     Execute(&'static str, String),
     Query(String, mpsc::Sender<Result<i64, ImportError>>),
 }
@@ -334,7 +351,11 @@ enum Job {
 /// Synapse's PostgreSQL database, written with `COPY` from a writer thread.
 pub struct PgSink {
     target: String,
+    /// The indexes, keys and foreign keys of the written tables, built again at the end (in
+    /// that order).
+    rebuild: Vec<String>,
     buffers: Vec<Vec<u8>>,
+    buffered: usize,
     jobs: Option<mpsc::SyncSender<Job>>,
     writer: Option<std::thread::JoinHandle<Result<(), ImportError>>>,
 }
@@ -347,11 +368,7 @@ impl PgSink {
         let pg_err = |step: &str| {
             let target = target.clone();
             let step = step.to_string();
-            move |source: postgres::Error| ImportError::Postgres {
-                target: target.clone(),
-                step: step.clone(),
-                source,
-            }
+            move |source: postgres::Error| pg_error(&target, &step, source)
         };
         let mut client =
             postgres::Client::connect(conninfo, postgres::NoTls).map_err(pg_err("connect"))?;
@@ -378,6 +395,26 @@ impl PgSink {
             ));
         }
         client.batch_execute(&setup).map_err(pg_err("begin"))?;
+        // Loaded as pg_restore loads: without the tables' indexes and constraints, which are
+        // built once at the end (in bulk, sorted) instead of maintained row by row.
+        let tables: Vec<&str> = Table::ALL.iter().map(|t| t.name()).collect();
+        let mut drops = Vec::new();
+        let mut rebuild = Vec::new();
+        for (what, q) in [
+            ("foreign keys", PG_FOREIGN_KEYS),
+            ("keys", PG_KEYS),
+            ("indexes", PG_INDEXES),
+        ] {
+            let rows = client.query(q, &[&tables]).map_err(pg_err(what))?;
+            for r in rows {
+                drops.push(r.get::<_, String>(0));
+                rebuild.push(r.get::<_, String>(1));
+            }
+        }
+        rebuild.reverse();
+        client
+            .batch_execute(&(drops.join(";\n") + ";"))
+            .map_err(pg_err("drop indexes and constraints"))?;
         let (tx, rx) = mpsc::sync_channel::<Job>(COPY_QUEUE);
         let t2 = target.clone();
         let writer = std::thread::Builder::new()
@@ -390,7 +427,9 @@ impl PgSink {
             })?;
         Ok(Self {
             target,
+            rebuild,
             buffers: vec![Vec::new(); Table::ALL.len()],
+            buffered: 0,
             jobs: Some(tx),
             writer: Some(writer),
         })
@@ -419,12 +458,18 @@ impl PgSink {
         }
     }
 
-    fn flush(&mut self, table: Table) -> Result<(), ImportError> {
-        let buf = std::mem::take(&mut self.buffers[table as usize]);
-        if buf.is_empty() {
+    /// Send every table's rows so far to the writer.
+    fn flush(&mut self) -> Result<(), ImportError> {
+        let batch: Vec<(Table, Vec<u8>)> = Table::ALL
+            .iter()
+            .map(|t| (*t, std::mem::take(&mut self.buffers[*t as usize])))
+            .filter(|(_, b)| !b.is_empty())
+            .collect();
+        self.buffered = 0;
+        if batch.is_empty() {
             return Ok(());
         }
-        self.send(Job::Copy(table, buf))
+        self.send(Job::Copy(batch))
     }
 }
 
@@ -469,6 +514,7 @@ impl Sink for PgSink {
     fn insert(&mut self, table: Table, row: &[Val<'_>]) -> Result<(), ImportError> {
         debug_assert_eq!(row.len(), table.columns().len(), "{table:?}");
         let buf = &mut self.buffers[table as usize];
+        let before = buf.len();
         for (i, v) in row.iter().enumerate() {
             if i > 0 {
                 buf.push(b'\t');
@@ -476,8 +522,9 @@ impl Sink for PgSink {
             encode(buf, v);
         }
         buf.push(b'\n');
-        if buf.len() >= COPY_CHUNK {
-            self.flush(table)?;
+        self.buffered += buf.len() - before;
+        if self.buffered >= COPY_CHUNK {
+            self.flush()?;
         }
         Ok(())
     }
@@ -493,22 +540,22 @@ impl Sink for PgSink {
 
     fn execute(&mut self, step: &'static str, sql: &str) -> Result<(), ImportError> {
         // After every row written so far.
-        for t in Table::ALL {
-            self.flush(*t)?;
-        }
+        self.flush()?;
         self.send(Job::Execute(step, sql.to_string()))
     }
 
     fn finish(mut self: Box<Self>) -> Result<(), ImportError> {
-        for t in Table::ALL {
-            self.flush(*t)?;
-        }
+        self.flush()?;
         let mut end = String::new();
         for t in Table::ALL {
             if let Some(q) = t.pg_from_stage() {
                 end.push_str(&q.replace("{stage}", &t.pg_stage_name()));
                 end.push(';');
             }
+        }
+        for statement in &self.rebuild {
+            end.push_str(statement);
+            end.push(';');
         }
         for (seq, max) in PG_SEQUENCES {
             end.push_str(&format!(
@@ -535,37 +582,51 @@ impl Sink for PgSink {
     }
 }
 
+/// A PostgreSQL error with what the server said (its message and detail: `db error` alone
+/// says nothing).
+fn pg_error(target: &str, step: &str, source: postgres::Error) -> ImportError {
+    let said = source
+        .as_db_error()
+        .map(|d| match d.detail() {
+            Some(detail) => format!("{}: {detail}", d.message()),
+            None => d.message().to_string(),
+        })
+        .unwrap_or_else(|| source.to_string());
+    ImportError::Postgres {
+        target: target.to_string(),
+        step: step.to_string(),
+        said,
+        source,
+    }
+}
+
 /// The writer thread: runs the jobs in order on the one connection; stops at the first error.
 fn pg_writer(
     mut client: postgres::Client,
     jobs: mpsc::Receiver<Job>,
     target: &str,
 ) -> Result<(), ImportError> {
-    let err = |step: String| {
-        move |source: postgres::Error| ImportError::Postgres {
-            target: target.to_string(),
-            step: step.clone(),
-            source,
-        }
-    };
+    let err = |step: String| move |source: postgres::Error| pg_error(target, &step, source);
     while let Ok(job) = jobs.recv() {
         match job {
-            Job::Copy(table, buf) => {
-                let into = if table.pg_from_stage().is_some() {
-                    table.pg_stage_name()
-                } else {
-                    table.name().to_string()
-                };
-                let step = format!("COPY {}", table.name());
-                let copy = format!("COPY {into} ({}) FROM STDIN", table.columns().join(", "));
-                let mut w = client.copy_in(&copy).map_err(err(step.clone()))?;
-                use std::io::Write;
-                w.write_all(&buf).map_err(|e| ImportError::Event {
-                    step: "PostgreSQL writer",
-                    what: format!("{step} into {target}"),
-                    source: e.into(),
-                })?;
-                w.finish().map_err(err(step))?;
+            Job::Copy(batch) => {
+                for (table, buf) in batch {
+                    let into = if table.pg_from_stage().is_some() {
+                        table.pg_stage_name()
+                    } else {
+                        table.name().to_string()
+                    };
+                    let step = format!("COPY {}", table.name());
+                    let copy = format!("COPY {into} ({}) FROM STDIN", table.columns().join(", "));
+                    let mut w = client.copy_in(&copy).map_err(err(step.clone()))?;
+                    use std::io::Write;
+                    w.write_all(&buf).map_err(|e| ImportError::Event {
+                        step: "PostgreSQL writer",
+                        what: format!("{step} into {target}"),
+                        source: e.into(),
+                    })?;
+                    w.finish().map_err(err(step))?;
+                }
             }
             Job::Execute(step, sql) => client.batch_execute(&sql).map_err(err(step.into()))?,
             Job::Query(sql, reply) => {
@@ -582,6 +643,169 @@ fn pg_writer(
         }
     }
     Ok(())
+}
+
+/// Which id space a column's value belongs to, for rows a room is built with on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdRole {
+    /// `events.stream_ordering` and every column that points at one.
+    Stream,
+    StateGroup,
+    Chain,
+    /// `receipts_linearized.stream_id`.
+    Receipt,
+}
+
+impl Table {
+    /// The id space of `column`, when a room's rows number it from zero.
+    pub fn id_role(self, column: &str) -> Option<IdRole> {
+        use IdRole::*;
+        match (self, column) {
+            (Table::ReceiptsLinearized, "stream_id") => Some(Receipt),
+            (Table::CurrentStateDeltaStream, "stream_id") => Some(Stream),
+            (Table::RoomStatsCurrent, "completed_delta_stream_id") => Some(Stream),
+            (Table::StateGroups, "id") => Some(StateGroup),
+            (
+                _,
+                "stream_ordering"
+                | "event_stream_ordering"
+                | "last_receipt_stream_ordering"
+                | "bump_stamp",
+            ) => Some(Stream),
+            (_, "state_group" | "prev_state_group") => Some(StateGroup),
+            (_, "chain_id" | "origin_chain_id" | "target_chain_id") => Some(Chain),
+            _ => None,
+        }
+    }
+}
+
+/// The first id of each space a room's rows are moved to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IdBase {
+    pub stream: i64,
+    pub state_group: i64,
+    pub chain: i64,
+    pub receipt: i64,
+}
+
+impl IdBase {
+    fn of(&self, role: IdRole) -> i64 {
+        match role {
+            IdRole::Stream => self.stream,
+            IdRole::StateGroup => self.state_group,
+            IdRole::Chain => self.chain,
+            IdRole::Receipt => self.receipt,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Held {
+    Null,
+    Int(i64),
+    /// A range of [`RoomRows::text`].
+    Text(u32, u32),
+}
+
+/// A room's rows, held in memory while the room is built (and signed) on a worker thread, its
+/// ids numbered from zero; [`RoomRows::replay`] writes them into the real sink with every id
+/// moved past the rooms before it. One allocation per kind, none per value.
+#[derive(Default)]
+pub struct RoomRows {
+    rows: Vec<(Table, u32)>,
+    vals: Vec<Held>,
+    text: String,
+}
+
+impl RoomRows {
+    /// Write the rows into `sink`, each id column moved by `base`.
+    pub fn replay(&self, sink: &mut dyn Sink, base: &IdBase) -> Result<(), ImportError> {
+        let roles: Vec<Vec<Option<IdRole>>> = Table::ALL
+            .iter()
+            .map(|t| t.columns().iter().map(|c| t.id_role(c)).collect())
+            .collect();
+        let mut row: Vec<Val<'_>> = Vec::with_capacity(16);
+        for (i, &(table, start)) in self.rows.iter().enumerate() {
+            let end = self
+                .rows
+                .get(i + 1)
+                .map_or(self.vals.len(), |&(_, s)| s as usize);
+            row.clear();
+            for (held, role) in self.vals[start as usize..end]
+                .iter()
+                .zip(&roles[table as usize])
+            {
+                row.push(match (*held, role) {
+                    (Held::Null, _) => Val::Null,
+                    (Held::Int(v), Some(r)) => Val::Int(v + base.of(*r)),
+                    (Held::Int(v), None) => Val::Int(v),
+                    (Held::Text(a, b), _) => Val::Text(&self.text[a as usize..b as usize]),
+                });
+            }
+            sink.insert(table, &row)?;
+        }
+        Ok(())
+    }
+}
+
+impl Sink for RoomRows {
+    fn describe(&self) -> String {
+        "a room's rows".into()
+    }
+
+    fn insert(&mut self, table: Table, row: &[Val<'_>]) -> Result<(), ImportError> {
+        debug_assert_eq!(row.len(), table.columns().len(), "{table:?}");
+        self.rows.push((table, self.vals.len() as u32));
+        for v in row {
+            self.vals.push(match *v {
+                Val::Null => Held::Null,
+                Val::Int(i) => Held::Int(i),
+                Val::Text(t) => {
+                    let a = self.text.len() as u32;
+                    self.text.push_str(t);
+                    Held::Text(a, self.text.len() as u32)
+                }
+            });
+        }
+        Ok(())
+    }
+
+    fn query_i64(&mut self, _sql: &str) -> Result<i64, ImportError> {
+        unreachable!("a room's rows are written, never read")
+    }
+
+    fn execute(&mut self, _step: &'static str, _sql: &str) -> Result<(), ImportError> {
+        unreachable!("a room's rows are rows only")
+    }
+
+    fn finish(self: Box<Self>) -> Result<(), ImportError> {
+        Ok(())
+    }
+}
+
+/// A sink that keeps every row as text, for tests.
+#[cfg(test)]
+#[derive(Default)]
+pub(crate) struct Collect(pub Vec<String>);
+
+#[cfg(test)]
+impl Sink for Collect {
+    fn describe(&self) -> String {
+        "rows kept for a test".into()
+    }
+    fn insert(&mut self, table: Table, row: &[Val<'_>]) -> Result<(), ImportError> {
+        self.0.push(format!("{} {row:?}", table.name()));
+        Ok(())
+    }
+    fn query_i64(&mut self, _: &str) -> Result<i64, ImportError> {
+        Ok(0)
+    }
+    fn execute(&mut self, _: &'static str, _: &str) -> Result<(), ImportError> {
+        Ok(())
+    }
+    fn finish(self: Box<Self>) -> Result<(), ImportError> {
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -617,5 +841,75 @@ mod tests {
             ["user_id", "value"]
         );
         assert_eq!(Table::Events.sqlite_columns(), Table::Events.columns());
+    }
+
+    /// Every id column of a room's tables has its space; depths, counts and timestamps none.
+    #[test]
+    fn id_roles_name_every_room_id_column() {
+        let roles = |t: Table| -> Vec<(&str, IdRole)> {
+            t.columns()
+                .iter()
+                .filter_map(|c| t.id_role(c).map(|r| (*c, r)))
+                .collect()
+        };
+        use IdRole::*;
+        assert_eq!(roles(Table::Events), [("stream_ordering", Stream)]);
+        assert_eq!(
+            roles(Table::ReceiptsLinearized),
+            [("stream_id", Receipt), ("event_stream_ordering", Stream)]
+        );
+        assert_eq!(
+            roles(Table::StateGroupEdges),
+            [
+                ("state_group", StateGroup),
+                ("prev_state_group", StateGroup)
+            ]
+        );
+        assert_eq!(
+            roles(Table::EventAuthChainLinks),
+            [("origin_chain_id", Chain), ("target_chain_id", Chain)]
+        );
+        assert_eq!(
+            roles(Table::SlidingSyncJoinedRooms),
+            [("event_stream_ordering", Stream), ("bump_stamp", Stream)]
+        );
+        assert!(roles(Table::UserStatsCurrent).is_empty());
+        assert!(roles(Table::RoomStatsState).is_empty());
+    }
+
+    /// A room's rows come back as they went in, ids moved by the base and nothing else.
+    #[test]
+    fn room_rows_replay_moves_ids_only() {
+        let mut rows = RoomRows::default();
+        rows.insert(Table::StateGroupEdges, &[Val::Int(2), Val::Int(1)])
+            .unwrap();
+        rows.insert(
+            Table::EventPushSummary,
+            &[
+                Val::Text("@a:x"),
+                Val::Text("!r"),
+                Val::Int(3),
+                Val::Int(7),
+                Val::Int(3),
+                Val::Null,
+                Val::Text("main"),
+            ],
+        )
+        .unwrap();
+        let mut out = Collect::default();
+        let base = IdBase {
+            stream: 100,
+            state_group: 10,
+            chain: 5,
+            receipt: 1,
+        };
+        rows.replay(&mut out, &base).unwrap();
+        assert_eq!(
+            out.0,
+            [
+                "state_group_edges [Int(12), Int(11)]",
+                "event_push_summary [Text(\"@a:x\"), Text(\"!r\"), Int(3), Int(107), Int(3), Null, Text(\"main\")]",
+            ]
+        );
     }
 }

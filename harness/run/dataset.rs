@@ -213,6 +213,7 @@ pub(super) async fn build_dataset(
             snapshot_seconds: Some(snapshot_seconds),
             restore_seconds: None,
             restore_mib_per_s: None,
+            restore_method: None,
             table_counts: counts,
         });
     }

@@ -433,11 +433,12 @@ async fn run_mode(
         load_steps: crate::dataset::seed::StepLog::default(),
     };
     ctx.save()?;
+    let work_parent = work_parent(&opts.fixtures, false);
     let work = tempfile::Builder::new()
         .prefix("hsbench-work-")
-        .tempdir()
+        .tempdir_in(&work_parent)
         .map_err(|source| RunError::Output {
-            path: std::env::temp_dir(),
+            path: work_parent.clone(),
             source,
         })?;
 
@@ -620,11 +621,12 @@ async fn stages(
                 ),
                 None => {
                     let bins = PgBinaries::find()?;
+                    let parent = work_parent(&ctx.opts.fixtures, true);
                     let root = tempfile::Builder::new()
                         .prefix("hsbench-pg-")
-                        .tempdir()
+                        .tempdir_in(&parent)
                         .map_err(|source| RunError::Output {
-                            path: std::env::temp_dir(),
+                            path: parent.clone(),
                             source,
                         })?;
                     let port =
@@ -752,10 +754,11 @@ async fn stages(
         ctx.say(&format!("dataset: fixture {key} from {}", fx.dir.display()));
         let (fx2, store2, dd) = (fx.clone(), store.clone(), data_dir.clone());
         let pgdata = pg.as_ref().map(|c| c.pgdata.clone());
-        let (secs, bytes) =
+        let (secs, copied) =
             tokio::task::spawn_blocking(move || store2.restore(&fx2, &dd, pgdata.as_deref()))
                 .await
                 .expect("restore task")?;
+        let bytes = copied.bytes;
         if let Some(c) = pg.as_mut() {
             c.fix_ownership()?;
             c.start(pg_port, &run_dir.join("postgres.log")).await?;
@@ -771,13 +774,15 @@ async fn stages(
                 snapshot_seconds: None,
                 restore_seconds: Some(secs),
                 restore_mib_per_s: Some(bytes as f64 / (1 << 20) as f64 / secs.max(1e-9)),
+                restore_method: Some(copied.method().to_string()),
                 table_counts: fx.manifest.table_counts.clone(),
             });
         }
         ctx.say(&format!(
-            "restored {:.1} MiB in {:.2} s",
+            "restored {:.1} MiB in {:.2} s ({})",
             bytes as f64 / (1 << 20) as f64,
-            secs
+            secs,
+            copied.method()
         ));
         (make_instance(false).await?, creds)
     } else {
@@ -1083,6 +1088,27 @@ async fn restore_before_boot(
     .await
     .expect("restore task")?;
     Ok(Some(secs))
+}
+
+/// Where a run's working copies go: next to the fixtures (`<fixtures>/.work`) when that
+/// filesystem shares extents, so that restoring a fixture is a reflink whatever its size;
+/// otherwise the system's temporary directory. A PostgreSQL cluster also needs a path its
+/// `postgres` user can reach (every ancestor searchable by others).
+fn work_parent(store: &FixtureStore, for_postgres: bool) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = std::env::temp_dir();
+    let dir = store.root.join(".work");
+    if std::fs::create_dir_all(&dir).is_err() || !crate::dataset::fixture::reflinks_within(&dir)
+    {
+        return tmp;
+    }
+    let reachable = dir.ancestors().skip(1).all(|a| {
+        std::fs::metadata(a).is_ok_and(|m| m.permissions().mode() & 0o001 != 0)
+    });
+    if for_postgres && !reachable {
+        return tmp;
+    }
+    dir
 }
 
 /// `serve`: one boot over the dataset, kept up until stopped; the credentials are written for
