@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use hsbench::analysis::compare::{Gates, compare};
 use hsbench::analysis::sweep::{
     SWEEP_SCHEMA_VERSION, SweepPoint, SweepResult, extrapolate, fit_all, worst_phase,
+    worst_subphase,
 };
 use hsbench::report::Exporter;
 use hsbench::result::RunResult;
@@ -243,6 +244,7 @@ fn sweep() -> SweepResult {
                 status: RunStatus::Complete,
                 error: None,
                 metrics,
+                slowest_statements: Vec::new(),
             }
         })
         .collect();
@@ -259,6 +261,7 @@ fn sweep() -> SweepResult {
         started_at: "2026-11-30T00:00:00Z".into(),
         finished_at: Some("2026-11-30T01:00:00Z".into()),
         worst_phase: worst_phase(&fits),
+        worst_subphase: worst_subphase(&fits),
         points,
         fits,
     }

@@ -330,6 +330,7 @@ mod tests {
             .into_iter()
             .map(|(k, v)| (k.to_string(), v))
             .collect(),
+            slowest_statements: Vec::new(),
         };
         let s = side_point(&p, &["first_sync".into(), "db_open".into(), "gone".into()]);
         assert_eq!(

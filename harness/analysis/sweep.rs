@@ -32,6 +32,10 @@ pub struct SweepPoint {
     pub error: Option<String>,
     /// Metric name → value (see [`MetricFit::unit`]).
     pub metrics: BTreeMap<String, f64>,
+    /// PostgreSQL's slowest start-up statements over the point's boots (spawn to ready,
+    /// `[boot] slow_statements`), slowest first: which query grew.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub slowest_statements: Vec<crate::server::postgres::DbStatement>,
 }
 
 /// The fit of one metric over the sweep.
@@ -62,13 +66,17 @@ pub struct SweepResult {
     pub fits: Vec<MetricFit>,
     /// The boot phase with the steepest significantly super-linear growth, if any.
     pub worst_phase: Option<String>,
+    /// The sub-phase (a stream generator's or cache's initialisation, …) with the steepest
+    /// significantly super-linear growth, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worst_subphase: Option<String>,
 }
 
 /// The metrics a sweep fits, from one point's run result: the medians of its figures (warm and
 /// cold boots, the fixture's size, the workloads), under their catalogue names. Crash recoveries
 /// and error shares are left out: they say whether a point is sound, not how it grows.
 pub fn metrics_of(r: &RunResult) -> BTreeMap<String, f64> {
-    crate::analysis::figures::figures(r)
+    crate::analysis::figures::figures_with_subphases(r)
         .into_iter()
         .filter(|f| !f.metric.starts_with("crash.") && f.unit != catalogue::Unit::Percent)
         .map(|f| (f.metric, f.value))
@@ -106,13 +114,38 @@ pub fn fit_all(points: &[SweepPoint]) -> Vec<MetricFit> {
 
 /// The warm boot phase with the largest exponent among the super-linear ones.
 pub fn worst_phase(fits: &[MetricFit]) -> Option<String> {
+    steepest(fits, "phase.")
+}
+
+/// The sub-phase with the largest exponent among the super-linear ones.
+pub fn worst_subphase(fits: &[MetricFit]) -> Option<String> {
+    steepest(fits, "subphase.")
+}
+
+fn steepest(fits: &[MetricFit], prefix: &str) -> Option<String> {
     fits.iter()
-        .filter(|f| f.metric.starts_with("phase.") && f.superlinear)
+        .filter(|f| f.metric.starts_with(prefix) && f.superlinear)
         .max_by(|a, b| {
             let (fa, fb) = (a.fit.as_ref().unwrap(), b.fit.as_ref().unwrap());
             fa.b.total_cmp(&fb.b)
         })
-        .map(|f| f.metric.trim_start_matches("phase.").to_string())
+        .map(|f| f.metric.trim_start_matches(prefix).to_string())
+}
+
+/// How many of a point's slowest start-up statements a sweep keeps.
+pub const POINT_STATEMENTS: usize = 3;
+
+/// The slowest start-up statements PostgreSQL logged over a run's boots, slowest first.
+pub fn slowest_statements(r: &RunResult, n: usize) -> Vec<crate::server::postgres::DbStatement> {
+    let mut all: Vec<crate::server::postgres::DbStatement> = r
+        .boots
+        .iter()
+        .filter_map(|b| b.db_statements.as_ref())
+        .flat_map(|d| d.slowest.iter().cloned())
+        .collect();
+    all.sort_by(|a, b| b.ms.total_cmp(&a.ms));
+    all.truncate(n);
+    all
 }
 
 /// One metric extrapolated to a value of the swept dimension.
@@ -234,6 +267,7 @@ mod tests {
             status: RunStatus::Complete,
             error: None,
             metrics: metrics.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            slowest_statements: Vec::new(),
         }
     }
 
@@ -268,9 +302,11 @@ mod tests {
             points,
             fits: Vec::new(),
             worst_phase: None,
+            worst_subphase: None,
         };
         r.fits = fit_all(&r.points);
         r.worst_phase = worst_phase(&r.fits);
+        r.worst_subphase = worst_subphase(&r.fits);
         r
     }
 

@@ -268,6 +268,10 @@ pub struct RunArgs {
     /// Build the dataset again even when its fixture is cached (replaces the fixture).
     #[arg(long)]
     pub rebuild_fixture: bool,
+    /// A sweep: remove each point's fixture once the point is measured, when the sweep built it
+    /// (for sweeps whose fixtures do not fit on the disk together).
+    #[arg(long)]
+    pub discard_fixtures: bool,
     /// Check a sample of users and rooms through the server's API against the plan.
     #[arg(long)]
     pub verify: bool,
@@ -452,6 +456,7 @@ impl From<&RunArgs> for RunOptions {
             rebuild_fixture: a.rebuild_fixture,
             verify: a.verify,
             seed_only: false,
+            discard_fixtures: a.discard_fixtures,
             ..RunOptions::default()
         }
     }

@@ -245,8 +245,7 @@ pub fn reflinks_within(dir: &Path) -> bool {
         return false;
     };
     let (a, b) = (probe.path().join("a"), probe.path().join("b"));
-    std::fs::write(&a, b"hsbench").is_ok()
-        && copy_file(&a, &b).is_ok_and(|c| c.reflinked_bytes > 0)
+    std::fs::write(&a, b"hsbench").is_ok() && copy_file(&a, &b).is_ok_and(|c| c.reflinked_bytes > 0)
 }
 
 /// The fixture cache.

@@ -21,7 +21,7 @@
 //! API load is: the server's own API must answer every sampled count exactly.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use base64::Engine;
@@ -43,38 +43,7 @@ pub const ROOM_VERSION: &str = "12";
 const FORMAT_VERSION: i64 = 4;
 const INSTANCE: &str = "master";
 
-#[derive(Debug, thiserror::Error)]
-pub enum ImportError {
-    #[error("signing key {path}: {source}")]
-    SigningKey {
-        path: PathBuf,
-        #[source]
-        source: crate::util::BoxError,
-    },
-    #[error("database {path}: step {step}: {source}")]
-    Sql {
-        path: PathBuf,
-        step: &'static str,
-        #[source]
-        source: rusqlite::Error,
-    },
-    #[error("PostgreSQL database {target}: step {step}: {said}")]
-    Postgres {
-        target: String,
-        step: String,
-        /// What the server said.
-        said: String,
-        #[source]
-        source: postgres::Error,
-    },
-    #[error("step {step}: event {what}: {source}")]
-    Event {
-        step: &'static str,
-        what: String,
-        #[source]
-        source: crate::util::BoxError,
-    },
-}
+pub use crate::dataset::error::ImportError;
 
 /// The server's ed25519 signing key, as Synapse writes it: `ed25519 <version> <base64 seed>`.
 pub struct SigningKey {

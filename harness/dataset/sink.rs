@@ -18,7 +18,7 @@ use std::sync::mpsc;
 
 use rusqlite::Connection;
 
-use crate::dataset::import::ImportError;
+use crate::dataset::error::ImportError;
 
 /// One value of a row.
 #[derive(Debug, Clone, Copy)]
@@ -216,6 +216,8 @@ pub struct SqliteSink {
     path: PathBuf,
     conn: Connection,
     inserts: Vec<String>,
+    /// `CREATE INDEX` of the indexes dropped for the load.
+    rebuild: Vec<String>,
 }
 
 impl SqliteSink {
@@ -230,6 +232,30 @@ impl SqliteSink {
         )
         .map_err(sql_err(db, "open"))?;
         conn.set_prepared_statement_cache_capacity(Table::ALL.len() + 8);
+        // The written tables' own indexes are built once at the end (sorted) instead of row by
+        // row; the indexes of their UNIQUE and PRIMARY KEY constraints (no SQL of their own)
+        // stay, and with them the lookups of Synapse's triggers.
+        let names: Vec<String> = Table::ALL
+            .iter()
+            .map(|t| format!("'{}'", t.name()))
+            .collect();
+        let indexes: Vec<(String, String)> = {
+            let mut q = conn
+                .prepare(&format!(
+                    "SELECT name, sql FROM sqlite_master WHERE type = 'index' \
+                     AND sql IS NOT NULL AND tbl_name IN ({})",
+                    names.join(", ")
+                ))
+                .map_err(sql_err(db, "read indexes"))?;
+            q.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .and_then(|rows| rows.collect())
+                .map_err(sql_err(db, "read indexes"))?
+        };
+        for (name, _) in &indexes {
+            conn.execute_batch(&format!("DROP INDEX \"{name}\""))
+                .map_err(sql_err(db, "drop indexes"))?;
+        }
+        let rebuild = indexes.into_iter().map(|(_, sql)| sql).collect();
         let inserts = Table::ALL
             .iter()
             .map(|t| {
@@ -247,6 +273,7 @@ impl SqliteSink {
             path: db.to_path_buf(),
             conn,
             inserts,
+            rebuild,
         })
     }
 }
@@ -282,6 +309,11 @@ impl Sink for SqliteSink {
     }
 
     fn finish(self: Box<Self>) -> Result<(), ImportError> {
+        for sql in &self.rebuild {
+            self.conn
+                .execute_batch(sql)
+                .map_err(sql_err(&self.path, "build indexes"))?;
+        }
         self.conn
             .execute_batch("COMMIT; PRAGMA journal_mode = WAL;")
             .map_err(sql_err(&self.path, "commit"))
@@ -339,6 +371,11 @@ const PG_INDEXES: &str = "SELECT format('DROP INDEX %s', i.indexrelid::regclass)
      FROM pg_index i WHERE i.indrelid::regclass::text = ANY($1) AND NOT EXISTS \
      (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid AND c.contype IN ('p', 'u', 'x')) \
      ORDER BY i.indexrelid";
+
+/// The written tables with Synapse's `check_event_stream_ordering` trigger.
+const PG_STREAM_ORDERING_TRIGGERS: &str = "SELECT DISTINCT tgrelid::regclass::text FROM pg_trigger \
+     WHERE NOT tgisinternal AND tgname = 'check_event_stream_ordering' \
+     AND tgrelid::regclass::text = ANY($1)";
 
 enum Job {
     /// Rows of several tables, copied in [`Table::ALL`] order: a row referenced by a foreign
@@ -412,6 +449,28 @@ impl PgSink {
             }
         }
         rebuild.reverse();
+        // Synapse's `check_event_stream_ordering` triggers look every row's event up in
+        // `events`, which has no index while loading: they are switched off, and their check
+        // runs once over all rows at the end, before they are switched on again.
+        let triggered = client
+            .query(PG_STREAM_ORDERING_TRIGGERS, &[&tables])
+            .map_err(pg_err("triggers"))?;
+        let mut after = Vec::new();
+        for r in triggered {
+            let table: String = r.get(0);
+            drops.push(format!(
+                "ALTER TABLE {table} DISABLE TRIGGER check_event_stream_ordering"
+            ));
+            after.push(format!(
+                "DO $$ BEGIN IF EXISTS (SELECT 1 FROM {table} x JOIN events e \
+                 ON e.event_id = x.event_id WHERE e.stream_ordering != x.event_stream_ordering) \
+                 THEN RAISE EXCEPTION 'Incorrect event_stream_ordering in {table}'; END IF; END $$"
+            ));
+            after.push(format!(
+                "ALTER TABLE {table} ENABLE TRIGGER check_event_stream_ordering"
+            ));
+        }
+        rebuild.extend(after);
         client
             .batch_execute(&(drops.join(";\n") + ";"))
             .map_err(pg_err("drop indexes and constraints"))?;

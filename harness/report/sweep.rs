@@ -67,6 +67,27 @@ fn fit_cells(f: &MetricFit) -> [String; 4] {
     }
 }
 
+/// PostgreSQL's slowest start-up statements at each point: the query that grew.
+fn statements_md(md: &mut String, r: &SweepResult) {
+    if r.points.iter().all(|p| p.slowest_statements.is_empty()) {
+        return;
+    }
+    md.push_str(&format!(
+        "\n### Slowest start-up statements per point (PostgreSQL, spawn to ready)\n\n| {} | statement | ran |\n|---:|---|---:|\n",
+        r.dimension.name()
+    ));
+    for p in &r.points {
+        for s in &p.slowest_statements {
+            md.push_str(&format!(
+                "| {} | `{}` | {} |\n",
+                crate::util::fmt::fmt_num(p.value as f64),
+                s.statement.replace('|', "\\|").replace('`', "'"),
+                crate::util::fmt::fmt_ms(s.ms)
+            ));
+        }
+    }
+}
+
 pub fn markdown(r: &SweepResult) -> String {
     let dim = r.dimension.name();
     let mut md = format!(
@@ -88,6 +109,11 @@ pub fn markdown(r: &SweepResult) -> String {
         ));
     } else if r.status == RunStatus::Complete {
         md.push_str("No boot phase grows significantly faster than linearly over this range.\n\n");
+    }
+    if let Some(w) = &r.worst_subphase {
+        md.push_str(&format!(
+            "**Worst sub-phase: `{w}` grows super-linearly with {dim}.**\n\n"
+        ));
     }
     let (head, rows) = sizing_rows(r);
     md.push_str(&format!(
@@ -112,6 +138,7 @@ pub fn markdown(r: &SweepResult) -> String {
                 .map_or(String::new(), |p| format!("[svg]({p})"))
         ));
     }
+    statements_md(&mut md, r);
     md.push_str(&format!(
         "\nExtrapolate with `hsbench size <this directory> --{} N` (within {MAX_EXTRAPOLATION}× of the measured range).\n",
         dim.replace('_', "-")
@@ -139,6 +166,12 @@ pub fn html(r: &SweepResult, plots: &[(String, String)]) -> String {
             esc(w)
         ));
     }
+    if let Some(w) = &r.worst_subphase {
+        h.push_str(&format!(
+            "<p class=\"warn\">Worst sub-phase: {} grows super-linearly with {dim}.</p>",
+            esc(w)
+        ));
+    }
     let (head, rows) = sizing_rows(r);
     h.push_str(&format!("<h2>Sizing</h2><table><tr><th>{dim}</th>"));
     for c in head {
@@ -160,6 +193,21 @@ pub fn html(r: &SweepResult, plots: &[(String, String)]) -> String {
             esc(&f.metric),
             esc(&verdict.replace("**", ""))
         ));
+    }
+    if r.points.iter().any(|p| !p.slowest_statements.is_empty()) {
+        h.push_str(&format!(
+            "</table><h2>Slowest start-up statements per point (PostgreSQL)</h2><table><tr><th>{dim}</th><th>statement</th><th>ran</th></tr>"
+        ));
+        for p in &r.points {
+            for st in &p.slowest_statements {
+                h.push_str(&format!(
+                    "<tr><td>{}</td><td style=\"text-align:left\"><code>{}</code></td><td>{}</td></tr>",
+                    crate::util::fmt::fmt_num(p.value as f64),
+                    esc(&st.statement),
+                    crate::util::fmt::fmt_ms(st.ms)
+                ));
+            }
+        }
     }
     h.push_str("</table><h2>Plots</h2><div class=\"plots\">");
     for (_, svg) in plots {

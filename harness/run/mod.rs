@@ -145,6 +145,9 @@ pub struct RunOptions {
     pub turns: Option<turns::Turns>,
     /// Time boots only: no workloads, no crash-restart cycles (`hsbench bisect` of a boot metric).
     pub boots_only: bool,
+    /// A sweep removes each point's fixture after the point when this run built it (for
+    /// sweeps whose fixtures do not fit on the disk together).
+    pub discard_fixtures: bool,
 }
 
 impl Default for RunOptions {
@@ -163,6 +166,7 @@ impl Default for RunOptions {
             fixture_version: None,
             turns: None,
             boots_only: false,
+            discard_fixtures: false,
         }
     }
 }
@@ -1097,14 +1101,20 @@ async fn restore_before_boot(
 fn work_parent(store: &FixtureStore, for_postgres: bool) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
     let tmp = std::env::temp_dir();
-    let dir = store.root.join(".work");
-    if std::fs::create_dir_all(&dir).is_err() || !crate::dataset::fixture::reflinks_within(&dir)
+    // The probe leaves nothing behind; `.work` is made only where it will be used.
+    if std::fs::create_dir_all(&store.root).is_err()
+        || !crate::dataset::fixture::reflinks_within(&store.root)
     {
         return tmp;
     }
-    let reachable = dir.ancestors().skip(1).all(|a| {
-        std::fs::metadata(a).is_ok_and(|m| m.permissions().mode() & 0o001 != 0)
-    });
+    let dir = store.root.join(".work");
+    if std::fs::create_dir_all(&dir).is_err() {
+        return tmp;
+    }
+    let reachable = dir
+        .ancestors()
+        .skip(1)
+        .all(|a| std::fs::metadata(a).is_ok_and(|m| m.permissions().mode() & 0o001 != 0));
     if for_postgres && !reachable {
         return tmp;
     }

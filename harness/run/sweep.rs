@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use crate::analysis::sweep::{
     SWEEP_SCHEMA_VERSION, SweepPoint, SweepResult, fit_all, metrics_of, series, worst_phase,
+    worst_subphase,
 };
 use crate::report::sweep::{html, markdown};
 use crate::result::RunStatus;
@@ -53,6 +54,7 @@ pub async fn run_sweep(scenario: &Scenario, opts: &RunOptions) -> Result<SweepOu
         points: Vec::new(),
         fits: Vec::new(),
         worst_phase: None,
+        worst_subphase: None,
     };
     write_files(&dir, &mut result)?;
     let dim = sweep.dimension.name();
@@ -80,6 +82,19 @@ pub async fn run_sweep(scenario: &Scenario, opts: &RunOptions) -> Result<SweepOu
         // interrupted); the sweep records that and stops.
         let outcome = run(&point, &point_opts).await;
         let rel = format!("points/{run_id}");
+        if opts.discard_fixtures
+            && let Ok(o) = &outcome
+            && let Some(fx) = o.result.dataset.as_ref().and_then(|d| d.fixture.as_ref())
+            && !fx.reused
+        {
+            match opts.fixtures.remove(Some(&fx.key)) {
+                Ok(_) if !opts.quiet => {
+                    eprintln!("==> fixture {} removed (--discard-fixtures)", fx.key)
+                }
+                Ok(_) => {}
+                Err(e) => eprintln!("WARNING: could not remove fixture {}: {e}", fx.key),
+            }
+        }
         match outcome {
             Ok(o) => result.points.push(SweepPoint {
                 value,
@@ -87,6 +102,10 @@ pub async fn run_sweep(scenario: &Scenario, opts: &RunOptions) -> Result<SweepOu
                 status: o.result.status,
                 error: None,
                 metrics: metrics_of(&o.result),
+                slowest_statements: crate::analysis::sweep::slowest_statements(
+                    &o.result,
+                    crate::analysis::sweep::POINT_STATEMENTS,
+                ),
             }),
             Err(e @ RunError::Interrupted { .. }) => {
                 result.status = RunStatus::Interrupted;
@@ -104,6 +123,7 @@ pub async fn run_sweep(scenario: &Scenario, opts: &RunOptions) -> Result<SweepOu
                     status: RunStatus::Failed,
                     error: Some(e.to_string()),
                     metrics: BTreeMap::new(),
+                    slowest_statements: Vec::new(),
                 });
             }
         }
@@ -135,6 +155,7 @@ pub async fn run_sweep(scenario: &Scenario, opts: &RunOptions) -> Result<SweepOu
 pub fn write_files(dir: &Path, result: &mut SweepResult) -> Result<(), RunError> {
     result.fits = fit_all(&result.points);
     result.worst_phase = worst_phase(&result.fits);
+    result.worst_subphase = worst_subphase(&result.fits);
     let dim = result.dimension.name();
     let mut plots = Vec::new();
     for f in &mut result.fits {
