@@ -135,7 +135,8 @@ fn steepest(fits: &[MetricFit], prefix: &str) -> Option<String> {
 /// How many of a point's slowest start-up statements a sweep keeps.
 pub const POINT_STATEMENTS: usize = 3;
 
-/// The slowest start-up statements PostgreSQL logged over a run's boots, slowest first.
+/// The `n` slowest distinct start-up statements PostgreSQL logged over a run's boots, each
+/// with its slowest run, slowest first.
 pub fn slowest_statements(r: &RunResult, n: usize) -> Vec<crate::server::postgres::DbStatement> {
     let mut all: Vec<crate::server::postgres::DbStatement> = r
         .boots
@@ -144,6 +145,8 @@ pub fn slowest_statements(r: &RunResult, n: usize) -> Vec<crate::server::postgre
         .flat_map(|d| d.slowest.iter().cloned())
         .collect();
     all.sort_by(|a, b| b.ms.total_cmp(&a.ms));
+    let mut seen = std::collections::HashSet::new();
+    all.retain(|s| seen.insert(s.statement.clone()));
     all.truncate(n);
     all
 }

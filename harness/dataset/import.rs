@@ -1572,34 +1572,9 @@ mod tests {
         let plan = DatasetPlan::new(spec);
         let k = key();
         let rows = |workers: usize| {
-            let sink = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-            struct Shared(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
-            impl Sink for Shared {
-                fn describe(&self) -> String {
-                    String::new()
-                }
-                fn insert(&mut self, table: Table, row: &[Val<'_>]) -> Result<(), ImportError> {
-                    // Access tokens are random by design.
-                    if table != Table::AccessTokens {
-                        self.0
-                            .lock()
-                            .unwrap()
-                            .push(format!("{} {row:?}", table.name()));
-                    }
-                    Ok(())
-                }
-                fn query_i64(&mut self, _: &str) -> Result<i64, ImportError> {
-                    Ok(0)
-                }
-                fn execute(&mut self, _: &'static str, _: &str) -> Result<(), ImportError> {
-                    Ok(())
-                }
-                fn finish(self: Box<Self>) -> Result<(), ImportError> {
-                    Ok(())
-                }
-            }
+            let sink = crate::dataset::sink::Collect::default();
             let (_, report) = import_with(
-                Box::new(Shared(sink.clone())),
+                Box::new(sink.clone()),
                 &k,
                 "hsbench.local",
                 &plan,
@@ -1609,7 +1584,7 @@ mod tests {
             )
             .unwrap();
             assert_eq!(report.concurrency, workers);
-            std::mem::take(&mut *sink.lock().unwrap())
+            std::mem::take(&mut *sink.0.lock().unwrap())
         };
         let one = rows(1);
         let three = rows(3);

@@ -884,22 +884,35 @@ pub async fn verify(
                 .iter()
                 .filter(|e| e.event_type() == event_type)
                 .count();
-            let mut req =
-                get_message_events::v3::Request::new(room_id.clone(), Direction::Backward);
-            req.limit = ruma::UInt::try_from(want as u64 + 10).unwrap_or(ruma::UInt::MAX);
-            let mut filter = RoomEventFilter::default();
-            filter.types = Some(vec![event_type.into()]);
-            req.filter = filter;
-            let resp = client
-                .send(req, Some(token))
-                .await
-                .map_err(err(format!("{event_type} events of {}", room.name)))?;
+            // Servers cap a page (Synapse at 1,000 events): page back until the room's start.
+            let mut got = 0usize;
+            let mut from: Option<String> = None;
+            loop {
+                let mut req =
+                    get_message_events::v3::Request::new(room_id.clone(), Direction::Backward);
+                req.from = from.take();
+                req.limit = ruma::UInt::try_from((want - got.min(want)) as u64 + 10)
+                    .unwrap_or(ruma::UInt::MAX);
+                let mut filter = RoomEventFilter::default();
+                filter.types = Some(vec![event_type.into()]);
+                req.filter = filter;
+                let resp = client
+                    .send(req, Some(token))
+                    .await
+                    .map_err(err(format!("{event_type} events of {}", room.name)))?;
+                got += resp.chunk.len();
+                // No `end`: the room's start. An empty page ends it too (some servers always
+                // send `end`).
+                match resp.end {
+                    Some(end) if got <= want && !resp.chunk.is_empty() => from = Some(end),
+                    _ => break,
+                }
+            }
             report.checks += 1;
-            if resp.chunk.len() != want {
+            if got != want {
                 report.mismatches.push(format!(
-                    "{}: {} {event_type} events, the plan says {want}",
-                    room.name,
-                    resp.chunk.len()
+                    "{}: {got} {event_type} events, the plan says {want}",
+                    room.name
                 ));
             }
         }

@@ -437,7 +437,13 @@ async fn run_mode(
         load_steps: crate::dataset::seed::StepLog::default(),
     };
     ctx.save()?;
-    let work_parent = work_parent(&opts.fixtures, false);
+    // Next to the fixtures only when the run uses them (an external database is never
+    // snapshotted or restored).
+    let work_parent = if scenario.server.postgres_url.is_none() {
+        work_parent(&opts.fixtures, false)
+    } else {
+        std::env::temp_dir()
+    };
     let work = tempfile::Builder::new()
         .prefix("hsbench-work-")
         .tempdir_in(&work_parent)
