@@ -758,6 +758,17 @@ impl IdBase {
     }
 }
 
+/// Every table's column roles, in [`Table::ALL`] order: worked out once, used for every room.
+fn id_roles() -> &'static [Vec<Option<IdRole>>] {
+    static ROLES: std::sync::OnceLock<Vec<Vec<Option<IdRole>>>> = std::sync::OnceLock::new();
+    ROLES.get_or_init(|| {
+        Table::ALL
+            .iter()
+            .map(|t| t.columns().iter().map(|c| t.id_role(c)).collect())
+            .collect()
+    })
+}
+
 #[derive(Debug, Clone, Copy)]
 enum Held {
     Null,
@@ -779,10 +790,7 @@ pub struct RoomRows {
 impl RoomRows {
     /// Write the rows into `sink`, each id column moved by `base`.
     pub fn replay(&self, sink: &mut dyn Sink, base: &IdBase) -> Result<(), ImportError> {
-        let roles: Vec<Vec<Option<IdRole>>> = Table::ALL
-            .iter()
-            .map(|t| t.columns().iter().map(|c| t.id_role(c)).collect())
-            .collect();
+        let roles = id_roles();
         let mut row: Vec<Val<'_>> = Vec::with_capacity(16);
         for (i, &(table, start)) in self.rows.iter().enumerate() {
             let end = self
