@@ -76,6 +76,7 @@ async fn tiny_scenario_on_private_postgres() {
                 b.time_to_ready_ms
             );
         }
+        statement_subphases_inside_stores_start(b);
     }
     let md = std::fs::read_to_string(first.run_dir.join("summary.md")).unwrap();
     assert!(
@@ -101,15 +102,56 @@ async fn tiny_scenario_on_private_postgres() {
     assert!(first.run_dir.join("postgres.log").is_file());
 
     // Restored from the fixture (Synapse data + PostgreSQL data directory): same rows, exact.
-    let second = run(&sc, opts)
+    // Its boots are cold then warm: before a cold boot the cluster is restarted (its shared
+    // buffers empty) and its files evicted, and its statement log goes on in the same file.
+    let mut cold = sc.clone();
+    cold.boot.cache = scenario::CacheMode::Both;
+    let second = run(&cold, opts)
         .await
         .unwrap_or_else(|e| panic!("second run failed: {e}"));
+    let boots = &second.result.boots;
+    assert_eq!(boots.iter().filter(|b| b.cold).count(), 2);
+    for b in boots {
+        let restarted = b
+            .eviction
+            .as_ref()
+            .is_some_and(|e| e.method.contains("PostgreSQL cluster restarted"));
+        assert_eq!(restarted, b.cold, "{:?}", b.eviction);
+        assert!(b.db_statements.as_ref().is_some_and(|s| s.count > 0));
+        statement_subphases_inside_stores_start(b);
+    }
     let d2 = second.result.dataset.as_ref().unwrap();
     let fx2 = d2.fixture.as_ref().unwrap();
     assert!(fx2.reused);
     assert_eq!(fx2.table_counts, fx.table_counts);
     assert!(d2.verify.as_ref().unwrap().mismatches.is_empty());
     assert_eq!(second.result.herd.as_ref().unwrap().ok, 25);
+}
+
+/// The cache prefills and the presence pass, cut from PostgreSQL's statement log (every
+/// statement is logged here): spans nested in `stores_start`, each inside it.
+fn statement_subphases_inside_stores_start(b: &hsbench::boot::BootRecord) {
+    let stores = b.phases.iter().find(|p| p.name == "stores_start").unwrap();
+    let (from, to) = (stores.start_ms.unwrap(), stores.end_ms.unwrap());
+    for want in [
+        "prefill: events",
+        "prefill: presence_stream",
+        "presence_on_startup",
+    ] {
+        let sp = b
+            .subphases
+            .iter()
+            .find(|s| s.name == want)
+            .unwrap_or_else(|| panic!("no {want} in {:#?}", b.subphases));
+        assert_eq!(sp.parent.as_deref(), Some("stores_start"));
+        let (s, e) = (sp.start_ms.unwrap(), sp.end_ms.unwrap());
+        // The database's and the log's stamps are both milliseconds of one clock.
+        assert!(
+            s >= from - 2.0 && e <= to + 2.0 && s <= e,
+            "{sp:?} in {from}..{to}"
+        );
+        assert!(sp.duration_ms.unwrap() <= e - s + 0.01, "{sp:?}");
+    }
 }
 
 /// `postgres_url`: Synapse on a database the user runs (here a cluster this test starts);

@@ -1,7 +1,9 @@
 //! `hsbench ab` and `hsbench bisect` on a real Synapse repository: the release's sdist made a
 //! git history of six commits, one of which (the fourth) makes a store constructor 300 ms slower.
 //! `ab` must flag the phase and the sub-phase that hold the delay, the head must boot on the
-//! base's fixture, the results must carry the commits; `bisect` must name the slow commit.
+//! base's fixture (the last commit adds a schema delta, which the head applies to it at its first
+//! boot, as an upgrade would), the results must carry the commits; `bisect` must name the slow
+//! commit.
 
 use std::path::{Path, PathBuf};
 
@@ -16,8 +18,13 @@ mod common;
 use common::git;
 
 const MARK: &str = "hsbench-test: a slow receipts store";
+const DELTA_FILE: &str = "01_hsbench_test.sql";
+const DELTA_SQL: &str = "-- hsbench test: the head's schema delta\n\
+    CREATE TABLE hsbench_test_delta (stream_ordering BIGINT NOT NULL);\n\
+    INSERT INTO hsbench_test_delta SELECT stream_ordering FROM events;\n";
 
-/// The history: the sdist, then five commits; the third of them (index 2) is the slow one.
+/// The history: the sdist, then five commits; the third of them (index 3) is the slow one, the
+/// fifth (index 5) adds a schema delta.
 fn history(python: &Path) -> (PathBuf, Vec<String>) {
     let sdist = common::synapse_sdist_checkout(python);
     let repo = hsbench::util::fs::cache_dir().join("test-synapse-ab/repo");
@@ -56,7 +63,33 @@ fn history(python: &Path) -> (PathBuf, Vec<String>) {
         "receipts: a slow constructor",
     );
     edit("synapse/__init__.py", &comment(4), "a third comment");
-    edit("synapse/__init__.py", &comment(5), "a fourth comment");
+    // The last commit changes the schema, as a PR with a migration does: SCHEMA_VERSION moves
+    // up one and its delta directory gets one file. The head must boot on the base's fixture
+    // and apply it there, at its first boot, as an upgrade would.
+    let version_file = repo.join("synapse/storage/schema/__init__.py");
+    let text = std::fs::read_to_string(&version_file).unwrap();
+    let at = text.find("\nSCHEMA_VERSION = ").expect("SCHEMA_VERSION") + 18;
+    let old: u32 = text[at..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let delta = repo.join(format!("synapse/storage/schema/main/delta/{}", old + 1));
+    std::fs::create_dir_all(&delta).unwrap();
+    std::fs::write(delta.join(DELTA_FILE), DELTA_SQL).unwrap();
+    git(&repo, &["add", "synapse/storage/schema"]);
+    edit(
+        "synapse/storage/schema/__init__.py",
+        &|t: String| {
+            t.replacen(
+                &format!("\nSCHEMA_VERSION = {old}"),
+                &format!("\nSCHEMA_VERSION = {}", old + 1),
+                1,
+            )
+        },
+        "a schema delta",
+    );
     let out = std::process::Command::new("git")
         .arg("-C")
         .arg(&repo)
@@ -140,11 +173,45 @@ async fn ab_flags_the_slow_constructor_and_bisect_names_its_commit() {
     };
     assert_eq!(commit(b).as_deref(), Some(commits[0].as_str()));
     assert_eq!(commit(h).as_deref(), Some(commits[5].as_str()));
-    // One fixture for both (the base's key, although the head's commit differs): built once, by
-    // whichever side got to it first, and reused by the other.
+    // One fixture for both (the base's key, although the head's commit and schema differ):
+    // built once, by the base, before either side ran, and reused by both.
     let fx = |r: &hsbench::result::RunResult| r.dataset.as_ref().unwrap().fixture.clone().unwrap();
     assert_eq!(fx(b).key, fx(h).key);
-    assert!(fx(b).reused != fx(h).reused, "{:?} / {:?}", fx(b), fx(h));
+    assert!(fx(b).reused && fx(h).reused, "{:?} / {:?}", fx(b), fx(h));
+    let built: hsbench::result::RunResult = serde_json::from_slice(
+        &std::fs::read(out.dir.join("base-fixture/result.json")).expect("the base's fixture run"),
+    )
+    .unwrap();
+    assert_eq!(fx(&built).key, fx(b).key);
+    assert!(!fx(&built).reused, "the base built it: {:?}", fx(&built));
+    // The head applied its schema delta to the base's fixture at its first boot (in db_prepare,
+    // as a sub-phase of its own), and only then; the base never saw it.
+    let delta_version = {
+        let v = std::fs::read_to_string(repo.join("synapse/storage/schema/__init__.py")).unwrap();
+        let at = v.find("\nSCHEMA_VERSION = ").unwrap() + 18;
+        v[at..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let delta_span = format!("schema: {delta_version}/{DELTA_FILE}");
+    let applied = |r: &hsbench::result::RunResult| -> Vec<(String, bool)> {
+        r.boots
+            .iter()
+            .flat_map(|boot| {
+                boot.subphases
+                    .iter()
+                    .filter(|s| s.name.starts_with("schema: "))
+                    .map(move |s| {
+                        assert_eq!(s.parent.as_deref(), Some("db_prepare"), "{s:?}");
+                        (s.name.clone(), boot.warmup)
+                    })
+            })
+            .collect()
+    };
+    assert_eq!(applied(h), vec![(delta_span, true)], "{:#?}", h.boots[0]);
+    assert_eq!(applied(b), vec![]);
     // The boots were interleaved, ABBA: ordered by spawn time, the sides go base, head, head,
     // base, base, head, …
     let mut spawns: Vec<(f64, char)> = b

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
 use crate::metrics::{ResourceSample, ResourceSampler, ResourceSummary};
+use crate::server::postgres::StatementHit;
 use crate::server::{LogTail, ServerError, ServerProcess, ServerProfile};
 
 /// What one boot should do.
@@ -354,6 +355,47 @@ pub fn subphases(
             });
         }
     }
+    out
+}
+
+/// Spans of the profile's `[[statement_subphases]]`, from the statements the database logged
+/// (ms since spawn): each statement runs from its end less its duration to its end. Statements
+/// that give one name (a rule without a capture, or a table prefilled twice) are one span, from
+/// the first one's start to the last one's end, whose duration is the sum of theirs (the
+/// database's time, not the gaps between them).
+pub fn statement_subphases(profile: &ServerProfile, hits: &[StatementHit]) -> Vec<PhaseTiming> {
+    let mut out: Vec<PhaseTiming> = Vec::new();
+    for h in hits {
+        let Some(def) = profile.statement_subphases.get(h.def) else {
+            continue;
+        };
+        let name = match &h.name {
+            Some(n) => format!("{}: {n}", def.name),
+            None => def.name.clone(),
+        };
+        let (start, end) = ((h.ended_at_ms - h.ms).max(0.0), h.ended_at_ms);
+        if let Some(same) = out.iter_mut().find(|p| p.name == name) {
+            same.start_ms = same.start_ms.map(|s| s.min(start));
+            same.end_ms = same.end_ms.map(|e| e.max(end));
+            same.duration_ms = same.duration_ms.map(|d| d + h.ms);
+            continue;
+        }
+        out.push(PhaseTiming {
+            name,
+            from: def.name.clone(),
+            to: def.name.clone(),
+            start_ms: Some(start),
+            end_ms: Some(end),
+            duration_ms: Some(h.ms),
+            resources: None,
+            parent: Some(def.parent.clone()),
+        });
+    }
+    out.sort_by(|a, b| {
+        a.start_ms
+            .unwrap_or(0.0)
+            .total_cmp(&b.start_ms.unwrap_or(0.0))
+    });
     out
 }
 
@@ -859,6 +901,63 @@ async fn wait_background(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn statement_subphases_start_at_the_end_less_the_duration_and_sum_one_name() {
+        let p = ServerProfile::synapse();
+        let prefill = p
+            .statement_subphases
+            .iter()
+            .position(|r| r.name == "prefill")
+            .unwrap();
+        let presence = p
+            .statement_subphases
+            .iter()
+            .position(|r| r.name == "presence_on_startup")
+            .unwrap();
+        let hit = |def, name: Option<&str>, ended_at_ms, ms| StatementHit {
+            def,
+            name: name.map(str::to_string),
+            ended_at_ms,
+            ms,
+        };
+        let spans = statement_subphases(
+            &p,
+            &[
+                hit(presence, None, 1300.0, 50.0),
+                hit(prefill, Some("events"), 1200.0, 60.0),
+                hit(prefill, Some("device_lists_stream"), 1400.0, 2.0),
+                hit(prefill, Some("device_lists_stream"), 1410.0, 3.0),
+                hit(99, Some("no such rule"), 1.0, 1.0),
+            ],
+        );
+        let got: Vec<(&str, f64, f64, f64, &str)> = spans
+            .iter()
+            .map(|s| {
+                (
+                    s.name.as_str(),
+                    s.start_ms.unwrap(),
+                    s.end_ms.unwrap(),
+                    s.duration_ms.unwrap(),
+                    s.parent.as_deref().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("prefill: events", 1140.0, 1200.0, 60.0, "stores_start"),
+                ("presence_on_startup", 1250.0, 1300.0, 50.0, "stores_start"),
+                (
+                    "prefill: device_lists_stream",
+                    1398.0,
+                    1410.0,
+                    5.0,
+                    "stores_start"
+                ),
+            ]
+        );
+    }
 
     fn replay(file: &str) -> (BTreeMap<String, f64>, Vec<String>, ServerProfile) {
         let text = std::fs::read_to_string(

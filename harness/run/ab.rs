@@ -335,6 +335,36 @@ pub async fn ab(scenario: &Scenario, o: &AbOptions) -> Result<AbOutcome, AbError
         path: dir.clone(),
         source,
     })?;
+    // A head whose own fixture key differs from the base's (new schema deltas, another
+    // release) must boot on what the base built, as an upgrade would: the base builds (or finds)
+    // the fixture before either side starts, so the head can never be the one that builds it.
+    // A rebuild is done once, there too (two sides removing one fixture would race).
+    let mut rebuild = o.run.rebuild_fixture;
+    let differ = base.fixture_version != head.fixture_version;
+    if !o.fresh_fixture && (differ || rebuild) {
+        if !quiet && differ {
+            eprintln!(
+                "==> the head's schema differs from the base's ({} / {}): the base builds the \
+                 fixture, the head applies its schema deltas to it at its first boot",
+                base.fixture_version, head.fixture_version
+            );
+        }
+        let seed = RunOptions {
+            results_dir: dir.clone(),
+            run_id: Some(format!("{}-fixture", base.label)),
+            label: Some(format!("{} fixture", base.label)),
+            seed_only: true,
+            ..o.run.clone()
+        };
+        super::run(&base.scenario, &seed)
+            .await
+            .map_err(|source| AbError::Side {
+                side: base.label.clone(),
+                dir: dir.join(format!("{}-fixture", base.label)),
+                source: Box::new(source),
+            })?;
+        rebuild = false;
+    }
     let turns = Turns::new(2);
     let opts = |side: &Side, t: &Turns| RunOptions {
         results_dir: dir.clone(),
@@ -342,6 +372,7 @@ pub async fn ab(scenario: &Scenario, o: &AbOptions) -> Result<AbOutcome, AbError
         label: Some(side.label.clone()),
         fixture_version: (!o.fresh_fixture).then(|| base.fixture_version.clone()),
         turns: Some(t.clone()),
+        rebuild_fixture: rebuild,
         ..o.run.clone()
     };
     let (base_opts, head_opts) = (opts(&base, &turns[0]), opts(&head, &turns[1]));

@@ -42,7 +42,7 @@ pub(super) async fn crash_restarts(
             label,
             Some(probe_token.to_string()),
             scenario,
-            &db.pgids,
+            &db.pgids(),
         )
     };
     for i in 1..=scenario.boot.crash_restarts {

@@ -837,36 +837,83 @@ async fn stages(
     save_credentials(&work.join("credentials.json"), &creds)?;
     ctx.save()?;
 
-    let db = DbProcesses {
-        cache_roots: pg.iter().map(|c| c.pgdata.clone()).collect(),
-        pgids: pg.iter().filter_map(|c| c.pid()).collect(),
-        statements: pg.as_ref().and_then(|c| {
-            scenario
-                .boot
-                .slow_statements
-                .and_then(|t| c.statement_log(t))
-        }),
-    };
+    let db = DbProcesses::new(pg, scenario.boot.slow_statements);
     let measured = match std::mem::replace(&mut ctx.mode, Mode::Full) {
         _ if ctx.opts.seed_only => finish_files(ctx),
         Mode::Serve(hooks) => serve_stage(ctx, &inst, &creds, &profile, &db, hooks, serving).await,
         _ => measure(ctx, &inst, &creds, &plan, &profile, &db).await,
     };
-    if let Some(c) = pg.as_mut() {
+    if let Some(mut c) = db.cluster.into_inner() {
         c.stop().await;
     }
     drop(pg_root);
     measured
 }
 
-/// A private database's part in the measurements: its files are evicted for cold boots and its
-/// processes are sampled with the server's.
+/// A private database's part in the measurements: its files are evicted for cold boots (and
+/// the cluster restarted, so that its own buffers are empty too) and its processes are sampled
+/// with the server's.
 struct DbProcesses {
     cache_roots: Vec<PathBuf>,
+    threshold: Option<Duration>,
+    /// The private cluster, while it runs.
+    cluster: tokio::sync::Mutex<Option<PgCluster>>,
+    /// Its process groups and statement log, as of its last start.
+    now: std::sync::Mutex<DbNow>,
+}
+
+#[derive(Clone, Default)]
+struct DbNow {
     pgids: Vec<i32>,
     /// The private cluster's statement log (`[boot] slow_statements`), read for each timed
     /// boot.
     statements: Option<crate::server::postgres::StatementLog>,
+}
+
+impl DbProcesses {
+    fn new(pg: Option<PgCluster>, threshold: Option<Duration>) -> Self {
+        let now = DbNow::of(pg.as_ref(), threshold);
+        Self {
+            cache_roots: pg.iter().map(|c| c.pgdata.clone()).collect(),
+            threshold,
+            cluster: tokio::sync::Mutex::new(pg),
+            now: std::sync::Mutex::new(now),
+        }
+    }
+
+    fn pgids(&self) -> Vec<i32> {
+        self.now.lock().expect("db state").pgids.clone()
+    }
+
+    fn statements(&self) -> Option<crate::server::postgres::StatementLog> {
+        self.now.lock().expect("db state").statements.clone()
+    }
+
+    /// Before a cold boot: restart the private cluster (its shared buffers hold what the last
+    /// boot read; a fresh postmaster starts with them empty). `false`: there is none.
+    async fn restart(&self) -> Result<bool, RunError> {
+        let mut guard = self.cluster.lock().await;
+        let Some(c) = guard.as_mut() else {
+            return Ok(false);
+        };
+        let (port, log) = (c.port(), c.log_path());
+        c.stop().await;
+        let Some(log) = log else {
+            return Ok(false);
+        };
+        c.start(port, &log).await?;
+        *self.now.lock().expect("db state") = DbNow::of(Some(c), self.threshold);
+        Ok(true)
+    }
+}
+
+impl DbNow {
+    fn of(pg: Option<&PgCluster>, threshold: Option<Duration>) -> Self {
+        Self {
+            pgids: pg.iter().filter_map(|c| c.pid()).collect(),
+            statements: pg.and_then(|c| threshold.and_then(|t| c.statement_log(t))),
+        }
+    }
 }
 
 /// Switch the private cluster's statement log on or off (psql calls, off the runtime's
@@ -917,13 +964,17 @@ async fn measure(
         ctx.say(&format!("{label} ({}/{total})", n + 1));
         let restore_seconds = restore_before_boot(ctx, inst, per_boot.as_ref()).await?;
         let eviction = if cold {
+            let restarted = db.restart().await?;
             let mut roots = inst.cache_roots();
             roots.extend_from_slice(&db.cache_roots);
-            Some(
-                tokio::task::spawn_blocking(move || crate::boot::cache::evict(&roots))
-                    .await
-                    .expect("eviction task"),
-            )
+            let mut ev = tokio::task::spawn_blocking(move || crate::boot::cache::evict(&roots))
+                .await
+                .expect("eviction task");
+            if restarted {
+                ev.method
+                    .push_str("; the private PostgreSQL cluster restarted (shared buffers empty)");
+            }
+            Some(ev)
         } else {
             None
         };
@@ -934,22 +985,27 @@ async fn measure(
             &label,
             Some(probe_token.clone()),
             scenario,
-            &db.pgids,
+            &db.pgids(),
         )?;
         spec.background = scenario.boot.background;
-        let log_from = match &db.statements {
+        let statements = db.statements();
+        let log_from = match &statements {
             Some(l) => Some(switch_statement_log(l, true).await?),
             None => None,
         };
         let server = boot(spec).await;
-        if let Some(l) = &db.statements {
+        if let Some(l) = &statements {
             switch_statement_log(l, false).await?;
         }
         let server = server?;
         let (mut rec, samples) = server.stop_with_samples(shutdown, &run_dir).await;
-        if let (Some(l), Some(from)) = (&db.statements, log_from) {
+        if let (Some(l), Some(from)) = (&statements, log_from) {
             let (start, ready) = (rec.spawn_unix_ms, rec.spawn_unix_ms + rec.time_to_ready_ms);
-            rec.db_statements = Some(l.read(from, start, ready));
+            let (statements, hits) =
+                l.read_matching(from, start, ready, &profile.statement_subphases);
+            rec.db_statements = Some(statements);
+            rec.subphases
+                .extend(crate::boot::statement_subphases(profile, &hits));
         }
         rec.cold = cold;
         rec.warmup = warmup;
@@ -1007,7 +1063,7 @@ async fn measure(
         "workload",
         Some(probe_token.clone()),
         scenario,
-        &db.pgids,
+        &db.pgids(),
     )?;
     let mut server = boot(spec).await?;
     // The server is stopped exactly once, whatever the workloads did.
@@ -1016,9 +1072,7 @@ async fn measure(
         .filter(|_| scenario.profile.load)
         .map(|t| (t, server.server_pid()));
     // The server's process group and its database's (a private PostgreSQL cluster).
-    let groups: Vec<i32> = std::iter::once(server.pid())
-        .chain(db.pgids.iter().copied())
-        .collect();
+    let groups: Vec<i32> = std::iter::once(server.pid()).chain(db.pgids()).collect();
     let outcome = workloads(ctx, &server.base_url(), plan, creds, load_profiler, &groups).await;
     let alive = server.check_alive();
     ctx.result.workload_boot = Some(server.stop(shutdown, &run_dir).await);
@@ -1147,7 +1201,7 @@ async fn serve_stage(
         "serve",
         Some(creds.tokens[0].clone()),
         ctx.scenario,
-        &db.pgids,
+        &db.pgids(),
     )?;
     let mut server = boot(spec).await?;
     if let Err(e) = save_credentials(&hooks.credentials_out, creds) {

@@ -99,7 +99,7 @@ pub(super) async fn profiled_boot(
         &label,
         Some(probe_token.to_string()),
         scenario,
-        &db.pgids,
+        &db.pgids(),
     )?;
     spec.command = tool.wrap_launch(&spec.command, &raw, scenario.profile.rate_hz);
     spec.wrapper = Some(Wrapper {

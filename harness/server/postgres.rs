@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::profile::StatementSubphaseDef;
 use super::{ServerError, ServerProcess};
 
 /// The database and role Synapse uses in a private cluster.
@@ -251,7 +252,12 @@ impl PgCluster {
             // The statement log's lines start with a stamp hsbench reads (`StatementLog`).
             .args(["-c", LOG_LINE_PREFIX_SETTING]);
         let mut process = ServerProcess::spawn(cmd)?;
-        let file = std::fs::File::create(log_path).map_err(|e| ServerError::io(log_path, e))?;
+        // Appended to: a restart (before a cold boot) keeps one log.
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log_path)
+            .map_err(|e| ServerError::io(log_path, e))?;
         let file = std::sync::Arc::new(std::sync::Mutex::new(file));
         for stream in [
             process
@@ -343,6 +349,16 @@ impl PgCluster {
         }
     }
 
+    /// The port of its last start.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The log file of its last start (`None` before the first).
+    pub fn log_path(&self) -> Option<PathBuf> {
+        self.log_path.clone()
+    }
+
     /// Process group id of the postmaster while it runs.
     pub fn pid(&self) -> Option<i32> {
         self.process.as_ref().map(|p| p.pid)
@@ -381,6 +397,19 @@ pub struct DbStatement {
     pub ended_at_ms: f64,
     /// Its text, whitespace collapsed, cut after [`STATEMENT_CHARS`] characters.
     pub statement: String,
+}
+
+/// A logged statement one of the profile's `[[statement_subphases]]` matched.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatementHit {
+    /// Which rule (index into the profile's `statement_subphases`).
+    pub def: usize,
+    /// What its `(?P<name>…)` captured.
+    pub name: Option<String>,
+    /// When it ended, ms after the window's start.
+    pub ended_at_ms: f64,
+    /// How long it ran, ms (PostgreSQL's own figure).
+    pub ms: f64,
 }
 
 /// The private cluster's statement log: switched on around a window, then read back from the
@@ -440,6 +469,19 @@ impl StatementLog {
     /// Read the statements logged from byte `from` of the log whose end stamps fall in
     /// `[start_unix_ms, end_unix_ms]`; times are placed relative to `start_unix_ms`.
     pub fn read(&self, from: u64, start_unix_ms: f64, end_unix_ms: f64) -> DbStatements {
+        self.read_matching(from, start_unix_ms, end_unix_ms, &[]).0
+    }
+
+    /// [`read`](Self::read), and every statement of the window that one of `rules` matches
+    /// (the profile's `[[statement_subphases]]`; the first rule that matches takes it).
+    pub fn read_matching(
+        &self,
+        from: u64,
+        start_unix_ms: f64,
+        end_unix_ms: f64,
+        rules: &[StatementSubphaseDef],
+    ) -> (DbStatements, Vec<StatementHit>) {
+        let mut hits = Vec::new();
         use std::io::{BufRead, Seek};
         let mut out = DbStatements {
             threshold_ms: self.threshold.as_secs_f64() * 1e3,
@@ -448,10 +490,10 @@ impl StatementLog {
             slowest: Vec::new(),
         };
         let Ok(mut f) = std::fs::File::open(&self.log_path) else {
-            return out;
+            return (out, hits);
         };
         if f.seek(std::io::SeekFrom::Start(from)).is_err() {
-            return out;
+            return (out, hits);
         }
         let mut lines = std::io::BufReader::new(f)
             .lines()
@@ -478,16 +520,30 @@ impl StatementLog {
             }
             out.count += 1;
             out.total_ms += ms;
+            let ended_at_ms = stamp_ms - start_unix_ms;
+            if !rules.is_empty() {
+                let whole = statement.split_whitespace().collect::<Vec<_>>().join(" ");
+                let hit = rules.iter().enumerate().find_map(|(def, r)| {
+                    let c = r.regex.captures(&whole)?;
+                    Some(StatementHit {
+                        def,
+                        name: c.name("name").map(|m| m.as_str().to_string()),
+                        ended_at_ms,
+                        ms,
+                    })
+                });
+                hits.extend(hit);
+            }
             keep_slowest(
                 &mut out.slowest,
                 DbStatement {
                     ms,
-                    ended_at_ms: stamp_ms - start_unix_ms,
+                    ended_at_ms,
                     statement: collapse(&statement),
                 },
             );
         }
-        out
+        (out, hits)
     }
 }
 
@@ -635,7 +691,19 @@ mod tests {
         let end = now();
         // The cluster's log reaches the file through this runtime's pump tasks.
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let got = statements.read(from, start, end);
+        let rules = [crate::server::profile::StatementSubphaseDef {
+            name: "sleep".into(),
+            regex: regex::Regex::new(r"pg_sleep\((?P<name>[0-9.]+)\)").unwrap(),
+            parent: "p".into(),
+        }];
+        let (got, hits) = statements.read_matching(from, start, end, &rules);
+        assert_eq!(hits.len(), 1, "{hits:?}");
+        assert_eq!(hits[0].name.as_deref(), Some("0.2"));
+        assert!(
+            hits[0].ms >= 200.0 && hits[0].ended_at_ms >= hits[0].ms,
+            "{hits:?}"
+        );
+        assert_eq!(got, statements.read(from, start, end));
         assert_eq!(got.count, 1, "{got:?}");
         assert!(got.slowest[0].ms >= 200.0, "{got:?}");
         assert!(

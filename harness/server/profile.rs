@@ -172,6 +172,8 @@ struct RawProfile {
     profiling: RawProfiling,
     #[serde(default)]
     subphases: Vec<RawSubphase>,
+    #[serde(default)]
+    statement_subphases: Vec<RawStatementSubphase>,
     launch: Option<RawLaunch>,
     background: Option<RawBackground>,
 }
@@ -194,6 +196,14 @@ struct RawSubphase {
     /// one ended (consecutive calls), so a line's span may start at the previous line.
     #[serde(default)]
     adjacent: Option<toml::Spanned<bool>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStatementSubphase {
+    name: String,
+    regex: toml::Spanned<String>,
+    parent: toml::Spanned<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -340,6 +350,20 @@ pub struct SubphaseDef {
     pub adjacent: bool,
 }
 
+/// Spans cut from the database's own statement log (a private PostgreSQL cluster with
+/// `[boot] slow_statements`): each logged statement the regex matches is a span of its own,
+/// nested under a phase, from where it started (its end less PostgreSQL's duration) to where it
+/// ended. For work the server logs no line for (Synapse's cache prefills). A statement shorter
+/// than the log's threshold is not logged, so its span is missing, not zero.
+#[derive(Debug, Clone)]
+pub struct StatementSubphaseDef {
+    pub name: String,
+    /// Matched against the statement's text, whitespace collapsed; `(?P<name>…)` names the
+    /// span (`prefill: events`), else the span is `name` alone.
+    pub regex: Regex,
+    pub parent: String,
+}
+
 #[derive(Debug, Clone, schemars::JsonSchema, serde::Serialize)]
 pub struct PhaseDef {
     pub name: String,
@@ -359,6 +383,8 @@ pub struct ServerProfile {
     /// profiles leave such stacks out of the flamegraphs and count them as idle.
     pub idle_frames: Vec<String>,
     pub subphases: Vec<SubphaseDef>,
+    /// Spans cut from the database's statement log (`[[statement_subphases]]`).
+    pub statement_subphases: Vec<StatementSubphaseDef>,
     /// How to start the server (profiles of servers hsbench does not install itself).
     pub launch: Option<Launch>,
     /// The marker that says the server's start-up background work is done (`[background]`).
@@ -501,6 +527,28 @@ impl ServerProfile {
                 adjacent: sp.adjacent.is_some_and(|a| *a.get_ref()),
             });
         }
+        let mut statement_subphases = Vec::new();
+        for (i, sp) in raw.statement_subphases.into_iter().enumerate() {
+            let regex = Regex::new(sp.regex.get_ref()).map_err(|e| {
+                err(
+                    sp.regex.span(),
+                    &format!("statement_subphases[{i}].regex"),
+                    e.to_string(),
+                )
+            })?;
+            if !phases.iter().any(|p| &p.name == sp.parent.get_ref()) {
+                return Err(err(
+                    sp.parent.span(),
+                    &format!("statement_subphases[{i}].parent"),
+                    format!("{:?} is not a phase of this profile", sp.parent.get_ref()),
+                ));
+            }
+            statement_subphases.push(StatementSubphaseDef {
+                name: sp.name,
+                regex,
+                parent: sp.parent.into_inner(),
+            });
+        }
         let launch = match raw.launch {
             None => None,
             Some(l) => Some(parse_launch(l, &err)?),
@@ -525,6 +573,7 @@ impl ServerProfile {
             phases,
             idle_frames: raw.profiling.idle_frames,
             subphases,
+            statement_subphases,
             launch,
             background_marker,
         })
@@ -630,6 +679,82 @@ mod tests {
         assert_eq!(
             p.line_timestamp_ms("Traceback (most recent call last):"),
             None
+        );
+    }
+
+    /// The shipped Synapse profile's statement rules, on statements as Synapse 1.163.2 sends
+    /// them (PostgreSQL logs them with the parameters filled in, whitespace collapsed here).
+    #[test]
+    fn synapse_statement_subphases_name_the_start_up_queries() {
+        let p = ServerProfile::synapse();
+        let name = |sql: &str| {
+            p.statement_subphases.iter().find_map(|r| {
+                let c = r.regex.captures(sql)?;
+                Some(match c.name("name") {
+                    Some(n) => format!("{}: {}", r.name, n.as_str()),
+                    None => r.name.clone(),
+                })
+            })
+        };
+        let cases = [
+            (
+                "SELECT room_id, stream_ordering FROM events ORDER BY stream_ordering DESC LIMIT 100000",
+                Some("prefill: events"),
+            ),
+            (
+                "SELECT user_id, stream_id FROM presence_stream ORDER BY stream_id DESC LIMIT 100000",
+                Some("prefill: presence_stream"),
+            ),
+            (
+                "SELECT MAX(stream_ordering) FROM events",
+                Some("stream_position: events"),
+            ),
+            (
+                "SELECT GREATEST(COALESCE(MAX(stream_id), 1), 1) FROM account_data",
+                Some("stream_position: account_data"),
+            ),
+            (
+                "SELECT GREATEST(COALESCE(-MIN(stream_ordering), 1), 1) FROM events",
+                Some("stream_position: events"),
+            ),
+            (
+                "SELECT instance_name, stream_ordering FROM events WHERE 1141175 <= stream_ordering",
+                Some("stream_position: events"),
+            ),
+            (
+                "SELECT user_id, state, last_active_ts, last_federation_update_ts, \
+                 last_user_sync_ts, status_msg, currently_active FROM presence_stream WHERE \
+                 state != 'offline'",
+                Some("presence_on_startup"),
+            ),
+            (
+                "SELECT e.event_id, e.stream_ordering FROM events AS e WHERE e.event_id = ANY(ARRAY['$a'])",
+                None,
+            ),
+            (
+                "UPDATE room_forgetter_stream_pos SET stream_id = 1141175",
+                None,
+            ),
+        ];
+        for (sql, want) in cases {
+            let sql = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+            assert_eq!(name(&sql).as_deref(), want, "{sql}");
+        }
+        assert!(
+            p.statement_subphases
+                .iter()
+                .all(|r| r.parent == "stores_start")
+        );
+    }
+
+    #[test]
+    fn statement_subphase_parent_must_be_a_phase() {
+        let text = "name = \"x\"\n[log]\n[[phases]]\nname = \"a\"\nfrom = \"spawn\"\nto = \"port_open\"\n\
+                    [[statement_subphases]]\nname = \"q\"\nregex = 'SELECT'\nparent = \"b\"\n";
+        let e = ServerProfile::parse(Path::new("p.toml"), text).unwrap_err();
+        assert_eq!(
+            (e.line, e.field.as_str()),
+            (10, "statement_subphases[0].parent")
         );
     }
 
