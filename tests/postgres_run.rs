@@ -201,5 +201,50 @@ async fn external_postgres_database() {
     // The user's cluster is still up and holds the dataset.
     let users = pg.psql("synapse", "SELECT COUNT(*) FROM users").unwrap();
     assert_eq!(users.trim(), "40");
+
+    // A direct import into an empty database of the user's cluster: COPY, the API check, and
+    // nothing snapshotted.
+    pg.psql(
+        "postgres",
+        "CREATE DATABASE direct ENCODING 'UTF8' LC_COLLATE='C' LC_CTYPE='C' TEMPLATE template0",
+    )
+    .unwrap();
+    let direct = text.replace("[dataset]\n", "[dataset]\nload = \"direct\"\n");
+    let into = direct.replace("/synapse\"", "/direct\"");
+    let sc = scenario::parse(&path, &into).unwrap();
+    let r = run(&sc, opts)
+        .await
+        .unwrap_or_else(|e| panic!("direct run failed: {e}"))
+        .result;
+    assert_eq!(r.status, RunStatus::Complete);
+    let d = r.dataset.as_ref().unwrap();
+    assert!(d.fixture.is_none());
+    let load = d.load.as_ref().unwrap();
+    assert!(load.method.contains("COPY"), "{}", load.method);
+    let events = load.steps.iter().find(|s| s.name == "events").unwrap();
+    assert!(events.count > 0, "{load:?}");
+    assert!(r.boots.iter().all(|b| b.time_to_ready_ms > 0.0));
+    assert_eq!(
+        pg.psql("direct", "SELECT COUNT(*) FROM users")
+            .unwrap()
+            .trim(),
+        "40"
+    );
+    assert_eq!(std::fs::read_dir(&opts.fixtures.root).unwrap().count(), 0);
+    // Into the database the API run filled: refused before a row is written, naming it.
+    let sc = scenario::parse(&path, &direct).unwrap();
+    let e = run(&sc, opts).await.unwrap_err();
+    let mut chain = e.to_string();
+    let mut src = std::error::Error::source(&e);
+    while let Some(s) = src {
+        chain.push_str(&format!(": {s}"));
+        src = s.source();
+    }
+    assert!(
+        chain.contains("already holds 40 users") && chain.contains("/synapse"),
+        "{chain}"
+    );
+    let users = pg.psql("synapse", "SELECT COUNT(*) FROM users").unwrap();
+    assert_eq!(users.trim(), "40");
     pg.stop().await;
 }

@@ -26,6 +26,13 @@ pub enum ImportError {
         #[source]
         source: postgres::Error,
     },
+    /// A direct import writes a whole dataset into an empty Synapse database (one whose schema
+    /// Synapse has just created); this one already holds users.
+    #[error(
+        "database {target} already holds {users} users: a direct import needs the empty \
+         database of a fresh Synapse (drop and re-create it, or give another)"
+    )]
+    NotEmpty { target: String, users: i64 },
     #[error("step {step}: event {what}: {source}")]
     Event {
         step: &'static str,

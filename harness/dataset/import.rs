@@ -444,6 +444,13 @@ fn import_with(
     let factory = EventFactory::new(server_name, key);
     let totals = plan.totals();
     let described = sink.describe();
+    let users = sink.query_i64("SELECT COUNT(*) FROM users")?;
+    if users > 0 {
+        return Err(ImportError::NotEmpty {
+            target: sink.target(),
+            users,
+        });
+    }
     // Per room: create, power levels, join rules, history visibility; guest access in private
     // kinds; a name except in DMs; then the custom state, invites, joins and timeline.
     let events_total = 4 * totals.rooms

@@ -192,6 +192,8 @@ impl Table {
 pub trait Sink {
     /// What the rows are written into, for the load report ("Synapse's SQLite database").
     fn describe(&self) -> String;
+    /// Where: the database file, or the PostgreSQL database's address (for errors).
+    fn target(&self) -> String;
     /// Store one row of `table` (values in [`Table::columns`] order).
     fn insert(&mut self, table: Table, row: &[Val<'_>]) -> Result<(), ImportError>;
     /// The single integer `sql` answers (NULL is 0): positions and maxima read before writing.
@@ -281,6 +283,10 @@ impl SqliteSink {
 impl Sink for SqliteSink {
     fn describe(&self) -> String {
         "Synapse's SQLite database".into()
+    }
+
+    fn target(&self) -> String {
+        self.path.display().to_string()
     }
 
     fn insert(&mut self, table: Table, row: &[Val<'_>]) -> Result<(), ImportError> {
@@ -570,6 +576,10 @@ impl Sink for PgSink {
         "Synapse's PostgreSQL database through COPY".into()
     }
 
+    fn target(&self) -> String {
+        self.target.clone()
+    }
+
     fn insert(&mut self, table: Table, row: &[Val<'_>]) -> Result<(), ImportError> {
         debug_assert_eq!(row.len(), table.columns().len(), "{table:?}");
         let buf = &mut self.buffers[table as usize];
@@ -820,6 +830,10 @@ impl Sink for RoomRows {
         "a room's rows".into()
     }
 
+    fn target(&self) -> String {
+        self.describe()
+    }
+
     fn insert(&mut self, table: Table, row: &[Val<'_>]) -> Result<(), ImportError> {
         debug_assert_eq!(row.len(), table.columns().len(), "{table:?}");
         self.rows.push((table, self.vals.len() as u32));
@@ -860,6 +874,9 @@ pub(crate) struct Collect(pub std::sync::Arc<std::sync::Mutex<Vec<String>>>);
 impl Sink for Collect {
     fn describe(&self) -> String {
         "rows kept for a test".into()
+    }
+    fn target(&self) -> String {
+        self.describe()
     }
     fn insert(&mut self, table: Table, row: &[Val<'_>]) -> Result<(), ImportError> {
         if table != Table::AccessTokens {

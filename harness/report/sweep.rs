@@ -67,6 +67,23 @@ fn fit_cells(f: &MetricFit) -> [String; 4] {
     }
 }
 
+/// The metrics seen at too few points to fit (a sub-phase that appears at some values only, a
+/// statement under the log's threshold elsewhere): named once, not a table row each.
+fn unfitted_note(r: &SweepResult) -> Option<String> {
+    let names: Vec<&str> = r
+        .fits
+        .iter()
+        .filter(|f| f.fit.is_none())
+        .map(|f| f.metric.as_str())
+        .collect();
+    (!names.is_empty()).then(|| {
+        format!(
+            "Too few points to fit (above zero at fewer than 3 values): {}.",
+            names.join(", ")
+        )
+    })
+}
+
 /// PostgreSQL's slowest start-up statements at each point: the query that grew.
 fn statements_md(md: &mut String, r: &SweepResult) {
     if r.points.iter().all(|p| p.slowest_statements.is_empty()) {
@@ -128,7 +145,7 @@ pub fn markdown(r: &SweepResult) -> String {
     md.push_str(&format!(
         "\n### Growth: t = a · {dim}^b (least squares on log–log, 95% CI of b)\n\n| metric | b | 95% CI | R² | verdict | plot |\n|---|---:|---|---:|---|---|\n"
     ));
-    for f in &r.fits {
+    for f in r.fits.iter().filter(|f| f.fit.is_some()) {
         let [b, ci, r2, verdict] = fit_cells(f);
         md.push_str(&format!(
             "| {} | {b} | {ci} | {r2} | {verdict} | {} |\n",
@@ -137,6 +154,9 @@ pub fn markdown(r: &SweepResult) -> String {
                 .as_ref()
                 .map_or(String::new(), |p| format!("[svg]({p})"))
         ));
+    }
+    if let Some(note) = unfitted_note(r) {
+        md.push_str(&format!("\n{note}\n"));
     }
     statements_md(&mut md, r);
     md.push_str(&format!(
@@ -186,17 +206,21 @@ pub fn html(r: &SweepResult, plots: &[(String, String)]) -> String {
         h.push_str("</tr>");
     }
     h.push_str("</table><h2>Growth</h2><table><tr><th>metric</th><th>b</th><th>95% CI</th><th>R²</th><th>verdict</th></tr>");
-    for f in &r.fits {
+    for f in r.fits.iter().filter(|f| f.fit.is_some()) {
         let [b, ci, r2, verdict] = fit_cells(f);
         h.push_str(&format!(
-            "<tr><td>{}</td><td>{b}</td><td>{ci}</td><td>{r2}</td><td>{}</td></tr>",
+            "<tr><td style=\"text-align:left\">{}</td><td>{b}</td><td>{ci}</td><td>{r2}</td><td>{}</td></tr>",
             esc(&f.metric),
             esc(&verdict.replace("**", ""))
         ));
     }
+    h.push_str("</table>");
+    if let Some(note) = unfitted_note(r) {
+        h.push_str(&format!("<p>{}</p>", esc(&note)));
+    }
     if r.points.iter().any(|p| !p.slowest_statements.is_empty()) {
         h.push_str(&format!(
-            "</table><h2>Slowest start-up statements per point (PostgreSQL)</h2><table><tr><th>{dim}</th><th>statement</th><th>ran</th></tr>"
+            "<h2>Slowest start-up statements per point (PostgreSQL)</h2><table><tr><th>{dim}</th><th>statement</th><th>ran</th></tr>"
         ));
         for p in &r.points {
             for st in &p.slowest_statements {
@@ -208,8 +232,9 @@ pub fn html(r: &SweepResult, plots: &[(String, String)]) -> String {
                 ));
             }
         }
+        h.push_str("</table>");
     }
-    h.push_str("</table><h2>Plots</h2><div class=\"plots\">");
+    h.push_str("<h2>Plots</h2><div class=\"plots\">");
     for (_, svg) in plots {
         h.push_str("<div>");
         h.push_str(svg);

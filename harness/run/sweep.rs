@@ -152,6 +152,21 @@ pub async fn run_sweep(scenario: &Scenario, opts: &RunOptions) -> Result<SweepOu
 }
 
 /// Fit, plot and write `sweep.json`, `summary.md`, `report.html` and the SVGs.
+/// The file a metric's fit is drawn in: `fit-<metric>.svg` with every run of characters other
+/// than letters, digits, `.`, `-` and `_` made one `_`. A `:` would make a relative link a URL
+/// scheme (`fit-subphase.prefill:…`), a space or parenthesis breaks Markdown links.
+fn plot_file(metric: &str) -> String {
+    let mut slug = String::with_capacity(metric.len());
+    for c in metric.chars() {
+        if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+            slug.push(c);
+        } else if !slug.ends_with('_') {
+            slug.push('_');
+        }
+    }
+    format!("fit-{}.svg", slug.trim_end_matches('_'))
+}
+
 pub fn write_files(dir: &Path, result: &mut SweepResult) -> Result<(), RunError> {
     result.fits = fit_all(&result.points);
     result.worst_phase = worst_phase(&result.fits);
@@ -163,7 +178,10 @@ pub fn write_files(dir: &Path, result: &mut SweepResult) -> Result<(), RunError>
         if pts.is_empty() {
             continue;
         }
-        let name = format!("fit-{}.svg", f.metric.replace(['/', ' '], "_"));
+        let mut name = plot_file(&f.metric);
+        while plots.iter().any(|(n, _)| *n == name) {
+            name.insert(name.len() - 4, '_');
+        }
         let svg = crate::report::svg::loglog(
             &format!("{} · {} vs {dim}", result.scenario, f.metric),
             dim,
@@ -187,4 +205,26 @@ pub fn write_files(dir: &Path, result: &mut SweepResult) -> Result<(), RunError>
     let html = html(result, &plots);
     crate::util::fs::write_atomic(&p, html.as_bytes()).map_err(io(&p))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plot_file;
+
+    #[test]
+    fn plot_files_are_safe_relative_links() {
+        assert_eq!(
+            plot_file("phase.stores_start"),
+            "fit-phase.stores_start.svg"
+        );
+        assert_eq!(
+            plot_file("cold.subphase.prefill: events"),
+            "fit-cold.subphase.prefill_events.svg"
+        );
+        assert_eq!(
+            plot_file("subphase.stream_generator: (between push_rules and receipts)"),
+            "fit-subphase.stream_generator_between_push_rules_and_receipts.svg"
+        );
+        assert_eq!(plot_file("herd.sync/p99"), "fit-herd.sync_p99.svg");
+    }
 }

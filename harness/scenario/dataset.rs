@@ -235,13 +235,6 @@ pub(super) fn load_method(
                     ),
                 ));
             }
-            "direct" if server.postgres_url.is_some() => {
-                return Err(loc.at(
-                    l.span(),
-                    "dataset.load",
-                    "\"direct\" builds the database itself; it cannot write into an external server.postgres_url",
-                ));
-            }
             "direct" => LoadMethod::Direct,
             other => {
                 return Err(loc.at(
