@@ -481,22 +481,25 @@ impl ServerProfile {
                 description: p.description,
             });
         }
-        let mut subphases = Vec::new();
-        for (i, sp) in raw.subphases.into_iter().enumerate() {
-            let regex = Regex::new(sp.regex.get_ref()).map_err(|e| {
-                err(
-                    sp.regex.span(),
-                    &format!("subphases[{i}].regex"),
-                    e.to_string(),
-                )
-            })?;
-            if !phases.iter().any(|p| &p.name == sp.parent.get_ref()) {
+        // A sub-phase's regex, and its parent among the phases.
+        let regex_in_phase = |field: &str,
+                              regex: &toml::Spanned<String>,
+                              parent: &toml::Spanned<String>|
+         -> Result<Regex, ProfileError> {
+            let re = Regex::new(regex.get_ref())
+                .map_err(|e| err(regex.span(), &format!("{field}.regex"), e.to_string()))?;
+            if !phases.iter().any(|p| &p.name == parent.get_ref()) {
                 return Err(err(
-                    sp.parent.span(),
-                    &format!("subphases[{i}].parent"),
-                    format!("{:?} is not a phase of this profile", sp.parent.get_ref()),
+                    parent.span(),
+                    &format!("{field}.parent"),
+                    format!("{:?} is not a phase of this profile", parent.get_ref()),
                 ));
             }
+            Ok(re)
+        };
+        let mut subphases = Vec::new();
+        for (i, sp) in raw.subphases.into_iter().enumerate() {
+            let regex = regex_in_phase(&format!("subphases[{i}]"), &sp.regex, &sp.parent)?;
             let line_marks_start = match sp.line_marks.as_ref().map(|m| m.get_ref().as_str()) {
                 None | Some("start") => true,
                 Some("end") => false,
@@ -529,20 +532,8 @@ impl ServerProfile {
         }
         let mut statement_subphases = Vec::new();
         for (i, sp) in raw.statement_subphases.into_iter().enumerate() {
-            let regex = Regex::new(sp.regex.get_ref()).map_err(|e| {
-                err(
-                    sp.regex.span(),
-                    &format!("statement_subphases[{i}].regex"),
-                    e.to_string(),
-                )
-            })?;
-            if !phases.iter().any(|p| &p.name == sp.parent.get_ref()) {
-                return Err(err(
-                    sp.parent.span(),
-                    &format!("statement_subphases[{i}].parent"),
-                    format!("{:?} is not a phase of this profile", sp.parent.get_ref()),
-                ));
-            }
+            let regex =
+                regex_in_phase(&format!("statement_subphases[{i}]"), &sp.regex, &sp.parent)?;
             statement_subphases.push(StatementSubphaseDef {
                 name: sp.name,
                 regex,
