@@ -862,7 +862,7 @@ struct DbProcesses {
     now: std::sync::Mutex<DbNow>,
 }
 
-#[derive(Clone, Default)]
+#[derive(Clone)]
 struct DbNow {
     pgids: Vec<i32>,
     /// The private cluster's statement log (`[boot] slow_statements`), read for each timed
@@ -893,14 +893,15 @@ impl DbProcesses {
     /// boot read; a fresh postmaster starts with them empty). `false`: there is none.
     async fn restart(&self) -> Result<bool, RunError> {
         let mut guard = self.cluster.lock().await;
-        let Some(c) = guard.as_mut() else {
+        // A cluster that never started (no log yet) is not restarted.
+        let Some((c, log)) = guard
+            .as_mut()
+            .and_then(|c| c.log_path().map(|log| (c, log)))
+        else {
             return Ok(false);
         };
-        let (port, log) = (c.port(), c.log_path());
+        let port = c.port();
         c.stop().await;
-        let Some(log) = log else {
-            return Ok(false);
-        };
         c.start(port, &log).await?;
         *self.now.lock().expect("db state") = DbNow::of(Some(c), self.threshold);
         Ok(true)
