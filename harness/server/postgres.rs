@@ -521,8 +521,9 @@ impl StatementLog {
             out.count += 1;
             out.total_ms += ms;
             let ended_at_ms = stamp_ms - start_unix_ms;
+            // Whitespace collapsed once: matched whole, kept cut.
+            let whole = statement.split_whitespace().collect::<Vec<_>>().join(" ");
             if !rules.is_empty() {
-                let whole = statement.split_whitespace().collect::<Vec<_>>().join(" ");
                 let hit = rules.iter().enumerate().find_map(|(def, r)| {
                     let c = r.regex.captures(&whole)?;
                     Some(StatementHit {
@@ -539,7 +540,7 @@ impl StatementLog {
                 DbStatement {
                     ms,
                     ended_at_ms,
-                    statement: collapse(&statement),
+                    statement: cut(whole),
                 },
             );
         }
@@ -558,9 +559,13 @@ fn keep_slowest(kept: &mut Vec<DbStatement>, s: DbStatement) {
 }
 
 /// Whitespace collapsed, cut after [`STATEMENT_CHARS`] characters (with `…`).
+#[cfg(test)]
 fn collapse(s: &str) -> String {
-    let words: Vec<&str> = s.split_whitespace().collect();
-    let joined = words.join(" ");
+    cut(s.split_whitespace().collect::<Vec<_>>().join(" "))
+}
+
+/// Cut after [`STATEMENT_CHARS`] characters (with `…`).
+fn cut(joined: String) -> String {
     if joined.chars().count() <= STATEMENT_CHARS {
         return joined;
     }
