@@ -46,14 +46,15 @@ import json, sys
 c = json.load(open(sys.argv[1]))
 m = next(m for m in c["metrics"] if m["metric"] == "time_to_ready")
 reg = [x["metric"] for x in c["metrics"] if x["verdict"] == "regressed"]
-print("%.4f" % m["ratio"], "%.4f" % (m["p_value"] or 1), m["verdict"], ",".join(reg).replace(" ", "_") or "-")
+print("%.4f" % m["ratio"], "%.4f" % (m["p_value"] or 1), m["verdict"], ",".join(reg).replace(" ", "_") or "-",
+      "%.3f" % (m.get("detectable") or float("nan")))
 PY
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 out=results/ab-sensitivity-$stamp
 mkdir -p "$out"
 table="$out/trials.md"
-echo "| trial | kind | time_to_ready ratio | p | verdict | regressed (any metric) | wall s |" > "$table"
-echo "|---:|---|---:|---:|---|---|---:|" >> "$table"
+echo "| trial | kind | time_to_ready ratio | p | verdict | regressed (any metric) | detectable | wall s |" > "$table"
+echo "|---:|---|---:|---:|---|---|---:|---:|" >> "$table"
 aa_false=0; ab_hit=0; n_aa=0; n_ab=0; wall_ab=0
 for i in $(seq 1 "$trials"); do
   for kind in AA AB; do
@@ -67,8 +68,8 @@ for i in $(seq 1 "$trials"); do
     wall=$(( $(date +%s) - t0 ))
     if [ "$rc" -gt 1 ]; then echo "trial $kind $i failed (exit $rc): $out/$kind-$i.err" >&2; exit "$rc"; fi
     dir=$(sed -n 's/^results: //p' "$out/$kind-$i.md")
-    read -r ratio p verdict regressed <<< "$(python3 "$summarize" "$dir/compare.json")"
-    echo "| $i | $kind | $ratio | $p | $verdict | $regressed | $wall |" >> "$table"
+    read -r ratio p verdict regressed detectable <<< "$(python3 "$summarize" "$dir/compare.json")"
+    echo "| $i | $kind | $ratio | $p | $verdict | $regressed | $detectable | $wall |" >> "$table"
     if [ "$kind" = AA ]; then
       n_aa=$((n_aa + 1)); [ "$regressed" != "-" ] && aa_false=$((aa_false + 1))
     else

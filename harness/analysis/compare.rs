@@ -117,6 +117,14 @@ pub struct MetricComparison {
     /// the interval are of. 0: the two sides' samples compared as independent groups.
     #[serde(default)]
     pub pairs: usize,
+    /// The smallest change (a fraction: 0.12 is ±12%) this comparison would have called in
+    /// about 95% of repeats, at the spread its own samples show: the noise threshold plus
+    /// (t(1−α/2) + t(0.95)) standard errors of the log ratio, the spread taken robustly
+    /// (1.4826 × the median absolute deviation; of the pairs' log ratios when paired, of each
+    /// side's logs pooled otherwise). A "no change" means no change larger than this; `None`
+    /// when the samples cannot say (too few, or values ≤ 0).
+    #[serde(default)]
+    pub detectable: Option<f64>,
 }
 
 /// Thresholds of the gates.
@@ -338,6 +346,7 @@ pub fn compare_metric(metric: &str, a: &[f64], b: &[f64], gates: &Gates) -> Metr
         enough && ma > 0.0,
         gates,
         0,
+        Spread::groups(a, b),
     )
 }
 
@@ -353,6 +362,7 @@ fn judge(
     enough: bool,
     gates: &Gates,
     pairs: usize,
+    spread: Option<Spread>,
 ) -> MetricComparison {
     let noise = gates
         .noise_by_metric
@@ -388,6 +398,62 @@ fn judge(
         min_delta,
         verdict,
         pairs,
+        detectable: spread.filter(|_| enough && min_p < gates.alpha).map(|sp| {
+            let t = crate::stats::dist::student_t_quantile(1.0 - gates.alpha / 2.0, sp.df)
+                + crate::stats::dist::student_t_quantile(DETECTION_POWER, sp.df);
+            let by_delta = if is_time && ma > 0.0 {
+                min_delta / ma
+            } else {
+                0.0
+            };
+            (noise + t * sp.se_log).max(by_delta)
+        }),
+    }
+}
+
+/// The power [`MetricComparison::detectable`] is worked out for.
+const DETECTION_POWER: f64 = 0.95;
+
+/// The standard error of a comparison's log ratio and its degrees of freedom.
+#[derive(Debug, Clone, Copy)]
+struct Spread {
+    se_log: f64,
+    df: f64,
+}
+
+/// 1.4826 × the median absolute deviation: the standard deviation of a normal sample, robust
+/// to the odd outlier a boot can be.
+fn robust_sd(v: &[f64]) -> f64 {
+    let m = median(v);
+    let dev: Vec<f64> = v.iter().map(|x| (x - m).abs()).collect();
+    1.4826 * median(&dev)
+}
+
+impl Spread {
+    /// Of paired log ratios.
+    fn paired(logs: &[f64]) -> Option<Self> {
+        let n = logs.len();
+        (n >= 2).then(|| Spread {
+            se_log: robust_sd(logs) / (n as f64).sqrt(),
+            df: (n - 1) as f64,
+        })
+    }
+
+    /// Of two independent groups (their logs; each side's spread pooled).
+    fn groups(a: &[f64], b: &[f64]) -> Option<Self> {
+        let (na, nb) = (a.len(), b.len());
+        if na < 2 || nb < 2 || a.iter().chain(b).any(|x| *x <= 0.0) {
+            return None;
+        }
+        let la: Vec<f64> = a.iter().map(|x| x.ln()).collect();
+        let lb: Vec<f64> = b.iter().map(|x| x.ln()).collect();
+        let (sa, sb) = (robust_sd(&la), robust_sd(&lb));
+        let df = (na + nb - 2) as f64;
+        let pooled = (((na - 1) as f64 * sa * sa + (nb - 1) as f64 * sb * sb) / df).sqrt();
+        Some(Spread {
+            se_log: pooled * (1.0 / na as f64 + 1.0 / nb as f64).sqrt(),
+            df,
+        })
     }
 }
 
@@ -484,6 +550,7 @@ pub fn compare_paired(metric: &str, pairs: &[(f64, f64)], gates: &Gates) -> Metr
         enough,
         gates,
         n,
+        Spread::paired(&logs),
     )
 }
 
@@ -679,6 +746,47 @@ mod tests {
         let a: Vec<f64> = (0..40).map(|i| i as f64).collect();
         let b: Vec<f64> = (0..40).map(|i| i as f64 + 30.0).collect();
         assert!(mann_whitney(&a, &b) < 0.001);
+    }
+
+    #[test]
+    fn detectable_grows_with_the_spread_and_shrinks_with_the_samples() {
+        let gates = Gates {
+            noise: 0.02,
+            min_delta_ms: 0.0,
+            ..Gates::default()
+        };
+        // Pairs whose log ratios spread by ±10% around 0.
+        let pairs = |n: usize, spread: f64| -> Vec<(f64, f64)> {
+            (0..n)
+                .map(|i| {
+                    let x = if i % 2 == 0 { spread } else { -spread };
+                    (1000.0, 1000.0 * (x * (1.0 + i as f64 / n as f64)).exp())
+                })
+                .collect()
+        };
+        let d = |n, s| {
+            compare_paired("time_to_ready", &pairs(n, s), &gates)
+                .detectable
+                .expect("enough pairs")
+        };
+        // Identical pairs: nothing but the noise threshold.
+        let same: Vec<(f64, f64)> = vec![(1000.0, 1000.0); 10];
+        let m = compare_paired("time_to_ready", &same, &gates);
+        assert!((m.detectable.unwrap() - 0.02).abs() < 1e-12);
+        assert!(d(10, 0.10) > d(10, 0.03));
+        assert!(d(40, 0.10) < d(10, 0.10));
+        // 12–24% per pair with 10 pairs: a 12% change cannot be told from noise.
+        let ten = d(10, 0.12);
+        assert!(ten > 0.12 && ten < 0.5, "{ten}");
+        // Too few pairs for the rank test to reach alpha: nothing is detectable.
+        assert_eq!(
+            compare_paired("time_to_ready", &pairs(4, 0.1), &gates).detectable,
+            None
+        );
+        // Independent groups: the pooled spread of each side.
+        let a = [100.0, 110.0, 90.0, 105.0, 95.0, 100.0];
+        let g = compare_metric("time_to_ready", &a, &a, &gates);
+        assert!(g.detectable.unwrap() > 0.1, "{:?}", g.detectable);
     }
 
     #[test]

@@ -91,6 +91,9 @@ pub fn markdown(c: &Comparison) -> String {
             md.push_str(&table(&changed));
         }
     }
+    if c.metrics.iter().any(|m| m.detectable.is_some()) {
+        md.push_str("\n`detectable`: the smallest change these samples would have called in about 95% of repeats, at the spread they show (the noise threshold plus (t(1−α/2) + t(0.95)) standard errors of the log ratio). A \"no change\" rules out only changes larger than it; more boots, or a quieter machine, make it smaller.\n");
+    }
     if c.metrics
         .iter()
         .any(|m| m.verdict == Verdict::NotEnoughSamples && m.baseline_n >= 2)
@@ -103,11 +106,11 @@ pub fn markdown(c: &Comparison) -> String {
 /// The metrics' rows under one header.
 fn table(metrics: &[&MetricComparison]) -> String {
     let mut md = String::from(
-        "| metric | baseline | candidate | change | 95% CI | p | verdict |\n|---|---:|---:|---:|---|---:|---|\n",
+        "| metric | baseline | candidate | change | 95% CI | p | verdict | detectable |\n|---|---:|---:|---:|---|---:|---|---:|\n",
     );
     for m in metrics {
         md.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
             m.metric,
             fmt_value(&m.metric, m.baseline_median),
             fmt_value(&m.metric, m.candidate_median),
@@ -127,7 +130,9 @@ fn table(metrics: &[&MetricComparison]) -> String {
                 )
             },
             m.p_value.map_or("–".into(), |p| format!("{p:.3}")),
-            m.verdict.arrow()
+            m.verdict.arrow(),
+            m.detectable
+                .map_or("–".into(), |d| format!("±{:.1}%", d * 100.0))
         ));
     }
     md

@@ -191,14 +191,14 @@ fn comparison(h: &mut String, dir: &Path) {
             )
         }
     );
-    h.push_str("<table><tr><th>metric</th><th>baseline</th><th>candidate</th><th>change</th><th>95% interval</th><th>p</th><th>verdict</th></tr>\n");
+    h.push_str("<table><tr><th>metric</th><th>baseline</th><th>candidate</th><th>change</th><th>95% interval</th><th>p</th><th>verdict</th><th title=\"the smallest change these samples would have called in about 95% of repeats\">detectable</th></tr>\n");
     let mut rows: Vec<_> = c.metrics.iter().collect();
     rows.sort_by(|a, b| b.ratio.total_cmp(&a.ratio));
     for m in rows {
         let f = |v: f64| crate::report::compare::fmt_value(&m.metric, v);
         let _ = writeln!(
             h,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:+.1}%</td><td>{:+.1}% … {:+.1}%</td><td>{}</td><td class=\"{}\">{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:+.1}%</td><td>{:+.1}% … {:+.1}%</td><td>{}</td><td class=\"{}\">{}</td><td>{}</td></tr>",
             esc(&m.metric),
             f(m.baseline_median),
             f(m.candidate_median),
@@ -217,7 +217,9 @@ fn comparison(h: &mut String, dir: &Path) {
                 Verdict::Improved => "▼ improved",
                 Verdict::NoChange => "no change",
                 Verdict::NotEnoughSamples => "not enough samples",
-            }
+            },
+            m.detectable
+                .map_or("—".into(), |d| format!("±{:.1}%", d * 100.0))
         );
     }
     h.push_str("</table>\n");

@@ -1,3 +1,4 @@
 //! Floor 1: statistics with no knowledge of servers or runs.
 
+pub mod dist;
 pub mod fit;
