@@ -152,6 +152,11 @@ tables! {
 }
 
 impl Table {
+    /// Whether SQLite keeps this table as a full-text (FTS4) table.
+    fn sqlite_full_text(self) -> bool {
+        matches!(self, Table::UserDirectorySearch | Table::EventSearch)
+    }
+
     /// How many leading logical columns SQLite stores (its full-text tables keep fewer).
     fn sqlite_columns(self) -> &'static [&'static str] {
         let c = self.columns();
@@ -319,7 +324,7 @@ impl Sink for SqliteSink {
 
     fn insert(&mut self, table: Table, row: &[Val<'_>]) -> Result<(), ImportError> {
         debug_assert_eq!(row.len(), table.columns().len(), "{table:?}");
-        if table.sqlite_columns().len() < table.columns().len() {
+        if table.sqlite_full_text() {
             self.fts.insert(table, row)?;
             if self.fts.len() >= FTS_HELD_ROWS {
                 self.flush_fts()?;
