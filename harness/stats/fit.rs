@@ -6,23 +6,7 @@
 //! freedom. Multiplicative noise (what timings have) is additive on logs, which is why the fit
 //! is done there. A phase is *super-linear* when the whole 95% interval of `b` lies above 1.
 
-/// Two-sided 95% quantiles of Student's t for 1…30 degrees of freedom.
-const T975: [f64; 30] = [
-    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
-    2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
-    2.052, 2.048, 2.045, 2.042,
-];
-
-/// The 0.975 quantile of Student's t with `dof` degrees of freedom (normal beyond 30).
-pub fn t975(dof: usize) -> f64 {
-    match dof {
-        0 => f64::INFINITY,
-        d if d <= 30 => T975[d - 1],
-        d if d <= 60 => 2.042 - (d - 30) as f64 * (2.042 - 2.000) / 30.0,
-        d if d <= 120 => 2.000 - (d - 60) as f64 * (2.000 - 1.980) / 60.0,
-        _ => 1.960,
-    }
-}
+use crate::stats::dist::t975;
 
 /// A fitted `t = a · n^b`.
 #[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize)]
