@@ -1,9 +1,11 @@
-//! Floor 1: helpers every floor may use (files, formatting, clocks, source spans, signals).
+//! Floor 1: helpers every floor may use (files, formatting, clocks, source spans, signals,
+//! thread priorities).
 
 pub mod fmt;
 pub mod fs;
 pub mod interrupt;
 pub mod span;
+pub mod thread;
 pub mod time;
 
 /// The cause an error keeps when it may be another crate's error or a sentence of hsbench's
