@@ -9,9 +9,11 @@
 //!   scratch copy until the fixture is saved).
 //! - [`PgSink`]: each table's rows are encoded in `COPY` text format into a buffer; full buffers
 //!   go to a writer thread that streams them with `COPY … FROM STDIN` while the import builds
-//!   and signs the next events, so signing and the server's writes overlap on two cores. All in
-//!   one transaction; at the end the sequences Synapse's id generators check at start-up are
-//!   moved past the last row, and the tables are analysed.
+//!   and signs the next events, so signing and the server's writes overlap on two cores. The
+//!   rows and the sequences Synapse's id generators check at start-up (moved past the last row)
+//!   are one transaction; then each table's computed columns, keys and indexes are built and
+//!   the table analysed, the tables side by side on one connection per core; the foreign keys
+//!   last.
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -399,18 +401,20 @@ const PG_SEQUENCES: &[(&str, &str)] = &[
     ),
 ];
 
-/// (drop, create) of every foreign key from or to the written tables (`$1`: their names).
+/// (drop, create, table) of every foreign key from or to the written tables (`$1`: their
+/// names).
 const PG_FOREIGN_KEYS: &str = "SELECT format('ALTER TABLE %s DROP CONSTRAINT %I', conrelid::regclass, conname), \
-     format('ALTER TABLE %s ADD CONSTRAINT %I %s', conrelid::regclass, conname, pg_get_constraintdef(oid)) \
-     FROM pg_constraint WHERE contype = 'f' \
+     format('ALTER TABLE %s ADD CONSTRAINT %I %s', conrelid::regclass, conname, pg_get_constraintdef(oid)), \
+     conrelid::regclass::text FROM pg_constraint WHERE contype = 'f' \
      AND (conrelid::regclass::text = ANY($1) OR confrelid::regclass::text = ANY($1)) ORDER BY oid";
-/// (drop, create) of every primary key, unique and exclusion constraint of the written tables.
+/// (drop, create, table) of every primary key, unique and exclusion constraint of the written
+/// tables.
 const PG_KEYS: &str = "SELECT format('ALTER TABLE %s DROP CONSTRAINT %I', conrelid::regclass, conname), \
-     format('ALTER TABLE %s ADD CONSTRAINT %I %s', conrelid::regclass, conname, pg_get_constraintdef(oid)) \
-     FROM pg_constraint WHERE contype IN ('p', 'u', 'x') AND conrelid::regclass::text = ANY($1) ORDER BY oid";
-/// (drop, create) of every other index of the written tables.
-const PG_INDEXES: &str = "SELECT format('DROP INDEX %s', i.indexrelid::regclass), pg_get_indexdef(i.indexrelid) \
-     FROM pg_index i WHERE i.indrelid::regclass::text = ANY($1) AND NOT EXISTS \
+     format('ALTER TABLE %s ADD CONSTRAINT %I %s', conrelid::regclass, conname, pg_get_constraintdef(oid)), \
+     conrelid::regclass::text FROM pg_constraint WHERE contype IN ('p', 'u', 'x') AND conrelid::regclass::text = ANY($1) ORDER BY oid";
+/// (drop, create, table) of every other index of the written tables.
+const PG_INDEXES: &str = "SELECT format('DROP INDEX %s', i.indexrelid::regclass), pg_get_indexdef(i.indexrelid), \
+     i.indrelid::regclass::text FROM pg_index i WHERE i.indrelid::regclass::text = ANY($1) AND NOT EXISTS \
      (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid AND c.contype IN ('p', 'u', 'x')) \
      ORDER BY i.indexrelid";
 
@@ -429,10 +433,14 @@ enum Job {
 
 /// Synapse's PostgreSQL database, written with `COPY` from a writer thread.
 pub struct PgSink {
+    conninfo: String,
     target: String,
-    /// The indexes, keys and foreign keys of the written tables, built again at the end (in
-    /// that order).
-    rebuild: Vec<String>,
+    /// Per written table, what is built again after the rows are committed: its keys, then
+    /// its indexes. The tables are rebuilt side by side, one connection per core.
+    rebuild: Vec<(String, Vec<String>)>,
+    /// Then, on one connection: the foreign keys (they need the keys of both sides), the
+    /// check the stream-ordering triggers skipped, the triggers switched on again.
+    rebuild_after: Vec<String>,
     buffers: Vec<Vec<u8>>,
     buffered: usize,
     jobs: Option<mpsc::SyncSender<Job>>,
@@ -467,10 +475,11 @@ impl PgSink {
                     format!("{c} {ty}")
                 })
                 .collect();
+            // Not temporary: the rebuild's other connections turn it into the table's rows.
             setup.push_str(&format!(
-                "CREATE TEMP TABLE {} ({}) ON COMMIT DROP;",
-                t.pg_stage_name(),
-                cols.join(", ")
+                "DROP TABLE IF EXISTS {stage}; CREATE UNLOGGED TABLE {stage} ({});",
+                cols.join(", "),
+                stage = t.pg_stage_name(),
             ));
         }
         client.batch_execute(&setup).map_err(pg_err("begin"))?;
@@ -478,7 +487,11 @@ impl PgSink {
         // built once at the end (in bulk, sorted) instead of maintained row by row.
         let tables: Vec<&str> = Table::ALL.iter().map(|t| t.name()).collect();
         let mut drops = Vec::new();
-        let mut rebuild = Vec::new();
+        let mut rebuild: Vec<(String, Vec<String>)> = Table::ALL
+            .iter()
+            .map(|t| (t.name().to_string(), Vec::new()))
+            .collect();
+        let mut after = Vec::new();
         for (what, q) in [
             ("foreign keys", PG_FOREIGN_KEYS),
             ("keys", PG_KEYS),
@@ -487,17 +500,22 @@ impl PgSink {
             let rows = client.query(q, &[&tables]).map_err(pg_err(what))?;
             for r in rows {
                 drops.push(r.get::<_, String>(0));
-                rebuild.push(r.get::<_, String>(1));
+                let (create, table) = (r.get::<_, String>(1), r.get::<_, String>(2));
+                if what == "foreign keys" {
+                    after.push(create);
+                } else if let Some((_, list)) = rebuild.iter_mut().find(|(t, _)| *t == table) {
+                    list.push(create);
+                } else {
+                    rebuild.push((table, vec![create]));
+                }
             }
         }
-        rebuild.reverse();
         // Synapse's `check_event_stream_ordering` triggers look every row's event up in
         // `events`, which has no index while loading: they are switched off, and their check
         // runs once over all rows at the end, before they are switched on again.
         let triggered = client
             .query(PG_STREAM_ORDERING_TRIGGERS, &[&tables])
             .map_err(pg_err("triggers"))?;
-        let mut after = Vec::new();
         for r in triggered {
             let table: String = r.get(0);
             drops.push(format!(
@@ -512,7 +530,6 @@ impl PgSink {
                 "ALTER TABLE {table} ENABLE TRIGGER check_event_stream_ordering"
             ));
         }
-        rebuild.extend(after);
         client
             .batch_execute(&(drops.join(";\n") + ";"))
             .map_err(pg_err("drop indexes and constraints"))?;
@@ -527,8 +544,10 @@ impl PgSink {
                 source: e.into(),
             })?;
         Ok(Self {
+            conninfo: conninfo.to_string(),
             target,
             rebuild,
+            rebuild_after: after,
             buffers: vec![Vec::new(); Table::ALL.len()],
             buffered: 0,
             jobs: Some(tx),
@@ -651,17 +670,8 @@ impl Sink for PgSink {
 
     fn finish(mut self: Box<Self>) -> Result<(), ImportError> {
         self.flush()?;
+        // The rows and the sequences in one transaction, then everything built from the rows.
         let mut end = String::new();
-        for t in Table::ALL {
-            if let Some(q) = t.pg_from_stage() {
-                end.push_str(&q.replace("{stage}", &t.pg_stage_name()));
-                end.push(';');
-            }
-        }
-        for statement in &self.rebuild {
-            end.push_str(statement);
-            end.push(';');
-        }
         for (seq, max) in PG_SEQUENCES {
             end.push_str(&format!(
                 "SELECT setval('{seq}', GREATEST((SELECT last_value FROM {seq}), COALESCE(({max}), 1)));"
@@ -669,21 +679,110 @@ impl Sink for PgSink {
         }
         end.push_str("COMMIT;");
         self.send(Job::Execute("commit", end))?;
-        // Statistics for the planner, as a database that grew in production has them.
-        let analyze: String = Table::ALL
-            .iter()
-            .map(|t| format!("ANALYZE {};", t.name()))
-            .collect();
-        self.send(Job::Execute("analyze", analyze))?;
         self.jobs = None;
         match self.writer.take().map(|w| w.join()) {
-            Some(Ok(r)) => r,
-            _ => Err(ImportError::Event {
-                step: "PostgreSQL writer",
-                what: self.target.clone(),
-                source: "the writer thread panicked".into(),
-            }),
+            Some(Ok(r)) => r?,
+            _ => {
+                return Err(ImportError::Event {
+                    step: "PostgreSQL writer",
+                    what: self.target.clone(),
+                    source: "the writer thread panicked".into(),
+                });
+            }
         }
+        let tasks = self.rebuild_tasks();
+        let connections = std::thread::available_parallelism().map_or(1, |n| n.get());
+        pg_run_side_by_side(&self.conninfo, &self.target, tasks, connections)?;
+        let mut client = pg_connect(&self.conninfo, &self.target)?;
+        let tail = format!("BEGIN; {}; COMMIT;", self.rebuild_after.join(";\n"));
+        client
+            .batch_execute(&tail)
+            .map_err(|e| pg_error(&self.target, "foreign keys and trigger checks", e))
+    }
+}
+
+impl PgSink {
+    /// Per written table, in one list: its computed rows from the stage (then the stage
+    /// dropped), its keys and indexes, then `ANALYZE` (statistics for the planner, as a
+    /// database that grew in production has them). The tables with computed rows first, then
+    /// the rest as listed: the longest lists start first.
+    fn rebuild_tasks(&mut self) -> Vec<Vec<String>> {
+        let mut staged = Vec::new();
+        let mut rest = Vec::new();
+        for (table, statements) in std::mem::take(&mut self.rebuild) {
+            let from_stage = Table::ALL
+                .iter()
+                .find(|t| t.name() == table)
+                .and_then(|t| t.pg_from_stage().map(|q| (q, t.pg_stage_name())));
+            let mut list = Vec::new();
+            if let Some((q, stage)) = &from_stage {
+                list.push(q.replace("{stage}", stage));
+                list.push(format!("DROP TABLE {stage}"));
+            }
+            list.extend(statements);
+            list.push(format!("ANALYZE {table}"));
+            if from_stage.is_some() {
+                staged.push(list);
+            } else {
+                rest.push(list);
+            }
+        }
+        staged.extend(rest);
+        staged
+    }
+}
+
+fn pg_connect(conninfo: &str, target: &str) -> Result<postgres::Client, ImportError> {
+    let mut client = postgres::Client::connect(conninfo, postgres::NoTls)
+        .map_err(|e| pg_error(target, "connect", e))?;
+    client
+        .batch_execute("SET synchronous_commit = off; SET maintenance_work_mem = '512MB';")
+        .map_err(|e| pg_error(target, "connect", e))?;
+    Ok(client)
+}
+
+/// Run `tasks` (each a list of statements, in order) on `connections` connections side by
+/// side, each task on one connection, each statement committed on its own. The first error
+/// stops the taking of further work and is returned.
+fn pg_run_side_by_side(
+    conninfo: &str,
+    target: &str,
+    tasks: Vec<Vec<String>>,
+    connections: usize,
+) -> Result<(), ImportError> {
+    use std::sync::Mutex;
+    let connections = connections.clamp(1, tasks.len().max(1));
+    let queue = Mutex::new(tasks.into_iter());
+    let failed: Mutex<Option<ImportError>> = Mutex::new(None);
+    std::thread::scope(|scope| {
+        for _ in 0..connections {
+            scope.spawn(|| {
+                let run = || -> Result<(), ImportError> {
+                    let mut client = pg_connect(conninfo, target)?;
+                    loop {
+                        if failed.lock().expect("rebuild errors").is_some() {
+                            return Ok(());
+                        }
+                        let Some(task) = queue.lock().expect("rebuild queue").next() else {
+                            return Ok(());
+                        };
+                        for statement in task {
+                            client.batch_execute(&statement).map_err(|e| {
+                                let step: String = statement.chars().take(120).collect();
+                                pg_error(target, &step, e)
+                            })?;
+                        }
+                    }
+                };
+                if let Err(e) = run() {
+                    failed.lock().expect("rebuild errors").get_or_insert(e);
+                }
+            });
+        }
+    });
+    match failed.into_inner().expect("rebuild errors") {
+        Some(e) => Err(e),
+        None => Ok(()),
     }
 }
 

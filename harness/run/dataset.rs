@@ -175,6 +175,12 @@ pub(super) async fn build_dataset(
         if let Some(d) = ctx.result.dataset.as_mut() {
             d.load = Some(report);
         }
+        // Built without durability: the timed boots get the defaults back.
+        if let Some(c) = pg {
+            let port = c.port;
+            c.stop().await;
+            c.start(port, &run_dir.join("postgres.log")).await?;
+        }
         ctx.save()?;
         return Ok(creds);
     }

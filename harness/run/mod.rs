@@ -798,7 +798,8 @@ async fn stages(
     } else {
         if let Some(c) = pg.as_mut() {
             c.init()?;
-            c.start(pg_port, &run_dir.join("postgres.log")).await?;
+            c.start_for_build(pg_port, &run_dir.join("postgres.log"))
+                .await?;
             c.create_synapse_database()?;
         }
         let inst = make_instance(true).await?;
