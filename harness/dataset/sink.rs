@@ -492,16 +492,17 @@ impl PgSink {
             .map(|t| (t.name().to_string(), Vec::new()))
             .collect();
         let mut after = Vec::new();
-        for (what, q) in [
-            ("foreign keys", PG_FOREIGN_KEYS),
-            ("keys", PG_KEYS),
-            ("indexes", PG_INDEXES),
+        // (what, query, built after every table's keys)
+        for (what, q, last) in [
+            ("foreign keys", PG_FOREIGN_KEYS, true),
+            ("keys", PG_KEYS, false),
+            ("indexes", PG_INDEXES, false),
         ] {
             let rows = client.query(q, &[&tables]).map_err(pg_err(what))?;
             for r in rows {
                 drops.push(r.get::<_, String>(0));
                 let (create, table) = (r.get::<_, String>(1), r.get::<_, String>(2));
-                if what == "foreign keys" {
+                if last {
                     after.push(create);
                 } else if let Some((_, list)) = rebuild.iter_mut().find(|(t, _)| *t == table) {
                     list.push(create);
