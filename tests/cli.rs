@@ -210,3 +210,69 @@ fn v_run_id(dir: &Path) -> String {
         serde_json::from_slice(&std::fs::read(dir.join("result.json")).unwrap()).unwrap();
     v["run_id"].as_str().unwrap().to_string()
 }
+
+/// `hsbench noise` as a user runs it: every CPU probed by every probe, a floor worked out from
+/// the worst, the JSON versioned, the text saying what the floor means; bad options exit 2.
+#[test]
+fn noise_probes_every_cpu_and_names_the_floor() {
+    let out = hsbench()
+        .args(["noise", "--seconds", "4s", "--window", "200ms", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["schema_version"], 1);
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    let kinds: Vec<&str> = r["kinds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kind"].as_str().unwrap())
+        .collect();
+    // CI installs Synapse with pip, so python3 is there; elsewhere the Python probe may not run.
+    let expected: &[&str] = if r["python"].is_null() {
+        &["compute", "memory", "fault"]
+    } else {
+        &["compute", "memory", "fault", "python"]
+    };
+    assert_eq!(kinds, expected);
+    let probes = r["probes"].as_array().unwrap();
+    assert_eq!(probes.len(), expected.len() * cpus);
+    for p in probes {
+        assert!(p["chunks"].as_u64().unwrap() >= 2, "{p}");
+        let spread = p["window_spread"].as_f64().unwrap();
+        assert!(spread.is_finite() && spread >= 0.0, "{p}");
+    }
+    let worst = r["kinds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["window_spread"].as_f64().unwrap())
+        .fold(0.0, f64::max);
+    assert_eq!(r["floor"]["spread"].as_f64().unwrap(), worst);
+    assert!(r["floor"]["detectable"].as_f64().unwrap() >= 0.0);
+
+    let text = hsbench()
+        .args([
+            "noise",
+            "--seconds",
+            "3s",
+            "--window",
+            "200ms",
+            "--no-python",
+        ])
+        .output()
+        .unwrap();
+    assert!(text.status.success(), "{text:?}");
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("| memory | 0 |"), "{text}");
+    assert!(text.contains("10 boots a side: changes under ±"), "{text}");
+    assert!(text.contains("python: not run"), "{text}");
+
+    let bad = hsbench()
+        .args(["noise", "--seconds", "1s"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("`--seconds` 1s"));
+}

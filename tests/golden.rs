@@ -376,3 +376,91 @@ fn side_by_side_md_and_page() {
     golden("side-by-side.md", &markdown(&s));
     golden("side-by-side.html.outline", &outline(&html(&s, &plots(&s))));
 }
+
+/// `hsbench noise`'s text, from a fixed report (a 2-vCPU VM's figures).
+#[test]
+fn noise_text() {
+    use hsbench::metrics::machine::Fingerprint;
+    use hsbench::metrics::noise::{
+        BootsFor, Conditions, Floor, KindSummary, NOISE_SCHEMA_VERSION, NoiseReport, ProbeKind,
+        ProbeSeries,
+    };
+    let kinds = [
+        (ProbeKind::Compute, 0.011, Some(0.53)),
+        (ProbeKind::Memory, 0.034, Some(0.10)),
+        (ProbeKind::Fault, 0.034, Some(0.28)),
+        (ProbeKind::Python, 0.114, Some(0.72)),
+    ];
+    let probes = kinds
+        .iter()
+        .flat_map(|&(kind, spread, _)| {
+            (0..2).map(move |cpu| ProbeSeries {
+                kind,
+                cpu,
+                pinned: true,
+                chunks: if kind == ProbeKind::Python { 11 } else { 440 },
+                chunk_ms_median: if kind == ProbeKind::Python {
+                    1993.9
+                } else {
+                    50.4
+                },
+                chunk_cv: spread * 1.5,
+                windows: 11,
+                window_spread: spread * (0.9 + 0.2 * cpu as f64),
+            })
+        })
+        .collect();
+    let r = NoiseReport {
+        schema_version: NOISE_SCHEMA_VERSION,
+        machine: Fingerprint {
+            cpu_model: "AMD EPYC".into(),
+            cores: 2,
+            memory_bytes: 25_275_990_016,
+            kernel: "6.18.44".into(),
+            os: "Debian GNU/Linux 12 (bookworm)".into(),
+            hostname: "vm".into(),
+        },
+        seconds: 90.0,
+        window_s: 2.0,
+        chunk_ms: 50.0,
+        boots: 10,
+        alpha: 0.05,
+        power: 0.95,
+        steal_share: Some(0.002),
+        conditions: Conditions {
+            free_page_reporting: Some(true),
+            damon_actions: vec!["pageout".into()],
+            governor: None,
+        },
+        python: Some("/usr/bin/python3.11".into()),
+        probes,
+        kinds: kinds
+            .iter()
+            .map(|&(kind, window_spread, cpu_correlation)| KindSummary {
+                kind,
+                window_spread,
+                cpu_correlation,
+            })
+            .collect(),
+        floor: Floor {
+            kind: ProbeKind::Python,
+            spread: 0.114,
+            detectable: 0.1476,
+            boots_for: vec![
+                BootsFor {
+                    share: 0.02,
+                    boots: Some(425),
+                },
+                BootsFor {
+                    share: 0.05,
+                    boots: Some(70),
+                },
+                BootsFor {
+                    share: 0.10,
+                    boots: Some(20),
+                },
+            ],
+        },
+    };
+    golden("noise.txt", &hsbench::report::noise::text(&r));
+}

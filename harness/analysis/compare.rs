@@ -35,6 +35,7 @@ use crate::analysis::figures::samples;
 use crate::metrics::catalogue::{self, Unit};
 use crate::result::RunResult;
 use crate::result::read::{ReadError, load_runs};
+use crate::stats::spread::{DETECTION_POWER, detection_factor, median, robust_sd};
 
 pub use crate::scenario::{DEFAULT_ALPHA, DEFAULT_MIN_DELTA_MS, DEFAULT_NOISE};
 const BOOTSTRAP_RESAMPLES: usize = 10_000;
@@ -164,19 +165,6 @@ impl Default for Gates {
             noise_by_metric: BTreeMap::new(),
             min_delta_ms: DEFAULT_MIN_DELTA_MS,
         }
-    }
-}
-
-fn median(v: &[f64]) -> f64 {
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    let n = s.len();
-    if n == 0 {
-        f64::NAN
-    } else if n % 2 == 1 {
-        s[n / 2]
-    } else {
-        (s[n / 2 - 1] + s[n / 2]) / 2.0
     }
 }
 
@@ -399,8 +387,7 @@ fn judge(
         verdict,
         pairs,
         detectable: spread.filter(|_| enough && min_p < gates.alpha).map(|sp| {
-            let t = crate::stats::dist::student_t_quantile(1.0 - gates.alpha / 2.0, sp.df)
-                + crate::stats::dist::student_t_quantile(DETECTION_POWER, sp.df);
+            let t = detection_factor(gates.alpha, DETECTION_POWER, sp.df);
             let by_delta = if is_time && ma > 0.0 {
                 min_delta / ma
             } else {
@@ -411,22 +398,11 @@ fn judge(
     }
 }
 
-/// The power [`MetricComparison::detectable`] is worked out for.
-const DETECTION_POWER: f64 = 0.95;
-
 /// The standard error of a comparison's log ratio and its degrees of freedom.
 #[derive(Debug, Clone, Copy)]
 struct Spread {
     se_log: f64,
     df: f64,
-}
-
-/// 1.4826 × the median absolute deviation: the standard deviation of a normal sample, robust
-/// to the odd outlier a boot can be.
-fn robust_sd(v: &[f64]) -> f64 {
-    let m = median(v);
-    let dev: Vec<f64> = v.iter().map(|x| (x - m).abs()).collect();
-    1.4826 * median(&dev)
 }
 
 impl Spread {

@@ -24,6 +24,7 @@ Examples:
       --metric time_to_ready
   hsbench run scenarios/sweep-users.toml     # a [sweep]: one run per value, fitted exponents
   hsbench size results/<id>-sweep --users 150000
+  hsbench noise --window 2s                  # how steady is this machine: what 10 boots a side can tell
 
   hsbench completions bash > ~/.local/share/bash-completion/completions/hsbench
 
@@ -99,6 +100,10 @@ pub enum Command {
     /// open-model fixed rate with coordinated-omission correction), reporting requests per
     /// CPU-second of the generator: the benchmark of the generator itself against wrk and oha.
     HttpLoad(HttpLoadArgs),
+    /// How steady this machine is: a compute and a memory probe on every CPU at once, and the
+    /// smallest change paired boots (as `ab` runs them) can tell from its jitter. Run it on a
+    /// CI runner before trusting a gate to a few percent.
+    Noise(NoiseArgs),
     /// Merge the histograms (`.hist`, HDR V2) of several run directories, e.g. shards of one
     /// load run on several machines, into one directory: merged `.hist`/`.hgrm` per histogram
     /// and `merged.json` with their percentiles.
@@ -140,6 +145,33 @@ pub enum FixturesAction {
         #[arg(long, conflicts_with = "key")]
         all: bool,
     },
+}
+
+/// `hsbench noise`.
+#[derive(Debug, clap::Args)]
+pub struct NoiseArgs {
+    /// How long to probe (shared by the probes: compute, memory, faults, python).
+    #[arg(long, default_value = "90s", value_parser = humantime::parse_duration)]
+    pub seconds: std::time::Duration,
+    /// The length of the boots to stand for: the server's time to ready.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    pub window: std::time::Duration,
+    /// Boots a side the floor is given for.
+    #[arg(long, default_value_t = 10)]
+    pub boots: usize,
+    /// Significance level of the comparison (as `compare --alpha`).
+    #[arg(long, default_value_t = 0.05)]
+    pub alpha: f64,
+    /// The interpreter of the Python probe; default: `python3` on PATH, and no Python probe
+    /// when there is none.
+    #[arg(long, value_name = "PATH", conflicts_with = "no_python")]
+    pub python: Option<PathBuf>,
+    /// Skip the Python probe.
+    #[arg(long)]
+    pub no_python: bool,
+    /// Print the result as JSON (`schema_version` 1).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// The gates `compare`, `ab` and `bisect` take from the command line, each overriding the

@@ -121,6 +121,8 @@ pub enum CliError {
     Merge(#[from] MergeError),
     #[error("hsbench http-load: {0}")]
     HttpLoad(#[from] GeneratorError),
+    #[error("hsbench noise: {0}")]
+    Noise(#[from] crate::metrics::noise::NoiseError),
     #[error(transparent)]
     Fixtures(#[from] FixturesCommandError),
     /// `ab` and `bisect`.
@@ -159,6 +161,7 @@ impl CliError {
             | CliError::Flamediff(_)
             | CliError::Merge(_)
             | CliError::HttpLoad(_)
+            | CliError::Noise(_)
             | CliError::Fixtures(_) => BAD_INPUT,
         }
     }

@@ -358,3 +358,34 @@ pub fn http_load(a: &HttpLoadArgs) -> Result<Outcome, CliError> {
     }
     Ok(Outcome::Ok)
 }
+
+/// `hsbench noise`: probe every CPU and print how steady the machine is.
+pub fn noise(a: &super::args::NoiseArgs) -> Result<Outcome, CliError> {
+    let r = crate::metrics::noise::measure(&crate::metrics::noise::NoiseSpec {
+        seconds: a.seconds,
+        window: a.window,
+        boots: a.boots,
+        alpha: a.alpha,
+        python: match (&a.python, a.no_python) {
+            (_, true) => None,
+            (Some(p), false) => Some(p.clone()),
+            (None, false) => on_path("python3"),
+        },
+    })?;
+    if a.json {
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&r).expect("serializable")
+        );
+    } else {
+        out!("{}", crate::report::noise::text(&r));
+    }
+    Ok(Outcome::Ok)
+}
+
+/// The first `name` in a directory of PATH.
+fn on_path(name: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}

@@ -37,6 +37,8 @@ pub fn execute(cli: Cli) -> Result<Outcome, CliError> {
     match cli.command {
         // The generator runs on a runtime of its own (current-thread by default).
         Command::HttpLoad(a) => inspect::http_load(&a),
+        // Blocking probe threads, one per CPU: no runtime beside them.
+        Command::Noise(a) => inspect::noise(&a),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             let mut text = Vec::new();
@@ -81,7 +83,7 @@ async fn dispatch(command: Command) -> Result<Outcome, CliError> {
             action,
             fixtures_dir,
         } => Ok(inspect::fixtures(action, fixtures_dir)?),
-        Command::HttpLoad(_) | Command::Completions { .. } | Command::Man => {
+        Command::HttpLoad(_) | Command::Noise(_) | Command::Completions { .. } | Command::Man => {
             unreachable!("handled before the runtime starts")
         }
     }

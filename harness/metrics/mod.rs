@@ -3,6 +3,7 @@
 
 pub mod catalogue;
 pub mod machine;
+pub mod noise;
 
 use std::io::Write;
 use std::path::Path;

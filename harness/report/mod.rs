@@ -4,6 +4,7 @@
 pub mod compare;
 pub mod html;
 mod html_workloads;
+pub mod noise;
 pub mod protocols;
 pub mod servers;
 pub mod svg;

@@ -2,3 +2,4 @@
 
 pub mod dist;
 pub mod fit;
+pub mod spread;
