@@ -216,7 +216,7 @@ fn v_run_id(dir: &Path) -> String {
 #[test]
 fn noise_probes_every_cpu_and_names_the_floor() {
     let out = hsbench()
-        .args(["noise", "--seconds", "4s", "--window", "200ms", "--json"])
+        .args(["noise", "--seconds", "6s", "--window", "200ms", "--json"])
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
@@ -239,15 +239,17 @@ fn noise_probes_every_cpu_and_names_the_floor() {
     let probes = r["probes"].as_array().unwrap();
     assert_eq!(probes.len(), expected.len() * cpus);
     for p in probes {
-        assert!(p["chunks"].as_u64().unwrap() >= 2, "{p}");
-        let spread = p["window_spread"].as_f64().unwrap();
-        assert!(spread.is_finite() && spread >= 0.0, "{p}");
+        assert!(p["chunks"].as_u64().unwrap() >= 1, "{p}");
+        // null: the CPU finished fewer than two windows (a busy machine).
+        if let Some(spread) = p["window_spread"].as_f64() {
+            assert!(spread.is_finite() && spread >= 0.0, "{p}");
+        }
     }
     let worst = r["kinds"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|k| k["window_spread"].as_f64().unwrap())
+        .filter_map(|k| k["window_spread"].as_f64())
         .fold(0.0, f64::max);
     assert_eq!(r["floor"]["spread"].as_f64().unwrap(), worst);
     assert!(r["floor"]["detectable"].as_f64().unwrap() >= 0.0);

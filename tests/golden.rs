@@ -406,7 +406,7 @@ fn noise_text() {
                 },
                 chunk_cv: spread * 1.5,
                 windows: 11,
-                window_spread: spread * (0.9 + 0.2 * cpu as f64),
+                window_spread: Some(spread * (0.9 + 0.2 * cpu as f64)),
             })
         })
         .collect();
@@ -438,7 +438,7 @@ fn noise_text() {
             .iter()
             .map(|&(kind, window_spread, cpu_correlation)| KindSummary {
                 kind,
-                window_spread,
+                window_spread: Some(window_spread),
                 cpu_correlation,
             })
             .collect(),

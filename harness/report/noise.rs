@@ -96,7 +96,7 @@ pub fn text(r: &NoiseReport) -> String {
             p.chunks,
             p.chunk_ms_median,
             pct(p.chunk_cv),
-            pct(p.window_spread),
+            p.window_spread.map_or("—".into(), pct),
             p.windows
         );
     }
@@ -106,7 +106,8 @@ pub fn text(r: &NoiseReport) -> String {
             s,
             "{}: spread {} over every CPU; {}{}",
             k.kind.name(),
-            pct(k.window_spread),
+            k.window_spread
+                .map_or("— (no CPU finished two windows)".into(), pct),
             k.cpu_correlation
                 .map(|c| format!("correlation across CPUs {c:.2}: "))
                 .unwrap_or_default(),
