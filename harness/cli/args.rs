@@ -162,8 +162,8 @@ pub struct NoiseArgs {
     /// Significance level of the comparison (as `compare --alpha`).
     #[arg(long, default_value_t = 0.05)]
     pub alpha: f64,
-    /// The interpreter of the Python probe; default: `python3` on PATH, and no Python probe
-    /// when there is none.
+    /// The interpreter of the Python probe; default: `$HSBENCH_PYTHON`, else `python3` on
+    /// PATH, and no Python probe when there is none.
     #[arg(long, value_name = "PATH", conflicts_with = "no_python")]
     pub python: Option<PathBuf>,
     /// Skip the Python probe.

@@ -369,7 +369,10 @@ pub fn noise(a: &super::args::NoiseArgs) -> Result<Outcome, CliError> {
         python: match (&a.python, a.no_python) {
             (_, true) => None,
             (Some(p), false) => Some(p.clone()),
-            (None, false) => on_path("python3"),
+            // The Python hsbench uses everywhere else, else python3 on PATH.
+            (None, false) => std::env::var_os("HSBENCH_PYTHON")
+                .map(PathBuf::from)
+                .or_else(|| on_path("python3")),
         },
     })?;
     if a.json {
