@@ -100,9 +100,9 @@ pub enum Command {
     /// open-model fixed rate with coordinated-omission correction), reporting requests per
     /// CPU-second of the generator: the benchmark of the generator itself against wrk and oha.
     HttpLoad(HttpLoadArgs),
-    /// How steady this machine is: a compute and a memory probe on every CPU at once, and the
-    /// smallest change paired boots (as `ab` runs them) can tell from its jitter. Run it on a
-    /// CI runner before trusting a gate to a few percent.
+    /// How steady this machine is: compute, memory, page-fault and Python probes on every CPU
+    /// at once, and the smallest change paired boots (as `ab` runs them) can tell from its
+    /// jitter. Run it on a CI runner before trusting a gate to a few percent.
     Noise(NoiseArgs),
     /// Merge the histograms (`.hist`, HDR V2) of several run directories, e.g. shards of one
     /// load run on several machines, into one directory: merged `.hist`/`.hgrm` per histogram
