@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use crate::metrics::machine::Fingerprint;
 use crate::stats::spread::{
-    DETECTION_POWER, detectable_paired, median, pairs_to_detect, robust_sd,
+    DETECTION_POWER, correlation, cv, detectable_paired, median, pairs_to_detect, robust_sd,
 };
 
 /// Version of the `noise --json` document.
@@ -239,7 +239,7 @@ impl NoiseSpec {
     }
 }
 
-/// Run both probes on every CPU this process may use and work out the floor.
+/// Run every probe on every CPU this process may use and work out the floor.
 pub fn measure(spec: &NoiseSpec) -> Result<NoiseReport, NoiseError> {
     spec.validate()?;
     let cpus = allowed_cpus()?;
@@ -258,8 +258,8 @@ pub fn measure(spec: &NoiseSpec) -> Result<NoiseReport, NoiseError> {
         let mut pooled = Vec::new();
         for run in &runs {
             let durations: Vec<f64> = run.chunks.iter().map(|c| c.1).collect();
-            let per_window =
-                ((spec.window.as_secs_f64() / median(&durations)).round() as usize).max(1);
+            let typical = median(&durations);
+            let per_window = ((spec.window.as_secs_f64() / typical).round() as usize).max(1);
             let logs = neighbour_logs(&durations, per_window);
             pooled.extend_from_slice(&logs);
             probes.push(ProbeSeries {
@@ -267,7 +267,7 @@ pub fn measure(spec: &NoiseSpec) -> Result<NoiseReport, NoiseError> {
                 cpu: run.cpu,
                 pinned: run.pinned,
                 chunks: durations.len(),
-                chunk_ms_median: median(&durations) * 1e3,
+                chunk_ms_median: typical * 1e3,
                 chunk_cv: cv(&durations),
                 windows: durations.len() / per_window,
                 window_spread: spread(&logs),
@@ -338,35 +338,6 @@ pub fn neighbour_logs(durations: &[f64], per_window: usize) -> Vec<f64> {
 /// The robust spread of log ratios; None without any.
 fn spread(logs: &[f64]) -> Option<f64> {
     (!logs.is_empty()).then(|| robust_sd(logs))
-}
-
-/// Standard deviation over mean.
-fn cv(v: &[f64]) -> f64 {
-    let n = v.len() as f64;
-    if v.len() < 2 {
-        return 0.0;
-    }
-    let mean = v.iter().sum::<f64>() / n;
-    let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
-    var.sqrt() / mean
-}
-
-/// Pearson's correlation (None when either side is constant or too short).
-pub fn correlation(a: &[f64], b: &[f64]) -> Option<f64> {
-    let n = a.len().min(b.len());
-    if n < 3 {
-        return None;
-    }
-    let (a, b) = (&a[..n], &b[..n]);
-    let ma = a.iter().sum::<f64>() / n as f64;
-    let mb = b.iter().sum::<f64>() / n as f64;
-    let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
-    for (x, y) in a.iter().zip(b) {
-        sab += (x - ma) * (y - mb);
-        saa += (x - ma).powi(2);
-        sbb += (y - mb).powi(2);
-    }
-    (saa > 0.0 && sbb > 0.0).then(|| sab / (saa * sbb).sqrt())
 }
 
 /// The width of the time bins CPUs are compared in.
@@ -832,14 +803,6 @@ mod tests {
         assert!((logs[0] - 2f64.ln()).abs() < 1e-12);
         assert!((logs[1] + 2f64.ln()).abs() < 1e-12);
         assert!(neighbour_logs(&[1.0; 10], 3).iter().all(|l| *l == 0.0));
-    }
-
-    #[test]
-    fn correlation_of_alike_and_opposite_series() {
-        let a = [1.0, 2.0, 3.0, 4.0];
-        assert!((correlation(&a, &[2.0, 4.0, 6.0, 8.0]).unwrap() - 1.0).abs() < 1e-12);
-        assert!((correlation(&a, &[4.0, 3.0, 2.0, 1.0]).unwrap() + 1.0).abs() < 1e-12);
-        assert_eq!(correlation(&a, &[1.0; 4]), None);
     }
 
     #[test]

@@ -49,6 +49,35 @@ pub fn pairs_to_detect(sd: f64, share: f64, alpha: f64, power: f64, limit: usize
     (2..=limit).find(|&n| detectable_paired(sd, n, alpha, power) <= share)
 }
 
+/// Standard deviation over mean.
+pub fn cv(v: &[f64]) -> f64 {
+    let n = v.len() as f64;
+    if v.len() < 2 {
+        return 0.0;
+    }
+    let mean = v.iter().sum::<f64>() / n;
+    let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    var.sqrt() / mean
+}
+
+/// Pearson's correlation (None when either side is constant or too short).
+pub fn correlation(a: &[f64], b: &[f64]) -> Option<f64> {
+    let n = a.len().min(b.len());
+    if n < 3 {
+        return None;
+    }
+    let (a, b) = (&a[..n], &b[..n]);
+    let ma = a.iter().sum::<f64>() / n as f64;
+    let mb = b.iter().sum::<f64>() / n as f64;
+    let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
+    for (x, y) in a.iter().zip(b) {
+        sab += (x - ma) * (y - mb);
+        saa += (x - ma).powi(2);
+        sbb += (y - mb).powi(2);
+    }
+    (saa > 0.0 && sbb > 0.0).then(|| sab / (saa * sbb).sqrt())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,5 +113,21 @@ mod tests {
         assert!(detectable_paired(0.1, n - 1, 0.05, 0.95) > 0.05);
         assert_eq!(pairs_to_detect(0.0, 0.05, 0.05, 0.95, 100), Some(2));
         assert_eq!(pairs_to_detect(1.0, 0.01, 0.05, 0.95, 100), None);
+    }
+
+    #[test]
+    fn correlation_of_alike_and_opposite_series() {
+        let a = [1.0, 2.0, 3.0, 4.0];
+        assert!((correlation(&a, &[2.0, 4.0, 6.0, 8.0]).unwrap() - 1.0).abs() < 1e-12);
+        assert!((correlation(&a, &[4.0, 3.0, 2.0, 1.0]).unwrap() + 1.0).abs() < 1e-12);
+        assert_eq!(correlation(&a, &[1.0; 4]), None);
+    }
+
+    #[test]
+    fn cv_is_the_sample_sd_over_the_mean() {
+        assert_eq!(cv(&[2.0; 5]), 0.0);
+        assert_eq!(cv(&[1.0]), 0.0);
+        // mean 2, sample variance 1.
+        assert!((cv(&[1.0, 2.0, 3.0]) - 0.5).abs() < 1e-12);
     }
 }
