@@ -245,10 +245,17 @@ impl SqliteSink {
         // The data directory is a scratch copy until the fixture is saved, so no journal: a
         // failed import is thrown away whole. Synapse puts the file back into WAL mode when it
         // next connects.
-        conn.execute_batch(
+        // The sorter that builds the indexes at the end writes its sorted runs to temporary
+        // files (deleted as they are opened, so nothing is left behind) and sorts them on helper
+        // threads: SQLite sorts on one thread whenever temporary storage is in memory.
+        // Startup-100k's 69 index builds on a copy of the fixture (sqlite3): 39–48 s with
+        // `temp_store = MEMORY`, 26–30 s with files. The import's commit step, runs alternated
+        // on one machine: 43.6 and 46.2 s before, 35.1 and 32.1 s after.
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        conn.execute_batch(&format!(
             "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA locking_mode = EXCLUSIVE; \
-             PRAGMA temp_store = MEMORY; PRAGMA cache_size = -1048576; BEGIN;",
-        )
+             PRAGMA temp_store = FILE; PRAGMA threads = {threads}; PRAGMA cache_size = -1048576; BEGIN;",
+        ))
         .map_err(sql_err(db, "open"))?;
         conn.set_prepared_statement_cache_capacity(Table::ALL.len() + 8);
         // The written tables' own indexes are built once at the end (sorted) instead of row by
