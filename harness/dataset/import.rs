@@ -417,7 +417,7 @@ pub fn import(
     show_progress: bool,
 ) -> Result<(Credentials, LoadReport), ImportError> {
     let key = SigningKey::read(signing_key)?;
-    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let workers = crate::util::thread::cores();
     let now_ms = chrono::Utc::now().timestamp_millis();
     import_with(
         sink,

@@ -251,7 +251,7 @@ impl SqliteSink {
         // Startup-100k's 69 index builds on a copy of the fixture (sqlite3): 39–48 s with
         // `temp_store = MEMORY`, 26–30 s with files. The import's commit step, runs alternated
         // on one machine: 43.6 and 46.2 s before, 35.1 and 32.1 s after.
-        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let threads = crate::util::thread::cores();
         conn.execute_batch(&format!(
             "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA locking_mode = EXCLUSIVE; \
              PRAGMA temp_store = FILE; PRAGMA threads = {threads}; PRAGMA cache_size = -1048576; BEGIN;",
@@ -699,7 +699,7 @@ impl Sink for PgSink {
             }
         }
         let tasks = self.rebuild_tasks();
-        let connections = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let connections = crate::util::thread::cores();
         pg_run_side_by_side(&self.conninfo, &self.target, tasks, connections)?;
         let mut client = pg_connect(&self.conninfo, &self.target)?;
         let tail = format!("BEGIN; {}; COMMIT;", self.rebuild_after.join(";\n"));

@@ -26,7 +26,7 @@ impl Fingerprint {
             .and_then(|l| l.split_once(':'))
             .map(|(_, v)| v.trim().to_string())
             .unwrap_or_else(|| "unknown".into());
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+        let cores = crate::util::thread::cores() as u32;
         let memory_bytes = read("/proc/meminfo")
             .lines()
             .find(|l| l.starts_with("MemTotal:"))

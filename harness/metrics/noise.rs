@@ -756,7 +756,7 @@ fn allowed_cpus() -> Result<Vec<usize>, NoiseError> {
             .collect())
     }
     #[cfg(not(target_os = "linux"))]
-    Ok((0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect())
+    Ok((0..crate::util::thread::cores()).collect())
 }
 
 /// Pin the calling thread to `cpu`; false when the kernel refused.

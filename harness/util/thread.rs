@@ -1,4 +1,10 @@
-//! Threads: scheduling hints.
+//! Threads: how many cores, and scheduling hints.
+
+/// The cores this process may run on (1 when the system does not say): one spelling for every
+/// "a thread or a connection per core".
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
 
 /// Lower the calling thread's scheduling priority by `niceness` (Linux: a thread's own nice
 /// value; elsewhere nothing). For helper threads that feed one busier thread: when the cores
