@@ -132,6 +132,20 @@ fn catchup_over_sliding_sync_md() {
     golden("catchup-sliding.md", &md[start..end]);
 }
 
+/// Receivers that fell behind: the steady section says how many gaps they paged back through
+/// and how many deliveries were found there.
+#[test]
+fn steady_gaps_md() {
+    let mut r = run();
+    let d = &mut r.steady.as_mut().unwrap().deliveries;
+    (d.gaps, d.backfilled) = (12, 340);
+    let md = hsbench::report::markdown(&r);
+    let start = md.find("### Steady").unwrap();
+    let start = start + md[start..].find("Delivery (").unwrap();
+    let end = start + md[start..].find("hsbench's own use").unwrap();
+    golden("steady-gaps.md", &md[start..end]);
+}
+
 #[test]
 fn report_html_outline() {
     let html = hsbench::report::HtmlExporter.render(&run(), &run_dir());

@@ -172,6 +172,17 @@ async fn triggered_herd_and_steady_traffic_against_real_synapse() {
     assert_eq!(d.missing, 0);
     assert_eq!(d.unmatched, 0);
     assert_eq!(d.latency.count, due);
+    // With 1 event a room per answer, receivers a message behind got limited timelines (the
+    // server answers them late under this load) and paged back through every gap: the
+    // deliveries above are exact because of it, and the /messages pages are counted apart.
+    assert!(d.gaps > 0 && d.backfilled > 0, "{d:?}");
+    assert!(d.backfilled <= d.delivered, "{d:?}");
+    let pages = s
+        .endpoints
+        .iter()
+        .find(|e| e.name == "messages")
+        .expect("the gaps' /messages pages");
+    assert!(pages.ok > 0 && pages.completed == pages.ok, "{pages:?}");
     assert_eq!(
         read_histogram(&dir.join("steady-delivery.hist"))
             .unwrap()
@@ -179,9 +190,10 @@ async fn triggered_herd_and_steady_traffic_against_real_synapse() {
         due
     );
     assert_eq!(interval_total(dir, "steady", "delivery"), due);
-    // Delivery is measured from the send's 200, so it is a positive, finite time.
+    // Delivery is measured from the send's 200, so it is a positive time, and no longer than
+    // the sending (8 s) and the drain (60 s).
     assert!(
-        d.latency.min_ms >= 0.0 && d.latency.max_ms < 20_000.0,
+        d.latency.min_ms >= 0.0 && d.latency.max_ms < 68_000.0,
         "{d:?}"
     );
     assert!((s.intended_per_s - 10.0).abs() < 1e-9);

@@ -26,18 +26,17 @@
 
 use std::time::{Duration, Instant};
 
-use ruma::api::IncomingResponseExt;
 use ruma::api::client::message::get_message_events;
 use ruma::api::client::receipt::create_receipt;
 use ruma::api::client::sync::sync_events;
 use ruma::api::client::sync::sync_events::v5;
 use ruma::{OwnedEventId, OwnedRoomId, OwnedTransactionId, UInt};
 
-use crate::load::engine::{Collector, Ep, ErrorKind, Recorder, read_body};
+use crate::load::engine::{Collector, Ep, ErrorKind, Recorder};
 use crate::load::sliding;
 use crate::load::workload::{
-    HarnessLoad, WorkloadData, WorkloadError, bytes_out, harness_load, message_content, new_client,
-    nonce, status_error, unix_ms,
+    HarnessLoad, WorkloadData, WorkloadError, call_timed, decode, harness_load, message_content,
+    new_client, nonce, unix_ms,
 };
 use crate::matrix::MatrixClient;
 use crate::metrics::LatencySummary;
@@ -146,9 +145,7 @@ struct ProbeContent {
     seq: Option<u64>,
 }
 
-/// Send one request, read its answer whole, hand it to `parse` after the timing is taken, and
-/// record it (closed loop: intended = sent). A 200 that `parse` refuses (`None`: it lacks what
-/// the reader needs) is recorded as a `decode` error.
+/// [`call_timed`] without the answer's instant.
 async fn call<T>(
     client: &MatrixClient,
     rec: &Recorder,
@@ -156,34 +153,9 @@ async fn call<T>(
     request: reqwest::Request,
     parse: impl FnOnce(&[u8]) -> Option<T>,
 ) -> Result<T, ErrorKind> {
-    let out = bytes_out(&request);
-    rec.start(ep);
-    let sent = Instant::now();
-    let (error, n, parsed, done) = match client.http().execute(request).await {
-        Err(e) => (Some(ErrorKind::of(&e)), 0, None, Instant::now()),
-        Ok(mut resp) => {
-            let status = resp.status().as_u16();
-            let (n, body, err) = read_body(&mut resp, usize::MAX, None).await;
-            let done = Instant::now();
-            let error = err.or_else(|| (status != 200).then(|| status_error(status, &body)));
-            let parsed = if error.is_none() { parse(&body) } else { None };
-            let error = match (error, &parsed) {
-                (None, None) => Some(ErrorKind::Decode),
-                (e, _) => e,
-            };
-            (error, n, parsed, done)
-        }
-    };
-    rec.done(ep, sent, sent, done, error.clone(), n, out);
-    match (error, parsed) {
-        (None, Some(t)) => Ok(t),
-        (e, _) => Err(e.unwrap_or(ErrorKind::Decode)),
-    }
-}
-
-fn decode<R: IncomingResponseExt>(body: &[u8]) -> Option<R> {
-    let resp = http::Response::builder().status(200).body(body).ok()?;
-    R::try_from_http_response(resp).ok()
+    call_timed(client, rec, ep, request, parse)
+        .await
+        .map(|(t, _)| t)
 }
 
 /// The lazy-loading filter with the spec's timeline limit. It also names an account-data type

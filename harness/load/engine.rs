@@ -158,6 +158,10 @@ pub enum Msg {
     },
     /// A receiver's `/sync` returned message `seq` at `at`.
     Delivered { seq: u64, at: Instant },
+    /// A receiver was told of a gap (an incremental answer's timeline was `limited`) and paged
+    /// back through it with `/messages`, finding `backfilled` messages it had not seen (each
+    /// also sent as [`Msg::Delivered`], at the page that returned it).
+    Gap { backfilled: u64 },
     /// A client finished reacting to the trigger `took` after seeing it (retries included).
     /// A client's reaction to the trigger ended; `retries`: its attempts after a failure.
     Reacted {
@@ -200,6 +204,8 @@ struct WorkerStats {
     delivery_intervals: IntervalSeries,
     delivered: u64,
     before_send_ok: u64,
+    gaps: u64,
+    backfilled: u64,
     reactions: Reactions,
     /// [`Intervals::Fitted`]: each answered request's (endpoint, end since the origin,
     /// corrected µs, raw µs), placed into intervals by [`CollectorHandle::finish`].
@@ -244,6 +250,8 @@ impl WorkerStats {
             delivery_intervals: IntervalSeries::new(interval, MAX_INTERVALS),
             delivered: 0,
             before_send_ok: 0,
+            gaps: 0,
+            backfilled: 0,
             reactions: Reactions {
                 took: new_latency_histogram(),
                 ok: 0,
@@ -419,6 +427,10 @@ impl Recorder {
                     self.deliver(at, ok_at);
                 }
             }
+            Msg::Gap { backfilled } => sh.with_local(|w| {
+                w.gaps += 1;
+                w.backfilled += backfilled;
+            }),
             Msg::Reacted { took, ok, retries } => sh.with_local(|w| {
                 let _ = w.reactions.took.record(us(took));
                 w.reactions.retries += u64::from(retries);
@@ -537,6 +549,10 @@ pub struct Deliveries {
     pub delivered: u64,
     /// Deliveries seen before the send's 200 (recorded as 0).
     pub before_send_ok: u64,
+    /// Gaps receivers were told of (`limited` timelines in incremental answers).
+    pub gaps: u64,
+    /// Deliveries found by paging back through those gaps.
+    pub backfilled: u64,
     /// Deliveries of a message seen twice by one receiver, or of an unknown message.
     pub duplicates_or_unknown: u64,
     /// Deliveries never matched with a send.
@@ -703,6 +719,8 @@ impl CollectorHandle {
                 expected: 0,
                 delivered: 0,
                 before_send_ok: 0,
+                gaps: 0,
+                backfilled: 0,
                 duplicates_or_unknown: 0,
                 unmatched: 0,
                 sent: Vec::new(),
@@ -731,6 +749,8 @@ impl CollectorHandle {
             d.intervals.merge(&w.delivery_intervals);
             d.delivered += w.delivered;
             d.before_send_ok += w.before_send_ok;
+            d.gaps += w.gaps;
+            d.backfilled += w.backfilled;
             let _ = r.reactions.took.add(&w.reactions.took);
             r.reactions.ok += w.reactions.ok;
             r.reactions.gave_up += w.reactions.gave_up;
@@ -831,6 +851,8 @@ impl Recorded {
             delivered: d.delivered,
             missing: d.expected.saturating_sub(d.delivered),
             before_send_ok: d.before_send_ok,
+            gaps: d.gaps,
+            backfilled: d.backfilled,
             unmatched: self.unmatched_deliveries(),
             foreign: 0,
             latency: LatencySummary::of(&d.latency),
@@ -884,6 +906,15 @@ pub struct DeliveryResult {
     pub missing: u64,
     /// Seen before the send's own 200 arrived (recorded as 0 ms).
     pub before_send_ok: u64,
+    /// Gaps the server told receivers of: incremental answers whose room timeline was
+    /// `limited` (more new events than the answer carried). A receiver pages back through each
+    /// with `/messages` (the `messages` endpoint) to where it was, as a client filling the gap.
+    #[serde(default)]
+    pub gaps: u64,
+    /// Of `delivered`, the deliveries found by paging back through gaps (their latency runs to
+    /// the `/messages` page that returned them).
+    #[serde(default)]
+    pub backfilled: u64,
     /// Seen, but of a message whose send never got a 200.
     pub unmatched: u64,
     /// A shard's deliveries of messages another shard sent: their latency is not known here;
@@ -935,6 +966,8 @@ pub struct Scanner {
     pub count: Option<u64>,
     pub seqs: Vec<u64>,
     pub saw_trigger: bool,
+    /// Some room's timeline was `limited` (`"limited":true`).
+    pub saw_limited: bool,
 }
 
 /// What a key's value is, and where it goes.
@@ -946,6 +979,8 @@ enum Key {
     Count,
     /// The triggered herd's event type, anywhere (a timeline or a state section).
     Trigger,
+    /// A limited timeline.
+    Limited,
 }
 
 const KEYS: &[(&[u8], Key)] = &[
@@ -954,6 +989,7 @@ const KEYS: &[(&[u8], Key)] = &[
     (b"\"org.hsbench.seq\":", Key::Seq),
     (b"\"count\":", Key::Count),
     (b"\"org.hsbench.trigger\"", Key::Trigger),
+    (b"\"limited\":true", Key::Limited),
 ];
 /// The longest key.
 #[cfg(test)]
@@ -978,14 +1014,17 @@ impl Scanner {
                         continue;
                     }
                     let v = &rest[key.len()..];
-                    if let Key::Trigger = kind {
-                        self.saw_trigger = true;
+                    if let Key::Trigger | Key::Limited = kind {
+                        match kind {
+                            Key::Trigger => self.saw_trigger = true,
+                            _ => self.saw_limited = true,
+                        }
                         i += key.len();
                         consumed = i;
                         continue 'scan;
                     }
                     match kind {
-                        Key::Trigger => unreachable!("handled above"),
+                        Key::Trigger | Key::Limited => unreachable!("handled above"),
                         Key::NextBatch | Key::Pos => match v.iter().position(|&b| b == b'"') {
                             Some(end) => {
                                 let slot = match kind {
@@ -1039,7 +1078,7 @@ mod tests {
 
     #[test]
     fn scanner_finds_keys_across_any_chunking() {
-        let body = br#"{"rooms":{"join":{"!a:x":{"timeline":{"events":[{"type":"m.room.message","content":{"body":"b","org.hsbench.seq":12345}},{"content":{"org.hsbench.seq":7}}],"prev_batch":"p"}}}},"next_batch":"s72_19_0_4"}"#;
+        let body = br#"{"rooms":{"join":{"!a:x":{"timeline":{"events":[{"type":"m.room.message","content":{"body":"b","org.hsbench.seq":12345}},{"content":{"org.hsbench.seq":7}}],"prev_batch":"p","limited":true}}}},"next_batch":"s72_19_0_4"}"#;
         for size in 1..body.len() {
             let mut s = Scanner::default();
             for c in body.chunks(size) {
@@ -1047,6 +1086,7 @@ mod tests {
             }
             assert_eq!(s.next_batch.as_deref(), Some("s72_19_0_4"), "chunk {size}");
             assert_eq!(s.seqs, vec![12345, 7], "chunk {size}");
+            assert!(s.saw_limited && !s.saw_trigger, "chunk {size}");
             assert!(s.carry.len() <= MAX_TAIL + MAX_KEY);
         }
         let sliding = br#"{"pos":"s1_2","lists":{"all_rooms":{"count":37}},"rooms":{"!a:x":{"notification_count":2,"timeline":[{"content":{"org.hsbench.seq":9}},{"type":"org.hsbench.trigger","content":{}}],"joined_count":12}}}"#;
@@ -1058,7 +1098,7 @@ mod tests {
             assert_eq!(s.pos.as_deref(), Some("s1_2"), "chunk {size}");
             assert_eq!(s.count, Some(37), "chunk {size}");
             assert_eq!(s.seqs, vec![9], "chunk {size}");
-            assert!(s.saw_trigger, "chunk {size}");
+            assert!(s.saw_trigger && !s.saw_limited, "chunk {size}");
         }
     }
 

@@ -13,6 +13,15 @@
 //!
 //! Timing is taken at the HTTP layer: a request's `done` instant is taken when the last byte of
 //! its answer arrived, before anything is decoded.
+//!
+//! Gaps: an incremental answer carries at most the filter's timeline limit of a room's new
+//! events (Synapse's default is 10, without a filter). When more arrived, the room's timeline is
+//! `limited` and a receiver that fell behind has a gap. It fills it as a client does that shows
+//! every message: `/messages` backwards from the timeline's `prev_batch` to where it was (the
+//! `since` token it synced from, when it has one), a bounded number of pages ([`fill_gap`]).
+//! The messages found are delivered at the page that returned them, and the result counts the
+//! gaps and the deliveries found in them beside the others. A client that starts over (an
+//! initial-sync or reconnect reaction) fills nothing: what it skipped stays missing.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -20,14 +29,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use ruma::api::IncomingResponseExt;
-use ruma::api::client::message::send_message_event;
+use ruma::api::client::message::{get_message_events, send_message_event};
 use ruma::api::client::sync::sync_events;
-use ruma::{OwnedRoomId, OwnedTransactionId, OwnedUserId};
+use ruma::{OwnedRoomId, OwnedTransactionId, OwnedUserId, UInt};
 
 use crate::load::engine::{Collector, Ep, ErrorKind, Msg, Recorder, Scanner, read_body};
 use crate::load::sliding::Connection;
 use crate::load::workload::{
-    ShardRun, WorkloadError, bytes_out, message_content, new_client, status_error,
+    ShardRun, WorkloadError, bytes_out, call_timed, decode, message_content, new_client,
+    status_error, unix_ms,
 };
 use crate::matrix::{CallError, MatrixClient, error_fields};
 use crate::scenario::arrivals::Arrivals;
@@ -49,6 +59,11 @@ pub(crate) struct Shared {
     pub(crate) trigger_seen: std::sync::Mutex<Option<Instant>>,
     /// The room a `subscribe` reaction opens (the big room, where the trigger lands).
     pub(crate) big_room: Option<OwnedRoomId>,
+    /// Unix ms before the clients took their starting points: no message of this workload is
+    /// older, and filling a gap stops at older events.
+    pub(crate) started_ms: u64,
+    /// v2 long polls' filter (a timeline limit), if any.
+    pub(crate) filter: Option<sync_events::v3::Filter>,
 }
 
 #[derive(Clone, Copy)]
@@ -66,6 +81,8 @@ pub(crate) struct Probe {
     pub(crate) kind: String,
     #[serde(default)]
     pub(crate) content: ProbeContent,
+    #[serde(default)]
+    pub(crate) origin_server_ts: u64,
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -106,9 +123,9 @@ pub(crate) async fn sliding_loop(shared: Arc<Shared>, token: String, mut conn: C
     let rec = &shared.rec;
     let mut reacted = false;
     while !shared.stop.load(Ordering::Relaxed) {
-        let x = crate::load::sliding::exchange(
+        let (x, gaps) = crate::load::sliding::exchange_with_gaps(
             &shared.client,
-            Some(rec),
+            rec,
             &token,
             &mut conn,
             shared.poll_timeout,
@@ -123,6 +140,16 @@ pub(crate) async fn sliding_loop(shared: Arc<Shared>, token: String, mut conn: C
                     at: x.end,
                 });
             }
+        }
+        // Sliding sync has no token for where the client was: paging stops at a seen message.
+        for (room, prev_batch) in gaps {
+            let gap = Gap {
+                room,
+                from: prev_batch,
+                to: None,
+                stop_at_seen: true,
+            };
+            fill_gap(&shared, &token, gap, &mut seen).await;
         }
         if x.expired() {
             conn.reset();
@@ -235,6 +262,7 @@ pub(crate) async fn sync_loop(shared: Arc<Shared>, token: String, mut since: Str
         let mut req = sync_events::v3::Request::new();
         req.since = Some(since.clone());
         req.timeout = Some(shared.poll_timeout);
+        req.filter = shared.filter.clone();
         let Ok(mut request) = shared.client.build(req, Some(&token)) else {
             return;
         };
@@ -247,39 +275,48 @@ pub(crate) async fn sync_loop(shared: Arc<Shared>, token: String, mut since: Str
             Err(e) => (Some(ErrorKind::of(&e)), 0, Vec::new(), Instant::now()),
             Ok(mut resp) => {
                 let status = resp.status().as_u16();
-                let (n, body, err) = read_body(&mut resp, usize::MAX, None).await;
+                let (n, body, err) = read_body(&mut resp, MAX_SYNC_BODY + 1, None).await;
                 let done = Instant::now();
-                let err = err.or_else(|| (status != 200).then(|| status_error(status, &body)));
+                let err = err
+                    .or_else(|| (status != 200).then(|| status_error(status, &body)))
+                    .or_else(|| (body.len() > MAX_SYNC_BODY).then_some(ErrorKind::Body));
                 (err, n, body, done)
             }
         };
         // Decode after the timing: what the client learns from the answer.
         let mut error = error;
-        let mut trigger = false;
-        let mut seqs = Vec::new();
+        let mut answer = None;
         if error.is_none() {
             match decode_sync(&body) {
-                Some((next, s, t)) => {
-                    since = next;
-                    seqs = s;
-                    trigger = t;
-                }
+                Some(a) => answer = Some(a),
                 None => error = Some(ErrorKind::Decode),
             }
         }
-        let failed = error.is_some();
         rec.done(Ep::Sync, sent, sent, done, error, n_in, out);
-        for seq in seqs {
+        let Some(answer) = answer else {
+            // A failing server is not hammered in a tight loop (what SDKs do too).
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        };
+        drop(body);
+        for &seq in &answer.seqs {
             if fresh(&mut seen, seq) {
                 shared.delivered.fetch_add(1, Ordering::Relaxed);
                 rec.send(Msg::Delivered { seq, at: done });
             }
         }
-        if failed {
-            // A failing server is not hammered in a tight loop (what SDKs do too).
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            continue;
+        // Fill the gaps back to where this sync started.
+        for (room, prev_batch) in answer.gaps {
+            let gap = Gap {
+                room,
+                from: prev_batch,
+                to: Some(since.clone()),
+                stop_at_seen: true,
+            };
+            fill_gap(&shared, &token, gap, &mut seen).await;
         }
+        since = answer.next_batch;
+        let trigger = answer.trigger;
         if trigger
             && !reacted
             && let Some(r) = shared.reaction
@@ -356,6 +393,22 @@ pub(crate) async fn resync(
                 ok: true,
                 retries: attempt,
             });
+            // A full-state re-sync is incremental: a limited timeline is a gap. The answer is
+            // streamed, never held, so which room is not known; the workload's messages go to
+            // the big room, which is filled from the answer's end back to `since` (its first
+            // page holds what the answer delivered, so seen messages do not stop it).
+            if r.kind == ReactionKind::FullState
+                && scan.saw_limited
+                && let (Some(room), Some(next)) = (shared.big_room.clone(), scan.next_batch.clone())
+            {
+                let gap = Gap {
+                    room,
+                    from: next,
+                    to: Some(since.to_string()),
+                    stop_at_seen: false,
+                };
+                fill_gap(shared, token, gap, seen).await;
+            }
             return scan.next_batch;
         }
     }
@@ -367,14 +420,35 @@ pub(crate) async fn resync(
     None
 }
 
-/// `(next_batch, sequence numbers, trigger seen)` of an incremental sync answer, decoded with
-/// ruma's response type.
-pub(crate) fn decode_sync(body: &[u8]) -> Option<(String, Vec<u64>, bool)> {
+/// What a receiver reads from an incremental `/sync` answer.
+#[derive(Debug, PartialEq)]
+pub(crate) struct SyncAnswer {
+    pub(crate) next_batch: String,
+    /// hsbench's sequence numbers in the timelines.
+    pub(crate) seqs: Vec<u64>,
+    /// The triggered herd's trigger, in a timeline or a state section.
+    pub(crate) trigger: bool,
+    /// Rooms whose timeline was `limited`, with its `prev_batch`.
+    pub(crate) gaps: Vec<(OwnedRoomId, String)>,
+}
+
+/// The most of an incremental `/sync` answer a receiver holds: a long poll's answer is far below
+/// this; a larger one is a `body` error.
+pub(crate) const MAX_SYNC_BODY: usize = crate::load::sliding::MAX_KEPT_BODY;
+
+/// An incremental sync answer, decoded with ruma's response type.
+pub(crate) fn decode_sync(body: &[u8]) -> Option<SyncAnswer> {
     let resp = http::Response::builder().status(200).body(body).ok()?;
     let sync = sync_events::v3::Response::try_from_http_response(resp).ok()?;
     let mut seqs = Vec::new();
     let mut trigger = false;
-    for room in sync.rooms.join.values() {
+    let mut gaps = Vec::new();
+    for (id, room) in &sync.rooms.join {
+        if room.timeline.limited
+            && let Some(p) = &room.timeline.prev_batch
+        {
+            gaps.push((id.clone(), p.clone()));
+        }
         for ev in &room.timeline.events {
             if let Ok(p) = ev.deserialize_as_unchecked::<Probe>() {
                 if p.kind == TRIGGER_TYPE {
@@ -390,7 +464,90 @@ pub(crate) fn decode_sync(body: &[u8]) -> Option<(String, Vec<u64>, bool)> {
     if !trigger && contains(body, TRIGGER_TYPE.as_bytes()) {
         trigger = true;
     }
-    Some((sync.next_batch, seqs, trigger))
+    Some(SyncAnswer {
+        next_batch: sync.next_batch,
+        seqs,
+        trigger,
+        gaps,
+    })
+}
+
+/// Events a gap-filling `/messages` page asks for.
+pub(crate) const GAP_PAGE: u32 = 100;
+/// The most pages one gap is paged through (a bound: 5,000 events).
+pub(crate) const MAX_GAP_PAGES: u32 = 50;
+
+/// A gap in one room's timeline, and where paging back through it stops.
+pub(crate) struct Gap {
+    pub(crate) room: OwnedRoomId,
+    /// Where paging starts: the limited timeline's `prev_batch`, or an answer's end.
+    pub(crate) from: String,
+    /// Where the client was (`to` of `/messages`), when it has a token for that.
+    pub(crate) to: Option<String>,
+    /// Stop at the first page holding a message the client had seen (it reached where it was).
+    /// Off when the first pages repeat what the answer delivered.
+    pub(crate) stop_at_seen: bool,
+}
+
+/// Page back through a gap with `/messages` (recorded as `messages`), delivering the messages
+/// not seen yet at the page that returned them; then one [`Msg::Gap`]. Stops at the end of the
+/// gap (a short page when paging `to` a token, an empty page, no further token), at an event
+/// older than the workload, at a seen message when the gap says so, at a failed page, or after
+/// [`MAX_GAP_PAGES`].
+pub(crate) async fn fill_gap(shared: &Shared, token: &str, gap: Gap, seen: &mut VecDeque<u64>) {
+    let rec = &shared.rec;
+    let mut backfilled = 0u64;
+    let mut from = Some(gap.from);
+    for _ in 0..MAX_GAP_PAGES {
+        let Some(page_from) = from.take() else { break };
+        if shared.stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let mut req = get_message_events::v3::Request::backward(gap.room.clone());
+        req.from = Some(page_from.clone());
+        req.to = gap.to.clone();
+        req.limit = UInt::from(GAP_PAGE);
+        let Ok(request) = shared.client.build(req, Some(token)) else {
+            break;
+        };
+        let Ok((page, done)) = call_timed(
+            &shared.client,
+            rec,
+            Ep::Messages,
+            request,
+            decode::<get_message_events::v3::Response>,
+        )
+        .await
+        else {
+            break;
+        };
+        // A short page of a paging with `to` ends where the client was (or at the room's start).
+        let mut reached =
+            page.chunk.is_empty() || (gap.to.is_some() && page.chunk.len() < GAP_PAGE as usize);
+        for ev in &page.chunk {
+            let Ok(p) = ev.deserialize_as_unchecked::<Probe>() else {
+                continue;
+            };
+            if p.origin_server_ts < shared.started_ms {
+                reached = true;
+                continue;
+            }
+            if let Some(seq) = p.content.seq {
+                if fresh(seen, seq) {
+                    backfilled += 1;
+                    shared.delivered.fetch_add(1, Ordering::Relaxed);
+                    rec.send(Msg::Delivered { seq, at: done });
+                } else if gap.stop_at_seen {
+                    reached = true;
+                }
+            }
+        }
+        if reached {
+            break;
+        }
+        from = page.end.filter(|e| *e != page_from);
+    }
+    rec.send(Msg::Gap { backfilled });
 }
 
 pub(crate) fn contains(hay: &[u8], needle: &[u8]) -> bool {
@@ -667,11 +824,15 @@ pub(crate) async fn start_long_polls(
     connect_ramp: Duration,
     reaction: Option<Reaction>,
     big_room: Option<OwnedRoomId>,
+    timeline_limit: Option<u64>,
     interval: Duration,
     release: Option<ShardRun>,
 ) -> Result<Started, WorkloadError> {
     let client = new_client(base_url, tokens.len())?;
     let prep = Instant::now();
+    // The server stamps events from the same clock; this workload's messages are sent after the
+    // clients settled, seconds later.
+    let started_ms = unix_ms(std::time::SystemTime::now()) as u64;
     // Untimed: a v2 client's `since` token; a sliding client's connection with its list loaded.
     let starts: Vec<Start> = match protocol {
         SyncProtocol::V2 => since_tokens(&client, tokens)
@@ -711,6 +872,12 @@ pub(crate) async fn start_long_polls(
         delivered: AtomicU64::new(0),
         trigger_seen: std::sync::Mutex::new(None),
         big_room,
+        started_ms,
+        filter: timeline_limit.map(|n| {
+            let mut f = ruma::api::client::filter::FilterDefinition::default();
+            f.room.timeline.limit = Some(UInt::try_from(n).unwrap_or(UInt::MAX));
+            sync_events::v3::Filter::FilterDefinition(f)
+        }),
     });
     let clients = spawn_clients(&shared, tokens, starts, connect_ramp);
     Ok(Started {
@@ -749,11 +916,19 @@ mod tests {
         let body = br#"{"next_batch":"s9","rooms":{"join":{"!r:x":{"timeline":{"events":[
             {"type":"m.room.message","event_id":"$a","sender":"@u:x","origin_server_ts":1,"content":{"msgtype":"m.text","body":"b","org.hsbench.seq":4}},
             {"type":"org.hsbench.trigger","state_key":"","event_id":"$b","sender":"@u:x","origin_server_ts":2,"content":{}}
-        ],"limited":false}}}}}"#;
-        let (next, seqs, trigger) = decode_sync(body).unwrap();
-        assert_eq!(next, "s9");
-        assert_eq!(seqs, vec![4]);
-        assert!(trigger);
+        ],"limited":false,"prev_batch":"p0"}},
+        "!busy:x":{"timeline":{"events":[
+            {"type":"m.room.message","event_id":"$c","sender":"@u:x","origin_server_ts":3,"content":{"msgtype":"m.text","body":"b","org.hsbench.seq":5}}
+        ],"limited":true,"prev_batch":"p1"}}}}}"#;
+        let a = decode_sync(body).unwrap();
+        assert_eq!(a.next_batch, "s9");
+        assert_eq!(a.seqs, vec![5, 4]);
+        assert!(a.trigger);
+        // Only the limited timeline is a gap, with its own prev_batch.
+        assert_eq!(
+            a.gaps,
+            vec![(ruma::owned_room_id!("!busy:x"), "p1".to_string())]
+        );
         assert!(decode_sync(b"{}").is_none());
     }
 }

@@ -297,6 +297,69 @@ pub async fn exchange(
     send(client, rec, conn, request, intended).await
 }
 
+/// [`exchange`] of a long-poll receiver: the answer is kept (up to [`MAX_KEPT_BODY`]) and its
+/// gaps read after the timing ([`gaps`]).
+pub async fn exchange_with_gaps(
+    client: &MatrixClient,
+    rec: &Recorder,
+    token: &str,
+    conn: &mut Connection,
+    poll: Duration,
+    intended: Instant,
+) -> (Exchange, Vec<(OwnedRoomId, String)>) {
+    let request = conn.request(poll);
+    let long = request.timeout.is_some_and(|t| !t.is_zero());
+    let mut request = match client.build(request, Some(token)) {
+        Ok(r) => r,
+        Err(_) => {
+            let x = Exchange {
+                end: Instant::now(),
+                seqs: Vec::new(),
+                saw_trigger: false,
+                error: Some(ErrorKind::Decode),
+            };
+            return (x, Vec::new());
+        }
+    };
+    if long {
+        *request.timeout_mut() = Some(poll + POLL_SLACK);
+    }
+    let (x, gaps) = send_parsed(client, rec, Ep::SlidingSync, conn, request, intended, |b| {
+        Some(gaps(b))
+    })
+    .await;
+    (x, gaps.unwrap_or_default())
+}
+
+/// The gaps of a sliding sync answer: rooms seen before on this connection (not `initial`)
+/// whose timeline is `limited` (more new events than the timeline limit), with the timeline's
+/// `prev_batch`. Read leniently (only these fields): an answer it cannot read has none.
+pub fn gaps(body: &[u8]) -> Vec<(OwnedRoomId, String)> {
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        #[serde(default)]
+        rooms: std::collections::BTreeMap<OwnedRoomId, Room>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Room {
+        #[serde(default)]
+        initial: bool,
+        #[serde(default)]
+        limited: bool,
+        #[serde(default)]
+        prev_batch: Option<String>,
+    }
+    serde_json::from_slice::<Answer>(body)
+        .map(|a| {
+            a.rooms
+                .into_iter()
+                .filter(|(_, r)| r.limited && !r.initial)
+                .filter_map(|(id, r)| r.prev_batch.map(|p| (id, p)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// [`exchange`] with the request already built (a herd builds its first requests before the
 /// release).
 pub async fn send(
@@ -570,6 +633,21 @@ mod tests {
             "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync"
         );
         serde_json::from_slice(http.body()).unwrap()
+    }
+
+    #[test]
+    fn gaps_are_limited_updates_of_rooms_seen_before() {
+        let body = br#"{"pos":"5","rooms":{
+            "!new:hs":{"initial":true,"limited":true,"prev_batch":"a","timeline":[]},
+            "!busy:hs":{"limited":true,"prev_batch":"b","timeline":[],"num_live":12},
+            "!calm:hs":{"limited":false,"prev_batch":"c","timeline":[]},
+            "!nobatch:hs":{"limited":true,"timeline":[]}}}"#;
+        assert_eq!(
+            gaps(body),
+            vec![(ruma::owned_room_id!("!busy:hs"), "b".to_string())]
+        );
+        assert!(gaps(br#"{"pos":"6"}"#).is_empty());
+        assert!(gaps(b"not json").is_empty());
     }
 
     #[test]

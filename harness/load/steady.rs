@@ -139,6 +139,7 @@ pub async fn run_steady(
         spec.connect_ramp,
         None,
         None,
+        spec.timeline_limit,
         spec.interval,
         shard,
     )

@@ -115,6 +115,7 @@ pub async fn run_triggered(
         spec.connect_ramp,
         Some(reaction),
         Some(big_room.clone()),
+        None,
         spec.interval,
         shard,
     )

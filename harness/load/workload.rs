@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use ruma::serde::Raw;
 
-use crate::load::engine::{Ep, ErrorKind, Recorded};
+use crate::load::engine::{Ep, ErrorKind, Recorded, Recorder, read_body};
 use crate::matrix::{MatrixClient, error_fields};
 use crate::metrics::IntervalSeries;
 
@@ -237,4 +237,46 @@ pub(crate) fn shard_deliveries(
         d.unmatched = d.unmatched.saturating_sub(d.foreign);
     }
     (d, log)
+}
+
+/// Send one request, read its answer whole, hand it to `parse` after the timing is taken, and
+/// record it (closed loop: intended = sent). A 200 that `parse` refuses (`None`: it lacks what
+/// the client needs) is recorded as a `decode` error. On success, the parsed answer and the
+/// instant its last byte arrived.
+pub(crate) async fn call_timed<T>(
+    client: &MatrixClient,
+    rec: &Recorder,
+    ep: Ep,
+    request: reqwest::Request,
+    parse: impl FnOnce(&[u8]) -> Option<T>,
+) -> Result<(T, Instant), ErrorKind> {
+    let out = bytes_out(&request);
+    rec.start(ep);
+    let sent = Instant::now();
+    let (error, n, parsed, done) = match client.http().execute(request).await {
+        Err(e) => (Some(ErrorKind::of(&e)), 0, None, Instant::now()),
+        Ok(mut resp) => {
+            let status = resp.status().as_u16();
+            let (n, body, err) = read_body(&mut resp, usize::MAX, None).await;
+            let done = Instant::now();
+            let error = err.or_else(|| (status != 200).then(|| status_error(status, &body)));
+            let parsed = if error.is_none() { parse(&body) } else { None };
+            let error = match (error, &parsed) {
+                (None, None) => Some(ErrorKind::Decode),
+                (e, _) => e,
+            };
+            (error, n, parsed, done)
+        }
+    };
+    rec.done(ep, sent, sent, done, error.clone(), n, out);
+    match (error, parsed) {
+        (None, Some(t)) => Ok((t, done)),
+        (e, _) => Err(e.unwrap_or(ErrorKind::Decode)),
+    }
+}
+
+/// A 200's body decoded as ruma's response type `R`.
+pub(crate) fn decode<R: ruma::api::IncomingResponseExt>(body: &[u8]) -> Option<R> {
+    let resp = http::Response::builder().status(200).body(body).ok()?;
+    R::try_from_http_response(resp).ok()
 }

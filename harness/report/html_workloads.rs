@@ -68,13 +68,16 @@ fn deliveries_table(h: &mut String, id: &str, d: &crate::load::engine::DeliveryR
     let _ = writeln!(
         h,
         "<table id=\"{id}\"><tr><th>messages accepted</th><th>deliveries due</th><th>delivered</th><th>missing</th>\
+         <th title=\"answers whose timeline was limited: the receiver paged back with /messages\">gaps</th><th>found in gaps</th>\
          <th>delivery p50</th><th>p90</th><th>p99</th><th>max</th></tr>\
-         <tr><td>{}</td><td>{}</td><td>{}</td><td class=\"{}\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr></table>",
+         <tr><td>{}</td><td>{}</td><td>{}</td><td class=\"{}\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr></table>",
         d.messages,
         d.expected,
         d.delivered,
         if d.missing > 0 { "fail" } else { "" },
         d.missing,
+        d.gaps,
+        d.backfilled,
         lat(&d.latency, d.latency.p50_ms),
         lat(&d.latency, d.latency.p90_ms),
         lat(&d.latency, d.latency.p99_ms),
@@ -311,7 +314,7 @@ pub fn steady(h: &mut String, r: &RunResult, dir: &Path) {
     let short = t.achieved_per_s < 0.95 * t.intended_per_s;
     let _ = writeln!(
         h,
-        "<p>{} long-poll clients, {} senders, {:?} for {:.0} s: {:.2} messages/s intended, \
+        "<p>{} long-poll clients, {} senders, {} for {:.0} s: {:.2} messages/s intended, \
          <span class=\"{}\">{:.2}/s accepted</span>.</p>",
         t.clients,
         t.senders,

@@ -944,8 +944,10 @@ fn profile_section(md: &mut String, p: &crate::profile::ProfileResult) {
     }
     if let Some(t) = &p.tool {
         md.push_str(&format!(
-            "{:?} {} at {} Hz.\n\n",
-            t.kind, t.version, p.rate_hz
+            "{} {} at {} Hz.\n\n",
+            t.kind.name(),
+            t.version,
+            p.rate_hz
         ));
     }
     if let Some(note) = &p.note {
@@ -1056,7 +1058,7 @@ fn endpoints_md(
         return;
     }
     md.push_str(&format!(
-        "\nDelivery (send's 200 → receiver's /sync answer): {} messages, {} of {} deliveries seen ({} missing), p50 {} p90 {} p99 {} max {}\n\n",
+        "\nDelivery (send's 200 → receiver's /sync answer): {} messages, {} of {} deliveries seen ({} missing), p50 {} p90 {} p99 {} max {}\n",
         d.messages,
         d.delivered,
         d.expected,
@@ -1066,6 +1068,13 @@ fn endpoints_md(
         lat(&d.latency, d.latency.p99_ms),
         lat(&d.latency, d.latency.max_ms),
     ));
+    if d.gaps > 0 {
+        md.push_str(&format!(
+            "\nReceivers fell behind: {} answers had a limited timeline (a gap); paging back through them with /messages found {} of the deliveries.\n",
+            d.gaps, d.backfilled
+        ));
+    }
+    md.push('\n');
 }
 
 /// hsbench's own load during a workload, loud when it may have been the bottleneck.

@@ -274,14 +274,15 @@ pub(super) async fn run_workload(
             .map_err(workload_error(name))?;
             let w = write_workload_files(ctx, name, &data);
             ctx.say(&format!(
-                "  recovery: {}; peak {} re-syncs in flight; {} of {} deliveries",
+                "  recovery: {}; peak {} re-syncs in flight; {} of {} deliveries{}",
                 result
                     .recovery
                     .time_to_recover_s
                     .map_or("not recovered".into(), |s| format!("{s:.1} s")),
                 result.peak_concurrent_resyncs,
                 result.deliveries.delivered,
-                result.deliveries.expected
+                result.deliveries.expected,
+                gaps_said(&result.deliveries)
             ));
             ctx.result.triggered = Some(result);
             w
@@ -310,7 +311,7 @@ pub(super) async fn run_workload(
             let w = write_workload_files(ctx, name, &data);
             let d = &result.deliveries;
             ctx.say(&format!(
-                "  {} messages accepted of {} sent, delivery p50 {} p99 {}, {} of {} deliveries",
+                "  {} messages accepted of {} sent, delivery p50 {} p99 {}, {} of {} deliveries{}",
                 d.messages,
                 result
                     .endpoints
@@ -320,7 +321,8 @@ pub(super) async fn run_workload(
                 crate::report::lat(&d.latency, d.latency.p50_ms),
                 crate::report::lat(&d.latency, d.latency.p99_ms),
                 d.delivered,
-                d.expected
+                d.expected,
+                gaps_said(d)
             ));
             ctx.result.steady = Some(result);
             w
@@ -357,4 +359,15 @@ pub(super) async fn run_workload(
             w
         }
     }
+}
+
+/// The console's note of the gaps receivers paged back through (nothing without gaps).
+fn gaps_said(d: &crate::load::engine::DeliveryResult) -> String {
+    if d.gaps == 0 {
+        return String::new();
+    }
+    format!(
+        " ({} found by paging back through {} gaps)",
+        d.backfilled, d.gaps
+    )
 }

@@ -208,6 +208,7 @@ struct RawSteady {
     poll_timeout: Option<Spanned<String>>,
     connect_ramp: Option<Spanned<String>>,
     drain: Option<Spanned<String>>,
+    timeline_limit: Option<Spanned<u64>>,
     interval: Option<Spanned<String>>,
 }
 
@@ -1235,6 +1236,11 @@ pub struct SteadySpec {
     #[serde(with = "humantime_serde_secs")]
     #[schemars(with = "f64")]
     pub drain: Duration,
+    /// v2 receivers' sync filter: at most this many of a room's new events per answer (more
+    /// leave a gap, which the receiver pages back through). `None`: no filter, the server's
+    /// default (10 on Synapse).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeline_limit: Option<u64>,
     #[serde(with = "humantime_serde_secs")]
     #[schemars(with = "f64")]
     pub interval: Duration,
@@ -1671,6 +1677,7 @@ sync = "full_state"
         assert_eq!(t.interval, Duration::from_secs(1));
         let st = s.steady().unwrap().clone();
         assert_eq!((st.clients, st.senders), (8, 8));
+        assert_eq!(st.timeline_limit, None);
         assert_eq!(
             st.arrivals,
             crate::scenario::arrivals::Arrivals::Ramp {
@@ -1741,6 +1748,21 @@ sync = "full_state"
             "[workload.steady]\nclients = 4\nrate = 1\nramp_over = \"5s\"",
         ));
         assert_eq!(e.field, "workload.steady.ramp_over");
+        let steady = |extra: &str| {
+            with(&format!(
+                "[workload.steady]\nclients = 4\nrate = 1\n{extra}"
+            ))
+        };
+        let limit = parse(Path::new("s.toml"), &steady("timeline_limit = 1")).unwrap();
+        assert_eq!(limit.steady().unwrap().timeline_limit, Some(1));
+        for bad in [
+            "timeline_limit = 0",
+            "timeline_limit = 1001",
+            "protocol = \"sliding\"\ntimeline_limit = 20",
+        ] {
+            let e = err(&steady(bad));
+            assert_eq!(e.field, "workload.steady.timeline_limit", "{bad}");
+        }
         let e = err(&with("[workload.steady]\nclients = 4\nrate = 1\nbogus = 1"));
         assert!(e.to_string().contains("bogus"), "{e}");
         let c = parse(

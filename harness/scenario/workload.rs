@@ -242,9 +242,31 @@ pub(super) fn validate(
                     ));
                 }
             };
+            let sync = protocol(loc, &t.protocol, &f("protocol"))?;
+            let timeline_limit = match &t.timeline_limit {
+                None => None,
+                Some(v) if sync == SyncProtocol::Sliding => {
+                    return Err(loc.at(
+                        v.span(),
+                        &f("timeline_limit"),
+                        "v2 receivers only: sliding sync receivers use the SDK's list timeline (10 events a room)",
+                    ));
+                }
+                Some(v) => {
+                    let n = positive(loc, v, &f("timeline_limit"))?;
+                    if n > 1000 {
+                        return Err(loc.at(
+                            v.span(),
+                            &f("timeline_limit"),
+                            format!("{n}: at most 1000"),
+                        ));
+                    }
+                    Some(n)
+                }
+            };
             Some(SteadySpec {
                 clients,
-                protocol: protocol(loc, &t.protocol, &f("protocol"))?,
+                protocol: sync,
                 senders,
                 arrivals,
                 duration: duration(loc, &t.duration, &f("duration"), Duration::from_secs(60))?,
@@ -256,6 +278,7 @@ pub(super) fn validate(
                 )?,
                 connect_ramp: duration(loc, &t.connect_ramp, &f("connect_ramp"), Duration::ZERO)?,
                 drain: duration(loc, &t.drain, &f("drain"), Duration::from_secs(30))?,
+                timeline_limit,
                 interval: duration(loc, &t.interval, &f("interval"), Duration::from_secs(1))?,
             })
         }
