@@ -141,16 +141,6 @@ pub(crate) async fn sliding_loop(shared: Arc<Shared>, token: String, mut conn: C
                 });
             }
         }
-        // Sliding sync has no token for where the client was: paging stops at a seen message.
-        for (room, prev_batch) in gaps {
-            let gap = Gap {
-                room,
-                from: prev_batch,
-                to: None,
-                stop_at_seen: true,
-            };
-            fill_gap(&shared, &token, gap, &mut seen).await;
-        }
         if x.expired() {
             conn.reset();
             continue;
@@ -172,6 +162,17 @@ pub(crate) async fn sliding_loop(shared: Arc<Shared>, token: String, mut conn: C
                 }
             }
             sliding_react(&shared, &token, &mut conn, r, x.end, &mut seen).await;
+        }
+        // Then the gaps (after any reaction, whose time is the server's). Sliding sync has no
+        // token for where the client was: paging stops at a message it had seen.
+        for (room, prev_batch) in gaps {
+            let gap = Gap {
+                room,
+                from: prev_batch,
+                to: None,
+                stop_at_seen: true,
+            };
+            fill_gap(&shared, &token, gap, &mut seen).await;
         }
     }
 }
@@ -305,19 +306,8 @@ pub(crate) async fn sync_loop(shared: Arc<Shared>, token: String, mut since: Str
                 rec.send(Msg::Delivered { seq, at: done });
             }
         }
-        // Fill the gaps back to where this sync started.
-        for (room, prev_batch) in answer.gaps {
-            let gap = Gap {
-                room,
-                from: prev_batch,
-                to: Some(since.clone()),
-                stop_at_seen: true,
-            };
-            fill_gap(&shared, &token, gap, &mut seen).await;
-        }
-        since = answer.next_batch;
-        let trigger = answer.trigger;
-        if trigger
+        let asked_since = std::mem::replace(&mut since, answer.next_batch);
+        if answer.trigger
             && !reacted
             && let Some(r) = shared.reaction
         {
@@ -331,6 +321,17 @@ pub(crate) async fn sync_loop(shared: Arc<Shared>, token: String, mut since: Str
             if let Some(next) = resync(&shared, &token, &since, r, done, &mut seen).await {
                 since = next;
             }
+        }
+        // Fill the gaps back to where this sync started; after any reaction, whose time is the
+        // server's, not this client's paging.
+        for (room, prev_batch) in answer.gaps {
+            let gap = Gap {
+                room,
+                from: prev_batch,
+                to: Some(asked_since.clone()),
+                stop_at_seen: true,
+            };
+            fill_gap(&shared, &token, gap, &mut seen).await;
         }
     }
 }
