@@ -26,7 +26,6 @@
 
 use std::time::{Duration, Instant};
 
-use ruma::api::client::message::get_message_events;
 use ruma::api::client::receipt::create_receipt;
 use ruma::api::client::sync::sync_events;
 use ruma::api::client::sync::sync_events::v5;
@@ -36,7 +35,7 @@ use crate::load::engine::{Collector, Ep, ErrorKind, Recorder};
 use crate::load::sliding;
 use crate::load::workload::{
     HarnessLoad, WorkloadData, WorkloadError, call_timed, decode, harness_load, message_content,
-    new_client, nonce, unix_ms,
+    messages_back, new_client, nonce, unix_ms,
 };
 use crate::matrix::MatrixClient;
 use crate::metrics::LatencySummary;
@@ -370,21 +369,9 @@ async fn read(
     let max_pages = spec.backlog.div_ceil(spec.page) + 10;
     while seen.count < spec.backlog && r.pages < max_pages {
         let Some(token_from) = from.take() else { break };
-        let mut req = get_message_events::v3::Request::backward(room.clone());
-        req.from = Some(token_from);
-        req.limit = UInt::try_from(spec.page).unwrap_or(UInt::MAX);
-        let Ok(request) = client.build(req, Some(token)) else {
-            break;
-        };
         r.pages += 1;
-        let Ok(page) = call(
-            client,
-            rec,
-            Ep::Messages,
-            request,
-            decode::<get_message_events::v3::Response>,
-        )
-        .await
+        let Ok((page, _)) =
+            messages_back(client, rec, token, room, token_from, None, spec.page).await
         else {
             r.read = seen.count;
             return r;

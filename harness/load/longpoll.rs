@@ -29,15 +29,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use ruma::api::IncomingResponseExt;
-use ruma::api::client::message::{get_message_events, send_message_event};
+use ruma::api::client::message::send_message_event;
 use ruma::api::client::sync::sync_events;
 use ruma::{OwnedRoomId, OwnedTransactionId, OwnedUserId, UInt};
 
 use crate::load::engine::{Collector, Ep, ErrorKind, Msg, Recorder, Scanner, read_body};
 use crate::load::sliding::Connection;
 use crate::load::workload::{
-    ShardRun, WorkloadError, bytes_out, call_timed, decode, message_content, new_client,
-    status_error, unix_ms,
+    ShardRun, WorkloadError, bytes_out, message_content, messages_back, new_client, status_error,
+    unix_ms,
 };
 use crate::matrix::{CallError, MatrixClient, error_fields};
 use crate::scenario::arrivals::Arrivals;
@@ -474,7 +474,7 @@ pub(crate) fn decode_sync(body: &[u8]) -> Option<SyncAnswer> {
 }
 
 /// Events a gap-filling `/messages` page asks for.
-pub(crate) const GAP_PAGE: u32 = 100;
+pub(crate) const GAP_PAGE: u64 = 100;
 /// The most pages one gap is paged through (a bound: 5,000 events).
 pub(crate) const MAX_GAP_PAGES: u32 = 50;
 
@@ -504,19 +504,14 @@ pub(crate) async fn fill_gap(shared: &Shared, token: &str, gap: Gap, seen: &mut 
         if shared.stop.load(Ordering::Relaxed) {
             break;
         }
-        let mut req = get_message_events::v3::Request::backward(gap.room.clone());
-        req.from = Some(page_from.clone());
-        req.to = gap.to.clone();
-        req.limit = UInt::from(GAP_PAGE);
-        let Ok(request) = shared.client.build(req, Some(token)) else {
-            break;
-        };
-        let Ok((page, done)) = call_timed(
+        let Ok((page, done)) = messages_back(
             &shared.client,
             rec,
-            Ep::Messages,
-            request,
-            decode::<get_message_events::v3::Response>,
+            token,
+            &gap.room,
+            page_from.clone(),
+            gap.to.clone(),
+            GAP_PAGE,
         )
         .await
         else {
@@ -524,7 +519,7 @@ pub(crate) async fn fill_gap(shared: &Shared, token: &str, gap: Gap, seen: &mut 
         };
         // A short page of a paging with `to` ends where the client was (or at the room's start).
         let mut reached =
-            page.chunk.is_empty() || (gap.to.is_some() && page.chunk.len() < GAP_PAGE as usize);
+            page.chunk.is_empty() || (gap.to.is_some() && (page.chunk.len() as u64) < GAP_PAGE);
         for ev in &page.chunk {
             let Ok(p) = ev.deserialize_as_unchecked::<Probe>() else {
                 continue;

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ruma::api::client::message::get_message_events;
 use ruma::serde::Raw;
 
 use crate::load::engine::{Ep, ErrorKind, Recorded, Recorder, read_body};
@@ -273,6 +274,35 @@ pub(crate) async fn call_timed<T>(
         (None, Some(t)) => Ok((t, done)),
         (e, _) => Err(e.unwrap_or(ErrorKind::Decode)),
     }
+}
+
+/// One `/messages` page of `room`, backwards from `from` (to `to`, when given), at most `limit`
+/// events, recorded as `messages` ([`call_timed`]). A request that cannot be built was never
+/// sent: a `decode` error, not recorded.
+pub(crate) async fn messages_back(
+    client: &MatrixClient,
+    rec: &Recorder,
+    token: &str,
+    room: &ruma::OwnedRoomId,
+    from: String,
+    to: Option<String>,
+    limit: u64,
+) -> Result<(get_message_events::v3::Response, Instant), ErrorKind> {
+    let mut req = get_message_events::v3::Request::backward(room.clone());
+    req.from = Some(from);
+    req.to = to;
+    req.limit = ruma::UInt::try_from(limit).unwrap_or(ruma::UInt::MAX);
+    let request = client
+        .build(req, Some(token))
+        .map_err(|_| ErrorKind::Decode)?;
+    call_timed(
+        client,
+        rec,
+        Ep::Messages,
+        request,
+        decode::<get_message_events::v3::Response>,
+    )
+    .await
 }
 
 /// A 200's body decoded as ruma's response type `R`.
