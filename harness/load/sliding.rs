@@ -277,24 +277,10 @@ pub async fn exchange(
     poll: Duration,
     intended: Instant,
 ) -> Exchange {
-    let request = conn.request(poll);
-    let long = request.timeout.is_some_and(|t| !t.is_zero());
-    let mut request = match client.build(request, Some(token)) {
-        Ok(r) => r,
-        Err(_) => {
-            // Nothing was sent: not a request of the server's.
-            return Exchange {
-                end: Instant::now(),
-                seqs: Vec::new(),
-                saw_trigger: false,
-                error: Some(ErrorKind::Decode),
-            };
-        }
-    };
-    if long {
-        *request.timeout_mut() = Some(poll + POLL_SLACK);
+    match next_request(client, token, conn, poll) {
+        Ok(request) => send(client, rec, conn, request, intended).await,
+        Err(x) => x,
     }
-    send(client, rec, conn, request, intended).await
 }
 
 /// [`exchange`] of a long-poll receiver: the answer is kept (up to [`MAX_KEPT_BODY`]) and its
@@ -307,28 +293,37 @@ pub async fn exchange_with_gaps(
     poll: Duration,
     intended: Instant,
 ) -> (Exchange, Vec<(OwnedRoomId, String)>) {
-    let request = conn.request(poll);
-    let long = request.timeout.is_some_and(|t| !t.is_zero());
-    let mut request = match client.build(request, Some(token)) {
+    let request = match next_request(client, token, conn, poll) {
         Ok(r) => r,
-        Err(_) => {
-            let x = Exchange {
-                end: Instant::now(),
-                seqs: Vec::new(),
-                saw_trigger: false,
-                error: Some(ErrorKind::Decode),
-            };
-            return (x, Vec::new());
-        }
+        Err(x) => return (x, Vec::new()),
     };
-    if long {
-        *request.timeout_mut() = Some(poll + POLL_SLACK);
-    }
     let (x, gaps) = send_parsed(client, rec, Ep::SlidingSync, conn, request, intended, |b| {
         Some(gaps(b))
     })
     .await;
     (x, gaps.unwrap_or_default())
+}
+
+/// The connection's next request, built; a long poll may take `poll` plus [`POLL_SLACK`]. A
+/// request that cannot be built is never sent: a `decode` error, not a request of the server's.
+fn next_request(
+    client: &MatrixClient,
+    token: &str,
+    conn: &Connection,
+    poll: Duration,
+) -> Result<reqwest::Request, Exchange> {
+    let request = conn.request(poll);
+    let long = request.timeout.is_some_and(|t| !t.is_zero());
+    let mut request = client.build(request, Some(token)).map_err(|_| Exchange {
+        end: Instant::now(),
+        seqs: Vec::new(),
+        saw_trigger: false,
+        error: Some(ErrorKind::Decode),
+    })?;
+    if long {
+        *request.timeout_mut() = Some(poll + POLL_SLACK);
+    }
+    Ok(request)
 }
 
 /// The gaps of a sliding sync answer: rooms seen before on this connection (not `initial`)
