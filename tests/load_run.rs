@@ -5,6 +5,7 @@
 mod common;
 
 use std::path::Path;
+use std::time::Duration;
 
 use hsbench::dataset::plan::DatasetPlan;
 use hsbench::load::engine::EndpointResult;
@@ -116,15 +117,20 @@ async fn triggered_herd_and_steady_traffic_against_real_synapse() {
     assert!(d.delivered > 0 && d.latency.count == d.delivered, "{d:?}");
     let delivery = read_histogram(&dir.join("triggered-delivery.hist")).unwrap();
     assert_eq!(delivery.len(), d.delivered);
-    // The recovery: computed from a real baseline, and a time was found.
+    // The recovery: computed from a real baseline. Whether the server recovered within the
+    // observation depends on the machine (a loaded one may not): either a time within it, or
+    // none, when the server was still degraded at the end (a window after the trigger failed).
     let rec = &t.recovery;
     assert!(
         rec.baseline_per_s > 0.0 && rec.latency_limit_ms > 0.0,
         "{rec:?}"
     );
     assert!((rec.trigger_s - 6.0).abs() < 1.0, "{rec:?}");
-    let ttr = rec.time_to_recover_s.expect("the server recovered");
-    assert!(ttr >= 0.0 && ttr <= rec.observed_s, "{rec:?}");
+    let ttr = rec.time_to_recover_s;
+    match ttr {
+        Some(ttr) => assert!(ttr >= 0.0 && ttr <= rec.observed_s, "{rec:?}"),
+        None => assert!(rec.degraded_at_s.is_some(), "{rec:?}"),
+    }
     // The interval log holds the same requests, corrected and raw, and the deliveries.
     for e in &t.endpoints {
         for kind in ["corrected", "raw"] {
@@ -172,9 +178,11 @@ async fn triggered_herd_and_steady_traffic_against_real_synapse() {
     assert_eq!(d.missing, 0);
     assert_eq!(d.unmatched, 0);
     assert_eq!(d.latency.count, due);
-    // With 1 event a room per answer, receivers a message behind got limited timelines (the
-    // server answers them late under this load) and paged back through every gap: the
-    // deliveries above are exact because of it, and the /messages pages are counted apart.
+    // With 1 event a room per answer and a 2 s pause after each, receivers got limited
+    // timelines (forced: the pause spans many messages, however fast the server) and paged back
+    // through every gap: the deliveries above are exact because of it, and the /messages pages
+    // are counted apart.
+    assert_eq!(sc.steady().unwrap().poll_pause, Duration::from_secs(2));
     assert!(d.gaps > 0 && d.backfilled > 0, "{d:?}");
     assert!(d.backfilled <= d.delivered, "{d:?}");
     let pages = s
@@ -252,7 +260,16 @@ async fn triggered_herd_and_steady_traffic_against_real_synapse() {
     }
     let value = |m: &str| r.thresholds.iter().find(|c| c.metric == m).unwrap().value;
     assert_eq!(value("steady.delivery.p99"), Some(d.latency.p99_ms));
-    assert_eq!(value("triggered.recovery"), Some(ttr * 1000.0));
+    let recovery_gate = r
+        .thresholds
+        .iter()
+        .find(|c| c.metric == "triggered.recovery")
+        .unwrap();
+    match ttr {
+        Some(ttr) => assert_eq!(recovery_gate.value, Some(ttr * 1000.0)),
+        // Never recovered: no limit is met by it.
+        None => assert!(!recovery_gate.passed, "{recovery_gate:?}"),
+    }
     // report.html has a section with plots for every workload.
     let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
     for id in [

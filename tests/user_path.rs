@@ -365,6 +365,204 @@ fn sigterm_ends_a_load_a_boot_and_a_workload_cleanly() {
     assert!(r.workload_boot.is_some());
 }
 
+/// What `kill -9` of hsbench leaves (no handler runs): the next command finds it. SIGKILL in
+/// a dataset load, a timed boot and a workload; each next run removes the work directory the
+/// killed one left (saying so), `hsbench clean` the last; every killed result reads `killed`
+/// with the stage it reached, for `report` and `compare` too. Then a fixture truncated after
+/// saving is named as damaged before any boot, and rebuilt on request.
+#[test]
+fn sigkill_leaves_nothing_a_later_run_does_not_find() {
+    let scenario = root().join("tests/scenarios/tiny-signal.toml");
+    let (tmp, fixtures) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let outs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let start = |sub: &str, out: &Path| {
+        Running::start(
+            hsbench()
+                .arg(sub)
+                .arg(&scenario)
+                .arg("--out")
+                .arg(out)
+                .arg("--fixtures-dir")
+                .arg(fixtures.path())
+                .env("TMPDIR", tmp.path()),
+        )
+    };
+    // SIGKILL, reaped as a shell or a CI runner reaps it; the server dies with it
+    // (PR_SET_PDEATHSIG). Returns the work directory it left and the stderr seen.
+    let kill = |mut r: Running| -> (PathBuf, String) {
+        r.child.kill().unwrap();
+        r.child.wait().unwrap();
+        let end = Instant::now() + Duration::from_secs(30);
+        while !processes_mentioning(&tmp.path().display().to_string()).is_empty() {
+            assert!(
+                Instant::now() < end,
+                "a server outlived its hsbench by 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let left: Vec<PathBuf> = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        assert_eq!(left.len(), 1, "one work directory left: {left:?}");
+        let dir = left[0].clone();
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "a work directory holds access tokens");
+        let owner = hsbench::util::owner::Owner::of(&dir).expect("stamped");
+        assert_eq!(owner.pid, r.child.id());
+        (dir, r.seen.join("\n"))
+    };
+    let killed = |out: &Path, stage: &str| {
+        let r = hsbench::result::read::read_result(&only_run_dir(out).join("result.json")).unwrap();
+        assert_eq!(r.status, RunStatus::Killed, "{r:?}");
+        let e = r.error.unwrap();
+        assert!(e.contains("killed") && e.contains(stage), "{e}");
+    };
+
+    // 1. `seed`, in the dataset load.
+    let mut seed = start("seed", outs[0].path());
+    seed.wait_for("==>   register:", Duration::from_secs(300));
+    let (left1, _) = kill(seed);
+    killed(outs[0].path(), "during the dataset");
+
+    // 2. `run`, in a timed boot: it starts by removing what the seed left.
+    let mut boot = start("run", outs[1].path());
+    boot.wait_for("==> boot-1", Duration::from_secs(300));
+    std::thread::sleep(Duration::from_millis(500));
+    let (left2, err) = kill(boot);
+    assert!(
+        err.contains(&format!("removed {}", left1.display()))
+            && err.contains("left by a killed run"),
+        "{err}"
+    );
+    assert!(!left1.exists());
+    killed(outs[1].path(), "the timed boots");
+
+    // 3. `run`, in a workload (the herd done, the triggered herd under way).
+    let mut load = start("run", outs[2].path());
+    load.wait_for("==> triggered herd:", Duration::from_secs(300));
+    let (left3, err) = kill(load);
+    assert!(
+        err.contains(&format!("removed {}", left2.display())),
+        "{err}"
+    );
+    killed(outs[2].path(), "the workloads (herd finished)");
+
+    // `fixtures list` shows what is left, `clean` removes it, naming it.
+    let list = hsbench()
+        .args(["fixtures", "list", "--fixtures-dir"])
+        .arg(fixtures.path())
+        .env("TMPDIR", tmp.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        text.contains("left by killed runs") && text.contains(&left3.display().to_string()),
+        "{text}"
+    );
+    let clean = hsbench()
+        .args(["clean", "--fixtures-dir"])
+        .arg(fixtures.path())
+        .env("TMPDIR", tmp.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&clean.stdout);
+    assert!(
+        clean.status.success() && text.contains(&format!("removed {}", left3.display())),
+        "{text}"
+    );
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+
+    // The killed runs read as killed, never as running, and are never pooled.
+    let report = hsbench()
+        .arg("report")
+        .arg(only_run_dir(outs[2].path()))
+        .output()
+        .unwrap();
+    let md = std::fs::read_to_string(only_run_dir(outs[2].path()).join("summary.md")).unwrap();
+    assert!(report.status.success() && md.contains("**killed**"), "{md}");
+    let compare = hsbench()
+        .arg("compare")
+        .arg(only_run_dir(outs[1].path()))
+        .arg(only_run_dir(outs[2].path()))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&compare.stderr);
+    assert!(
+        !compare.status.success() && text.contains("killed"),
+        "{text}"
+    );
+
+    // A fixture truncated after it was saved (a full disk, a killed copy): named before any
+    // boot, with the fix; rebuilt on request.
+    let store = hsbench::dataset::fixture::FixtureStore::new(fixtures.path());
+    let fx = store.list().pop().expect("the fixture run 2 built");
+    let db = fx.data_dir().join("homeserver.db");
+    let len = std::fs::metadata(&db).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&db)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    let verify = hsbench()
+        .args(["fixtures", "verify", "--fixtures-dir"])
+        .arg(fixtures.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&verify.stdout);
+    assert!(
+        verify.status.code() == Some(1) && text.contains("DAMAGED"),
+        "{text}"
+    );
+    let out = tempfile::tempdir().unwrap();
+    let damaged = hsbench()
+        .arg("run")
+        .arg(&scenario)
+        .arg("--out")
+        .arg(out.path())
+        .arg("--fixtures-dir")
+        .arg(fixtures.path())
+        .env("TMPDIR", tmp.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&damaged.stderr);
+    assert!(!damaged.status.success(), "{text}");
+    assert!(
+        text.contains(&format!("fixture {} is damaged", fx.manifest.key))
+            && text.contains("synapse-data/homeserver.db")
+            && text.contains("--rebuild-fixture"),
+        "{text}"
+    );
+    let r = read_result(&only_run_dir(out.path()));
+    assert_eq!(r.status, RunStatus::Failed);
+    assert!(r.boots.is_empty(), "no boot over a damaged fixture");
+    let rebuild = hsbench()
+        .arg("seed")
+        .arg(&scenario)
+        .arg("--rebuild-fixture")
+        .arg("--out")
+        .arg(tempfile::tempdir().unwrap().path())
+        .arg("--fixtures-dir")
+        .arg(fixtures.path())
+        .env("TMPDIR", tmp.path())
+        .output()
+        .unwrap();
+    assert!(
+        rebuild.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rebuild.stderr)
+    );
+    store
+        .get(&fx.manifest.key)
+        .expect("rebuilt")
+        .verify()
+        .unwrap();
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+}
+
 /// Every request of a herd times out: the run completes and records that, its latency figures
 /// are of answered requests only (none, so none are reported), and the default error gate fails
 /// the run: exit 1, the reason first on stderr and in summary.md.

@@ -108,6 +108,24 @@ pub fn modified_z_scores(samples: &[f64]) -> Option<Vec<f64>> {
 /// Samples further than this (in modified z) from the median are reported as outliers.
 pub const OUTLIER_Z: f64 = 3.5;
 
+/// Fewer boots than this are never searched for outliers: with 3 or 4 values the MAD is the
+/// distance to one or two neighbours and the modified z-score explodes on any difference.
+pub const MIN_OUTLIER_BOOTS: usize = 5;
+
+/// A MAD below this (ms) is the timestamps' resolution (log lines and probes stamp to the
+/// millisecond), not a spread: no score is computed from it.
+pub const OUTLIER_RESOLUTION_MS: f64 = 1.0;
+
+/// Why a set of boots was not searched for outliers, if it was not.
+pub fn outliers_unchecked(boots: usize) -> Option<String> {
+    (boots < MIN_OUTLIER_BOOTS).then(|| {
+        format!(
+            "outliers not checked: {boots} boot{}, a modified z-score needs {MIN_OUTLIER_BOOTS} or more",
+            if boots == 1 { "" } else { "s" }
+        )
+    })
+}
+
 /// A sample that stands out from the others: reported, never dropped.
 #[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize)]
 pub struct OutlierWarning {
@@ -128,9 +146,21 @@ fn outliers(metric: &str, labels: &[String], values: &[Option<f64>]) -> Vec<Outl
         .filter_map(|(i, v)| v.map(|v| (i, v)))
         .collect();
     let xs: Vec<f64> = present.iter().map(|p| p.1).collect();
+    if xs.len() < MIN_OUTLIER_BOOTS {
+        return Vec::new();
+    }
     let (Some(z), Some(stat)) = (modified_z_scores(&xs), Stat::of(&xs)) else {
         return Vec::new();
     };
+    let mad = Stat::of(
+        &xs.iter()
+            .map(|x| (x - stat.median).abs())
+            .collect::<Vec<_>>(),
+    )
+    .map_or(0.0, |s| s.median);
+    if mad < OUTLIER_RESOLUTION_MS {
+        return Vec::new();
+    }
     present
         .iter()
         .zip(z)
@@ -375,5 +405,16 @@ mod tests {
             &[Some(30.0), Some(11.0), Some(9.0), Some(10.0), Some(10.0)],
         );
         assert!(w[0].advice.contains("cold"), "{w:?}");
+        // Three boots: a modified z-score means nothing, whatever the values.
+        assert!(outliers("x", &labels[..3], &[Some(90.0), Some(90.1), Some(73.0)]).is_empty());
+        assert!(outliers_unchecked(3).unwrap().contains("3 boots"));
+        assert_eq!(outliers_unchecked(5), None);
+        // A spread at the clock's resolution (MAD 0.1 ms) is no spread.
+        let w = outliers(
+            "http_ready",
+            &labels,
+            &[Some(90.0), Some(90.1), Some(89.9), Some(90.0), Some(73.0)],
+        );
+        assert!(w.is_empty(), "{w:?}");
     }
 }

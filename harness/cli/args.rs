@@ -17,6 +17,8 @@ Examples:
   hsbench seed scenarios/smoke.toml          # build the dataset fixture only
   hsbench fixtures list
   hsbench fixtures rm 3fa5                   # by key prefix; --all for every fixture
+  hsbench fixtures verify                    # every fixture against its manifest
+  hsbench clean                              # what killed runs left behind
   hsbench flamediff results/<base-run> results/<new-run>   # red = grew
   hsbench compare results/<base-run> results/<new-run>     # exit 1 on a regression
   hsbench ab scenarios/smoke.toml --repo ../synapse --base origin/develop --head HEAD
@@ -125,6 +127,14 @@ pub enum Command {
     Completions { shell: clap_complete::Shell },
     /// Print the man page (roff) of hsbench.
     Man,
+    /// Remove what runs killed without a chance to clean up left behind: work directories
+    /// (a server's data, credentials with access tokens) and private PostgreSQL clusters whose
+    /// process is gone. Every run does this too before it starts.
+    Clean {
+        /// Fixture cache directory (default: <cache>/fixtures), beside which runs work.
+        #[arg(long, value_name = "DIR")]
+        fixtures_dir: Option<PathBuf>,
+    },
     /// Manage the fixture cache.
     Fixtures {
         #[command(subcommand)]
@@ -137,8 +147,12 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum FixturesAction {
-    /// List cached fixtures: key, scenario, server, database, totals, size.
+    /// List cached fixtures: key, scenario, server, database, totals, size; and what killed
+    /// runs left behind.
     List,
+    /// Check every cached fixture's files against its manifest (sizes, sampled content):
+    /// exit 1 when one is damaged.
+    Verify,
     /// Remove fixtures whose key starts with KEY, or all with --all.
     Rm {
         key: Option<String>,

@@ -256,6 +256,38 @@ pub fn baselines(dir: &Path) -> Outcome {
 }
 
 /// `hsbench fixtures list|rm`.
+/// `hsbench clean`: remove what killed runs left behind, saying what and how much.
+pub fn clean(dir: Option<PathBuf>) -> Outcome {
+    let store = dir.map_or_else(FixtureStore::default, FixtureStore::new);
+    let stale = crate::util::owner::stale_dirs(&crate::run::work_parents(&store));
+    let (removed, failed) = crate::util::owner::remove_stale(&stale);
+    if removed.is_empty() && failed.is_empty() {
+        outln!("nothing left behind by killed runs");
+    }
+    for s in &removed {
+        outln!(
+            "removed {} ({}){}",
+            s.path.display(),
+            crate::util::fmt::fmt_bytes(s.bytes as f64),
+            s.owner
+                .as_ref()
+                .map_or_else(String::new, |o| format!(", left by process {}", o.pid))
+        );
+    }
+    let freed: u64 = removed.iter().map(|s| s.bytes).sum();
+    if !removed.is_empty() {
+        outln!("freed {}", crate::util::fmt::fmt_bytes(freed as f64));
+    }
+    for (s, e) in &failed {
+        outln!("cannot remove {}: {e}", s.path.display());
+    }
+    if failed.is_empty() {
+        Outcome::Ok
+    } else {
+        Outcome::GateFailed
+    }
+}
+
 pub fn fixtures(
     action: FixturesAction,
     dir: Option<PathBuf>,
@@ -284,6 +316,49 @@ pub fn fixtures(
                     m.created_at,
                     m.build_seconds
                 );
+            }
+            let stale = crate::util::owner::stale_dirs(&crate::run::work_parents(&store));
+            if !stale.is_empty() {
+                let total: u64 = stale.iter().map(|s| s.bytes).sum();
+                outln!(
+                    "left by killed runs ({}; `hsbench clean` removes them):",
+                    crate::util::fmt::fmt_bytes(total as f64)
+                );
+                for s in &stale {
+                    outln!(
+                        "  {}  {}",
+                        s.path.display(),
+                        crate::util::fmt::fmt_bytes(s.bytes as f64)
+                    );
+                }
+            }
+        }
+        FixturesAction::Verify => {
+            let all = store.list();
+            if all.is_empty() {
+                outln!("no fixtures in {}", store.root.display());
+            }
+            let mut damaged = 0;
+            for fx in all {
+                match fx.verify() {
+                    Ok(()) if fx.manifest.files.is_empty() => outln!(
+                        "{}  not checked: saved before fixtures listed their files",
+                        fx.manifest.key
+                    ),
+                    Ok(()) => outln!(
+                        "{}  ok ({} files, {:.1} MiB)",
+                        fx.manifest.key,
+                        fx.manifest.files.len(),
+                        fx.manifest.size_bytes as f64 / (1 << 20) as f64
+                    ),
+                    Err(e) => {
+                        damaged += 1;
+                        outln!("{}  DAMAGED: {e}", fx.manifest.key);
+                    }
+                }
+            }
+            if damaged > 0 {
+                return Ok(Outcome::GateFailed);
             }
         }
         FixturesAction::Rm { key, all } => {

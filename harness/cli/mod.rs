@@ -83,6 +83,7 @@ async fn dispatch(command: Command) -> Result<Outcome, CliError> {
             action,
             fixtures_dir,
         } => Ok(inspect::fixtures(action, fixtures_dir)?),
+        Command::Clean { fixtures_dir } => Ok(inspect::clean(fixtures_dir)),
         Command::HttpLoad(_) | Command::Noise(_) | Command::Completions { .. } | Command::Man => {
             unreachable!("handled before the runtime starts")
         }

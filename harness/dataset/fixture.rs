@@ -37,6 +37,15 @@ pub enum FixtureError {
         #[source]
         source: serde_json::Error,
     },
+    #[error(
+        "fixture {key} is damaged: {file}: {what}; rebuild it with `hsbench run <scenario> --rebuild-fixture` (or remove it: `hsbench fixtures rm {key}`)"
+    )]
+    Damaged {
+        key: String,
+        /// The file, relative to the fixture's directory.
+        file: String,
+        what: String,
+    },
     #[error("no fixture matches {0:?} (see `hsbench fixtures list`)")]
     NotFound(String),
     #[error("the fixture cache {} is not writable (set --fixtures-dir or HSBENCH_CACHE_DIR): {source}", path.display())]
@@ -102,6 +111,85 @@ pub struct FixtureManifest {
     pub size_bytes: u64,
     /// Loading the dataset plus taking the snapshot.
     pub build_seconds: f64,
+    /// Every file of the snapshot as saved (`fixture.json` aside): what a restore checks first.
+    /// Empty in fixtures saved before hsbench kept it (those are not checked).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<FileEntry>,
+}
+
+/// One file of a fixture as saved.
+#[derive(
+    Debug, Clone, PartialEq, Eq, schemars::JsonSchema, serde::Serialize, serde::Deserialize,
+)]
+pub struct FileEntry {
+    /// Relative to the fixture's directory.
+    pub path: String,
+    pub size: u64,
+    /// SHA-256 of the file's size and of [`SAMPLES`] blocks of [`SAMPLE_BLOCK`] bytes spread
+    /// evenly over it, the first and the last included (the whole file when it is no longer
+    /// than the samples): a truncation or a half-written copy always shows in the size, a
+    /// damaged block wherever it falls in a file of up to 1 MiB, and in a sampled block beyond.
+    pub sample_sha256: String,
+}
+
+/// Blocks hashed of each fixture file.
+pub const SAMPLES: u64 = 16;
+/// Bytes a block.
+pub const SAMPLE_BLOCK: u64 = 64 * 1024;
+
+/// [`FileEntry::sample_sha256`] of a file `size` bytes long.
+fn sample_hash(path: &Path, size: u64) -> std::io::Result<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(path)?;
+    let mut h = Sha256::new();
+    h.update(size.to_le_bytes());
+    let mut buf = vec![0u8; SAMPLE_BLOCK as usize];
+    let offsets: Vec<u64> = if size <= SAMPLES * SAMPLE_BLOCK {
+        (0..size.div_ceil(SAMPLE_BLOCK))
+            .map(|i| i * SAMPLE_BLOCK)
+            .collect()
+    } else {
+        let last = size - SAMPLE_BLOCK;
+        (0..SAMPLES).map(|i| last * i / (SAMPLES - 1)).collect()
+    };
+    for off in offsets {
+        f.seek(SeekFrom::Start(off))?;
+        let want = SAMPLE_BLOCK.min(size - off) as usize;
+        f.read_exact(&mut buf[..want])?;
+        h.update(&buf[..want]);
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+/// The entries of every regular file under `root` (relative paths, sorted), `skip` aside.
+fn file_entries(root: &Path, skip: &str) -> Result<Vec<FileEntry>, FixtureError> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<FileEntry>) -> Result<(), FixtureError> {
+        for e in std::fs::read_dir(dir).map_err(io(dir))? {
+            let e = e.map_err(io(dir))?;
+            let p = e.path();
+            let ft = e.file_type().map_err(io(&p))?;
+            if ft.is_dir() {
+                walk(root, &p, out)?;
+            } else if ft.is_file() {
+                let size = e.metadata().map_err(io(&p))?.len();
+                out.push(FileEntry {
+                    path: p
+                        .strip_prefix(root)
+                        .expect("under the root")
+                        .to_string_lossy()
+                        .into_owned(),
+                    size,
+                    sample_sha256: sample_hash(&p, size).map_err(io(&p))?,
+                });
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    walk(root, root, &mut out)?;
+    out.retain(|f| f.path != skip);
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(out)
 }
 
 /// How a run got its dataset, for the results.
@@ -138,6 +226,40 @@ impl Fixture {
     pub fn pgdata(&self) -> PathBuf {
         self.dir.join("pgdata")
     }
+    /// Check the files against the manifest: each there, of its size, its samples unchanged.
+    /// A fixture saved before manifests listed files passes unchecked.
+    pub fn verify(&self) -> Result<(), FixtureError> {
+        let damaged = |file: &str, what: String| FixtureError::Damaged {
+            key: self.manifest.key.clone(),
+            file: file.to_string(),
+            what,
+        };
+        for f in &self.manifest.files {
+            let p = self.dir.join(&f.path);
+            let size = match std::fs::metadata(&p) {
+                Ok(m) => m.len(),
+                Err(e) => return Err(damaged(&f.path, format!("cannot be read ({e})"))),
+            };
+            if size != f.size {
+                return Err(damaged(
+                    &f.path,
+                    format!("{size} bytes, {} when saved", f.size),
+                ));
+            }
+            match sample_hash(&p, size) {
+                Ok(h) if h == f.sample_sha256 => {}
+                Ok(_) => {
+                    return Err(damaged(
+                        &f.path,
+                        "its content changed since it was saved".into(),
+                    ));
+                }
+                Err(e) => return Err(damaged(&f.path, format!("cannot be read ({e})"))),
+            }
+        }
+        Ok(())
+    }
+
     pub fn credentials(&self) -> Result<Credentials, FixtureError> {
         let p = self.dir.join("credentials.json");
         let bytes = std::fs::read(&p).map_err(io(&p))?;
@@ -311,10 +433,12 @@ impl FixtureStore {
 
     /// The complete fixture with this key, if any.
     pub fn get(&self, key: &str) -> Option<Fixture> {
+        // Only a directory renamed into place is a fixture: never a build's `.partial-` one,
+        // whatever it holds.
         let dir = self.root.join(key);
         let bytes = std::fs::read(dir.join("fixture.json")).ok()?;
-        let manifest = serde_json::from_slice(&bytes).ok()?;
-        Some(Fixture { dir, manifest })
+        let manifest: FixtureManifest = serde_json::from_slice(&bytes).ok()?;
+        (manifest.key == key).then_some(Fixture { dir, manifest })
     }
 
     pub fn list(&self) -> Vec<Fixture> {
@@ -386,6 +510,7 @@ impl FixtureStore {
         )
         .map_err(io(&cp))?;
         manifest.size_bytes = size;
+        manifest.files = file_entries(&tmp, "fixture.json")?;
         manifest.build_seconds += t.elapsed().as_secs_f64();
         let mp = tmp.join("fixture.json");
         std::fs::write(
@@ -414,6 +539,7 @@ impl FixtureStore {
         pgdata: Option<&Path>,
     ) -> Result<(f64, Copied), FixtureError> {
         let t = Instant::now();
+        fx.verify()?;
         let mut copied = copy_tree(&fx.data_dir(), data_dir)?;
         if let Some(pg) = pgdata {
             copied.add(copy_tree(&fx.pgdata(), pg)?);
@@ -460,7 +586,83 @@ mod tests {
             table_counts: BTreeMap::new(),
             size_bytes: 0,
             build_seconds: 1.0,
+            files: Vec::new(),
         }
+    }
+
+    #[test]
+    fn a_damaged_or_half_copied_fixture_is_named_before_a_restore() {
+        let cache = tempfile::tempdir().unwrap();
+        let store = FixtureStore::new(cache.path());
+        let data = tempfile::tempdir().unwrap();
+        let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(data.path().join("homeserver.db"), &big).unwrap();
+        std::fs::write(data.path().join("small"), b"abc").unwrap();
+        let creds = Credentials {
+            user_ids: vec![],
+            tokens: vec!["t".into()],
+            room_ids: vec![],
+        };
+        let (fx, _) = store
+            .save(manifest(identity(2)), data.path(), None, &creds)
+            .unwrap();
+        // Every file but the manifest is listed, with its size.
+        let listed: Vec<(&str, u64)> = fx
+            .manifest
+            .files
+            .iter()
+            .map(|f| (f.path.as_str(), f.size))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                (
+                    "credentials.json",
+                    std::fs::metadata(fx.dir.join("credentials.json"))
+                        .unwrap()
+                        .len()
+                ),
+                ("synapse-data/homeserver.db", 3_000_000),
+                ("synapse-data/small", 3)
+            ]
+        );
+        fx.verify().unwrap();
+        let db = fx.data_dir().join("homeserver.db");
+        let out = tempfile::tempdir().unwrap();
+        // A block changed where a sample falls (the last block).
+        let mut changed = big.clone();
+        changed[2_999_999] ^= 1;
+        std::fs::write(&db, &changed).unwrap();
+        let e = store.restore(&fx, &out.path().join("a"), None).unwrap_err();
+        assert!(e.to_string().contains("content changed"), "{e}");
+        // Truncated, as a full disk leaves it: named, with the fix, before anything is copied.
+        std::fs::write(&db, &big[..1_000_000]).unwrap();
+        let e = store.restore(&fx, &out.path().join("b"), None).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains(&format!("fixture {} is damaged", fx.manifest.key))
+                && text.contains("synapse-data/homeserver.db: 1000000 bytes, 3000000 when saved")
+                && text.contains("--rebuild-fixture"),
+            "{text}"
+        );
+        assert!(!out.path().join("b").exists());
+        // A file missing (a copy stopped halfway).
+        std::fs::remove_file(fx.data_dir().join("small")).unwrap();
+        std::fs::write(&db, &big).unwrap();
+        assert!(
+            matches!(fx.verify(), Err(FixtureError::Damaged { file, .. }) if file == "synapse-data/small")
+        );
+        // A build killed halfway leaves a `.partial-` directory, manifest and all: never a fixture.
+        let key = fx.manifest.key.clone();
+        std::fs::remove_dir_all(&fx.dir).unwrap();
+        let half = cache.path().join(format!("{key}.partial-4242"));
+        std::fs::create_dir_all(&half).unwrap();
+        std::fs::write(
+            half.join("fixture.json"),
+            serde_json::to_vec(&fx.manifest).unwrap(),
+        )
+        .unwrap();
+        assert!(store.get(&key).is_none() && store.list().is_empty());
     }
 
     #[test]

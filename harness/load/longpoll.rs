@@ -64,6 +64,23 @@ pub(crate) struct Shared {
     pub(crate) started_ms: u64,
     /// v2 long polls' filter (a timeline limit), if any.
     pub(crate) filter: Option<sync_events::v3::Filter>,
+    /// How long a client waits after each answer (and its gaps) before it polls again.
+    pub(crate) poll_pause: Duration,
+}
+
+impl Shared {
+    /// A client's pause between an answer and its next long poll (a client in the background
+    /// or on a slow network): none by default. Cut short when the workload stops.
+    async fn pause(&self) {
+        let end = Instant::now() + self.poll_pause;
+        while !self.poll_pause.is_zero()
+            && !self.stop.load(Ordering::Relaxed)
+            && Instant::now() < end
+        {
+            let step = (end - Instant::now()).min(Duration::from_millis(50));
+            tokio::time::sleep(step).await;
+        }
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -174,6 +191,7 @@ pub(crate) async fn sliding_loop(shared: Arc<Shared>, token: String, mut conn: C
             };
             fill_gap(&shared, &token, gap, &mut seen).await;
         }
+        shared.pause().await;
     }
 }
 
@@ -333,6 +351,7 @@ pub(crate) async fn sync_loop(shared: Arc<Shared>, token: String, mut since: Str
             };
             fill_gap(&shared, &token, gap, &mut seen).await;
         }
+        shared.pause().await;
     }
 }
 
@@ -821,6 +840,7 @@ pub(crate) async fn start_long_polls(
     reaction: Option<Reaction>,
     big_room: Option<OwnedRoomId>,
     timeline_limit: Option<u64>,
+    poll_pause: Duration,
     interval: Duration,
     release: Option<ShardRun>,
 ) -> Result<Started, WorkloadError> {
@@ -874,6 +894,7 @@ pub(crate) async fn start_long_polls(
             f.room.timeline.limit = Some(UInt::try_from(n).unwrap_or(UInt::MAX));
             sync_events::v3::Filter::FilterDefinition(f)
         }),
+        poll_pause,
     });
     let clients = spawn_clients(&shared, tokens, starts, connect_ramp);
     Ok(Started {

@@ -140,6 +140,7 @@ pub async fn run_steady(
         None,
         None,
         spec.timeline_limit,
+        spec.poll_pause,
         spec.interval,
         shard,
     )

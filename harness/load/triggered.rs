@@ -116,6 +116,7 @@ pub async fn run_triggered(
         Some(reaction),
         Some(big_room.clone()),
         None,
+        Duration::ZERO,
         spec.interval,
         shard,
     )

@@ -102,11 +102,12 @@ pub fn write_histogram(dir: &Path, stem: &str, h: &Histogram<u64>) -> std::io::R
 }
 
 /// Read a histogram written by [`write_histogram`] (`.hist`, HDR V2 with or without DEFLATE).
+/// Read a V2 histogram file; the error says what is wrong, the caller names the path.
 pub fn read_histogram(path: &Path) -> std::io::Result<Histogram<u64>> {
     let bytes = std::fs::read(path)?;
     hdrhistogram::serialization::Deserializer::new()
         .deserialize(&mut bytes.as_slice())
-        .map_err(|e| std::io::Error::other(format!("{}: {e:?}", path.display())))
+        .map_err(|e| std::io::Error::other(format!("not an HDR histogram (V2): {e:?}")))
 }
 
 /// Latencies over time: one histogram per fixed interval, by when each request *ended*.
@@ -252,7 +253,7 @@ pub fn read_interval_histograms(path: &Path) -> std::io::Result<Vec<IntervalEntr
                 .map_err(|e| std::io::Error::other(format!("{}: {e}", path.display())))?;
             let h: Histogram<u64> = de
                 .deserialize(&mut raw.as_slice())
-                .map_err(|e| std::io::Error::other(format!("{}: {e:?}", path.display())))?;
+                .map_err(|e| std::io::Error::other(format!("not an HDR histogram (V2): {e:?}")))?;
             out.push((
                 ih.tag().map(|t| t.as_str().to_string()).unwrap_or_default(),
                 ih.start_timestamp().as_secs_f64(),

@@ -28,7 +28,7 @@ table{border-collapse:collapse;font-size:13px;margin:6px 0}th,td{border:1px soli
 th:first-child,td:first-child{text-align:left}th{background:#f5f5f5}
 .pass{color:#2a7d2a}.fail{color:#b00020;font-weight:bold}.note{color:#666;font-size:13px}
 .status{display:inline-block;padding:1px 8px;border-radius:9px;font-size:12px;color:#fff}
-.status.complete{background:#2a7d2a}.status.failed,.status.interrupted{background:#b00020}.status.running{background:#b07000}
+.status.complete{background:#2a7d2a}.status.failed,.status.interrupted,.status.killed{background:#b00020}.status.running{background:#b07000}
 .error{background:#fff0f0;border:1px solid #e0b0b0;padding:8px;white-space:pre-wrap;font-family:monospace;font-size:12px}
 svg.plot,figure svg{max-width:100%;height:auto}figure{margin:8px 0}details{margin:4px 0}summary{cursor:pointer}
 nav a{margin-right:12px;font-size:13px}
@@ -55,6 +55,7 @@ pub fn render(r: &RunResult, dir: &Path) -> String {
         RunStatus::Failed => "failed",
         RunStatus::Interrupted => "interrupted",
         RunStatus::Running => "running",
+        RunStatus::Killed => "killed",
     };
     let _ = writeln!(
         h,

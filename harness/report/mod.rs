@@ -517,6 +517,11 @@ fn boot_section(
             w.advice
         ));
     }
+    if b.boots > 1
+        && let Some(why) = crate::boot::summary::outliers_unchecked(b.boots as usize)
+    {
+        md.push_str(&format!("\n{why}.\n"));
+    }
     if !missing.is_empty() {
         let mut m = missing.clone();
         m.sort_unstable();
@@ -553,7 +558,11 @@ pub fn markdown(r: &RunResult) -> String {
             r.thresholds.len()
         ),
         RunStatus::Complete => "complete".to_string(),
-        RunStatus::Running => "partial (run in progress or killed)".to_string(),
+        RunStatus::Running => "partial (run in progress)".to_string(),
+        RunStatus::Killed => format!(
+            "**killed**: {}",
+            r.error.as_deref().unwrap_or("its process is gone")
+        ),
         RunStatus::Failed => format!(
             "**failed**: {}",
             r.error

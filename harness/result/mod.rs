@@ -25,6 +25,9 @@ pub enum RunStatus {
     Complete,
     Failed,
     Interrupted,
+    /// Never written by a run: the reader's verdict on a `running` result whose process is
+    /// gone (`kill -9`, an OOM kill, a lost machine). `error` says the last stage it reached.
+    Killed,
 }
 
 /// What the server spent while one workload ran: its process tree's CPU and I/O between the
@@ -97,6 +100,10 @@ pub struct RunResult {
     pub schema_version: u32,
     pub run_id: String,
     pub status: RunStatus,
+    /// The process writing this result: a `running` result whose owner is gone reads as
+    /// `killed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<crate::util::owner::Owner>,
     pub error: Option<String>,
     /// RFC 3339, UTC.
     pub started_at: String,
@@ -229,11 +236,59 @@ impl RunResult {
             .unwrap_or_else(|| "server not installed".into())
     }
 
+    /// What a result had recorded when it was last saved, for a run that stopped without a
+    /// word (a `killed` one): its last stage.
+    pub fn last_stage(&self) -> String {
+        let workloads: Vec<&str> = [
+            ("herd", self.herd.is_some()),
+            ("triggered", self.triggered.is_some()),
+            ("steady", self.steady.is_some()),
+            ("catchup", self.catchup.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(n, done)| done.then_some(n))
+        .collect();
+        if self.workload_boot.is_some() || !workloads.is_empty() {
+            if workloads.is_empty() {
+                "the workloads (none finished)".into()
+            } else {
+                format!("the workloads ({} finished)", workloads.join(", "))
+            }
+        } else if !self.boots.is_empty() {
+            format!("the timed boots ({} finished)", self.boots.len())
+        } else if self.dataset.as_ref().is_some_and(|d| d.fixture.is_some()) {
+            "the timed boots (none finished)".into()
+        } else if self.dataset.is_some() {
+            "the dataset".into()
+        } else if self.server.is_some() {
+            "the server's set-up".into()
+        } else {
+            "the install".into()
+        }
+    }
+
+    /// A `running` result whose writer is gone is `killed` (its error names the last stage);
+    /// any other is left as it is.
+    pub fn settle_status(&mut self) {
+        if self.status == RunStatus::Running
+            && let Some(o) = &self.owner
+            && !o.is_alive()
+        {
+            self.error = Some(format!(
+                "killed: process {} ended without writing its status, during {}",
+                o.pid,
+                self.last_stage()
+            ));
+            self.status = RunStatus::Killed;
+        }
+    }
+
     pub fn new(run_id: &str, scenario: &Scenario) -> Self {
         Self {
             schema_version: SCHEMA_VERSION,
             run_id: run_id.to_string(),
             status: RunStatus::Running,
+            owner: Some(crate::util::owner::Owner::current()),
             error: None,
             started_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             finished_at: None,

@@ -21,10 +21,15 @@ pub enum ReadError {
         source: serde_json::Error,
     },
     #[error(
-        "{}: no complete run here (a run directory, its result.json, or a directory of run directories)",
-        path.display()
+        "{}: no complete run here (a run directory, its result.json, or a directory of run directories){}",
+        path.display(),
+        if skipped.is_empty() { String::new() } else { format!("; left out: {}", skipped.join("; ")) }
     )]
-    NoCompleteRun { path: PathBuf },
+    NoCompleteRun {
+        path: PathBuf,
+        /// The runs found that did not complete, each with its status (and why).
+        skipped: Vec<String>,
+    },
 }
 
 /// The `result.json` of a run directory, or the file itself.
@@ -42,10 +47,12 @@ pub fn read_result(file: &Path) -> Result<RunResult, ReadError> {
         path: file.to_path_buf(),
         source,
     })?;
-    serde_json::from_str(&text).map_err(|source| ReadError::Parse {
+    let mut r: RunResult = serde_json::from_str(&text).map_err(|source| ReadError::Parse {
         path: file.to_path_buf(),
         source,
-    })
+    })?;
+    r.settle_status();
+    Ok(r)
 }
 
 /// Read the runs at `path`: a run directory, a `result.json`, or a directory of run
@@ -70,10 +77,24 @@ pub fn load_runs(path: &Path) -> Result<Vec<RunResult>, ReadError> {
             runs.push(read_result(&f)?);
         }
     }
+    // Never pooled: a run that failed, was interrupted, is still running or was killed.
+    let skipped: Vec<String> = runs
+        .iter()
+        .filter(|r| r.status != RunStatus::Complete)
+        .map(|r| {
+            let status = serde_json::to_value(r.status).expect("status serializes");
+            let status = status.as_str().unwrap_or("?").to_string();
+            match &r.error {
+                Some(e) => format!("{} {status} ({})", r.run_id, e.lines().next().unwrap_or("")),
+                None => format!("{} {status}", r.run_id),
+            }
+        })
+        .collect();
     runs.retain(|r| r.status == RunStatus::Complete);
     if runs.is_empty() {
         return Err(ReadError::NoCompleteRun {
             path: path.to_path_buf(),
+            skipped,
         });
     }
     Ok(runs)

@@ -170,6 +170,7 @@ pub(super) async fn build_dataset(
         table_counts: counts.clone(),
         size_bytes: 0,
         build_seconds: built.elapsed().as_secs_f64(),
+        files: Vec::new(),
     };
     if !snapshot {
         if let Some(d) = ctx.result.dataset.as_mut() {

@@ -444,13 +444,10 @@ async fn run_mode(
     } else {
         std::env::temp_dir()
     };
-    let work = tempfile::Builder::new()
-        .prefix("hsbench-work-")
-        .tempdir_in(&work_parent)
-        .map_err(|source| RunError::Output {
-            path: work_parent.clone(),
-            source,
-        })?;
+    // What runs killed without a chance to clean up left (their servers' data, credentials
+    // with access tokens): removed, and said.
+    clean_stale_work(&ctx, &work_parent);
+    let work = owned_work_dir("hsbench-work-", &work_parent)?;
 
     let outcome = {
         let mut staged = std::pin::pin!(stages(&mut ctx, work.path(), &serving));
@@ -632,13 +629,7 @@ async fn stages(
                 None => {
                     let bins = PgBinaries::find()?;
                     let parent = work_parent(&ctx.opts.fixtures, true);
-                    let root = tempfile::Builder::new()
-                        .prefix("hsbench-pg-")
-                        .tempdir_in(&parent)
-                        .map_err(|source| RunError::Output {
-                            path: parent.clone(),
-                            source,
-                        })?;
+                    let root = owned_work_dir("hsbench-pg-", &parent)?;
                     let port =
                         free_port().map_err(|e| ServerError::io(Path::new("127.0.0.1:0"), e))?;
                     let desc = format!(
@@ -1160,6 +1151,60 @@ async fn restore_before_boot(
 /// filesystem shares extents, so that restoring a fixture is a reflink whatever its size;
 /// otherwise the system's temporary directory. A PostgreSQL cluster also needs a path its
 /// `postgres` user can reach (every ancestor searchable by others).
+/// A fresh directory under `parent` for this run's data, private to its user (0700; a private
+/// cluster's is handed to the cluster's user after) and stamped with this process as its owner,
+/// so that a later run can remove it should this one be killed.
+fn owned_work_dir(prefix: &str, parent: &Path) -> Result<tempfile::TempDir, RunError> {
+    use std::os::unix::fs::PermissionsExt;
+    let out = |source| RunError::Output {
+        path: parent.to_path_buf(),
+        source,
+    };
+    let dir = tempfile::Builder::new()
+        .prefix(prefix)
+        .permissions(std::fs::Permissions::from_mode(0o700))
+        .tempdir_in(parent)
+        .map_err(out)?;
+    crate::util::owner::Owner::current()
+        .stamp(dir.path())
+        .map_err(|source| RunError::Output {
+            path: dir.path().join(crate::util::owner::STAMP),
+            source,
+        })?;
+    Ok(dir)
+}
+
+/// Where runs make their work directories: beside the fixtures (when reflinks work there) and
+/// the system's temporary directory.
+pub fn work_parents(store: &FixtureStore) -> Vec<PathBuf> {
+    vec![store.root.join(".work"), std::env::temp_dir()]
+}
+
+/// Remove the work directories of runs whose process is gone, saying what went.
+fn clean_stale_work(ctx: &Ctx<'_>, work_parent: &Path) {
+    let mut parents = work_parents(&ctx.opts.fixtures);
+    parents.push(work_parent.to_path_buf());
+    let stale = crate::util::owner::stale_dirs(&parents);
+    let (removed, failed) = crate::util::owner::remove_stale(&stale);
+    for s in removed {
+        ctx.say(&format!(
+            "removed {} ({}), left by {}",
+            s.path.display(),
+            crate::util::fmt::fmt_bytes(s.bytes as f64),
+            s.owner.as_ref().map_or_else(
+                || "an older hsbench".to_string(),
+                |o| format!("a killed run (process {})", o.pid)
+            )
+        ));
+    }
+    for (s, e) in failed {
+        ctx.say(&format!(
+            "cannot remove {} (left by a killed run): {e}",
+            s.path.display()
+        ));
+    }
+}
+
 fn work_parent(store: &FixtureStore, for_postgres: bool) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
     let tmp = std::env::temp_dir();

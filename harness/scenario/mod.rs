@@ -67,7 +67,7 @@ pub enum LoadError {
 #[serde(deny_unknown_fields)]
 struct RawScenario {
     schema: Option<Spanned<u32>>,
-    name: Option<String>,
+    name: Option<Spanned<String>>,
     description: Option<String>,
     dataset: RawDataset,
     server: Option<RawServer>,
@@ -209,6 +209,7 @@ struct RawSteady {
     connect_ramp: Option<Spanned<String>>,
     drain: Option<Spanned<String>>,
     timeline_limit: Option<Spanned<u64>>,
+    poll_pause: Option<Spanned<String>>,
     interval: Option<Spanned<String>>,
 }
 
@@ -1241,6 +1242,15 @@ pub struct SteadySpec {
     /// default (10 on Synapse).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeline_limit: Option<u64>,
+    /// Each receiver waits this long after every answer before its next long poll (a client in
+    /// the background or on a slow network); 0 by default. Longer than the time between two
+    /// of a room's messages, it makes gaps certain whatever the server's speed.
+    #[serde(
+        with = "humantime_serde_secs",
+        skip_serializing_if = "Duration::is_zero"
+    )]
+    #[schemars(with = "f64")]
+    pub poll_pause: Duration,
     #[serde(with = "humantime_serde_secs")]
     #[schemars(with = "f64")]
     pub interval: Duration,
@@ -1462,11 +1472,20 @@ fn validate(loc: &Locator, raw: RawScenario) -> Result<Scenario, ScenarioError> 
     let sweep = sweep::validate(loc, &raw, &dataset, herd)?;
     let (thresholds, compare) = gates::validate(loc, &raw, &server)?;
 
-    let name = raw.name.unwrap_or_else(|| {
-        loc.path
+    let name = match &raw.name {
+        Some(n) if n.get_ref().trim().is_empty() => {
+            return Err(loc.at(
+                n.span(),
+                "name",
+                "is empty: it names the run (results/<time>-<name>); leave it out to use the file's name",
+            ));
+        }
+        Some(n) => n.get_ref().clone(),
+        None => loc
+            .path
             .file_stem()
-            .map_or_else(|| "scenario".into(), |s| s.to_string_lossy().into_owned())
-    });
+            .map_or_else(|| "scenario".into(), |s| s.to_string_lossy().into_owned()),
+    };
     Ok(Scenario {
         name,
         description: raw.description,
@@ -1763,6 +1782,13 @@ sync = "full_state"
             let e = err(&steady(bad));
             assert_eq!(e.field, "workload.steady.timeline_limit", "{bad}");
         }
+        let e = err(&GOOD.replace("name = \"t\"", "name = \" \""));
+        assert_eq!(e.field, "name", "{e}");
+        let pause = parse(Path::new("s.toml"), &steady("poll_pause = \"2s\"")).unwrap();
+        assert_eq!(pause.steady().unwrap().poll_pause, Duration::from_secs(2));
+        assert_eq!(limit.steady().unwrap().poll_pause, Duration::ZERO);
+        let e = err(&steady("poll_pause = \"soon\""));
+        assert_eq!(e.field, "workload.steady.poll_pause");
         let e = err(&with("[workload.steady]\nclients = 4\nrate = 1\nbogus = 1"));
         assert!(e.to_string().contains("bogus"), "{e}");
         let c = parse(

@@ -279,6 +279,7 @@ pub(super) fn validate(
                 connect_ramp: duration(loc, &t.connect_ramp, &f("connect_ramp"), Duration::ZERO)?,
                 drain: duration(loc, &t.drain, &f("drain"), Duration::from_secs(30))?,
                 timeline_limit,
+                poll_pause: duration(loc, &t.poll_pause, &f("poll_pause"), Duration::ZERO)?,
                 interval: duration(loc, &t.interval, &f("interval"), Duration::from_secs(1))?,
             })
         }

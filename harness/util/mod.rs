@@ -4,6 +4,7 @@
 pub mod fmt;
 pub mod fs;
 pub mod interrupt;
+pub mod owner;
 pub mod span;
 pub mod thread;
 pub mod time;
