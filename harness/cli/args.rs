@@ -36,7 +36,7 @@ Exit codes (every command):
   2      bad input (scenario, arguments, a result or sweep that cannot be read)
   3      the server failed (install, crash, boot timeout)
   4      the dataset load or a workload failed
-  5      results, fixture cache or an output file not writable
+  5      results, fixture cache or an output file not writable; a damaged fixture
   128+N  interrupted by signal N (130 SIGINT, 143 SIGTERM, 129 SIGHUP)";
 
 /// Benchmark and load-test harness for Matrix homeservers.

@@ -98,8 +98,8 @@ pub enum RunError {
 
 impl RunError {
     /// 2 bad input, 3 server failed (install, crash, hang), 4 load or workload failed,
-    /// 5 output not writable, 128 + the signal when interrupted (130 SIGINT, 143 SIGTERM,
-    /// 129 SIGHUP).
+    /// 5 output not writable or a fixture damaged, 128 + the signal when interrupted (130
+    /// SIGINT, 143 SIGTERM, 129 SIGHUP).
     pub fn exit_code(&self) -> i32 {
         match self {
             RunError::Scenario(_) => 2,
