@@ -24,9 +24,20 @@ impl Folded {
         f
     }
 
+    /// Add `weight` to `stack`. Control characters in frame names (a NUL or a carriage return
+    /// that `py-spy --nonblocking` reads from a frame torn while it was being written) become
+    /// U+FFFD: they are not allowed in the SVG's XML and would make a browser refuse the file.
     pub fn add(&mut self, stack: &str, weight: u64) {
         if weight > 0 {
-            *self.0.entry(stack.to_string()).or_default() += weight;
+            let stack = if stack.contains(char::is_control) {
+                stack
+                    .chars()
+                    .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
+                    .collect()
+            } else {
+                stack.to_string()
+            };
+            *self.0.entry(stack).or_default() += weight;
         }
     }
 

@@ -246,4 +246,17 @@ prog 10/10   100.750000: cpu-clock:ppp:
         let empty = render(&Folded::default(), "nothing", "", "samples");
         assert!(empty.contains("no samples"));
     }
+
+    #[test]
+    fn a_torn_frame_name_leaves_the_svg_valid_xml() {
+        // Bytes py-spy --nonblocking read from a frame being rewritten: a NUL and a CR.
+        let f = Folded::parse("main;\u{e8a8}\0x (\r);leaf 1\nmain;work 4\n");
+        assert_eq!(f.total(), 5);
+        assert!(f.has_frame("\u{e8a8}\u{FFFD}x (\u{FFFD})"), "{f:?}");
+        let svg = render(&f, "torn", "5 samples", "samples");
+        // XML 1.0 allows no control character but tab, LF and CR.
+        let forbidden = |c: char| c.is_control() && !matches!(c, '\t' | '\n' | '\r');
+        assert!(!svg.contains(forbidden), "{svg}");
+        assert!(svg.contains("x (\u{FFFD})"), "{svg}");
+    }
 }
