@@ -204,6 +204,19 @@ fn the_readme_main_job_as_written() {
     for w in ["herd", "triggered"] {
         assert!(dir.join(format!("profile/load.{w}.svg")).is_file(), "{w}");
     }
+    // Every SVG is XML a browser opens: no control character but tab, LF and CR (a frame that
+    // py-spy --nonblocking read torn once put a NUL in load.triggered.svg).
+    for d in [dir.clone(), dir.join("profile")] {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            if e.path().extension().is_some_and(|x| x == "svg") {
+                let body = std::fs::read_to_string(e.path()).unwrap();
+                let bad = body
+                    .chars()
+                    .find(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'));
+                assert!(bad.is_none(), "{}: {bad:?}", e.path().display());
+            }
+        }
+    }
 
     // report.html: a section with plots for each workload, seen in a real browser.
     let shot = dir.join("report.png");
