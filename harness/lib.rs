@@ -10,6 +10,7 @@
 //! | 1 | [`stats`] | order statistics, rank tests, power-law fits |
 //! | 2 | [`metrics`] | the metric catalogue, HDR histograms, resource sampling, the machine |
 //! | 2 | [`matrix`] | the thin client-server API client |
+//! | 2 | [`meter`] | the work meter: instructions per boot and phase under callgrind |
 //! | 2 | [`server`] | server profiles, Synapse installs, native servers, private PostgreSQL |
 //! | 3 | [`scenario`] | the scenario file, validated once into typed values |
 //! | 3 | [`boot`] | timed boots: spawn, log markers, readiness, shutdown, boot summaries |
@@ -28,6 +29,7 @@ pub mod cli;
 pub mod dataset;
 pub mod load;
 pub mod matrix;
+pub mod meter;
 pub mod metrics;
 pub mod profile;
 pub mod report;

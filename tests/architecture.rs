@@ -18,6 +18,7 @@ const FLOORS: &[(&str, u32)] = &[
     ("server", 2),
     ("scenario", 3),
     ("boot", 3),
+    ("meter", 2),
     ("dataset", 4),
     ("profile", 4),
     ("load", 5),

@@ -19,6 +19,7 @@ fn all_names(phases: &[String]) -> Vec<String> {
     for e in CATALOGUE {
         let bases: Vec<String> = match e.name {
             "phase.<name>" => phases.iter().map(|p| format!("phase.{p}")).collect(),
+            "work.phase.<name>" => phases.iter().map(|p| format!("work.phase.{p}")).collect(),
             "milestone.<name>" => MILESTONES
                 .iter()
                 .map(|m| format!("milestone.{m}"))
@@ -44,6 +45,7 @@ fn limit(name: &str) -> &'static str {
         Unit::Bytes => "< 512MiB",
         Unit::Percent => "< 5%",
         Unit::Count => "< 1",
+        Unit::Instructions => "< 20G",
     }
 }
 

@@ -175,6 +175,7 @@ async fn perf_profiles_a_native_server_by_phase() {
             line_prefix: perf.own_line_prefix(),
         }),
         background: None,
+        on_marker: None,
     })
     .await
     .unwrap();

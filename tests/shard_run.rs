@@ -100,7 +100,7 @@ async fn shards(
             )
             .await
             .unwrap_err();
-            assert_eq!(e.exit_code(), 2, "{e}");
+            assert_eq!(e.exit_code().code(), 2, "{e}");
             e.to_string()
         }
     };
@@ -133,7 +133,7 @@ async fn shards(
     .await
     .unwrap_err();
     assert!(matches!(e, RunError::Attach { .. }), "{e}");
-    assert_eq!(e.exit_code(), 2);
+    assert_eq!(e.exit_code().code(), 2);
     let load = scenario::load(&manifest.join("tests/scenarios/tiny-load.toml")).unwrap();
     let e = refused(load, "several-workloads").await;
     assert!(e.contains("fires one workload"), "{e}");

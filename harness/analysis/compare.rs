@@ -279,6 +279,17 @@ pub fn ratio_ci(a: &[f64], b: &[f64]) -> (f64, f64) {
     (q(0.025), q(0.975))
 }
 
+/// Instructions counted by the work meter (`work.*`).
+pub fn is_work_metric(metric: &str) -> bool {
+    catalogue::unit_of(metric) == Unit::Instructions
+}
+
+/// A work metric's noise threshold is measured, not assumed: this many standard deviations of
+/// the log counts its own samples show (pooled over both sides)…
+pub const WORK_NOISE_SDS: f64 = 4.0;
+/// …and at least this share (0.1%): below it, a count's change is the hook's own jitter.
+pub const WORK_NOISE_FLOOR: f64 = 0.001;
+
 /// Milliseconds (everything but `_bytes` and `_s` figures).
 fn is_time_metric(metric: &str) -> bool {
     catalogue::unit_of(metric) == Unit::Ms
@@ -352,11 +363,13 @@ fn judge(
     pairs: usize,
     spread: Option<Spread>,
 ) -> MetricComparison {
-    let noise = gates
-        .noise_by_metric
-        .get(metric)
-        .copied()
-        .unwrap_or(gates.noise);
+    let noise = match gates.noise_by_metric.get(metric) {
+        Some(n) => *n,
+        None if is_work_metric(metric) => spread.map_or(gates.noise, |sp| {
+            (WORK_NOISE_SDS * sp.sd_log).max(WORK_NOISE_FLOOR)
+        }),
+        None => gates.noise,
+    };
     let is_time = is_time_metric(metric);
     let min_delta = if is_time {
         gates.min_delta_ms.max(RESOLUTION_MS)
@@ -403,6 +416,8 @@ fn judge(
 struct Spread {
     se_log: f64,
     df: f64,
+    /// The spread of one sample's log (pooled over the sides; of a pair's log ratio over √2).
+    sd_log: f64,
 }
 
 impl Spread {
@@ -412,6 +427,7 @@ impl Spread {
         (n >= 2).then(|| Spread {
             se_log: robust_sd(logs) / (n as f64).sqrt(),
             df: (n - 1) as f64,
+            sd_log: robust_sd(logs) / std::f64::consts::SQRT_2,
         })
     }
 
@@ -429,6 +445,7 @@ impl Spread {
         Some(Spread {
             se_log: pooled * (1.0 / na as f64 + 1.0 / nb as f64).sqrt(),
             df,
+            sd_log: pooled,
         })
     }
 }
@@ -556,7 +573,9 @@ pub fn compare_interleaved(
                 Some((*vb.get(&m.metric)?, *vh.get(&m.metric)?))
             })
             .collect();
-        if pairs.len() >= 2 {
+        // Instruction counts do not drift with the machine: pairing them gains nothing and
+        // the signed-rank test needs 6 pairs to reach 5%; the rank-sum test needs 4 a side.
+        if pairs.len() >= 2 && !is_work_metric(&m.metric) {
             *m = compare_paired(&m.metric, &pairs, gates);
         }
     }
@@ -578,6 +597,105 @@ pub struct Comparison {
     pub metrics: Vec<MetricComparison>,
     /// Warnings (different machines, …).
     pub warnings: Vec<String>,
+    /// For each work metric that regressed: the functions whose instructions grew most.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub work_attribution: Vec<WorkAttribution>,
+}
+
+/// Where a work regression's instructions went: the functions (callgrind's self cost, C
+/// functions of the interpreter and its libraries for a Python server) that grew most in the
+/// phase, by median over each side's metered boots.
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize)]
+pub struct WorkAttribution {
+    /// `work.phase.<name>` or `work.time_to_ready` (every phase to ready).
+    pub metric: String,
+    /// The change of the metric's median, instructions.
+    pub delta: f64,
+    /// At most [`ATTRIBUTION_FUNCTIONS`], largest growth first.
+    pub functions: Vec<FunctionChange>,
+}
+
+/// One function's self cost on each side (medians over the boots; 0 where it was not among a
+/// boot's most expensive functions).
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize)]
+pub struct FunctionChange {
+    pub name: String,
+    pub baseline: f64,
+    pub candidate: f64,
+}
+
+/// Functions named per regressed work metric.
+pub const ATTRIBUTION_FUNCTIONS: usize = 5;
+
+/// Each metered boot's self cost per function in the phases `metric` covers.
+fn boot_functions(runs: &[RunResult], metric: &str) -> Vec<BTreeMap<String, f64>> {
+    let phase = metric.strip_prefix("work.phase.");
+    runs.iter()
+        .flat_map(|r| &r.work_boots)
+        .filter_map(|b| b.work.as_ref())
+        .map(|w| {
+            let mut m: BTreeMap<String, f64> = BTreeMap::new();
+            for ph in &w.phases {
+                let counted = match phase {
+                    Some(p) => ph.name == p,
+                    None => ph.instructions.is_some(),
+                };
+                if counted {
+                    for f in &ph.functions {
+                        *m.entry(f.name.clone()).or_default() += f.instructions as f64;
+                    }
+                }
+            }
+            m
+        })
+        .collect()
+}
+
+/// The functions that grew most in each regressed work metric.
+fn attribute(
+    metrics: &[MetricComparison],
+    baseline: &[RunResult],
+    candidate: &[RunResult],
+) -> Vec<WorkAttribution> {
+    metrics
+        .iter()
+        .filter(|m| m.verdict == Verdict::Regressed && is_work_metric(&m.metric))
+        .map(|m| {
+            let (a, b) = (
+                boot_functions(baseline, &m.metric),
+                boot_functions(candidate, &m.metric),
+            );
+            let names: std::collections::BTreeSet<&String> =
+                a.iter().chain(&b).flat_map(|f| f.keys()).collect();
+            let med = |side: &[BTreeMap<String, f64>], n: &str| {
+                let v: Vec<f64> = side
+                    .iter()
+                    .map(|f| f.get(n).copied().unwrap_or(0.0))
+                    .collect();
+                if v.is_empty() { 0.0 } else { median(&v) }
+            };
+            let mut functions: Vec<FunctionChange> = names
+                .into_iter()
+                .map(|n| FunctionChange {
+                    name: n.clone(),
+                    baseline: med(&a, n),
+                    candidate: med(&b, n),
+                })
+                .filter(|f| f.candidate > f.baseline)
+                .collect();
+            functions.sort_by(|x, y| {
+                (y.candidate - y.baseline)
+                    .total_cmp(&(x.candidate - x.baseline))
+                    .then(x.name.cmp(&y.name))
+            });
+            functions.truncate(ATTRIBUTION_FUNCTIONS);
+            WorkAttribution {
+                metric: m.metric.clone(),
+                delta: m.candidate_median - m.baseline_median,
+                functions,
+            }
+        })
+        .collect()
 }
 
 impl Comparison {
@@ -699,6 +817,7 @@ pub fn compare(
         candidate_servers: servers(candidate),
         scenario: cs,
         alpha: gates.alpha,
+        work_attribution: attribute(&metrics, baseline, candidate),
         metrics,
         warnings,
     })

@@ -83,7 +83,29 @@ pub fn per_boot(r: &RunResult) -> Vec<(String, BTreeMap<String, f64>)> {
             }
             (b.label.clone(), m)
         })
+        .chain(
+            r.work_boots
+                .iter()
+                .map(|b| (b.label.clone(), work_values(b).into_iter().collect())),
+        )
         .collect()
+}
+
+/// One metered boot's instruction counts as `work.time_to_ready` and `work.phase.<name>`.
+fn work_values(b: &BootRecord) -> Vec<(String, f64)> {
+    let Some(w) = &b.work else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    if let Some(t) = w.to_ready {
+        out.push(("work.time_to_ready".to_string(), t as f64));
+    }
+    for ph in &w.phases {
+        if let Some(n) = ph.instructions {
+            out.push((format!("work.phase.{}", ph.name), n as f64));
+        }
+    }
+    out
 }
 
 /// One run's samples by metric, in report order (boot metrics warm, cold, crash; then the
@@ -106,6 +128,11 @@ fn ordered_samples(r: &RunResult, subphases: bool) -> Vec<(String, Vec<f64>)> {
             for (k, v) in subphase_values(b) {
                 push(format!("{p}{k}"), v);
             }
+        }
+    }
+    for b in &r.work_boots {
+        for (k, v) in work_values(b) {
+            push(k, v);
         }
     }
     for (k, v) in run_values(r) {

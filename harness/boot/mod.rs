@@ -35,7 +35,13 @@ pub struct BootSpec<'a> {
     /// After ready, wait at most this long for the start-up background work to finish (the
     /// profile's `[background]` marker, else CPU idle); `None`: ready is the end of the boot.
     pub background: Option<Duration>,
+    /// Called with the server's pid and a marker's name when its first line is read (the work
+    /// meter's external marks).
+    pub on_marker: Option<MarkerHook>,
 }
+
+/// See [`BootSpec::on_marker`].
+pub type MarkerHook = Arc<dyn Fn(i32, &str) + Send + Sync>;
 
 /// CPU-idle rule for "background work finished" when the profile has no marker (or it does not
 /// come): the process tree used less than this share of one core over [`IDLE_WINDOW`].
@@ -186,6 +192,9 @@ pub struct BootRecord {
     /// logged from spawn to ready, with the slowest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub db_statements: Option<crate::server::postgres::DbStatements>,
+    /// Under the work meter: the instructions counted, per phase and to ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub work: Option<crate::meter::BootWork>,
 }
 
 /// Matches a profile's markers against log lines (the first occurrence of each counts) and
@@ -200,6 +209,7 @@ pub struct MarkerMatcher {
     /// The duration each marker's line reported itself, ms ([`ServerProfile::reported_ms`]).
     reported: Vec<Option<f64>>,
     sub_hits: Vec<SubphaseHit>,
+    last: Option<usize>,
 }
 
 /// One line of a repeated sub-phase: which `[[subphases]]` entry, the name it captured, and
@@ -224,6 +234,7 @@ impl MarkerMatcher {
             hits: vec![None; n],
             reported: vec![None; n],
             sub_hits: Vec::new(),
+            last: None,
         }
     }
 
@@ -234,6 +245,7 @@ impl MarkerMatcher {
         };
         if let Some(i) = self.profile.match_marker(line, &self.seen) {
             self.seen[i] = true;
+            self.last = Some(i);
             self.hits[i] = Some(at(&self.profile));
             self.reported[i] = self.profile.reported_ms(i, line);
         }
@@ -253,6 +265,16 @@ impl MarkerMatcher {
                 }
             }
         }
+    }
+
+    /// How many markers have been seen.
+    pub fn seen_count(&self) -> usize {
+        self.seen.iter().filter(|s| **s).count()
+    }
+
+    /// The marker the latest line matched first.
+    pub fn last_seen(&self) -> Option<String> {
+        self.last.map(|i| self.profile.markers[i].name.clone())
     }
 
     /// Sub-phase lines seen, in log order.
@@ -410,6 +432,7 @@ struct LogState {
 
 struct LogSink {
     profile: ServerProfile,
+    on_marker: Option<(i32, MarkerHook)>,
     wrapper_prefix: Option<&'static str>,
     spawn_instant: Instant,
     spawn_unix_ms: f64,
@@ -427,7 +450,14 @@ impl LogSink {
                 st.first_line_ms.get_or_insert(arrival_ms);
             }
             st.tail.push(line);
+            let before = st.matcher.seen_count();
             st.matcher.observe(line, arrival_ms);
+            if let Some((pid, hook)) = &self.on_marker
+                && st.matcher.seen_count() > before
+                && let Some(name) = st.matcher.last_seen()
+            {
+                hook(*pid, &name);
+            }
         }
         let written = writeln!(self.file.lock().expect("log file"), "{line}");
         if let Err(e) = written {
@@ -650,6 +680,7 @@ impl RunningServer {
             log_lines: st.lines,
             log_write_error: st.write_error.clone(),
             db_statements: None,
+            work: None,
         }
     }
 }
@@ -716,6 +747,7 @@ pub async fn boot(spec: BootSpec<'_>) -> Result<RunningServer, ServerError> {
     process.signal_child = spec.wrapper.is_some();
     let sink = Arc::new(LogSink {
         profile: spec.profile.clone(),
+        on_marker: spec.on_marker.clone().map(|h| (process.pid, h)),
         wrapper_prefix: spec.wrapper.and_then(|w| w.line_prefix),
         spawn_instant,
         spawn_unix_ms,
@@ -1269,6 +1301,7 @@ mod tests {
             extra_pgids: vec![],
             wrapper: None,
             background: None,
+            on_marker: None,
         }
     }
 

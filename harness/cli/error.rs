@@ -13,11 +13,7 @@ use crate::result::read::ReadError;
 use crate::run::RunError;
 use crate::run::baseline::BaselineError;
 use crate::scenario::LoadError;
-
-/// Bad input.
-const BAD_INPUT: u8 = 2;
-/// An output could not be written.
-const NOT_WRITABLE: u8 = 5;
+use crate::util::exit::Exit;
 
 /// `run`, `seed` and `serve`.
 #[derive(Debug, thiserror::Error)]
@@ -32,11 +28,11 @@ pub enum RunCommandError {
 }
 
 impl RunCommandError {
-    pub fn exit_code(&self) -> u8 {
+    pub fn exit_code(&self) -> Exit {
         match self {
-            RunCommandError::Run(e) => e.exit_code() as u8,
-            RunCommandError::Baseline(BaselineError::Io { .. }) => NOT_WRITABLE,
-            RunCommandError::Baseline(_) | RunCommandError::Usage(_) => BAD_INPUT,
+            RunCommandError::Run(e) => e.exit_code(),
+            RunCommandError::Baseline(BaselineError::Io { .. }) => Exit::NotWritable,
+            RunCommandError::Baseline(_) | RunCommandError::Usage(_) => Exit::BadInput,
         }
     }
 }
@@ -61,10 +57,10 @@ pub enum CompareCommandError {
 }
 
 impl CompareCommandError {
-    pub fn exit_code(&self) -> u8 {
+    pub fn exit_code(&self) -> Exit {
         match self {
-            CompareCommandError::Write { .. } => NOT_WRITABLE,
-            _ => BAD_INPUT,
+            CompareCommandError::Write { .. } => Exit::NotWritable,
+            _ => Exit::BadInput,
         }
     }
 }
@@ -136,24 +132,24 @@ pub enum CliError {
 
 impl CliError {
     /// The exit code `--help` documents for this error.
-    pub fn exit_code(&self) -> u8 {
+    pub fn exit_code(&self) -> Exit {
         match self {
             CliError::Run(e) => e.exit_code(),
-            CliError::Ab(e) => e.exit_code() as u8,
+            CliError::Ab(e) => e.exit_code(),
             CliError::Compare(e) => e.exit_code(),
-            CliError::Report(RerenderError::Write { .. }) => NOT_WRITABLE,
-            CliError::SideBySide(SideBySideCommandError::Write { .. }) => NOT_WRITABLE,
+            CliError::Report(RerenderError::Write { .. }) => Exit::NotWritable,
+            CliError::SideBySide(SideBySideCommandError::Write { .. }) => Exit::NotWritable,
             CliError::Flamediff(ProfilerError::Io { source, .. })
             | CliError::Merge(MergeError::Io { source, .. })
                 if source.kind() != std::io::ErrorKind::NotFound =>
             {
-                NOT_WRITABLE
+                Exit::NotWritable
             }
             CliError::Fixtures(FixturesCommandError::Fixture(FixtureError::NotFound(_))) => {
-                BAD_INPUT
+                Exit::BadInput
             }
-            CliError::Fixtures(FixturesCommandError::Fixture(_)) => NOT_WRITABLE,
-            CliError::Stdout(_) | CliError::Runtime(_) => NOT_WRITABLE,
+            CliError::Fixtures(FixturesCommandError::Fixture(_)) => Exit::NotWritable,
+            CliError::Stdout(_) | CliError::Runtime(_) => Exit::NotWritable,
             CliError::Check(_)
             | CliError::Size(_)
             | CliError::SideBySide(_)
@@ -162,7 +158,7 @@ impl CliError {
             | CliError::Merge(_)
             | CliError::HttpLoad(_)
             | CliError::Noise(_)
-            | CliError::Fixtures(_) => BAD_INPUT,
+            | CliError::Fixtures(_) => Exit::BadInput,
         }
     }
 }

@@ -24,10 +24,10 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    pub fn exit_code(self) -> u8 {
+    pub fn exit_code(self) -> crate::util::exit::Exit {
         match self {
-            Outcome::Ok => 0,
-            Outcome::GateFailed => 1,
+            Outcome::Ok => crate::util::exit::Exit::Ok,
+            Outcome::GateFailed => crate::util::exit::Exit::GateFailed,
         }
     }
 }

@@ -20,6 +20,8 @@ pub enum Unit {
     Seconds,
     Percent,
     Count,
+    /// Instructions counted by the work meter.
+    Instructions,
 }
 
 impl Unit {
@@ -31,6 +33,7 @@ impl Unit {
             Unit::Seconds => "s",
             Unit::Percent => "%",
             Unit::Count => "count",
+            Unit::Instructions => "instructions",
         }
     }
 
@@ -42,7 +45,22 @@ impl Unit {
             Unit::Seconds => format!("{v:.2} s"),
             Unit::Percent => format!("{v:.1}%"),
             Unit::Count => format!("{v:.0}"),
+            Unit::Instructions => fmt_instructions(v),
         }
+    }
+}
+
+/// `5.03 G`, `192.4 M`, `9.2 k` instructions (decimal prefixes, as valgrind's counts are read).
+pub fn fmt_instructions(v: f64) -> String {
+    let a = v.abs();
+    if a >= 1e9 {
+        format!("{:.3} G", v / 1e9)
+    } else if a >= 1e6 {
+        format!("{:.2} M", v / 1e6)
+    } else if a >= 1e3 {
+        format!("{:.1} k", v / 1e3)
+    } else {
+        format!("{v:.0}")
     }
 }
 
@@ -53,6 +71,8 @@ pub enum Scope {
     Boot,
     /// One sample per run.
     Run,
+    /// One sample per boot under the work meter (`[boot] meter = "work"` or `"both"`).
+    Work,
 }
 
 /// One entry of the catalogue.
@@ -75,8 +95,8 @@ const fn e(name: &'static str, unit: Unit, scope: Scope, about: &'static str) ->
     }
 }
 
-use Scope::{Boot, Run};
-use Unit::{Bytes, Count, Ms, Percent, Seconds};
+use Scope::{Boot, Run, Work};
+use Unit::{Bytes, Count, Instructions, Ms, Percent, Seconds};
 
 /// Every metric, in the order reports list them.
 pub const CATALOGUE: &[Entry] = &[
@@ -139,6 +159,18 @@ pub const CATALOGUE: &[Entry] = &[
         Seconds,
         Boot,
         "CPU time (user + system) of the process tree until ready",
+    ),
+    e(
+        "work.time_to_ready",
+        Instructions,
+        Work,
+        "instructions under the work meter from spawn to the last start-up marker the server logged before it was ready (Synapse: `listening`)",
+    ),
+    e(
+        "work.phase.<name>",
+        Instructions,
+        Work,
+        "instructions under the work meter in one init phase of the server's profile (phases between two log markers; not those ending at a milestone hsbench observes from outside)",
     ),
     e(
         "data_size",
@@ -377,8 +409,8 @@ impl fmt::Display for Metric {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.arg {
             Some(a) => {
-                let family = self.entry.name.split('.').next().unwrap_or_default();
-                write!(f, "{}{family}.{a}", self.prefix)
+                let family = self.entry.name.trim_end_matches("<name>");
+                write!(f, "{}{family}{a}", self.prefix)
             }
             None => write!(f, "{}{}", self.prefix, self.entry.name),
         }
@@ -414,7 +446,12 @@ pub fn parse(name: &str, phases: &[String]) -> Result<Metric, UnknownMetric> {
         }
     };
     let (prefix, base) = split_prefix(name);
-    let (entry, arg) = if let Some(p) = base.strip_prefix("phase.") {
+    let (entry, arg) = if let Some(p) = base.strip_prefix("work.phase.") {
+        if !phases.iter().any(|q| q == p) {
+            return Err(unknown());
+        }
+        (entry("work.phase.<name>"), Some(p.to_string()))
+    } else if let Some(p) = base.strip_prefix("phase.") {
         if !phases.iter().any(|q| q == p) {
             return Err(unknown());
         }
@@ -456,7 +493,9 @@ fn split_prefix(name: &str) -> (&'static str, &str) {
 /// The unit of a metric name (milliseconds for a name the catalogue lacks).
 pub fn unit_of(name: &str) -> Unit {
     let (_, base) = split_prefix(name);
-    let family = if base.starts_with("phase.") {
+    let family = if base.starts_with("work.phase.") {
+        "work.phase.<name>"
+    } else if base.starts_with("phase.") {
         "phase.<name>"
     } else if base.starts_with("subphase.") {
         "subphase.<name>"
@@ -479,6 +518,7 @@ pub fn hint(phases: &[String]) -> String {
         .iter()
         .map(|e| match e.name {
             "phase.<name>" => format!("phase.<{}>", phases.join("|")),
+            "work.phase.<name>" => format!("work.phase.<{}>", phases.join("|")),
             "milestone.<name>" => format!("milestone.<{}>", MILESTONES.join("|")),
             n => n.to_string(),
         })
@@ -496,6 +536,7 @@ pub fn markdown_table() -> String {
         let samples = match e.scope {
             Scope::Boot => "per timed boot; also `cold.`, `crash.`",
             Scope::Run => "per run",
+            Scope::Work => "per boot under the work meter",
         };
         s.push_str(&format!(
             "| `{}` | {} | {samples} | {} |\n",
@@ -517,7 +558,7 @@ mod tests {
         for e in CATALOGUE {
             let name = e.name.replace(
                 "<name>",
-                if e.name.starts_with("phase") {
+                if e.name.starts_with("phase") || e.name.starts_with("work.phase") {
                     "db_prepare"
                 } else {
                     "port_open"

@@ -107,6 +107,7 @@ impl Exporter for BmfExporter {
                 catalogue::Unit::Percent => "percent",
                 catalogue::Unit::Seconds => "seconds",
                 catalogue::Unit::Count => "count",
+                catalogue::Unit::Instructions => "instructions",
                 catalogue::Unit::Ms => "milliseconds",
             };
             map.insert(

@@ -802,6 +802,7 @@ mod tests {
             log_lines: 1,
             log_write_error: None,
             db_statements: None,
+            work: None,
         };
         let samples: Vec<ResourceSample> = (0..20)
             .map(|i| ResourceSample {

@@ -127,6 +127,12 @@ pub struct RunResult {
     /// Statistics of the recovery boots (each the first boot after a SIGKILL).
     #[serde(default)]
     pub crash_boot_summary: Option<BootSummary>,
+    /// `[boot] meter = "work"` or `"both"`: the boots under the work meter, each with its
+    /// instruction counts (`work`), and which meter ran with its slowdown.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub work_boots: Vec<BootRecord>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meter: Option<crate::meter::MeterRecord>,
     /// The boot that loaded the dataset and the boot that ran the workloads: recorded for
     /// completeness, not part of the boot statistics.
     pub seed_boot: Option<BootRecord>,
@@ -308,6 +314,8 @@ impl RunResult {
             cold_boot_summary: None,
             crash_restarts: Vec::new(),
             crash_boot_summary: None,
+            work_boots: Vec::new(),
+            meter: None,
             seed_boot: None,
             import_check_boot: None,
             workload_boot: None,

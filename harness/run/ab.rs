@@ -17,6 +17,7 @@ use crate::scenario::{Scenario, ServerKind};
 use crate::server::ServerError;
 use crate::server::git::{self, GitError};
 use crate::server::synapse::{InstallStep, SynapseInstall};
+use crate::util::exit::Exit;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AbError {
@@ -52,13 +53,13 @@ pub enum AbError {
 }
 
 impl AbError {
-    pub fn exit_code(&self) -> i32 {
+    pub fn exit_code(&self) -> Exit {
         match self {
-            AbError::Usage(_) | AbError::Git(_) | AbError::Compare(_) => 2,
-            AbError::Install { .. } => 3,
+            AbError::Usage(_) | AbError::Git(_) | AbError::Compare(_) => Exit::BadInput,
+            AbError::Install { .. } => Exit::ServerFailed,
             AbError::Side { source, .. } => source.exit_code(),
-            AbError::Output { .. } => 5,
-            AbError::Interrupted { signal } => crate::util::interrupt::exit_code(*signal),
+            AbError::Output { .. } => Exit::NotWritable,
+            AbError::Interrupted { signal } => Exit::Signal(*signal),
         }
     }
 }

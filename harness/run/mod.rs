@@ -13,6 +13,7 @@ mod profiling;
 pub mod protocols;
 pub mod sweep;
 pub mod turns;
+pub mod work;
 mod workloads;
 
 use crash::*;
@@ -43,6 +44,7 @@ use crate::scenario::Scenario;
 use crate::scenario::{
     CacheMode, DatabaseKind, LoadMethod, ProfilerChoice, Registration, RestoreMode, Workload,
 };
+use crate::util::exit::Exit;
 use crate::util::fs::write_atomic;
 
 /// How long an interrupted run waits for its running workload to save what it measured.
@@ -88,6 +90,8 @@ pub enum RunError {
     Shard(#[from] crate::load::shard::ShardError),
     #[error(transparent)]
     Profile(#[from] crate::server::profile::ProfileError),
+    #[error(transparent)]
+    Meter(#[from] crate::meter::MeterError),
     #[error("--attach {url}: {source}")]
     Attach {
         url: String,
@@ -97,18 +101,21 @@ pub enum RunError {
 }
 
 impl RunError {
-    /// 2 bad input, 3 server failed (install, crash, hang), 4 load or workload failed,
-    /// 5 output not writable or a fixture damaged, 128 + the signal when interrupted (130
-    /// SIGINT, 143 SIGTERM, 129 SIGHUP).
-    pub fn exit_code(&self) -> i32 {
+    /// The documented exit code of this failure (a damaged fixture is [`Exit::NotWritable`],
+    /// a missing one bad input).
+    pub fn exit_code(&self) -> Exit {
         match self {
-            RunError::Scenario(_) => 2,
-            RunError::Server(_) => 3,
-            RunError::Seed(_) | RunError::Import(_) | RunError::Workload { .. } => 4,
-            RunError::Fixture(FixtureError::NotFound(_)) => 2,
-            RunError::Output { .. } | RunError::Fixture(_) => 5,
-            RunError::Interrupted { signal } => crate::util::interrupt::exit_code(*signal),
-            RunError::Shard(_) | RunError::Attach { .. } | RunError::Profile(_) => 2,
+            RunError::Scenario(_) => Exit::BadInput,
+            RunError::Server(_) => Exit::ServerFailed,
+            RunError::Seed(_) | RunError::Import(_) | RunError::Workload { .. } => Exit::LoadFailed,
+            RunError::Fixture(FixtureError::NotFound(_)) => Exit::BadInput,
+            RunError::Output { .. } | RunError::Fixture(_) => Exit::NotWritable,
+            RunError::Interrupted { signal } => Exit::Signal(*signal),
+            RunError::Shard(_) | RunError::Attach { .. } | RunError::Profile(_) => Exit::BadInput,
+            RunError::Meter(
+                crate::meter::MeterError::Missing { .. } | crate::meter::MeterError::Build { .. },
+            ) => Exit::BadInput,
+            RunError::Meter(_) => Exit::ServerFailed,
         }
     }
 }
@@ -940,7 +947,7 @@ async fn measure(
     let mut sequence: Vec<(String, bool, bool)> = (1..=scenario.boot.warmup)
         .map(|w| (format!("warmup-{w}"), false, true))
         .collect();
-    for i in 1..=scenario.boot.repeats {
+    for i in (1..=scenario.boot.repeats).filter(|_| scenario.boot.meter.time()) {
         match scenario.boot.cache {
             CacheMode::Warm => sequence.push((format!("boot-{i}"), false, false)),
             CacheMode::Cold => sequence.push((format!("cold-{i}"), true, false)),
@@ -1022,6 +1029,11 @@ async fn measure(
             (!cold_boots.is_empty()).then(|| summarize_boots(&cold_boots));
         ctx.save()?;
         drop(turn);
+    }
+
+    // 3a. Boots under the work meter: instructions per phase.
+    if scenario.boot.meter.work() {
+        work::metered_boots(ctx, inst, profile, db).await?;
     }
 
     // 3b. Profiled boots: extra boots under the profiler, compared with the timed ones.
@@ -1482,6 +1494,7 @@ fn boot_spec<'p>(
         extra_pgids: extra_pgids.to_vec(),
         wrapper: None,
         background: None,
+        on_marker: None,
     })
 }
 
@@ -1631,7 +1644,7 @@ mod tests {
         assert_eq!(a.shard, crate::load::shard::Shard::WHOLE);
         let e = Attach::resolve("/nonexistent/x", None, None, None, no_env).unwrap_err();
         assert!(e.to_string().contains("is not a serve.json"), "{e}");
-        assert_eq!(e.exit_code(), 2);
+        assert_eq!(e.exit_code(), Exit::BadInput);
         let e = Attach::resolve(target, None, None, Some("soon"), no_env).unwrap_err();
         assert!(e.to_string().contains("--release-at \"soon\""), "{e}");
     }

@@ -19,6 +19,7 @@ pub(super) fn validate(
             background: None,
             restore: RestoreMode::Once,
             slow_statements: None,
+            meter: MeterMode::Time,
         },
         Some(b) => {
             let repeats = match &b.repeats {
@@ -109,6 +110,18 @@ pub(super) fn validate(
                     }
                 },
                 slow_statements: None,
+                meter: match b.meter.as_ref().map(|m| (m.get_ref().as_str(), m.span())) {
+                    None | Some(("time", _)) => MeterMode::Time,
+                    Some(("work", _)) => MeterMode::Work,
+                    Some(("both", _)) => MeterMode::Both,
+                    Some((other, span)) => {
+                        return Err(loc.at(
+                            span,
+                            "boot.meter",
+                            format!("{other:?}: \"time\", \"work\" (instructions under callgrind) or \"both\""),
+                        ));
+                    }
+                },
             }
         }
     };

@@ -152,6 +152,7 @@ struct RawBoot {
     background: Option<Spanned<String>>,
     restore: Option<Spanned<String>>,
     slow_statements: Option<Spanned<String>>,
+    meter: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -388,6 +389,16 @@ fn parse_threshold(metric: &str, text: &str, phases: &[String]) -> Result<Thresh
     } else if unit == catalogue::Unit::Count {
         rest.parse::<f64>()
             .map_err(|_| format!("{rest:?} is not a count, e.g. \"1\""))?
+    } else if unit == catalogue::Unit::Instructions {
+        let (num, k) = match rest.trim_end().chars().last() {
+            Some('k') => (&rest[..rest.len() - 1], 1e3),
+            Some('M') => (&rest[..rest.len() - 1], 1e6),
+            Some('G') => (&rest[..rest.len() - 1], 1e9),
+            _ => (rest, 1.0),
+        };
+        num.trim().parse::<f64>().map_err(|_| {
+            format!("{rest:?} is not an instruction count, e.g. \"5.2G\" or \"190M\"")
+        })? * k
     } else if unit == catalogue::Unit::Seconds {
         humantime::parse_duration(rest)
             .map_err(|e| format!("{rest:?} is not a duration ({e}); e.g. \"10s\" or \"500ms\""))?
@@ -919,6 +930,34 @@ pub struct BootPlan {
     #[serde(serialize_with = "opt_secs")]
     #[schemars(with = "Option<f64>")]
     pub slow_statements: Option<Duration>,
+    /// What the timed boots measure: wall time, instructions under the work meter, or both.
+    pub meter: MeterMode,
+}
+
+/// `[boot] meter`: what the timed boots measure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, schemars::JsonSchema, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MeterMode {
+    /// Wall time only (the default).
+    #[default]
+    Time,
+    /// Instructions only: each of the `repeats` boots runs under the work meter (callgrind),
+    /// and no unmetered boots run.
+    Work,
+    /// The timed boots as with `time`, then `repeats` boots under the work meter.
+    Both,
+}
+
+impl MeterMode {
+    /// Whether boots run under the work meter.
+    pub fn work(self) -> bool {
+        self != MeterMode::Time
+    }
+
+    /// Whether unmetered timed boots run.
+    pub fn time(self) -> bool {
+        self != MeterMode::Work
+    }
 }
 
 /// `[boot] slow_statements` on a private PostgreSQL cluster when the scenario does not say.
@@ -1529,6 +1568,23 @@ sync = "full_state"
 
     fn err(text: &str) -> ScenarioError {
         parse(Path::new("s.toml"), text).expect_err("must fail")
+    }
+
+    #[test]
+    fn boot_meter_parses_and_a_bad_value_names_its_field_and_line() {
+        let s = parse(Path::new("s.toml"), GOOD).unwrap();
+        assert_eq!(s.boot.meter, MeterMode::Time, "time unless asked");
+        for (v, want) in [
+            ("time", MeterMode::Time),
+            ("work", MeterMode::Work),
+            ("both", MeterMode::Both),
+        ] {
+            let text = GOOD.replace("repeats = 2", &format!("repeats = 2\nmeter = \"{v}\""));
+            assert_eq!(parse(Path::new("s.toml"), &text).unwrap().boot.meter, want);
+        }
+        let e = err(&GOOD.replace("repeats = 2", "repeats = 2\nmeter = \"cycles\""));
+        assert_eq!((e.field.as_str(), e.line), ("boot.meter", 15), "{e}");
+        assert!(e.to_string().contains("\"cycles\""), "{e}");
     }
 
     #[test]

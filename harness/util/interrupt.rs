@@ -14,12 +14,6 @@ use tokio::sync::watch;
 
 static FIRST: OnceLock<watch::Receiver<Option<i32>>> = OnceLock::new();
 
-/// The exit status a command interrupted by `signal` ends with: 128 + the signal's number, as a
-/// shell reports a process the signal killed (130 SIGINT, 143 SIGTERM, 129 SIGHUP).
-pub fn exit_code(signal: i32) -> i32 {
-    128 + signal
-}
-
 /// The name of a signal hsbench handles.
 pub fn name(signal: i32) -> &'static str {
     match signal {
@@ -66,7 +60,7 @@ pub fn watch() -> watch::Receiver<Option<i32>> {
                         let _ = tx.send(Some(no));
                     } else {
                         eprintln!("{}: second signal, exiting now", name(no));
-                        std::process::exit(exit_code(no));
+                        std::process::exit(i32::from(super::exit::Exit::Signal(no).code()));
                     }
                 }
             });

@@ -1,6 +1,7 @@
 //! Floor 1: helpers every floor may use (files, formatting, clocks, source spans, signals,
 //! thread priorities).
 
+pub mod exit;
 pub mod fmt;
 pub mod fs;
 pub mod interrupt;
