@@ -235,6 +235,22 @@ fn compare_md() {
     golden("compare.md", &hsbench::report::compare::markdown(&c));
 }
 
+/// Under the work meter: a real `ab` step of tests/work_meter.rs (4 metered boots a side of
+/// Synapse 1.163.2 from a git checkout, the head's store constructor computing a big-integer
+/// power; functions kept to 8 per phase), its summary section and its comparison.
+#[test]
+fn work_meter_md() {
+    let read = |side: &str| {
+        hsbench::result::read::read_result(&root().join(format!("data/golden/work/{side}.json")))
+            .unwrap()
+    };
+    let (base, head) = (read("base"), read("head"));
+    golden("work-summary.md", &hsbench::report::work::markdown(&head));
+    let c =
+        hsbench::analysis::compare::compare_interleaved(&base, &head, &Gates::default()).unwrap();
+    golden("work-compare.md", &hsbench::report::compare::markdown(&c));
+}
+
 /// A sweep over four values with exact growth laws: time to ready linear, one phase
 /// quadratic, peak RSS as the square root.
 fn sweep() -> SweepResult {

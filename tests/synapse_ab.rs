@@ -292,7 +292,7 @@ async fn ab_flags_the_slow_constructor_and_bisect_names_its_commit() {
     let bo = BisectOptions {
         good: commits[0].clone(),
         bad: "HEAD".into(),
-        metric: "phase.stores_start".into(),
+        metric: Some("phase.stores_start".into()),
         repo: Some(repo.clone()),
         boots: Some(7),
         gates: Default::default(),

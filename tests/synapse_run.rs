@@ -116,8 +116,11 @@ async fn tiny_scenario_against_real_synapse() {
         assert!(p("spawn") == 0.0 && p("spawn") < p("first_log_line"));
         assert!(p("port_open") <= p("versions_200") && p("versions_200") <= p("sync_200"));
         assert!(p("starting_server") > 0.0);
+        // Synapse binds the port, then logs `listening` in the same start-up code, before its
+        // reactor answers a request: the line may follow the port's opening by any time a
+        // loaded machine takes, but never the first answer.
         assert!(
-            p("listening") <= p("port_open") + CLOCKS_MS,
+            p("listening") <= p("versions_200") + CLOCKS_MS,
             "{:?}",
             b.points
         );

@@ -885,6 +885,29 @@ mod tests {
     }
 
     #[test]
+    fn work_metrics_gate_on_their_own_spread_with_a_floor() {
+        let gates = Gates::default();
+        // Five boots' counts 0.01% apart, as the work meter gives them.
+        let base = [5.0602e9, 5.0607e9, 5.0604e9, 5.0601e9, 5.0605e9];
+        let scaled = |f: f64| base.map(|x| x * f);
+        let m = compare_metric("work.time_to_ready", &base, &scaled(1.0), &gates);
+        assert_eq!(m.verdict, Verdict::NoChange);
+        assert!(m.noise_threshold >= WORK_NOISE_FLOOR && m.noise_threshold < 0.01);
+        // +1% is far beyond 4 × a 0.005% spread: called, however few the boots.
+        let m = compare_metric("work.time_to_ready", &base, &scaled(1.01), &gates);
+        assert_eq!(m.verdict, Verdict::Regressed, "{m:?}");
+        assert!(m.detectable.unwrap() < 0.005, "{:?}", m.detectable);
+        // +0.05%: significant by rank, but under the floor.
+        let m = compare_metric("work.time_to_ready", &base, &scaled(1.0005), &gates);
+        assert_eq!(m.verdict, Verdict::NoChange, "{m:?}");
+        // A spread of ±1% raises the threshold above a +2% change.
+        let wide = [5.0e9, 5.1e9, 4.95e9, 5.05e9, 4.9e9];
+        let m = compare_metric("work.time_to_ready", &wide, &wide.map(|x| x * 1.02), &gates);
+        assert!(m.noise_threshold > 0.02, "{m:?}");
+        assert_ne!(m.verdict, Verdict::Regressed);
+    }
+
+    #[test]
     fn signed_rank_matches_known_exact_values() {
         // All 5 differences positive: p = 2 / 2^5.
         assert!((signed_rank(&[1.0, 2.0, 3.0, 4.0, 5.0]) - 2.0 / 32.0).abs() < 1e-12);

@@ -92,7 +92,7 @@ pub fn per_boot(r: &RunResult) -> Vec<(String, BTreeMap<String, f64>)> {
 }
 
 /// One metered boot's instruction counts as `work.time_to_ready` and `work.phase.<name>`.
-fn work_values(b: &BootRecord) -> Vec<(String, f64)> {
+pub fn work_values(b: &BootRecord) -> Vec<(String, f64)> {
     let Some(w) = &b.work else {
         return Vec::new();
     };

@@ -299,6 +299,9 @@ impl SizeArgs {
 pub struct RunArgs {
     /// Scenario file (TOML).
     pub scenario: PathBuf,
+    /// What the boots measure, overriding the scenario's `[boot] meter` (time, work, both).
+    #[arg(long, value_enum, value_name = "METER")]
+    pub meter: Option<MeterArg>,
     /// Directory that receives the run directory `<run-id>/`.
     #[arg(long, default_value = "results", value_name = "DIR")]
     pub out: PathBuf,
@@ -384,6 +387,27 @@ impl From<ProtocolArg> for crate::scenario::SyncProtocol {
     }
 }
 
+/// `--meter`: what the boots measure, overriding `[boot] meter`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MeterArg {
+    /// Wall time only.
+    Time,
+    /// Instructions under the work meter (valgrind's callgrind) only.
+    Work,
+    /// Both: the timed boots, then as many under the work meter.
+    Both,
+}
+
+impl From<MeterArg> for crate::scenario::MeterMode {
+    fn from(m: MeterArg) -> Self {
+        match m {
+            MeterArg::Time => Self::Time,
+            MeterArg::Work => Self::Work,
+            MeterArg::Both => Self::Both,
+        }
+    }
+}
+
 /// What `ab` and `bisect` share: where results and fixtures go, the gates.
 #[derive(Debug, clap::Args)]
 pub struct SidesArgs {
@@ -392,10 +416,15 @@ pub struct SidesArgs {
     /// The repository the git refs name (default: the scenario's `[server] source`).
     #[arg(long, value_name = "DIR")]
     pub repo: Option<PathBuf>,
-    /// Timed boots a side (default: the scenario's `[boot] repeats`, at least 8: fewer than 5
-    /// a side cannot reach p < 0.05).
+    /// Boots a side (default: the scenario's `[boot] repeats`, at least 8, or 5 under the
+    /// work meter: fewer than 4 a side cannot reach p < 0.05).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100))]
     pub boots: Option<u32>,
+    /// What the boots measure, overriding the scenario's `[boot] meter`: `work` gates on
+    /// instructions (steady to a few hundredths of a percent on a noisy machine, ~30× slower
+    /// boots), `time` on wall time, `both` on the two.
+    #[arg(long, value_enum, value_name = "METER")]
+    pub meter: Option<MeterArg>,
     /// Directory that receives the run directory.
     #[arg(long, default_value = "results", value_name = "DIR")]
     pub out: PathBuf,
@@ -459,9 +488,12 @@ pub struct BisectArgs {
     /// A later commit where it regressed.
     #[arg(long, value_name = "REF")]
     pub bad: String,
-    /// The metric (catalogue name: time_to_ready, phase.stores_start, subphase.<name>, …).
+    /// The metric (catalogue name: time_to_ready, phase.stores_start, subphase.<name>,
+    /// work.phase.<name>, …). Default: work.time_to_ready when the scenario's `[boot] meter`
+    /// counts work, else time_to_ready; with `meter = "work"` a time metric is read as its
+    /// work twin (phase.X as work.phase.X).
     #[arg(long, value_name = "NAME")]
-    pub metric: String,
+    pub metric: Option<String>,
 }
 
 /// `hsbench serve`.

@@ -11,7 +11,10 @@ use crate::scenario::{self, Scenario};
 /// `hsbench run` (and `seed`, which builds the fixture only).
 pub async fn run(args: &RunArgs, seed_only: bool) -> Result<Outcome, RunCommandError> {
     crate::util::interrupt::watch();
-    let scenario = scenario::load(&args.scenario).map_err(RunError::from)?;
+    let mut scenario = scenario::load(&args.scenario).map_err(RunError::from)?;
+    if let Some(m) = args.meter {
+        scenario.boot.meter = m.into();
+    }
     if let Some(url) = &args.attach {
         if seed_only {
             return Err(RunCommandError::Usage(
@@ -176,7 +179,10 @@ pub async fn serve(args: &ServeArgs) -> Result<Outcome, RunCommandError> {
 pub async fn ab(args: &AbArgs) -> Result<Outcome, super::CliError> {
     crate::util::interrupt::watch();
     let c = &args.common;
-    let scenario = scenario::load(&c.scenario).map_err(|e| RunCommandError::Run(e.into()))?;
+    let mut scenario = scenario::load(&c.scenario).map_err(|e| RunCommandError::Run(e.into()))?;
+    if let Some(m) = c.meter {
+        scenario.boot.meter = m.into();
+    }
     let mut o = crate::run::ab::AbOptions::new(
         &args.base,
         &args.head,
@@ -210,7 +216,10 @@ pub async fn ab(args: &AbArgs) -> Result<Outcome, super::CliError> {
 pub async fn bisect(args: &BisectArgs) -> Result<Outcome, super::CliError> {
     crate::util::interrupt::watch();
     let c = &args.common;
-    let scenario = scenario::load(&c.scenario).map_err(|e| RunCommandError::Run(e.into()))?;
+    let mut scenario = scenario::load(&c.scenario).map_err(|e| RunCommandError::Run(e.into()))?;
+    if let Some(m) = c.meter {
+        scenario.boot.meter = m.into();
+    }
     let o = crate::run::bisect::BisectOptions {
         good: args.good.clone(),
         bad: args.bad.clone(),

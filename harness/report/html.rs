@@ -311,8 +311,14 @@ fn summary_table(h: &mut String, title: &str, s: &BootSummary) {
 fn boot(h: &mut String, r: &RunResult, dir: &Path) {
     h.push_str("<h2 id=\"boot\">Boot</h2>\n");
     let timed: Vec<_> = r.boots.iter().filter(|b| !b.warmup).collect();
+    let work = crate::report::work::html(r);
     if timed.is_empty() {
-        h.push_str("<p class=\"note\">No timed boots in this run.</p>\n");
+        if work.is_empty() {
+            h.push_str("<p class=\"note\">No timed boots in this run.</p>\n");
+        } else {
+            h.push_str("<p class=\"note\">No unmetered timed boots: this run counted work only (<code>[boot] meter = \"work\"</code>).</p>\n");
+            h.push_str(&work);
+        }
         return;
     }
     if let Some(s) = &r.boot_summary {
@@ -331,6 +337,7 @@ fn boot(h: &mut String, r: &RunResult, dir: &Path) {
             s,
         );
     }
+    h.push_str(&work);
     // Box plots across repeats: every phase, time to ready, shutdown; warm and cold apart.
     let mut names: Vec<String> = timed[0].phases.iter().map(|p| p.name.clone()).collect();
     names.push("time to ready".into());

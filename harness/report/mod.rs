@@ -9,6 +9,7 @@ pub mod protocols;
 pub mod servers;
 pub mod svg;
 pub mod sweep;
+pub mod work;
 
 use std::path::Path;
 
@@ -670,6 +671,8 @@ pub fn markdown(r: &RunResult) -> String {
         }
         md.push('\n');
     }
+
+    md.push_str(&work::markdown(r));
 
     let svgs: Vec<&String> = r
         .files

@@ -106,6 +106,21 @@ impl SideSpec {
 /// repeats cannot reach p < 0.05 at all.
 pub const DEFAULT_BOOTS: u32 = 8;
 
+/// Boots a side under the work meter (`[boot] meter = "work"`) when neither `--boots` nor the
+/// scenario asks for more: instruction counts spread by a few hundredths of a percent, so the
+/// rank-sum test's floor decides, and 5 against 5 reaches p = 0.008 (one boot out of place
+/// still 0.016).
+pub const DEFAULT_WORK_BOOTS: u32 = 5;
+
+/// Boots a side `ab` and `bisect` take when not told.
+pub fn default_boots(scenario: &Scenario) -> u32 {
+    let floor = match scenario.boot.meter {
+        crate::scenario::MeterMode::Work => DEFAULT_WORK_BOOTS,
+        _ => DEFAULT_BOOTS,
+    };
+    scenario.boot.repeats.max(floor)
+}
+
 /// How to run `ab`.
 #[derive(Debug, Clone)]
 pub struct AbOptions {
@@ -122,6 +137,10 @@ pub struct AbOptions {
     pub run: RunOptions,
     /// The worktree slots of the two sides.
     pub slots: [String; 2],
+    /// The base's run, measured before (by an earlier `bisect` step): the base is not booted
+    /// again. Only for `[boot] meter = "work"`, whose instruction counts do not drift with
+    /// the machine as wall time does.
+    pub base_run: Option<RunOutcome>,
 }
 
 impl AbOptions {
@@ -135,6 +154,7 @@ impl AbOptions {
             gates: GateOverrides::default(),
             run,
             slots: ["base".into(), "head".into()],
+            base_run: None,
         }
     }
 }
@@ -306,7 +326,14 @@ pub async fn prepare_side(
 /// Base against head: both installed, one fixture, boots in turns, one comparison.
 pub async fn ab(scenario: &Scenario, o: &AbOptions) -> Result<AbOutcome, AbError> {
     let mut scenario = scenario.clone();
-    scenario.boot.repeats = o.boots.unwrap_or(scenario.boot.repeats.max(DEFAULT_BOOTS));
+    scenario.boot.repeats = o.boots.unwrap_or(default_boots(&scenario));
+    if o.base_run.is_some() && scenario.boot.meter != crate::scenario::MeterMode::Work {
+        return Err(AbError::Usage(
+            "a base measured before is reused only under [boot] meter = \"work\": wall time \
+             drifts with the machine, so both sides must boot in turns"
+                .into(),
+        ));
+    }
     if scenario.sweep.is_some() {
         return Err(AbError::Usage(
             "ab compares two servers on one dataset; this scenario is a [sweep]".into(),
@@ -385,10 +412,22 @@ pub async fn ab(scenario: &Scenario, o: &AbOptions) -> Result<AbOutcome, AbError
             r
         }
     };
-    let (rb, rh) = tokio::join!(
-        one(&base, base_opts, turns[0].clone()),
-        one(&head, head_opts, turns[1].clone())
-    );
+    let (rb, rh) = match &o.base_run {
+        Some(b) => {
+            let head_opts = RunOptions {
+                turns: None,
+                ..head_opts
+            };
+            let sc = head.scenario.clone();
+            (Ok(b.clone()), super::run(&sc, &head_opts).await)
+        }
+        None => {
+            tokio::join!(
+                one(&base, base_opts, turns[0].clone()),
+                one(&head, head_opts, turns[1].clone())
+            )
+        }
+    };
     let side_err = |side: &Side, source: RunError| AbError::Side {
         side: side.label.clone(),
         dir: dir.join(&side.label),
@@ -416,7 +455,14 @@ pub async fn ab(scenario: &Scenario, o: &AbOptions) -> Result<AbOutcome, AbError
     } else {
         Vec::new()
     };
-    let md = markdown(&base, &head, &rb.result, &comparison, scenario.boot.repeats);
+    let md = markdown(
+        &base,
+        &head,
+        &rb.result,
+        &comparison,
+        scenario.boot.repeats,
+        o.base_run.is_some(),
+    );
     let write = |name: &str, bytes: &[u8]| {
         let path = dir.join(name);
         crate::util::fs::write_atomic(&path, bytes).map_err(|source| AbError::Output {
@@ -455,6 +501,7 @@ pub fn markdown(
     base_result: &RunResult,
     c: &Comparison,
     boots: u32,
+    base_reused: bool,
 ) -> String {
     let side = |s: &Side| match &s.commit {
         Some(c) if !s.given.starts_with(c.as_str()) => {
@@ -466,10 +513,28 @@ pub fn markdown(
         RunStatus::Complete => "",
         _ => " (base incomplete)",
     };
+    let how = if base_reused {
+        format!(
+            "The head booted {boots} time(s) under the work meter; the base's boots are those \
+             measured before, at {} (instruction counts do not drift with the machine), on the \
+             same fixture.",
+            base_result.started_at
+        )
+    } else {
+        let unit =
+            if base_result.boots.iter().all(|b| b.warmup) && !base_result.work_boots.is_empty() {
+                "boot(s) under the work meter"
+            } else {
+                "timed boot(s)"
+            };
+        format!(
+            "Base and head booted in turns (ABBA…) within one run, {boots} {unit} a side, on one \
+             fixture: a drift of the machine falls on both. Each side's run is in `base/` and \
+             `head/`."
+        )
+    };
     format!(
-        "# ab: {} against {}{status}\n\nBase and head booted in turns (ABBA…) within one run, {boots} timed boot(s) a \
-         side, on one fixture: a drift of the machine falls on both. Each side's run is in \
-         `base/` and `head/`.\n\n{}",
+        "# ab: {} against {}{status}\n\n{how}\n\n{}",
         side(head),
         side(base),
         crate::report::compare::markdown(c)

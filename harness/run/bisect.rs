@@ -3,6 +3,10 @@
 //! (boots in turns, the same gates as `compare`), with a bounded number of boots a side; the
 //! good side is measured again at every step, so a drift of the machine over the bisection
 //! never decides a verdict. The first step checks that the bad ref does regress.
+//!
+//! Under `[boot] meter = "work"` the metric is an instruction count (`work.time_to_ready` by
+//! default): counts do not drift with the machine, so the good side's boots of the first step
+//! serve every later step, and each step boots only the commit it tries.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -18,11 +22,12 @@ use crate::server::git;
 pub struct BisectOptions {
     pub good: String,
     pub bad: String,
-    /// A catalogue name (`time_to_ready`, `phase.stores_start`, `subphase.<name>`, …).
-    pub metric: String,
+    /// A catalogue name (`time_to_ready`, `phase.stores_start`, `subphase.<name>`,
+    /// `work.phase.<name>`, …); `None`: see [`default_metric`].
+    pub metric: Option<String>,
     pub repo: Option<PathBuf>,
-    /// Timed boots a side at each step (default: the scenario's `[boot] repeats`, at least
-    /// 8).
+    /// Boots a side at each step (default: [`super::ab::default_boots`]: the scenario's
+    /// `[boot] repeats`, at least 8, or 5 under the work meter).
     pub boots: Option<u32>,
     pub gates: GateOverrides,
     /// Where the bisection's directory goes; `run_id` names it.
@@ -67,6 +72,20 @@ pub struct BisectResult {
 
 pub const BISECT_SCHEMA_VERSION: u32 = 1;
 
+/// The metric a bisection follows: the one asked for, read as its work twin when the scenario
+/// counts only work (`time_to_ready` → `work.time_to_ready`, `phase.X` → `work.phase.X`);
+/// unasked, `work.time_to_ready` where the work meter runs, else `time_to_ready`.
+pub fn default_metric(scenario: &Scenario, asked: Option<&str>) -> String {
+    use crate::scenario::MeterMode;
+    match (asked, scenario.boot.meter) {
+        (None, MeterMode::Time) => "time_to_ready".into(),
+        (None, _) => "work.time_to_ready".into(),
+        (Some("time_to_ready"), MeterMode::Work) => "work.time_to_ready".into(),
+        (Some(m), MeterMode::Work) if m.starts_with("phase.") => format!("work.{m}"),
+        (Some(m), _) => m.into(),
+    }
+}
+
 /// What `bisect` hands back.
 #[derive(Debug)]
 pub struct BisectOutcome {
@@ -83,8 +102,12 @@ pub async fn bisect(scenario: &Scenario, o: &BisectOptions) -> Result<BisectOutc
         ))
     })?;
     let phases: Vec<String> = profile.phases.iter().map(|p| p.name.clone()).collect();
-    let metric = crate::metrics::catalogue::parse(&o.metric, &phases)
-        .map_err(|e| AbError::Usage(format!("--metric {:?}: {e}", o.metric)))?;
+    let metric_name = default_metric(scenario, o.metric.as_deref());
+    let metric = crate::metrics::catalogue::parse(&metric_name, &phases)
+        .map_err(|e| AbError::Usage(format!("--metric {metric_name:?}: {e}")))?;
+    // Only under "work" alone: with "both" the steps' timed boots must still run in turns.
+    let reuse_good = scenario.boot.meter == crate::scenario::MeterMode::Work
+        && crate::analysis::compare::is_work_metric(&metric_name);
     let repo = o
         .repo
         .clone()
@@ -109,13 +132,11 @@ pub async fn bisect(scenario: &Scenario, o: &BisectOptions) -> Result<BisectOutc
         .clone()
         .unwrap_or_else(|| format!("{}-bisect", super::run_id(scenario)));
     let dir = crate::util::fs::absolute(o.run.results_dir.join(&id));
-    let boots = o
-        .boots
-        .unwrap_or(scenario.boot.repeats.max(super::ab::DEFAULT_BOOTS));
+    let boots = o.boots.unwrap_or(super::ab::default_boots(scenario));
     let mut result = BisectResult {
         schema_version: BISECT_SCHEMA_VERSION,
         scenario: scenario.name.clone(),
-        metric: o.metric.clone(),
+        metric: metric_name.clone(),
         good: o.good.clone(),
         bad: o.bad.clone(),
         range: commits.len(),
@@ -130,8 +151,15 @@ pub async fn bisect(scenario: &Scenario, o: &BisectOptions) -> Result<BisectOutc
             eprintln!("==> [bisect] {m}");
         }
     };
+    if reuse_good {
+        say(&format!(
+            "{metric_name} counts instructions: the good side's boots of step 1 serve every step"
+        ));
+    }
+    // The good side's run, once measured, when it serves every step.
+    let mut good_run: Option<super::RunOutcome> = None;
     // One step: good against commits[i], the verdict on the metric.
-    let step = async |i: usize, result: &mut BisectResult| -> Result<Verdict, AbError> {
+    let mut step = async |i: usize, result: &mut BisectResult| -> Result<Verdict, AbError> {
         let c = &commits[i];
         let short = &c[..12.min(c.len())];
         say(&format!(
@@ -156,16 +184,20 @@ pub async fn bisect(scenario: &Scenario, o: &BisectOptions) -> Result<BisectOutc
         ab_opts.boots = Some(boots);
         ab_opts.gates = o.gates.clone();
         ab_opts.slots = ["good".into(), "probe".into()];
+        ab_opts.base_run = good_run.clone();
         let out = ab(scenario, &ab_opts).await?;
+        if reuse_good && good_run.is_none() {
+            good_run = Some(out.base.clone());
+        }
         let m = out
             .comparison
             .metrics
             .iter()
-            .find(|m| m.metric == o.metric)
+            .find(|m| m.metric == metric_name)
             .ok_or_else(|| {
                 AbError::Usage(format!(
                     "--metric {:?} was not measured by this scenario (measured: {})",
-                    o.metric,
+                    metric_name,
                     out.comparison
                         .metrics
                         .iter()
@@ -175,10 +207,10 @@ pub async fn bisect(scenario: &Scenario, o: &BisectOptions) -> Result<BisectOutc
                 ))
             })?;
         say(&format!(
-            "{short}: {} → {} ({:+.1}%, p = {}): {}",
+            "{short}: {} → {} ({}, p = {}): {}",
             crate::metrics::catalogue::format(&m.metric, m.baseline_median),
             crate::metrics::catalogue::format(&m.metric, m.candidate_median),
-            (m.ratio - 1.0) * 100.0,
+            crate::report::compare::fmt_change(&m.metric, m.ratio - 1.0),
             m.p_value.map_or("–".into(), |p| format!("{p:.3}")),
             m.verdict.arrow()
         ));
@@ -239,13 +271,18 @@ pub fn markdown(r: &BisectResult) -> String {
     let mut s = format!("# bisect: {} from {} to {}\n\n", r.metric, r.good, r.bad);
     match (&r.first_bad, &r.first_bad_subject) {
         (Some(c), subject) => s.push_str(&format!(
-            "**First bad commit: {} {}** ({} commit(s) in the range, {} step(s), {} timed boots a side \
+            "**First bad commit: {} {}** ({} commit(s) in the range, {} step(s), {} {} a side \
              per step, {:.0} s).\n\n",
             &c[..12.min(c.len())],
             subject.as_deref().unwrap_or(""),
             r.range,
             r.steps.len(),
             r.boots_per_side,
+            if crate::analysis::compare::is_work_metric(&r.metric) {
+                "boots under the work meter"
+            } else {
+                "timed boots"
+            },
             r.seconds
         )),
         _ if r.steps.is_empty() => s.push_str("Not finished.\n\n"),
@@ -262,7 +299,7 @@ pub fn markdown(r: &BisectResult) -> String {
     s.push_str("|---:|---|---:|---|---:|---:|---:|---:|---|\n");
     for (i, st) in r.steps.iter().enumerate() {
         s.push_str(&format!(
-            "| {} | {} | {}/{} | {} | {} | {} | {:+.1}% | {} | {} |\n",
+            "| {} | {} | {}/{} | {} | {} | {} | {} | {} | {} |\n",
             i + 1,
             &st.commit[..12.min(st.commit.len())],
             st.position,
@@ -270,7 +307,7 @@ pub fn markdown(r: &BisectResult) -> String {
             st.subject.replace('|', "\\|"),
             crate::metrics::catalogue::format(&r.metric, st.good_median),
             crate::metrics::catalogue::format(&r.metric, st.median),
-            st.change * 100.0,
+            crate::report::compare::fmt_change(&r.metric, st.change),
             st.p_value.map_or("–".into(), |p| format!("{p:.3}")),
             st.verdict.arrow()
         ));

@@ -179,7 +179,7 @@ impl Default for RunOptions {
 }
 
 /// What a finished run hands back.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct RunOutcome {
     pub run_dir: PathBuf,
     pub result: RunResult,
