@@ -78,6 +78,9 @@ pub fn render(r: &RunResult, dir: &Path) -> String {
     }
     alerts(&mut h, r);
     let mut nav = vec![("boot", "Boot")];
+    if !r.work_boots.is_empty() {
+        nav.push(("work", "Work"));
+    }
     for (present, id, label) in [
         (r.herd.is_some(), "herd", "Herd"),
         (r.triggered.is_some(), "triggered", "Triggered herd"),

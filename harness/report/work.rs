@@ -37,17 +37,22 @@ pub fn rows(r: &RunResult) -> Vec<WorkRow> {
             }
         }
     }
+    // work.time_to_ready ends at a marker (Synapse: `listening`): the unmetered boots' time
+    // to that marker stands beside it.
+    let ready_marker = r
+        .work_boots
+        .iter()
+        .find_map(|b| b.work.as_ref()?.to_ready_marker.clone());
     let time = |metric: &str| -> Option<f64> {
         let s = r.boot_summary.as_ref()?;
-        match metric.strip_prefix("work.phase.") {
-            Some(p) => s
-                .phases
-                .iter()
-                .find(|n| n.name == p)
-                .and_then(|n| n.stat.as_ref())
-                .map(|st| st.median),
-            None => None,
-        }
+        let (list, name) = match metric.strip_prefix("work.phase.") {
+            Some(p) => (&s.phases, p),
+            None => (&s.points, ready_marker.as_deref()?),
+        };
+        list.iter()
+            .find(|n| n.name == name)
+            .and_then(|n| n.stat.as_ref())
+            .map(|st| st.median)
     };
     samples
         .into_iter()
