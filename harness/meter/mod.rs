@@ -191,15 +191,7 @@ impl Meter {
         .arg("--")
         .arg(cmd.get_program())
         .args(cmd.get_args());
-        for (k, v) in cmd.get_envs() {
-            match v {
-                Some(v) => w.env(k, v),
-                None => w.env_remove(k),
-            };
-        }
-        if let Some(dir) = cmd.get_current_dir() {
-            w.current_dir(dir);
-        }
+        crate::util::process::carry_over(cmd, &mut w);
         w.env("PYTHONHASHSEED", "0");
         if let Some(dir) = &self.hook_dir {
             let mut path = dir.as_os_str().to_owned();

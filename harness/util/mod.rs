@@ -1,11 +1,12 @@
 //! Floor 1: helpers every floor may use (files, formatting, clocks, source spans, signals,
-//! thread priorities).
+//! child processes, thread priorities).
 
 pub mod exit;
 pub mod fmt;
 pub mod fs;
 pub mod interrupt;
 pub mod owner;
+pub mod process;
 pub mod span;
 pub mod thread;
 pub mod time;
