@@ -18,8 +18,11 @@ fn all_names(phases: &[String]) -> Vec<String> {
     let mut out = Vec::new();
     for e in CATALOGUE {
         let bases: Vec<String> = match e.name {
-            "phase.<name>" => phases.iter().map(|p| format!("phase.{p}")).collect(),
-            "work.phase.<name>" => phases.iter().map(|p| format!("work.phase.{p}")).collect(),
+            // `phase.<name>`, `work.phase.<name>`, `work.db.phase.<name>`: one per phase.
+            n if n.ends_with("phase.<name>") => {
+                let prefix = n.trim_end_matches("<name>");
+                phases.iter().map(|p| format!("{prefix}{p}")).collect()
+            }
             "milestone.<name>" => MILESTONES
                 .iter()
                 .map(|m| format!("milestone.{m}"))

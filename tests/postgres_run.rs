@@ -248,3 +248,85 @@ async fn external_postgres_database() {
     assert_eq!(users.trim(), "40");
     pg.stop().await;
 }
+
+/// Under the work meter on a private cluster, PostgreSQL's share of each boot is counted by
+/// the database itself (pg_stat_statements, the server's database only): statements, rows and
+/// pages touched per phase and to the marker `work.time_to_ready` ends at, beside Synapse's
+/// instructions; they become `work.db.*` metrics in every output.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn work_meter_counts_the_database_share_per_phase() {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let sc = scenario::load(&manifest.join("tests/scenarios/tiny-postgres-work.toml")).unwrap();
+    let sandbox = common::Sandbox::new();
+    let out = run(&sc, &sandbox.opts)
+        .await
+        .unwrap_or_else(|e| panic!("run failed: {e}"));
+    let r = &out.result;
+    assert_eq!(r.status, RunStatus::Complete);
+    assert!(r.boots.is_empty(), "meter = \"work\" times no boot");
+    assert_eq!(r.work_boots.len(), 3);
+    for b in &r.work_boots {
+        let w = b.work.as_ref().expect("the boot's work");
+        assert_eq!(w.to_ready_marker.as_deref(), Some("listening"), "{w:?}");
+        assert!(w.to_ready.is_some_and(|n| n > 1_000_000_000), "{w:?}");
+        let db = w.db.as_ref().expect("the database's share");
+        let to_ready = db.to_ready.expect("counts at `listening`");
+        assert!(to_ready.calls > 100 && to_ready.blocks() > 100, "{db:?}");
+        assert!(to_ready.rows > 0, "{db:?}");
+        // Counters only grow: to ready holds the marker's, and each phase is inside it.
+        assert!(db.at_ready.calls >= to_ready.calls && db.at_ready.blocks() >= to_ready.blocks());
+        let phase = |name: &str| {
+            db.phases
+                .iter()
+                .find(|p| p.name == name)
+                .and_then(|p| p.counts)
+                .unwrap_or_else(|| panic!("phase {name}: {:?}", db.phases))
+        };
+        // Synapse checks the schema in db_prepare and fills its caches in stores_start: both
+        // run statements against the fixture's tables.
+        assert!(phase("db_prepare").calls > 0, "{db:?}");
+        assert!(phase("stores_start").calls > 0 && phase("stores_start").blocks() > 0);
+        let phases: u64 = db
+            .phases
+            .iter()
+            .filter_map(|p| p.counts)
+            .map(|c| c.calls)
+            .sum();
+        assert!(phases <= db.at_ready.calls, "{db:?}");
+        assert!(!db.statements.is_empty() && db.statements.len() <= 15);
+        for s in &db.statements {
+            assert!(!s.statement.is_empty());
+            assert!(
+                s.counts.calls >= 1 && s.counts.blocks() <= db.at_ready.blocks(),
+                "{s:?}"
+            );
+        }
+        assert!(
+            db.statements
+                .windows(2)
+                .all(|p| p[0].counts.blocks() >= p[1].counts.blocks()),
+            "{:?}",
+            db.statements
+        );
+        // hsbench's own reads of the counters run in `postgres`, never counted as Synapse's.
+        assert!(
+            db.statements
+                .iter()
+                .all(|s| !s.statement.contains("pg_stat_statements")),
+            "{:?}",
+            db.statements
+        );
+    }
+    let md = std::fs::read_to_string(out.run_dir.join("summary.md")).unwrap();
+    assert!(md.contains("| work.db.blocks |"), "{md}");
+    assert!(md.contains("| work.db.phase.stores_start |"), "{md}");
+    assert!(md.contains("PostgreSQL's share"), "{md}");
+    let html = std::fs::read_to_string(out.run_dir.join("report.html")).unwrap();
+    assert!(html.contains("PostgreSQL&#39;s share") || html.contains("PostgreSQL's share"));
+    let bmf: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.run_dir.join("bmf.json")).unwrap())
+            .unwrap();
+    let blocks = &bmf["tiny-postgres-work/work.db.blocks"]["count"]["value"];
+    assert!(blocks.as_f64().is_some_and(|v| v > 100.0), "{bmf}");
+    assert!(bmf["tiny-postgres-work/work.time_to_ready"]["instructions"]["value"].is_number());
+}

@@ -279,9 +279,9 @@ pub fn ratio_ci(a: &[f64], b: &[f64]) -> (f64, f64) {
     (q(0.025), q(0.975))
 }
 
-/// Instructions counted by the work meter (`work.*`).
+/// Counted under the work meter (`work.*`: instructions, and the database's own counters).
 pub fn is_work_metric(metric: &str) -> bool {
-    catalogue::unit_of(metric) == Unit::Instructions
+    catalogue::is_work(metric)
 }
 
 /// A work metric's noise threshold is measured, not assumed: this many standard deviations of
@@ -659,7 +659,9 @@ fn attribute(
 ) -> Vec<WorkAttribution> {
     metrics
         .iter()
-        .filter(|m| m.verdict == Verdict::Regressed && is_work_metric(&m.metric))
+        .filter(|m| {
+            m.verdict == Verdict::Regressed && catalogue::unit_of(&m.metric) == Unit::Instructions
+        })
         .map(|m| {
             let (a, b) = (
                 boot_functions(baseline, &m.metric),

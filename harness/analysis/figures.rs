@@ -105,6 +105,18 @@ pub fn work_values(b: &BootRecord) -> Vec<(String, f64)> {
             out.push((format!("work.phase.{}", ph.name), n as f64));
         }
     }
+    if let Some(db) = &w.db {
+        if let Some(n) = &db.to_ready {
+            out.push(("work.db.blocks".to_string(), n.blocks() as f64));
+            out.push(("work.db.calls".to_string(), n.calls as f64));
+            out.push(("work.db.rows".to_string(), n.rows as f64));
+        }
+        for ph in &db.phases {
+            if let Some(n) = &ph.counts {
+                out.push((format!("work.db.phase.{}", ph.name), n.blocks() as f64));
+            }
+        }
+    }
     out
 }
 

@@ -126,8 +126,11 @@ pub fn parse_part(path: &Path, text: &str) -> Result<Part, MeterError> {
             "desc" => {
                 if let Some(t) = value.trim().strip_prefix("Trigger:") {
                     let t = t.trim();
+                    // `Client Request: NAME` from the in-process hook, `dump NAME` from
+                    // `callgrind_control --dump=NAME` (valgrind 3.19), `--dump=NAME` before it.
                     trigger = t
                         .strip_prefix("Client Request:")
+                        .or_else(|| t.strip_prefix("dump "))
                         .or_else(|| t.strip_prefix("--dump="))
                         .map(|s| s.trim().to_string());
                 }
@@ -230,6 +233,13 @@ fn=(11) main_loop'2
         assert_eq!(p.functions["0x00000000000061b0 [libffi.so.8]"], 22 + 54);
         assert_eq!(p.functions["helper"], 82);
         assert_eq!(p.functions["main_loop"], 760);
+    }
+
+    #[test]
+    fn an_external_dump_is_named_by_callgrind_control_s_argument() {
+        let text = PART.replace("Client Request: stores_start", "dump opened_database");
+        let p = parse_part(Path::new("x"), &text).unwrap();
+        assert_eq!(p.trigger.as_deref(), Some("opened_database"));
     }
 
     #[test]

@@ -23,6 +23,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+pub use crate::server::postgres::{DbCounts, DbStatementCounts};
+
 /// Boot timeouts are multiplied by this under the meter (callgrind runs Synapse 27–35× slower
 /// than natively on the development VM).
 pub const TIMEOUT_FACTOR: u32 = 50;
@@ -310,6 +312,77 @@ pub struct BootWork {
     pub to_ready_marker: Option<String>,
     /// The whole process, spawn to exit (shutdown and whatever ran after ready included).
     pub total: u64,
+    /// On a private PostgreSQL cluster: the database's share of the boot, by its own
+    /// counters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub db: Option<DbWork>,
+}
+
+/// Statements kept in [`DbWork::statements`].
+pub const TOP_STATEMENTS: usize = 15;
+
+/// The private PostgreSQL cluster's work during one metered boot, from `pg_stat_statements`
+/// (reset just before the server is spawned; the server's database only).
+///
+/// The database's counters are read when hsbench reads a marker's line, not at the exact
+/// instruction the line was written (PostgreSQL runs outside the meter): a statement that ends
+/// between the two counts in the phase before. Under the meter the server runs ~30× slower,
+/// so that window is a small share of a phase; the spread of the counts over the metered boots
+/// says how small.
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize)]
+pub struct DbWork {
+    /// From the reset to each marker.
+    pub at_marker: BTreeMap<String, DbCounts>,
+    pub phases: Vec<DbPhaseWork>,
+    /// From the reset to [`BootWork::to_ready_marker`] (`work.db.blocks`, `work.db.calls`,
+    /// `work.db.rows`).
+    pub to_ready: Option<DbCounts>,
+    /// From the reset to ready (hsbench's probe answered).
+    pub at_ready: DbCounts,
+    /// The statements that touched the most pages, reset to ready (at most
+    /// [`TOP_STATEMENTS`]).
+    pub statements: Vec<DbStatementCounts>,
+}
+
+/// One phase's share of the database's work.
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize)]
+pub struct DbPhaseWork {
+    pub name: String,
+    /// `None` when a boundary was not read.
+    pub counts: Option<DbCounts>,
+}
+
+impl DbWork {
+    /// The database's work per phase from the counts read at each marker; `phases` are the
+    /// profile's (name, from, to), `to_ready_marker` the marker the server's own count ends at.
+    pub fn from_reads(
+        at_marker: BTreeMap<String, DbCounts>,
+        phases: &[(String, String, String)],
+        to_ready_marker: Option<&str>,
+        at_ready: DbCounts,
+        statements: Vec<DbStatementCounts>,
+    ) -> Self {
+        let point = |name: &str| -> Option<DbCounts> {
+            if name == "spawn" {
+                return Some(DbCounts::default());
+            }
+            at_marker.get(name).copied()
+        };
+        let phases = phases
+            .iter()
+            .map(|(name, from, to)| DbPhaseWork {
+                name: name.clone(),
+                counts: point(from).zip(point(to)).map(|(a, b)| b.since(&a)),
+            })
+            .collect();
+        Self {
+            to_ready: to_ready_marker.and_then(|m| at_marker.get(m).copied()),
+            at_marker,
+            phases,
+            at_ready,
+            statements,
+        }
+    }
 }
 
 impl BootWork {
@@ -376,6 +449,7 @@ impl BootWork {
             at_marker,
             phases,
             total,
+            db: None,
         }
     }
 }

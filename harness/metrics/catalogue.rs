@@ -173,6 +173,30 @@ pub const CATALOGUE: &[Entry] = &[
         "instructions under the work meter in one init phase of the server's profile (phases between two log markers; not those ending at a milestone hsbench observes from outside)",
     ),
     e(
+        "work.db.blocks",
+        Count,
+        Work,
+        "private PostgreSQL cluster, under the work meter: shared buffer pages the server's statements touched (pg_stat_statements shared_blks_hit + shared_blks_read) from spawn to the marker work.time_to_ready ends at",
+    ),
+    e(
+        "work.db.calls",
+        Count,
+        Work,
+        "private PostgreSQL cluster, under the work meter: statements the server ran (pg_stat_statements calls, nested ones included) from spawn to the marker work.time_to_ready ends at",
+    ),
+    e(
+        "work.db.rows",
+        Count,
+        Work,
+        "private PostgreSQL cluster, under the work meter: rows the server's statements returned or changed, spawn to the marker work.time_to_ready ends at",
+    ),
+    e(
+        "work.db.phase.<name>",
+        Count,
+        Work,
+        "private PostgreSQL cluster, under the work meter: shared buffer pages touched in one init phase (counters read when hsbench reads the phase's marker lines)",
+    ),
+    e(
         "data_size",
         Bytes,
         Run,
@@ -446,7 +470,12 @@ pub fn parse(name: &str, phases: &[String]) -> Result<Metric, UnknownMetric> {
         }
     };
     let (prefix, base) = split_prefix(name);
-    let (entry, arg) = if let Some(p) = base.strip_prefix("work.phase.") {
+    let (entry, arg) = if let Some(p) = base.strip_prefix("work.db.phase.") {
+        if !phases.iter().any(|q| q == p) {
+            return Err(unknown());
+        }
+        (entry("work.db.phase.<name>"), Some(p.to_string()))
+    } else if let Some(p) = base.strip_prefix("work.phase.") {
         if !phases.iter().any(|q| q == p) {
             return Err(unknown());
         }
@@ -493,7 +522,9 @@ fn split_prefix(name: &str) -> (&'static str, &str) {
 /// The unit of a metric name (milliseconds for a name the catalogue lacks).
 pub fn unit_of(name: &str) -> Unit {
     let (_, base) = split_prefix(name);
-    let family = if base.starts_with("work.phase.") {
+    let family = if base.starts_with("work.db.phase.") {
+        "work.db.phase.<name>"
+    } else if base.starts_with("work.phase.") {
         "work.phase.<name>"
     } else if base.starts_with("phase.") {
         "phase.<name>"
@@ -505,6 +536,12 @@ pub fn unit_of(name: &str) -> Unit {
         base
     };
     entry(family).map_or(Unit::Ms, |e| e.unit)
+}
+
+/// A metric counted under the work meter (`work.*`: instructions, and a private PostgreSQL
+/// cluster's own counters).
+pub fn is_work(name: &str) -> bool {
+    name.starts_with("work.")
 }
 
 /// Format a value of the metric `name` in its unit.
@@ -519,6 +556,7 @@ pub fn hint(phases: &[String]) -> String {
         .map(|e| match e.name {
             "phase.<name>" => format!("phase.<{}>", phases.join("|")),
             "work.phase.<name>" => format!("work.phase.<{}>", phases.join("|")),
+            "work.db.phase.<name>" => format!("work.db.phase.<{}>", phases.join("|")),
             "milestone.<name>" => format!("milestone.<{}>", MILESTONES.join("|")),
             n => n.to_string(),
         })
@@ -558,7 +596,7 @@ mod tests {
         for e in CATALOGUE {
             let name = e.name.replace(
                 "<name>",
-                if e.name.starts_with("phase") || e.name.starts_with("work.phase") {
+                if e.name.starts_with("phase") || e.name.contains(".phase") {
                     "db_prepare"
                 } else {
                     "port_open"

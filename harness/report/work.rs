@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use crate::boot::BootRecord;
-use crate::metrics::catalogue::fmt_instructions;
+use crate::metrics::catalogue::{self, fmt_instructions};
 use crate::result::RunResult;
 use crate::stats::spread::median;
 use crate::util::fmt::{esc, fmt_ms};
@@ -45,7 +45,10 @@ pub fn rows(r: &RunResult) -> Vec<WorkRow> {
         .find_map(|b| b.work.as_ref()?.to_ready_marker.clone());
     let time = |metric: &str| -> Option<f64> {
         let s = r.boot_summary.as_ref()?;
-        let (list, name) = match metric.strip_prefix("work.phase.") {
+        let phase = metric
+            .strip_prefix("work.db.phase.")
+            .or_else(|| metric.strip_prefix("work.phase."));
+        let (list, name) = match phase {
             Some(p) => (&s.phases, p),
             None => (&s.points, ready_marker.as_deref()?),
         };
@@ -74,6 +77,20 @@ pub fn rows(r: &RunResult) -> Vec<WorkRow> {
             }
         })
         .collect()
+}
+
+/// The private PostgreSQL cluster's statements that touched the most pages, reset to ready, in
+/// the boot whose page count to ready is the median one.
+pub fn top_statements(r: &RunResult) -> Vec<crate::meter::DbStatementCounts> {
+    let mut dbs: Vec<&crate::meter::DbWork> = r
+        .work_boots
+        .iter()
+        .filter_map(|b| b.work.as_ref()?.db.as_ref())
+        .collect();
+    dbs.sort_by_key(|d| d.at_ready.blocks());
+    dbs.get(dbs.len() / 2)
+        .map(|d| d.statements.clone())
+        .unwrap_or_default()
 }
 
 /// The most expensive functions to ready (self cost, summed over the phases to ready) of the
@@ -142,9 +159,9 @@ pub fn markdown(r: &RunResult) -> String {
         md.push_str(&format!(
             "| {} | {} | {} | {} | {:.3}% | {} |\n",
             w.metric,
-            fmt_instructions(w.median),
-            fmt_instructions(w.min),
-            fmt_instructions(w.max),
+            catalogue::format(&w.metric, w.median),
+            catalogue::format(&w.metric, w.min),
+            catalogue::format(&w.metric, w.max),
             w.spread * 100.0,
             w.time_ms.map_or("–".into(), fmt_ms)
         ));
@@ -162,6 +179,24 @@ pub fn markdown(r: &RunResult) -> String {
                 "| `{}` | {} |\n",
                 name.replace('|', "\\|"),
                 fmt_instructions(*n as f64)
+            ));
+        }
+    }
+    let statements = top_statements(r);
+    if !statements.is_empty() {
+        md.push_str(
+            "\nPostgreSQL's share (`work.db.*`, its own counters from pg_stat_statements, read when \
+             hsbench reads each marker's line): the statements that touched the most pages, spawn \
+             to ready, the median boot:\n\n| statement | calls | rows | blocks hit | blocks read |\n|---|---:|---:|---:|---:|\n",
+        );
+        for st in &statements {
+            md.push_str(&format!(
+                "| `{}` | {} | {} | {} | {} |\n",
+                st.statement.replace('|', "\\|"),
+                st.counts.calls,
+                st.counts.rows,
+                st.counts.shared_blks_hit,
+                st.counts.shared_blks_read
             ));
         }
     }
@@ -187,9 +222,9 @@ pub fn html(r: &RunResult) -> String {
         h.push_str(&format!(
             "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{:.3}%</td><td class=\"num\">{}</td></tr>\n",
             esc(&w.metric),
-            fmt_instructions(w.median),
-            fmt_instructions(w.min),
-            fmt_instructions(w.max),
+            catalogue::format(&w.metric, w.median),
+            catalogue::format(&w.metric, w.min),
+            catalogue::format(&w.metric, w.max),
             w.spread * 100.0,
             w.time_ms.map_or("–".into(), fmt_ms)
         ));
@@ -203,6 +238,23 @@ pub fn html(r: &RunResult) -> String {
                 "<tr><td><code>{}</code></td><td class=\"num\">{}</td></tr>\n",
                 esc(name),
                 fmt_instructions(*n as f64)
+            ));
+        }
+        h.push_str("</table>\n");
+    }
+    let statements = top_statements(r);
+    if !statements.is_empty() {
+        h.push_str(
+            "<p class=\"note\">PostgreSQL's share (work.db.*, its own counters from pg_stat_statements, read when hsbench reads each marker's line): the statements that touched the most pages, spawn to ready, the median boot.</p>\n<table><tr><th>statement</th><th>calls</th><th>rows</th><th>blocks hit</th><th>blocks read</th></tr>\n",
+        );
+        for st in &statements {
+            h.push_str(&format!(
+                "<tr><td><code>{}</code></td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>\n",
+                esc(&st.statement),
+                st.counts.calls,
+                st.counts.rows,
+                st.counts.shared_blks_hit,
+                st.counts.shared_blks_read
             ));
         }
         h.push_str("</table>\n");

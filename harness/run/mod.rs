@@ -891,19 +891,34 @@ impl DbProcesses {
     /// Before a cold boot: restart the private cluster (its shared buffers hold what the last
     /// boot read; a fresh postmaster starts with them empty). `false`: there is none.
     async fn restart(&self) -> Result<bool, RunError> {
+        self.restart_with(&[]).await
+    }
+
+    /// Restart the private cluster with `settings` (none: the defaults); `false`: there is
+    /// none, or it never started (no log yet).
+    async fn restart_with(&self, settings: &[&str]) -> Result<bool, RunError> {
         let mut guard = self.cluster.lock().await;
-        // A cluster that never started (no log yet) is not restarted.
-        let Some((c, log)) = guard
-            .as_mut()
-            .and_then(|c| c.log_path().map(|log| (c, log)))
-        else {
+        let Some(c) = guard.as_mut() else {
             return Ok(false);
         };
-        let port = c.port();
-        c.stop().await;
-        c.start(port, &log).await?;
+        if !c.restart_with(settings).await? {
+            return Ok(false);
+        }
         *self.now.lock().expect("db state") = DbNow::of(Some(c), self.threshold);
         Ok(true)
+    }
+
+    /// The private cluster restarted to count its statements (`pg_stat_statements`), for the
+    /// boots under the work meter; `None`: there is no private cluster.
+    async fn count_statements(
+        &self,
+    ) -> Result<Option<crate::server::postgres::StatCounter>, RunError> {
+        use crate::server::postgres::STAT_STATEMENTS_SETTINGS;
+        if !self.restart_with(STAT_STATEMENTS_SETTINGS).await? {
+            return Ok(None);
+        }
+        let guard = self.cluster.lock().await;
+        Ok(guard.as_ref().map(|c| c.stat_counter()).transpose()?)
     }
 }
 

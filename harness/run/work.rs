@@ -1,13 +1,17 @@
 //! Boots under the work meter (`[boot] meter = "work"` or `"both"`): each counts the server's
 //! instructions per phase under callgrind (see [`crate::meter`]).
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use super::{Ctx, DbProcesses, RunError, boot_spec, restore_before_boot};
 use crate::boot::{BootRecord, boot};
 use crate::dataset::fixture::Fixture;
-use crate::meter::{MarkKind, Meter, MeterRecord, TIMEOUT_FACTOR, read_boot};
+use crate::meter::{
+    DbCounts, DbWork, MarkKind, Meter, MeterRecord, TIMEOUT_FACTOR, TOP_STATEMENTS, read_boot,
+};
 use crate::scenario::DatabaseKind;
+use crate::server::postgres::PG_DATABASE;
 use crate::server::{Instance, ServerProfile};
 use crate::stats::spread::median;
 use crate::util::fmt::fmt_ms;
@@ -80,6 +84,14 @@ pub(super) async fn metered_boots(
         .map(|p| (p.name.clone(), p.from.clone(), p.to.clone()))
         .collect();
     let fixture = metered_fixture(ctx);
+    // A private PostgreSQL cluster counts its own work per statement during these boots.
+    let counter = db.count_statements().await?;
+    if counter.is_some() {
+        ctx.say(
+            "work meter: the private PostgreSQL cluster counts its statements \
+             (pg_stat_statements: calls, rows, shared blocks hit + read)",
+        );
+    }
     let keep = std::env::var_os("HSBENCH_KEEP_CALLGRIND").is_some();
     for i in 1..=scenario.boot.repeats {
         let turn = ctx.turn().await;
@@ -94,11 +106,49 @@ pub(super) async fn metered_boots(
         let prefix = dir.join(format!("{label}.callgrind"));
         crate::meter::remove_output(&prefix);
         spec.command = meter.wrap(&spec.command, &prefix, &markers);
-        if marks == MarkKind::External {
-            let m = meter.clone();
-            spec.on_marker = Some(Arc::new(move |pid, name| m.mark_external(pid, name)));
+        let db_reads: Arc<Mutex<BTreeMap<String, DbCounts>>> = Default::default();
+        if let Some(c) = &counter {
+            let c = c.clone();
+            tokio::task::spawn_blocking(move || c.reset())
+                .await
+                .expect("pg_stat_statements reset task")?;
+        }
+        let external = (marks == MarkKind::External).then(|| meter.clone());
+        if external.is_some() || counter.is_some() {
+            let (c, reads) = (counter.clone(), db_reads.clone());
+            spec.on_marker = Some(Arc::new(move |pid, name| {
+                if let Some(m) = &external {
+                    m.mark_external(pid, name);
+                }
+                // Read on the log reader's thread, before it reads on: a psql round trip.
+                if let Some(c) = &c
+                    && let Ok(n) = c.totals(PG_DATABASE)
+                {
+                    reads
+                        .lock()
+                        .expect("db reads")
+                        .entry(name.to_string())
+                        .or_insert(n);
+                }
+            }));
         }
         let server = boot(spec).await?;
+        let at_ready = match &counter {
+            Some(c) => {
+                let c = c.clone();
+                Some(
+                    tokio::task::spawn_blocking(move || {
+                        Ok::<_, crate::server::ServerError>((
+                            c.totals(PG_DATABASE)?,
+                            c.top(PG_DATABASE, TOP_STATEMENTS)?,
+                        ))
+                    })
+                    .await
+                    .expect("pg_stat_statements read task")?,
+                )
+            }
+            None => None,
+        };
         // Callgrind writes its last part at exit: the shutdown gets the meter's slowdown too.
         let mut rec = server
             .stop(scenario.boot.shutdown_timeout * 10, &run_dir)
@@ -115,16 +165,43 @@ pub(super) async fn metered_boots(
             .map(|m| m.name.clone())
             .collect();
         let (p, ph) = (prefix.clone(), phases.clone());
-        let work =
+        let mut work =
             tokio::task::spawn_blocking(move || read_boot(&p, marks, &ph, &ready_markers, keep))
                 .await
                 .expect("callgrind read task")?;
-        ctx.say(&format!(
-            "  {} instructions to {} (ready in {} under the meter)",
-            crate::metrics::catalogue::Unit::Instructions.format(work.to_ready.unwrap_or(0) as f64),
-            work.to_ready_marker.as_deref().unwrap_or("no marker"),
-            fmt_ms(rec.time_to_ready_ms),
-        ));
+        if let Some((ready, statements)) = at_ready {
+            let reads = std::mem::take(&mut *db_reads.lock().expect("db reads"));
+            let dbw = DbWork::from_reads(
+                reads,
+                &phases,
+                work.to_ready_marker.as_deref(),
+                ready,
+                statements,
+            );
+            if let Some(n) = dbw.to_ready {
+                ctx.say(&format!(
+                    "  PostgreSQL: {} statements, {} rows, {} blocks (hit + read) to {}",
+                    n.calls,
+                    n.rows,
+                    n.blocks(),
+                    work.to_ready_marker.as_deref().unwrap_or("ready"),
+                ));
+            }
+            work.db = Some(dbw);
+        }
+        let instructions = |n: u64| crate::metrics::catalogue::Unit::Instructions.format(n as f64);
+        ctx.say(&match (work.to_ready, &work.to_ready_marker) {
+            (Some(n), Some(marker)) => format!(
+                "  {} instructions to {marker} (ready in {} under the meter)",
+                instructions(n),
+                fmt_ms(rec.time_to_ready_ms),
+            ),
+            _ => format!(
+                "  no marker was counted: {} instructions in the whole process, no work.* \
+                 metric from this boot",
+                instructions(work.total),
+            ),
+        });
         rec.work = Some(work);
         if keep {
             ctx.result
@@ -136,6 +213,10 @@ pub(super) async fn metered_boots(
         ctx.result.meter = Some(record(&meter, marks, ctx));
         ctx.save()?;
         drop(turn);
+    }
+    // The boots after these (profiled, workloads) run on the cluster's defaults again.
+    if counter.is_some() {
+        db.restart_with(&[]).await?;
     }
     // Without HSBENCH_KEEP_CALLGRIND the parts were read and removed: no empty directory left.
     let _ = std::fs::remove_dir(&dir);

@@ -160,6 +160,16 @@ const BUILD_SETTINGS: &[&str] = &[
     "max_wal_senders=0",
 ];
 
+/// The settings under which the private cluster counts its own work per statement
+/// (`pg_stat_statements`, for boots under the work meter): every statement, nested ones
+/// included, nothing kept across restarts.
+pub const STAT_STATEMENTS_SETTINGS: &[&str] = &[
+    "shared_preload_libraries=pg_stat_statements",
+    "pg_stat_statements.track=all",
+    "pg_stat_statements.save=off",
+    "pg_stat_statements.max=10000",
+];
+
 /// A private PostgreSQL cluster.
 pub struct PgCluster {
     pub bins: PgBinaries,
@@ -345,6 +355,30 @@ impl PgCluster {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Stop the running cluster and start it again on its port with `settings` (none: the
+    /// defaults); `false` when it never started.
+    pub async fn restart_with(&mut self, settings: &[&str]) -> Result<bool, ServerError> {
+        let Some(log) = self.log_path() else {
+            return Ok(false);
+        };
+        let port = self.port;
+        self.stop().await;
+        self.start_with(port, &log, settings).await?;
+        Ok(true)
+    }
+
+    /// The statement counters of this running cluster, started with
+    /// [`STAT_STATEMENTS_SETTINGS`]: creates the extension in the `postgres` database (the
+    /// server's own database is left as the fixture has it).
+    pub fn stat_counter(&self) -> Result<StatCounter, ServerError> {
+        let c = StatCounter {
+            bins: self.bins.clone(),
+            port: self.port,
+        };
+        c.psql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")?;
+        Ok(c)
     }
 
     /// Run SQL as the cluster's superuser against `database`.
@@ -590,7 +624,6 @@ fn keep_slowest(kept: &mut Vec<DbStatement>, s: DbStatement) {
 }
 
 /// Whitespace collapsed, cut after [`STATEMENT_CHARS`] characters (with `…`).
-#[cfg(test)]
 fn collapse(s: &str) -> String {
     cut(s.split_whitespace().collect::<Vec<_>>().join(" "))
 }
@@ -624,6 +657,141 @@ fn parse_duration_line(line: &str) -> Option<(f64, f64, &str)> {
         return None;
     };
     Some((stamp_ms, ms, text))
+}
+
+/// PostgreSQL's own count of the work it did for one database: statements run, rows they
+/// returned or touched, and shared buffer pages they hit or read (`pg_stat_statements`). The
+/// same statements over the same data give the same counts, whatever the machine's speed.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    schemars::JsonSchema,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+pub struct DbCounts {
+    pub calls: u64,
+    pub rows: u64,
+    pub shared_blks_hit: u64,
+    pub shared_blks_read: u64,
+}
+
+impl DbCounts {
+    /// Pages the statements touched: `shared_blks_hit + shared_blks_read` (the work, whether
+    /// the page was in PostgreSQL's buffers or not).
+    pub fn blocks(&self) -> u64 {
+        self.shared_blks_hit + self.shared_blks_read
+    }
+
+    /// `self - earlier`, saturating (a counter reset shows as 0, never as a wrap).
+    pub fn since(&self, earlier: &DbCounts) -> DbCounts {
+        DbCounts {
+            calls: self.calls.saturating_sub(earlier.calls),
+            rows: self.rows.saturating_sub(earlier.rows),
+            shared_blks_hit: self.shared_blks_hit.saturating_sub(earlier.shared_blks_hit),
+            shared_blks_read: self
+                .shared_blks_read
+                .saturating_sub(earlier.shared_blks_read),
+        }
+    }
+}
+
+/// One normalised statement's counts.
+#[derive(
+    Debug, Clone, PartialEq, Eq, schemars::JsonSchema, serde::Serialize, serde::Deserialize,
+)]
+pub struct DbStatementCounts {
+    /// `pg_stat_statements`' normalised text (constants as `$1`), whitespace collapsed, cut
+    /// after [`STATEMENT_CHARS`] characters.
+    pub statement: String,
+    #[serde(flatten)]
+    pub counts: DbCounts,
+}
+
+/// The statement counters of a private cluster running with [`STAT_STATEMENTS_SETTINGS`]:
+/// reset before a boot, read at each of its markers.
+#[derive(Debug, Clone)]
+pub struct StatCounter {
+    bins: PgBinaries,
+    port: u16,
+}
+
+/// The counters' columns, summed.
+const COUNT_COLUMNS: &str = "coalesce(sum(calls), 0), coalesce(sum(rows), 0), \
+     coalesce(sum(shared_blks_hit), 0), coalesce(sum(shared_blks_read), 0)";
+
+impl StatCounter {
+    fn psql(&self, sql: &str) -> Result<String, ServerError> {
+        psql(&self.bins, self.port, "postgres", sql)
+    }
+
+    /// The server's database only: hsbench's own queries run in `postgres`.
+    fn of_database(database: &str) -> String {
+        format!(
+            "FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = '{}')",
+            database.replace('\'', "''")
+        )
+    }
+
+    /// Forget every statement counted so far.
+    pub fn reset(&self) -> Result<(), ServerError> {
+        self.psql("SELECT pg_stat_statements_reset()").map(|_| ())
+    }
+
+    /// The counts of `database`'s statements since the last reset.
+    pub fn totals(&self, database: &str) -> Result<DbCounts, ServerError> {
+        let out = self.psql(&format!(
+            "SELECT {COUNT_COLUMNS} {}",
+            Self::of_database(database)
+        ))?;
+        parse_counts(out.trim()).ok_or_else(|| ServerError::Install {
+            step: "pg_stat_statements".into(),
+            source: format!("unreadable counters: {out:?}").into(),
+        })
+    }
+
+    /// `database`'s `n` statements that touched the most pages since the last reset.
+    pub fn top(&self, database: &str, n: usize) -> Result<Vec<DbStatementCounts>, ServerError> {
+        // Unit separators: a statement's text holds any other character.
+        let out = self.psql(&format!(
+            "SELECT calls || chr(31) || rows || chr(31) || shared_blks_hit || chr(31) || \
+             shared_blks_read || chr(31) || query || chr(30) {} \
+             ORDER BY shared_blks_hit + shared_blks_read DESC, calls DESC, query LIMIT {n}",
+            Self::of_database(database)
+        ))?;
+        Ok(out
+            .split('\u{1e}')
+            .filter_map(|rec| {
+                let rec = rec.trim_start_matches('\n');
+                let mut f = rec.splitn(5, '\u{1f}');
+                let counts = DbCounts {
+                    calls: f.next()?.trim().parse().ok()?,
+                    rows: f.next()?.trim().parse().ok()?,
+                    shared_blks_hit: f.next()?.trim().parse().ok()?,
+                    shared_blks_read: f.next()?.trim().parse().ok()?,
+                };
+                Some(DbStatementCounts {
+                    statement: collapse(f.next()?),
+                    counts,
+                })
+            })
+            .collect())
+    }
+}
+
+/// `calls|rows|hit|read` as psql prints one row (`-A`, `|` between columns).
+fn parse_counts(line: &str) -> Option<DbCounts> {
+    let mut f = line.split('|').map(|x| x.trim().parse::<u64>());
+    Some(DbCounts {
+        calls: f.next()?.ok()?,
+        rows: f.next()?.ok()?,
+        shared_blks_hit: f.next()?.ok()?,
+        shared_blks_read: f.next()?.ok()?,
+    })
 }
 
 /// Run SQL as the superuser of the cluster on 127.0.0.1:`port` against `database`.
