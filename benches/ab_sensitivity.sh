@@ -21,19 +21,9 @@ extra=("$@")
 
 cargo build --release --quiet
 bin=target/release/hsbench
-# Stable worktrees (their virtualenvs are cached by path): reruns reinstall nothing.
 work=${XDG_CACHE_HOME:-$HOME/.cache}/hsbench/sensitivity
-rev=$(git -C "$repo" rev-parse HEAD)
-mkdir -p "$work"
-for w in a b; do
-  if [ -e "$work/$w/.git" ] && git -C "$work/$w" rev-parse --git-dir >/dev/null 2>&1; then
-    git -C "$work/$w" checkout --quiet --force --detach "$rev"
-  else
-    rm -rf "${work:?}/$w"
-    git -C "$repo" worktree prune
-    git -C "$repo" worktree add --quiet --force --detach "$work/$w" "$rev"
-  fi
-done
+. benches/worktrees.sh
+worktrees "$repo" "$work"
 trap 'exit 130' INT
 trap 'exit 143' TERM
 printf '\nimport time as _hsbench_t\n_hsbench_t.sleep(%s)\n' "$(python3 -c "print($delay_ms / 1000)")" \

@@ -24,17 +24,8 @@ scenario=${6:-scenarios/smoke.toml}
 cargo build --release --quiet --bin hsbench --example work_sensitivity
 bin=target/release/hsbench
 work=${XDG_CACHE_HOME:-$HOME/.cache}/hsbench/work-sensitivity
-rev=$(git -C "$repo" rev-parse HEAD)
-mkdir -p "$work"
-for w in a b; do
-  if [ -e "$work/$w/.git" ] && git -C "$work/$w" rev-parse --git-dir >/dev/null 2>&1; then
-    git -C "$work/$w" checkout --quiet --force --detach "$rev"
-  else
-    rm -rf "${work:?}/$w"
-    git -C "$repo" worktree prune
-    git -C "$repo" worktree add --quiet --force --detach "$work/$w" "$rev"
-  fi
-done
+. benches/worktrees.sh
+worktrees "$repo" "$work"
 trap 'exit 130' INT
 trap 'exit 143' TERM
 python3 - "$work/b/synapse/storage/databases/main/receipts.py" "$work_expr" <<'PY'
