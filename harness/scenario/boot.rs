@@ -1,6 +1,99 @@
 //! Validation of `[boot]`: the boot plan.
 
-use super::*;
+use super::DEFAULT_CRASH_WRITES;
+use super::locate::{Locator, ScenarioError, duration, positive};
+use super::raw::RawScenario;
+use super::server::{DatabaseKind, ServerSpec};
+use std::time::Duration;
+
+/// Page-cache state of the timed boots.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, schemars::JsonSchema, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum CacheMode {
+    /// Boots follow each other: the server's files stay in the page cache.
+    Warm,
+    /// Before each boot the server's files are evicted from the page cache.
+    Cold,
+    /// Each repeat is a cold boot followed by a warm one; reported separately.
+    Both,
+}
+
+#[derive(Debug, Clone, schemars::JsonSchema, serde::Serialize)]
+pub struct BootPlan {
+    pub repeats: u32,
+    /// Boots before the timed ones, recorded but left out of the statistics.
+    pub warmup: u32,
+    pub cache: CacheMode,
+    #[serde(with = "super::secs::humantime_serde_secs")]
+    #[schemars(with = "f64")]
+    pub timeout: Duration,
+    #[serde(with = "super::secs::humantime_serde_secs")]
+    #[schemars(with = "f64")]
+    pub shutdown_timeout: Duration,
+    /// Crash-restart cycles after the timed boots: boot, write, SIGKILL the process group with
+    /// writes in flight, then time the next boot (recovery).
+    #[serde(default)]
+    pub crash_restarts: u32,
+    /// Messages sent into the big room before the kill; the kill comes once half of them were
+    /// acknowledged, so the rest are in flight. 0: kill as soon as the server is ready.
+    #[serde(default)]
+    pub crash_writes: u32,
+    /// After ready, each timed boot waits at most this long for the start-up background work
+    /// to finish (the profile's `[background]` marker, else CPU idle). `None`: no wait.
+    #[serde(serialize_with = "super::secs::opt_secs")]
+    #[schemars(with = "Option<f64>")]
+    pub background: Option<Duration>,
+    /// When the data directory is restored from the fixture: once per run, or before every boot
+    /// (for servers whose start-up changes what the next start-up sees, e.g. a presence reset
+    /// that leaves every user offline).
+    pub restore: RestoreMode,
+    /// On a private PostgreSQL cluster: every statement of a timed boot that runs at least this
+    /// long is logged by PostgreSQL (`log_min_duration_statement`) and the slowest are attached
+    /// to the boot. `None`: not logged (the default off PostgreSQL, or `"off"`).
+    #[serde(serialize_with = "super::secs::opt_secs")]
+    #[schemars(with = "Option<f64>")]
+    pub slow_statements: Option<Duration>,
+    /// What the timed boots measure: wall time, instructions under the work meter, or both.
+    pub meter: MeterMode,
+}
+
+/// `[boot] meter`: what the timed boots measure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, schemars::JsonSchema, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MeterMode {
+    /// Wall time only (the default).
+    #[default]
+    Time,
+    /// Instructions only: each of the `repeats` boots runs under the work meter (callgrind),
+    /// and no unmetered boots run.
+    Work,
+    /// The timed boots as with `time`, then `repeats` boots under the work meter.
+    Both,
+}
+
+impl MeterMode {
+    /// Whether boots run under the work meter.
+    pub fn work(self) -> bool {
+        self != MeterMode::Time
+    }
+
+    /// Whether unmetered timed boots run.
+    pub fn time(self) -> bool {
+        self != MeterMode::Work
+    }
+}
+
+/// `[boot] slow_statements` on a private PostgreSQL cluster when the scenario does not say.
+pub const DEFAULT_SLOW_STATEMENTS: Duration = Duration::from_millis(1);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, schemars::JsonSchema, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RestoreMode {
+    Once,
+    Each,
+}
 
 pub(super) fn validate(
     loc: &Locator,

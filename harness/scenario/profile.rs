@@ -1,6 +1,51 @@
 //! Validation of `[profile]`: the profiler.
 
-use super::*;
+use super::locate::{Locator, ScenarioError, positive};
+use super::raw::RawScenario;
+
+/// Which profiler samples the server (`[profile] profiler`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, schemars::JsonSchema, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProfilerChoice {
+    /// py-spy for Synapse (Python); perf for native servers.
+    Auto,
+    PySpy,
+    Perf,
+    None,
+}
+
+/// `[profile]`: flamegraphs of the server during extra boots and during the workloads.
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize)]
+pub struct ProfileSpec {
+    pub profiler: ProfilerChoice,
+    /// Profile extra boots (after the timed ones, never mixed into their statistics).
+    pub boot: bool,
+    /// Profile the server while the workloads run (attached to the running process).
+    pub load: bool,
+    /// Samples per second.
+    pub rate_hz: u32,
+    /// How many profiled boots.
+    pub boot_runs: u32,
+}
+
+impl ProfileSpec {
+    /// Nothing profiled.
+    pub fn off() -> Self {
+        Self {
+            profiler: ProfilerChoice::None,
+            boot: false,
+            load: false,
+            rate_hz: 100,
+            boot_runs: 1,
+        }
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.profiler != ProfilerChoice::None && (self.boot || self.load)
+    }
+}
 
 pub(super) fn validate(loc: &Locator, raw: &RawScenario) -> Result<ProfileSpec, ScenarioError> {
     let profile = match &raw.profile {

@@ -1,6 +1,198 @@
 //! Validation of `[server]`: the server under test.
 
-use super::*;
+use super::DEFAULT_SYNAPSE_VERSION;
+use super::locate::{Locator, ScenarioError};
+use super::raw::RawScenario;
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, schemars::JsonSchema, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServerKind {
+    /// Installed by hsbench from PyPI into its cache.
+    Synapse,
+    Conduwuit,
+    Continuwuity,
+    Tuwunel,
+    Conduit,
+    /// Any command, with a profile of the user's (`[server] profile`).
+    Generic,
+}
+
+impl ServerKind {
+    pub const ALL: &[ServerKind] = &[
+        ServerKind::Synapse,
+        ServerKind::Conduwuit,
+        ServerKind::Continuwuity,
+        ServerKind::Tuwunel,
+        ServerKind::Conduit,
+        ServerKind::Generic,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServerKind::Synapse => "synapse",
+            ServerKind::Conduwuit => "conduwuit",
+            ServerKind::Continuwuity => "continuwuity",
+            ServerKind::Tuwunel => "tuwunel",
+            ServerKind::Conduit => "conduit",
+            ServerKind::Generic => "generic",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, schemars::JsonSchema, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DatabaseKind {
+    Sqlite,
+    Postgres,
+}
+
+/// An existing PostgreSQL database on this machine (`[server] postgres_url`).
+#[derive(Debug, Clone, PartialEq, Eq, schemars::JsonSchema, serde::Serialize)]
+pub struct PgUrl {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    #[serde(skip)]
+    pub password: Option<String>,
+    pub database: String,
+}
+
+#[derive(Debug, Clone, schemars::JsonSchema, serde::Serialize)]
+pub struct ServerSpec {
+    pub kind: ServerKind,
+    pub version: String,
+    pub database: DatabaseKind,
+    /// `None` with `Postgres`: hsbench starts a private cluster.
+    pub postgres_url: Option<PgUrl>,
+    /// The server's binary, for every kind but Synapse (absolute: resolved against the
+    /// scenario's directory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binary: Option<PathBuf>,
+    /// A profile file of the user's, instead of the built-in one (required for `generic`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<PathBuf>,
+    /// A config template of the user's, instead of the profile's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_template: Option<PathBuf>,
+    /// Synapse from a source checkout (installed into a venv of its own) instead of PyPI.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<PathBuf>,
+    /// Synapse config keys of the scenario's (`[server.synapse_config]`), merged over hsbench's
+    /// own for every boot on the finished dataset (never while the fixture is built, so one
+    /// fixture serves every configuration). Keys hsbench owns are refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synapse_config: Option<serde_json::Value>,
+}
+
+/// Synapse config keys hsbench sets itself and a scenario may not override: where the server
+/// listens, its data, its identity and its logging.
+pub const SYNAPSE_RESERVED_KEYS: [&str; 10] = [
+    "listeners",
+    "database",
+    "server_name",
+    "media_store_path",
+    "signing_key_path",
+    "pid_file",
+    "log_config",
+    "no_redirect_stdio",
+    "app_service_config_files",
+    "trusted_key_servers",
+];
+
+impl ServerSpec {
+    /// The server profile this spec names: its own file, or the one shipped for its kind.
+    pub fn profile(
+        &self,
+    ) -> Result<crate::server::ServerProfile, crate::server::profile::ProfileError> {
+        match &self.profile {
+            Some(p) => crate::server::ServerProfile::load(p),
+            None => Ok(crate::server::ServerProfile::builtin(self.kind.as_str())
+                .expect("every kind but generic has a shipped profile (generic requires one)")),
+        }
+    }
+
+    fn synapse(version: String) -> Self {
+        Self {
+            kind: ServerKind::Synapse,
+            version,
+            database: DatabaseKind::Sqlite,
+            postgres_url: None,
+            binary: None,
+            profile: None,
+            config_template: None,
+            source: None,
+            synapse_config: None,
+        }
+    }
+}
+
+/// `${NAME}` replaced by the environment variable `NAME` (a CI job points `binary` at the build
+/// it made). An unset variable is an error.
+pub(super) fn expand_env(text: &str) -> Result<String, String> {
+    let re = regex::Regex::new(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}").expect("valid regex");
+    let mut missing = None;
+    let out = re.replace_all(text, |c: &regex::Captures| match std::env::var(&c[1]) {
+        Ok(v) => v,
+        Err(_) => {
+            missing.get_or_insert_with(|| c[1].to_string());
+            String::new()
+        }
+    });
+    match missing {
+        Some(name) => Err(format!("environment variable {name} is not set")),
+        None => Ok(out.into_owned()),
+    }
+}
+
+/// `a/b/../c` → `a/c`, lexically (symlinks kept: a virtualenv's python must be run through its
+/// own link).
+pub(super) fn normalize(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// Parse `postgresql://user[:password]@host[:port]/database`; the host must be loopback.
+pub(super) fn parse_pg_url(s: &str) -> Result<PgUrl, String> {
+    let url = reqwest::Url::parse(s).map_err(|e| format!("{s:?} is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "postgres" | "postgresql") {
+        return Err(format!(
+            "scheme must be postgresql://, not {}://",
+            url.scheme()
+        ));
+    }
+    let host = url
+        .host_str()
+        .unwrap_or("")
+        .trim_matches(['[', ']'])
+        .to_string();
+    if !matches!(host.as_str(), "127.0.0.1" | "localhost" | "::1") {
+        return Err(format!(
+            "host {host:?} is not loopback: hsbench only talks to 127.0.0.1, localhost or ::1"
+        ));
+    }
+    let database = url.path().trim_start_matches('/').to_string();
+    if database.is_empty() || url.username().is_empty() {
+        return Err("name the user and the database: postgresql://USER@127.0.0.1:5432/DB".into());
+    }
+    Ok(PgUrl {
+        host,
+        port: url.port().unwrap_or(5432),
+        user: url.username().to_string(),
+        password: url.password().map(str::to_string),
+        database,
+    })
+}
 
 pub(super) fn validate(loc: &Locator, raw: &RawScenario) -> Result<ServerSpec, ScenarioError> {
     let server = match &raw.server {

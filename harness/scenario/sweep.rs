@@ -1,6 +1,52 @@
 //! Validation of `[sweep]`: the swept dimension and its values.
 
-use super::*;
+use super::dataset::DatasetSpec;
+use super::locate::{Locator, ScenarioError};
+use super::raw::RawScenario;
+use super::workload::HerdSpec;
+
+/// The dataset dimension a sweep varies.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, schemars::JsonSchema, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum SweepDimension {
+    Users,
+    Rooms,
+    BigRoomMembers,
+    MessagesPerRoom,
+    DmPairs,
+    StateEventsPerRoom,
+}
+
+impl SweepDimension {
+    pub const ALL: [(&'static str, SweepDimension); 6] = [
+        ("users", SweepDimension::Users),
+        ("rooms", SweepDimension::Rooms),
+        ("big_room_members", SweepDimension::BigRoomMembers),
+        ("messages_per_room", SweepDimension::MessagesPerRoom),
+        ("dm_pairs", SweepDimension::DmPairs),
+        ("state_events_per_room", SweepDimension::StateEventsPerRoom),
+    ];
+
+    pub fn name(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(_, d)| *d == self)
+            .map(|(n, _)| *n)
+            .expect("every dimension is named")
+    }
+}
+
+/// `[sweep]`: run the scenario once per value of one dataset dimension.
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize)]
+pub struct SweepSpec {
+    pub dimension: SweepDimension,
+    /// Ascending, at least three (a fitted exponent needs a confidence interval).
+    pub values: Vec<u64>,
+    /// Run the scenario's workloads at every point too (default: boots only).
+    pub workloads: bool,
+}
 
 pub(super) fn validate(
     loc: &Locator,

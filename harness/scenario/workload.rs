@@ -1,6 +1,283 @@
 //! Validation of `[workload.*]`: the workloads, in the order the file declares them.
 
-use super::*;
+use super::dataset::DatasetSpec;
+use super::locate::{Locator, ScenarioError, duration, positive, share_in};
+use super::raw::RawScenario;
+use std::time::Duration;
+use toml::Spanned;
+
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, schemars::JsonSchema, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncKind {
+    /// `/sync` with no `since` token: the first sync of a new login.
+    Initial,
+    /// `/sync?since=<token>&full_state=true`: what naive clients do after a state change.
+    FullState,
+}
+
+/// What a triggered herd's client does when it sees the trigger.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, schemars::JsonSchema, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum ReactionKind {
+    /// v2: `/sync` with no `since` token.
+    Initial,
+    /// v2: `/sync?since=<token>&full_state=true`.
+    FullState,
+    /// Sliding sync: open the room (a room subscription with all of its state and a 20-event
+    /// timeline).
+    Subscribe,
+    /// Sliding sync: start the connection over (the room list loaded again).
+    Reconnect,
+}
+
+impl ReactionKind {
+    /// What the clients do, as reports say it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            ReactionKind::Initial => "initial re-sync",
+            ReactionKind::FullState => "full-state re-sync",
+            ReactionKind::Subscribe => "sliding sync room subscription (all state)",
+            ReactionKind::Reconnect => "sliding sync reconnection (room list reloaded)",
+        }
+    }
+}
+
+/// The timeline limit of every room of a sliding sync room list once it grows past its first
+/// page (matrix-rust-sdk's room list service); `load::sliding` sends it.
+pub const SLIDING_LIST_TIMELINE_LIMIT: u32 = 10;
+
+/// The sync protocol a workload's clients speak.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    schemars::JsonSchema,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncProtocol {
+    /// `GET /_matrix/client/v3/sync`.
+    #[default]
+    V2,
+    /// Simplified sliding sync (MSC4186), as matrix-rust-sdk's room list sends it.
+    Sliding,
+}
+
+impl SyncProtocol {
+    /// The name scenario files and reports use.
+    pub fn name(self) -> &'static str {
+        match self {
+            SyncProtocol::V2 => "v2",
+            SyncProtocol::Sliding => "sliding",
+        }
+    }
+}
+
+#[derive(Debug, Clone, schemars::JsonSchema, serde::Serialize)]
+pub struct HerdSpec {
+    pub clients: u64,
+    /// `/sync` v2 or sliding sync.
+    pub protocol: SyncProtocol,
+    pub sync: SyncKind,
+    #[serde(with = "super::secs::humantime_serde_secs")]
+    #[schemars(with = "f64")]
+    pub request_timeout: Duration,
+    /// Client i's request is due at `ramp * i / clients` after the release (0: all at once).
+    #[serde(with = "super::secs::humantime_serde_secs")]
+    #[schemars(with = "f64")]
+    pub ramp: Duration,
+    /// Send the filter real clients send (`lazy_load_members`, a limited timeline) instead of
+    /// none.
+    pub lazy_load_members: bool,
+}
+
+/// A workload table of the scenario.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    schemars::JsonSchema,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkloadKind {
+    Herd,
+    Triggered,
+    Steady,
+    Catchup,
+}
+
+/// One workload of a scenario, validated.
+#[derive(Debug, Clone, schemars::JsonSchema, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Workload {
+    Herd(HerdSpec),
+    Triggered(TriggeredSpec),
+    Steady(SteadySpec),
+    Catchup(CatchupSpec),
+}
+
+impl Workload {
+    pub fn kind(&self) -> WorkloadKind {
+        match self {
+            Workload::Herd(_) => WorkloadKind::Herd,
+            Workload::Triggered(_) => WorkloadKind::Triggered,
+            Workload::Steady(_) => WorkloadKind::Steady,
+            Workload::Catchup(_) => WorkloadKind::Catchup,
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.kind().name()
+    }
+}
+
+impl WorkloadKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            WorkloadKind::Herd => "herd",
+            WorkloadKind::Triggered => "triggered",
+            WorkloadKind::Steady => "steady",
+            WorkloadKind::Catchup => "catchup",
+        }
+    }
+}
+
+/// `[workload.triggered]`: the matrix.org outage on demand. `clients` users of the big room sit
+/// in long-poll incremental `/sync` loops while a chatter sender posts into the big room at a
+/// fixed rate; after `baseline` one client sends a state event (the trigger); every client that
+/// sees it re-syncs the way naive SDKs did (`reaction`), with a client timeout and retries.
+/// Recovery is computed from the chatter's deliveries (see `recovery.rs`).
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize)]
+pub struct TriggeredSpec {
+    pub clients: u64,
+    /// `/sync` v2 or sliding sync long polls.
+    pub protocol: SyncProtocol,
+    /// Long-poll timeout of the incremental syncs.
+    #[serde(with = "super::secs::humantime_serde_secs")]
+    #[schemars(with = "f64")]
+    pub poll_timeout: Duration,
+    /// The clients start their first long poll spread evenly over this (0: all at once); the
+    /// workload's time zero comes after it, so the measurement sees parked clients only.
+    #[serde(with = "super::secs::humantime_serde_secs")]
+    #[schemars(with = "f64")]
+    pub connect_ramp: Duration,
+    /// Chatter messages per second into the big room (open model), the whole time.
+    pub chatter_rate: f64,
+    /// Steady state before the trigger (the recovery baseline).
+    #[serde(with = "super::secs::humantime_serde_secs")]
+    #[schemars(with = "f64")]
+    pub baseline: Duration,
+    /// How long to watch after the trigger.
+    #[serde(with = "super::secs::humantime_serde_secs")]
+    #[schemars(with = "f64")]
+    pub observe: Duration,
+    /// What a client does on seeing the trigger: a `full_state` re-sync from its token, or an
+    /// `initial` sync without one.
+    pub reaction: ReactionKind,
+    /// Client timeout of one re-sync attempt.
+    #[serde(with = "super::secs::humantime_serde_secs")]
+    #[schemars(with = "f64")]
+    pub resync_timeout: Duration,
+    /// Attempts after a failed or timed-out re-sync.
+    pub retries: u32,
+    #[serde(with = "super::secs::humantime_serde_secs")]
+    #[schemars(with = "f64")]
+    pub retry_delay: Duration,
+    /// Recovery: allowed relative worsening of delivery p90 and throughput.
+    pub tolerance: f64,
+    /// Recovery: window length that must be healthy.
+    #[serde(with = "super::secs::humantime_serde_secs")]
+    #[schemars(with = "f64")]
+    pub hold: Duration,
+    /// Recovery: absolute slack added to the latency limit.
+    #[serde(with = "super::secs::humantime_serde_secs")]
+    #[schemars(with = "f64")]
+    pub slack: Duration,
+    /// Interval of the interval log and the recovery computation.
+    #[serde(with = "super::secs::humantime_serde_secs")]
+    #[schemars(with = "f64")]
+    pub interval: Duration,
+}
+
+/// `[workload.steady]`: `clients` users in long-poll `/sync` loops; the first `senders` of them
+/// send messages into their own rooms at `rate` per second (open model; ramping to `ramp_to`
+/// over `ramp_over` when given) for `duration`; every syncing member of the room should receive
+/// each message (delivery latency), and hsbench waits up to `drain` for the last deliveries.
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize)]
+pub struct SteadySpec {
+    pub clients: u64,
+    /// `/sync` v2 or sliding sync long polls.
+    pub protocol: SyncProtocol,
+    pub senders: u64,
+    pub arrivals: crate::scenario::arrivals::Arrivals,
+    #[serde(with = "super::secs::humantime_serde_secs")]
+    #[schemars(with = "f64")]
+    pub duration: Duration,
+    #[serde(with = "super::secs::humantime_serde_secs")]
+    #[schemars(with = "f64")]
+    pub poll_timeout: Duration,
+    /// The clients start their first long poll spread evenly over this (0: all at once); the
+    /// workload's time zero comes after it, so the measurement sees parked clients only.
+    #[serde(with = "super::secs::humantime_serde_secs")]
+    #[schemars(with = "f64")]
+    pub connect_ramp: Duration,
+    #[serde(with = "super::secs::humantime_serde_secs")]
+    #[schemars(with = "f64")]
+    pub drain: Duration,
+    /// v2 receivers' sync filter: at most this many of a room's new events per answer (more
+    /// leave a gap, which the receiver pages back through). `None`: no filter, the server's
+    /// default (10 on Synapse).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeline_limit: Option<u64>,
+    /// Each receiver waits this long after every answer before its next long poll (a client in
+    /// the background or on a slow network); 0 by default. Longer than the time between two
+    /// of a room's messages, it makes gaps certain whatever the server's speed.
+    #[serde(
+        with = "super::secs::humantime_serde_secs",
+        skip_serializing_if = "Duration::is_zero"
+    )]
+    #[schemars(with = "f64")]
+    pub poll_pause: Duration,
+    #[serde(with = "super::secs::humantime_serde_secs")]
+    #[schemars(with = "f64")]
+    pub interval: Duration,
+}
+
+/// `[workload.catchup]`: `readers` big-room members come back to `backlog` unread messages,
+/// page back through them with `/messages` (`page` at a time) and send a read receipt.
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize)]
+pub struct CatchupSpec {
+    pub readers: u64,
+    /// How a reader syncs: a v2 initial `/sync`, or a sliding sync room list then the room
+    /// opened (a room subscription), as matrix-rust-sdk does.
+    pub protocol: SyncProtocol,
+    pub backlog: u64,
+    pub page: u64,
+    /// The room's timeline limit on first sight: the v2 initial sync's (with member
+    /// lazy-loading, as real clients ask) or the sliding room subscription's.
+    pub timeline_limit: u64,
+    /// A reader's whole catch-up gives up after this long.
+    #[serde(with = "super::secs::humantime_serde_secs")]
+    #[schemars(with = "f64")]
+    pub request_timeout: Duration,
+    #[serde(with = "super::secs::humantime_serde_secs")]
+    #[schemars(with = "f64")]
+    pub interval: Duration,
+}
 
 pub(super) fn validate(
     loc: &Locator,
