@@ -121,7 +121,7 @@ pub fn render(r: &RunResult, dir: &Path) -> String {
 /// included), hung shutdowns, a trigger the server did not take.
 fn alerts(h: &mut String, r: &RunResult) {
     let failed: Vec<_> = r.thresholds.iter().filter(|t| !t.passed).collect();
-    let warnings = crate::report::problems(r);
+    let warnings = crate::report::markdown::problems(r);
     if r.error.is_none() && failed.is_empty() && warnings.is_empty() {
         return;
     }
@@ -383,7 +383,7 @@ fn boot(h: &mut String, r: &RunResult, dir: &Path) {
         )
     );
     // PostgreSQL's own view: the slowest statements from spawn to ready.
-    let slowest = crate::report::slowest_statements(&timed, 10);
+    let slowest = crate::report::markdown::slowest_statements(&timed, 10);
     if !slowest.is_empty() {
         let _ = writeln!(
             h,
@@ -464,10 +464,10 @@ fn herd(h: &mut String, r: &RunResult, dir: &Path) {
                 h,
                 "<tr><td>{label}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 s.count,
-                crate::report::lat(s, s.p50_ms),
-                crate::report::lat(s, s.p90_ms),
-                crate::report::lat(s, s.p99_ms),
-                crate::report::lat(s, s.max_ms)
+                crate::report::markdown::lat(s, s.p50_ms),
+                crate::report::markdown::lat(s, s.p90_ms),
+                crate::report::markdown::lat(s, s.p99_ms),
+                crate::report::markdown::lat(s, s.max_ms)
             );
         }
         let _ = writeln!(
@@ -490,11 +490,11 @@ fn herd(h: &mut String, r: &RunResult, dir: &Path) {
             h,
             "<tr><td>{label}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             s.count,
-            crate::report::lat(s, s.p50_ms),
-            crate::report::lat(s, s.p90_ms),
-            crate::report::lat(s, s.p99_ms),
-            crate::report::lat(s, s.p999_ms),
-            crate::report::lat(s, s.max_ms)
+            crate::report::markdown::lat(s, s.p50_ms),
+            crate::report::markdown::lat(s, s.p90_ms),
+            crate::report::markdown::lat(s, s.p99_ms),
+            crate::report::markdown::lat(s, s.p999_ms),
+            crate::report::markdown::lat(s, s.max_ms)
         );
     }
     h.push_str("</table>\n");

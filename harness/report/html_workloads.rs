@@ -8,7 +8,7 @@ use std::path::Path;
 
 use crate::load::engine::EndpointResult;
 use crate::metrics::IntervalPoint;
-use crate::report::lat;
+use crate::report::markdown::lat;
 use crate::report::svg::{self, Line, Panel};
 use crate::result::RunResult;
 use crate::util::fmt::{esc, fmt_bytes, fmt_ms};
