@@ -53,7 +53,7 @@ fn plan_generation(c: &mut Criterion) {
 /// The direct import's per-event cost: canonical JSON, content hash, ed25519 signature and
 /// reference hash (the event id) of a room-v12 message.
 fn event_signing(c: &mut Criterion) {
-    use hsbench::dataset::import::{EventFactory, SigningKey};
+    use hsbench::dataset::event::{EventFactory, SigningKey};
     let key = SigningKey::from_seed("bench", &[7u8; 32]).unwrap();
     let f = EventFactory::new("hsbench.local", &key);
     let mut g = c.benchmark_group("import");

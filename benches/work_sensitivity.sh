@@ -3,7 +3,7 @@
 # a boot's instructions is called a regression with 5 metered boots a side, and how often an
 # A/A comparison calls anything a regression.
 #
-#   benches/work_sensitivity.sh <synapse-git-checkout> [pool] [boots] [trials] [work] [scenario]
+#   benches/work_sensitivity.sh <synapse-git-checkout> [pool] [boots] [trials] [work] [scenario] [metric]
 #
 # Makes two worktrees of the checkout's HEAD (kept in hsbench's cache, with their virtualenvs):
 # `a` as it is, `b` with `work` (default `pow(3, 160000)`, ~50 M instructions under callgrind on
@@ -20,9 +20,11 @@ boots=${3:-5}
 trials=${4:-20}
 work_expr=${5:-"pow(3, 160000)"}
 scenario=${6:-scenarios/smoke.toml}
+metric=${7:-work.time_to_ready}
 
 cargo build --release --quiet --bin hsbench --example work_sensitivity
-bin=target/release/hsbench
+target=${CARGO_TARGET_DIR:-target}
+bin=$target/release/hsbench
 work=${XDG_CACHE_HOME:-$HOME/.cache}/hsbench/work-sensitivity
 . benches/worktrees.sh
 worktrees "$repo" "$work"
@@ -45,7 +47,7 @@ t0=$(date +%s)
 wall=$(( $(date +%s) - t0 ))
 dir=$(sed -n 's/^results: //p' "$out/ab.md")
 {
-  ./target/release/examples/work_sensitivity "$dir/base" "$dir/head" "$trials" "$boots"
+  "$target/release/examples/work_sensitivity" "$dir/base" "$dir/head" "$trials" "$boots" 1 "$metric"
   echo
   echo "The pools: one \`hsbench ab --meter work --boots-only --boots $pool\` of $scenario, $wall s of wall time ($dir)."
 } > "$out/summary.md"

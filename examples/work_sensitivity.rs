@@ -1,13 +1,14 @@
 //! The sensitivity of the work gate, from two pools of metered boots (a benchmark, never a
 //! timed test; `benches/work_sensitivity.sh` makes the pools and runs this).
 //!
-//!   cargo run --release --example work_sensitivity -- <base-run> <head-run> [trials] [boots] [seed]
+//!   cargo run --release --example work_sensitivity -- <base-run> <head-run> [trials] [boots] [seed] [metric]
 //!
 //! `<base-run>` and `<head-run>` are result.json files (or their run directories) whose
 //! `work_boots` are the pools: the base side's boots and the head side's (the head adds a known
 //! amount of work). Each trial draws `boots` boots a side without replacement and compares them
 //! with `hsbench compare`'s own code and the head scenario's gates:
-//! - A/B: `boots` base boots against `boots` head boots: is `work.time_to_ready` regressed?
+//! - A/B: `boots` base boots against `boots` head boots: is `metric` (default
+//!   `work.time_to_ready`; `work.db.calls` for work in a start-up query on PostgreSQL) regressed?
 //! - A/A: two disjoint draws of `boots` from the base pool: is any metric regressed?
 //!
 //! The trials share boots (they are draws from pools, not independent boots), so the rates are
@@ -53,7 +54,9 @@ fn spread(v: &[f64]) -> f64 {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.len() < 2 {
-        eprintln!("usage: work_sensitivity <base-run> <head-run> [trials=20] [boots=5] [seed=1]");
+        eprintln!(
+            "usage: work_sensitivity <base-run> <head-run> [trials=20] [boots=5] [seed=1] [metric=work.time_to_ready]"
+        );
         std::process::exit(2);
     }
     let num = |i: usize, d: u64| args.get(i).map_or(d, |s| s.parse().expect("a number"));
@@ -72,7 +75,11 @@ fn main() {
     }
     let gates = Gates::of_run(&head);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let metric = "work.time_to_ready";
+    let metric = args.get(5).map_or("work.time_to_ready", String::as_str);
+    if !catalogue::is_work(metric) {
+        eprintln!("{metric}: not a work.* metric of the catalogue");
+        std::process::exit(2);
+    }
 
     let mut out = String::new();
     let mut ab_hits = 0;

@@ -22,6 +22,34 @@
 //! | 8 | [`report`] | every output behind one exporter trait: Markdown, BMF, HTML, SVG |
 //! | 9 | [`run`] | a run end to end: dataset, boots, workloads, profiles, baselines, sweeps |
 //! | 10 | [`cli`] | the command line: clap types, dispatch, per-command errors and exit codes |
+//!
+//! # Where a change goes
+//!
+//! - **A new workload**: its TOML table in `scenario/raw.rs`, its typed spec and validator in
+//!   `scenario/workload.rs`; the driver in `load/<name>.rs` (requests through `load::engine`'s
+//!   recorder, bodies through `load::body`); its result type in `result/mod.rs` (then
+//!   `cargo run --release -- schema > schema/result.schema.json`; `tests/schema.rs` fails until
+//!   it is current); its
+//!   metrics in the catalogue (next item); the call in `run/workloads.rs`; its sections in
+//!   `report/markdown.rs` and `report/html_workloads.rs`.
+//! - **A new metric**: one entry in `metrics/catalogue.rs` (name, unit, what it means); its value
+//!   in `analysis/figures.rs`. Thresholds, `compare`, BMF and the reports read it from there by
+//!   its catalogue name.
+//! - **A new output**: a type implementing [`report::Exporter`] in `report/<name>.rs`, listed in
+//!   [`report::write_all`]; a golden file for the text a user reads (`tests/golden.rs`).
+//! - **A new server kind**: a server profile (launch, log markers, phases, readiness) in
+//!   `fixtures/servers/<kind>.toml`, registered in `server/profile.rs`; servers that are not
+//!   Synapse start through `server/native.rs`.
+//!
+//! # Three things called "profile"
+//!
+//! - A **server profile** ([`server::ServerProfile`], `fixtures/servers/*.toml`): how to start a
+//!   kind of server and read its boot from its log lines.
+//! - A **profiler** ([`profile`]: py-spy, perf) and what it records: flamegraphs of a boot or a
+//!   workload; `[profile]` in a scenario chooses one.
+//! - A **profiled boot** (`run/profiling.rs`): the extra boot a run makes under the profiler,
+//!   apart from the timed ones, so that the profiler's cost never lands in a timed figure; its
+//!   overhead is reported against the unprofiled warm boots.
 
 pub mod analysis;
 pub mod boot;

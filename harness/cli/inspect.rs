@@ -3,11 +3,11 @@
 use super::out::{out, outln};
 use std::path::{Path, PathBuf};
 
-use super::Outcome;
 use super::args::{CompareArgs, FixturesAction, HttpLoadArgs, SideBySideArgs, SizeArgs};
 use super::error::{
     CliError, CompareCommandError, FixturesCommandError, SideBySideCommandError, SizeCommandError,
 };
+use super::outcome::Outcome;
 use crate::dataset::fixture::FixtureStore;
 use crate::scenario::LoadError;
 use crate::util::fmt::fmt_ms;
@@ -374,7 +374,7 @@ pub fn fixtures(
 
 /// `hsbench man`: the man page, from the same clap types as `--help`.
 pub fn man() -> Result<Outcome, CliError> {
-    let cmd = <super::Cli as clap::CommandFactory>::command();
+    let cmd = <super::args::Cli as clap::CommandFactory>::command();
     match clap_mangen::Man::new(cmd).render(&mut std::io::stdout()) {
         // `hsbench man | head` is a reader that had enough, not a failure.
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(CliError::Stdout(e)),

@@ -1,6 +1,8 @@
 //! Floor 10: the command line. [`args`] holds the clap types; [`execute`] runs a parsed command
 //! and returns what it ended with; [`CliError`] carries each command's own error and the exit
 //! code the `--help` text documents.
+mod outcome;
+pub use outcome::Outcome;
 
 pub mod args;
 mod error;
@@ -12,25 +14,6 @@ pub use args::{Cli, Command};
 pub use error::{
     CliError, CompareCommandError, FixturesCommandError, RunCommandError, SizeCommandError,
 };
-
-/// How a command that did not fail ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// Exit 0.
-    Ok,
-    /// Exit 1: a gate failed (a threshold, the error gate, lost writes) or `compare` found a
-    /// regression. The command has said which on stderr or in its output.
-    GateFailed,
-}
-
-impl Outcome {
-    pub fn exit_code(self) -> crate::util::exit::Exit {
-        match self {
-            Outcome::Ok => crate::util::exit::Exit::Ok,
-            Outcome::GateFailed => crate::util::exit::Exit::GateFailed,
-        }
-    }
-}
 
 /// Run one parsed command to its end.
 pub fn execute(cli: Cli) -> Result<Outcome, CliError> {

@@ -1,9 +1,9 @@
 //! `run`, `seed` and `serve`: the commands that boot a server.
 
-use super::Outcome;
 use super::args::{AbArgs, BisectArgs, RunArgs, ServeArgs};
 use super::error::RunCommandError;
 use super::out::outln;
+use super::outcome::Outcome;
 use crate::run::baseline::{BaselineStore, after_run};
 use crate::run::{Attach, RunError, RunOptions, ServeHooks};
 use crate::scenario::{self, Scenario};
@@ -176,7 +176,7 @@ pub async fn serve(args: &ServeArgs) -> Result<Outcome, RunCommandError> {
 }
 
 /// `hsbench ab`: exit 1 when the head regressed.
-pub async fn ab(args: &AbArgs) -> Result<Outcome, super::CliError> {
+pub async fn ab(args: &AbArgs) -> Result<Outcome, super::error::CliError> {
     crate::util::interrupt::watch();
     let c = &args.common;
     let mut scenario = scenario::load(&c.scenario).map_err(|e| RunCommandError::Run(e.into()))?;
@@ -213,7 +213,7 @@ pub async fn ab(args: &AbArgs) -> Result<Outcome, super::CliError> {
 
 /// `hsbench bisect`: exit 0 with the first bad commit named (or none, when bad does not
 /// regress).
-pub async fn bisect(args: &BisectArgs) -> Result<Outcome, super::CliError> {
+pub async fn bisect(args: &BisectArgs) -> Result<Outcome, super::error::CliError> {
     crate::util::interrupt::watch();
     let c = &args.common;
     let mut scenario = scenario::load(&c.scenario).map_err(|e| RunCommandError::Run(e.into()))?;

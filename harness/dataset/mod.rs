@@ -2,8 +2,13 @@
 //! fixture store that keeps a built dataset.
 
 pub mod error;
+pub mod event;
 pub mod fixture;
 pub mod import;
+pub mod pg_sink;
 pub mod plan;
+pub mod room;
 pub mod seed;
 pub mod sink;
+pub mod sqlite_sink;
+pub mod verify;

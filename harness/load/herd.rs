@@ -16,7 +16,8 @@ use hdrhistogram::Histogram;
 use ruma::OwnedUserId;
 use ruma::api::client::sync::sync_events;
 
-use crate::load::engine::{Collector, Ep, ErrorKind, Intervals, Recorder, read_body};
+use crate::load::body::read_body;
+use crate::load::engine::{Collector, Ep, ErrorKind, Intervals, Recorder};
 use crate::load::longpoll::since_tokens;
 use crate::load::sliding::{Connection, ListLoad, load_list};
 use crate::matrix::{MatrixClient, error_fields};

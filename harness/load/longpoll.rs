@@ -33,7 +33,8 @@ use ruma::api::client::message::send_message_event;
 use ruma::api::client::sync::sync_events;
 use ruma::{OwnedRoomId, OwnedTransactionId, OwnedUserId, UInt};
 
-use crate::load::engine::{Collector, Ep, ErrorKind, Msg, Recorder, Scanner, read_body};
+use crate::load::body::{Scanner, read_body};
+use crate::load::engine::{Collector, Ep, ErrorKind, Msg, Recorder};
 use crate::load::sliding::Connection;
 use crate::load::workload::{
     ShardRun, WorkloadError, bytes_out, message_content, messages_back, new_client, status_error,

@@ -1,5 +1,6 @@
 //! Floor 5: the workloads and the request engine they share.
 
+pub mod body;
 pub mod catchup;
 pub mod clock;
 pub mod engine;

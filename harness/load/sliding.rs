@@ -25,7 +25,8 @@ use ruma::api::client::sync::sync_events::v5;
 use ruma::events::StateEventType;
 use ruma::{OwnedRoomId, OwnedUserId, UInt};
 
-use crate::load::engine::{Ep, ErrorKind, Recorder, Scanner, read_body};
+use crate::load::body::{Scanner, read_body};
+use crate::load::engine::{Ep, ErrorKind, Recorder};
 use crate::matrix::{CallError, MatrixClient, error_fields};
 
 /// The endpoint, as results name it.

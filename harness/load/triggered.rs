@@ -9,7 +9,8 @@ use ruma::api::client::state::send_state_event;
 use ruma::serde::Raw;
 use ruma::{OwnedRoomId, OwnedUserId};
 
-use crate::load::engine::{Ep, ErrorKind, read_body};
+use crate::load::body::read_body;
+use crate::load::engine::{Ep, ErrorKind};
 use crate::load::longpoll::*;
 use crate::load::recovery::{IntervalObs, Recovery, RecoveryRule};
 use crate::load::workload::{

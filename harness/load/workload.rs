@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use ruma::api::client::message::get_message_events;
 use ruma::serde::Raw;
 
-use crate::load::engine::{Ep, ErrorKind, Recorded, Recorder, read_body};
+use crate::load::body::read_body;
+use crate::load::engine::{Ep, ErrorKind, Recorded, Recorder};
 use crate::matrix::{MatrixClient, error_fields};
 use crate::metrics::IntervalSeries;
 

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use super::MeterError;
+use super::error::MeterError;
 
 /// One dump of a metered process: what triggered it and what it counted since the last one.
 #[derive(Debug, Clone, PartialEq)]

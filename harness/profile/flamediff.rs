@@ -1,6 +1,9 @@
 //! Differential flamegraphs between runs (`hsbench flamediff`).
 
-use super::*;
+use super::flamegraph::differential;
+use super::folded::Folded;
+use super::tool::PROFILE_DIR;
+use super::tool::{ProfilerError, io_err};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 

@@ -1,6 +1,7 @@
 //! Rendering: flamegraphs and differential flamegraphs (inferno).
 
-use super::*;
+use super::folded::Folded;
+use super::tool::{ProfilerError, io_err};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;

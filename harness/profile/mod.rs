@@ -16,9 +16,6 @@
 //! Folded stacks (`frame;frame;frame count`) are the data kept next to every SVG: they merge and
 //! diff; the SVG is a view of them.
 
-/// The directory of a run that holds its profiles (raw recordings, folded stacks, SVGs).
-pub const PROFILE_DIR: &str = "profile";
-
 mod flamediff;
 mod flamegraph;
 mod folded;

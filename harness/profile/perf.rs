@@ -1,6 +1,7 @@
 //! `perf script` output → time-stamped samples, sliced by boot phase.
 
-use super::*;
+use super::folded::Folded;
+use super::tool::{ProfilerError, Tool, output_of};
 use std::path::Path;
 
 /// `perf script` output split into samples, each with its CLOCK_MONOTONIC stamp (seconds).

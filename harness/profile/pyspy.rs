@@ -1,6 +1,7 @@
 //! py-spy's Chrome traces → a timeline of stacks per thread, sliced by boot phase.
 
-use super::*;
+use super::folded::Folded;
+use super::tool::{ProfilerError, io_err};
 use std::collections::BTreeMap;
 use std::path::Path;
 

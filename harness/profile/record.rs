@@ -1,6 +1,10 @@
 //! What a run records about its profiles (`result.json` → `profile`), and the slicing of a boot or a workload into them.
 
-use super::*;
+use super::flamegraph::{render, write_pair};
+use super::folded::Folded;
+use super::perf::PerfSamples;
+use super::pyspy::Timeline;
+use super::tool::{AttachReport, ProfilerError, Tool, ToolKind, io_err};
 use std::path::Path;
 
 /// Profiles of one run (`result.json` → `profile`).

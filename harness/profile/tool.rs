@@ -39,7 +39,7 @@ pub enum ProfilerError {
     #[error(
         "{} has no profiles (no {}/ directory): add [profile] to the scenario and run it again",
         run.display(),
-        super::PROFILE_DIR
+        PROFILE_DIR
     )]
     NoProfiles { run: PathBuf },
     #[error("{}: {source}", path.display())]
@@ -404,3 +404,6 @@ pub fn process_cpu_s(pid: i32) -> Option<f64> {
     let tck = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     Some((utime + stime) / tck)
 }
+
+/// The directory of a run that holds its profiles (raw recordings, folded stacks, SVGs).
+pub const PROFILE_DIR: &str = "profile";

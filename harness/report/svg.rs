@@ -21,12 +21,9 @@ const MILESTONES: &[(&str, &str)] = &[
 /// Sub-phase rows drawn per phase (the longest ones).
 const SUB_ROWS: usize = 6;
 
-/// The waterfall of one boot.
-pub fn waterfall(rec: &BootRecord, samples: &[ResourceSample], title: &str) -> String {
-    let (left, right, width) = (170.0, 20.0, 960.0);
-    let row = 22.0;
-    let top = 48.0;
-    // Rows: each phase, then its longest sub-phases (at most SUB_ROWS, in log order), indented.
+/// The waterfall's rows: each phase, then its longest sub-phases (at most [`SUB_ROWS`], in log
+/// order), marked `true` (drawn indented); and how many sub-phases were left out.
+fn waterfall_rows(rec: &BootRecord) -> (Vec<(&PhaseTiming, bool)>, usize) {
     let mut rows: Vec<(&PhaseTiming, bool)> = Vec::new();
     let mut hidden = 0usize;
     for p in &rec.phases {
@@ -49,6 +46,15 @@ pub fn waterfall(rec: &BootRecord, samples: &[ResourceSample], title: &str) -> S
         }
         rows.extend(subs.into_iter().map(|(_, sp)| (sp, true)));
     }
+    (rows, hidden)
+}
+
+/// The waterfall of one boot.
+pub fn waterfall(rec: &BootRecord, samples: &[ResourceSample], title: &str) -> String {
+    let (left, right, width) = (170.0, 20.0, 960.0);
+    let row = 22.0;
+    let top = 48.0;
+    let (rows, hidden) = waterfall_rows(rec);
     let phases: Vec<&PhaseTiming> = rows.iter().map(|(p, _)| *p).collect();
     let bars_h = row * phases.len() as f64;
     let chart_top = top + bars_h + 40.0;

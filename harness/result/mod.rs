@@ -77,7 +77,7 @@ pub struct DatasetInfo {
     pub load: Option<LoadReport>,
     pub fixture: Option<crate::dataset::fixture::FixtureUse>,
     /// The dataset checked through the server's own API (`--verify`).
-    pub verify: Option<crate::dataset::seed::VerifyReport>,
+    pub verify: Option<crate::dataset::verify::VerifyReport>,
 }
 
 impl DatasetInfo {

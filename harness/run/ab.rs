@@ -9,8 +9,10 @@
 
 use std::path::{Path, PathBuf};
 
+use super::error::RunError;
+use super::options::RunOptions;
+use super::options::RunOutcome;
 use super::turns::Turns;
-use super::{RunError, RunOptions, RunOutcome};
 use crate::analysis::compare::{self, CompareError, Comparison, GateOverrides, Gates};
 use crate::result::{RunResult, RunStatus};
 use crate::scenario::{Scenario, ServerKind};
@@ -261,7 +263,7 @@ pub async fn prepare_side(
             let task =
                 tokio::task::spawn_blocking(move || SynapseInstall::ensure_source_with(&d, &st));
             let what = format!("installing {}", dir.display());
-            let i = super::wait_showing_steps(quiet, &say, task, &what, &step)
+            let i = super::wait::wait_showing_steps(quiet, &say, task, &what, &step)
                 .await
                 .map_err(install_err)?;
             if i.installed_now {
@@ -280,7 +282,7 @@ pub async fn prepare_side(
             let st = step.clone();
             let task = tokio::task::spawn_blocking(move || SynapseInstall::ensure_with(&v, &st));
             let what = format!("installing Synapse {} from PyPI", sc.server.version);
-            super::wait_showing_steps(quiet, &say, task, &what, &step)
+            super::wait::wait_showing_steps(quiet, &say, task, &what, &step)
                 .await
                 .map_err(install_err)?
                 .version

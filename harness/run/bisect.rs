@@ -11,8 +11,8 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use super::RunOptions;
 use super::ab::{AbError, AbOptions, ab};
+use super::options::RunOptions;
 use crate::analysis::compare::{GateOverrides, Verdict};
 use crate::scenario::Scenario;
 use crate::server::git;
@@ -157,7 +157,7 @@ pub async fn bisect(scenario: &Scenario, o: &BisectOptions) -> Result<BisectOutc
         ));
     }
     // The good side's run, once measured, when it serves every step.
-    let mut good_run: Option<super::RunOutcome> = None;
+    let mut good_run: Option<super::options::RunOutcome> = None;
     // One step: good against commits[i], the verdict on the metric.
     let mut step = async |i: usize, result: &mut BisectResult| -> Result<Verdict, AbError> {
         let c = &commits[i];

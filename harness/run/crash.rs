@@ -1,7 +1,20 @@
 //! Crash-restart cycles: SIGKILL under writes, the recovery boot, and the read-back of every
 //! acknowledged write.
 
-use super::*;
+use super::ctx::Ctx;
+use super::dataset::api_client;
+use super::db::DbProcesses;
+use super::error::RunError;
+use super::spec::boot_spec;
+use super::spec::report_boot;
+use super::spec::write_waterfall;
+use crate::boot::summary::summarize_boots;
+use crate::boot::{BootRecord, boot};
+use crate::dataset::plan::DatasetPlan;
+use crate::dataset::seed::Credentials;
+use crate::matrix::MatrixClient;
+use crate::server::{Instance, ServerProfile};
+use std::time::{Duration, Instant};
 
 /// `[boot] crash_restarts` (after the workloads): boot, send `crash_writes` messages into the
 /// big room from up to eight of its members, SIGKILL the server's process group once half were acknowledged (the

@@ -1,6 +1,21 @@
 //! The dataset of a run: built through the API or imported directly, verified, and recorded.
 
-use super::*;
+use super::ctx::Ctx;
+use super::error::RunError;
+use super::error::workload_error;
+use super::spec::boot_spec;
+use crate::boot::boot;
+use crate::dataset::fixture::{FixtureIdentity, FixtureManifest, FixtureUse};
+use crate::dataset::plan::DatasetPlan;
+use crate::dataset::seed::{Credentials, Registrar, load, wait_for_appservice};
+use crate::dataset::verify::verify;
+use crate::matrix::MatrixClient;
+use crate::scenario::{LoadMethod, Registration};
+use crate::server::postgres::PgCluster;
+use crate::server::profile::ProfileRegistration;
+use crate::server::synapse::SERVER_NAME;
+use crate::server::{Instance, ServerProfile};
+use std::time::{Duration, Instant};
 
 /// How long the schema boot of a direct import waits for Synapse's background updates over the
 /// empty database (seconds there; a slow machine gets room).
@@ -295,7 +310,7 @@ pub(super) fn api_client(
 pub(super) fn record_verify(
     ctx: &mut Ctx<'_>,
     step: &str,
-    report: crate::dataset::seed::VerifyReport,
+    report: crate::dataset::verify::VerifyReport,
 ) -> Result<(), RunError> {
     ctx.say(&format!(
         "{step}: {} users and {} rooms checked through the API against the plan: {}",

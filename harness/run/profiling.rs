@@ -1,6 +1,21 @@
 //! Profilers during a run: resolving the tool, profiled boots, and recordings during workloads.
 
-use super::*;
+use super::ctx::Ctx;
+use super::db::DbProcesses;
+use super::error::RunError;
+use super::spec::boot_spec;
+use super::spec::report_boot;
+use crate::boot::{Wrapper, boot};
+use crate::profile::PROFILE_DIR;
+use crate::profile::{
+    Attached, AttachedSlicing, BootSlicing, LoadProfile, ProfileResult, ProfiledBoot,
+    ProfilerError, Tool, ToolKind, has_symbol_table, process_cpu_s, stripped_note,
+};
+use crate::scenario::ProfilerChoice;
+use crate::server::profile::NativeProfiler;
+use crate::server::{Instance, ServerProfile};
+use std::path::PathBuf;
+use std::time::Duration;
 
 /// The profiler the scenario asks for, installed or found; `None` when profiling is off or the
 /// profiler is unavailable (then the result says why, and the run goes on without profiles).

@@ -3,7 +3,10 @@
 
 use std::path::PathBuf;
 
-use super::{RunError, RunOptions, RunOutcome, run, run_id};
+use super::error::RunError;
+use super::options::RunOptions;
+use super::options::RunOutcome;
+use super::{run, run_id};
 use crate::analysis::protocols::{ProtocolSides, sides};
 use crate::result::RunStatus;
 use crate::scenario::{Scenario, SyncProtocol};

@@ -4,7 +4,11 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use super::{Ctx, DbProcesses, RunError, boot_spec, restore_before_boot};
+use super::ctx::Ctx;
+use super::db::DbProcesses;
+use super::error::RunError;
+use super::spec::boot_spec;
+use super::spec::restore_before_boot;
 use crate::boot::{BootRecord, boot};
 use crate::dataset::fixture::Fixture;
 use crate::meter::{
@@ -109,9 +113,12 @@ pub(super) async fn metered_boots(
         let db_reads: Arc<Mutex<BTreeMap<String, DbCounts>>> = Default::default();
         if let Some(c) = &counter {
             let c = c.clone();
-            tokio::task::spawn_blocking(move || c.reset())
-                .await
-                .expect("pg_stat_statements reset task")?;
+            tokio::task::spawn_blocking(move || {
+                c.settle(PG_DATABASE)?;
+                c.reset()
+            })
+            .await
+            .expect("pg_stat_statements reset task")?;
         }
         let external = (marks == MarkKind::External).then(|| meter.clone());
         if external.is_some() || counter.is_some() {

@@ -1,11 +1,20 @@
 //! The workloads of a run, in file order: each run by one function, its files written, its
 //! result kept.
 
-use super::*;
-
-pub(super) fn output_error(path: PathBuf) -> impl FnOnce(std::io::Error) -> RunError {
-    move |source| RunError::Output { path, source }
-}
+use super::ctx::Ctx;
+use super::ctx::Mode;
+use super::dataset::{api_client, record_verify};
+use super::error::RunError;
+use super::error::{output_error, workload_error};
+use super::profiling::{finish_load_profile, start_load_profile};
+use crate::dataset::plan::DatasetPlan;
+use crate::dataset::seed::Credentials;
+use crate::dataset::verify::verify;
+use crate::load::herd::{HerdHistograms, HerdResult, run_herd_at};
+use crate::metrics::write_histogram;
+use crate::profile::Tool;
+use crate::scenario::Workload;
+use std::time::Duration;
 
 /// Write a herd's histograms and interval log.
 pub(super) fn write_herd_files(
@@ -144,16 +153,6 @@ pub(super) fn shard_part(
             ))
         }
         _ => Ok((creds.clone(), None)),
-    }
-}
-
-pub(super) fn workload_error<E: Into<Box<dyn std::error::Error + Send + Sync>>>(
-    workload: &str,
-) -> impl FnOnce(E) -> RunError {
-    let workload = workload.to_string();
-    move |e| RunError::Workload {
-        workload,
-        source: e.into(),
     }
 }
 

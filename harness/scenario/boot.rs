@@ -1,6 +1,5 @@
 //! Validation of `[boot]`: the boot plan.
 
-use super::DEFAULT_CRASH_WRITES;
 use super::locate::{Locator, ScenarioError, duration, positive};
 use super::raw::RawScenario;
 use super::server::{DatabaseKind, ServerSpec};
@@ -254,3 +253,6 @@ pub(super) fn validate(
         ..boot
     })
 }
+
+/// Messages written before a crash-restart's SIGKILL, unless `[boot] crash_writes` says.
+pub const DEFAULT_CRASH_WRITES: u32 = 200;

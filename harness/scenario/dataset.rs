@@ -3,30 +3,11 @@
 use super::locate::{Locator, ScenarioError, duration, positive};
 use super::raw::RawScenario;
 use super::server::{ServerKind, ServerSpec};
-use super::sweep::SweepDimension;
 use sha2::{Digest, Sha256};
 use std::time::Duration;
 use toml::Spanned;
 
 impl DatasetSpec {
-    /// This spec with `dim` set to `value`; a default that depends on the user count
-    /// (`max_room_members`) follows it. Checked with [`DatasetSpec::check`].
-    pub fn with(&self, dim: SweepDimension, value: u64) -> Self {
-        let mut d = self.clone();
-        match dim {
-            SweepDimension::Users => {
-                d.users = value;
-                d.max_room_members = d.max_room_members.min(value.max(2));
-            }
-            SweepDimension::Rooms => d.rooms = value,
-            SweepDimension::BigRoomMembers => d.big_room_members = value,
-            SweepDimension::MessagesPerRoom => d.messages_per_room = value,
-            SweepDimension::DmPairs => d.dm_pairs = value,
-            SweepDimension::StateEventsPerRoom => d.state_events_per_room = value,
-        }
-        d
-    }
-
     /// The constraints between fields (each field's own range is checked when parsing).
     pub fn check(&self) -> Result<(), String> {
         if self.users == 0 || self.big_room_members == 0 {

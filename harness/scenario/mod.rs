@@ -22,7 +22,9 @@ mod server;
 mod sweep;
 mod workload;
 
-pub use boot::{BootPlan, CacheMode, DEFAULT_SLOW_STATEMENTS, MeterMode, RestoreMode};
+pub use boot::{
+    BootPlan, CacheMode, DEFAULT_CRASH_WRITES, DEFAULT_SLOW_STATEMENTS, MeterMode, RestoreMode,
+};
 pub use dataset::{
     DEFAULT_HISTORY_SECONDS, DatasetSpec, LoadMethod, MAX_ROOMS, MAX_TIMELINE_EVENTS, MAX_USERS,
     PresenceMode, Registration,
@@ -33,7 +35,9 @@ pub use gates::{
 };
 pub use locate::{LoadError, ScenarioError};
 pub use profile::{ProfileSpec, ProfilerChoice};
-pub use server::{DatabaseKind, PgUrl, SYNAPSE_RESERVED_KEYS, ServerKind, ServerSpec};
+pub use server::{
+    DEFAULT_SYNAPSE_VERSION, DatabaseKind, PgUrl, SYNAPSE_RESERVED_KEYS, ServerKind, ServerSpec,
+};
 pub use sweep::{SweepDimension, SweepSpec};
 pub use workload::{
     CatchupSpec, HerdSpec, ReactionKind, SLIDING_LIST_TIMELINE_LIMIT, SteadySpec, SyncKind,
@@ -50,12 +54,6 @@ use raw::RawScenario;
 
 /// The schema version this build reads. A scenario may state it as `schema = 1`.
 pub const SCENARIO_SCHEMA: u32 = 1;
-
-/// The Synapse version installed when a scenario does not pin one.
-pub const DEFAULT_SYNAPSE_VERSION: &str = "1.163.2";
-
-/// Messages written before a crash-restart's SIGKILL, unless `[boot] crash_writes` says.
-pub const DEFAULT_CRASH_WRITES: u32 = 200;
 
 /// A validated scenario.
 #[derive(Debug, Clone, schemars::JsonSchema, serde::Serialize)]

@@ -1,6 +1,5 @@
 //! Validation of `[server]`: the server under test.
 
-use super::DEFAULT_SYNAPSE_VERSION;
 use super::locate::{Locator, ScenarioError};
 use super::raw::RawScenario;
 use std::path::{Path, PathBuf};
@@ -437,3 +436,6 @@ pub(super) fn validate(loc: &Locator, raw: &RawScenario) -> Result<ServerSpec, S
     };
     Ok(server)
 }
+
+/// The Synapse version installed when a scenario does not pin one.
+pub const DEFAULT_SYNAPSE_VERSION: &str = "1.163.2";

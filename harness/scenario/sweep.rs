@@ -108,3 +108,23 @@ pub(super) fn validate(
     };
     Ok(sweep)
 }
+
+impl DatasetSpec {
+    /// This spec with `dim` set to `value`; a default that depends on the user count
+    /// (`max_room_members`) follows it. Checked with [`DatasetSpec::check`].
+    pub fn with(&self, dim: SweepDimension, value: u64) -> Self {
+        let mut d = self.clone();
+        match dim {
+            SweepDimension::Users => {
+                d.users = value;
+                d.max_room_members = d.max_room_members.min(value.max(2));
+            }
+            SweepDimension::Rooms => d.rooms = value,
+            SweepDimension::BigRoomMembers => d.big_room_members = value,
+            SweepDimension::MessagesPerRoom => d.messages_per_room = value,
+            SweepDimension::DmPairs => d.dm_pairs = value,
+            SweepDimension::StateEventsPerRoom => d.state_events_per_room = value,
+        }
+        d
+    }
+}

@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
+use super::error::ServerError;
+use super::profile::ServerProfile;
 use super::profile::{Launch, render};
 use super::synapse::SERVER_NAME;
-use super::{ServerError, ServerProfile};
 
 /// A server binary as found on disk: what it says its version is, and the hash of its bytes
 /// (two builds with one version string are different servers to a benchmark).
