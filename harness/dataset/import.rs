@@ -28,8 +28,8 @@ use std::time::Instant;
 use ruma::{OwnedRoomId, OwnedUserId};
 
 use crate::dataset::pg_sink::PgSink;
-use crate::dataset::plan::{DatasetPlan, RoomKind, RoomPlan};
-use crate::dataset::seed::{Credentials, LoadReport, bar, step};
+use crate::dataset::plan::{DatasetPlan, PlanTotals, RoomKind, RoomPlan};
+use crate::dataset::seed::{Credentials, LoadReport, LoadStep, bar, step};
 use crate::dataset::sink::{IdBase, RoomRows, Sink, Table, Val};
 use crate::dataset::sqlite_sink::SqliteSink;
 use crate::row;
@@ -115,16 +115,6 @@ fn import_with(
             users,
         });
     }
-    // Per room: create, power levels, join rules, history visibility; guest access in private
-    // kinds; a name except in DMs; then the custom state, invites, joins and timeline.
-    let events_total = 4 * totals.rooms
-        + totals.private_rooms
-        + totals.dm_rooms
-        + (totals.rooms - totals.dm_rooms)
-        + totals.state_events
-        + totals.invites
-        + totals.memberships
-        + totals.timeline_events;
     let mut streams = Streams {
         stream: sink
             .query_i64("SELECT MAX(stream_ordering) FROM events")?
@@ -136,10 +126,87 @@ fn import_with(
         chain: sink.query_i64("SELECT MAX(chain_id) FROM event_auth_chains")?,
         end_ms: now_ms,
     };
-    let user_id = |u: u64| format!("@{}:{server_name}", DatasetPlan::localpart(u));
     let mut steps = Vec::new();
+    let cx = Import {
+        plan,
+        totals: &totals,
+        server_name,
+        now_ms,
+        show_progress,
+        workers,
+    };
+    let (user_ids, tokens) = import_users(&cx, &mut *sink, &mut steps)?;
+    let (outcomes, room_ids, events_written) =
+        import_rooms(&cx, &mut *sink, &mut steps, &factory, &mut streams)?;
+    derived(&cx, &mut *sink, &mut steps, &outcomes, &room_ids, &streams)?;
 
-    // 1. Users, profiles, devices, tokens, presence.
+    // What the database still does: the rows in flight (PostgreSQL's writer), the computed
+    // columns, the sequences, the commit and the planner's statistics.
+    let t = Instant::now();
+    sink.finish()?;
+    steps.push(step("commit", events_written, t));
+
+    Ok((
+        Credentials {
+            user_ids,
+            tokens,
+            room_ids,
+        },
+        LoadReport {
+            method: format!(
+                "direct import into {described} (room version {ROOM_VERSION}, events signed with the server key)"
+            ),
+            concurrency: workers,
+            totals,
+            steps,
+            total_seconds: started.elapsed().as_secs_f64(),
+            partial: false,
+        },
+    ))
+}
+
+/// The events of every room: per room create, power levels, join rules, history visibility;
+/// guest access in private kinds; a name except in DMs; then the custom state, invites, joins
+/// and timeline.
+fn events_total(totals: &PlanTotals) -> u64 {
+    4 * totals.rooms
+        + totals.private_rooms
+        + totals.dm_rooms
+        + (totals.rooms - totals.dm_rooms)
+        + totals.state_events
+        + totals.invites
+        + totals.memberships
+        + totals.timeline_events
+}
+
+/// What every step of a direct import reads: the plan and its totals, the server's name, the
+/// history's end, progress bars, and the room builders.
+#[derive(Clone, Copy)]
+struct Import<'a> {
+    plan: &'a DatasetPlan,
+    totals: &'a PlanTotals,
+    server_name: &'a str,
+    now_ms: i64,
+    show_progress: bool,
+    workers: usize,
+}
+
+/// Users, profiles, devices, tokens, presence and the user directory; their ids and first
+/// tokens by user index.
+fn import_users(
+    cx: &Import<'_>,
+    sink: &mut dyn Sink,
+    steps: &mut Vec<LoadStep>,
+) -> Result<(Vec<OwnedUserId>, Vec<String>), ImportError> {
+    let Import {
+        plan,
+        server_name,
+        totals,
+        now_ms,
+        show_progress,
+        ..
+    } = *cx;
+    let user_id = |u: u64| format!("@{}:{}", DatasetPlan::localpart(u), cx.server_name);
     let t = Instant::now();
     let pb = bar("users", totals.users, show_progress);
     let mut tokens = Vec::with_capacity(totals.users as usize);
@@ -249,8 +316,29 @@ fn import_with(
     }
     pb.finish_and_clear();
     steps.push(step("users", totals.users, t));
+    Ok((user_ids, tokens))
+}
 
-    // 2. Rooms: state, invites, joins, timeline, receipts.
+/// Rooms: state, invites, joins, timeline, receipts, built on workers and written in the
+/// order of their last activity; each room's outcome, the room ids by index, and the events
+/// written.
+fn import_rooms(
+    cx: &Import<'_>,
+    sink: &mut dyn Sink,
+    steps: &mut Vec<LoadStep>,
+    factory: &EventFactory<'_>,
+    streams: &mut Streams,
+) -> Result<(Vec<RoomOutcome>, Vec<OwnedRoomId>, u64), ImportError> {
+    let Import {
+        plan,
+        totals,
+        now_ms,
+        show_progress,
+        workers,
+        ..
+    } = *cx;
+    let user_id = |u: u64| format!("@{}:{}", DatasetPlan::localpart(u), cx.server_name);
+    let events_total = events_total(totals);
     let t = Instant::now();
     let pb = bar("events", events_total, show_progress);
     let mut outcomes = Vec::with_capacity(totals.rooms as usize);
@@ -287,7 +375,7 @@ fn import_with(
             chain: 0,
             end_ms: now_ms,
         };
-        let (outcome, events) = import_room(plan, &room, &factory, &mut rows, &mut local, &user_id)
+        let (outcome, events) = import_room(plan, &room, factory, &mut rows, &mut local, &user_id)
             .map_err(name_room(&room))?;
         Ok(BuiltRoom {
             rows,
@@ -332,13 +420,26 @@ fn import_with(
         .collect();
     pb.finish_and_clear();
     steps.push(step("events", events_written, t));
+    Ok((outcomes, room_ids, events_written))
+}
 
-    // 3. What derives from memberships: user directory sharing, user stats, positions.
+/// What derives from memberships: user directory sharing, user stats, `m.direct`, and the
+/// stream positions.
+fn derived(
+    cx: &Import<'_>,
+    sink: &mut dyn Sink,
+    steps: &mut Vec<LoadStep>,
+    outcomes: &[RoomOutcome],
+    room_ids: &[OwnedRoomId],
+    streams: &Streams,
+) -> Result<(), ImportError> {
+    let Import { plan, totals, .. } = *cx;
+    let user_id = |u: u64| format!("@{}:{}", DatasetPlan::localpart(u), cx.server_name);
     let t = Instant::now();
     let max_stream = streams.stream;
     {
         let mut joined = vec![0i64; totals.users as usize];
-        for o in &outcomes {
+        for o in outcomes {
             let public = matches!(o.kind, RoomKind::Big | RoomKind::Public);
             for &m in &o.members {
                 joined[m as usize] += 1;
@@ -372,7 +473,7 @@ fn import_with(
              SELECT MAX(stream_id) FROM room_tags_revisions) m",
         )?
         .max(1);
-    for (u, content) in plan.direct_content(&user_id, &room_ids) {
+    for (u, content) in plan.direct_content(&user_id, room_ids) {
         account_data += 1;
         sink.insert(
             Table::AccountData,
@@ -404,29 +505,7 @@ fn import_with(
     ));
     sink.execute("positions", &positions)?;
     steps.push(step("derived", totals.memberships, t));
-    // What the database still does: the rows in flight (PostgreSQL's writer), the computed
-    // columns, the sequences, the commit and the planner's statistics.
-    let t = Instant::now();
-    sink.finish()?;
-    steps.push(step("commit", events_written, t));
-
-    Ok((
-        Credentials {
-            user_ids,
-            tokens,
-            room_ids,
-        },
-        LoadReport {
-            method: format!(
-                "direct import into {described} (room version {ROOM_VERSION}, events signed with the server key)"
-            ),
-            concurrency: workers,
-            totals,
-            steps,
-            total_seconds: started.elapsed().as_secs_f64(),
-            partial: false,
-        },
-    ))
+    Ok(())
 }
 
 /// A room built on a worker: its rows (ids from zero), how many ids of each space it used, and

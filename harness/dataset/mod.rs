@@ -1,6 +1,7 @@
 //! Floor 4: datasets: the plan drawn from the seed, the API loader, the direct import and the
 //! fixture store that keeps a built dataset.
 
+pub mod chain;
 pub mod error;
 pub mod event;
 pub mod fixture;

@@ -7,10 +7,15 @@ use futures::{StreamExt, TryStreamExt};
 use indicatif::{ProgressBar, ProgressStyle};
 use ruma::api::auth_scheme::SendAccessToken;
 use ruma::api::client::account::register;
+use ruma::api::client::config::set_global_account_data;
 use ruma::api::client::membership::join_room_by_id;
 use ruma::api::client::message::send_message_event;
+use ruma::api::client::presence::set_presence;
+use ruma::api::client::receipt::create_receipt;
+use ruma::api::client::redact::redact_event;
 use ruma::api::client::room::{Visibility, create_room};
 use ruma::api::client::uiaa::{AuthData, Dummy, RegistrationToken};
+use ruma::presence::PresenceState;
 use ruma::{OwnedEventId, OwnedRoomId, OwnedUserId};
 
 use crate::dataset::plan::{
@@ -359,24 +364,79 @@ pub async fn load(
     registrar: Registrar<'_>,
     log: Option<&StepLog>,
 ) -> Result<(Credentials, LoadReport), SeedError> {
-    use ruma::api::client::config::set_global_account_data;
-    use ruma::api::client::presence::set_presence;
-    use ruma::api::client::receipt::create_receipt;
-    use ruma::api::client::redact::redact_event;
-    use ruma::presence::PresenceState;
-
     let started = Instant::now();
     let totals = plan.totals();
     let mut steps = Steps::new(log, show_progress);
-    let (show, conc) = (show_progress, concurrency);
-    let fail = |step: &'static str, request: String| {
-        move |source| SeedError {
-            step,
-            request,
-            source,
-        }
+    let s = Seeder {
+        client,
+        plan,
+        conc: concurrency,
+        show: show_progress,
+        registrar,
+        totals: &totals,
     };
+    let (user_ids, tokens) = register_users(s, &mut steps).await?;
+    let mut creds = Credentials {
+        user_ids,
+        tokens,
+        room_ids: Vec::new(),
+    };
+    profiles(s, &mut steps, &creds).await?;
+    creds.room_ids = create_rooms(s, &mut steps, &creds).await?;
+    joins(s, &mut steps, &creds).await?;
+    direct(s, &mut steps, &creds).await?;
+    let targets = timelines(s, &mut steps, &creds).await?;
+    receipts(s, &mut steps, &creds, targets).await?;
+    Ok((
+        creds,
+        LoadReport {
+            method: format!("client-server API; {}", registrar.describe()),
+            concurrency,
+            totals,
+            steps: steps.list,
+            total_seconds: started.elapsed().as_secs_f64(),
+            partial: false,
+        },
+    ))
+}
 
+/// What every loading step needs: the server, the plan and its totals, how many requests at
+/// once, whether to show progress, and how users register.
+#[derive(Clone, Copy)]
+struct Seeder<'a> {
+    client: &'a MatrixClient,
+    plan: &'a DatasetPlan,
+    totals: &'a PlanTotals,
+    conc: usize,
+    show: bool,
+    registrar: Registrar<'a>,
+}
+
+/// The event each planned read receipt points at: (room index, [(member, event id)]).
+type ReceiptTargets = Vec<(usize, Vec<(u64, OwnedEventId)>)>;
+
+/// A failed request of a step, as the error the load stops with.
+fn fail(step: &'static str, request: String) -> impl FnOnce(CallError) -> SeedError {
+    move |source| SeedError {
+        step,
+        request,
+        source,
+    }
+}
+
+/// Users: one step per way of registering; their ids and tokens by user index.
+async fn register_users(
+    s: Seeder<'_>,
+    steps: &mut Steps<'_>,
+) -> Result<(Vec<OwnedUserId>, Vec<String>), SeedError> {
+    let Seeder {
+        client,
+        plan,
+        conc,
+        show,
+        registrar,
+        totals,
+    } = s;
     // 1. Users: one step per way of registering (their rates differ by orders of magnitude).
     let mut users: Vec<(u64, OwnedUserId, String)> = Vec::with_capacity(totals.users as usize);
     let ways: Vec<(&'static str, bool)> = match registrar {
@@ -422,12 +482,28 @@ pub async fn load(
     }
     users.sort_by_key(|u| u.0);
     let (user_ids, tokens): (Vec<_>, Vec<_>) = users.into_iter().map(|(_, id, t)| (id, t)).unzip();
-    let (user_ids, tokens) = (&user_ids, &tokens);
+    Ok((user_ids, tokens))
+}
 
+/// Display names, avatars, second devices and presence.
+async fn profiles(
+    s: Seeder<'_>,
+    steps: &mut Steps<'_>,
+    creds: &Credentials,
+) -> Result<(), SeedError> {
+    let Seeder {
+        client,
+        plan,
+        conc,
+        show,
+        registrar,
+        totals,
+    } = s;
+    let (user_ids, tokens) = (&creds.user_ids, &creds.tokens);
     // 2. Profiles, devices and presence (display names before any join, so that membership
     //    events carry them and no room needs updating afterwards).
     run_step(
-        &mut steps,
+        steps,
         "display names",
         totals.display_names,
         show,
@@ -451,7 +527,7 @@ pub async fn load(
     )
     .await?;
     run_step(
-        &mut steps,
+        steps,
         "avatars",
         totals.avatars,
         show,
@@ -473,7 +549,7 @@ pub async fn load(
     )
     .await?;
     run_step(
-        &mut steps,
+        steps,
         "devices",
         totals.extra_devices,
         show,
@@ -488,7 +564,7 @@ pub async fn load(
     )
     .await?;
     run_step(
-        &mut steps,
+        steps,
         "presence",
         totals.presence_online,
         show,
@@ -507,7 +583,24 @@ pub async fn load(
         },
     )
     .await?;
+    Ok(())
+}
 
+/// Rooms, created by their first member with their invites and initial state; their ids by room index.
+async fn create_rooms(
+    s: Seeder<'_>,
+    steps: &mut Steps<'_>,
+    creds: &Credentials,
+) -> Result<Vec<OwnedRoomId>, SeedError> {
+    let Seeder {
+        client,
+        plan,
+        conc,
+        show,
+        totals,
+        ..
+    } = s;
+    let (user_ids, tokens) = (&creds.user_ids, &creds.tokens);
     // 3. Rooms, created by their first member, with their invites and initial state.
     let t = Instant::now();
     let pb = bar("rooms", totals.rooms, show);
@@ -556,12 +649,24 @@ pub async fn load(
     rooms.sort_by_key(|r| r.0);
     let room_ids: Vec<OwnedRoomId> = rooms.into_iter().map(|r| r.1).collect();
     steps.push(step("rooms", totals.rooms, t));
-    let room_ids = &room_ids;
+    Ok(room_ids)
+}
 
+/// Joins of every member but the creator.
+async fn joins(s: Seeder<'_>, steps: &mut Steps<'_>, creds: &Credentials) -> Result<(), SeedError> {
+    let Seeder {
+        client,
+        plan,
+        conc,
+        show,
+        registrar,
+        totals,
+    } = s;
+    let (user_ids, tokens, room_ids) = (&creds.user_ids, &creds.tokens, &creds.room_ids);
     // 4. Joins (the creator is already in; invited members accept).
     let joins_as_service = matches!(registrar, Registrar::AppserviceExceptOnline { .. });
     run_step(
-        &mut steps,
+        steps,
         "joins",
         totals.memberships - totals.rooms,
         show,
@@ -587,12 +692,28 @@ pub async fn load(
         },
     )
     .await?;
+    Ok(())
+}
 
+/// `m.direct` account data.
+async fn direct(
+    s: Seeder<'_>,
+    steps: &mut Steps<'_>,
+    creds: &Credentials,
+) -> Result<(), SeedError> {
+    let Seeder {
+        client,
+        plan,
+        conc,
+        show,
+        ..
+    } = s;
+    let (user_ids, tokens, room_ids) = (&creds.user_ids, &creds.tokens, &creds.room_ids);
     // 5. `m.direct` account data of both members of every DM, as clients write it.
     let user_id_of = |u: u64| user_ids[u as usize].to_string();
     let direct = plan.direct_content(&user_id_of, room_ids);
     run_step(
-        &mut steps,
+        steps,
         "m.direct",
         direct.len() as u64,
         show,
@@ -615,12 +736,28 @@ pub async fn load(
         },
     )
     .await?;
+    Ok(())
+}
 
+/// The timelines; the event each read receipt points at, by room.
+async fn timelines(
+    s: Seeder<'_>,
+    steps: &mut Steps<'_>,
+    creds: &Credentials,
+) -> Result<ReceiptTargets, SeedError> {
+    let Seeder {
+        client,
+        plan,
+        conc,
+        show,
+        totals,
+        ..
+    } = s;
+    let (tokens, room_ids) = (&creds.tokens, &creds.room_ids);
     // 6. Timelines: each room in order (replies, reactions, edits and redactions point at
     //    earlier events), rooms side by side, in the order of their planned last activity (the
     //    API cannot backdate events, but the room list's order by recency is the plan's).
     //    Only the event ids that receipts need are kept.
-    let receipts_len = totals.receipts;
     let t = Instant::now();
     let pb = bar("timeline", totals.timeline_events, show);
     let now_ms = chrono::Utc::now().timestamp_millis();
@@ -686,12 +823,29 @@ pub async fn load(
         .await?;
     pb.finish_and_clear();
     steps.push(step("timeline", totals.timeline_events, t));
+    Ok(receipt_targets)
+}
 
+/// Read receipts, each on its planned event.
+async fn receipts(
+    s: Seeder<'_>,
+    steps: &mut Steps<'_>,
+    creds: &Credentials,
+    receipt_targets: ReceiptTargets,
+) -> Result<(), SeedError> {
+    let Seeder {
+        client,
+        conc,
+        show,
+        totals,
+        ..
+    } = s;
+    let (tokens, room_ids) = (&creds.tokens, &creds.room_ids);
     // 7. Read receipts.
     run_step(
-        &mut steps,
+        steps,
         "receipts",
-        receipts_len,
+        totals.receipts,
         show,
         conc,
         receipt_targets
@@ -717,22 +871,7 @@ pub async fn load(
         },
     )
     .await?;
-
-    Ok((
-        Credentials {
-            user_ids: user_ids.clone(),
-            tokens: tokens.clone(),
-            room_ids: room_ids.clone(),
-        },
-        LoadReport {
-            method: format!("client-server API; {}", registrar.describe()),
-            concurrency,
-            totals,
-            steps: steps.list,
-            total_seconds: started.elapsed().as_secs_f64(),
-            partial: false,
-        },
-    ))
+    Ok(())
 }
 
 /// Every join of the plan (room, user), dealt round-robin over the rooms: a server serialises

@@ -3,8 +3,13 @@
 
 use crate::dataset::plan::{DatasetPlan, STATE_EVENT_TYPE};
 use crate::dataset::seed::{Credentials, SeedError};
-use crate::matrix::MatrixClient;
+use crate::matrix::{CallError, MatrixClient};
+use ruma::api::Direction;
+use ruma::api::client::filter::RoomEventFilter;
+use ruma::api::client::membership::{joined_members, joined_rooms};
+use ruma::api::client::message::get_message_events;
 use ruma::{OwnedRoomId, OwnedUserId};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// What checking a loaded dataset through the server's own API found.
 #[derive(
@@ -39,19 +44,6 @@ pub async fn verify(
     users: u64,
     rooms: u64,
 ) -> Result<VerifyReport, SeedError> {
-    use ruma::api::Direction;
-    use ruma::api::client::filter::RoomEventFilter;
-    use ruma::api::client::membership::{joined_members, joined_rooms};
-    use ruma::api::client::message::get_message_events;
-    use std::collections::{BTreeMap, BTreeSet};
-
-    let err = |request: String| {
-        move |source| SeedError {
-            step: "verify",
-            request,
-            source,
-        }
-    };
     let mut report = VerifyReport::default();
     let user_sample = sample(plan.spec().users, users);
     let room_sample = sample(plan.room_count(), rooms);
@@ -88,98 +80,131 @@ pub async fn verify(
         }
     }
     for &r in &room_sample {
-        let room = plan.room(r);
-        let room_id = creds.room_ids[r as usize].clone();
-        let token = &creds.tokens[room.creator() as usize];
+        check_room(client, plan, creds, r, &mut report).await?;
+    }
+    check_direct(client, plan, creds, users, &mut report).await?;
+    check_profiles(client, plan, creds, &user_sample, &mut report).await?;
+    Ok(report)
+}
+
+/// A failed request of the verification.
+fn err(request: String) -> impl FnOnce(CallError) -> SeedError {
+    move |source| SeedError {
+        step: "verify",
+        request,
+        source,
+    }
+}
+
+/// One room: its joined members, its timeline events by type (exactly as planned; redacted
+/// messages keep their type), its custom state.
+async fn check_room(
+    client: &MatrixClient,
+    plan: &DatasetPlan,
+    creds: &Credentials,
+    r: u64,
+    report: &mut VerifyReport,
+) -> Result<(), SeedError> {
+    let room = plan.room(r);
+    let room_id = creds.room_ids[r as usize].clone();
+    let token = &creds.tokens[room.creator() as usize];
+    let resp = client
+        .send(
+            joined_members::v3::Request::new(room_id.clone()),
+            Some(token),
+        )
+        .await
+        .map_err(err(format!("joined_members of {}", room.name)))?;
+    let got: BTreeSet<&OwnedUserId> = resp.joined.keys().collect();
+    let expected: BTreeSet<&OwnedUserId> = room
+        .members
+        .iter()
+        .map(|&m| &creds.user_ids[m as usize])
+        .collect();
+    report.rooms_checked += 1;
+    report.checks += 1;
+    if got != expected {
+        report.mismatches.push(format!(
+            "{}: {} joined members, the plan says {}",
+            room.name,
+            got.len(),
+            expected.len()
+        ));
+    }
+    // Timeline events by type, exactly as planned (redacted messages keep their type).
+    let timeline = plan.timeline(&room);
+    for event_type in ["m.room.message", "m.reaction", "m.room.redaction"] {
+        let want = timeline
+            .iter()
+            .filter(|e| e.event_type() == event_type)
+            .count();
+        // Servers cap a page (Synapse at 1,000 events): page back until the room's start.
+        let mut got = 0usize;
+        let mut from: Option<String> = None;
+        loop {
+            let mut req =
+                get_message_events::v3::Request::new(room_id.clone(), Direction::Backward);
+            req.from = from.take();
+            req.limit =
+                ruma::UInt::try_from((want - got.min(want)) as u64 + 10).unwrap_or(ruma::UInt::MAX);
+            let mut filter = RoomEventFilter::default();
+            filter.types = Some(vec![event_type.into()]);
+            req.filter = filter;
+            let resp = client
+                .send(req, Some(token))
+                .await
+                .map_err(err(format!("{event_type} events of {}", room.name)))?;
+            got += resp.chunk.len();
+            // No `end`: the room's start. An empty page ends it too (some servers always
+            // send `end`).
+            match resp.end {
+                Some(end) if got <= want && !resp.chunk.is_empty() => from = Some(end),
+                _ => break,
+            }
+        }
+        report.checks += 1;
+        if got != want {
+            report.mismatches.push(format!(
+                "{}: {got} {event_type} events, the plan says {want}",
+                room.name
+            ));
+        }
+    }
+    if room.state_events > 0 {
+        use ruma::api::client::state::get_state_events;
         let resp = client
             .send(
-                joined_members::v3::Request::new(room_id.clone()),
+                get_state_events::v3::Request::new(room_id.clone()),
                 Some(token),
             )
             .await
-            .map_err(err(format!("joined_members of {}", room.name)))?;
-        let got: BTreeSet<&OwnedUserId> = resp.joined.keys().collect();
-        let expected: BTreeSet<&OwnedUserId> = room
-            .members
+            .map_err(err(format!("state of {}", room.name)))?;
+        let got = resp
+            .room_state
             .iter()
-            .map(|&m| &creds.user_ids[m as usize])
-            .collect();
-        report.rooms_checked += 1;
+            .filter(|e| {
+                e.get_field::<String>("type").ok().flatten().as_deref() == Some(STATE_EVENT_TYPE)
+            })
+            .count() as u64;
         report.checks += 1;
-        if got != expected {
+        if got != room.state_events {
             report.mismatches.push(format!(
-                "{}: {} joined members, the plan says {}",
-                room.name,
-                got.len(),
-                expected.len()
+                "{}: {got} {STATE_EVENT_TYPE} events, the plan says {}",
+                room.name, room.state_events
             ));
         }
-        // Timeline events by type, exactly as planned (redacted messages keep their type).
-        let timeline = plan.timeline(&room);
-        for event_type in ["m.room.message", "m.reaction", "m.room.redaction"] {
-            let want = timeline
-                .iter()
-                .filter(|e| e.event_type() == event_type)
-                .count();
-            // Servers cap a page (Synapse at 1,000 events): page back until the room's start.
-            let mut got = 0usize;
-            let mut from: Option<String> = None;
-            loop {
-                let mut req =
-                    get_message_events::v3::Request::new(room_id.clone(), Direction::Backward);
-                req.from = from.take();
-                req.limit = ruma::UInt::try_from((want - got.min(want)) as u64 + 10)
-                    .unwrap_or(ruma::UInt::MAX);
-                let mut filter = RoomEventFilter::default();
-                filter.types = Some(vec![event_type.into()]);
-                req.filter = filter;
-                let resp = client
-                    .send(req, Some(token))
-                    .await
-                    .map_err(err(format!("{event_type} events of {}", room.name)))?;
-                got += resp.chunk.len();
-                // No `end`: the room's start. An empty page ends it too (some servers always
-                // send `end`).
-                match resp.end {
-                    Some(end) if got <= want && !resp.chunk.is_empty() => from = Some(end),
-                    _ => break,
-                }
-            }
-            report.checks += 1;
-            if got != want {
-                report.mismatches.push(format!(
-                    "{}: {got} {event_type} events, the plan says {want}",
-                    room.name
-                ));
-            }
-        }
-        if room.state_events > 0 {
-            use ruma::api::client::state::get_state_events;
-            let resp = client
-                .send(
-                    get_state_events::v3::Request::new(room_id.clone()),
-                    Some(token),
-                )
-                .await
-                .map_err(err(format!("state of {}", room.name)))?;
-            let got = resp
-                .room_state
-                .iter()
-                .filter(|e| {
-                    e.get_field::<String>("type").ok().flatten().as_deref()
-                        == Some(STATE_EVENT_TYPE)
-                })
-                .count() as u64;
-            report.checks += 1;
-            if got != room.state_events {
-                report.mismatches.push(format!(
-                    "{}: {got} {STATE_EVENT_TYPE} events, the plan says {}",
-                    room.name, room.state_events
-                ));
-            }
-        }
     }
-    // `m.direct` of members of DMs spread over the plan, exactly as planned.
+    Ok(())
+}
+
+/// `m.direct` of members of DMs spread over the plan, exactly as planned.
+async fn check_direct(
+    client: &MatrixClient,
+    plan: &DatasetPlan,
+    creds: &Credentials,
+    users: u64,
+    report: &mut VerifyReport,
+) -> Result<(), SeedError> {
     let user_id_of = |u: u64| creds.user_ids[u as usize].to_string();
     let direct = plan.direct_content(&user_id_of, &creds.room_ids);
     for i in sample(direct.len() as u64, users) {
@@ -203,8 +228,18 @@ pub async fn verify(
             ));
         }
     }
-    // Display names, as the profile API answers them.
-    for &u in &user_sample {
+    Ok(())
+}
+
+/// Display names and avatars, as the profile API answers them.
+async fn check_profiles(
+    client: &MatrixClient,
+    plan: &DatasetPlan,
+    creds: &Credentials,
+    user_sample: &[u64],
+    report: &mut VerifyReport,
+) -> Result<(), SeedError> {
+    for &u in user_sample {
         #[allow(deprecated)]
         let req = ruma::api::client::profile::get_display_name::v3::Request::new(
             creds.user_ids[u as usize].clone(),
@@ -246,7 +281,7 @@ pub async fn verify(
             ));
         }
     }
-    Ok(report)
+    Ok(())
 }
 
 #[cfg(test)]

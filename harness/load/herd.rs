@@ -217,30 +217,7 @@ pub async fn run_herd_at(
 
     // Build every first request before the start line, so that release costs nothing.
     let sliding = spec.protocol == SyncProtocol::Sliding;
-    let mut requests = Vec::with_capacity(n);
-    for (i, token) in tokens[..n].iter().enumerate() {
-        // Client i is due `ramp * i / n` after the release.
-        let offset = spec.ramp.mul_f64(i as f64 / n as f64);
-        if sliding {
-            let user = user_ids.get(i).map_or("$ME", |u| u.as_str());
-            let conn = Connection::new(user);
-            let first = client.build(conn.request(Duration::ZERO), Some(token))?;
-            requests.push((offset, first, Some((conn, token.clone()))));
-            continue;
-        }
-        let mut req = sync_events::v3::Request::new();
-        req.timeout = Some(Duration::ZERO);
-        if let Some(s) = since[i].take() {
-            req.since = Some(s);
-            req.full_state = true;
-        }
-        if spec.lazy_load_members {
-            req.filter = Some(sync_events::v3::Filter::FilterDefinition(
-                lazy_loading_filter(),
-            ));
-        }
-        requests.push((offset, client.build(req, Some(token))?, None));
-    }
+    let requests = first_requests(&client, &tokens[..n], user_ids, spec, since)?;
 
     // Every client waits at the start line for the release instant and the recorder; hsbench
     // fixes the release ahead (at least 50 ms, for every task to reach the line; later when
@@ -248,47 +225,9 @@ pub async fn run_herd_at(
     let (start_tx, start_rx) = tokio::sync::watch::channel::<Option<(Instant, Recorder)>>(None);
     let mut set = tokio::task::JoinSet::new();
     for (offset, request, conn) in requests {
-        let mut rx = start_rx.clone();
+        let rx = start_rx.clone();
         let client = client.clone();
-        set.spawn(async move {
-            let (intended, rec) = loop {
-                if let Some((t0, rec)) = rx.borrow_and_update().clone() {
-                    break (t0 + offset, rec);
-                }
-                if rx.changed().await.is_err() {
-                    return None;
-                }
-            };
-            if !offset.is_zero() {
-                tokio::time::sleep_until(intended.into()).await;
-            }
-            if let Some((mut conn, token)) = conn {
-                // Sliding sync: the room list loaded as the SDK loads it, every request
-                // recorded; the client's outcome is the list's load.
-                let load = load_list(&client, &rec, &token, &mut conn, request, intended).await;
-                return Some((Instant::now(), Some(load)));
-            }
-            rec.start(HERD);
-            let sent = Instant::now();
-            let (error, bytes_in) = match client.http().execute(request).await {
-                Err(e) => (Some(ErrorKind::of(&e)), 0),
-                Ok(mut resp) => {
-                    let status = resp.status().as_u16();
-                    // An error's body is kept for its errcode; a 200's only counted.
-                    let keep = if status >= 400 { 4096 } else { 0 };
-                    let (n_bytes, kept, failed) = read_body(&mut resp, keep, None).await;
-                    let error = match (failed, status) {
-                        (Some(kind), _) => Some(kind),
-                        (None, 200) => None,
-                        (None, s) => Some(ErrorKind::Status(s, error_fields(&kept).0)),
-                    };
-                    (error, n_bytes)
-                }
-            };
-            let end = Instant::now();
-            rec.done(HERD, intended, sent, end, error, bytes_in, 0);
-            Some((end, None))
-        });
+        set.spawn(one_client(client, rx, offset, request, conn));
     }
     drop(start_rx);
     tokio::task::yield_now().await;
@@ -374,18 +313,7 @@ pub async fn run_herd_at(
             clients: spec.clients,
             ramp_s: spec.ramp.as_secs_f64(),
             lazy_load_members: spec.lazy_load_members,
-            model: match (sliding, spec.ramp.is_zero()) {
-                (false, true) => "closed: one request per client, all released at one instant".into(),
-                (false, false) => format!(
-                    "open: one request per client, due evenly over {:?} (latency corrected from each one's due time)",
-                    spec.ramp
-                ),
-                (true, true) => "closed: each client loads its room list (a request, then the next when the answer arrived), all released at one instant".into(),
-                (true, false) => format!(
-                    "open: each client loads its room list (a request, then the next when the answer arrived), clients due evenly over {:?}",
-                    spec.ramp
-                ),
-            },
+            model: herd_model(sliding, spec.ramp),
             room_list: Some(room_list),
             corrected: LatencySummary::of(&corrected_h),
             raw: LatencySummary::of(&raw_h),
@@ -414,4 +342,109 @@ pub async fn run_herd_at(
             released,
         },
     ))
+}
+
+/// A client's first request, due `offset` after the release, and for a sliding sync client its
+/// connection and token.
+type FirstRequest = (Duration, reqwest::Request, Option<(Connection, String)>);
+
+/// Every client's first request, built before the start line so that release costs nothing:
+/// client i is due `ramp * i / n` after the release.
+fn first_requests(
+    client: &MatrixClient,
+    tokens: &[String],
+    user_ids: &[OwnedUserId],
+    spec: &HerdSpec,
+    mut since: Vec<Option<String>>,
+) -> Result<Vec<FirstRequest>, crate::matrix::CallError> {
+    let (n, sliding) = (tokens.len(), spec.protocol == SyncProtocol::Sliding);
+    let mut requests = Vec::with_capacity(n);
+    for (i, token) in tokens.iter().enumerate() {
+        // Client i is due `ramp * i / n` after the release.
+        let offset = spec.ramp.mul_f64(i as f64 / n as f64);
+        if sliding {
+            let user = user_ids.get(i).map_or("$ME", |u| u.as_str());
+            let conn = Connection::new(user);
+            let first = client.build(conn.request(Duration::ZERO), Some(token))?;
+            requests.push((offset, first, Some((conn, token.clone()))));
+            continue;
+        }
+        let mut req = sync_events::v3::Request::new();
+        req.timeout = Some(Duration::ZERO);
+        if let Some(s) = since[i].take() {
+            req.since = Some(s);
+            req.full_state = true;
+        }
+        if spec.lazy_load_members {
+            req.filter = Some(sync_events::v3::Filter::FilterDefinition(
+                lazy_loading_filter(),
+            ));
+        }
+        requests.push((offset, client.build(req, Some(token))?, None));
+    }
+    Ok(requests)
+}
+
+/// One client of the herd: wait at the start line for the release and the recorder, then send
+/// its request (or load its sliding sync room list); when it ended, and a sliding client's load.
+async fn one_client(
+    client: MatrixClient,
+    mut rx: tokio::sync::watch::Receiver<Option<(Instant, Recorder)>>,
+    offset: Duration,
+    request: reqwest::Request,
+    conn: Option<(Connection, String)>,
+) -> Option<(Instant, Option<ListLoad>)> {
+    let (intended, rec) = loop {
+        if let Some((t0, rec)) = rx.borrow_and_update().clone() {
+            break (t0 + offset, rec);
+        }
+        if rx.changed().await.is_err() {
+            return None;
+        }
+    };
+    if !offset.is_zero() {
+        tokio::time::sleep_until(intended.into()).await;
+    }
+    if let Some((mut conn, token)) = conn {
+        // Sliding sync: the room list loaded as the SDK loads it, every request
+        // recorded; the client's outcome is the list's load.
+        let load = load_list(&client, &rec, &token, &mut conn, request, intended).await;
+        return Some((Instant::now(), Some(load)));
+    }
+    rec.start(HERD);
+    let sent = Instant::now();
+    let (error, bytes_in) = match client.http().execute(request).await {
+        Err(e) => (Some(ErrorKind::of(&e)), 0),
+        Ok(mut resp) => {
+            let status = resp.status().as_u16();
+            // An error's body is kept for its errcode; a 200's only counted.
+            let keep = if status >= 400 { 4096 } else { 0 };
+            let (n_bytes, kept, failed) = read_body(&mut resp, keep, None).await;
+            let error = match (failed, status) {
+                (Some(kind), _) => Some(kind),
+                (None, 200) => None,
+                (None, s) => Some(ErrorKind::Status(s, error_fields(&kept).0)),
+            };
+            (error, n_bytes)
+        }
+    };
+    let end = Instant::now();
+    rec.done(HERD, intended, sent, end, error, bytes_in, 0);
+    Some((end, None))
+}
+
+/// The herd's arrival model in words.
+fn herd_model(sliding: bool, ramp: Duration) -> String {
+    match (sliding, ramp.is_zero()) {
+        (false, true) => "closed: one request per client, all released at one instant".into(),
+        (false, false) => format!(
+            "open: one request per client, due evenly over {:?} (latency corrected from each one's due time)",
+            ramp
+        ),
+        (true, true) => "closed: each client loads its room list (a request, then the next when the answer arrived), all released at one instant".into(),
+        (true, false) => format!(
+            "open: each client loads its room list (a request, then the next when the answer arrived), clients due evenly over {:?}",
+            ramp
+        ),
+    }
 }

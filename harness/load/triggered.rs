@@ -10,13 +10,14 @@ use ruma::serde::Raw;
 use ruma::{OwnedRoomId, OwnedUserId};
 
 use crate::load::body::read_body;
-use crate::load::engine::{Ep, ErrorKind};
+use crate::load::engine::{Ep, ErrorKind, Recorded, Recorder};
 use crate::load::longpoll::*;
 use crate::load::recovery::{IntervalObs, Recovery, RecoveryRule};
 use crate::load::workload::{
     HarnessLoad, ShardRun, WorkloadData, WorkloadError, bytes_out, harness_load, nonce,
     shard_deliveries, status_error, unix_ms,
 };
+use crate::matrix::MatrixClient;
 use crate::metrics::LatencySummary;
 use crate::scenario::arrivals::Arrivals;
 use crate::scenario::{ReactionKind, SyncProtocol, TriggeredSpec};
@@ -162,37 +163,7 @@ pub async fn run_triggered(
     let mut trigger_error = None;
     if part.index == 0 && !partial {
         let rec = collector.recorder();
-        // Integers only: room versions reject floats in events.
-        let content = serde_json::json!({"reason": "hsbench triggered herd", "at_ms": unix_ms(std::time::SystemTime::now()) as u64});
-        let req = send_state_event::v3::Request::new_raw(
-            big_room.clone(),
-            ruma::events::StateEventType::from(TRIGGER_TYPE),
-            String::new(),
-            Raw::from_json_string(content.to_string()).expect("valid JSON"),
-        );
-        let mut request = client.build(req, Some(&tokens[0]))?;
-        // The trigger waits at most the re-sync timeout.
-        *request.timeout_mut() = Some(spec.resync_timeout);
-        let out = bytes_out(&request);
-        rec.start(Ep::Trigger);
-        let sent = Instant::now();
-        let (error, n_in) = match client.http().execute(request).await {
-            Err(e) => (Some(ErrorKind::of(&e)), 0),
-            Ok(mut resp) => {
-                let status = resp.status().as_u16();
-                let (n, kept, err) = read_body(&mut resp, 4096, None).await;
-                (
-                    err.or_else(|| (status != 200).then(|| status_error(status, &kept))),
-                    n,
-                )
-            }
-        };
-        let done = Instant::now();
-        // A server that cannot take the trigger is a finding, not a harness failure: the
-        // refusal is recorded (an error of the `trigger` endpoint, which the error gate sees)
-        // and the observation goes on, so every figure of the overloaded server is kept.
-        trigger_error = error.as_ref().map(ErrorKind::label);
-        rec.done(Ep::Trigger, t_trigger, sent, done, error, n_in, out);
+        trigger_error = send_trigger(&client, &rec, big_room, &tokens[0], spec, t_trigger).await?;
     }
 
     let scheduled = if partial {
@@ -233,40 +204,8 @@ pub async fn run_triggered(
     let recorded = collector.finish().await;
 
     let trigger_at = trigger_sent.saturating_duration_since(origin);
-    let n_intervals = ((wall.as_secs_f64() / spec.interval.as_secs_f64()) + 1e-9).floor() as usize;
-    let hists = &recorded.deliveries.intervals.hists;
-    let obs: Vec<IntervalObs<'_>> = (0..n_intervals)
-        .map(|i| IntervalObs {
-            deliveries: hists.get(i).map_or(0, |h| h.len()),
-            latency: hists.get(i),
-        })
-        .collect();
-    let recovery = crate::load::recovery::compute(
-        &obs,
-        spec.interval,
-        trigger_at,
-        RecoveryRule {
-            tolerance: spec.tolerance,
-            hold: spec.hold,
-            slack: spec.slack,
-        },
-    );
-    let gauge = &recorded.resync_gauge;
-    let peak = recorded
-        .peak_in_flight
-        .get(&Ep::Resync)
-        .copied()
-        .unwrap_or(0)
-        .max(0) as u64;
-    let sampled_peak = gauge.iter().copied().max().unwrap_or(0);
-    let time_to_saturation_s = (sampled_peak > 0).then(|| {
-        let at = gauge
-            .iter()
-            .position(|&n| n as f64 >= 0.9 * sampled_peak as f64)
-            .unwrap_or(0);
-        (at as f64 * crate::load::engine::GAUGE_STEP.as_secs_f64() - trigger_at.as_secs_f64())
-            .max(0.0)
-    });
+    let recovery = recovery_of(&recorded, wall, spec, trigger_at);
+    let (peak, time_to_saturation_s) = saturation(&recorded, trigger_at);
     let (deliveries, shard_log) = shard_deliveries(&recorded, origin_wall, seq_base, shard);
     let result = TriggeredResult {
         clients: local.len() as u64,
@@ -310,4 +249,97 @@ pub async fn run_triggered(
             extra: Vec::new(),
         },
     ))
+}
+
+/// Send the trigger (a state event into the big room), recorded as the `trigger` endpoint; the
+/// label of its error if the server refused it.
+async fn send_trigger(
+    client: &MatrixClient,
+    rec: &Recorder,
+    big_room: &OwnedRoomId,
+    token: &str,
+    spec: &TriggeredSpec,
+    t_trigger: Instant,
+) -> Result<Option<String>, WorkloadError> {
+    // Integers only: room versions reject floats in events.
+    let content = serde_json::json!({"reason": "hsbench triggered herd", "at_ms": unix_ms(std::time::SystemTime::now()) as u64});
+    let req = send_state_event::v3::Request::new_raw(
+        big_room.clone(),
+        ruma::events::StateEventType::from(TRIGGER_TYPE),
+        String::new(),
+        Raw::from_json_string(content.to_string()).expect("valid JSON"),
+    );
+    let mut request = client.build(req, Some(token))?;
+    // The trigger waits at most the re-sync timeout.
+    *request.timeout_mut() = Some(spec.resync_timeout);
+    let out = bytes_out(&request);
+    rec.start(Ep::Trigger);
+    let sent = Instant::now();
+    let (error, n_in) = match client.http().execute(request).await {
+        Err(e) => (Some(ErrorKind::of(&e)), 0),
+        Ok(mut resp) => {
+            let status = resp.status().as_u16();
+            let (n, kept, err) = read_body(&mut resp, 4096, None).await;
+            (
+                err.or_else(|| (status != 200).then(|| status_error(status, &kept))),
+                n,
+            )
+        }
+    };
+    let done = Instant::now();
+    // A server that cannot take the trigger is a finding, not a harness failure: the
+    // refusal is recorded (an error of the `trigger` endpoint, which the error gate sees)
+    // and the observation goes on, so every figure of the overloaded server is kept.
+    let label = error.as_ref().map(ErrorKind::label);
+    rec.done(Ep::Trigger, t_trigger, sent, done, error, n_in, out);
+    Ok(label)
+}
+
+/// The recovery rule over the deliveries per interval of the observation.
+fn recovery_of(
+    recorded: &Recorded,
+    wall: Duration,
+    spec: &TriggeredSpec,
+    trigger_at: Duration,
+) -> Recovery {
+    let n_intervals = ((wall.as_secs_f64() / spec.interval.as_secs_f64()) + 1e-9).floor() as usize;
+    let hists = &recorded.deliveries.intervals.hists;
+    let obs: Vec<IntervalObs<'_>> = (0..n_intervals)
+        .map(|i| IntervalObs {
+            deliveries: hists.get(i).map_or(0, |h| h.len()),
+            latency: hists.get(i),
+        })
+        .collect();
+    crate::load::recovery::compute(
+        &obs,
+        spec.interval,
+        trigger_at,
+        RecoveryRule {
+            tolerance: spec.tolerance,
+            hold: spec.hold,
+            slack: spec.slack,
+        },
+    )
+}
+
+/// The peak of concurrent re-syncs, and how long after the trigger the sampled gauge reached
+/// 90% of its peak.
+fn saturation(recorded: &Recorded, trigger_at: Duration) -> (u64, Option<f64>) {
+    let gauge = &recorded.resync_gauge;
+    let peak = recorded
+        .peak_in_flight
+        .get(&Ep::Resync)
+        .copied()
+        .unwrap_or(0)
+        .max(0) as u64;
+    let sampled_peak = gauge.iter().copied().max().unwrap_or(0);
+    let time_to_saturation_s = (sampled_peak > 0).then(|| {
+        let at = gauge
+            .iter()
+            .position(|&n| n as f64 >= 0.9 * sampled_peak as f64)
+            .unwrap_or(0);
+        (at as f64 * crate::load::engine::GAUGE_STEP.as_secs_f64() - trigger_at.as_secs_f64())
+            .max(0.0)
+    });
+    (peak, time_to_saturation_s)
 }

@@ -330,6 +330,31 @@ pub(super) fn boot_section(
 
 pub fn markdown(r: &RunResult) -> String {
     let mut md = String::new();
+    head(&mut md, r);
+    dataset_md(&mut md, r);
+    boots_md(&mut md, r);
+    md.push_str(&super::work::markdown(r));
+    waterfalls_md(&mut md, r);
+    herd_md(&mut md, r);
+    triggered_md(&mut md, r);
+    steady_md(&mut md, r);
+    catchup_md(&mut md, r);
+    thresholds_md(&mut md, r);
+    if let Some(p) = &r.profile {
+        profile_section(&mut md, p);
+    }
+    load_md(&mut md, r);
+    let u = &r.harness.self_usage;
+    md.push_str(&format!(
+        "hsbench itself: {:.2} s CPU (user+sys), peak RSS {}\n",
+        u.cpu_user_s + u.cpu_sys_s,
+        fmt_bytes(u.max_rss_bytes as f64)
+    ));
+    md
+}
+
+/// The title, the failures and warnings first, the run's status, the machine and the shard.
+fn head(md: &mut String, r: &RunResult) {
     let scenario = r.scenario_name();
     let server = r.server_label();
     md.push_str(&format!("## hsbench · {scenario} · {server}\n\n"));
@@ -393,6 +418,10 @@ pub fn markdown(r: &RunResult) -> String {
                 .unwrap_or_default()
         ));
     }
+}
+
+/// The dataset in one line: its seed, spec, sizes, history and fixture.
+fn dataset_md(md: &mut String, r: &RunResult) {
     if let Some(d) = &r.dataset {
         md.push_str(&format!(
             "Dataset: seed {} · spec `{}` · {} users ({} devices) · {} rooms (largest {}, {} private, {} DMs) · {} memberships · {} timeline events · {} state events · {} receipts · {} · {}{}\n\n",
@@ -430,18 +459,21 @@ pub fn markdown(r: &RunResult) -> String {
                 .unwrap_or_default()
         ));
     }
+}
 
+/// The boot sections: warm, cold, after a crash (with the crash table).
+fn boots_md(md: &mut String, r: &RunResult) {
     if let Some(b) = &r.boot_summary {
         let boots: Vec<&BootRecord> = r.boots.iter().filter(|x| !x.warmup && !x.cold).collect();
-        boot_section(&mut md, &boots, b, "warm");
+        boot_section(md, &boots, b, "warm");
     }
     if let Some(b) = &r.cold_boot_summary {
         let boots: Vec<&BootRecord> = r.boots.iter().filter(|x| !x.warmup && x.cold).collect();
-        boot_section(&mut md, &boots, b, "cold");
+        boot_section(md, &boots, b, "cold");
     }
     if let Some(b) = &r.crash_boot_summary {
         let boots: Vec<&BootRecord> = r.crash_restarts.iter().map(|c| &c.recovery).collect();
-        boot_section(&mut md, &boots, b, "after a crash");
+        boot_section(md, &boots, b, "after a crash");
         md.push_str("| crash | killed after ready | writes acknowledged / sent | acknowledged but lost | recovery: time to ready |\n|---|---:|---:|---:|---:|\n");
         for (i, c) in r.crash_restarts.iter().enumerate() {
             md.push_str(&format!(
@@ -463,9 +495,10 @@ pub fn markdown(r: &RunResult) -> String {
         }
         md.push('\n');
     }
+}
 
-    md.push_str(&super::work::markdown(r));
-
+/// Links to the boot waterfalls.
+fn waterfalls_md(md: &mut String, r: &RunResult) {
     let svgs: Vec<&String> = r
         .files
         .iter()
@@ -480,15 +513,18 @@ pub fn markdown(r: &RunResult) -> String {
         md.push_str(&links.join(" · "));
         md.push_str("\n\n");
     }
+}
 
-    /// How a workload's clients synced, in a heading.
-    fn protocol_words(p: crate::scenario::SyncProtocol) -> &'static str {
-        match p {
-            crate::scenario::SyncProtocol::V2 => "/sync v2",
-            crate::scenario::SyncProtocol::Sliding => "sliding sync (MSC4186)",
-        }
+/// How a workload's clients synced, in a heading.
+fn protocol_words(p: crate::scenario::SyncProtocol) -> &'static str {
+    match p {
+        crate::scenario::SyncProtocol::V2 => "/sync v2",
+        crate::scenario::SyncProtocol::Sliding => "sliding sync (MSC4186)",
     }
+}
 
+/// The herd: room list, latencies, errors, hsbench's own CPU.
+fn herd_md(md: &mut String, r: &RunResult) {
     if let Some(h) = &r.herd {
         let sliding = h.protocol == crate::scenario::SyncProtocol::Sliding;
         let what = match (sliding, h.sync) {
@@ -566,7 +602,10 @@ pub fn markdown(r: &RunResult) -> String {
             }
         }
     }
+}
 
+/// The triggered herd: time to recover, re-syncs, endpoints.
+fn triggered_md(md: &mut String, r: &RunResult) {
     if let Some(t) = &r.triggered {
         md.push_str(&format!(
             "### Triggered herd: {} long-poll clients, {} on the trigger, {}/s chatter{}\n\n",
@@ -610,10 +649,14 @@ pub fn markdown(r: &RunResult) -> String {
             fmt_ms(t.reaction_time.p99_ms),
             fmt_ms(t.reaction_time.max_ms),
         ));
-        endpoints_md(&mut md, &t.endpoints, &t.deliveries);
-        harness_md(&mut md, &t.harness, "triggered herd");
+        endpoints_md(md, &t.endpoints, &t.deliveries);
+        harness_md(md, &t.harness, "triggered herd");
         md.push_str(&format!("Recovery rule: {}.\n\n", rc.definition));
     }
+}
+
+/// The steady workload: rates and endpoints.
+fn steady_md(md: &mut String, r: &RunResult) {
     if let Some(t) = &r.steady {
         md.push_str(&format!(
             "### Steady: {} long-poll clients, {} senders, {:.1} messages/s intended, {:.1}/s accepted{}\n\n",
@@ -623,9 +666,13 @@ pub fn markdown(r: &RunResult) -> String {
             t.achieved_per_s,
             partial(t.partial)
         ));
-        endpoints_md(&mut md, &t.endpoints, &t.deliveries);
-        harness_md(&mut md, &t.harness, "steady workload");
+        endpoints_md(md, &t.endpoints, &t.deliveries);
+        harness_md(md, &t.harness, "steady workload");
     }
+}
+
+/// The catch-up workload: time to read everything, pages, unread counts.
+fn catchup_md(md: &mut String, r: &RunResult) {
     if let Some(c) = &r.catchup {
         md.push_str(&format!(
             "### Catch-up: {} readers, {} unread messages each, {} per page, over {}{}\n\n",
@@ -656,7 +703,7 @@ pub fn markdown(r: &RunResult) -> String {
             c.pages,
         ));
         endpoints_md(
-            &mut md,
+            md,
             &c.endpoints,
             &crate::load::engine::DeliveryResult::default(),
         );
@@ -664,9 +711,12 @@ pub fn markdown(r: &RunResult) -> String {
             "Backlog written (setup, not timed) in {:.1} s ({:.0} messages/s).\n\n",
             c.backlog_write_s, c.backlog_write_per_s
         ));
-        harness_md(&mut md, &c.harness, "catch-up");
+        harness_md(md, &c.harness, "catch-up");
     }
+}
 
+/// The gates, each with its value.
+fn thresholds_md(md: &mut String, r: &RunResult) {
     if !r.thresholds.is_empty() {
         let failed = r.thresholds.iter().filter(|t| !t.passed).count();
         md.push_str(&format!(
@@ -695,11 +745,10 @@ pub fn markdown(r: &RunResult) -> String {
         }
         md.push('\n');
     }
+}
 
-    if let Some(p) = &r.profile {
-        profile_section(&mut md, p);
-    }
-
+/// How the dataset was loaded, step by step.
+fn load_md(md: &mut String, r: &RunResult) {
     if let Some(load) = r.dataset.as_ref().and_then(|d| d.load.as_ref()) {
         md.push_str(&format!(
             "### Dataset load ({:.1} s; {}){}\n\n| step | count | seconds | rate |\n|---|---:|---:|---:|\n",
@@ -719,13 +768,6 @@ pub fn markdown(r: &RunResult) -> String {
         }
         md.push('\n');
     }
-    let u = &r.harness.self_usage;
-    md.push_str(&format!(
-        "hsbench itself: {:.2} s CPU (user+sys), peak RSS {}\n",
-        u.cpu_user_s + u.cpu_sys_s,
-        fmt_bytes(u.max_rss_bytes as f64)
-    ));
-    md
 }
 
 pub(super) fn pct(c: &crate::profile::Change) -> String {

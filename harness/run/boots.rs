@@ -4,29 +4,26 @@
 use super::crash::crash_restarts;
 use super::ctx::Ctx;
 use super::ctx::finish_files;
-use super::db::DbProcesses;
 use super::db::switch_statement_log;
 use super::error::RunError;
 use super::profiling::{profiled_boot, resolve_profiler};
 use super::spec::{boot_spec, per_boot_fixture, report_boot, restore_before_boot, write_waterfall};
+use super::target::Target;
 use super::work;
 use super::workloads::workloads;
 use crate::boot::summary::summarize_boots;
 use crate::boot::{BootRecord, boot};
-use crate::dataset::plan::DatasetPlan;
-use crate::dataset::seed::Credentials;
 use crate::scenario::CacheMode;
-use crate::server::{Instance, ServerProfile};
 
 /// Timed boots, then verification and workloads, over a ready dataset.
-pub(super) async fn measure(
-    ctx: &mut Ctx<'_>,
-    inst: &Instance,
-    creds: &Credentials,
-    plan: &DatasetPlan,
-    profile: &ServerProfile,
-    db: &DbProcesses,
-) -> Result<(), RunError> {
+pub(super) async fn measure(ctx: &mut Ctx<'_>, t: &Target) -> Result<(), RunError> {
+    let Target {
+        inst,
+        creds,
+        plan,
+        profile,
+        db,
+    } = t;
     let scenario = ctx.scenario;
     let run_dir = ctx.run_dir.clone();
     let shutdown = scenario.boot.shutdown_timeout;
@@ -123,7 +120,7 @@ pub(super) async fn measure(
 
     // 3a. Boots under the work meter: instructions per phase.
     if scenario.boot.meter.work() {
-        work::metered_boots(ctx, inst, profile, db).await?;
+        work::metered_boots(ctx, t).await?;
     }
 
     // 3b. Profiled boots: extra boots under the profiler, compared with the timed ones.
@@ -134,7 +131,7 @@ pub(super) async fn measure(
         for i in 1..=scenario.profile.boot_runs {
             let _turn = ctx.turn().await;
             restore_before_boot(ctx, inst, per_boot.as_ref()).await?;
-            profiled_boot(ctx, inst, profile, db, tool, &probe_token, i).await?;
+            profiled_boot(ctx, t, tool, &probe_token, i).await?;
         }
     }
 
@@ -147,7 +144,7 @@ pub(super) async fn measure(
         if scenario.boot.crash_restarts > 0 {
             restore_before_boot(ctx, inst, per_boot.as_ref()).await?;
         }
-        crash_restarts(ctx, inst, creds, plan, profile, db, &probe_token).await?;
+        crash_restarts(ctx, t, &probe_token).await?;
         return finish_files(ctx);
     }
     restore_before_boot(ctx, inst, per_boot.as_ref()).await?;
@@ -175,6 +172,6 @@ pub(super) async fn measure(
     outcome?;
     ctx.save()?;
     // 5. Crash-restart cycles last: their writes change the dataset the workloads measured.
-    crash_restarts(ctx, inst, creds, plan, profile, db, &probe_token).await?;
+    crash_restarts(ctx, t, &probe_token).await?;
     finish_files(ctx)
 }

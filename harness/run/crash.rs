@@ -3,17 +3,14 @@
 
 use super::ctx::Ctx;
 use super::dataset::api_client;
-use super::db::DbProcesses;
 use super::error::RunError;
 use super::spec::boot_spec;
 use super::spec::report_boot;
 use super::spec::write_waterfall;
+use super::target::Target;
 use crate::boot::summary::summarize_boots;
 use crate::boot::{BootRecord, boot};
-use crate::dataset::plan::DatasetPlan;
-use crate::dataset::seed::Credentials;
 use crate::matrix::MatrixClient;
-use crate::server::{Instance, ServerProfile};
 use std::time::{Duration, Instant};
 
 /// `[boot] crash_restarts` (after the workloads): boot, send `crash_writes` messages into the
@@ -22,13 +19,16 @@ use std::time::{Duration, Instant};
 /// start (WAL replay, crash checks) is the figure operators ask for.
 pub(super) async fn crash_restarts(
     ctx: &mut Ctx<'_>,
-    inst: &Instance,
-    creds: &Credentials,
-    plan: &DatasetPlan,
-    profile: &ServerProfile,
-    db: &DbProcesses,
+    t: &Target,
     probe_token: &str,
 ) -> Result<(), RunError> {
+    let Target {
+        inst,
+        creds,
+        plan,
+        profile,
+        db,
+    } = t;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicU64, Ordering};
     let scenario = ctx.scenario;

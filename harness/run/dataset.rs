@@ -4,10 +4,10 @@ use super::ctx::Ctx;
 use super::error::RunError;
 use super::error::workload_error;
 use super::spec::boot_spec;
-use crate::boot::boot;
+use crate::boot::{RunningServer, boot};
 use crate::dataset::fixture::{FixtureIdentity, FixtureManifest, FixtureUse};
 use crate::dataset::plan::DatasetPlan;
-use crate::dataset::seed::{Credentials, Registrar, load, wait_for_appservice};
+use crate::dataset::seed::{Credentials, LoadReport, Registrar, load, wait_for_appservice};
 use crate::dataset::verify::verify;
 use crate::matrix::MatrixClient;
 use crate::scenario::{LoadMethod, Registration};
@@ -15,6 +15,7 @@ use crate::server::postgres::PgCluster;
 use crate::server::profile::ProfileRegistration;
 use crate::server::synapse::SERVER_NAME;
 use crate::server::{Instance, ServerProfile};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 /// How long the schema boot of a direct import waits for Synapse's background updates over the
@@ -28,7 +29,7 @@ pub(super) async fn build_dataset(
     plan: &DatasetPlan,
     profile: &ServerProfile,
     identity: &FixtureIdentity,
-    mut pg: Option<&mut PgCluster>,
+    pg: Option<&mut PgCluster>,
     snapshot: bool,
 ) -> Result<Credentials, RunError> {
     let scenario = ctx.scenario;
@@ -82,59 +83,12 @@ pub(super) async fn build_dataset(
             "application service registration (the profile's launch.appservice; see seed.log)",
         )(e));
     }
-    let registrar = match (inst, scenario.dataset.registration, as_token.as_deref()) {
-        (Instance::Native(n), _, as_token) => {
-            let token = match n.launch.registration {
-                ProfileRegistration::Token => Some(n.registration_token.as_str()),
-                ProfileRegistration::Password => None,
-            };
-            match (as_token, token) {
-                (Some(appservice), token) => {
-                    Registrar::AppserviceExceptOnline { appservice, token }
-                }
-                (None, Some(t)) => Registrar::Token(t),
-                (None, None) => Registrar::Password,
-            }
-        }
-        (_, Registration::Appservice, Some(t)) => Registrar::Appservice(t),
-        _ => Registrar::Password,
-    };
+    let registrar = registrar_for(inst, scenario.dataset.registration, as_token.as_deref());
     let shutdown = scenario.boot.shutdown_timeout;
     let mut server = Some(server);
     let (creds, report) = if scenario.dataset.load == LoadMethod::Direct {
-        // Synapse has created its schema and signing key; it must be stopped while its
-        // database is written, then it boots again and its own API checks the result.
         let s = server.take().expect("running");
-        let stopped = s.stop(shutdown, &run_dir).await;
-        let updates_done = stopped
-            .background
-            .as_ref()
-            .is_some_and(|b| b.source == "marker");
-        ctx.result.seed_boot = Some(stopped);
-        if !updates_done {
-            eprintln!(
-                "WARNING: the schema boot's background updates did not finish within {} s \
-                 (seed.log); those left run over the imported rows at every boot of this fixture",
-                SCHEMA_BACKGROUND_LIMIT.as_secs()
-            );
-        }
-        let (creds, report) = direct_import(ctx, inst, plan).await?;
-        let check = boot(boot_spec(
-            inst,
-            profile,
-            &run_dir,
-            "import-check",
-            None,
-            scenario,
-            &[],
-        )?)
-        .await?;
-        let client = api_client(&check.base_url(), Duration::from_secs(120), "client")?;
-        let verified = verify(&client, plan, &creds, 8, 8).await;
-        let stopped = check.stop(shutdown, &run_dir).await;
-        ctx.result.import_check_boot = Some(stopped);
-        record_verify(ctx, "import-check", verified.map_err(Box::new)?)?;
-        (creds, report)
+        import_and_check(ctx, inst, plan, profile, s).await?
     } else {
         let log = ctx.load_steps.clone();
         let loaded = load(
@@ -200,7 +154,94 @@ pub(super) async fn build_dataset(
         ctx.save()?;
         return Ok(creds);
     }
-    // PostgreSQL's data directory is copied with the cluster stopped, then it starts again.
+    save_fixture(ctx, inst, &creds, manifest, report, counts, pg).await?;
+    ctx.save()?;
+    Ok(creds)
+}
+
+/// How the load registers users: through the application service where there is one (on a
+/// native server, except the users who go online, who need a password), else with a
+/// registration token or a password.
+fn registrar_for<'a>(
+    inst: &'a Instance,
+    registration: Registration,
+    as_token: Option<&'a str>,
+) -> Registrar<'a> {
+    match (inst, registration, as_token) {
+        (Instance::Native(n), _, as_token) => {
+            let token = match n.launch.registration {
+                ProfileRegistration::Token => Some(n.registration_token.as_str()),
+                ProfileRegistration::Password => None,
+            };
+            match (as_token, token) {
+                (Some(appservice), token) => {
+                    Registrar::AppserviceExceptOnline { appservice, token }
+                }
+                (None, Some(t)) => Registrar::Token(t),
+                (None, None) => Registrar::Password,
+            }
+        }
+        (_, Registration::Appservice, Some(t)) => Registrar::Appservice(t),
+        _ => Registrar::Password,
+    }
+}
+
+/// A direct import: Synapse has created its schema and signing key; it is stopped while its
+/// database is written, then it boots again and its own API checks the result.
+async fn import_and_check(
+    ctx: &mut Ctx<'_>,
+    inst: &Instance,
+    plan: &DatasetPlan,
+    profile: &ServerProfile,
+    s: RunningServer,
+) -> Result<(Credentials, LoadReport), RunError> {
+    let scenario = ctx.scenario;
+    let run_dir = ctx.run_dir.clone();
+    let shutdown = scenario.boot.shutdown_timeout;
+    let stopped = s.stop(shutdown, &run_dir).await;
+    let updates_done = stopped
+        .background
+        .as_ref()
+        .is_some_and(|b| b.source == "marker");
+    ctx.result.seed_boot = Some(stopped);
+    if !updates_done {
+        eprintln!(
+            "WARNING: the schema boot's background updates did not finish within {} s \
+             (seed.log); those left run over the imported rows at every boot of this fixture",
+            SCHEMA_BACKGROUND_LIMIT.as_secs()
+        );
+    }
+    let (creds, report) = direct_import(ctx, inst, plan).await?;
+    let check = boot(boot_spec(
+        inst,
+        profile,
+        &run_dir,
+        "import-check",
+        None,
+        scenario,
+        &[],
+    )?)
+    .await?;
+    let client = api_client(&check.base_url(), Duration::from_secs(120), "client")?;
+    let verified = verify(&client, plan, &creds, 8, 8).await;
+    let stopped = check.stop(shutdown, &run_dir).await;
+    ctx.result.import_check_boot = Some(stopped);
+    record_verify(ctx, "import-check", verified.map_err(Box::new)?)?;
+    Ok((creds, report))
+}
+
+/// Snapshot the built dataset as a fixture (PostgreSQL's data directory copied with the cluster
+/// stopped, then it starts again), recorded in the result.
+async fn save_fixture(
+    ctx: &mut Ctx<'_>,
+    inst: &Instance,
+    creds: &Credentials,
+    manifest: FixtureManifest,
+    report: LoadReport,
+    counts: BTreeMap<String, Option<u64>>,
+    mut pg: Option<&mut PgCluster>,
+) -> Result<(), RunError> {
+    let run_dir = ctx.run_dir.clone();
     let pgdata = pg.as_ref().map(|c| c.pgdata.clone());
     if let Some(c) = pg.as_mut() {
         c.stop().await;
@@ -239,8 +280,7 @@ pub(super) async fn build_dataset(
             table_counts: counts,
         });
     }
-    ctx.save()?;
-    Ok(creds)
+    Ok(())
 }
 
 /// Longest wait for Synapse to fold the loaded receipts into its notification summaries (it

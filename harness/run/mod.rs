@@ -11,19 +11,16 @@ mod error;
 mod options;
 mod serve;
 mod spec;
+mod stages;
+mod target;
 mod wait;
 mod workdir;
 
-use attach::*;
-use boots::*;
 use ctx::*;
-use db::*;
 pub use error::RunError;
 use options::*;
 pub use options::{Attach, RunOptions, RunOutcome, ServeHooks, ServeInfo};
-use serve::*;
-use spec::*;
-use wait::*;
+use stages::stages;
 pub use workdir::work_parents;
 use workdir::*;
 
@@ -39,25 +36,16 @@ pub mod turns;
 pub mod work;
 mod workloads;
 
-use dataset::*;
-
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::dataset::fixture::{FixtureIdentity, FixtureUse, IMPORT_FORMAT, MODEL_VERSION};
-use crate::dataset::plan::DatasetPlan;
-use crate::result::{DatasetInfo, RunResult, RunStatus, ServerInfo};
+use crate::result::{RunResult, RunStatus};
 use crate::scenario::Scenario;
-use crate::scenario::{DatabaseKind, LoadMethod};
 
 /// How long an interrupted run waits for its running workload to save what it measured.
 const WORKLOAD_GRACE: Duration = Duration::from_secs(15);
 
 /// Run subdirectory of the profiles (raw profiler output, folded stacks, flamegraphs).
 pub use crate::profile::PROFILE_DIR;
-use crate::server::postgres::{PG_DATABASE, PG_USER, PgBinaries, PgCluster};
-use crate::server::synapse::{DbTarget, InstallStep, SynapseInstall, SynapseInstance};
-use crate::server::{self, Instance, ServerError, free_port};
 
 /// `<UTC time>-<scenario name>`, safe as a directory name.
 pub fn run_id(scenario: &Scenario) -> String {
@@ -240,338 +228,6 @@ async fn run_mode(
         run_dir,
         result: ctx.result,
     })
-}
-
-async fn stages(
-    ctx: &mut Ctx<'_>,
-    work: &Path,
-    serving: &std::sync::atomic::AtomicBool,
-) -> Result<(), RunError> {
-    if matches!(ctx.mode, Mode::Attach(_)) {
-        return attached(ctx).await;
-    }
-    let scenario = ctx.scenario;
-    let version = ctx
-        .opts
-        .server_version
-        .clone()
-        .unwrap_or_else(|| scenario.server.version.clone());
-
-    // 1. Install (cached), or probe the user's binary.
-    let server_profile = scenario.server.profile()?;
-    let native = match &scenario.server.binary {
-        Some(binary) => {
-            let (kind, b, p) = (
-                scenario.server.kind.as_str().to_string(),
-                binary.clone(),
-                server_profile.clone(),
-            );
-            let launch = p.launch.clone().ok_or_else(|| ServerError::Install {
-                step: "profile".into(),
-                source: format!("profile {:?} has no [launch] section", p.name).into(),
-            })?;
-            let ni = tokio::task::spawn_blocking(move || {
-                server::native::NativeInstall::probe(&kind, &b, &launch)
-            })
-            .await
-            .expect("probe task")?;
-            ctx.say(&format!(
-                "{}: {} ({})",
-                ni.kind,
-                ni.binary.display(),
-                ni.identity()
-            ));
-            Some(ni)
-        }
-        None => None,
-    };
-    let install = match &native {
-        Some(_) => None,
-        None => {
-            let install = match &scenario.server.source {
-                Some(src) => {
-                    ctx.say(&format!(
-                        "Synapse from {}: checking its virtualenv",
-                        src.display()
-                    ));
-                    let (src, step) = (src.clone(), InstallStep::default());
-                    let st = step.clone();
-                    let task = tokio::task::spawn_blocking(move || {
-                        SynapseInstall::ensure_source_with(&src, &st)
-                    });
-                    heartbeat(
-                        ctx,
-                        task,
-                        "installing the checkout (the first install builds Synapse's Rust extension: minutes)",
-                        &step,
-                    )
-                    .await?
-                }
-                None => {
-                    ctx.say(&format!("Synapse {version}: checking the install cache"));
-                    let (v, step) = (version.clone(), InstallStep::default());
-                    let st = step.clone();
-                    let task =
-                        tokio::task::spawn_blocking(move || SynapseInstall::ensure_with(&v, &st));
-                    heartbeat(ctx, task, "installing Synapse from PyPI", &step).await?
-                }
-            };
-            if install.installed_now {
-                ctx.say(&format!(
-                    "installed Synapse {} in {:.0} s into {}",
-                    install.version,
-                    install.install_seconds,
-                    install.venv.display()
-                ));
-            }
-            Some(install)
-        }
-    };
-    // The database: SQLite in the data directory, a private PostgreSQL cluster, or an existing
-    // PostgreSQL database on this machine. A native server keeps its own (embedded) storage.
-    let mut pg: Option<PgCluster> = None;
-    let mut pg_root: Option<tempfile::TempDir> = None;
-    let (db_label, db_target, db_desc) = match (scenario.server.database, &install) {
-        (_, None) => (
-            "embedded".to_string(),
-            DbTarget::Sqlite,
-            Some("the server's own storage, as its config template sets it".to_string()),
-        ),
-        (DatabaseKind::Sqlite, Some(_)) => ("sqlite".to_string(), DbTarget::Sqlite, None),
-        (DatabaseKind::Postgres, Some(install)) => {
-            let i = install.clone();
-            tokio::task::spawn_blocking(move || i.ensure_postgres_driver())
-                .await
-                .expect("driver task")?;
-            match &scenario.server.postgres_url {
-                Some(u) => (
-                    "postgres-external".to_string(),
-                    DbTarget::Postgres {
-                        host: u.host.clone(),
-                        port: u.port,
-                        user: u.user.clone(),
-                        password: u.password.clone(),
-                        database: u.database.clone(),
-                    },
-                    Some(format!(
-                        "external PostgreSQL {}:{}/{}",
-                        u.host, u.port, u.database
-                    )),
-                ),
-                None => {
-                    let bins = PgBinaries::find()?;
-                    let parent = work_parent(&ctx.opts.fixtures, true);
-                    let root = owned_work_dir("hsbench-pg-", &parent)?;
-                    let port =
-                        free_port().map_err(|e| ServerError::io(Path::new("127.0.0.1:0"), e))?;
-                    let desc = format!(
-                        "PostgreSQL {} private cluster on 127.0.0.1:{port} ({})",
-                        bins.version,
-                        bins.bin_dir.display()
-                    );
-                    let label = format!("postgres-{}", bins.major);
-                    pg = Some(PgCluster::new(bins, root.path())?);
-                    pg_root = Some(root);
-                    (
-                        label,
-                        DbTarget::Postgres {
-                            host: "127.0.0.1".into(),
-                            port,
-                            user: PG_USER.into(),
-                            password: None,
-                            database: PG_DATABASE.into(),
-                        },
-                        Some(desc),
-                    )
-                }
-            }
-        }
-    };
-    let pg_port = match &db_target {
-        DbTarget::Postgres { port, .. } => *port,
-        DbTarget::Sqlite => 0,
-    };
-    // An external database is the user's: hsbench never snapshots or restores it.
-    let use_fixtures = scenario.server.postgres_url.is_none();
-    let plan = DatasetPlan::new(scenario.dataset.clone());
-    let server_version = match (&native, &install) {
-        (Some(n), _) => n.identity(),
-        (None, Some(i)) => i.version.clone(),
-        (None, None) => version.clone(),
-    };
-    // A checkout's fixtures are keyed by its schema, not its commit: a PR that leaves the schema
-    // alone reuses the base's fixture.
-    let fixture_version = match (&ctx.opts.fixture_version, &native, &install) {
-        (Some(v), _, _) => v.clone(),
-        (None, None, Some(i)) => i.fixture_version(),
-        _ => server_version.clone(),
-    };
-    let identity = FixtureIdentity {
-        model_version: MODEL_VERSION,
-        spec: scenario.dataset.clone(),
-        server_kind: scenario.server.kind.as_str().into(),
-        server_version: fixture_version,
-        database: db_label.clone(),
-        accounts: native_accounts(&server_profile, scenario),
-        import_format: (scenario.dataset.load == LoadMethod::Direct).then_some(IMPORT_FORMAT),
-    };
-    let key = identity.key();
-    let store = ctx.opts.fixtures.clone();
-    if ctx.opts.rebuild_fixture {
-        let _ = store.remove(Some(&key));
-    }
-    ctx.result.dataset = Some(DatasetInfo::planned(&plan));
-    ctx.save()?;
-
-    let profile = server_profile;
-    let run_dir = ctx.run_dir.clone();
-    let data_dir = work.join("server-data");
-    // An instance over `data_dir`: fresh (config generated, init commands run) or restored.
-    let make_instance = |fresh: bool| {
-        let (native, install, profile) = (native.clone(), install.clone(), profile.clone());
-        let (dd, target) = (data_dir.clone(), db_target.clone());
-        let template = scenario.server.config_template.clone();
-        async move {
-            tokio::task::spawn_blocking(move || match (native, install) {
-                (Some(n), _) => server::native::NativeInstance::prepare(
-                    &n,
-                    &profile,
-                    template.as_deref(),
-                    &dd,
-                    fresh,
-                )
-                .map(Instance::Native),
-                (None, Some(i)) if fresh => {
-                    SynapseInstance::generate(&i, &dd, target).map(Instance::Synapse)
-                }
-                (None, Some(i)) => Ok(Instance::Synapse(SynapseInstance::existing(
-                    &i, &dd, target,
-                ))),
-                (None, None) => unreachable!("either a native binary or a Synapse install"),
-            })
-            .await
-            .expect("instance task")
-        }
-    };
-
-    // 2. Dataset: restore the fixture, or build it (boot fresh, load through the API, stop,
-    //    snapshot).
-    let mut cached = if use_fixtures { store.get(&key) } else { None };
-    // One builder per fixture: a run that needs a fixture another run is building waits for
-    // it and reuses it. A cache that cannot take the fixture fails now, not after the build.
-    let build_lock = if use_fixtures && cached.is_none() {
-        store.check_writable()?;
-        let lock = match store.try_lock(&key)? {
-            Some(l) => l,
-            None => {
-                ctx.say(&format!(
-                    "dataset: another run is building fixture {key}; waiting for it"
-                ));
-                loop {
-                    tokio::time::sleep(Duration::from_millis(250)).await;
-                    if let Some(l) = store.try_lock(&key)? {
-                        break l;
-                    }
-                }
-            }
-        };
-        cached = store.get(&key);
-        if cached.is_some() {
-            ctx.say("dataset: the other run built the fixture; reusing it");
-        }
-        Some(lock)
-    } else {
-        None
-    };
-    let (mut inst, creds) = if let Some(fx) = cached {
-        ctx.say(&format!("dataset: fixture {key} from {}", fx.dir.display()));
-        let (fx2, store2, dd) = (fx.clone(), store.clone(), data_dir.clone());
-        let pgdata = pg.as_ref().map(|c| c.pgdata.clone());
-        let (secs, copied) =
-            tokio::task::spawn_blocking(move || store2.restore(&fx2, &dd, pgdata.as_deref()))
-                .await
-                .expect("restore task")?;
-        let bytes = copied.bytes;
-        if let Some(c) = pg.as_mut() {
-            c.fix_ownership()?;
-            c.start(pg_port, &run_dir.join("postgres.log")).await?;
-        }
-        let creds = fx.credentials()?;
-        if let Some(d) = ctx.result.dataset.as_mut() {
-            d.load = Some(fx.manifest.load.clone());
-            d.fixture = Some(FixtureUse {
-                key: key.clone(),
-                path: fx.dir.display().to_string(),
-                reused: true,
-                size_bytes: bytes,
-                snapshot_seconds: None,
-                restore_seconds: Some(secs),
-                restore_mib_per_s: Some(bytes as f64 / (1 << 20) as f64 / secs.max(1e-9)),
-                restore_method: Some(copied.method().to_string()),
-                table_counts: fx.manifest.table_counts.clone(),
-            });
-        }
-        ctx.say(&format!(
-            "restored {:.1} MiB in {:.2} s ({})",
-            bytes as f64 / (1 << 20) as f64,
-            secs,
-            copied.method()
-        ));
-        (make_instance(false).await?, creds)
-    } else {
-        if let Some(c) = pg.as_mut() {
-            c.init()?;
-            c.start_for_build(pg_port, &run_dir.join("postgres.log"))
-                .await?;
-            c.create_synapse_database()?;
-        }
-        let inst = make_instance(true).await?;
-        let creds = build_dataset(
-            ctx,
-            &inst,
-            &plan,
-            &profile,
-            &identity,
-            pg.as_mut(),
-            use_fixtures,
-        )
-        .await?;
-        (inst, creds)
-    };
-    drop(build_lock);
-    // The scenario's Synapse config applies to the boots on the finished dataset only.
-    if let Instance::Synapse(syn) = &mut inst {
-        syn.extra = boot_config(scenario);
-    }
-    ctx.result.server = Some(ServerInfo {
-        kind: scenario.server.kind.as_str().into(),
-        version: server_version.clone(),
-        database: db_label.clone(),
-        database_detail: db_desc,
-        install_dir: match (&native, &install) {
-            (Some(n), _) => n.binary.display().to_string(),
-            (None, Some(i)) => i.venv.display().to_string(),
-            (None, None) => String::new(),
-        },
-        installed_now: install.as_ref().is_some_and(|i| i.installed_now),
-        install_seconds: install.as_ref().map_or(0.0, |i| i.install_seconds),
-        config_overrides: inst.config_record(0),
-        source: install.as_ref().and_then(|i| i.source.clone()),
-    });
-    save_credentials(&work.join("credentials.json"), &creds)?;
-    ctx.save()?;
-
-    let db = DbProcesses::new(pg, scenario.boot.slow_statements);
-    let measured = match std::mem::replace(&mut ctx.mode, Mode::Full) {
-        _ if ctx.opts.seed_only => finish_files(ctx),
-        Mode::Serve(hooks) => serve_stage(ctx, &inst, &creds, &profile, &db, hooks, serving).await,
-        _ => measure(ctx, &inst, &creds, &plan, &profile, &db).await,
-    };
-    if let Some(mut c) = db.cluster.into_inner() {
-        c.stop().await;
-    }
-    drop(pg_root);
-    measured
 }
 
 #[cfg(test)]

@@ -1,10 +1,10 @@
 //! Profilers during a run: resolving the tool, profiled boots, and recordings during workloads.
 
 use super::ctx::Ctx;
-use super::db::DbProcesses;
 use super::error::RunError;
 use super::spec::boot_spec;
 use super::spec::report_boot;
+use super::target::Target;
 use crate::boot::{Wrapper, boot};
 use crate::profile::PROFILE_DIR;
 use crate::profile::{
@@ -12,8 +12,8 @@ use crate::profile::{
     ProfilerError, Tool, ToolKind, has_symbol_table, process_cpu_s, stripped_note,
 };
 use crate::scenario::ProfilerChoice;
+use crate::server::Instance;
 use crate::server::profile::NativeProfiler;
-use crate::server::{Instance, ServerProfile};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -86,13 +86,14 @@ pub(super) async fn resolve_profiler(ctx: &mut Ctx<'_>, inst: &Instance) -> Opti
 /// overhead against the unprofiled warm boots.
 pub(super) async fn profiled_boot(
     ctx: &mut Ctx<'_>,
-    inst: &Instance,
-    profile: &ServerProfile,
-    db: &DbProcesses,
+    t: &Target,
     tool: &Tool,
     probe_token: &str,
     i: u32,
 ) -> Result<(), RunError> {
+    let Target {
+        inst, profile, db, ..
+    } = t;
     let scenario = ctx.scenario;
     let run_dir = ctx.run_dir.clone();
     let label = format!("profile-{i}");

@@ -2,15 +2,14 @@
 
 use super::ctx::Ctx;
 use super::ctx::finish_files;
-use super::db::DbProcesses;
 use super::error::RunError;
 use super::error::output_error;
 use super::options::stopped;
 use super::options::{ServeHooks, ServeInfo};
 use super::spec::boot_spec;
+use super::target::Target;
 use crate::boot::boot;
 use crate::dataset::seed::Credentials;
-use crate::server::{Instance, ServerProfile};
 use crate::util::fs::write_atomic;
 use std::path::Path;
 use std::time::Duration;
@@ -19,13 +18,17 @@ use std::time::Duration;
 /// the shards that attach.
 pub(super) async fn serve_stage(
     ctx: &mut Ctx<'_>,
-    inst: &Instance,
-    creds: &Credentials,
-    profile: &ServerProfile,
-    db: &DbProcesses,
+    t: &Target,
     hooks: ServeHooks,
     serving: &std::sync::atomic::AtomicBool,
 ) -> Result<(), RunError> {
+    let Target {
+        inst,
+        creds,
+        profile,
+        db,
+        ..
+    } = t;
     let run_dir = ctx.run_dir.clone();
     let shutdown = ctx.scenario.boot.shutdown_timeout;
     let spec = boot_spec(

@@ -5,18 +5,18 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use super::ctx::Ctx;
-use super::db::DbProcesses;
 use super::error::RunError;
 use super::spec::boot_spec;
 use super::spec::restore_before_boot;
+use super::target::Target;
 use crate::boot::{BootRecord, boot};
 use crate::dataset::fixture::Fixture;
 use crate::meter::{
     DbCounts, DbWork, MarkKind, Meter, MeterRecord, TIMEOUT_FACTOR, TOP_STATEMENTS, read_boot,
 };
 use crate::scenario::DatabaseKind;
+use crate::server::Instance;
 use crate::server::postgres::PG_DATABASE;
-use crate::server::{Instance, ServerProfile};
 use crate::stats::spread::median;
 use crate::util::fmt::fmt_ms;
 
@@ -49,12 +49,10 @@ fn metered_fixture(ctx: &Ctx<'_>) -> Option<Fixture> {
 
 /// `repeats` boots under callgrind, each restored from the fixture first; their counts go to
 /// `result.work_boots`, the meter's record to `result.meter`.
-pub(super) async fn metered_boots(
-    ctx: &mut Ctx<'_>,
-    inst: &Instance,
-    profile: &ServerProfile,
-    db: &DbProcesses,
-) -> Result<(), RunError> {
+pub(super) async fn metered_boots(ctx: &mut Ctx<'_>, t: &Target) -> Result<(), RunError> {
+    let Target {
+        inst, profile, db, ..
+    } = t;
     let scenario = ctx.scenario;
     let run_dir = ctx.run_dir.clone();
     let marks = match inst {
