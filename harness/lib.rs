@@ -21,6 +21,7 @@
 //! | 7 | [`analysis`] | figures by catalogue name, thresholds, compare verdicts, sweep fits |
 //! | 8 | [`report`] | every output behind one exporter trait: Markdown, BMF, HTML, SVG |
 //! | 9 | [`run`] | a run end to end: dataset, boots, workloads, profiles, baselines, sweeps |
+//! | 9 | [`history`] | every run's metrics in a store, change points per series, the dashboard |
 //! | 10 | [`cli`] | the command line: clap types, dispatch, per-command errors and exit codes |
 //!
 //! # Where a change goes
@@ -55,6 +56,7 @@ pub mod analysis;
 pub mod boot;
 pub mod cli;
 pub mod dataset;
+pub mod history;
 pub mod load;
 pub mod matrix;
 pub mod meter;

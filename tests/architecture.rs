@@ -26,6 +26,7 @@ const FLOORS: &[(&str, u32)] = &[
     ("analysis", 7),
     ("report", 8),
     ("run", 9),
+    ("history", 9),
     ("cli", 10),
 ];
 

@@ -26,6 +26,9 @@ Examples:
       --metric time_to_ready
   hsbench run scenarios/sweep-users.toml     # a [sweep]: one run per value, fitted exponents
   hsbench size results/<id>-sweep --users 150000
+  hsbench history add results/<run>          # into results/history.sqlite
+  hsbench history check --last 5             # exit 1 on a recent regression change point
+  hsbench history report --out results/history
   hsbench noise --window 2s                  # how steady is this machine: what 10 boots a side can tell
 
   hsbench completions bash > ~/.local/share/bash-completion/completions/hsbench
@@ -135,6 +138,16 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         fixtures_dir: Option<PathBuf>,
     },
+    /// The history of runs a CI dashboard keeps: add runs to a store (SQLite by default,
+    /// PostgreSQL by URL), find change points per metric and machine (E-Divisive means), fail
+    /// when one is a recent regression, draw the dashboard, bisect a change point.
+    History {
+        #[command(subcommand)]
+        action: HistoryAction,
+        /// The store: a SQLite file, or a PostgreSQL URL (postgres://user:password@host/db).
+        #[arg(long, global = true, default_value = crate::history::DEFAULT_DB, value_name = "FILE|URL")]
+        db: String,
+    },
     /// Manage the fixture cache.
     Fixtures {
         #[command(subcommand)]
@@ -159,6 +172,84 @@ pub enum FixturesAction {
         #[arg(long, conflicts_with = "key")]
         all: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HistoryAction {
+    /// Add run directories (idempotent by run id): commit, branch, time, machine, server and
+    /// every catalogue metric. A run that did not complete is refused.
+    Add {
+        #[arg(required = true, num_args = 1..)]
+        runs: Vec<PathBuf>,
+        /// The commit the runs measured (default: the server checkout's HEAD, else the
+        /// server's version).
+        #[arg(long, value_name = "SHA")]
+        commit: Option<String>,
+        /// The branch (default: the checkout's).
+        #[arg(long)]
+        branch: Option<String>,
+    },
+    /// Add every run under a directory: run directories and BMF files (`bmf.json` without a
+    /// result.json beside it, `*.bmf.json`), three levels deep.
+    Import { dir: PathBuf },
+    /// Every series (metric · scenario · server · machine) with its runs and change points.
+    List {
+        #[command(flatten)]
+        detect: DetectArgs,
+    },
+    /// Exit 1 when a series' latest runs hold a regression: a change point upward among its
+    /// last N runs, at least --min-change and significant at --significance.
+    Check {
+        /// Runs at the end of each series a change point must be among.
+        #[arg(long, default_value_t = 5, value_name = "N")]
+        last: usize,
+        #[command(flatten)]
+        detect: DetectArgs,
+    },
+    /// Write the dashboard: DIR/report.html (self-contained), DIR/history.json.
+    Report {
+        #[arg(long, short, default_value = "results/history", value_name = "DIR")]
+        out: PathBuf,
+        /// Runs at the end of a series whose change points are open regressions.
+        #[arg(long, default_value_t = 5, value_name = "N")]
+        last: usize,
+        #[command(flatten)]
+        detect: DetectArgs,
+    },
+    /// Bisect a change point (`<metric>@<first run after>`, as `list` and the dashboard name
+    /// it): `hsbench bisect` between its two commits, on the metric, with the scenario given.
+    Bisect {
+        change_point: String,
+        #[command(flatten)]
+        sides: SidesArgs,
+        #[command(flatten)]
+        detect: DetectArgs,
+    },
+}
+
+/// How change points are found.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DetectArgs {
+    /// Significance level of the permutation test.
+    #[arg(long, default_value_t = 0.01, value_name = "P")]
+    pub significance: f64,
+    /// The smallest change of a series' median reported (0.01 = 1%).
+    #[arg(long, default_value_t = 0.01, value_name = "SHARE")]
+    pub min_change: f64,
+    /// Permutations per test.
+    #[arg(long, default_value_t = 199, value_name = "N")]
+    pub permutations: usize,
+}
+
+impl DetectArgs {
+    pub fn detector(&self) -> crate::stats::changepoint::Detector {
+        crate::stats::changepoint::Detector {
+            alpha: self.significance,
+            permutations: self.permutations,
+            min_magnitude: self.min_change,
+            ..Default::default()
+        }
+    }
 }
 
 /// `hsbench noise`.

@@ -124,6 +124,8 @@ pub enum CliError {
     /// `ab` and `bisect`.
     #[error(transparent)]
     Ab(#[from] Box<crate::run::ab::AbError>),
+    #[error("hsbench history: {0}")]
+    History(#[from] crate::history::HistoryError),
     #[error("cannot write to stdout: {0}")]
     Stdout(#[source] std::io::Error),
     #[error("cannot start the async runtime: {0}")]
@@ -150,6 +152,12 @@ impl CliError {
             }
             CliError::Fixtures(FixturesCommandError::Fixture(_)) => Exit::NotWritable,
             CliError::Stdout(_) | CliError::Runtime(_) => Exit::NotWritable,
+            CliError::History(
+                crate::history::HistoryError::Io { .. }
+                | crate::history::HistoryError::Sqlite { .. }
+                | crate::history::HistoryError::Postgres { .. },
+            ) => Exit::NotWritable,
+            CliError::History(_) => Exit::BadInput,
             CliError::Check(_)
             | CliError::Size(_)
             | CliError::SideBySide(_)

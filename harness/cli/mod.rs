@@ -6,6 +6,7 @@ pub use outcome::Outcome;
 
 pub mod args;
 mod error;
+mod history;
 mod inspect;
 pub(crate) mod out;
 mod run;
@@ -30,6 +31,8 @@ pub fn execute(cli: Cli) -> Result<Outcome, CliError> {
             Ok(Outcome::Ok)
         }
         Command::Man => inspect::man(),
+        // The store's clients are blocking (PostgreSQL's included); `bisect` starts a runtime.
+        Command::History { action, db } => history::execute(action, &db),
         command => {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -67,7 +70,11 @@ async fn dispatch(command: Command) -> Result<Outcome, CliError> {
             fixtures_dir,
         } => Ok(inspect::fixtures(action, fixtures_dir)?),
         Command::Clean { fixtures_dir } => Ok(inspect::clean(fixtures_dir)),
-        Command::HttpLoad(_) | Command::Noise(_) | Command::Completions { .. } | Command::Man => {
+        Command::HttpLoad(_)
+        | Command::Noise(_)
+        | Command::Completions { .. }
+        | Command::Man
+        | Command::History { .. } => {
             unreachable!("handled before the runtime starts")
         }
     }
