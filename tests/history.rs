@@ -5,7 +5,6 @@
 //! loads in Chromium with nothing fetched and no console error.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use hsbench::result::RunStatus;
 use hsbench::run::run;
@@ -14,6 +13,7 @@ use hsbench::scenario;
 #[path = "common/browser.rs"]
 mod browser;
 mod common;
+use common::{hsbench_in as hsbench, output_text as text};
 
 const SCENARIO: &str = r#"
 schema = 1
@@ -29,22 +29,6 @@ repeats = 1
 warmup = 0
 timeout = "180s"
 "#;
-
-fn hsbench(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hsbench"))
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_runs_into_sqlite_and_postgres_stores_and_the_dashboard() {

@@ -48,16 +48,11 @@ fn history(python: &Path) -> (PathBuf, Vec<String>) {
     edit(
         "synapse/storage/databases/main/receipts.py",
         &|t: String| {
-            let anchor = "class ReceiptsWorkerStore(SQLBaseStore):";
-            let at = t.find(anchor).expect("ReceiptsWorkerStore");
-            let init = at
-                + t[at..]
-                    .find("        super().__init__(")
-                    .expect("its __init__");
-            format!(
-                "{}        import time as _t\n        logger.info(\"{MARK}\")\n        _t.sleep(0.3)\n{}",
-                &t[..init],
-                &t[init..]
+            common::in_receipts_store_init(
+                &t,
+                &format!(
+                    "        import time as _t\n        logger.info(\"{MARK}\")\n        _t.sleep(0.3)\n"
+                ),
             )
         },
         "receipts: a slow constructor",

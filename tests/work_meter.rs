@@ -47,16 +47,9 @@ fn history(python: &Path) -> (PathBuf, Vec<String>) {
     edit(
         "synapse/storage/databases/main/receipts.py",
         &|t: String| {
-            let anchor = "class ReceiptsWorkerStore(SQLBaseStore):";
-            let at = t.find(anchor).expect("ReceiptsWorkerStore");
-            let init = at
-                + t[at..]
-                    .find("        super().__init__(")
-                    .expect("its __init__");
-            format!(
-                "{}        logger.info(\"{MARK}\")\n        self._hsbench_test = {WORK}\n{}",
-                &t[..init],
-                &t[init..]
+            common::in_receipts_store_init(
+                &t,
+                &format!("        logger.info(\"{MARK}\")\n        self._hsbench_test = {WORK}\n"),
             )
         },
         "receipts: a costly constructor",

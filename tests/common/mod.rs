@@ -122,6 +122,40 @@ pub fn git(dir: &std::path::Path, args: &[&str]) {
         .args(args));
 }
 
+/// `receipts.py` with `code` (lines indented for a method body) at the start of
+/// `ReceiptsWorkerStore.__init__`, before its `super().__init__(`: start-up work a test adds to
+/// one store constructor.
+#[allow(dead_code)]
+pub fn in_receipts_store_init(receipts_py: &str, code: &str) -> String {
+    let anchor = "class ReceiptsWorkerStore(SQLBaseStore):";
+    let at = receipts_py.find(anchor).expect("ReceiptsWorkerStore");
+    let init = at
+        + receipts_py[at..]
+            .find("        super().__init__(")
+            .expect("its __init__");
+    format!("{}{code}{}", &receipts_py[..init], &receipts_py[init..])
+}
+
+/// The hsbench binary in `dir` (relative paths as a user's), its output kept.
+#[allow(dead_code)]
+pub fn hsbench_in(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_hsbench"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// A command's stdout then stderr, for assertion messages.
+#[allow(dead_code)]
+pub fn output_text(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
 /// Run a command that must succeed.
 #[allow(dead_code)]
 pub fn ok(cmd: &mut std::process::Command) {

@@ -1,0 +1,157 @@
+//! A real series on a dashboard: twelve runs of a real Synapse checkout, seven at a commit and
+//! five at the next, which makes a store constructor 300 ms slower (as a PR that adds start-up
+//! work would). Each run goes into the history as the user adds it (the binary, the default
+//! store); the change point must be found at that commit, `history check` must fail naming the
+//! two commits, and the dashboard must show it in Chromium.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{hsbench_in as hsbench, output_text as text};
+
+use hsbench::result::RunStatus;
+use hsbench::run::run;
+use hsbench::scenario::{self, DEFAULT_SYNAPSE_VERSION};
+use hsbench::server::synapse::SynapseInstall;
+
+#[path = "common/browser.rs"]
+mod browser;
+mod common;
+use common::git;
+
+const MARK: &str = "hsbench-test: a slow receipts store (history)";
+
+/// The release's sdist as a repository of two commits: the release, then a slow
+/// `ReceiptsWorkerStore` constructor. At a stable place, so that its virtualenv is reused.
+fn repository(python: &Path) -> (PathBuf, String, String) {
+    let sdist = common::synapse_sdist_checkout(python);
+    let repo = hsbench::util::fs::cache_dir().join("test-synapse-history/repo");
+    let _ = std::fs::remove_dir_all(&repo);
+    std::fs::create_dir_all(repo.parent().unwrap()).unwrap();
+    common::ok(
+        Command::new("git")
+            .args(["clone", "-q"])
+            .arg(&sdist)
+            .arg(&repo),
+    );
+    let head = |repo: &Path| {
+        let out = Command::new("git")
+            .arg("-C")
+            .arg(repo)
+            .args(["rev-parse", "HEAD"])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let good = head(&repo);
+    let file = repo.join("synapse/storage/databases/main/receipts.py");
+    let t = std::fs::read_to_string(&file).unwrap();
+    let slow = format!(
+        "        import time as _t\n        logger.info(\"{MARK}\")\n        _t.sleep(0.3)\n"
+    );
+    std::fs::write(&file, common::in_receipts_store_init(&t, &slow)).unwrap();
+    git(&repo, &["commit", "-qam", "receipts: a slow constructor"]);
+    let bad = head(&repo);
+    (repo, good, bad)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_that_adds_start_up_work_is_found_in_the_series() {
+    let release = tokio::task::spawn_blocking(|| SynapseInstall::ensure(DEFAULT_SYNAPSE_VERSION))
+        .await
+        .unwrap()
+        .unwrap();
+    let (repo, good, bad) = repository(&release.python);
+    let work = tempfile::tempdir().unwrap();
+    let path = work.path().join("history-commits.toml");
+    let toml = format!(
+        r#"
+schema = 1
+name = "tiny-history-commits"
+[dataset]
+seed = 13
+users = 10
+rooms = 2
+big_room_members = 6
+messages_per_room = 2
+[server]
+source = "{}"
+[boot]
+repeats = 1
+warmup = 0
+timeout = "180s"
+"#,
+        repo.display()
+    );
+    std::fs::write(&path, &toml).unwrap();
+    let sc = scenario::parse(&path, &toml).unwrap();
+    let sandbox = common::Sandbox::new();
+    let opts = hsbench::run::RunOptions {
+        verify: false,
+        boots_only: true,
+        ..sandbox.opts.clone()
+    };
+    let user = tempfile::tempdir().unwrap();
+    for (commit, runs) in [(&good, 7), (&bad, 5)] {
+        git(&repo, &["checkout", "-q", commit]);
+        for _ in 0..runs {
+            let out = run(&sc, &opts)
+                .await
+                .unwrap_or_else(|e| panic!("run failed: {e}"));
+            assert_eq!(out.result.status, RunStatus::Complete);
+            let source = out.result.server.as_ref().unwrap().source.as_ref().unwrap();
+            assert_eq!(source.commit.as_deref(), Some(commit.as_str()));
+            let o = hsbench(
+                user.path(),
+                &["history", "add", out.run_dir.to_str().unwrap()],
+            );
+            assert!(o.status.success(), "{}", text(&o));
+        }
+    }
+    git(&repo, &["checkout", "-q", &bad]);
+
+    // The check fails on the slow commit, the reason first, naming the two commits.
+    let o = hsbench(user.path(), &["history", "check", "--last", "5"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("REGRESSION phase.stores_start +"))
+        .unwrap_or_else(|| panic!("no stores_start regression: {}", text(&o)));
+    assert!(
+        line.contains(&format!("between {} and {}", &good[..10], &bad[..10]))
+            && line.contains("7 runs before, 5 after"),
+        "{line}"
+    );
+    // Nothing before the slow commit is a change.
+    let list = hsbench(user.path(), &["history", "list"]);
+    let listed = String::from_utf8_lossy(&list.stdout).into_owned();
+    for l in listed.lines().filter(|l| l.contains("REGRESSION")) {
+        assert!(l.contains(&bad[..10]), "{l}\n{listed}");
+    }
+
+    // The dashboard shows it.
+    let o = hsbench(user.path(), &["history", "report"]);
+    assert!(o.status.success(), "{}", text(&o));
+    browser::assert_detects_console_errors();
+    let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("history-commits.png");
+    let page = browser::load(&user.path().join("results/history"), "report.html", &shot);
+    eprintln!("dashboard screenshot: {}", page.screenshot.display());
+    assert!(page.console.is_empty(), "{:?}", page.console);
+    assert!(
+        page.requests
+            .iter()
+            .all(|p| p == "/report.html" || p == "/favicon.ico"),
+        "the dashboard fetched more than itself: {:?}",
+        page.requests
+    );
+    assert!(
+        page.dom.contains("Open regressions: ")
+            && page
+                .dom
+                .contains(&format!("{} → {}", &good[..10], &bad[..10]))
+            && page.dom.contains("phase.stores_start@"),
+        "{}",
+        &page.dom[..page.dom.len().min(3000)]
+    );
+}
