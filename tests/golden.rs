@@ -494,3 +494,45 @@ fn noise_text() {
     };
     golden("noise.txt", &hsbench::report::noise::text(&r));
 }
+
+/// The history's text: each change point's line (as `history list` and `check` print it) and
+/// the dashboard's outline, from twelve copies of the golden run, the last five with a slower
+/// start (fixed factors, so the series and its change points are the same on every machine).
+#[test]
+fn history_lines_and_dashboard() {
+    use hsbench::history::{Overrides, analyse, dashboard, from_run_dir};
+    use hsbench::stats::changepoint::Detector;
+    let base = from_run_dir(&run_dir(), &Overrides::default()).unwrap();
+    let jitter = [
+        1.0, 1.004, 0.997, 1.002, 0.999, 1.003, 0.996, 1.001, 0.998, 1.002, 1.0, 0.997,
+    ];
+    let runs: Vec<_> = (0..12)
+        .map(|i| {
+            let mut r = base.clone();
+            r.run_id = format!("run-{i:02}");
+            r.commit = format!("{i:02}{}", "c0ffee".repeat(7))
+                .chars()
+                .take(40)
+                .collect();
+            r.started_at = format!("2026-01-01T00:{i:02}:00.000Z");
+            r.report = None;
+            let slow = if i >= 7 { 1.08 } else { 1.0 };
+            for (m, v) in r.metrics.iter_mut() {
+                *v *= jitter[i] * if m == "time_to_ready" { slow } else { 1.0 };
+            }
+            r
+        })
+        .collect();
+    let series = analyse(&runs, &Detector::default());
+    let lines: String = series
+        .iter()
+        .flat_map(|s| &s.findings)
+        .map(|f| format!("{} [{}]\n", f.describe(), f.id()))
+        .collect();
+    assert!(lines.contains("time_to_ready +8."), "{lines}");
+    golden("history-change-points.txt", &lines);
+    golden(
+        "history-report.html.outline",
+        &outline(&dashboard::render(&series, 5, "results/history.sqlite")),
+    );
+}
