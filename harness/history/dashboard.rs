@@ -61,6 +61,29 @@ pub fn render(series: &[Series], last: usize, store: &str) -> String {
         }
         h.push_str("</div>\n");
     }
+    // A series with one run has no trend yet: its value, so a first dashboard is not empty.
+    let single: Vec<&Series> = series.iter().filter(|s| s.points.len() == 1).collect();
+    if !single.is_empty() {
+        h.push_str(&format!(
+            "<h2>One run so far</h2>\n<p class=\"muted\">{} series have one run: a series' trend plot and its change points start with its second run.</p>\n<table><tr><th>series</th><th>metric</th><th>value</th><th>commit</th><th>run</th></tr>\n",
+            single.len()
+        ));
+        for s in single {
+            let p = &s.points[0];
+            h.push_str(&format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td></tr>\n",
+                esc(&format!(
+                    "{} · {} {} · {}",
+                    s.key.scenario, s.key.server_kind, s.key.database, s.key.machine
+                )),
+                esc(&s.key.metric),
+                esc(&catalogue::format(&s.key.metric, p.value)),
+                esc(short(&p.commit)),
+                esc(&p.run_id)
+            ));
+        }
+        h.push_str("</table>\n");
+    }
     h.push_str("</body></html>\n");
     h
 }
