@@ -107,13 +107,7 @@ async fn real_runs_into_sqlite_and_postgres_stores_and_the_dashboard() {
     let page = browser::load(&out, "report.html", &shot);
     assert!(page.console.is_empty(), "{:?}", page.console);
     eprintln!("dashboard screenshot: {}", page.screenshot.display());
-    assert!(
-        page.requests
-            .iter()
-            .all(|p| p == "/report.html" || p == "/favicon.ico"),
-        "the dashboard fetched more than itself: {:?}",
-        page.requests
-    );
+    browser::assert_self_contained(&page, "report.html");
     assert!(
         page.dom.contains("Open regressions: none") && page.dom.contains("time_to_ready"),
         "{}",

@@ -132,13 +132,7 @@ timeout = "180s"
     let page = browser::load(&user.path().join("results/history"), "report.html", &shot);
     eprintln!("dashboard screenshot: {}", page.screenshot.display());
     assert!(page.console.is_empty(), "{:?}", page.console);
-    assert!(
-        page.requests
-            .iter()
-            .all(|p| p == "/report.html" || p == "/favicon.ico"),
-        "the dashboard fetched more than itself: {:?}",
-        page.requests
-    );
+    browser::assert_self_contained(&page, "report.html");
     assert!(
         page.dom.contains("Open regressions: ")
             && page

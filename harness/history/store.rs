@@ -70,14 +70,7 @@ impl Store {
     pub fn open(db: &str) -> Result<Store, HistoryError> {
         if db.starts_with("postgres://") || db.starts_with("postgresql://") {
             let target = redact(db);
-            let pg = |step| {
-                let target = target.clone();
-                move |source| HistoryError::Postgres {
-                    target,
-                    step,
-                    source,
-                }
-            };
+            let pg = |step| pg_error(&target, step);
             let mut client =
                 postgres::Client::connect(db, postgres::NoTls).map_err(pg("connect"))?;
             client.batch_execute(SCHEMA).map_err(pg("create tables"))?;
@@ -94,14 +87,7 @@ impl Store {
             })?;
         }
         let target = db.to_string();
-        let lite = |step| {
-            let target = target.clone();
-            move |source| HistoryError::Sqlite {
-                target,
-                step,
-                source,
-            }
-        };
+        let lite = |step| sqlite_error(&target, step);
         let conn = rusqlite::Connection::open(path).map_err(lite("open"))?;
         conn.execute_batch(SCHEMA).map_err(lite("create tables"))?;
         Ok(Store::Sqlite { conn, target })
@@ -124,14 +110,7 @@ impl Store {
             "INSERT INTO history_metrics (run_id, metric, value) VALUES ($1, $2, $3)";
         match self {
             Store::Sqlite { conn, target } => {
-                let err = |step| {
-                    let target = target.clone();
-                    move |source| HistoryError::Sqlite {
-                        target,
-                        step,
-                        source,
-                    }
-                };
+                let err = |step| sqlite_error(target, step);
                 let tx = conn.transaction().map_err(err("begin"))?;
                 let added = tx
                     .execute(
@@ -165,14 +144,7 @@ impl Store {
                 Ok(true)
             }
             Store::Postgres { client, target } => {
-                let err = |step| {
-                    let target = target.clone();
-                    move |source| HistoryError::Postgres {
-                        target,
-                        step,
-                        source,
-                    }
-                };
+                let err = |step| pg_error(target, step);
                 let mut tx = client.transaction().map_err(err("begin"))?;
                 let added = tx
                     .execute(
@@ -227,14 +199,7 @@ impl Store {
         );
         let (rows, metrics): (Vec<Row>, Vec<(String, String, f64)>) = match self {
             Store::Sqlite { conn, target } => {
-                let err = |step| {
-                    let target = target.clone();
-                    move |source| HistoryError::Sqlite {
-                        target,
-                        step,
-                        source,
-                    }
-                };
+                let err = |step| sqlite_error(target, step);
                 let mut st = conn.prepare(&runs_sql).map_err(err("read runs"))?;
                 let rows = st
                     .query_map([], |r| {
@@ -264,14 +229,7 @@ impl Store {
                 (rows, metrics)
             }
             Store::Postgres { client, target } => {
-                let err = |step| {
-                    let target = target.clone();
-                    move |source| HistoryError::Postgres {
-                        target,
-                        step,
-                        source,
-                    }
-                };
+                let err = |step| pg_error(target, step);
                 let rows = client
                     .query(runs_sql.as_str(), &[])
                     .map_err(err("read runs"))?
@@ -323,6 +281,26 @@ impl Store {
                 report: r.10,
             })
             .collect())
+    }
+}
+
+/// The error of a SQLite step on the store `target`.
+fn sqlite_error(target: &str, step: &'static str) -> impl FnOnce(rusqlite::Error) -> HistoryError {
+    let target = target.to_string();
+    move |source| HistoryError::Sqlite {
+        target,
+        step,
+        source,
+    }
+}
+
+/// The error of a PostgreSQL step on the store `target`.
+fn pg_error(target: &str, step: &'static str) -> impl FnOnce(postgres::Error) -> HistoryError {
+    let target = target.to_string();
+    move |source| HistoryError::Postgres {
+        target,
+        step,
+        source,
     }
 }
 

@@ -135,6 +135,19 @@ pub fn load(dir: &Path, page: &str, screenshot_to: &Path) -> PageLoad {
     }
 }
 
+/// The page fetched nothing but itself (and the favicon a browser asks for on its own).
+#[allow(dead_code)]
+pub fn assert_self_contained(page: &PageLoad, name: &str) {
+    let own = format!("/{name}");
+    assert!(
+        page.requests
+            .iter()
+            .all(|p| *p == own || p == "/favicon.ico"),
+        "{name} fetched more than itself: {:?}",
+        page.requests
+    );
+}
+
 /// The detectors work: a page's script error reaches the console lines, and its image fetch
 /// reaches the request log.
 pub fn assert_detects_console_errors() {
