@@ -533,6 +533,11 @@ fn history_lines_and_dashboard() {
     golden("history-change-points.txt", &lines);
     golden(
         "history-report.html.outline",
-        &outline(&dashboard::render(&series, 5, "results/history.sqlite")),
+        &outline(&dashboard::render(
+            &series,
+            5,
+            "results/history.sqlite",
+            Path::new("results/history"),
+        )),
     );
 }

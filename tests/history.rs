@@ -114,6 +114,73 @@ async fn real_runs_into_sqlite_and_postgres_stores_and_the_dashboard() {
         &page.dom[..page.dom.len().min(2000)]
     );
     assert!(page.dom.matches("<svg").count() >= 3);
+    // Each run's point links to its report, relative to the dashboard, and the link resolves.
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    let links: Vec<&str> = html
+        .split("<a href=\"")
+        .skip(1)
+        .map(|s| &s[..s.find('"').unwrap()])
+        .collect();
+    assert!(!links.is_empty(), "no link to a run's report");
+    for l in &links {
+        assert!(l.starts_with("../") && l.ends_with("/report.html"), "{l}");
+        assert!(
+            out.join(l).is_file(),
+            "{l} does not resolve from {}",
+            out.display()
+        );
+    }
+
+    // `import` of the results directory (the runs, and a failed one, which is skipped) gives
+    // the same series; a BMF file of a past run goes in beside them.
+    let results = &sandbox.opts.results_dir;
+    let skipped = results.join("zz-failed-run");
+    std::fs::create_dir(&skipped).unwrap();
+    std::fs::copy(failed.join("result.json"), skipped.join("result.json")).unwrap();
+    let imported = ["history", "--db", "imported.sqlite"];
+    let o = hsbench(
+        user.path(),
+        &[&imported[..], &["import", results.to_str().unwrap()]].concat(),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains(
+            "3 runs added, 0 already there, 1 not complete (skipped) from 4 run directories"
+        ),
+        "{}",
+        text(&o)
+    );
+    assert!(
+        text(&o).contains("zz-failed-run/result.json"),
+        "{}",
+        text(&o)
+    );
+    let o = hsbench(user.path(), &[&imported[..], &["list"]].concat());
+    assert_eq!(String::from_utf8_lossy(&o.stdout), listed);
+    let past = work.path().join("past");
+    std::fs::create_dir_all(past.join("20260101T000000Z-tiny-history")).unwrap();
+    std::fs::copy(
+        dirs[0].join("bmf.json"),
+        past.join("20260101T000000Z-tiny-history/bmf.json"),
+    )
+    .unwrap();
+    let o = hsbench(
+        user.path(),
+        &[&imported[..], &["import", past.to_str().unwrap()]].concat(),
+    );
+    assert!(
+        text(&o).contains("1 runs added, 0 already there, 0 not complete (skipped) from 0 run directories and 1 BMF files"),
+        "{}",
+        text(&o)
+    );
+    let o = hsbench(user.path(), &[&imported[..], &["list"]].concat());
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains(
+            "time_to_ready (tiny-history, unknown unknown, unknown machine (BMF)) · 1 runs"
+        ),
+        "{}",
+        text(&o)
+    );
 
     // The same runs in a PostgreSQL store give the same series.
     use hsbench::server::postgres::{PgBinaries, PgCluster};

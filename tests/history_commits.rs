@@ -124,6 +124,16 @@ timeout = "180s"
         text(&o)
     );
 
+    let id = err
+        .lines()
+        .skip_while(|l| !(l.starts_with("REGRESSION phase.stores_start +") && l.contains(&between)))
+        .nth(1)
+        .and_then(|l| l.split("history bisect ").nth(1))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no bisect line after the regression: {err}"))
+        .to_string();
+    assert!(id.starts_with("phase.stores_start@"), "{id}");
+
     // The dashboard shows it.
     let o = hsbench(user.path(), &["history", "report"]);
     assert!(o.status.success(), "{}", text(&o));
@@ -142,4 +152,43 @@ timeout = "180s"
         "{}",
         &page.dom[..page.dom.len().min(3000)]
     );
+
+    // `history bisect` hands the change point's two commits and its metric to `bisect`, which
+    // boots both (a range of one commit: the bad side is the step; ABBA pairs need 6 boots a
+    // side for p < 0.05) and names the slow commit.
+    let fixtures = tempfile::tempdir().unwrap();
+    let o = hsbench(
+        user.path(),
+        &[
+            "history",
+            "bisect",
+            &id,
+            path.to_str().unwrap(),
+            "--repo",
+            repo.to_str().unwrap(),
+            "--boots",
+            "6",
+            "--fixtures-dir",
+            fixtures.path().to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(&format!(
+            "good {good} (last run before), bad {bad} (first run after)"
+        )),
+        "{}",
+        text(&o)
+    );
+    let dir = std::fs::read_dir(user.path().join("results"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().ends_with("-bisect"))
+        .unwrap_or_else(|| panic!("no bisect directory under results/: {}", text(&o)));
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("bisect.json")).unwrap()).unwrap();
+    assert_eq!(r["metric"], "phase.stores_start", "{r:#}");
+    assert_eq!(r["first_bad"].as_str(), Some(bad.as_str()), "{r:#}");
 }

@@ -84,7 +84,7 @@ pub fn execute(action: HistoryAction, db: &str) -> Result<Outcome, CliError> {
         }
         HistoryAction::Report { out, last, detect } => {
             let series = load(db, &detect)?;
-            let html = dashboard::render(&series, last, &redacted(db));
+            let html = dashboard::render(&series, last, &redacted(db), &out);
             let write = |name: &str, bytes: &[u8]| {
                 let path = out.join(name);
                 std::fs::create_dir_all(&out)

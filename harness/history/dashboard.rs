@@ -7,6 +7,8 @@ use crate::history::series::{Finding, Series, regressions, short};
 use crate::metrics::catalogue;
 use crate::stats::spread::median;
 use crate::util::fmt::esc;
+use crate::util::fs::relative;
+use std::path::Path;
 
 const CSS: &str = "body{font-family:system-ui,-apple-system,\"Segoe UI\",sans-serif;margin:0 auto;max-width:1040px;padding:16px 20px 60px;color:#222;line-height:1.4}
 h1{font-size:22px}h2{font-size:17px;margin-top:28px}h3{font-size:14px;margin:18px 0 4px}
@@ -15,8 +17,10 @@ th{background:#f4f4f4}.bad{color:#b00020;font-weight:600}.good{color:#1b7f3b}.mu
 .grid{display:grid;grid-template-columns:1fr 1fr;gap:4px 28px}.plot{margin:0 0 10px}
 svg text{font-family:system-ui,sans-serif}";
 
-/// The dashboard of `series`, regressions counted among each series' last `last` runs.
-pub fn render(series: &[Series], last: usize, store: &str) -> String {
+/// The dashboard of `series`, regressions counted among each series' last `last` runs, to be
+/// written into the directory `out`: each run's report is linked relative to it, so the links
+/// hold when the results are copied or downloaded together (a CI artifact of `results/`).
+pub fn render(series: &[Series], last: usize, store: &str, out: &Path) -> String {
     let mut h = String::new();
     h.push_str(&format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>hsbench history</title><style>{CSS}</style></head><body>\n<h1>hsbench history</h1>\n<p class=\"muted\">{} series from {} · change points by E-Divisive means (permutation test) · regressions among the last {last} runs of a series</p>\n",
@@ -56,7 +60,7 @@ pub fn render(series: &[Series], last: usize, store: &str) -> String {
                 "<div class=\"plot\" id=\"{}\"><h3>{}</h3>{}</div>\n",
                 esc(&anchor(s)),
                 esc(&s.key.metric),
-                plot(s)
+                plot(s, out)
             ));
         }
         h.push_str("</div>\n");
@@ -85,6 +89,21 @@ pub fn render(series: &[Series], last: usize, store: &str) -> String {
         h.push_str("</table>\n");
     }
     h.push_str("</body></html>\n");
+    h
+}
+
+/// A run's report as a link from the directory `out`: relative, each byte outside a path's
+/// plain characters percent-encoded.
+fn href(report: &Path, out: &Path) -> String {
+    let rel = relative(report, out);
+    let mut h = String::new();
+    for b in rel.to_string_lossy().bytes() {
+        if b.is_ascii_alphanumeric() || b"/-._~".contains(&b) {
+            h.push(b as char);
+        } else {
+            h.push_str(&format!("%{b:02X}"));
+        }
+    }
     h
 }
 
@@ -134,7 +153,7 @@ fn regression_row(f: &Finding) -> String {
 }
 
 /// One series' trend plot as inline SVG.
-fn plot(s: &Series) -> String {
+fn plot(s: &Series, out: &Path) -> String {
     let (w, hgt) = (500.0, 190.0);
     let (left, right, top, bottom) = (66.0, 10.0, 24.0, 30.0);
     let n = s.points.len();
@@ -219,7 +238,10 @@ fn plot(s: &Series) -> String {
             esc(&p.run_id)
         );
         match &p.report {
-            Some(r) => g.push_str(&format!("<a href=\"file://{}\">{dot}</a>", esc(r))),
+            Some(r) => g.push_str(&format!(
+                "<a href=\"{}\">{dot}</a>",
+                href(Path::new(r), out)
+            )),
             None => g.push_str(&dot),
         }
     }

@@ -47,3 +47,36 @@ pub fn absolute(path: PathBuf) -> PathBuf {
     }
     std::path::absolute(&path).unwrap_or(path)
 }
+
+/// `target` as a path relative to the directory `from` (both made absolute first, `..` for each
+/// of `from`'s components past the common prefix): a link that still resolves when the two
+/// trees are copied together (a CI artifact of `results/`).
+pub fn relative(target: &Path, from: &Path) -> PathBuf {
+    let (t, f) = (absolute(target.to_path_buf()), absolute(from.to_path_buf()));
+    let (tc, fc): (Vec<_>, Vec<_>) = (t.components().collect(), f.components().collect());
+    let common = tc.iter().zip(&fc).take_while(|(a, b)| a == b).count();
+    let mut out = PathBuf::new();
+    for _ in common..fc.len() {
+        out.push("..");
+    }
+    for c in &tc[common..] {
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_relative_path_walks_up_to_the_common_directory() {
+        let r = |t: &str, f: &str| relative(Path::new(t), Path::new(f)).display().to_string();
+        assert_eq!(
+            r("/a/b/run/report.html", "/a/b/history"),
+            "../run/report.html"
+        );
+        assert_eq!(r("/a/b/report.html", "/a/b"), "report.html");
+        assert_eq!(r("/x/r.html", "/a/b"), "../../x/r.html");
+    }
+}
