@@ -508,7 +508,8 @@ pub struct SidesArgs {
     #[arg(long, value_name = "DIR")]
     pub repo: Option<PathBuf>,
     /// Boots a side (default: the scenario's `[boot] repeats`, at least 8, or 5 under the
-    /// work meter: fewer than 4 a side cannot reach p < 0.05).
+    /// work meter). Timed boots run in turns and are compared pair by pair: fewer than 6 a
+    /// side cannot reach p < 0.05 (work counts: fewer than 4).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100))]
     pub boots: Option<u32>,
     /// What the boots measure, overriding the scenario's `[boot] meter`: `work` gates on
