@@ -176,6 +176,7 @@ async fn perf_profiles_a_native_server_by_phase() {
         }),
         background: None,
         on_marker: None,
+        confine: None,
     })
     .await
     .unwrap();

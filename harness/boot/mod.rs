@@ -38,6 +38,9 @@ pub struct BootSpec<'a> {
     /// Called with the server's pid and a marker's name when its first line is read (the work
     /// meter's external marks).
     pub on_marker: Option<MarkerHook>,
+    /// The server's resource limits (`[server] cpus`, `memory`, `cpuset`): the spawned
+    /// process (a wrapper too) joins their cgroups, or their cores.
+    pub confine: Option<Arc<crate::server::limits::Confinement>>,
 }
 
 /// See [`BootSpec::on_marker`].
@@ -743,7 +746,11 @@ pub async fn boot(spec: BootSpec<'_>) -> Result<RunningServer, ServerError> {
         * 1000.0;
     let spawn_instant = Instant::now();
     let spawn_monotonic_s = crate::util::time::monotonic_s();
-    let mut process = ServerProcess::spawn(spec.command)?;
+    let mut command = spec.command;
+    if let Some(c) = &spec.confine {
+        c.confine(&mut command);
+    }
+    let mut process = ServerProcess::spawn(command)?;
     process.signal_child = spec.wrapper.is_some();
     let sink = Arc::new(LogSink {
         profile: spec.profile.clone(),

@@ -368,6 +368,7 @@ fn test_spec<'p>(
         wrapper: None,
         background: None,
         on_marker: None,
+        confine: None,
     }
 }
 

@@ -752,6 +752,13 @@ fn environment(h: &mut String, r: &RunResult) {
             row("database", d.clone());
         }
     }
+    if let Some(l) = &r.limits {
+        row("server limits", crate::server::limits::describe(&l.applied));
+        row("throttling", l.throttling_line());
+        for n in &l.applied.notes {
+            row("limits note", n.clone());
+        }
+    }
     if let Some(d) = &r.dataset {
         let t = &d.totals;
         row(

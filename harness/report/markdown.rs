@@ -405,6 +405,19 @@ fn head(md: &mut String, r: &RunResult) {
             .unwrap_or_default()
     ));
     md.push_str(&format!("Machine: {}\n\n", r.machine.one_line()));
+    if let Some(l) = &r.limits {
+        md.push_str(&format!(
+            "Server limits: {} · {}\n\n",
+            crate::server::limits::describe(&l.applied),
+            l.throttling_line()
+        ));
+        for n in &l.applied.notes {
+            md.push_str(&format!("- {n}\n"));
+        }
+        if !l.applied.notes.is_empty() {
+            md.push('\n');
+        }
+    }
     if let Some(s) = &r.shard {
         md.push_str(&format!(
             "Shard {} of {} (0-based): {} of the dataset's users, attached to {}{}. Combine the shards with `hsbench merge <shard dirs…> --out DIR`.\n\n",

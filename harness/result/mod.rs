@@ -113,6 +113,10 @@ pub struct RunResult {
     pub machine: Fingerprint,
     pub scenario: serde_json::Value,
     pub server: Option<ServerInfo>,
+    /// `[server] cpus`, `memory`, `cpuset`: the server's limits, how they were applied and
+    /// the throttling the kernel counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<crate::server::limits::LimitsRecord>,
     pub dataset: Option<DatasetInfo>,
     /// The measured boots, in order.
     pub boots: Vec<BootRecord>,
@@ -308,6 +312,7 @@ impl RunResult {
             machine: Fingerprint::current(),
             scenario: serde_json::to_value(scenario).expect("a scenario serializes"),
             server: None,
+            limits: None,
             dataset: None,
             boots: Vec::new(),
             boot_summary: None,

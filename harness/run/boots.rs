@@ -23,6 +23,7 @@ pub(super) async fn measure(ctx: &mut Ctx<'_>, t: &Target) -> Result<(), RunErro
         plan,
         profile,
         db,
+        ..
     } = t;
     let scenario = ctx.scenario;
     let run_dir = ctx.run_dir.clone();
@@ -65,7 +66,7 @@ pub(super) async fn measure(ctx: &mut Ctx<'_>, t: &Target) -> Result<(), RunErro
         } else {
             None
         };
-        let mut spec = boot_spec(
+        let mut spec = t.confined(boot_spec(
             inst,
             profile,
             &run_dir,
@@ -73,7 +74,7 @@ pub(super) async fn measure(ctx: &mut Ctx<'_>, t: &Target) -> Result<(), RunErro
             Some(probe_token.clone()),
             scenario,
             &db.pgids(),
-        )?;
+        )?);
         spec.background = scenario.boot.background;
         let statements = db.statements();
         let log_from = match &statements {
@@ -148,7 +149,7 @@ pub(super) async fn measure(ctx: &mut Ctx<'_>, t: &Target) -> Result<(), RunErro
         return finish_files(ctx);
     }
     restore_before_boot(ctx, inst, per_boot.as_ref()).await?;
-    let spec = boot_spec(
+    let spec = t.confined(boot_spec(
         inst,
         profile,
         &run_dir,
@@ -156,7 +157,7 @@ pub(super) async fn measure(ctx: &mut Ctx<'_>, t: &Target) -> Result<(), RunErro
         Some(probe_token.clone()),
         scenario,
         &db.pgids(),
-    )?;
+    )?);
     let mut server = boot(spec).await?;
     // The server is stopped exactly once, whatever the workloads did.
     let load_profiler = tool

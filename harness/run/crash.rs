@@ -28,6 +28,7 @@ pub(super) async fn crash_restarts(
         plan,
         profile,
         db,
+        ..
     } = t;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicU64, Ordering};
@@ -57,6 +58,7 @@ pub(super) async fn crash_restarts(
             scenario,
             &db.pgids(),
         )
+        .map(|s| t.confined(s))
     };
     for i in 1..=scenario.boot.crash_restarts {
         let label = format!("crash-{i}");

@@ -1,6 +1,7 @@
 //! The private PostgreSQL cluster's processes and statement log, as the run's stages see them.
 
 use super::error::RunError;
+use crate::server::limits::Confinement;
 use crate::server::postgres::PgCluster;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -15,6 +16,9 @@ pub(super) struct DbProcesses {
     pub(super) cluster: tokio::sync::Mutex<Option<PgCluster>>,
     /// Its process groups and statement log, as of its last start.
     pub(super) now: std::sync::Mutex<DbNow>,
+    /// The server's resource limits, which the cluster's processes share (they join the
+    /// server's cgroups after each start).
+    confine: Option<std::sync::Arc<Confinement>>,
 }
 
 #[derive(Clone)]
@@ -26,14 +30,22 @@ pub(super) struct DbNow {
 }
 
 impl DbProcesses {
-    pub(super) fn new(pg: Option<PgCluster>, threshold: Option<Duration>) -> Self {
+    pub(super) fn new(
+        pg: Option<PgCluster>,
+        threshold: Option<Duration>,
+        confine: Option<std::sync::Arc<Confinement>>,
+    ) -> Result<Self, RunError> {
         let now = DbNow::of(pg.as_ref(), threshold);
-        Self {
+        if let Some(c) = &confine {
+            c.adopt(&now.pgids)?;
+        }
+        Ok(Self {
             cache_roots: pg.iter().map(|c| c.pgdata.clone()).collect(),
             threshold,
             cluster: tokio::sync::Mutex::new(pg),
             now: std::sync::Mutex::new(now),
-        }
+            confine,
+        })
     }
 
     pub(super) fn pgids(&self) -> Vec<i32> {
@@ -60,7 +72,11 @@ impl DbProcesses {
         if !c.restart_with(settings).await? {
             return Ok(false);
         }
-        *self.now.lock().expect("db state") = DbNow::of(Some(c), self.threshold);
+        let now = DbNow::of(Some(c), self.threshold);
+        if let Some(c) = &self.confine {
+            c.adopt(&now.pgids)?;
+        }
+        *self.now.lock().expect("db state") = now;
         Ok(true)
     }
 

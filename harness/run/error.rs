@@ -40,6 +40,17 @@ pub enum RunError {
     Profile(#[from] crate::server::profile::ProfileError),
     #[error(transparent)]
     Meter(#[from] crate::meter::MeterError),
+    #[error(transparent)]
+    Limits(#[from] crate::server::limits::LimitsError),
+    #[error(
+        "the kernel's OOM killer killed {kills} process(es) of the server: its memory limit ({limit}) is too small for it; {source}"
+    )]
+    OutOfMemory {
+        kills: u64,
+        limit: String,
+        #[source]
+        source: Box<RunError>,
+    },
     #[error("--attach {url}: {source}")]
     Attach {
         url: String,
@@ -64,6 +75,9 @@ impl RunError {
                 crate::meter::MeterError::Missing { .. } | crate::meter::MeterError::Build { .. },
             ) => Exit::BadInput,
             RunError::Meter(_) => Exit::ServerFailed,
+            RunError::Limits(crate::server::limits::LimitsError::Invalid(_)) => Exit::BadInput,
+            RunError::Limits(_) => Exit::NotWritable,
+            RunError::OutOfMemory { source, .. } => source.exit_code(),
         }
     }
 }

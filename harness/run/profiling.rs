@@ -108,7 +108,7 @@ pub(super) async fn profiled_boot(
         ToolKind::Perf => format!("{label}.perf.data"),
     };
     let raw = dir.join(&raw_name);
-    let mut spec = boot_spec(
+    let mut spec = t.confined(boot_spec(
         inst,
         profile,
         &run_dir,
@@ -116,7 +116,7 @@ pub(super) async fn profiled_boot(
         Some(probe_token.to_string()),
         scenario,
         &db.pgids(),
-    )?;
+    )?);
     spec.command = tool.wrap_launch(&spec.command, &raw, scenario.profile.rate_hz);
     spec.wrapper = Some(Wrapper {
         line_prefix: tool.own_line_prefix(),

@@ -31,7 +31,7 @@ pub(super) async fn serve_stage(
     } = t;
     let run_dir = ctx.run_dir.clone();
     let shutdown = ctx.scenario.boot.shutdown_timeout;
-    let spec = boot_spec(
+    let spec = t.confined(boot_spec(
         inst,
         profile,
         &run_dir,
@@ -39,7 +39,7 @@ pub(super) async fn serve_stage(
         Some(creds.tokens[0].clone()),
         ctx.scenario,
         &db.pgids(),
-    )?;
+    )?);
     let mut server = boot(spec).await?;
     if let Err(e) = save_credentials(&hooks.credentials_out, creds) {
         let _ = server.stop(shutdown, &run_dir).await;

@@ -105,6 +105,7 @@ pub(super) fn boot_spec<'p>(
         wrapper: None,
         background: None,
         on_marker: None,
+        confine: None,
     })
 }
 

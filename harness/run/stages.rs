@@ -20,11 +20,13 @@ use crate::dataset::plan::DatasetPlan;
 use crate::dataset::seed::Credentials;
 use crate::result::{DatasetInfo, ServerInfo};
 use crate::scenario::{DatabaseKind, LoadMethod, Scenario};
+use crate::server::limits::{Confinement, LimitsRecord, Throttling, cgroup_name, describe};
 use crate::server::native::NativeInstall;
 use crate::server::postgres::{PG_DATABASE, PG_USER, PgBinaries, PgCluster};
 use crate::server::synapse::{DbTarget, InstallStep, SynapseInstall, SynapseInstance};
 use crate::server::{self, Instance, ServerError, ServerProfile, free_port};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Install, database, dataset, then the boots and workloads (or `serve`, or only the dataset).
@@ -116,25 +118,81 @@ pub(super) async fn stages(
     save_credentials(&work.join("credentials.json"), &creds)?;
     ctx.save()?;
 
-    // 3. The boots, the workloads, or `serve`, against the server over its dataset.
+    // 3. The boots, the workloads, or `serve`, against the server over its dataset, under its
+    //    resource limits.
+    let confine = if ctx.opts.seed_only {
+        None
+    } else {
+        confinement(ctx, database.pg.is_some())?
+    };
     let Database { pg, root, .. } = database;
     let t = Target {
         inst,
         creds,
         plan,
         profile,
-        db: DbProcesses::new(pg, scenario.boot.slow_statements),
+        db: DbProcesses::new(pg, scenario.boot.slow_statements, confine.clone())?,
+        confine,
     };
     let measured = match std::mem::replace(&mut ctx.mode, Mode::Full) {
         _ if ctx.opts.seed_only => finish_files(ctx),
         Mode::Serve(hooks) => serve_stage(ctx, &t, hooks, serving).await,
         _ => measure(ctx, &t).await,
     };
+    let mut measured = measured;
+    if let (Some(c), Some(rec)) = (&t.confine, ctx.result.limits.as_mut()) {
+        rec.throttling = c.throttling();
+        rec.generator = Some(c.generator_check());
+        // A server the kernel killed for its memory limit: the error says so.
+        if let (Err(e), kills @ 1..) = (&measured, rec.throttling.oom_kills)
+            && !matches!(e, RunError::Interrupted { .. })
+        {
+            let limit = rec
+                .applied
+                .memory_bytes
+                .map(|b| crate::util::fmt::fmt_bytes(b as f64))
+                .unwrap_or_default();
+            let source = Box::new(measured.unwrap_err());
+            measured = Err(RunError::OutOfMemory {
+                kills,
+                limit,
+                source,
+            });
+        }
+    }
     if let Some(mut c) = t.db.cluster.into_inner() {
         c.stop().await;
     }
     drop(root);
     measured
+}
+
+/// The server's resource limits (`[server] cpus`, `memory`, `cpuset`), made for this run and
+/// recorded in its result; `None` when the scenario sets none.
+fn confinement(ctx: &mut Ctx<'_>, private_pg: bool) -> Result<Option<Arc<Confinement>>, RunError> {
+    let Some(limits) = &ctx.scenario.server.limits else {
+        return Ok(None);
+    };
+    let Some(mut c) = Confinement::create(limits, &cgroup_name(&ctx.result.run_id))? else {
+        return Ok(None);
+    };
+    if private_pg {
+        c.applied.notes.push(
+            "the private PostgreSQL cluster runs under the same limits: its processes join the server's cgroups (the quota and the memory limit are shared)".into(),
+        );
+    }
+    ctx.say(&format!("server limits: {}", describe(&c.applied)));
+    for n in &c.applied.notes {
+        ctx.say(&format!("server limits: {n}"));
+    }
+    ctx.result.limits = Some(LimitsRecord {
+        asked: limits.clone(),
+        applied: c.applied.clone(),
+        throttling: Throttling::default(),
+        generator: None,
+    });
+    ctx.save()?;
+    Ok(Some(Arc::new(c)))
 }
 
 /// The server's software: a native binary (probed) or a Synapse virtualenv (installed).

@@ -103,7 +103,15 @@ pub(super) async fn metered_boots(ctx: &mut Ctx<'_>, t: &Target) -> Result<(), R
             scenario.boot.repeats
         ));
         let restore_seconds = restore_before_boot(ctx, inst, fixture.as_ref()).await?;
-        let mut spec = boot_spec(inst, profile, &run_dir, &label, None, scenario, &db.pgids())?;
+        let mut spec = t.confined(boot_spec(
+            inst,
+            profile,
+            &run_dir,
+            &label,
+            None,
+            scenario,
+            &db.pgids(),
+        )?);
         spec.timeout = scenario.boot.timeout * TIMEOUT_FACTOR;
         let prefix = dir.join(format!("{label}.callgrind"));
         crate::meter::remove_output(&prefix);

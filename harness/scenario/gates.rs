@@ -119,20 +119,7 @@ pub(super) fn parse_threshold(
         }
         v
     } else if unit == catalogue::Unit::Bytes {
-        let (num, unit) = rest
-            .find(|c: char| c.is_ascii_alphabetic())
-            .map_or((rest, ""), |i| rest.split_at(i));
-        let k: f64 = match unit.trim() {
-            "" | "B" => 1.0,
-            "KiB" => 1024.0,
-            "MiB" => 1024.0 * 1024.0,
-            "GiB" => 1024.0 * 1024.0 * 1024.0,
-            other => return Err(format!("{other:?} is not a size unit: B, KiB, MiB, GiB")),
-        };
-        num.trim()
-            .parse::<f64>()
-            .map_err(|_| format!("{rest:?} is not a size, e.g. \"512MiB\""))?
-            * k
+        crate::util::fmt::parse_bytes(rest)?
     } else if unit == catalogue::Unit::Count {
         rest.parse::<f64>()
             .map_err(|_| format!("{rest:?} is not a count, e.g. \"1\""))?

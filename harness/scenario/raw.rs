@@ -77,6 +77,9 @@ pub(super) struct RawServer {
     pub(super) config_template: Option<Spanned<String>>,
     pub(super) source: Option<Spanned<String>>,
     pub(super) synapse_config: Option<Spanned<toml::Table>>,
+    pub(super) cpus: Option<Spanned<f64>>,
+    pub(super) memory: Option<Spanned<String>>,
+    pub(super) cpuset: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

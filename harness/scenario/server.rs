@@ -2,6 +2,7 @@
 
 use super::locate::{Locator, ScenarioError};
 use super::raw::{RawScenario, RawServer};
+use crate::server::limits::Limits;
 use std::path::{Path, PathBuf};
 use toml::Spanned;
 
@@ -83,6 +84,10 @@ pub struct ServerSpec {
     /// fixture serves every configuration). Keys hsbench owns are refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub synapse_config: Option<serde_json::Value>,
+    /// `cpus`, `memory`, `cpuset`: the limits the server's process tree runs under during the
+    /// boots and workloads on the finished dataset (never while the fixture is built).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<Limits>,
 }
 
 /// Synapse config keys hsbench sets itself and a scenario may not override: where the server
@@ -123,6 +128,7 @@ impl ServerSpec {
             config_template: None,
             source: None,
             synapse_config: None,
+            limits: None,
         }
     }
 }
@@ -291,6 +297,7 @@ fn server(loc: &Locator, s: &RawServer) -> Result<ServerSpec, ScenarioError> {
         source,
     } = files(loc, s, kind)?;
     let synapse_config = synapse_config(loc, s, native)?;
+    let limits = limits(loc, s)?;
     Ok(ServerSpec {
         kind,
         version,
@@ -301,7 +308,60 @@ fn server(loc: &Locator, s: &RawServer) -> Result<ServerSpec, ScenarioError> {
         config_template,
         source,
         synapse_config,
+        limits,
     })
+}
+
+/// `cpus`, `memory` and `cpuset`: the server's resource limits.
+fn limits(loc: &Locator, s: &RawServer) -> Result<Option<Limits>, ScenarioError> {
+    let cpus = match &s.cpus {
+        None => None,
+        Some(c) if c.get_ref().is_finite() && (0.01..=1024.0).contains(c.get_ref()) => {
+            Some(*c.get_ref())
+        }
+        Some(c) => {
+            return Err(loc.at(
+                c.span(),
+                "server.cpus",
+                format!(
+                    "{} is not a CPU quota: cores from 0.01 to 1024, e.g. 1.5",
+                    c.get_ref()
+                ),
+            ));
+        }
+    };
+    let memory = match &s.memory {
+        None => None,
+        Some(m) => {
+            let bytes = crate::util::fmt::parse_bytes(m.get_ref())
+                .map_err(|e| loc.at(m.span(), "server.memory", e))?;
+            if bytes < 64.0 * 1024.0 * 1024.0 {
+                return Err(loc.at(
+                    m.span(),
+                    "server.memory",
+                    format!(
+                        "{:?} is below the least a server needs (64MiB)",
+                        m.get_ref()
+                    ),
+                ));
+            }
+            Some(bytes as u64)
+        }
+    };
+    let cpuset = match &s.cpuset {
+        None => None,
+        Some(c) => Some(
+            crate::server::limits::parse_cores(c.get_ref())
+                .map_err(|e| loc.at(c.span(), "server.cpuset", e))?,
+        ),
+    };
+    Ok(
+        (cpus.is_some() || memory.is_some() || cpuset.is_some()).then_some(Limits {
+            cpus,
+            memory,
+            cpuset,
+        }),
+    )
 }
 
 /// The files a server kind reads, absolute: a native server's binary, profile and config

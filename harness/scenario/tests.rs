@@ -713,3 +713,42 @@ fn spec_hash_is_stable_and_sensitive() {
     b.seed += 1;
     assert_ne!(a.spec_hash(), b.spec_hash());
 }
+
+#[test]
+fn server_limits_parse_and_a_bad_value_names_its_field_and_line() {
+    let with = |extra: &str| {
+        GOOD.replace(
+            "version = \"1.163.2\"",
+            &format!("version = \"1.163.2\"\n{extra}"),
+        )
+    };
+    let s = parse(
+        Path::new("s.toml"),
+        &with("cpus = 1.5\nmemory = \"2GiB\"\ncpuset = \"0-1,3\""),
+    )
+    .unwrap();
+    let l = s.server.limits.expect("limits");
+    assert_eq!(
+        (l.cpus, l.memory, l.cpuset),
+        (Some(1.5), Some(2 << 30), Some(vec![0, 1, 3]))
+    );
+    assert!(
+        parse(Path::new("s.toml"), GOOD)
+            .unwrap()
+            .server
+            .limits
+            .is_none()
+    );
+    for (extra, field, says) in [
+        ("cpus = 0", "server.cpus", "not a CPU quota"),
+        ("cpus = -1.0", "server.cpus", "not a CPU quota"),
+        ("memory = \"10MiB\"", "server.memory", "below the least"),
+        ("memory = \"lots\"", "server.memory", "lots"),
+        ("cpuset = \"2-1\"", "server.cpuset", "backwards"),
+        ("cpuset = \"a\"", "server.cpuset", "not a core number"),
+    ] {
+        let e = err(&with(extra));
+        assert_eq!((e.field.as_str(), e.line), (field, 12), "{extra}: {e}");
+        assert!(e.to_string().contains(says), "{extra}: {e}");
+    }
+}

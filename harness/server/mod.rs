@@ -9,6 +9,7 @@ pub use error::ServerError;
 pub use process::{LogTail, ServerProcess, free_port};
 
 pub mod git;
+pub mod limits;
 pub mod native;
 pub mod postgres;
 pub mod profile;

@@ -65,3 +65,22 @@ pub fn esc(s: &str) -> String {
         .replace('>', "&gt;")
         .replace('"', "&quot;")
 }
+
+/// A size with its unit: `512MiB`, `2GiB`, `1024` (bytes).
+pub fn parse_bytes(text: &str) -> Result<f64, String> {
+    let (num, unit) = text
+        .find(|c: char| c.is_ascii_alphabetic())
+        .map_or((text, ""), |i| text.split_at(i));
+    let k: f64 = match unit.trim() {
+        "" | "B" => 1.0,
+        "KiB" => 1024.0,
+        "MiB" => 1024.0 * 1024.0,
+        "GiB" => 1024.0 * 1024.0 * 1024.0,
+        other => return Err(format!("{other:?} is not a size unit: B, KiB, MiB, GiB")),
+    };
+    Ok(num
+        .trim()
+        .parse::<f64>()
+        .map_err(|_| format!("{text:?} is not a size, e.g. \"512MiB\""))?
+        * k)
+}
