@@ -272,7 +272,7 @@ fn sweep() -> SweepResult {
             .map(|(k, v)| (k.to_string(), v))
             .collect();
             SweepPoint {
-                value: v,
+                value: v as f64,
                 run_dir: format!("points/users-{v}"),
                 status: RunStatus::Complete,
                 error: None,
@@ -304,10 +304,10 @@ fn sweep() -> SweepResult {
 fn sweep_summary_size_table_and_page() {
     let s = sweep();
     golden("sweep-summary.md", &hsbench::report::sweep::markdown(&s));
-    let rows = extrapolate(&s, 16_000, false).unwrap();
+    let rows = extrapolate(&s, 16_000.0, false).unwrap();
     golden(
         "size.txt",
-        &hsbench::report::sweep::size_report(&s, 16_000, &rows),
+        &hsbench::report::sweep::size_report(&s, 16_000.0, &rows),
     );
     golden(
         "sweep-report.html.outline",
@@ -335,7 +335,7 @@ fn one_svg_of_each_kind() {
     let pts: Vec<(f64, f64)> = s
         .points
         .iter()
-        .map(|p| (p.value as f64, p.metrics["phase.db_prepare"]))
+        .map(|p| (p.value, p.metrics["phase.db_prepare"]))
         .collect();
     golden(
         "loglog.svg",

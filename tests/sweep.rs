@@ -32,7 +32,7 @@ async fn users_sweep_against_real_synapse() {
         assert_eq!(p.status, RunStatus::Complete, "{p:?}");
         let text = std::fs::read_to_string(out.dir.join(&p.run_dir).join("result.json")).unwrap();
         let run: RunResult = serde_json::from_str(&text).unwrap();
-        assert_eq!(run.dataset.as_ref().unwrap().totals.users, p.value);
+        assert_eq!(run.dataset.as_ref().unwrap().totals.users as f64, p.value);
         assert_eq!(run.boots.len(), 2);
         assert!(
             run.herd.is_none(),
@@ -78,11 +78,11 @@ async fn users_sweep_against_real_synapse() {
     assert!(html.matches("<svg").count() >= 4);
 
     // Extrapolation: within a decade it answers, beyond it refuses.
-    let rows = extrapolate(r, 200, false).unwrap();
+    let rows = extrapolate(r, 200.0, false).unwrap();
     let ttr = rows.iter().find(|e| e.metric == "time_to_ready").unwrap();
     assert!(
         ttr.prediction.low <= ttr.prediction.value && ttr.prediction.value <= ttr.prediction.high
     );
     assert!(ttr.prediction.value > 0.0);
-    assert!(extrapolate(r, 1000, false).is_err());
+    assert!(extrapolate(r, 1000.0, false).is_err());
 }

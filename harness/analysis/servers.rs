@@ -20,7 +20,7 @@ const LOADING_FIELDS: &[&str] = &["load", "registration"];
 /// One value of the swept dimension on one server (warm medians unless named cold).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SidePoint {
-    pub value: u64,
+    pub value: f64,
     pub status: RunStatus,
     pub time_to_ready_ms: Option<f64>,
     pub cold_time_to_ready_ms: Option<f64>,
@@ -49,7 +49,7 @@ pub struct ServerSide {
     /// The sweep's own status (an interrupted sweep keeps the points it finished).
     pub sweep_status: RunStatus,
     /// The completed points' range of the swept dimension: what the fits stand on.
-    pub measured: (u64, u64, usize),
+    pub measured: (f64, f64, usize),
     /// How its datasets were loaded (the load report's method, or the direct import).
     pub loaded_by: String,
     pub points: Vec<SidePoint>,
@@ -254,7 +254,7 @@ pub fn side_by_side(
             .map(|b| b.phases.iter().map(|p| p.name.clone()).collect())
             .unwrap_or_default();
         let predicted = match at {
-            Some(v) => extrapolate(&l.sweep, v, force)?
+            Some(v) => extrapolate(&l.sweep, v as f64, force)?
                 .into_iter()
                 .filter(|e| startup_metric(&e.metric))
                 .collect(),
@@ -317,7 +317,7 @@ mod tests {
     #[test]
     fn the_dominant_phase_is_the_longest_with_its_share_of_ready() {
         let p = crate::analysis::sweep::SweepPoint {
-            value: 10,
+            value: 10.0,
             run_dir: "points/users-10".into(),
             status: RunStatus::Complete,
             error: None,

@@ -25,7 +25,7 @@ pub const MAX_EXTRAPOLATION: f64 = 10.0;
 /// One measured value of the swept dimension.
 #[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize, serde::Deserialize)]
 pub struct SweepPoint {
-    pub value: u64,
+    pub value: f64,
     /// The point's run directory, relative to the sweep directory.
     pub run_dir: String,
     pub status: RunStatus,
@@ -57,7 +57,7 @@ pub struct SweepResult {
     pub scenario: String,
     pub scenario_sha256: String,
     pub dimension: SweepDimension,
-    pub values: Vec<u64>,
+    pub values: Vec<f64>,
     pub status: RunStatus,
     pub error: Option<String>,
     pub started_at: String,
@@ -88,7 +88,7 @@ pub fn series(points: &[SweepPoint], metric: &str) -> Vec<(f64, f64)> {
     points
         .iter()
         .filter(|p| p.status == RunStatus::Complete)
-        .filter_map(|p| p.metrics.get(metric).map(|v| (p.value as f64, *v)))
+        .filter_map(|p| p.metrics.get(metric).map(|v| (p.value, *v)))
         .collect()
 }
 
@@ -173,9 +173,9 @@ pub enum SizeError {
     )]
     TooFar {
         dimension: String,
-        value: u64,
-        min: u64,
-        max: u64,
+        value: f64,
+        min: f64,
+        max: f64,
         factor: f64,
     },
     #[error("the sweep varied {swept}, not {asked}: pass --{}", swept.replace('_', "-"))]
@@ -200,16 +200,19 @@ pub fn load(path: &Path) -> Result<SweepResult, SizeError> {
 }
 
 /// Smallest and largest value of the completed points, and how many there are.
-pub fn measured_range(r: &SweepResult) -> (u64, u64, usize) {
-    let values: Vec<u64> = r
+pub fn measured_range(r: &SweepResult) -> (f64, f64, usize) {
+    let values: Vec<f64> = r
         .points
         .iter()
         .filter(|p| p.status == RunStatus::Complete)
         .map(|p| p.value)
         .collect();
+    if values.is_empty() {
+        return (0.0, 0.0, 0);
+    }
     (
-        values.iter().copied().min().unwrap_or(0),
-        values.iter().copied().max().unwrap_or(0),
+        values.iter().copied().fold(f64::INFINITY, f64::min),
+        values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
         values.len(),
     )
 }
@@ -229,11 +232,11 @@ pub fn extrapolation_factor(value: f64, min: f64, max: f64) -> f64 {
 /// beyond [`MAX_EXTRAPOLATION`] of the measured range.
 pub fn extrapolate(
     r: &SweepResult,
-    value: u64,
+    value: f64,
     force: bool,
 ) -> Result<Vec<Extrapolation>, SizeError> {
     let (min, max, _) = measured_range(r);
-    let factor = extrapolation_factor(value as f64, min as f64, max as f64);
+    let factor = extrapolation_factor(value, min, max);
     if factor > MAX_EXTRAPOLATION && !force {
         return Err(SizeError::TooFar {
             dimension: r.dimension.name().into(),
@@ -250,7 +253,7 @@ pub fn extrapolate(
             Some(Extrapolation {
                 metric: f.metric.clone(),
                 unit: f.unit.clone(),
-                prediction: fit.predict(value as f64),
+                prediction: fit.predict(value),
                 b: fit.b,
             })
         })
@@ -265,7 +268,7 @@ mod tests {
 
     fn point(value: u64, metrics: &[(&str, f64)]) -> SweepPoint {
         SweepPoint {
-            value,
+            value: value as f64,
             run_dir: format!("points/users-{value}"),
             status: RunStatus::Complete,
             error: None,
@@ -297,7 +300,7 @@ mod tests {
             scenario: "t".into(),
             scenario_sha256: String::new(),
             dimension: SweepDimension::Users,
-            values: vec![1000, 2000, 4000, 8000],
+            values: vec![1000.0, 2000.0, 4000.0, 8000.0],
             status: RunStatus::Complete,
             error: None,
             started_at: String::new(),
@@ -331,18 +334,18 @@ mod tests {
     #[test]
     fn extrapolation_is_bounded_and_exact_on_exact_laws() {
         let r = result();
-        let rows = extrapolate(&r, 16_000, false).unwrap();
+        let rows = extrapolate(&r, 16_000.0, false).unwrap();
         let ss = rows
             .iter()
             .find(|e| e.metric == "phase.stores_start")
             .unwrap();
         assert!((ss.prediction.value / (0.001 * 16e3 * 16e3) - 1.0).abs() < 1e-6);
         // 100k is 12.5× the largest measured value: refused unless forced.
-        let e = extrapolate(&r, 100_000, false).unwrap_err();
+        let e = extrapolate(&r, 100_000.0, false).unwrap_err();
         assert!(e.to_string().contains("12.5×"), "{e}");
-        assert!(extrapolate(&r, 100_000, true).is_ok());
-        assert!(extrapolate(&r, 50, false).is_err());
-        let text = size_report(&r, 16_000, &rows);
+        assert!(extrapolate(&r, 100_000.0, true).is_ok());
+        assert!(extrapolate(&r, 50.0, false).is_err());
+        let text = size_report(&r, 16_000.0, &rows);
         assert!(text.contains("EXTRAPOLATED 2.0×") && text.contains("phase.stores_start"));
     }
 

@@ -364,6 +364,9 @@ pub struct SizeArgs {
     pub dm_pairs: Option<u64>,
     #[arg(long, value_name = "N")]
     pub state_events_per_room: Option<u64>,
+    /// For a sweep over `cpus`: the server's CPU quota in cores (e.g. 1.5).
+    #[arg(long, value_name = "CORES")]
+    pub cpus: Option<f64>,
     /// Extrapolate beyond 10× of the measured range anyway.
     #[arg(long)]
     pub force: bool,
@@ -371,14 +374,16 @@ pub struct SizeArgs {
 
 impl SizeArgs {
     /// The (dimension, value) pairs given.
-    pub fn given(&self) -> Vec<(&'static str, u64)> {
+    pub fn given(&self) -> Vec<(&'static str, f64)> {
+        let count = |v: Option<u64>| v.map(|v| v as f64);
         [
-            ("users", self.users),
-            ("rooms", self.rooms),
-            ("big_room_members", self.big_room_members),
-            ("messages_per_room", self.messages_per_room),
-            ("dm_pairs", self.dm_pairs),
-            ("state_events_per_room", self.state_events_per_room),
+            ("users", count(self.users)),
+            ("rooms", count(self.rooms)),
+            ("big_room_members", count(self.big_room_members)),
+            ("messages_per_room", count(self.messages_per_room)),
+            ("dm_pairs", count(self.dm_pairs)),
+            ("state_events_per_room", count(self.state_events_per_room)),
+            ("cpus", self.cpus),
         ]
         .into_iter()
         .filter_map(|(n, v)| v.map(|v| (n, v)))

@@ -50,13 +50,13 @@ fn background_cell(p: &SidePoint) -> String {
 }
 
 /// Every value any server measured, ascending.
-fn values(s: &SideBySide) -> Vec<u64> {
-    let mut v: Vec<u64> = s
+fn values(s: &SideBySide) -> Vec<f64> {
+    let mut v: Vec<f64> = s
         .servers
         .iter()
         .flat_map(|x| x.points.iter().map(|p| p.value))
         .collect();
-    v.sort_unstable();
+    v.sort_by(f64::total_cmp);
     v.dedup();
     v
 }
@@ -66,7 +66,7 @@ fn point_rows(s: &SideBySide) -> Vec<Vec<String>> {
     values(s)
         .into_iter()
         .map(|v| {
-            let mut row = vec![fmt_num(v as f64)];
+            let mut row = vec![fmt_num(v)];
             for srv in &s.servers {
                 match srv.points.iter().find(|p| p.value == v) {
                     Some(p) => {
@@ -146,8 +146,8 @@ fn server_line(s: &SideBySide, srv: &ServerSide) -> String {
         "loaded by {}; {n} points measured, {} {}–{}",
         srv.loaded_by,
         s.dimension,
-        fmt_num(min as f64),
-        fmt_num(max as f64)
+        fmt_num(min),
+        fmt_num(max)
     );
     if srv.sweep_status != RunStatus::Complete {
         line.push_str(&format!(
@@ -155,11 +155,11 @@ fn server_line(s: &SideBySide, srv: &ServerSide) -> String {
             format!("{:?}", srv.sweep_status).to_lowercase()
         ));
     }
-    if let Some(at) = s.at.filter(|at| *at > max || *at < min) {
+    if let Some(at) = s.at.filter(|at| *at as f64 > max || (*at as f64) < min) {
         line.push_str(&format!(
             "; {} extrapolated {:.1}× beyond them",
             fmt_num(at as f64),
-            crate::analysis::sweep::extrapolation_factor(at as f64, min as f64, max as f64)
+            crate::analysis::sweep::extrapolation_factor(at as f64, min, max)
         ));
     }
     line
@@ -217,7 +217,7 @@ fn verdicts(s: &SideBySide) -> Vec<String> {
                 "{}: at {} = {}, `{}` dominates the time to ready ({} of {}, {:.0}%)",
                 srv.server,
                 s.dimension,
-                fmt_num(p.value as f64),
+                fmt_num(p.value),
                 d.phase,
                 fmt_ms(d.ms),
                 fmt_ms(p.time_to_ready_ms.unwrap_or(0.0)),
@@ -240,7 +240,7 @@ pub fn markdown(s: &SideBySide) -> String {
         s.dimension,
         values(s)
             .iter()
-            .map(|v| fmt_num(*v as f64))
+            .map(|v| fmt_num(*v))
             .collect::<Vec<_>>()
             .join(", "),
         dataset_line(s)
@@ -374,7 +374,7 @@ pub fn plots(s: &SideBySide) -> Vec<(String, String)> {
                         "time_to_ready" => p.time_to_ready_ms,
                         _ => p.background_ms,
                     }?;
-                    Some((p.value as f64, v))
+                    Some((p.value, v))
                 })
                 .filter(|(_, v)| *v > 0.0)
                 .collect();

@@ -27,7 +27,7 @@ fn sizing_rows(r: &SweepResult) -> (Vec<&str>, Vec<Vec<String>>) {
         .points
         .iter()
         .map(|p| {
-            let mut row = vec![crate::util::fmt::fmt_num(p.value as f64)];
+            let mut row = vec![crate::util::fmt::fmt_num(p.value)];
             if p.status != RunStatus::Complete {
                 row.push(format!(
                     "{:?}: {}",
@@ -97,7 +97,7 @@ fn statements_md(md: &mut String, r: &SweepResult) {
         for s in &p.slowest_statements {
             md.push_str(&format!(
                 "| {} | `{}` | {} |\n",
-                crate::util::fmt::fmt_num(p.value as f64),
+                crate::util::fmt::fmt_num(p.value),
                 s.statement.replace('|', "\\|").replace('`', "'"),
                 crate::util::fmt::fmt_ms(s.ms)
             ));
@@ -112,7 +112,7 @@ pub fn markdown(r: &SweepResult) -> String {
         r.scenario,
         r.values
             .iter()
-            .map(|v| crate::util::fmt::fmt_num(*v as f64))
+            .map(|v| crate::util::fmt::fmt_num(*v))
             .collect::<Vec<_>>()
             .join(", "),
         r.status,
@@ -226,7 +226,7 @@ pub fn html(r: &SweepResult, plots: &[(String, String)]) -> String {
             for st in &p.slowest_statements {
                 h.push_str(&format!(
                     "<tr><td>{}</td><td style=\"text-align:left\"><code>{}</code></td><td>{}</td></tr>",
-                    crate::util::fmt::fmt_num(p.value as f64),
+                    crate::util::fmt::fmt_num(p.value),
                     esc(&st.statement),
                     crate::util::fmt::fmt_ms(st.ms)
                 ));
@@ -245,10 +245,10 @@ pub fn html(r: &SweepResult, plots: &[(String, String)]) -> String {
 }
 
 /// The `hsbench size` table.
-pub fn size_report(r: &SweepResult, value: u64, rows: &[Extrapolation]) -> String {
+pub fn size_report(r: &SweepResult, value: f64, rows: &[Extrapolation]) -> String {
     let dim = r.dimension.name();
     let (min, max, n) = measured_range(r);
-    let factor = extrapolation_factor(value as f64, min as f64, max as f64);
+    let factor = extrapolation_factor(value, min, max);
     let mut s = format!(
         "{} at {dim} = {value}, from the sweep {} (fitted over {dim} {min}–{max}, {} points)\n",
         r.scenario, r.sweep_id, n

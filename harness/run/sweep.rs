@@ -1,6 +1,7 @@
 //! Sizing sweeps, the driver: one ordinary run per value of the swept dimension, then the fits
 //! ([`crate::analysis::sweep`]) and the files ([`crate::report::sweep`]).
 
+use crate::server::limits::Limits;
 use std::path::{Path, PathBuf};
 
 use std::collections::BTreeMap;
@@ -67,7 +68,18 @@ pub async fn run_sweep(scenario: &Scenario, opts: &RunOptions) -> Result<SweepOu
             );
         }
         let mut point = scenario.clone();
-        point.dataset = scenario.dataset.with(sweep.dimension, value);
+        if sweep.dimension.is_dataset() {
+            point.dataset = scenario.dataset.with(sweep.dimension, value as u64);
+        } else {
+            // The hardware dimension: the same dataset (one fixture) under another quota.
+            let mut limits = scenario.server.limits.clone().unwrap_or(Limits {
+                cpus: None,
+                memory: None,
+                cpuset: None,
+            });
+            limits.cpus = Some(value);
+            point.server.limits = Some(limits);
+        }
         point.sweep = None;
         if !sweep.workloads {
             point.workloads.clear();

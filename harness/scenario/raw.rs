@@ -32,7 +32,7 @@ pub(super) struct RawCompare {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawSweep {
     pub(super) dimension: Spanned<String>,
-    pub(super) values: Spanned<Vec<u64>>,
+    pub(super) values: Spanned<Vec<f64>>,
     pub(super) workloads: Option<bool>,
 }
 

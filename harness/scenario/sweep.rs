@@ -17,17 +17,26 @@ pub enum SweepDimension {
     MessagesPerRoom,
     DmPairs,
     StateEventsPerRoom,
+    /// `[server] cpus`: the server's CPU quota (a sizing sweep over hardware; the dataset
+    /// and its fixture stay the same).
+    Cpus,
 }
 
 impl SweepDimension {
-    pub const ALL: [(&'static str, SweepDimension); 6] = [
+    pub const ALL: [(&'static str, SweepDimension); 7] = [
         ("users", SweepDimension::Users),
         ("rooms", SweepDimension::Rooms),
         ("big_room_members", SweepDimension::BigRoomMembers),
         ("messages_per_room", SweepDimension::MessagesPerRoom),
         ("dm_pairs", SweepDimension::DmPairs),
         ("state_events_per_room", SweepDimension::StateEventsPerRoom),
+        ("cpus", SweepDimension::Cpus),
     ];
+
+    /// A dimension of the dataset (whole numbers), not of the server's hardware.
+    pub fn is_dataset(self) -> bool {
+        self != SweepDimension::Cpus
+    }
 
     pub fn name(self) -> &'static str {
         Self::ALL
@@ -42,8 +51,9 @@ impl SweepDimension {
 #[derive(Debug, Clone, PartialEq, schemars::JsonSchema, serde::Serialize)]
 pub struct SweepSpec {
     pub dimension: SweepDimension,
-    /// Ascending, at least three (a fitted exponent needs a confidence interval).
-    pub values: Vec<u64>,
+    /// Ascending, at least three (a fitted exponent needs a confidence interval); whole
+    /// numbers for a dataset dimension.
+    pub values: Vec<f64>,
     /// Run the scenario's workloads at every point too (default: boots only).
     pub workloads: bool,
 }
@@ -81,17 +91,35 @@ pub(super) fn validate(
                     values.len()
                 )));
             }
-            if values.windows(2).any(|w| w[0] >= w[1]) || values[0] == 0 {
+            if values.iter().any(|v| !v.is_finite())
+                || values.windows(2).any(|w| w[0] >= w[1])
+                || values[0] <= 0.0
+            {
                 return Err(at("values must be positive and strictly ascending".into()));
             }
-            for v in &values {
+            for &v in &values {
+                if !dimension.is_dataset() {
+                    if !(0.01..=1024.0).contains(&v) {
+                        return Err(at(format!(
+                            "cpus = {v} is not a CPU quota: cores from 0.01 to 1024"
+                        )));
+                    }
+                    continue;
+                }
+                if v.fract() != 0.0 || v > u32::MAX as f64 {
+                    return Err(at(format!(
+                        "{} = {v}: a dataset dimension takes whole numbers",
+                        dimension.name()
+                    )));
+                }
+                let v = v as u64;
                 dataset
-                    .with(dimension, *v)
+                    .with(dimension, v)
                     .check()
                     .map_err(|m| at(format!("at {} = {v}: {m}", dimension.name())))?;
                 if let Some(h) = &herd
                     && dimension == SweepDimension::Users
-                    && h.clients > *v
+                    && h.clients > v
                 {
                     return Err(at(format!(
                         "at users = {v}: the herd's {} clients need as many users",
@@ -124,6 +152,7 @@ impl DatasetSpec {
             SweepDimension::MessagesPerRoom => d.messages_per_room = value,
             SweepDimension::DmPairs => d.dm_pairs = value,
             SweepDimension::StateEventsPerRoom => d.state_events_per_room = value,
+            SweepDimension::Cpus => {}
         }
         d
     }
