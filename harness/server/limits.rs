@@ -682,19 +682,7 @@ impl Confinement {
 
     /// The processes in the server's cgroups now.
     pub fn pids(&self) -> Vec<i32> {
-        let mut out: Vec<i32> = self
-            .dirs
-            .iter()
-            .filter_map(|d| std::fs::read_to_string(d.join("cgroup.procs")).ok())
-            .flat_map(|s| {
-                s.lines()
-                    .filter_map(|l| l.trim().parse().ok())
-                    .collect::<Vec<_>>()
-            })
-            .collect();
-        out.sort_unstable();
-        out.dedup();
-        out
+        members(&self.dirs)
     }
 
     fn remove_dirs(&mut self) {
@@ -766,24 +754,42 @@ fn reap_stale(parent: &Path) {
             continue;
         }
         let dir = e.path();
-        for _ in 0..50 {
-            let left: Vec<i32> = std::fs::read_to_string(dir.join("cgroup.procs"))
-                .unwrap_or_default()
-                .lines()
-                .filter_map(|l| l.trim().parse().ok())
-                .collect();
-            if left.is_empty() {
-                break;
-            }
-            for p in left {
-                // SAFETY: kill(2) of a process left in a cgroup of a dead hsbench.
-                unsafe {
-                    libc::kill(p, libc::SIGKILL);
-                }
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+        kill_members(std::slice::from_ref(&dir));
         let _ = std::fs::remove_dir(&dir);
+    }
+}
+
+/// The processes in the cgroups `dirs`.
+fn members(dirs: &[PathBuf]) -> Vec<i32> {
+    let mut out: Vec<i32> = dirs
+        .iter()
+        .filter_map(|d| std::fs::read_to_string(d.join("cgroup.procs")).ok())
+        .flat_map(|s| {
+            s.lines()
+                .filter_map(|l| l.trim().parse().ok())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// SIGKILL what is left in the cgroups `dirs` (a cgroup with members cannot be removed), and
+/// wait up to a second for them to leave.
+fn kill_members(dirs: &[PathBuf]) {
+    for _ in 0..50 {
+        let left = members(dirs);
+        if left.is_empty() {
+            break;
+        }
+        for p in left {
+            // SAFETY: kill(2) of a process in a cgroup hsbench made for a server.
+            unsafe {
+                libc::kill(p, libc::SIGKILL);
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
 
@@ -795,19 +801,7 @@ impl Drop for Confinement {
     fn drop(&mut self) {
         // A process left in the cgroups (a server that outlived its group) is killed: a cgroup
         // with members cannot be removed.
-        for _ in 0..50 {
-            let left = self.pids();
-            if left.is_empty() {
-                break;
-            }
-            for p in left {
-                // SAFETY: kill(2) of a process in the cgroup hsbench made for its server.
-                unsafe {
-                    libc::kill(p, libc::SIGKILL);
-                }
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+        kill_members(&self.dirs);
         self.remove_dirs();
         if let Some(cores) = self.own_affinity.take() {
             pin_own_threads(&cores);
