@@ -178,12 +178,7 @@ async fn synapse_under_half_a_core_is_throttled_and_the_generator_keeps_its_own_
         &["run", "two.toml", "--fixtures-dir", &fixtures, "-q"],
     );
     assert!(o.status.success(), "{}", text(&o));
-    let dir = std::fs::read_dir(user.path().join("results"))
-        .unwrap()
-        .flatten()
-        .find(|e| e.file_name().to_string_lossy().ends_with("-limits-two"))
-        .expect("the run's directory under results/")
-        .path();
+    let dir = common::dir_ending(&user.path().join("results"), "-limits-two");
     let two: RunResult =
         serde_json::from_slice(&std::fs::read(dir.join("result.json")).unwrap()).unwrap();
     let l2 = two.limits.clone().expect("limits recorded");
@@ -219,12 +214,7 @@ async fn synapse_under_half_a_core_is_throttled_and_the_generator_keeps_its_own_
     let Err(err) = run(&sc, &sandbox.opts).await else {
         panic!("Synapse booted in 64 MiB");
     };
-    let failed = std::fs::read_dir(&sandbox.opts.results_dir)
-        .unwrap()
-        .flatten()
-        .find(|e| e.file_name().to_string_lossy().ends_with("-limits-oom"))
-        .unwrap()
-        .path();
+    let failed = common::dir_ending(&sandbox.opts.results_dir, "-limits-oom");
     let r: RunResult =
         serde_json::from_slice(&std::fs::read(failed.join("result.json")).unwrap()).unwrap();
     assert_eq!(r.status, RunStatus::Failed, "{err}");

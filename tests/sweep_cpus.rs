@@ -43,12 +43,7 @@ fn a_sweep_over_cpus_runs_each_point_under_its_quota() {
         &["run", "cpus.toml", "--fixtures-dir", &fx, "-q"],
     );
     assert!(o.status.success(), "{}", text(&o));
-    let dir = std::fs::read_dir(user.path().join("results"))
-        .unwrap()
-        .flatten()
-        .find(|e| e.file_name().to_string_lossy().ends_with("-sweep"))
-        .expect("the sweep's directory under results/")
-        .path();
+    let dir = common::dir_ending(&user.path().join("results"), "-sweep");
     let r: SweepResult =
         serde_json::from_slice(&std::fs::read(dir.join("sweep.json")).unwrap()).unwrap();
     assert_eq!(r.status, RunStatus::Complete);

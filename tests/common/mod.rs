@@ -146,6 +146,23 @@ pub fn hsbench_in(dir: &std::path::Path, args: &[&str]) -> std::process::Output 
         .unwrap()
 }
 
+/// The directory under `parent` whose name ends in `suffix` (a run's or a sweep's, named
+/// `<stamp>-<name>`).
+#[allow(dead_code)]
+pub fn dir_ending(parent: &std::path::Path, suffix: &str) -> std::path::PathBuf {
+    std::fs::read_dir(parent)
+        .unwrap_or_else(|e| panic!("{}: {e}", parent.display()))
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().ends_with(suffix))
+        .unwrap_or_else(|| {
+            panic!(
+                "no directory ending in {suffix:?} under {}",
+                parent.display()
+            )
+        })
+        .path()
+}
+
 /// A command's stdout then stderr, for assertion messages.
 #[allow(dead_code)]
 pub fn output_text(o: &std::process::Output) -> String {
